@@ -1,0 +1,313 @@
+import { readFileSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
+import path from 'node:path';
+import proxyAddr from 'proxy-addr';
+import {
+  settingsSchema, DEFAULT_UPSTREAM_DIR,
+  type Ecosystem, type UpstreamAuth, type RouteFileEntry,
+} from './schema.js';
+
+export * from './schema.js';
+
+export type Upstream =
+  | { kind: 'http'; url: URL }
+  | { kind: 'dir'; root: string };
+
+export interface RouteConfig {
+  /** Path prefix, always starting and ending with "/". Matched byte for byte against the raw path. */
+  prefix: string;
+  /** Which artifact layout the route serves. Default: generic. */
+  ecosystem: Ecosystem;
+  upstream: Upstream;
+  /** Header the gateway adds to upstream requests (the route's own credential), if any. */
+  upstreamAuthHeader: { name: string; value: string } | undefined;
+  /** Full request-path prefixes where a read-only POST is allowed. Default: none. */
+  allowPost: string[];
+}
+
+export interface Config {
+  /** Proxy listener port. Default 8080. */
+  port: number;
+  /** Proxy listener address. Default 0.0.0.0. */
+  host: string;
+  /** Admin listener port (health, later the admin API and metrics). Default 9090. */
+  adminPort: number;
+  /** Admin listener address. Default 127.0.0.1. */
+  adminHost: string;
+  /** Routes, longest prefix first. Default: one route "/" to the shipped example tree. */
+  routes: RouteConfig[];
+  /** Redis token store; undefined means the embedded SQLite store. Default: unset. */
+  redis: { url: string; prefix: string } | undefined;
+  /** Absolute data directory (embedded store, generated keys). Default ./data. */
+  dataDir: string;
+  /** pino level. Default info. */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Origin clients use to reach the gateway, no trailing slash. Default: unset (derived per request). */
+  publicUrl: string | undefined;
+  /** proxy-addr trust list: addresses/CIDRs whose X-Forwarded-For is believed. Default: none. */
+  trustedProxies: string[];
+  /** TLS for the proxy listener. Default: unset (plain HTTP). */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Time to wait for upstream response headers, and max idle time mid-body. Default 30000 ms. */
+  upstreamTimeoutMs: number;
+  /** Time a client has to send its request headers. Default 20000 ms. */
+  headersTimeoutMs: number;
+  /** Positive token-cache TTL (a backstop: changes are pushed). Default 300000 ms. */
+  cacheTtlMs: number;
+  /** Positive token-cache entries. Default 50000. */
+  cacheMax: number;
+  /** Negative (unknown token) cache TTL. Default 10000 ms. */
+  negativeCacheTtlMs: number;
+  /** Negative cache entries, kept apart so a flood cannot evict real tokens. Default 50000. */
+  negativeCacheMax: number;
+  /** How often the gateway checks the store's change counter (backstop for pub/sub). Default 250 ms. */
+  changePollMs: number;
+  /** How often last-used times are written to the store. Default 5000 ms. */
+  lastUsedFlushMs: number;
+  /** How long SIGTERM waits for in-flight downloads. Default 25000 ms. */
+  shutdownGraceMs: number;
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Settings key → env var name. */
+const ENV_NAMES: Record<string, string> = {
+  port: 'TOLLGATE_PORT',
+  host: 'TOLLGATE_HOST',
+  adminPort: 'TOLLGATE_ADMIN_PORT',
+  adminHost: 'TOLLGATE_ADMIN_HOST',
+  upstream: 'TOLLGATE_UPSTREAM',
+  redisUrl: 'TOLLGATE_REDIS_URL',
+  redisPrefix: 'TOLLGATE_REDIS_PREFIX',
+  dataDir: 'TOLLGATE_DATA_DIR',
+  logLevel: 'TOLLGATE_LOG_LEVEL',
+  publicUrl: 'TOLLGATE_PUBLIC_URL',
+  trustedProxies: 'TOLLGATE_TRUSTED_PROXIES',
+  tlsCert: 'TOLLGATE_TLS_CERT',
+  tlsKey: 'TOLLGATE_TLS_KEY',
+  upstreamTimeoutMs: 'TOLLGATE_UPSTREAM_TIMEOUT_MS',
+  headersTimeoutMs: 'TOLLGATE_HEADERS_TIMEOUT_MS',
+  cacheTtlMs: 'TOLLGATE_CACHE_TTL_MS',
+  cacheMax: 'TOLLGATE_CACHE_MAX',
+  negativeCacheTtlMs: 'TOLLGATE_NEGATIVE_CACHE_TTL_MS',
+  negativeCacheMax: 'TOLLGATE_NEGATIVE_CACHE_MAX',
+  changePollMs: 'TOLLGATE_CHANGE_POLL_MS',
+  lastUsedFlushMs: 'TOLLGATE_LAST_USED_FLUSH_MS',
+  shutdownGraceMs: 'TOLLGATE_SHUTDOWN_GRACE_MS',
+};
+
+export type ConfigResult = { ok: true; config: Readonly<Config> } | { ok: false; problems: string[] };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Load, validate and freeze the configuration, collecting every problem. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigResult {
+  const problems: string[] = [];
+  const raw: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  let fileDir = cwd;
+
+  const configFile = env.TOLLGATE_CONFIG;
+  if (configFile) {
+    const file = path.resolve(cwd, configFile);
+    fileDir = path.dirname(file);
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        problems.push(`TOLLGATE_CONFIG ${configFile} must hold a JSON object`);
+      } else {
+        for (const [key, value] of Object.entries(parsed)) {
+          raw[key] = value;
+          sources[key] = `${configFile}: ${key}`;
+        }
+      }
+    } catch (err) {
+      problems.push(`TOLLGATE_CONFIG ${configFile} cannot be read as JSON: ${(err as Error).message}`);
+    }
+  }
+  for (const [key, name] of Object.entries(ENV_NAMES)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') {
+      raw[key] = value;
+      sources[key] = name;
+    }
+  }
+
+  const parsed = settingsSchema().safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const [key, ...rest] = issue.path.map(String);
+      if (issue.code === 'unrecognized_keys') {
+        problems.push(`${configFile}: unknown setting(s) ${issue.keys.join(', ')}`);
+        continue;
+      }
+      const where = key ? (sources[key] ?? ENV_NAMES[key] ?? key) + (rest.length ? `[${rest.join('].')}` + (rest.length > 1 ? '' : ']') : '') : 'config';
+      const value = key !== undefined ? pick(raw, [key, ...rest]) : undefined;
+      problems.push(`${where}: ${stripName(issue.message, key)}${value !== undefined && typeof value !== 'object' ? `, got ${JSON.stringify(String(value))}` : ''}`);
+    }
+    return { ok: false, problems };
+  }
+  const s = parsed.data;
+
+  // Routes: the config file's list, or TOLLGATE_UPSTREAM as one route "/", or the shipped example tree.
+  const entries: RouteFileEntry[] = s.upstream
+    ? [{ prefix: '/', upstream: s.upstream, ecosystem: 'generic', allowPost: [] }]
+    : s.routes ?? [{ prefix: '/', upstream: DEFAULT_UPSTREAM_DIR, ecosystem: 'generic', allowPost: [] }];
+  const upstreamSource = s.upstream ? 'TOLLGATE_UPSTREAM' : undefined;
+  const routes: RouteConfig[] = [];
+  const seen = new Set<string>();
+  entries.forEach((entry, i) => {
+    const where = upstreamSource ?? `${configFile}: routes[${i}]`;
+    const prefix = entry.prefix.endsWith('/') ? entry.prefix : `${entry.prefix}/`;
+    if (seen.has(prefix)) problems.push(`${where}.prefix: duplicate route prefix "${prefix}"`);
+    seen.add(prefix);
+    const upstream = resolveUpstream(entry.upstream, upstreamSource ? cwd : fileDir);
+    if (typeof upstream === 'string') {
+      problems.push(`${upstreamSource ?? `${where}.upstream`} must be an http(s) URL or a directory, got ${JSON.stringify(entry.upstream)}${upstream ? ` (${upstream})` : ''}`);
+      return;
+    }
+    routes.push({
+      prefix,
+      ecosystem: entry.ecosystem,
+      upstream,
+      upstreamAuthHeader: authHeader(entry.upstreamAuth),
+      allowPost: entry.allowPost.map((p) => prefix + p.slice(1)),
+    });
+  });
+  if (routes.length === 0 && problems.length === 0) problems.push(`${configFile}: routes must list at least one route`);
+  routes.sort((a, b) => b.prefix.length - a.prefix.length);
+
+  let publicUrl: string | undefined;
+  if (s.publicUrl) {
+    const url = parseHttpUrl(s.publicUrl);
+    if (!url || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+      problems.push(`${sources.publicUrl}: must be an http(s) origin such as https://artifacts.example.com, got ${JSON.stringify(s.publicUrl)}`);
+    } else {
+      publicUrl = url.origin;
+    }
+  }
+
+  const trustedProxies = typeof s.trustedProxies === 'string'
+    ? s.trustedProxies.split(',').map((x) => x.trim()).filter(Boolean)
+    : s.trustedProxies ?? [];
+  try {
+    proxyAddr.compile(trustedProxies);
+  } catch (err) {
+    problems.push(`${sources.trustedProxies}: must be a comma-separated list of IP addresses or CIDR ranges (${(err as Error).message})`);
+  }
+
+  let tls: Config['tls'];
+  if (s.tlsCert || s.tlsKey) {
+    if (!s.tlsCert || !s.tlsKey) {
+      problems.push('TOLLGATE_TLS_CERT and TOLLGATE_TLS_KEY must be set together');
+    } else {
+      for (const [key, file] of [['tlsCert', s.tlsCert], ['tlsKey', s.tlsKey]] as const) {
+        try {
+          accessSync(path.resolve(cwd, file), fsConstants.R_OK);
+        } catch {
+          problems.push(`${sources[key]}: cannot read file ${JSON.stringify(file)}`);
+        }
+      }
+      tls = { certFile: path.resolve(cwd, s.tlsCert), keyFile: path.resolve(cwd, s.tlsKey) };
+    }
+  }
+
+  if (problems.length > 0) return { ok: false, problems };
+
+  const config: Config = {
+    port: s.port,
+    host: s.host,
+    adminPort: s.adminPort,
+    adminHost: s.adminHost,
+    routes,
+    redis: s.redisUrl ? { url: s.redisUrl, prefix: s.redisPrefix } : undefined,
+    dataDir: path.resolve(cwd, s.dataDir),
+    logLevel: s.logLevel,
+    publicUrl,
+    trustedProxies,
+    tls,
+    upstreamTimeoutMs: s.upstreamTimeoutMs,
+    headersTimeoutMs: s.headersTimeoutMs,
+    cacheTtlMs: s.cacheTtlMs,
+    cacheMax: s.cacheMax,
+    negativeCacheTtlMs: s.negativeCacheTtlMs,
+    negativeCacheMax: s.negativeCacheMax,
+    changePollMs: s.changePollMs,
+    lastUsedFlushMs: s.lastUsedFlushMs,
+    shutdownGraceMs: s.shutdownGraceMs,
+  };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+/** loadConfig, throwing a ConfigError that lists every problem. */
+export function loadConfigOrThrow(env: Env = process.env, cwd = process.cwd()): Readonly<Config> {
+  const result = loadConfig(env, cwd);
+  if (!result.ok) throw new ConfigError(result.problems);
+  return result.config;
+}
+
+function resolveUpstream(value: string, baseDir: string): Upstream | string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    const url = parseHttpUrl(value);
+    if (!url) return '';
+    if (url.search || url.hash) return 'no query or fragment allowed';
+    if (url.username || url.password) return 'put credentials in upstreamAuth, not the URL';
+    if (!url.pathname.endsWith('/')) url.pathname += '/';
+    return { kind: 'http', url };
+  }
+  const root = path.resolve(baseDir, value);
+  try {
+    if (!statSync(root).isDirectory()) return 'not a directory';
+  } catch {
+    return 'no such directory';
+  }
+  return { kind: 'dir', root };
+}
+
+function parseHttpUrl(value: string): URL | undefined {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function authHeader(auth: UpstreamAuth | undefined): RouteConfig['upstreamAuthHeader'] {
+  if (!auth) return undefined;
+  switch (auth.type) {
+    case 'basic':
+      return { name: 'authorization', value: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+    case 'bearer':
+      return { name: 'authorization', value: `Bearer ${auth.token}` };
+    case 'header':
+      return { name: auth.name.toLowerCase(), value: auth.value };
+  }
+}
+
+function pick(obj: Record<string, unknown>, keys: string[]): unknown {
+  let cur: unknown = obj;
+  for (const k of keys) {
+    if (!cur || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+/** Messages name the env var; drop it when the value came from elsewhere (the location says it). */
+function stripName(message: string, key: string | undefined): string {
+  const name = key ? ENV_NAMES[key] : undefined;
+  return name && message.startsWith(`${name} `) ? message.slice(name.length + 1) : message;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof URL)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,53 @@
+/**
+ * Every error Tollgate reports, with its code and HTTP status, in one place.
+ * This module imports nothing: every other module may depend on it.
+ */
+
+export const ErrorCodes = {
+  // Authentication on the proxy port. One public message for every reason, so that a
+  // client cannot tell an unknown token from an expired or revoked one.
+  TOLLGATE_ERR_AUTH_MISSING: { status: 401, message: 'Authentication required' },
+  TOLLGATE_ERR_AUTH_MALFORMED: { status: 401, message: 'Invalid or expired token' },
+  TOLLGATE_ERR_AUTH_INVALID: { status: 401, message: 'Invalid or expired token' },
+  TOLLGATE_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'Token store unavailable, retry later' },
+
+  // Requests the proxy port refuses before forwarding.
+  TOLLGATE_ERR_REQUEST_METHOD: { status: 405, message: 'Method not allowed: tokens only allow downloads' },
+  TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },
+  TOLLGATE_ERR_REQUEST_NO_ROUTE: { status: 404, message: 'Not found' },
+
+  // The artifact server behind the gateway.
+  TOLLGATE_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'Upstream unreachable' },
+  TOLLGATE_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timed out' },
+
+  // Token management (CLI and admin API).
+  TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists' },
+  TOLLGATE_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
+  TOLLGATE_ERR_TOKEN_INPUT: { status: 400, message: 'Invalid token input' },
+
+  // Start-up.
+  TOLLGATE_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
+  TOLLGATE_ERR_STORE: { status: 503, message: 'Token store error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Safe to show to a client: never contains a token or an internal detail. */
+  readonly publicMessage: string;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const spec = ErrorCodes[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = spec.status;
+    this.publicMessage = spec.message;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}

@@ -1,0 +1,70 @@
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from './config/index.js';
+import { createLogger } from './logging/logger.js';
+import { openTokenStore } from './tokens/index.js';
+import { startGateway, errorFields } from './gateway.js';
+
+/** Exit code for configuration and usage errors. */
+export const EXIT_CONFIG = 2;
+
+/**
+ * Runs the gateway: the only place that reads the configuration, opens the store, wires the
+ * listeners and handles SIGTERM/SIGINT (stop accepting, finish in-flight downloads, exit 0).
+ */
+export async function runGateway(): Promise<void> {
+  const result = loadConfig();
+  if (!result.ok) {
+    process.stderr.write(`tollgate: invalid configuration\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
+    process.exit(EXIT_CONFIG);
+  }
+  const config = result.config;
+  const logger = createLogger(config.logLevel);
+  const store = openTokenStore(config, (err) => logger.warn({ err: errorFields(err) }, 'token store connection problem'));
+
+  let gateway;
+  try {
+    gateway = await startGateway(config, { logger, store });
+  } catch (err) {
+    logger.fatal({ err: errorFields(err) }, 'gateway failed to start');
+    logger.flush();
+    await store.close().catch(() => {});
+    process.exitCode = 1;
+    return;
+  }
+  const scheme = config.tls ? 'https' : 'http';
+  logger.info({
+    proxy: `${scheme}://${config.host}:${gateway.proxyPort}`,
+    admin: `http://${config.adminHost}:${gateway.adminPort}`,
+    store: store.kind,
+    routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
+  }, 'tollgate listening');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing in-flight downloads');
+    void (async () => {
+      await gateway.shutdown();
+      await store.close().catch(() => {});
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+function isEntryPoint(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return realpathSync(argv1) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) void runGateway();

@@ -1,0 +1,172 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import proxyAddr from 'proxy-addr';
+import type { Logger } from 'pino';
+import type { Config, RouteConfig } from '../config/index.js';
+import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
+import { createHttpForwarder, type Forwarder } from './forward-http.js';
+import { createDirectoryServer } from './serve-dir.js';
+import type { ForwardedInfo } from './headers.js';
+import { createRouteMatcher, isSafePath } from './paths.js';
+import { sendError } from './respond.js';
+import type { RequestState } from './state.js';
+
+export interface ProxyAppOptions {
+  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs'>;
+  authenticate: Authenticate;
+  logger: Logger;
+  /** Called once per request when the response is over (log line; later activity and metrics). */
+  onRequestEnd?: (state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse) => void;
+}
+
+export interface ProxyApp {
+  app: Hono<{ Bindings: HttpBindings }>;
+  close(): void;
+}
+
+const ALLOW_READ = { allow: 'GET, HEAD' };
+
+/**
+ * The proxy port: nothing but artifacts. One request flows through these steps, in order:
+ * path safety (400) → route and method (405) → token (401/503) → route exists (404) → forward.
+ * Hono owns the app; the work happens on the Node request and response (`c.env`), so bodies
+ * stream without conversion to web streams and a cache hit needs no await at all.
+ */
+export function createProxyApp(options: ProxyAppOptions): ProxyApp {
+  const { config, authenticate, logger } = options;
+  const matchRoute = createRouteMatcher(config.routes);
+  const forwarders = new Map<RouteConfig, Forwarder>();
+  for (const route of config.routes) {
+    forwarders.set(route, route.upstream.kind === 'http'
+      ? createHttpForwarder({ route: route as RouteConfig & { upstream: { kind: 'http'; url: URL } }, upstreamTimeoutMs: config.upstreamTimeoutMs })
+      : createDirectoryServer(route as RouteConfig & { upstream: { kind: 'dir'; root: string } }));
+  }
+
+  const trust = proxyAddr.compile(config.trustedProxies);
+  const noTrustedProxies = config.trustedProxies.length === 0;
+  const ownProto = config.tls ? 'https' : 'http';
+  const publicHost = config.publicUrl ? new URL(config.publicUrl).host : undefined;
+  const idPrefix = randomBytes(4).toString('hex');
+  let counter = 0;
+
+  function forwardedInfo(incoming: IncomingMessage): ForwardedInfo {
+    const socketIp = incoming.socket.remoteAddress ?? '';
+    if (noTrustedProxies || !trust(socketIp, 0)) {
+      return { clientIp: socketIp, priorForwardedFor: undefined, proto: ownProto, host: publicHost ?? incoming.headers.host };
+    }
+    const xfp = incoming.headers['x-forwarded-proto'];
+    const xfh = incoming.headers['x-forwarded-host'];
+    return {
+      clientIp: proxyAddr(incoming, trust),
+      priorForwardedFor: incoming.headers['x-forwarded-for'] as string | undefined,
+      proto: typeof xfp === 'string' && (xfp === 'https' || xfp === 'http') ? xfp : ownProto,
+      host: publicHost ?? (typeof xfh === 'string' ? xfh : incoming.headers.host),
+    };
+  }
+
+  function onEnd(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
+    const p = state.principal;
+    logger.info({
+      requestId: state.requestId,
+      method: incoming.method,
+      path: pathOnly(incoming.url),
+      status: outgoing.statusCode,
+      bytes: state.bytes,
+      durationMs: Number(process.hrtime.bigint() - state.startNs) / 1e6,
+      clientIp: state.clientIp,
+      tokenId: p?.tokenId,
+      tokenType: p?.tokenType,
+      project: p?.project,
+      authFailure: state.authFailure,
+      upstreamError: state.upstreamError,
+      aborted: !outgoing.writableFinished || undefined,
+    }, 'request');
+    options.onRequestEnd?.(state, incoming, outgoing);
+  }
+
+  function authorised(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse,
+    route: RouteConfig | undefined, rest: string, forwarded: ForwardedInfo): void {
+    if (!outcome.ok) {
+      state.authFailure = outcome.reason;
+      sendError(outgoing, outcome.reason === 'missing' ? 'TOLLGATE_ERR_AUTH_MISSING'
+        : outcome.reason === 'unavailable' ? 'TOLLGATE_ERR_AUTH_UNAVAILABLE'
+          : 'TOLLGATE_ERR_AUTH_INVALID', state.requestId, outcome.reason === 'unavailable' ? { 'retry-after': '5' } : undefined);
+      return;
+    }
+    state.principal = outcome.principal;
+    if (!route) {
+      sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+      return;
+    }
+    forwarders.get(route)!(incoming, outgoing, rest, state, forwarded);
+  }
+
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all('*', function proxyRequest(c): Response | Promise<Response> {
+    const incoming = c.env.incoming;
+    const outgoing = c.env.outgoing;
+    const forwarded = forwardedInfo(incoming);
+    const state: RequestState = {
+      requestId: `${idPrefix}-${(++counter).toString(36)}`,
+      startNs: process.hrtime.bigint(),
+      clientIp: forwarded.clientIp,
+      principal: undefined,
+      bytes: 0,
+      upstreamError: undefined,
+      authFailure: undefined,
+    };
+    outgoing.once('close', () => onEnd(state, incoming, outgoing));
+
+    const rawPath = incoming.url ?? '/';
+    if (!isSafePath(rawPath)) {
+      sendError(outgoing, 'TOLLGATE_ERR_REQUEST_PATH', state.requestId);
+      return RESPONSE_ALREADY_SENT;
+    }
+    const match = matchRoute(rawPath);
+    const method = incoming.method;
+    if (method !== 'GET' && method !== 'HEAD'
+      && !(method === 'POST' && match && match.route.allowPost.some((p) => rawPath.startsWith(p)))) {
+      sendError(outgoing, 'TOLLGATE_ERR_REQUEST_METHOD', state.requestId, ALLOW_READ);
+      return RESPONSE_ALREADY_SENT;
+    }
+
+    const header = incoming.headers.authorization;
+    const outcome = authenticate(header, Date.now());
+    if (outcome instanceof Promise) {
+      return outcome.then((o): Response => {
+        authorised(o, state, incoming, outgoing, match?.route, match?.rest ?? '', forwarded);
+        return RESPONSE_ALREADY_SENT;
+      });
+    }
+    authorised(outcome, state, incoming, outgoing, match?.route, match?.rest ?? '', forwarded);
+    return RESPONSE_ALREADY_SENT;
+  });
+
+  app.onError((err, c) => {
+    logger.error({ err: { message: err.message, name: err.name } }, 'unhandled error on proxy port');
+    const outgoing = c.env.outgoing;
+    if (!outgoing.headersSent) {
+      outgoing.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+      outgoing.end('{"error":"Internal error"}\n');
+    } else {
+      outgoing.destroy();
+    }
+    return RESPONSE_ALREADY_SENT;
+  });
+
+  return {
+    app,
+    close() {
+      for (const forwarder of forwarders.values()) forwarder.close();
+    },
+  };
+}
+
+function pathOnly(url: string | undefined): string {
+  if (!url) return '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}

@@ -1,0 +1,86 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and the client's credentials never cross the gateway. */
+const DROP_TO_UPSTREAM = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'host', 'authorization', 'forwarded',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip',
+]);
+
+const DROP_TO_CLIENT = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'set-cookie',
+]);
+
+export interface ForwardedInfo {
+  /** The client's address as the gateway believes it (trusted proxies honoured). */
+  clientIp: string;
+  /** The X-Forwarded-For chain received from a trusted proxy, if any. */
+  priorForwardedFor: string | undefined;
+  proto: string;
+  host: string | undefined;
+}
+
+/** Headers named in Connection are hop-by-hop too. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  const list = (Array.isArray(value) ? value.join(',') : value).split(',');
+  const out = new Set<string>();
+  for (const t of list) {
+    const name = t.trim().toLowerCase();
+    if (name && name !== 'close' && name !== 'keep-alive') out.add(name);
+  }
+  return out.size > 0 ? out : undefined;
+}
+
+export function upstreamRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  upstreamHost: string,
+  forwarded: ForwardedInfo,
+  requestId: string,
+  auth: { name: string; value: string } | undefined,
+): OutgoingHttpHeaders {
+  const extra = connectionTokens(incoming.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in incoming) {
+    if (DROP_TO_UPSTREAM.has(name) || extra?.has(name)) continue;
+    out[name] = incoming[name];
+  }
+  out.host = upstreamHost;
+  out['x-forwarded-for'] = forwarded.priorForwardedFor
+    ? `${forwarded.priorForwardedFor}, ${forwarded.clientIp}`
+    : forwarded.clientIp;
+  out['x-forwarded-proto'] = forwarded.proto;
+  if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
+  out['x-request-id'] = requestId;
+  if (auth) out[auth.name] = auth.value;
+  return out;
+}
+
+/**
+ * Response headers for the client: hop-by-hop dropped, and `Cache-Control: private` so that no
+ * shared cache in front of the gateway serves an authenticated response to someone else.
+ */
+export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: string): OutgoingHttpHeaders {
+  const extra = connectionTokens(upstream.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in upstream) {
+    if (DROP_TO_CLIENT.has(name) || extra?.has(name)) continue;
+    out[name] = upstream[name];
+  }
+  out['cache-control'] = privateCacheControl(upstream['cache-control']);
+  out['x-request-id'] = requestId;
+  return out;
+}
+
+/** Keeps the upstream's freshness directives but never lets a shared cache store the response. */
+export function privateCacheControl(value: string | undefined): string {
+  if (!value) return 'private';
+  const kept = value.split(',')
+    .map((d) => d.trim())
+    .filter((d) => {
+      const name = d.split('=')[0]!.toLowerCase();
+      return name !== '' && name !== 'public' && name !== 'private' && name !== 's-maxage' && name !== 'proxy-revalidate';
+    });
+  return kept.length ? `private, ${kept.join(', ')}` : 'private';
+}

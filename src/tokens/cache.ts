@@ -1,0 +1,191 @@
+import { LRUCache } from 'lru-cache';
+import type { TokenType } from './format.js';
+import type { LastUsed, TokenRecord, TokenStore } from './store.js';
+
+/** What the gateway needs to authorise a request: no hash, no secrets, no mutable state. */
+export interface CachedToken {
+  id: string;
+  name: string;
+  type: TokenType;
+  hash: string;
+  expiresAt: number | null;
+  /** Revoked tokens stay cached (they are real and few) so failures can say why. */
+  revoked: boolean;
+}
+
+export interface TokenCacheOptions {
+  store: TokenStore;
+  ttlMs: number;
+  max: number;
+  negativeTtlMs: number;
+  negativeMax: number;
+  /** How often the store's revision is checked (backstop for pushed notifications). */
+  pollMs: number;
+  lastUsedFlushMs: number;
+  onError?: (err: unknown, what: string) => void;
+}
+
+export interface TokenCache {
+  /**
+   * The token with this hash (revoked ones included), or undefined for an unknown one. A hit returns
+   * synchronously (no await, no I/O); a miss returns a promise, shared by concurrent callers.
+   * Expiry is the caller's check: a cached token may expire while cached.
+   */
+  lookup(hash: string): CachedToken | undefined | Promise<CachedToken | undefined>;
+  /** Remember that this token was used now; written to the store in batches. */
+  touch(token: CachedToken, now: number): void;
+  /** Catch up with the store now (also runs on notifications and every pollMs). */
+  sync(): Promise<void>;
+  readonly stats: { hits: number; misses: number; negativeHits: number; storeReads: number; invalidations: number };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const MISSING = Symbol('missing');
+
+/**
+ * Token cache in front of the store (Kong's mlcache shape): a bounded positive LRU, a separate
+ * bounded negative LRU (so a flood of made-up tokens cannot evict real ones), single-flight
+ * store reads, and invalidation driven by the store's change log. Changes are pushed (Redis
+ * pub/sub) and polled (store revision), and a reader that fell behind the log drops everything,
+ * so no revocation is lost to a reconnect. The TTL is a backstop only.
+ */
+export function createTokenCache(options: TokenCacheOptions): TokenCache {
+  const { store } = options;
+  const positive = new LRUCache<string, CachedToken>({ max: options.max, ttl: options.ttlMs, ttlAutopurge: false });
+  const negative = new LRUCache<string, typeof MISSING>({ max: options.negativeMax, ttl: options.negativeTtlMs });
+  const inflight = new Map<string, Promise<CachedToken | undefined>>();
+  const stats = { hits: 0, misses: 0, negativeHits: 0, storeReads: 0, invalidations: 0 };
+  const pendingLastUsed = new Map<string, LastUsed>();
+
+  let lastRevision = 0;
+  /** Bumped on every invalidation; a store read that straddles one is not cached. */
+  let epoch = 0;
+  let syncing: Promise<void> | undefined;
+  let resync = false;
+  let pollTimer: NodeJS.Timeout | undefined;
+  let flushTimer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  const report = options.onError ?? (() => {});
+
+  function toCached(record: TokenRecord): CachedToken {
+    return {
+      id: record.id, name: record.name, type: record.type, hash: record.hash,
+      expiresAt: record.expiresAt, revoked: record.revokedAt !== null,
+    };
+  }
+
+  async function readThrough(hash: string): Promise<CachedToken | undefined> {
+    const startEpoch = epoch;
+    stats.storeReads++;
+    try {
+      const record = await store.findByHash(hash);
+      const token = record ? toCached(record) : undefined;
+      if (epoch === startEpoch) {
+        if (token) positive.set(hash, token);
+        else negative.set(hash, MISSING);
+      }
+      return token;
+    } finally {
+      inflight.delete(hash);
+    }
+  }
+
+  function lookup(hash: string): CachedToken | undefined | Promise<CachedToken | undefined> {
+    const hit = positive.get(hash);
+    if (hit !== undefined) {
+      stats.hits++;
+      return hit;
+    }
+    if (negative.get(hash) !== undefined) {
+      stats.negativeHits++;
+      return undefined;
+    }
+    stats.misses++;
+    let pending = inflight.get(hash);
+    if (!pending) {
+      pending = readThrough(hash);
+      inflight.set(hash, pending);
+    }
+    return pending;
+  }
+
+  function invalidate(hash: string): void {
+    positive.delete(hash);
+    negative.delete(hash);
+    stats.invalidations++;
+  }
+
+  async function catchUp(): Promise<void> {
+    const { changes, revision, complete } = await store.changesSince(lastRevision);
+    if (revision === lastRevision) return;
+    epoch++;
+    if (!complete || revision < lastRevision) {
+      // Fell behind the change log (or the store was reset): nothing cached can be trusted.
+      positive.clear();
+      negative.clear();
+      stats.invalidations++;
+    } else {
+      for (const change of changes) invalidate(change.hash);
+    }
+    lastRevision = revision;
+  }
+
+  function sync(): Promise<void> {
+    if (syncing) {
+      resync = true;
+      return syncing;
+    }
+    syncing = (async () => {
+      try {
+        do {
+          resync = false;
+          await catchUp();
+        } while (resync);
+      } finally {
+        syncing = undefined;
+      }
+    })();
+    return syncing;
+  }
+
+  async function flushLastUsed(): Promise<void> {
+    if (pendingLastUsed.size === 0) return;
+    const batch = [...pendingLastUsed.values()];
+    pendingLastUsed.clear();
+    try {
+      await store.recordLastUsed(batch);
+    } catch (err) {
+      report(err, 'last-used flush');
+    }
+  }
+
+  return {
+    lookup,
+    stats,
+    sync,
+    touch(token, now) {
+      const entry = pendingLastUsed.get(token.id);
+      if (entry) entry.at = now;
+      else pendingLastUsed.set(token.id, { id: token.id, hash: token.hash, at: now });
+    },
+    async start() {
+      lastRevision = await store.revision();
+      unsubscribe = store.onChange(() => {
+        sync().catch((err) => report(err, 'change sync'));
+      });
+      pollTimer = setInterval(() => {
+        sync().catch((err) => report(err, 'change poll'));
+      }, options.pollMs);
+      pollTimer.unref();
+      flushTimer = setInterval(() => void flushLastUsed(), options.lastUsedFlushMs);
+      flushTimer.unref();
+    },
+    async stop() {
+      clearInterval(pollTimer);
+      clearInterval(flushTimer);
+      unsubscribe?.();
+      await flushLastUsed();
+    },
+  };
+}

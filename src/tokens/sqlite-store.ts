@@ -1,0 +1,176 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { GatewayError } from '../errors.js';
+import type { TokenType } from './format.js';
+import type { ChangesSince, LastUsed, NewTokenRecord, TokenRecord, TokenStore } from './store.js';
+
+/** How many change-log entries are kept; a gateway further behind than this drops its whole cache. */
+export const CHANGE_LOG_KEEP = 10_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tokens (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  type         TEXT NOT NULL CHECK (type IN ('production', 'development')),
+  hash         TEXT NOT NULL UNIQUE,
+  created_at   INTEGER NOT NULL,
+  created_by   TEXT NOT NULL,
+  expires_at   INTEGER,
+  revoked_at   INTEGER,
+  revoked_by   TEXT,
+  last_used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_name ON tokens (name);
+CREATE TABLE IF NOT EXISTS token_changes (
+  rev  INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash TEXT NOT NULL,
+  at   INTEGER NOT NULL
+);
+`;
+
+interface Row {
+  id: string;
+  name: string;
+  type: TokenType;
+  hash: string;
+  created_at: number;
+  created_by: string;
+  expires_at: number | null;
+  revoked_at: number | null;
+  revoked_by: string | null;
+  last_used_at: number | null;
+}
+
+function toRecord(row: Row): TokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    hash: row.hash,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    revokedBy: row.revoked_by,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+export interface SqliteStoreOptions {
+  dataDir: string;
+  /** File name under dataDir. Default tollgate.db. */
+  fileName?: string;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so the CLI and a
+ * running gateway can use it at once and a kill -9 loses no committed token. better-sqlite3
+ * is synchronous; every statement here takes microseconds on a local file.
+ */
+export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore & { readonly file: string } {
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(options.dataDir, options.fileName ?? 'tollgate.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.exec(SCHEMA);
+
+  const byHash = db.prepare<[string], Row>('SELECT * FROM tokens WHERE hash = ?');
+  const byId = db.prepare<[string], Row>('SELECT * FROM tokens WHERE id = ?');
+  const byName = db.prepare<[string], Row>(
+    'SELECT * FROM tokens WHERE name = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1');
+  const liveByName = db.prepare<[string, number], Row>(
+    'SELECT * FROM tokens WHERE name = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1');
+  const all = db.prepare<[], Row>('SELECT * FROM tokens ORDER BY created_at DESC, rowid DESC');
+  const insertRow = db.prepare(
+    `INSERT INTO tokens (id, name, type, hash, created_at, created_by, expires_at)
+     VALUES (@id, @name, @type, @hash, @createdAt, @createdBy, @expiresAt)`);
+  const revokeRow = db.prepare('UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL');
+  const addChange = db.prepare('INSERT INTO token_changes (hash, at) VALUES (?, ?)');
+  const trimChanges = db.prepare('DELETE FROM token_changes WHERE rev <= ?');
+  const maxRev = db.prepare<[], { rev: number | null }>('SELECT max(rev) AS rev FROM token_changes');
+  const seqRev = db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'token_changes'");
+  const minRev = db.prepare<[], { rev: number | null }>('SELECT min(rev) AS rev FROM token_changes');
+  const since = db.prepare<[number], { rev: number; hash: string }>('SELECT rev, hash FROM token_changes WHERE rev > ? ORDER BY rev');
+  const touch = db.prepare('UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?');
+
+  /** The revision survives trimming: AUTOINCREMENT's sequence never goes back. */
+  const currentRevision = (): number => seqRev.get()?.seq ?? maxRev.get()?.rev ?? 0;
+
+  const logChange = (hash: string, at: number): void => {
+    const { lastInsertRowid } = addChange.run(hash, at);
+    const rev = Number(lastInsertRowid);
+    if (rev % 100 === 0) trimChanges.run(rev - CHANGE_LOG_KEEP);
+  };
+
+  const insertTx = db.transaction((record: NewTokenRecord): TokenRecord => {
+    if (liveByName.get(record.name, Date.now())) {
+      throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
+    }
+    insertRow.run(record);
+    logChange(record.hash, record.createdAt);
+    return toRecord(byId.get(record.id)!);
+  });
+
+  const revokeTx = db.transaction((idOrName: string, by: string, at: number): TokenRecord => {
+    const row = byId.get(idOrName) ?? byName.get(idOrName);
+    if (!row) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
+    if (row.revoked_at === null) {
+      revokeRow.run(at, by, row.id);
+      logChange(row.hash, at);
+    }
+    return toRecord(byId.get(row.id)!);
+  });
+
+  const touchTx = db.transaction((entries: LastUsed[]) => {
+    for (const e of entries) touch.run(e.at, e.id);
+  });
+
+  return {
+    kind: 'sqlite',
+    file,
+    async findByHash(hash) {
+      const row = byHash.get(hash);
+      return row ? toRecord(row) : undefined;
+    },
+    async get(idOrName) {
+      const row = byId.get(idOrName) ?? byName.get(idOrName);
+      return row ? toRecord(row) : undefined;
+    },
+    async list() {
+      return all.all().map(toRecord);
+    },
+    async insert(record) {
+      return insertTx.immediate(record);
+    },
+    async revoke(idOrName, revokedBy, at = Date.now()) {
+      return revokeTx.immediate(idOrName, revokedBy, at);
+    },
+    async recordLastUsed(entries) {
+      if (entries.length > 0) touchTx.immediate(entries);
+    },
+    async revision() {
+      return currentRevision();
+    },
+    async changesSince(revision): Promise<ChangesSince> {
+      return db.transaction(() => {
+        const current = currentRevision();
+        if (current <= revision) return { changes: [], revision: current, complete: true };
+        const oldest = minRev.get()?.rev ?? current + 1;
+        const changes = since.all(revision);
+        return { changes, revision: current, complete: oldest <= revision + 1 };
+      }).deferred();
+    },
+    onChange() {
+      return () => {};
+    },
+    async ping() {
+      db.prepare('SELECT 1').get();
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}
