@@ -5,7 +5,6 @@ import { defineConfig } from 'vitest/config';
 // `npm test` runs both; `npm run test:fast` only the first.
 export default defineConfig({
   test: {
-    globalSetup: ['test/global-setup.ts'],
     projects: [
       {
         extends: true,
@@ -21,6 +20,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'e2e',
+          // Builds dist/ once: e2e tests run the real `tollgate` binary.
+          globalSetup: ['test/global-setup.ts'],
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,

@@ -60,15 +60,6 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   proxyServer.requestTimeout = config.headersTimeoutMs + 60_000;
   proxyServer.keepAliveTimeout = 30_000;
 
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  proxyServer.on('request', (_req, res) => {
-    inFlight++;
-    res.once('close', () => {
-      inFlight--;
-      if (inFlight === 0) drained?.();
-    });
-  });
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Requests HTTP itself cannot parse (bad headers, smuggling attempts): 400 and close.
     if (socket.writable && !socket.destroyed) {
@@ -93,11 +84,12 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       accepting = false;
       const closed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
       proxyServer.closeIdleConnections();
-      if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          drained = resolve;
-          setTimeout(resolve, graceMs).unref();
-        });
+      if (proxy.inFlight() > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([proxy.idle(), new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        })]);
+        clearTimeout(timer);
       }
       proxyServer.closeAllConnections();
       await closed;

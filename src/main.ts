@@ -39,12 +39,16 @@ export async function runGateway(): Promise<void> {
     store: store.kind,
     routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
   }, 'tollgate listening');
+  // The destination buffers 4 KiB before writing: push this line out now, so an operator (or a
+  // supervisor waiting for readiness) sees that the gateway is up without waiting for traffic.
+  logger.flush();
 
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down: finishing in-flight downloads');
+    logger.flush();
     void (async () => {
       await gateway.shutdown();
       await store.close().catch(() => {});

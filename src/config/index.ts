@@ -167,7 +167,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     seen.add(prefix);
     const upstream = resolveUpstream(entry.upstream, upstreamSource ? cwd : fileDir);
     if (typeof upstream === 'string') {
-      problems.push(`${upstreamSource ?? `${where}.upstream`} must be an http(s) URL or a directory, got ${JSON.stringify(entry.upstream)}${upstream ? ` (${upstream})` : ''}`);
+      const shown = entry.upstream.replace(/\/\/[^/@]*@/, '//***@'); // never echo credentials
+      problems.push(`${upstreamSource ?? `${where}.upstream`} must be an http(s) URL or a directory, got ${JSON.stringify(shown)}${upstream ? ` (${upstream})` : ''}`);
       return;
     }
     routes.push({

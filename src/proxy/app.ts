@@ -24,6 +24,10 @@ export interface ProxyAppOptions {
 
 export interface ProxyApp {
   app: Hono<{ Bindings: HttpBindings }>;
+  /** Requests whose response is not over yet. */
+  inFlight(): number;
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void>;
   close(): void;
 }
 
@@ -51,6 +55,8 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const publicHost = config.publicUrl ? new URL(config.publicUrl).host : undefined;
   const idPrefix = randomBytes(4).toString('hex');
   let counter = 0;
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
 
   function forwardedInfo(incoming: IncomingMessage): ForwardedInfo {
     const socketIp = incoming.socket.remoteAddress ?? '';
@@ -68,6 +74,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   }
 
   function onEnd(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
+    if (--inFlight === 0) onIdle?.();
     const p = state.principal;
     logger.info({
       requestId: state.requestId,
@@ -118,6 +125,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       upstreamError: undefined,
       authFailure: undefined,
     };
+    inFlight++;
     outgoing.once('close', () => onEnd(state, incoming, outgoing));
 
     const rawPath = incoming.url ?? '/';
@@ -159,6 +167,15 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   return {
     app,
+    inFlight: () => inFlight,
+    idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
+      const previous = onIdle;
+      onIdle = () => {
+        onIdle = previous;
+        previous?.();
+        resolve();
+      };
+    })),
     close() {
       for (const forwarder of forwarders.values()) forwarder.close();
     },
