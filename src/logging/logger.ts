@@ -20,5 +20,5 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       ],
       censor: '[redacted]',
     },
-  }, destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  }, destination ?? pino.destination({ dest: 1, sync: false }));
 }

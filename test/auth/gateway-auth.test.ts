@@ -55,6 +55,7 @@ describe.each(backends)('with the $name', (backend) => {
     gw = await startTestGateway({
       TOLLGATE_UPSTREAM: origin.url,
       TOLLGATE_CACHE_TTL_MS: FAR_FUTURE_TTL,
+      TOLLGATE_LAST_USED_FLUSH_MS: '200',
       TOLLGATE_REDIS_PREFIX: `{tg-${Math.random().toString(36).slice(2)}}:`,
       ...backend.env(),
     });
@@ -63,6 +64,27 @@ describe.each(backends)('with the $name', (backend) => {
   afterAll(async () => {
     await admin?.close();
     await gw?.close();
+  });
+
+  it('never writes a token to its log (checked over every request this suite made)', async () => {
+    const { token } = await gw.createToken();
+    await get('/log-check', bearer(token));
+    await get('/log-check', basic('p', token));
+    await get('/log-check', bearer(token.slice(0, -1)));
+    await within(1000, async () => gw.logRecords().filter((r) => r.path === '/log-check').length === 3);
+    const tokens = (await admin.list()).length;
+    expect(tokens).toBeGreaterThan(0);
+    expect(gw.logs()).not.toContain(token);
+    expect(gw.logs()).not.toContain(token.slice(0, -1));
+    expect(gw.logs()).not.toMatch(/tg[pd]_[0-9A-Za-z]{30,}/);
+  });
+
+  it('records when a token was last used, in batches rather than per request', async () => {
+    const { token, record } = await gw.createToken();
+    expect((await admin.get(record.id))!.lastUsedAt).toBeNull();
+    const before = Date.now();
+    for (let i = 0; i < 20; i++) expect((await get('/used', bearer(token))).status).toBe(200);
+    await within(2000, async () => ((await admin.get(record.id))!.lastUsedAt ?? 0) >= before);
   });
 
   const get = (path: string, authorization?: string) =>
@@ -126,6 +148,7 @@ describe.each(backends)('with the $name', (backend) => {
 
   it('applies a revocation within one second although the cache TTL is ten minutes, after a proven cache hit', async () => {
     const { token, record } = await gw.createToken();
+    await gw.gateway.cache.sync(); // the creation's own change notification is behind us
     expect((await get('/first', bearer(token))).status).toBe(200);
     const hitsBefore = gw.gateway.cache.stats.hits;
     expect((await get('/second', bearer(token))).status).toBe(200);

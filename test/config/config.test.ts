@@ -106,3 +106,12 @@ describe('loadConfig', () => {
     expect(result.problems[0]).not.toContain('secret');
   });
 });
+
+describe('config/tollgate.example.json', () => {
+  it('is a valid config file', async () => {
+    const { fileURLToPath } = await import('node:url');
+    const file = fileURLToPath(new URL('../../config/tollgate.example.json', import.meta.url));
+    const result = loadConfig({ TOLLGATE_CONFIG: file });
+    expect(result.ok ? [] : result.problems).toEqual([]);
+  });
+});

@@ -1,0 +1,510 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { GatewayError } from '../../src/errors.js';
+import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
+import { createRedisTokenStore, DEFAULT_REDIS_PREFIX } from '../../src/tokens/redis-store.js';
+import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
+import { tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
+import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
+
+const T0 = Date.now() - 3_600_000;
+let seq = 0;
+
+function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): NewTokenRecord {
+  seq++;
+  const type = over.type ?? 'production';
+  return {
+    id: generateTokenId(),
+    name: `token-${seq}`,
+    type,
+    hash: hashToken(generateToken(type)),
+    createdAt: T0 + seq * 1000,
+    createdBy: 'alice',
+    expiresAt: null,
+    ...over,
+  };
+}
+
+const asStored = (record: NewTokenRecord) => ({ ...record, revokedAt: null, revokedBy: null, lastUsedAt: null });
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(GatewayError);
+  expect((err as GatewayError).code).toBe(code);
+}
+
+/** Stores opened by a test, closed after it. */
+const opened: TokenStore[] = [];
+const track = <S extends TokenStore>(store: S): S => {
+  opened.push(store);
+  return store;
+};
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((store) => store.close()));
+});
+
+interface Backend {
+  name: 'sqlite' | 'redis';
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  /** An empty store of its own, and a way to open a second handle on the same data. */
+  open(): { store: TokenStore; second(): TokenStore };
+}
+
+function sqliteBackend(): Backend {
+  let root = '';
+  let n = 0;
+  return {
+    name: 'sqlite',
+    async setup() {
+      root = mkdtempSync(path.join(tmpdir(), 'tollgate-store-'));
+    },
+    async teardown() {
+      rmSync(root, { recursive: true, force: true });
+    },
+    open() {
+      const dataDir = path.join(root, `store-${++n}`);
+      return {
+        store: track(createSqliteTokenStore({ dataDir })),
+        second: () => track(createSqliteTokenStore({ dataDir })),
+      };
+    },
+  };
+}
+
+function redisBackend(): Backend {
+  let server: RedisServer | undefined;
+  let n = 0;
+  return {
+    name: 'redis',
+    async setup() {
+      server = await startRedisServer();
+    },
+    async teardown() {
+      await server?.stop();
+    },
+    open() {
+      const prefix = `{tollgate-contract-${++n}}:`;
+      const url = server!.url;
+      return {
+        store: track(createRedisTokenStore({ url, prefix })),
+        second: () => track(createRedisTokenStore({ url, prefix })),
+      };
+    },
+  };
+}
+
+describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (backend) => {
+  beforeAll(() => backend.setup());
+  afterAll(() => backend.teardown());
+
+  it('inserts a token and finds it by hash, by id and by name', async () => {
+    const { store } = backend.open();
+    const record = newRecord({ type: 'development', expiresAt: Date.now() + 60_000 });
+    expect(await store.insert(record)).toEqual(asStored(record));
+    expect(await store.findByHash(record.hash)).toEqual(asStored(record));
+    expect(await store.get(record.id)).toEqual(asStored(record));
+    expect(await store.get(record.name)).toEqual(asStored(record));
+  });
+
+  it('returns undefined for an unknown hash, id or name', async () => {
+    const { store } = backend.open();
+    await store.insert(newRecord());
+    expect(await store.findByHash(hashToken(generateToken('production')))).toBeUndefined();
+    expect(await store.get(generateTokenId())).toBeUndefined();
+    expect(await store.get('no-such-name')).toBeUndefined();
+  });
+
+  it('lists every token newest first, revoked ones included', async () => {
+    const { store } = backend.open();
+    const middle = newRecord({ createdAt: T0 + 20 });
+    const oldest = newRecord({ createdAt: T0 + 10 });
+    const newest = newRecord({ createdAt: T0 + 30 });
+    for (const record of [middle, oldest, newest]) await store.insert(record);
+    await store.revoke(oldest.id, 'bob', T0 + 40);
+    const listed = await store.list();
+    expect(listed.map((r) => r.id)).toEqual([newest.id, middle.id, oldest.id]);
+    expect(listed[2]).toMatchObject({ revokedAt: T0 + 40, revokedBy: 'bob' });
+    expect(await backend.open().store.list()).toEqual([]);
+  });
+
+  it.each([
+    ['without expiry', null],
+    ['expiring later', Date.now() + 3_600_000],
+  ])('refuses a second token named like a live one %s', async (_, expiresAt) => {
+    const { store } = backend.open();
+    const first = newRecord({ name: 'ci', expiresAt });
+    await store.insert(first);
+    await expectCode(store.insert(newRecord({ name: 'ci' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+    expect((await store.list()).map((r) => r.id)).toEqual([first.id]);
+  });
+
+  it('lets a name be reused once its token is revoked', async () => {
+    const { store } = backend.open();
+    const first = newRecord({ name: 'ci' });
+    await store.insert(first);
+    await store.revoke(first.id, 'bob');
+    const second = newRecord({ name: 'ci' });
+    await store.insert(second);
+    expect((await store.get('ci'))?.id).toBe(second.id);
+  });
+
+  it('lets a name be reused once its token has expired', async () => {
+    const { store } = backend.open();
+    const expired = newRecord({ name: 'ci', expiresAt: Date.now() - 1 });
+    await store.insert(expired);
+    const fresh = newRecord({ name: 'ci' });
+    await store.insert(fresh);
+    expect((await store.get('ci'))?.id).toBe(fresh.id);
+    expect((await store.list()).map((r) => r.id)).toEqual([fresh.id, expired.id]);
+  });
+
+  it('revokes by id, recording who and when', async () => {
+    const { store } = backend.open();
+    const record = newRecord();
+    await store.insert(record);
+    const revoked = await store.revoke(record.id, 'bob', T0 + 123_456);
+    expect(revoked).toEqual({ ...asStored(record), revokedAt: T0 + 123_456, revokedBy: 'bob' });
+    const found = await store.findByHash(record.hash);
+    expect(found).toMatchObject({ revokedAt: T0 + 123_456, revokedBy: 'bob' });
+    expect(tokenState(found!)).toBe('revoked');
+  });
+
+  it('revokes by name the newest token not yet revoked, then the next one', async () => {
+    const { store } = backend.open();
+    const older = newRecord({ name: 'deploy', expiresAt: Date.now() - 1 });
+    const newer = newRecord({ name: 'deploy' });
+    await store.insert(older);
+    await store.insert(newer);
+    expect((await store.revoke('deploy', 'bob')).id).toBe(newer.id);
+    // The expired one is not revoked: the name now resolves to it.
+    expect((await store.get('deploy'))?.id).toBe(older.id);
+    expect((await store.revoke('deploy', 'bob')).id).toBe(older.id);
+    expect(await store.get('deploy')).toBeUndefined();
+    await expectCode(store.revoke('deploy', 'bob'), 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
+    // By id it stays reachable.
+    expect((await store.get(newer.id))?.revokedBy).toBe('bob');
+  });
+
+  it('returns a revoked token unchanged when revoked again, and logs no change', async () => {
+    const { store } = backend.open();
+    const record = newRecord();
+    await store.insert(record);
+    const first = await store.revoke(record.id, 'bob', T0 + 1);
+    const revision = await store.revision();
+    expect(await store.revoke(record.id, 'carol', T0 + 2)).toEqual(first);
+    expect(await store.revision()).toBe(revision);
+    expect((await store.changesSince(revision)).changes).toEqual([]);
+  });
+
+  it('throws TOLLGATE_ERR_TOKEN_NOT_FOUND when revoking an unknown id or name', async () => {
+    const { store } = backend.open();
+    await store.insert(newRecord({ name: 'known' }));
+    const err = await store.revoke(generateTokenId(), 'bob').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NOT_FOUND', status: 404 });
+    await expectCode(store.revoke('unknown', 'bob'), 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
+  });
+
+  it('records batches of last-used times, keeping the latest, and shows them in list', async () => {
+    const { store } = backend.open();
+    const a = newRecord();
+    const b = newRecord();
+    await store.insert(a);
+    await store.insert(b);
+    const revision = await store.revision();
+    await store.recordLastUsed([
+      { id: a.id, hash: a.hash, at: T0 + 5_000 },
+      { id: b.id, hash: b.hash, at: T0 + 6_000 },
+      { id: a.id, hash: a.hash, at: T0 + 7_000 },
+    ]);
+    await store.recordLastUsed([{ id: a.id, hash: a.hash, at: T0 + 1_000 }]);
+    await store.recordLastUsed([]);
+    const unknown = newRecord();
+    await store.recordLastUsed([{ id: unknown.id, hash: unknown.hash, at: T0 + 9_000 }]);
+    const lastUsed = Object.fromEntries((await store.list()).map((r) => [r.id, r.lastUsedAt]));
+    expect(lastUsed).toEqual({ [a.id]: T0 + 7_000, [b.id]: T0 + 6_000 });
+    expect(await store.findByHash(unknown.hash)).toBeUndefined();
+    expect(await store.revision()).toBe(revision);
+  });
+
+  it('bumps the revision on insert and on revoke', async () => {
+    const { store } = backend.open();
+    const start = await store.revision();
+    const record = newRecord();
+    await store.insert(record);
+    const afterInsert = await store.revision();
+    expect(afterInsert).toBeGreaterThan(start);
+    await store.revoke(record.id, 'bob');
+    expect(await store.revision()).toBeGreaterThan(afterInsert);
+  });
+
+  it('returns exactly the hashes changed since a revision, in order', async () => {
+    const { store } = backend.open();
+    const a = newRecord();
+    const b = newRecord();
+    const c = newRecord();
+    await store.insert(a);
+    const since = await store.revision();
+    await store.insert(b);
+    await store.insert(c);
+    await store.revoke(a.id, 'bob');
+    await store.revoke(a.id, 'bob');
+    await store.recordLastUsed([{ id: b.id, hash: b.hash, at: T0 }]);
+    const current = await store.revision();
+
+    const result = await store.changesSince(since);
+    expect(result.complete).toBe(true);
+    expect(result.revision).toBe(current);
+    expect(result.changes.map((change) => change.hash)).toEqual([b.hash, c.hash, a.hash]);
+    const revs = result.changes.map((change) => change.rev);
+    expect(revs).toEqual([...revs].sort((x, y) => x - y));
+    expect(revs[0]).toBeGreaterThan(since);
+    expect(revs.at(-1)).toBe(current);
+
+    expect(await store.changesSince(revs[0]!)).toEqual({ changes: result.changes.slice(1), revision: current, complete: true });
+    expect(await store.changesSince(current)).toEqual({ changes: [], revision: current, complete: true });
+  });
+
+  it('shares its data with a second handle on the same backend', async () => {
+    const { store, second } = backend.open();
+    const other = second();
+    const record = newRecord();
+    const since = await other.revision();
+    await store.insert(record);
+    expect(await other.findByHash(record.hash)).toEqual(asStored(record));
+    await other.revoke(record.name, 'bob', T0 + 5);
+    expect((await store.get(record.id))?.revokedAt).toBe(T0 + 5);
+    expect(await store.revision()).toBe(await other.revision());
+    expect((await store.changesSince(since)).changes.map((change) => change.hash)).toEqual([record.hash, record.hash]);
+  });
+});
+
+describe('sqlite token store', () => {
+  let root = '';
+  beforeAll(() => {
+    root = mkdtempSync(path.join(tmpdir(), 'tollgate-sqlite-'));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('reports complete:false once the log no longer reaches the caller', async () => {
+    const store = track(createSqliteTokenStore({ dataDir: root }));
+    await store.insert(newRecord());
+    const since = await store.revision();
+    for (let i = 0; i < 3; i++) await store.insert(newRecord());
+    // Trimming happens every 100 changes down to CHANGE_LOG_KEEP; simulate it directly.
+    const db = new Database(store.file);
+    db.prepare('DELETE FROM token_changes WHERE rev <= ?').run(since + 1);
+    db.close();
+    const result = await store.changesSince(since);
+    expect(result.complete).toBe(false);
+    expect(result.changes).toHaveLength(2);
+    expect((await store.changesSince(since + 1)).complete).toBe(true);
+  });
+});
+
+describe('redis token store', () => {
+  let server: RedisServer;
+  let n = 0;
+  const nextPrefix = () => `{tollgate-redis-${++n}}:`;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(() => server.stop());
+
+  /** Resolves on the first listener call: the subscription is then in place. */
+  function listen(store: TokenStore): { calls: () => number; subscribed: Promise<void> } {
+    let calls = 0;
+    let resolve!: () => void;
+    const subscribed = new Promise<void>((r) => { resolve = r; });
+    store.onChange(() => {
+      calls++;
+      resolve();
+    });
+    return { calls: () => calls, subscribed };
+  }
+
+  it('reports complete:false once the change log was trimmed past the caller', async () => {
+    const store = track(createRedisTokenStore({ url: server.url, prefix: nextPrefix(), changeLogKeep: 3 }));
+    const records = Array.from({ length: 5 }, () => newRecord());
+    await store.insert(records[0]!);
+    const since = await store.revision();
+    for (const record of records.slice(1)) await store.insert(record);
+    const trimmed = await store.changesSince(since);
+    expect(trimmed.complete).toBe(false);
+    expect(trimmed.changes.map((c) => c.hash)).toEqual(records.slice(2).map((r) => r.hash));
+    const kept = await store.changesSince(since + 1);
+    expect(kept.complete).toBe(true);
+    expect(kept.changes.map((c) => c.hash)).toEqual(records.slice(2).map((r) => r.hash));
+  });
+
+  it('notifies onChange within one second when another client revokes', async () => {
+    const prefix = nextPrefix();
+    const gateway = track(createRedisTokenStore({ url: server.url, prefix }));
+    const cli = track(createRedisTokenStore({ url: server.url, prefix }));
+    const record = newRecord();
+    await cli.insert(record);
+    const { calls, subscribed } = listen(gateway);
+    await subscribed;
+    const before = calls();
+    await cli.revoke(record.id, 'bob');
+    await vi.waitFor(() => expect(calls()).toBeGreaterThan(before), { timeout: 1_000, interval: 5 });
+  });
+
+  it('stops calling a listener once unsubscribed', async () => {
+    const prefix = nextPrefix();
+    const gateway = track(createRedisTokenStore({ url: server.url, prefix }));
+    const { calls, subscribed } = listen(gateway);
+    await subscribed;
+    let removedCalls = 0;
+    const unsubscribe = gateway.onChange(() => { removedCalls++; });
+    unsubscribe();
+    await gateway.insert(newRecord());
+    await vi.waitFor(() => expect(calls()).toBe(2));
+    expect(removedCalls).toBe(0);
+  });
+
+  it('shows a revoke made during a network cut once the subscriber reconnects', async () => {
+    const relay = await startTcpRelay(server.port);
+    try {
+      const prefix = nextPrefix();
+      const gateway = track(createRedisTokenStore({ url: relay.url, prefix, onError: () => {} }));
+      const cli = track(createRedisTokenStore({ url: server.url, prefix }));
+      const record = newRecord();
+      await cli.insert(record);
+      const { calls, subscribed } = listen(gateway);
+      await subscribed;
+      const seen = await gateway.revision();
+
+      await relay.cut();
+      await cli.revoke(record.id, 'bob');
+      await expectCode(gateway.findByHash(record.hash), 'TOLLGATE_ERR_STORE');
+      const before = calls();
+      await relay.heal();
+
+      await vi.waitFor(() => expect(calls()).toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+      const result = await gateway.changesSince(seen);
+      expect(result).toMatchObject({ complete: true, changes: [{ hash: record.hash }] });
+      expect((await gateway.findByHash(record.hash))?.revokedBy).toBe('bob');
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('notifies onChange after Redis is killed and restarted, and flags the lost log as incomplete', async () => {
+    const own = await startRedisServer();
+    try {
+      const prefix = nextPrefix();
+      const gateway = track(createRedisTokenStore({ url: own.url, prefix, onError: () => {} }));
+      const cli = track(createRedisTokenStore({ url: own.url, prefix, onError: () => {} }));
+      const record = newRecord();
+      await cli.insert(record);
+      const { calls, subscribed } = listen(gateway);
+      await subscribed;
+      const seen = await gateway.revision();
+
+      await own.kill();
+      // An outage fails fast instead of hanging the request.
+      await expectCode(gateway.findByHash(record.hash), 'TOLLGATE_ERR_STORE');
+      const before = calls();
+      await own.restart();
+      // Nothing is published after the restart: only the reconnect can call the listener.
+      await vi.waitFor(() => expect(calls()).toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+
+      // The restarted Redis has no data (no persistence), so the revision went back to nothing.
+      expect(await gateway.findByHash(record.hash)).toBeUndefined();
+      expect(await gateway.changesSince(seen)).toEqual({ changes: [], revision: 0, complete: false });
+      await vi.waitFor(() => cli.ping(), { timeout: 10_000, interval: 10 });
+      const next = newRecord();
+      await cli.insert(next);
+      await cli.revoke(next.id, 'bob');
+      const result = await gateway.changesSince(seen);
+      expect(result.complete).toBe(false);
+      expect(result.revision).toBeGreaterThan(seen);
+      expect(result.changes.map((c) => c.hash)).toEqual([next.hash, next.hash]);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('keeps every key under the configured prefix', async () => {
+    const check = async (db: number, prefix: string | undefined) => {
+      const url = `${server.url}/${db}`;
+      const store = track(createRedisTokenStore({ url, ...(prefix === undefined ? {} : { prefix }) }));
+      const a = newRecord();
+      const b = newRecord({ expiresAt: Date.now() + 60_000 });
+      await store.insert(a);
+      await store.insert(b);
+      await store.revoke(a.id, 'bob');
+      await store.recordLastUsed([{ id: b.id, hash: b.hash, at: T0 }]);
+      await store.list();
+      await store.get(b.name);
+      await store.changesSince(0);
+      const admin = new Redis(url);
+      try {
+        const keys = await admin.keys('*');
+        expect(keys.length).toBeGreaterThan(5);
+        for (const key of keys) expect(key.startsWith(prefix ?? DEFAULT_REDIS_PREFIX)).toBe(true);
+      } finally {
+        admin.disconnect();
+      }
+    };
+    await check(3, '{acme-tollgate}:tokens:');
+    await check(4, undefined);
+    expect(DEFAULT_REDIS_PREFIX).toBe('{tollgate}:');
+  });
+
+  it.each([
+    ['a known token', true],
+    ['an unknown token', false],
+  ])('reads %s with exactly one Redis command', async (_, known) => {
+    const store = track(createRedisTokenStore({ url: server.url, prefix: nextPrefix() }));
+    const record = newRecord();
+    await store.insert(record);
+    const hash = known ? record.hash : hashToken(generateToken('production'));
+    const before = await server.commandStats();
+    const found = await store.findByHash(hash);
+    const after = await server.commandStats();
+    expect(found?.id).toBe(known ? record.id : undefined);
+    const used: Record<string, number> = {};
+    for (const [command, calls] of Object.entries(after)) {
+      const delta = calls - (before[command] ?? 0);
+      if (delta > 0 && command !== 'info') used[command] = delta;
+    }
+    expect(used).toEqual({ hgetall: 1 });
+  });
+
+  it('waits for the first connection instead of failing a command issued right away', async () => {
+    const store = track(createRedisTokenStore({ url: server.url, prefix: nextPrefix() }));
+    const record = newRecord();
+    expect(await store.insert(record)).toEqual(asStored(record));
+  });
+
+  it('reports connection errors to onError and fails ping when Redis is unreachable', async () => {
+    const errors: Error[] = [];
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const store = track(createRedisTokenStore({ url, connectTimeoutMs: 200, onError: (err) => errors.push(err) }));
+    store.onChange(() => {});
+    await expectCode(store.ping(), 'TOLLGATE_ERR_STORE');
+    expect(errors.length).toBeGreaterThan(0);
+  });
+
+  it('uses a caller-provided client without closing it', async () => {
+    const client = new Redis(server.url);
+    try {
+      const store = createRedisTokenStore({ client, prefix: nextPrefix() });
+      const record = newRecord();
+      await store.insert(record);
+      const { subscribed } = listen(store);
+      await subscribed;
+      await store.close();
+      expect(client.status).toBe('ready');
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
+  });
+});
