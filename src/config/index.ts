@@ -2,8 +2,8 @@ import { readFileSync, statSync, accessSync, constants as fsConstants } from 'no
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import {
-  settingsSchema, DEFAULT_UPSTREAM_DIR,
-  type Ecosystem, type UpstreamAuth, type RouteFileEntry,
+  settingsSchema, DEFAULT_UPSTREAM_DIR, ACTIVITY_SINKS,
+  type Ecosystem, type UpstreamAuth, type RouteFileEntry, type ActivitySinkName,
 } from './schema.js';
 
 export * from './schema.js';
@@ -65,6 +65,36 @@ export interface Config {
   lastUsedFlushMs: number;
   /** How long SIGTERM waits for in-flight downloads. Default 25000 ms. */
   shutdownGraceMs: number;
+  activity: ActivityConfig;
+  metrics: {
+    /** Projects that always get their own metric label. Default: none. */
+    projects: string[];
+    /** Other projects that get a label, first seen first served; the rest are `other`. Default 50. */
+    maxProjects: number;
+  };
+}
+
+export interface ActivityConfig {
+  /** Production sinks. Default: redis when TOLLGATE_REDIS_URL is set, else file. */
+  sinks: ActivitySinkName[];
+  /** Webhook receiver (https, or http on loopback). Default: unset. */
+  webhook: { url: string; timeoutMs: number } | undefined;
+  /** Record Development activity in its own stream. Default false: no Development event at all. */
+  development: boolean;
+  /** Redis Stream MAXLEN (approximate). Default 1000000. */
+  streamMaxLen: number;
+  /** Events held in memory per sink before spilling to disk. Default 10000. */
+  memoryEvents: number;
+  /** Disk buffer per sink before events are dropped. Default 256 MiB. */
+  spoolMaxBytes: number;
+  /** Events per delivered batch. Default 500. */
+  batchSize: number;
+  /** How long a partial batch waits. Default 200 ms. */
+  flushMs: number;
+  /** Rows kept in the embedded recent-activity table. Default 10000. */
+  recentMax: number;
+  /** JWK Set with the webhook signing key. Default: <dataDir>/signing-keys.json, generated. */
+  signingKeyFile: string | undefined;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -93,6 +123,19 @@ const ENV_NAMES: Record<string, string> = {
   changePollMs: 'TOLLGATE_CHANGE_POLL_MS',
   lastUsedFlushMs: 'TOLLGATE_LAST_USED_FLUSH_MS',
   shutdownGraceMs: 'TOLLGATE_SHUTDOWN_GRACE_MS',
+  activitySinks: 'TOLLGATE_ACTIVITY_SINKS',
+  activityWebhookUrl: 'TOLLGATE_ACTIVITY_WEBHOOK_URL',
+  activityWebhookTimeoutMs: 'TOLLGATE_ACTIVITY_WEBHOOK_TIMEOUT_MS',
+  activityDevelopment: 'TOLLGATE_ACTIVITY_DEVELOPMENT',
+  activityStreamMaxLen: 'TOLLGATE_ACTIVITY_STREAM_MAXLEN',
+  activityMemoryEvents: 'TOLLGATE_ACTIVITY_MEMORY_EVENTS',
+  activitySpoolMaxBytes: 'TOLLGATE_ACTIVITY_SPOOL_MAX_BYTES',
+  activityBatchSize: 'TOLLGATE_ACTIVITY_BATCH_SIZE',
+  activityFlushMs: 'TOLLGATE_ACTIVITY_FLUSH_MS',
+  activityRecentMax: 'TOLLGATE_ACTIVITY_RECENT_MAX',
+  signingKeyFile: 'TOLLGATE_SIGNING_KEY_FILE',
+  metricsProjects: 'TOLLGATE_METRICS_PROJECTS',
+  metricsMaxProjects: 'TOLLGATE_METRICS_MAX_PROJECTS',
 };
 
 export type ConfigResult = { ok: true; config: Readonly<Config> } | { ok: false; problems: string[] };
@@ -217,6 +260,36 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     }
   }
 
+  const list = (v: string | string[] | undefined): string[] =>
+    (typeof v === 'string' ? v.split(',') : v ?? []).map((x) => x.trim()).filter(Boolean);
+  const sinkNames = s.activitySinks === undefined ? [s.redisUrl ? 'redis' : 'file'] : list(s.activitySinks);
+  const sinks: ActivitySinkName[] = [];
+  for (const name of sinkNames) {
+    if (!(ACTIVITY_SINKS as readonly string[]).includes(name)) {
+      problems.push(`${sources.activitySinks}: each sink must be one of ${ACTIVITY_SINKS.join(', ')}, got ${JSON.stringify(name)}`);
+    } else if (!sinks.includes(name as ActivitySinkName)) sinks.push(name as ActivitySinkName);
+  }
+  if (sinks.includes('redis') && !s.redisUrl) problems.push(`${sources.activitySinks}: the redis sink needs TOLLGATE_REDIS_URL`);
+  let webhook: ActivityConfig['webhook'];
+  if (s.activityWebhookUrl) {
+    const url = parseHttpUrl(s.activityWebhookUrl);
+    const loopback = url && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+    if (!url || (url.protocol !== 'https:' && !loopback)) {
+      problems.push(`${sources.activityWebhookUrl}: must be an https URL (http only on loopback), got ${JSON.stringify(s.activityWebhookUrl.replace(/\/\/[^/@]*@/, '//***@'))}`);
+    } else {
+      webhook = { url: url.href, timeoutMs: s.activityWebhookTimeoutMs };
+      if (!sinks.includes('webhook') && s.activitySinks === undefined) sinks.push('webhook');
+    }
+  }
+  if (sinks.includes('webhook') && !s.activityWebhookUrl) problems.push(`${sources.activitySinks}: the webhook sink needs TOLLGATE_ACTIVITY_WEBHOOK_URL`);
+  if (s.signingKeyFile) {
+    try {
+      accessSync(path.resolve(cwd, s.signingKeyFile), fsConstants.R_OK);
+    } catch {
+      problems.push(`${sources.signingKeyFile}: cannot read file ${JSON.stringify(s.signingKeyFile)}`);
+    }
+  }
+
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -240,6 +313,19 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     changePollMs: s.changePollMs,
     lastUsedFlushMs: s.lastUsedFlushMs,
     shutdownGraceMs: s.shutdownGraceMs,
+    activity: {
+      sinks,
+      webhook,
+      development: s.activityDevelopment === 'separate',
+      streamMaxLen: s.activityStreamMaxLen,
+      memoryEvents: s.activityMemoryEvents,
+      spoolMaxBytes: s.activitySpoolMaxBytes,
+      batchSize: s.activityBatchSize,
+      flushMs: s.activityFlushMs,
+      recentMax: s.activityRecentMax,
+      signingKeyFile: s.signingKeyFile ? path.resolve(cwd, s.signingKeyFile) : undefined,
+    },
+    metrics: { projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -22,6 +22,16 @@ export const DEFAULT_CHANGE_POLL_MS = 250;
 export const DEFAULT_LAST_USED_FLUSH_MS = 5_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+export const ACTIVITY_SINKS = ['file', 'redis', 'webhook'] as const;
+export type ActivitySinkName = (typeof ACTIVITY_SINKS)[number];
+export const DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS = 10_000;
+export const DEFAULT_ACTIVITY_STREAM_MAXLEN = 1_000_000;
+export const DEFAULT_ACTIVITY_MEMORY_EVENTS = 10_000;
+export const DEFAULT_ACTIVITY_SPOOL_MAX_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_ACTIVITY_BATCH_SIZE = 500;
+export const DEFAULT_ACTIVITY_FLUSH_MS = 200;
+export const DEFAULT_ACTIVITY_RECENT_MAX = 10_000;
+export const DEFAULT_METRICS_MAX_PROJECTS = 50;
 /** The artifact tree shipped with the repo: what `npm start` serves when nothing is configured. */
 export const DEFAULT_UPSTREAM_DIR = fileURLToPath(new URL('../../examples/artifacts', import.meta.url));
 
@@ -92,5 +102,18 @@ export function settingsSchema() {
     changePollMs: durationMs('TOLLGATE_CHANGE_POLL_MS', 10).default(DEFAULT_CHANGE_POLL_MS),
     lastUsedFlushMs: durationMs('TOLLGATE_LAST_USED_FLUSH_MS', 100).default(DEFAULT_LAST_USED_FLUSH_MS),
     shutdownGraceMs: durationMs('TOLLGATE_SHUTDOWN_GRACE_MS', 0).default(DEFAULT_SHUTDOWN_GRACE_MS),
+    activitySinks: z.union([z.string(), z.array(z.string())]).optional(),
+    activityWebhookUrl: z.string().optional(),
+    activityWebhookTimeoutMs: durationMs('TOLLGATE_ACTIVITY_WEBHOOK_TIMEOUT_MS').default(DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS),
+    activityDevelopment: z.enum(['off', 'separate'], { error: 'TOLLGATE_ACTIVITY_DEVELOPMENT must be off or separate' }).default('off'),
+    activityStreamMaxLen: count('TOLLGATE_ACTIVITY_STREAM_MAXLEN', 100).default(DEFAULT_ACTIVITY_STREAM_MAXLEN),
+    activityMemoryEvents: count('TOLLGATE_ACTIVITY_MEMORY_EVENTS').default(DEFAULT_ACTIVITY_MEMORY_EVENTS),
+    activitySpoolMaxBytes: count('TOLLGATE_ACTIVITY_SPOOL_MAX_BYTES', 0).default(DEFAULT_ACTIVITY_SPOOL_MAX_BYTES),
+    activityBatchSize: count('TOLLGATE_ACTIVITY_BATCH_SIZE').default(DEFAULT_ACTIVITY_BATCH_SIZE),
+    activityFlushMs: durationMs('TOLLGATE_ACTIVITY_FLUSH_MS', 0).default(DEFAULT_ACTIVITY_FLUSH_MS),
+    activityRecentMax: count('TOLLGATE_ACTIVITY_RECENT_MAX', 10).default(DEFAULT_ACTIVITY_RECENT_MAX),
+    signingKeyFile: z.string().optional(),
+    metricsProjects: z.union([z.string(), z.array(z.string())]).optional(),
+    metricsMaxProjects: count('TOLLGATE_METRICS_MAX_PROJECTS', 0).default(DEFAULT_METRICS_MAX_PROJECTS),
   }).strict();
 }

@@ -61,12 +61,13 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   function forwardedInfo(incoming: IncomingMessage): ForwardedInfo {
     const socketIp = incoming.socket.remoteAddress ?? '';
     if (noTrustedProxies || !trust(socketIp, 0)) {
-      return { clientIp: socketIp, priorForwardedFor: undefined, proto: ownProto, host: publicHost ?? incoming.headers.host };
+      return { clientIp: socketIp, peerIp: socketIp, priorForwardedFor: undefined, proto: ownProto, host: publicHost ?? incoming.headers.host };
     }
     const xfp = incoming.headers['x-forwarded-proto'];
     const xfh = incoming.headers['x-forwarded-host'];
     return {
       clientIp: proxyAddr(incoming, trust),
+      peerIp: socketIp,
       priorForwardedFor: incoming.headers['x-forwarded-for'] as string | undefined,
       proto: typeof xfp === 'string' && (xfp === 'https' || xfp === 'http') ? xfp : ownProto,
       host: publicHost ?? (typeof xfh === 'string' ? xfh : incoming.headers.host),
@@ -111,10 +112,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     forwarders.get(route)!(incoming, outgoing, rest, state, forwarded);
   }
 
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.all('*', function proxyRequest(c): Response | Promise<Response> {
-    const incoming = c.env.incoming;
-    const outgoing = c.env.outgoing;
+  function handleRequest(incoming: IncomingMessage, outgoing: ServerResponse): Response | Promise<Response> {
     const forwarded = forwardedInfo(incoming);
     const state: RequestState = {
       requestId: `${idPrefix}-${(++counter).toString(36)}`,
@@ -151,7 +149,23 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     }
     authorised(outcome, state, incoming, outgoing, match?.route, match?.rest ?? '', forwarded);
     return RESPONSE_ALREADY_SENT;
+  }
+
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all('*', function proxyRequest(c): Response | Promise<Response> {
+    return handleRequest(c.env.incoming, c.env.outgoing);
   });
+  // Hono answers HEAD by running the GET route and wrapping its result in a new Response, which
+  // @hono/node-server then writes at once (the "already sent" marker does not survive the
+  // wrapping): the client got an empty 200 before the upstream answered, and the forwarder's own
+  // writeHead then threw ERR_HTTP_HEADERS_SENT, uncaught. HEAD goes straight to the handler.
+  const honoFetch = app.fetch;
+  app.fetch = function proxyFetch(request, env, executionCtx) {
+    const bindings = env as Partial<HttpBindings> | undefined;
+    return request.method === 'HEAD' && bindings?.incoming && bindings.outgoing
+      ? handleRequest(bindings.incoming, bindings.outgoing)
+      : honoFetch(request, env, executionCtx);
+  };
 
   app.onError((err, c) => {
     logger.error({ err: { message: err.message, name: err.name } }, 'unhandled error on proxy port');

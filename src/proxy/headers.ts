@@ -15,6 +15,8 @@ const DROP_TO_CLIENT = new Set([
 export interface ForwardedInfo {
   /** The client's address as the gateway believes it (trusted proxies honoured). */
   clientIp: string;
+  /** The socket peer's address: the hop appended to a trusted proxy's X-Forwarded-For chain. */
+  peerIp: string;
   /** The X-Forwarded-For chain received from a trusted proxy, if any. */
   priorForwardedFor: string | undefined;
   proto: string;
@@ -48,7 +50,7 @@ export function upstreamRequestHeaders(
   }
   out.host = upstreamHost;
   out['x-forwarded-for'] = forwarded.priorForwardedFor
-    ? `${forwarded.priorForwardedFor}, ${forwarded.clientIp}`
+    ? `${forwarded.priorForwardedFor}, ${forwarded.peerIp}`
     : forwarded.clientIp;
   out['x-forwarded-proto'] = forwarded.proto;
   if (forwarded.host) out['x-forwarded-host'] = forwarded.host;

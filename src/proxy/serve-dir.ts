@@ -42,7 +42,9 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
         // A directory without its trailing slash: redirect to the same gateway path with one.
         const original = incoming.url ?? '/';
         const oq = original.indexOf('?');
-        const location = oq < 0 ? `${original}/` : `${original.slice(0, oq)}/${original.slice(oq)}`;
+        // Leading slashes collapsed: "//evil.example/" would be a protocol-relative Location,
+        // a redirect to another host (the open redirect serve-static fixed the same way).
+        const location = (oq < 0 ? `${original}/` : `${original.slice(0, oq)}/${original.slice(oq)}`).replace(/^\/{2,}/, '/');
         outgoing.writeHead(301, { location, 'content-length': 0, 'cache-control': 'private' });
         outgoing.end();
       })
