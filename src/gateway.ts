@@ -1,20 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/logger.js';
-import type { TokenStore } from './tokens/store.js';
+import { tokenState, type TokenStore } from './tokens/store.js';
 import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
 import { createProxyApp } from './proxy/app.js';
 import { createAdminApp } from './admin/app.js';
+import { createMetrics, statusClass, type Metrics } from './metrics/registry.js';
+import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
+import type { RequestState } from './proxy/state.js';
 
 export interface Gateway {
   proxyServer: Server;
   adminServer: Server;
   cache: TokenCache;
+  metrics: Metrics;
+  activity: ActivityPipeline;
   /** Actual ports (useful when configured as 0). */
   proxyPort: number;
   adminPort: number;
@@ -38,6 +43,7 @@ export interface GatewayDeps {
  */
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const { logger, store } = deps;
+  const metrics = createMetrics();
   const cache = createTokenCache({
     store,
     ttlMs: config.cacheTtlMs,
@@ -47,12 +53,20 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     pollMs: config.changePollMs,
     lastUsedFlushMs: config.lastUsedFlushMs,
     onError: (err, what) => logger.warn({ err: errorFields(err), what }, 'token store problem'),
+    onStoreRead: (seconds, ok) => metrics.storeDuration.labels(ok ? 'ok' : 'error').observe(seconds),
   });
   await cache.start();
+  collectFrom(metrics, cache, store);
 
-  const proxy = createProxyApp({ config, authenticate: deps.authenticate ?? createAuthenticator(cache), logger });
+  const activity = await createActivityPipeline(config, { metrics, logger });
+  const proxy = createProxyApp({
+    config,
+    authenticate: deps.authenticate ?? createAuthenticator(cache),
+    logger,
+    onRequestEnd: createRequestObserver(metrics, activity),
+  });
   let accepting = true;
-  const admin = createAdminApp({ store, isAccepting: () => accepting });
+  const admin = createAdminApp({ store, isAccepting: () => accepting, registry: metrics.registry, jwks: activity.jwks });
 
   const proxyServer = (config.tls
     ? createAdaptorServer({
@@ -99,6 +113,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       proxyServer.closeAllConnections();
       await closed;
       proxy.close();
+      await activity.stop();
       await cache.stop();
       await new Promise<void>((resolve) => {
         adminServer.close(() => resolve());
@@ -108,7 +123,75 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     return closing;
   }
 
-  return { proxyServer, adminServer, cache, proxyPort, adminPort, shutdown };
+  return { proxyServer, adminServer, cache, metrics, activity, proxyPort, adminPort, shutdown };
+}
+
+const UPSTREAM_ERROR_KINDS: Record<string, string> = {
+  timeout: 'timeout', ECONNREFUSED: 'refused', ECONNRESET: 'reset', reset: 'reset', EPIPE: 'reset',
+  ENOTFOUND: 'dns', EAI_AGAIN: 'dns', ETIMEDOUT: 'timeout', EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable',
+};
+
+/**
+ * Runs when a proxied response is over: operations metrics for every request, and the activity
+ * recorder (which keeps only Production, unless a Development stream is configured).
+ */
+function createRequestObserver(metrics: Metrics, activity: ActivityPipeline) {
+  return function observeRequest(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
+    const status = outgoing.statusCode;
+    const cls = statusClass(status);
+    const principal = state.principal;
+    const tokenType = principal?.tokenType ?? 'none';
+    metrics.requests.labels(tokenType, cls).inc();
+    metrics.requestDuration.labels(tokenType, cls).observe(state.durationMs / 1000);
+    if (state.authFailure === 'missing') metrics.authChallenges.inc();
+    else if (state.authFailure) metrics.authFailures.labels(state.authFailure).inc();
+    if (state.upstreamError && state.upstreamError !== 'client-closed') {
+      metrics.upstreamErrors.labels(UPSTREAM_ERROR_KINDS[state.upstreamError] ?? 'other').inc();
+    }
+    if (principal && state.route) {
+      activity.recorder.record({
+        requestId: state.requestId,
+        principal,
+        ecosystem: state.route.ecosystem,
+        path: state.rest,
+        method: incoming.method ?? 'GET',
+        status,
+        bytes: state.bytes,
+        durationMs: state.durationMs,
+        clientIp: state.clientIp,
+        userAgent: incoming.headers['user-agent'],
+        endedAt: Date.now(),
+      });
+    }
+  };
+}
+
+/** Scrape-time metrics: cache counters and Production token expiry / last use, read when scraped. */
+function collectFrom(metrics: Metrics, cache: TokenCache, store: TokenStore): void {
+  const lookups = metrics.cacheLookups;
+  (lookups as unknown as { collect: () => void }).collect = function collectCache() {
+    lookups.reset();
+    lookups.labels('hit').inc(cache.stats.hits);
+    lookups.labels('negative_hit').inc(cache.stats.negativeHits);
+    lookups.labels('miss').inc(cache.stats.misses);
+  };
+  const { tokenExpiry, tokenLastUsed } = metrics;
+  (tokenExpiry as unknown as { collect: () => Promise<void> }).collect = async function collectTokens() {
+    let records;
+    try {
+      records = await store.list();
+    } catch {
+      return; // store down: keep the last values rather than fail the scrape
+    }
+    tokenExpiry.reset();
+    tokenLastUsed.reset();
+    const now = Date.now();
+    for (const r of records) {
+      if (r.type !== 'production' || tokenState(r, now) === 'revoked') continue;
+      if (r.expiresAt !== null && r.expiresAt > now) tokenExpiry.labels(r.name, r.id).set(r.expiresAt / 1000);
+      if (r.lastUsedAt !== null) tokenLastUsed.labels(r.name, r.id).set(r.lastUsedAt / 1000);
+    }
+  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

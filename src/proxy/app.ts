@@ -76,6 +76,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
   function onEnd(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
     if (--inFlight === 0) onIdle?.();
+    state.durationMs = Number(process.hrtime.bigint() - state.startNs) / 1e6;
     const p = state.principal;
     logger.info({
       requestId: state.requestId,
@@ -83,7 +84,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       path: pathOnly(incoming.url),
       status: outgoing.statusCode,
       bytes: state.bytes,
-      durationMs: Number(process.hrtime.bigint() - state.startNs) / 1e6,
+      durationMs: state.durationMs,
       clientIp: state.clientIp,
       tokenId: p?.tokenId,
       tokenType: p?.tokenType,
@@ -96,7 +97,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   }
 
   function authorised(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse,
-    route: RouteConfig | undefined, rest: string, forwarded: ForwardedInfo): void {
+    forwarded: ForwardedInfo): void {
     if (!outcome.ok) {
       state.authFailure = outcome.reason;
       sendError(outgoing, outcome.reason === 'missing' ? 'TOLLGATE_ERR_AUTH_MISSING'
@@ -105,11 +106,11 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       return;
     }
     state.principal = outcome.principal;
-    if (!route) {
+    if (!state.route) {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
       return;
     }
-    forwarders.get(route)!(incoming, outgoing, rest, state, forwarded);
+    forwarders.get(state.route)!(incoming, outgoing, state.rest, state, forwarded);
   }
 
   function handleRequest(incoming: IncomingMessage, outgoing: ServerResponse): Response | Promise<Response> {
@@ -122,6 +123,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       bytes: 0,
       upstreamError: undefined,
       authFailure: undefined,
+      route: undefined,
+      rest: '',
+      durationMs: 0,
     };
     inFlight++;
     outgoing.once('close', () => onEnd(state, incoming, outgoing));
@@ -132,6 +136,10 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       return RESPONSE_ALREADY_SENT;
     }
     const match = matchRoute(rawPath);
+    if (match) {
+      state.route = match.route;
+      state.rest = match.rest;
+    }
     const method = incoming.method;
     if (method !== 'GET' && method !== 'HEAD'
       && !(method === 'POST' && match && match.route.allowPost.some((p) => rawPath.startsWith(p)))) {
@@ -143,11 +151,11 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     const outcome = authenticate(header, Date.now());
     if (outcome instanceof Promise) {
       return outcome.then((o): Response => {
-        authorised(o, state, incoming, outgoing, match?.route, match?.rest ?? '', forwarded);
+        authorised(o, state, incoming, outgoing, forwarded);
         return RESPONSE_ALREADY_SENT;
       });
     }
-    authorised(outcome, state, incoming, outgoing, match?.route, match?.rest ?? '', forwarded);
+    authorised(outcome, state, incoming, outgoing, forwarded);
     return RESPONSE_ALREADY_SENT;
   }
 

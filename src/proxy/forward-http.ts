@@ -69,6 +69,10 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     upstreamReq.once('response', (upstreamRes) => {
       responded = true;
       outgoing.off('close', onClientClose); // from here on the pipeline tears both sides down
+      if (outgoing.headersSent || outgoing.destroyed) {
+        upstreamRes.destroy();
+        return;
+      }
       const status = upstreamRes.statusCode ?? 502;
       outgoing.writeHead(status, clientResponseHeaders(upstreamRes.headers, state.requestId));
       upstreamRes.on('data', (chunk: Buffer) => {

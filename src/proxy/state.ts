@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal.js';
 import type { AuthFailure } from '../auth/authenticate.js';
+import type { RouteConfig } from '../config/index.js';
 
 /** What one proxied request accumulates for its log line (and, later, its activity event). */
 export interface RequestState {
@@ -12,6 +13,11 @@ export interface RequestState {
   bytes: number;
   /** Set when the upstream failed: timeout, an errno code, reset, client-closed. */
   upstreamError: string | undefined;
+  /** The route that matched (set before authentication), and the path below its prefix. */
+  route: RouteConfig | undefined;
+  rest: string;
+  /** Set when the response is over. */
+  durationMs: number;
   /** Why authentication failed, when it did. */
   authFailure: AuthFailure | undefined;
 }

@@ -23,6 +23,8 @@ export interface TokenCacheOptions {
   pollMs: number;
   lastUsedFlushMs: number;
   onError?: (err: unknown, what: string) => void;
+  /** Observes every store read on a miss (seconds, whether it succeeded). */
+  onStoreRead?: (seconds: number, ok: boolean) => void;
 }
 
 export interface TokenCache {
@@ -78,8 +80,11 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   async function readThrough(hash: string): Promise<CachedToken | undefined> {
     const startEpoch = epoch;
     stats.storeReads++;
+    const started = performance.now();
+    let ok = false;
     try {
       const record = await store.findByHash(hash);
+      ok = true;
       const token = record ? toCached(record) : undefined;
       if (epoch === startEpoch) {
         if (token) positive.set(hash, token);
@@ -88,6 +93,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
       return token;
     } finally {
       inflight.delete(hash);
+      options.onStoreRead?.((performance.now() - started) / 1000, ok);
     }
   }
 

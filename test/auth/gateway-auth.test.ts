@@ -253,9 +253,12 @@ describe('the token store never holds the plaintext', () => {
     try {
       const { token, record } = await gw.createToken();
       expect(record.hash).toBe(hashToken(token));
+      await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { authorization: bearer(token) } });
       const { readFileSync, readdirSync } = await import('node:fs');
-      for (const file of readdirSync(gw.dataDir)) {
-        expect(readFileSync(`${gw.dataDir}/${file}`).includes(token)).toBe(false);
+      const files = readdirSync(gw.dataDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+      expect(files.length).toBeGreaterThan(0);
+      for (const file of files) {
+        expect(readFileSync(`${file.parentPath}/${file.name}`).includes(token)).toBe(false);
       }
     } finally {
       await gw.close();

@@ -1,0 +1,127 @@
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logging/logger.js';
+import { createLabelLimiter, type Metrics } from '../metrics/registry.js';
+import type { Sink } from './event.js';
+import { createSinkRunner, type SinkRunner } from './queue.js';
+import { createActivityRecorder, type ActivityRecorder } from './recorder.js';
+import { createFileSink } from './sinks/file.js';
+import { createRedisStreamSink } from './sinks/redis-stream.js';
+import { createWebhookSink } from './sinks/webhook.js';
+import { loadSigningKeys } from './signing.js';
+import { createRedisActivityQuery, createSqliteActivityLog, type ActivityQuery } from './recent.js';
+
+export type { ActivityQuery } from './recent.js';
+export type { RequestActivity } from './recorder.js';
+
+export interface ActivityPipeline {
+  recorder: ActivityRecorder;
+  runners: readonly SinkRunner[];
+  /** Recent Production activity, fleet-wide (the Redis Stream, or the embedded table). */
+  query: ActivityQuery;
+  /** Public keys for the signed webhook batches. */
+  jwks(): { keys: object[] };
+  /** Stop delivering; what is still queued is kept on disk for the next start. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the Production activity pipeline from the configuration: the sinks (Redis Stream,
+ * NDJSON file, signed webhook, and the recent-activity table when there is no Redis), one
+ * runner (queue, disk buffer, retry) per sink, and the recorder that feeds them.
+ */
+export async function createActivityPipeline(
+  config: Pick<Config, 'activity' | 'dataDir' | 'redis' | 'metrics'>,
+  deps: { metrics: Metrics; logger: Logger },
+): Promise<ActivityPipeline> {
+  const { activity } = config;
+  const { metrics, logger } = deps;
+  const keys = await loadSigningKeys({ keyFile: activity.signingKeyFile, dataDir: config.dataDir });
+  const spoolRoot = path.join(config.dataDir, 'spool');
+  const streamKey = (stream: string) => `${config.redis?.prefix ?? '{tollgate}:'}activity:${stream}`;
+
+  function sinksFor(stream: 'production' | 'development'): Sink[] {
+    const sinks: Sink[] = [];
+    for (const name of activity.sinks) {
+      if (name === 'file') sinks.push(createFileSink({ dir: config.dataDir, stream }));
+      if (name === 'redis' && config.redis) {
+        sinks.push(createRedisStreamSink({ url: config.redis.url, key: streamKey(stream), maxLen: activity.streamMaxLen }));
+      }
+      // The webhook is the security team's alerting pipeline: Production only, always.
+      if (name === 'webhook' && activity.webhook && stream === 'production') {
+        sinks.push(createWebhookSink({ url: activity.webhook.url, signer: keys.signer, timeoutMs: activity.webhook.timeoutMs }));
+      }
+    }
+    return sinks;
+  }
+
+  let queryClient: Redis | undefined;
+  let query: ActivityQuery;
+  const productionSinks = sinksFor('production');
+  if (config.redis && activity.sinks.includes('redis')) {
+    queryClient = new Redis(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
+    queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
+    query = createRedisActivityQuery({ client: queryClient, key: streamKey('production') });
+  } else {
+    const recentLog = createSqliteActivityLog({ dataDir: config.dataDir, maxRows: activity.recentMax });
+    productionSinks.push(recentLog);
+    query = recentLog;
+  }
+
+  function runner(sink: Sink, stream: string): SinkRunner {
+    const label = stream === 'production' ? sink.name : `${sink.name}-${stream}`;
+    return createSinkRunner({
+      sink,
+      name: label,
+      spoolDir: path.join(spoolRoot, label),
+      maxMemoryEvents: activity.memoryEvents,
+      maxSpoolBytes: activity.spoolMaxBytes,
+      batchSize: activity.batchSize,
+      flushIntervalMs: activity.flushMs,
+      retryBaseMs: 100,
+      retryMaxMs: 30_000,
+      onDelivered: (n) => metrics.activityEvents.labels(label, 'delivered').inc(n),
+      onRetry: (n, err) => {
+        metrics.activityEvents.labels(label, 'retried').inc(n);
+        logger.warn({ sink: label, events: n, err: { message: (err as Error)?.message } }, 'activity sink failed, will retry');
+      },
+      onDropped: (n, reason) => {
+        metrics.activityEvents.labels(label, 'dropped').inc(n);
+        logger.error({ sink: label, events: n, reason }, 'activity events dropped: buffer bounds reached');
+      },
+    });
+  }
+
+  const production = productionSinks.map((s) => runner(s, 'production'));
+  const development = activity.development ? sinksFor('development').map((s) => runner(s, 'development')) : [];
+  const runners = [...production, ...development];
+
+  metrics.activityQueueDepth.reset();
+  const depthGauge = metrics.activityQueueDepth as unknown as { collect?: () => void };
+  depthGauge.collect = function collectDepth(this: typeof metrics.activityQueueDepth) {
+    for (const r of runners) {
+      const d = r.depth();
+      this.labels(r.name, 'memory').set(d.memory);
+      this.labels(r.name, 'disk').set(d.disk);
+    }
+  };
+
+  const recorder = createActivityRecorder({
+    production,
+    development,
+    metrics,
+    projectLabel: createLabelLimiter(config.metrics.projects, config.metrics.maxProjects),
+  });
+
+  return {
+    recorder,
+    runners,
+    query,
+    jwks: () => keys.jwks(),
+    async stop() {
+      await Promise.all(runners.map((r) => r.stop()));
+      queryClient?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,191 @@
+import type { ActivityEvent, Sink } from './event.js';
+import { openSpool, type Spool } from './spool.js';
+
+export interface SinkRunnerOptions {
+  sink: Sink;
+  /** Label for metrics and logs. Default: the sink's name. */
+  name?: string;
+  /** Folder for this sink's disk buffer. */
+  spoolDir: string;
+  /** Events held in memory before new ones go to disk. */
+  maxMemoryEvents: number;
+  /** Bytes on disk before new events are dropped (and counted). */
+  maxSpoolBytes: number;
+  /** Largest batch handed to the sink. */
+  batchSize: number;
+  /** How long a partial batch waits for company. */
+  flushIntervalMs: number;
+  /** Retry backoff: base, doubled per attempt up to max, with full jitter. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  onDelivered?: (count: number) => void;
+  onRetry?: (count: number, err: unknown) => void;
+  onDropped?: (count: number, reason: 'disk-full' | 'spool-error') => void;
+}
+
+export interface SinkRunner {
+  readonly name: string;
+  /** Synchronous, never throws, never awaits: the request path calls it. */
+  enqueue(event: ActivityEvent): void;
+  depth(): { memory: number; disk: number };
+  /** Resolves when everything enqueued so far was delivered (tests, shutdown with a live sink). */
+  drain(timeoutMs: number): Promise<boolean>;
+  /** Stops delivering; whatever is still in memory goes to disk, ahead of what is there. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Carries one sink's events out of the gateway, in order, at least once:
+ *
+ *   enqueue ──► memory queue ──(full)──► disk spool ──► delivery loop ──► sink
+ *
+ * While the memory queue has room and nothing is on disk, events stay in memory. Once it is
+ * full, new events go to disk until the disk is drained again, so the order is always: memory
+ * (oldest), then disk. The loop delivers in batches; a failed batch is retried with exponential
+ * backoff and full jitter, unchanged (same batchId) so a sink can make the retry idempotent.
+ * Past maxSpoolBytes new events are dropped and counted. On stop the memory queue is written to
+ * disk ahead of the spool, and the next start (this process or its successor) delivers it.
+ */
+export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
+  const { sink } = options;
+  const spool: Spool = openSpool(options.spoolDir);
+  let memory: ActivityEvent[] = [];
+  /** Events on their way to disk (appends are serialised inside the spool). */
+  let spilling = 0;
+  let toDisk = spool.events > 0;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const drainWaiters = new Set<() => void>();
+
+  const signal = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const isEmpty = () => memory.length === 0 && spool.events === 0 && spilling === 0;
+
+  function spill(event: ActivityEvent): void {
+    if (spool.bytes >= options.maxSpoolBytes) {
+      options.onDropped?.(1, 'disk-full');
+      return;
+    }
+    spilling++;
+    spool.append([event]).then(
+      () => {
+        spilling--;
+        signal();
+      },
+      () => {
+        spilling--;
+        options.onDropped?.(1, 'spool-error');
+      },
+    );
+  }
+
+  async function nextBatch(): Promise<{ events: ActivityEvent[]; ack: () => Promise<void> } | undefined> {
+    if (memory.length > 0) {
+      const events = memory.slice(0, options.batchSize);
+      return {
+        events,
+        ack: async () => {
+          memory = memory.slice(events.length);
+        },
+      };
+    }
+    if (spool.events > 0) {
+      const segment = await spool.peek();
+      if (segment) return segment;
+    }
+    if (spilling === 0 && spool.events === 0) toDisk = false;
+    return undefined;
+  }
+
+  /** Waits ms; new events may cut the wait short only when `wakeable` (never a retry backoff). */
+  const sleep = (ms: number, wakeable: boolean) => new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      if (stopWait === finish) stopWait = undefined;
+      resolve();
+    }, ms);
+    const finish = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    stopWait = finish;
+    if (wakeable) wake = finish;
+  });
+  let stopWait: (() => void) | undefined;
+
+  async function loop(): Promise<void> {
+    let attempt = 0;
+    while (!stopped) {
+      const batch = await nextBatch();
+      if (!batch || batch.events.length === 0) {
+        if (batch) await batch.ack();
+        for (const done of drainWaiters) if (isEmpty()) done();
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      // A partial batch from memory waits a moment for company, unless the queue is backing up.
+      if (memory.length > 0 && memory.length < options.batchSize && attempt === 0 && options.flushIntervalMs > 0) {
+        await sleep(options.flushIntervalMs, true);
+        if (stopped) break;
+        continue;
+      }
+      try {
+        await sink.deliver(batch.events, `${batch.events[0]!.id}-${batch.events.length}`);
+        await batch.ack();
+        attempt = 0;
+        options.onDelivered?.(batch.events.length);
+      } catch (err) {
+        options.onRetry?.(batch.events.length, err);
+        attempt++;
+        const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.min(attempt, 20));
+        await sleep(Math.random() * ceiling, false);
+      }
+    }
+  }
+  const running = loop();
+
+  return {
+    name: options.name ?? sink.name,
+    enqueue(event) {
+      if (stopped) return;
+      if (!toDisk && memory.length < options.maxMemoryEvents) {
+        memory.push(event);
+        if (memory.length === 1 || memory.length >= options.batchSize) signal();
+        return;
+      }
+      toDisk = true;
+      spill(event);
+    },
+    depth: () => ({ memory: memory.length, disk: spool.events + spilling }),
+    drain(timeoutMs) {
+      if (isEmpty()) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          drainWaiters.delete(done);
+          resolve(false);
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          drainWaiters.delete(done);
+          resolve(true);
+        };
+        drainWaiters.add(done);
+        signal();
+      });
+    },
+    async stop() {
+      stopped = true;
+      signal();
+      stopWait?.();
+      await running;
+      const rest = memory;
+      memory = [];
+      await spool.prepend(rest);
+      await sink.close();
+    },
+  };
+}

@@ -1,0 +1,245 @@
+/**
+ * Recent activity for the admin page, fleet-wide, newest first:
+ * - with Redis, the activity Redis Stream every instance writes to (createRedisActivityQuery);
+ * - embedded, a bounded `activity` table in `<dataDir>/tollgate.db`, the token store's file, which
+ *   is also a Sink (`recent`) fed by every process on the host (createSqliteActivityLog).
+ *
+ * Filters match exactly (project, ecosystem, tokenId, tokenName); absent or empty means any.
+ * `limit` defaults to 100 and is clamped to 1..1000 (a non-number means the default), so bad
+ * input from a query string never throws. An unknown ecosystem simply matches nothing.
+ *
+ * Order. Redis: stream order, the order batches arrived in, newest first. SQLite: event id order
+ * (ULIDs sort by time), newest first, so a batch delivered late from a disk buffer still shows
+ * at its own time.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Cluster, Redis } from 'ioredis';
+import type { ActivityEvent, Sink } from './event.js';
+import { activityEventJson } from './sinks/file.js';
+
+export const DEFAULT_RECENT_LIMIT = 100;
+export const MAX_RECENT_LIMIT = 1_000;
+/** The Redis query reads at most this many stream entries per call looking for matches. */
+export const DEFAULT_RECENT_SCAN_MAX = 10_000;
+/** Stream entries read per XREVRANGE when a filter is set. */
+const REDIS_PAGE = 1_000;
+
+export interface RecentFilter {
+  project?: string;
+  ecosystem?: string;
+  tokenId?: string;
+  tokenName?: string;
+  /** Default 100, clamped to 1..1000. */
+  limit?: number;
+}
+
+export interface ActivityQuery {
+  /** The newest events matching every given filter, newest first. */
+  recent(filter?: RecentFilter): Promise<ActivityEvent[]>;
+}
+
+const FILTER_FIELDS = ['project', 'ecosystem', 'tokenId', 'tokenName'] as const;
+type FilterField = (typeof FILTER_FIELDS)[number];
+
+export interface NormalizedRecentFilter {
+  /** Only the filters that are set (non-empty strings). */
+  match: Partial<Record<FilterField, string>>;
+  limit: number;
+}
+
+/** Clamps the limit and drops empty or non-string filters (input may come straight from a query string). */
+export function normalizeRecentFilter(filter: RecentFilter = {}): NormalizedRecentFilter {
+  const match: Partial<Record<FilterField, string>> = {};
+  for (const field of FILTER_FIELDS) {
+    const value: unknown = filter[field];
+    if (typeof value === 'string' && value !== '') match[field] = value;
+  }
+  const raw: unknown = filter.limit;
+  let limit = DEFAULT_RECENT_LIMIT;
+  if (typeof raw === 'number' && !Number.isNaN(raw)) {
+    limit = Math.min(MAX_RECENT_LIMIT, Math.max(1, Math.floor(raw)));
+  }
+  return { match, limit };
+}
+
+function matches(event: ActivityEvent, match: NormalizedRecentFilter['match']): boolean {
+  for (const field of FILTER_FIELDS) {
+    const wanted = match[field];
+    if (wanted !== undefined && event[field] !== wanted) return false;
+  }
+  return true;
+}
+
+function parseEvent(json: string | undefined): ActivityEvent | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const event = JSON.parse(json) as ActivityEvent | null;
+    return typeof event === 'object' && event !== null && typeof event.id === 'string' ? event : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded: a bounded table in the SQLite store's file.
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS activity (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  project    TEXT NOT NULL,
+  ecosystem  TEXT NOT NULL,
+  token_id   TEXT NOT NULL,
+  token_name TEXT NOT NULL,
+  event      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activity_project ON activity (project, id);
+CREATE INDEX IF NOT EXISTS activity_token_id ON activity (token_id, id);
+CREATE INDEX IF NOT EXISTS activity_token_name ON activity (token_name, id);
+`;
+
+const COLUMNS: Record<FilterField, string> = {
+  project: 'project',
+  ecosystem: 'ecosystem',
+  tokenId: 'token_id',
+  tokenName: 'token_name',
+};
+
+export interface SqliteActivityLogOptions {
+  dataDir: string;
+  /** Rows kept: the most recently recorded ones. */
+  maxRows: number;
+  /** File name under dataDir. Default tollgate.db (the token store's file). */
+  fileName?: string;
+}
+
+export type SqliteActivityLog = Sink & ActivityQuery & { readonly file: string };
+
+/**
+ * The `activity` table: one row per event (id unique: a retried batch inserts nothing twice),
+ * the event JSON plus the filter columns. After each batch, rows beyond the maxRows most
+ * recently inserted are deleted (by insertion sequence: cheap, and a late batch from a disk
+ * buffer is kept). Same pragmas as the token store: WAL, synchronous=FULL, busy_timeout 5 s,
+ * so several processes write and the admin page reads at once.
+ */
+export function createSqliteActivityLog(options: SqliteActivityLogOptions): SqliteActivityLog {
+  if (!Number.isSafeInteger(options.maxRows) || options.maxRows < 1) {
+    throw new TypeError(`createSqliteActivityLog: maxRows must be a positive integer, got ${options.maxRows}`);
+  }
+  const { maxRows } = options;
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(options.dataDir, options.fileName ?? 'tollgate.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.exec(SCHEMA);
+
+  const insert = db.prepare<[string, string, string, string, string, string]>(
+    'INSERT OR IGNORE INTO activity (id, project, ecosystem, token_id, token_name, event) VALUES (?, ?, ?, ?, ?, ?)');
+  const lastSeq = db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'activity'");
+  const trim = db.prepare<[number]>('DELETE FROM activity WHERE seq <= ?');
+
+  const insertBatch = db.transaction((events: readonly ActivityEvent[]) => {
+    for (const e of events) {
+      insert.run(e.id, e.project, e.ecosystem, e.tokenId, e.tokenName, activityEventJson(e));
+    }
+    const seq = lastSeq.get()?.seq ?? 0;
+    if (seq > maxRows) trim.run(seq - maxRows);
+  });
+
+  /** One prepared statement per combination of filters, made on first use. */
+  const queries = new Map<string, Database.Statement<unknown[], { event: string }>>();
+  const queryFor = (fields: FilterField[]) => {
+    const cacheKey = fields.join(',');
+    let statement = queries.get(cacheKey);
+    if (!statement) {
+      const where = fields.length > 0 ? `WHERE ${fields.map((f) => `${COLUMNS[f]} = ?`).join(' AND ')}` : '';
+      statement = db.prepare<unknown[], { event: string }>(`SELECT event FROM activity ${where} ORDER BY id DESC LIMIT ?`);
+      queries.set(cacheKey, statement);
+    }
+    return statement;
+  };
+
+  return {
+    name: 'recent',
+    file,
+
+    deliver: async function deliver(events) {
+      if (!db.open) throw new Error('recent-activity log is closed');
+      if (events.length > 0) insertBatch.immediate(events);
+    },
+
+    recent: async function recent(filter) {
+      const { match, limit } = normalizeRecentFilter(filter);
+      const fields = FILTER_FIELDS.filter((f) => match[f] !== undefined);
+      const rows = queryFor(fields).all(...fields.map((f) => match[f]!), limit);
+      const events: ActivityEvent[] = [];
+      for (const row of rows) {
+        const event = parseEvent(row.event);
+        if (event) events.push(event);
+      }
+      return events;
+    },
+
+    close: async function close() {
+      if (db.open) db.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis: the activity stream.
+
+export interface RedisActivityQueryOptions {
+  /** The gateway's command connection (not closed here). */
+  client: Redis | Cluster;
+  /** The stream key the Redis sink writes, e.g. `{tollgate}:activity:production`. */
+  key: string;
+  /** Stream entries read at most per call. Default 10 000. */
+  scanMax?: number;
+}
+
+/**
+ * XREVRANGE from the newest entry in pages (COUNT = limit without a filter, 1 000 with one) until
+ * `limit` matches are found, the stream ends, or scanMax entries were read. With a filter that
+ * matches rarely, fewer than `limit` events come back: only the newest scanMax entries are
+ * searched, so one page view costs at most scanMax entries' worth of Redis work.
+ */
+export function createRedisActivityQuery(options: RedisActivityQueryOptions): ActivityQuery {
+  const { client, key } = options;
+  const scanMax = options.scanMax ?? DEFAULT_RECENT_SCAN_MAX;
+  if (!Number.isSafeInteger(scanMax) || scanMax < 1) {
+    throw new TypeError(`createRedisActivityQuery: scanMax must be a positive integer, got ${scanMax}`);
+  }
+
+  return {
+    recent: async function recent(filter) {
+      const { match, limit } = normalizeRecentFilter(filter);
+      const filtered = Object.keys(match).length > 0;
+      const pageSize = filtered ? REDIS_PAGE : limit;
+      const events: ActivityEvent[] = [];
+      let end = '+';
+      let scanned = 0;
+      while (events.length < limit && scanned < scanMax) {
+        const count = Math.min(pageSize, scanMax - scanned);
+        const entries = await client.xrevrange(key, end, '-', 'COUNT', count);
+        for (const [, fields] of entries) {
+          scanned++;
+          let json: string | undefined;
+          for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'event') json = fields[i + 1];
+          const event = parseEvent(json);
+          if (event && matches(event, match)) {
+            events.push(event);
+            if (events.length === limit) break;
+          }
+        }
+        if (entries.length < count) break;
+        end = `(${entries[entries.length - 1]![0]}`;
+      }
+      return events;
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * The NDJSON file sink: the embedded default.
+ *
+ *   <dir>/activity/<stream>-YYYY-MM-DD.ndjson      one JSON object per line, UTC date of the event
+ *
+ * `dir` is the data dir. Every line is one ActivityEvent with exactly the fields of that type
+ * (an allow-list: whatever else an object carries, a token above all, is never written), in the
+ * order given. Production and Development have separate files, never mixed.
+ *
+ * Several processes (workers, instances on one host) append to the same file at once. Each
+ * batch is opened with O_APPEND and written with ONE write(2) call per file: on Linux a write to
+ * a regular file holds the inode lock, so an appended buffer never interleaves with another
+ * process's. A batch that spans UTC midnight is split into consecutive runs per date, one
+ * write per run, in order.
+ *
+ * fsync: one fdatasync per written run (per batch, in practice). `deliver` resolves only when
+ * the batch is durably accepted, so a power loss after a resolved deliver loses nothing; with
+ * batches of hundreds of events it costs one disk flush per batch. `fsync: false` trades that
+ * for a crash of the machine (not of the process) losing the page cache.
+ *
+ * Retries. The sink remembers, per batchId, how many leading events of a batch are already
+ * written and synced, so a retry of a batch that failed half-way (a second date run, a full
+ * disk) writes only the rest. A short write (only on a full disk or a file size limit) leaves
+ * a torn line: the sink ends it with a newline, so later lines stay intact, and rejects; a
+ * reader skips lines that do not parse. A failed fdatasync is retried by writing the run
+ * again: a duplicate line (same event `id`, which readers deduplicate on) rather than a loss.
+ *
+ * This module imports nothing at run time but node:fs and node:path (a multi-process test
+ * runs it as plain JavaScript).
+ */
+import { mkdir, open } from 'node:fs/promises';
+import path from 'node:path';
+import type { ActivityEvent, Sink } from '../event.js';
+
+export type ActivityStream = 'production' | 'development';
+
+export interface FileSinkOptions {
+  /** The data dir: files go to `<dir>/activity/`. Created (mode 0700) when absent. */
+  dir: string;
+  /** Which stream this sink carries: Production (`file`) or Development (`file-development`). */
+  stream: ActivityStream;
+  /** fdatasync after each write. Default true. */
+  fsync?: boolean;
+}
+
+/** Every field of an ActivityEvent, in the order written. Adding a field to the type without listing it here fails to compile. */
+export const ACTIVITY_EVENT_FIELDS = [
+  'id', 'time', 'requestId', 'tokenId', 'tokenName', 'tokenType', 'project', 'ecosystem', 'kind',
+  'package', 'version', 'file', 'method', 'status', 'bytes', 'durationMs', 'clientIp', 'userAgent', 'sealed',
+] as const satisfies readonly (keyof ActivityEvent)[];
+
+type MissingField = Exclude<keyof ActivityEvent, (typeof ACTIVITY_EVENT_FIELDS)[number]>;
+// Compile-time check: fails when ActivityEvent gains a field not listed above.
+const everyFieldListed: [MissingField] extends [never] ? true : MissingField = true;
+void everyFieldListed;
+
+/**
+ * The event as a JSON string with exactly the ActivityEvent fields, in a fixed order. Every sink
+ * serializes through this: an extra property (a token, a header) never leaves the gateway.
+ */
+export function activityEventJson(event: ActivityEvent): string {
+  const record: Record<string, unknown> = {};
+  for (const field of ACTIVITY_EVENT_FIELDS) record[field] = event[field] ?? null;
+  return JSON.stringify(record);
+}
+
+/** `<dir>/activity/<stream>-YYYY-MM-DD.ndjson` for the event's UTC date (today's when `time` is unreadable). */
+export function activityFilePath(dir: string, stream: ActivityStream, time: string): string {
+  const ms = Date.parse(time);
+  const date = new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
+  return path.join(dir, 'activity', `${stream}-${date}.ndjson`);
+}
+
+/** Remembered partial progress is dropped past this many batches (the runner retries one batch at a time). */
+const MAX_REMEMBERED_BATCHES = 1_000;
+
+export function createFileSink(options: FileSinkOptions): Sink {
+  const { dir, stream } = options;
+  if (stream !== 'production' && stream !== 'development') {
+    throw new TypeError(`createFileSink: stream must be production or development, got ${JSON.stringify(stream)}`);
+  }
+  const sync = options.fsync ?? true;
+  const activityDir = path.join(dir, 'activity');
+  let dirReady: Promise<unknown> | undefined;
+  /** batchId → leading events already written and synced. */
+  const progress = new Map<string, number>();
+  let closed = false;
+
+  /** Appends one buffer with one write(2); returns how many bytes landed. */
+  async function appendOnce(file: string, data: Buffer): Promise<void> {
+    const handle = await open(file, 'a', 0o600);
+    try {
+      const { bytesWritten } = await handle.write(data, 0, data.length);
+      if (bytesWritten < data.length) {
+        // Only on a full disk or a size limit. End the torn line so later appends stay whole.
+        await handle.write('\n').catch(() => {});
+        throw new Error(`short write to ${file}: ${bytesWritten} of ${data.length} bytes (disk full?)`);
+      }
+      if (sync) await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  return {
+    name: stream === 'production' ? 'file' : 'file-development',
+
+    deliver: async function deliver(events, batchId) {
+      if (closed) throw new Error('file sink is closed');
+      if (events.length === 0) return;
+      dirReady ??= mkdir(activityDir, { recursive: true, mode: 0o700 });
+      try {
+        await dirReady;
+      } catch (err) {
+        dirReady = undefined;
+        throw err;
+      }
+      let done = progress.get(batchId) ?? 0;
+      while (done < events.length) {
+        // The next run of events with the same date: one file, one write.
+        const file = activityFilePath(dir, stream, events[done]!.time);
+        let end = done;
+        const lines: string[] = [];
+        while (end < events.length && activityFilePath(dir, stream, events[end]!.time) === file) {
+          lines.push(activityEventJson(events[end]!), '\n');
+          end++;
+        }
+        await appendOnce(file, Buffer.from(lines.join(''), 'utf8'));
+        done = end;
+        if (done < events.length) {
+          if (progress.size >= MAX_REMEMBERED_BATCHES) progress.delete(progress.keys().next().value!);
+          progress.set(batchId, done);
+        }
+      }
+      progress.delete(batchId);
+    },
+
+    close: async function close() {
+      closed = true;
+      progress.clear();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { mkdirSync, readdirSync, readFileSync, statSync, renameSync, rmSync } from 'node:fs';
+import { appendFile, readFile, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ActivityEvent } from './event.js';
+
+/**
+ * A sink's disk buffer: NDJSON segment files under `<dir>/<pid>/`, read oldest first. Each
+ * process owns its own folder; on start a process adopts the folders of processes that are no
+ * longer running (a restart after a crash or a SIGTERM), so what was buffered is delivered.
+ *
+ * Segments are named by a zero-padded sequence number. New events append to the newest
+ * segment; events that must go *before* everything on disk (the memory queue at shutdown)
+ * get a segment numbered below the oldest.
+ */
+export interface Spool {
+  /** Bytes on disk (approximate: counted as written). */
+  readonly bytes: number;
+  readonly events: number;
+  append(events: readonly ActivityEvent[]): Promise<void>;
+  prepend(events: readonly ActivityEvent[]): Promise<void>;
+  /** The oldest segment's events, without removing them. */
+  peek(): Promise<{ events: ActivityEvent[]; ack(): Promise<void> } | undefined>;
+}
+
+const SEGMENT_EVENTS = 1000;
+const START_SEQ = 1_000_000_000;
+const name = (seq: number) => `${String(seq).padStart(12, '0')}.ndjson`;
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function openSpool(dir: string): Spool {
+  const own = path.join(dir, String(process.pid));
+  mkdirSync(own, { recursive: true, mode: 0o700 });
+
+  // Adopt the segments of processes that are gone, keeping their order ahead of ours.
+  const segments: { seq: number; events: number }[] = [];
+  let bytes = 0;
+  let events = 0;
+  const orphans = readdirSync(dir).filter((d) => /^\d+$/.test(d) && !isRunning(Number(d))).sort();
+  const adopted: string[] = [];
+  for (const orphan of orphans) {
+    const from = path.join(dir, orphan);
+    for (const file of readdirSync(from).filter((f) => f.endsWith('.ndjson')).sort()) adopted.push(path.join(from, file));
+  }
+  const existing = readdirSync(own).filter((f) => f.endsWith('.ndjson')).sort().map((f) => path.join(own, f));
+  let seq = START_SEQ;
+  for (const file of [...adopted, ...existing]) {
+    const target = path.join(own, name(seq));
+    if (file !== target) renameSync(file, target);
+    const size = statSync(target).size;
+    const count = readFileSync(target, 'utf8').split('\n').filter(Boolean).length;
+    segments.push({ seq, events: count });
+    bytes += size;
+    events += count;
+    seq++;
+  }
+  for (const orphan of orphans) rmSync(path.join(dir, orphan), { recursive: true, force: true });
+
+  let writing: Promise<void> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = writing.then(fn);
+    writing = run.then(() => {}, () => {});
+    return run;
+  };
+  const encode = (list: readonly ActivityEvent[]) => list.map((e) => JSON.stringify(e)).join('\n') + '\n';
+
+  return {
+    get bytes() {
+      return bytes;
+    },
+    get events() {
+      return events;
+    },
+    append(list) {
+      if (list.length === 0) return Promise.resolve();
+      return serial(async () => {
+        let last = segments.at(-1);
+        if (!last || last.events >= SEGMENT_EVENTS) {
+          last = { seq: last ? last.seq + 1 : START_SEQ, events: 0 };
+          segments.push(last);
+        }
+        const data = encode(list);
+        await appendFile(path.join(own, name(last.seq)), data, { mode: 0o600 });
+        last.events += list.length;
+        bytes += Buffer.byteLength(data);
+        events += list.length;
+      });
+    },
+    prepend(list) {
+      if (list.length === 0) return Promise.resolve();
+      return serial(async () => {
+        const first = segments[0];
+        const seg = { seq: first ? first.seq - 1 : START_SEQ, events: list.length };
+        const data = encode(list);
+        await writeFile(path.join(own, name(seg.seq)), data, { mode: 0o600 });
+        segments.unshift(seg);
+        bytes += Buffer.byteLength(data);
+        events += list.length;
+      });
+    },
+    peek() {
+      return serial(async () => {
+        while (segments.length > 1 && segments[0]!.events === 0) segments.shift();
+        const first = segments[0];
+        if (!first || first.events === 0) return undefined;
+        const file = path.join(own, name(first.seq));
+        const text = await readFile(file, 'utf8');
+        const parsed: ActivityEvent[] = [];
+        for (const line of text.split('\n')) {
+          if (!line) continue;
+          try {
+            parsed.push(JSON.parse(line) as ActivityEvent);
+          } catch {
+            // A torn last line after a crash: skip it rather than block the whole spool.
+          }
+        }
+        // Appends to this segment after the read would be lost by ack: seal it now.
+        if (segments.length === 1) segments.push({ seq: first.seq + 1, events: 0 });
+        return {
+          events: parsed,
+          ack: () => serial(async () => {
+            await unlink(file).catch(() => {});
+            const size = Buffer.byteLength(text);
+            segments.splice(segments.indexOf(first), 1);
+            bytes -= size;
+            events -= first.events;
+          }),
+        };
+      });
+    },
+  };
+}

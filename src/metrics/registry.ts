@@ -1,0 +1,143 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric Tollgate exports, declared in one place with fixed label names.
+ *
+ * Two families:
+ * - Security metrics (`tollgate_production_*`, token expiry and last use): Production traffic only.
+ *   Development requests never move them.
+ * - Operations metrics: all traffic, never a per-token label.
+ *
+ * Label values are bounded: never a token, a path or a package name. `project` comes from the
+ * client, so it goes through a LabelLimiter (configured names plus the first N seen; the rest
+ * count as `other`). Token names are chosen by admins and bounded by the number of tokens.
+ */
+
+export const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' });
+
+  const m = {
+    registry,
+
+    // ── Security: Production only ──────────────────────────────────────────────────────────
+    productionDownloads: new Counter({
+      name: 'tollgate_production_downloads_total',
+      help: 'Successful artifact downloads with a Production token.',
+      labelNames: ['ecosystem', 'project', 'token_name', 'sealed'] as const,
+      registers: [registry],
+    }),
+    productionDownloadBytes: new Counter({
+      name: 'tollgate_production_download_bytes_total',
+      help: 'Artifact bytes sent for Production downloads.',
+      labelNames: ['ecosystem', 'project', 'token_name'] as const,
+      registers: [registry],
+    }),
+    productionMetadataRequests: new Counter({
+      name: 'tollgate_production_metadata_requests_total',
+      help: 'Metadata requests (indexes, packuments, checksums) with a Production token.',
+      labelNames: ['ecosystem', 'project', 'token_name'] as const,
+      registers: [registry],
+    }),
+    tokenExpiry: new Gauge({
+      name: 'tollgate_production_token_expiry_timestamp_seconds',
+      help: 'When each active Production token expires (absent for tokens that never expire).',
+      labelNames: ['token_name', 'token_id'] as const,
+      registers: [registry],
+    }),
+    tokenLastUsed: new Gauge({
+      name: 'tollgate_production_token_last_used_timestamp_seconds',
+      help: 'When each Production token was last used.',
+      labelNames: ['token_name', 'token_id'] as const,
+      registers: [registry],
+    }),
+
+    // ── Operations: all traffic, no per-token labels ───────────────────────────────────────
+    requestDuration: new Histogram({
+      name: 'tollgate_http_request_duration_seconds',
+      help: 'Proxy request duration, from arrival to the end of the response.',
+      labelNames: ['token_type', 'status_class'] as const,
+      buckets: DURATION_BUCKETS_S,
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: 'tollgate_http_requests_total',
+      help: 'Proxy requests by status class and token type (none when unauthenticated).',
+      labelNames: ['token_type', 'status_class'] as const,
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'tollgate_auth_failures_total',
+      help: 'Failed authentications by reason. A request with no credential at all is a challenge, not a failure.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    authChallenges: new Counter({
+      name: 'tollgate_auth_challenges_total',
+      help: 'Requests without any credential, answered with a 401 challenge (Maven, pip and cargo do this by design).',
+      registers: [registry],
+    }),
+    cacheLookups: new Counter({
+      name: 'tollgate_token_cache_lookups_total',
+      help: 'Token cache lookups by result (hit, negative_hit, miss).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    storeDuration: new Histogram({
+      name: 'tollgate_token_store_duration_seconds',
+      help: 'Token store reads on a cache miss.',
+      labelNames: ['outcome'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: 'tollgate_upstream_errors_total',
+      help: 'Upstream failures by kind (timeout, refused, reset, ...).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    activityQueueDepth: new Gauge({
+      name: 'tollgate_activity_queue_depth',
+      help: 'Activity events waiting for a sink, in memory and on disk.',
+      labelNames: ['sink', 'where'] as const,
+      registers: [registry],
+    }),
+    activityEvents: new Counter({
+      name: 'tollgate_activity_events_total',
+      help: 'Activity events by sink and outcome (delivered, retried, dropped).',
+      labelNames: ['sink', 'outcome'] as const,
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Bounds a client-chosen label value: configured values always get their own label, the first
+ * `max` others seen too, everything after that counts as `other`.
+ */
+export function createLabelLimiter(allowed: readonly string[], max: number): (value: string) => string {
+  const known = new Set(allowed);
+  let extra = 0;
+  return function limitLabel(value) {
+    if (known.has(value)) return value;
+    if (extra < max) {
+      known.add(value);
+      extra++;
+      return value;
+    }
+    return 'other';
+  };
+}
+
+export function statusClass(status: number): string {
+  if (status >= 500) return '5xx';
+  if (status >= 400) return '4xx';
+  if (status >= 300) return '3xx';
+  if (status >= 200) return '2xx';
+  return '1xx';
+}
