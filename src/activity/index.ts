@@ -80,7 +80,7 @@ export async function createActivityPipeline(
       batchSize: activity.batchSize,
       flushIntervalMs: activity.flushMs,
       retryBaseMs: 100,
-      retryMaxMs: 30_000,
+      retryMaxMs: activity.retryMaxMs,
       onDelivered: (n) => metrics.activityEvents.labels(label, 'delivered').inc(n),
       onRetry: (n, err) => {
         metrics.activityEvents.labels(label, 'retried').inc(n);

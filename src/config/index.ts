@@ -93,6 +93,8 @@ export interface ActivityConfig {
   flushMs: number;
   /** Rows kept in the embedded recent-activity table. Default 10000. */
   recentMax: number;
+  /** Longest wait between retries of a failing sink (exponential backoff, full jitter). Default 30000 ms. */
+  retryMaxMs: number;
   /** JWK Set with the webhook signing key. Default: <dataDir>/signing-keys.json, generated. */
   signingKeyFile: string | undefined;
 }
@@ -133,6 +135,7 @@ const ENV_NAMES: Record<string, string> = {
   activityBatchSize: 'TOLLGATE_ACTIVITY_BATCH_SIZE',
   activityFlushMs: 'TOLLGATE_ACTIVITY_FLUSH_MS',
   activityRecentMax: 'TOLLGATE_ACTIVITY_RECENT_MAX',
+  activityRetryMaxMs: 'TOLLGATE_ACTIVITY_RETRY_MAX_MS',
   signingKeyFile: 'TOLLGATE_SIGNING_KEY_FILE',
   metricsProjects: 'TOLLGATE_METRICS_PROJECTS',
   metricsMaxProjects: 'TOLLGATE_METRICS_MAX_PROJECTS',
@@ -323,6 +326,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       batchSize: s.activityBatchSize,
       flushMs: s.activityFlushMs,
       recentMax: s.activityRecentMax,
+      retryMaxMs: s.activityRetryMaxMs,
       signingKeyFile: s.signingKeyFile ? path.resolve(cwd, s.signingKeyFile) : undefined,
     },
     metrics: { projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },

@@ -31,6 +31,7 @@ export const DEFAULT_ACTIVITY_SPOOL_MAX_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_ACTIVITY_BATCH_SIZE = 500;
 export const DEFAULT_ACTIVITY_FLUSH_MS = 200;
 export const DEFAULT_ACTIVITY_RECENT_MAX = 10_000;
+export const DEFAULT_ACTIVITY_RETRY_MAX_MS = 30_000;
 export const DEFAULT_METRICS_MAX_PROJECTS = 50;
 /** The artifact tree shipped with the repo: what `npm start` serves when nothing is configured. */
 export const DEFAULT_UPSTREAM_DIR = fileURLToPath(new URL('../../examples/artifacts', import.meta.url));
@@ -112,6 +113,7 @@ export function settingsSchema() {
     activityBatchSize: count('TOLLGATE_ACTIVITY_BATCH_SIZE').default(DEFAULT_ACTIVITY_BATCH_SIZE),
     activityFlushMs: durationMs('TOLLGATE_ACTIVITY_FLUSH_MS', 0).default(DEFAULT_ACTIVITY_FLUSH_MS),
     activityRecentMax: count('TOLLGATE_ACTIVITY_RECENT_MAX', 10).default(DEFAULT_ACTIVITY_RECENT_MAX),
+    activityRetryMaxMs: durationMs('TOLLGATE_ACTIVITY_RETRY_MAX_MS', 10).default(DEFAULT_ACTIVITY_RETRY_MAX_MS),
     signingKeyFile: z.string().optional(),
     metricsProjects: z.union([z.string(), z.array(z.string())]).optional(),
     metricsMaxProjects: count('TOLLGATE_METRICS_MAX_PROJECTS', 0).default(DEFAULT_METRICS_MAX_PROJECTS),
