@@ -2,7 +2,7 @@ import { readFileSync, statSync, accessSync, constants as fsConstants } from 'no
 import path from 'node:path';
 import proxyAddr from 'proxy-addr';
 import {
-  settingsSchema, DEFAULT_UPSTREAM_DIR, ACTIVITY_SINKS,
+  settingsSchema, DEFAULT_UPSTREAM_DIR, ACTIVITY_SINKS, DEFAULT_OIDC_ADMIN_CLAIM, MIN_ADMIN_TOKEN_LENGTH, REWRITE_BY_DEFAULT,
   type Ecosystem, type UpstreamAuth, type RouteFileEntry, type ActivitySinkName,
 } from './schema.js';
 
@@ -22,6 +22,11 @@ export interface RouteConfig {
   upstreamAuthHeader: { name: string; value: string } | undefined;
   /** Full request-path prefixes where a read-only POST is allowed. Default: none. */
   allowPost: string[];
+  /**
+   * Upstream base URLs to replace with the gateway's public base in metadata bodies and
+   * Location headers; undefined when rewriting is off. Default: on for npm, pypi, cargo, nuget, composer.
+   */
+  rewriteBases: string[] | undefined;
 }
 
 export interface Config {
@@ -72,6 +77,40 @@ export interface Config {
     /** Other projects that get a label, first seen first served; the rest are `other`. Default 50. */
     maxProjects: number;
   };
+  admin: AdminConfig;
+}
+
+/** The admin API and the Settings › Tokens page (admin listener). */
+export interface AdminConfig {
+  /**
+   * The admin sign-in token, from TOLLGATE_ADMIN_TOKEN or the file TOLLGATE_ADMIN_TOKEN_FILE names.
+   * Default: unset, and the gateway generates one into <dataDir>/admin-token (mode 0600) on first
+   * start. A secret: never log it.
+   */
+  token: string | undefined;
+  /** Absolute path of TOLLGATE_ADMIN_TOKEN_FILE when the token came from a file. Default: unset. */
+  tokenFile: string | undefined;
+  /** Origin browsers use for the admin page; an https origin makes the session cookie Secure. Default: unset. */
+  publicUrl: string | undefined;
+  /** Browser session lifetime (signed cookie, no renewal). Default 28800000 ms (8 h). */
+  sessionTtlMs: number;
+  /** OIDC/JWT bearer sign-in for admins. Default: unset (admin token only). */
+  oidc: OidcConfig | undefined;
+}
+
+export interface OidcConfig {
+  /** Required `iss`. */
+  issuer: string;
+  /** Required `aud` (one of). */
+  audience: string;
+  /** JWKS the bearer's signature is checked against (https, or http on loopback). */
+  jwksUrl: string;
+  /**
+   * The claim that makes a bearer an admin, from `<claim>=<value>` (default `roles=tollgate-admin`):
+   * the claim (top-level name, else a dot path such as `realm_access.roles`) equals the value, or
+   * is an array holding it; booleans and numbers compare by their text (`tollgate_admin=true`).
+   */
+  adminClaim: { name: string; value: string };
 }
 
 export interface ActivityConfig {
@@ -139,6 +178,14 @@ const ENV_NAMES: Record<string, string> = {
   signingKeyFile: 'TOLLGATE_SIGNING_KEY_FILE',
   metricsProjects: 'TOLLGATE_METRICS_PROJECTS',
   metricsMaxProjects: 'TOLLGATE_METRICS_MAX_PROJECTS',
+  adminToken: 'TOLLGATE_ADMIN_TOKEN',
+  adminTokenFile: 'TOLLGATE_ADMIN_TOKEN_FILE',
+  publicAdminUrl: 'TOLLGATE_PUBLIC_ADMIN_URL',
+  sessionTtlMs: 'TOLLGATE_SESSION_TTL_MS',
+  oidcIssuer: 'TOLLGATE_OIDC_ISSUER',
+  oidcAudience: 'TOLLGATE_OIDC_AUDIENCE',
+  oidcJwksUrl: 'TOLLGATE_OIDC_JWKS_URL',
+  oidcAdminClaim: 'TOLLGATE_OIDC_ADMIN_CLAIM',
 };
 
 export type ConfigResult = { ok: true; config: Readonly<Config> } | { ok: false; problems: string[] };
@@ -201,8 +248,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
 
   // Routes: the config file's list, or TOLLGATE_UPSTREAM as one route "/", or the shipped example tree.
   const entries: RouteFileEntry[] = s.upstream
-    ? [{ prefix: '/', upstream: s.upstream, ecosystem: 'generic', allowPost: [] }]
-    : s.routes ?? [{ prefix: '/', upstream: DEFAULT_UPSTREAM_DIR, ecosystem: 'generic', allowPost: [] }];
+    ? [{ prefix: '/', upstream: s.upstream, ecosystem: 'generic', allowPost: [], rewriteFrom: [] }]
+    : s.routes ?? [{ prefix: '/', upstream: DEFAULT_UPSTREAM_DIR, ecosystem: 'generic', allowPost: [], rewriteFrom: [] }];
   const upstreamSource = s.upstream ? 'TOLLGATE_UPSTREAM' : undefined;
   const routes: RouteConfig[] = [];
   const seen = new Set<string>();
@@ -223,6 +270,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       upstream,
       upstreamAuthHeader: authHeader(entry.upstreamAuth),
       allowPost: entry.allowPost.map((p) => prefix + p.slice(1)),
+      rewriteBases: upstream.kind === 'http' && (entry.rewrite ?? REWRITE_BY_DEFAULT.includes(entry.ecosystem))
+        ? [upstream.url.href, ...entry.rewriteFrom.map((u) => (u.endsWith('/') ? u : `${u}/`))]
+        : undefined,
     });
   });
   if (routes.length === 0 && problems.length === 0) problems.push(`${configFile}: routes must list at least one route`);
@@ -293,6 +343,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     }
   }
 
+  const admin = resolveAdmin(s, sources, cwd, problems);
+
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -330,6 +382,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       signingKeyFile: s.signingKeyFile ? path.resolve(cwd, s.signingKeyFile) : undefined,
     },
     metrics: { projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },
+    admin,
   };
   return { ok: true, config: deepFreeze(config) };
 }
@@ -339,6 +392,87 @@ export function loadConfigOrThrow(env: Env = process.env, cwd = process.cwd()): 
   const result = loadConfig(env, cwd);
   if (!result.ok) throw new ConfigError(result.problems);
   return result.config;
+}
+
+type Settings = ReturnType<ReturnType<typeof settingsSchema>['parse']>;
+
+/**
+ * The admin credential and sign-in settings. The admin token's value is never echoed in a
+ * problem (it is checked here, not by the schema, whose messages quote the value).
+ */
+function resolveAdmin(s: Settings, sources: Record<string, string>, cwd: string, problems: string[]): AdminConfig {
+  const where = (key: string) => sources[key] ?? ENV_NAMES[key] ?? key;
+  let token: string | undefined;
+  let tokenFile: string | undefined;
+  const checkToken = (value: string, label: string): string | undefined => {
+    if (!/^[\x21-\x7e]+$/.test(value)) {
+      problems.push(`${label}: the admin token must be printable ASCII without spaces`);
+    } else if (value.length < MIN_ADMIN_TOKEN_LENGTH) {
+      problems.push(`${label}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+    } else {
+      return value;
+    }
+    return undefined;
+  };
+  if (s.adminToken !== undefined && s.adminTokenFile !== undefined) {
+    problems.push(`${where('adminToken')} and ${where('adminTokenFile')}: set one of them, not both`);
+  } else if (s.adminToken !== undefined) {
+    token = checkToken(s.adminToken, where('adminToken'));
+  } else if (s.adminTokenFile !== undefined) {
+    tokenFile = path.resolve(cwd, s.adminTokenFile);
+    let text: string | undefined;
+    try {
+      text = readFileSync(tokenFile, 'utf8');
+    } catch (err) {
+      problems.push(`${where('adminTokenFile')}: cannot read file ${JSON.stringify(s.adminTokenFile)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (text !== undefined) {
+      const value = text.trim();
+      if (value === '') problems.push(`${where('adminTokenFile')}: file ${JSON.stringify(s.adminTokenFile)} is empty`);
+      else token = checkToken(value, `${where('adminTokenFile')} (${s.adminTokenFile})`);
+    }
+  }
+
+  let publicUrl: string | undefined;
+  if (s.publicAdminUrl) {
+    const url = parseHttpUrl(s.publicAdminUrl);
+    if (!url || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+      problems.push(`${where('publicAdminUrl')}: must be an http(s) origin such as https://tollgate-admin.example.com, got ${JSON.stringify(s.publicAdminUrl)}`);
+    } else {
+      publicUrl = url.origin;
+    }
+  }
+
+  let oidc: OidcConfig | undefined;
+  const oidcKeys = ['oidcIssuer', 'oidcAudience', 'oidcJwksUrl', 'oidcAdminClaim'] as const;
+  if (oidcKeys.some((k) => s[k] !== undefined)) {
+    let ok = true;
+    for (const key of ['oidcIssuer', 'oidcAudience', 'oidcJwksUrl'] as const) {
+      if (!s[key]) {
+        problems.push(`${where(key)} is required when OIDC sign-in is configured (${oidcKeys.filter((k) => s[k] !== undefined).map(where).join(', ')} set)`);
+        ok = false;
+      }
+    }
+    if (s.oidcJwksUrl) {
+      const url = parseHttpUrl(s.oidcJwksUrl);
+      const loopback = url && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+      if (!url || (url.protocol !== 'https:' && !loopback) || url.username || url.password) {
+        problems.push(`${where('oidcJwksUrl')}: must be an https URL (http only on loopback), got ${JSON.stringify(s.oidcJwksUrl.replace(/\/\/[^/@]*@/, '//***@'))}`);
+        ok = false;
+      }
+    }
+    const claim = s.oidcAdminClaim ?? DEFAULT_OIDC_ADMIN_CLAIM;
+    const eq = claim.indexOf('=');
+    const name = eq > 0 ? claim.slice(0, eq).trim() : '';
+    const value = eq > 0 ? claim.slice(eq + 1).trim() : '';
+    if (!name || !value) {
+      problems.push(`${where('oidcAdminClaim')}: must be <claim>=<value>, such as roles=tollgate-admin or tollgate_admin=true, got ${JSON.stringify(claim)}`);
+      ok = false;
+    }
+    if (ok) oidc = { issuer: s.oidcIssuer!, audience: s.oidcAudience!, jwksUrl: s.oidcJwksUrl!, adminClaim: { name, value } };
+  }
+
+  return { token, tokenFile, publicUrl, sessionTtlMs: s.sessionTtlMs, oidc };
 }
 
 function resolveUpstream(value: string, baseDir: string): Upstream | string {

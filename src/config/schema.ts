@@ -33,6 +33,12 @@ export const DEFAULT_ACTIVITY_FLUSH_MS = 200;
 export const DEFAULT_ACTIVITY_RECENT_MAX = 10_000;
 export const DEFAULT_ACTIVITY_RETRY_MAX_MS = 30_000;
 export const DEFAULT_METRICS_MAX_PROJECTS = 50;
+/** Admin browser sessions are short-lived: 8 hours. */
+export const DEFAULT_SESSION_TTL_MS = 8 * 3_600_000;
+/** What an OIDC bearer must carry to be an admin: `<claim>=<value>`. */
+export const DEFAULT_OIDC_ADMIN_CLAIM = 'roles=tollgate-admin';
+/** Admin tokens set by an operator must be at least this long (generated ones are 43 characters). */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
 /** The artifact tree shipped with the repo: what `npm start` serves when nothing is configured. */
 export const DEFAULT_UPSTREAM_DIR = fileURLToPath(new URL('../../examples/artifacts', import.meta.url));
 
@@ -70,7 +76,14 @@ export const routeFileSchema = z.object({
   upstreamAuth: upstreamAuthSchema.optional(),
   /** Path prefixes (relative to the route prefix) where a read-only POST is allowed. */
   allowPost: z.array(z.string().regex(/^\//, 'allowPost entries must start with "/"')).default([]),
+  /** Rewrite upstream URLs in metadata bodies and redirects. Default: on for npm, pypi, cargo, nuget, composer. */
+  rewrite: z.boolean({ error: 'rewrite must be true or false' }).optional(),
+  /** Other base URLs the upstream uses for itself in bodies (besides `upstream`). */
+  rewriteFrom: z.array(z.string().regex(/^https?:\/\//, 'rewriteFrom entries must be http(s) URLs')).default([]),
 }).strict();
+
+/** Ecosystems whose metadata carries absolute upstream URLs, so rewriting is on by default. */
+export const REWRITE_BY_DEFAULT: readonly Ecosystem[] = ['npm', 'pypi', 'cargo', 'nuget', 'composer'];
 
 export type RouteFileEntry = z.infer<typeof routeFileSchema>;
 
@@ -117,5 +130,14 @@ export function settingsSchema() {
     signingKeyFile: z.string().optional(),
     metricsProjects: z.union([z.string(), z.array(z.string())]).optional(),
     metricsMaxProjects: count('TOLLGATE_METRICS_MAX_PROJECTS', 0).default(DEFAULT_METRICS_MAX_PROJECTS),
+    adminToken: z.string().optional(),
+    adminTokenFile: z.string().optional(),
+    publicAdminUrl: z.string().optional(),
+    sessionTtlMs: durationMs('TOLLGATE_SESSION_TTL_MS', 1000).max(86_400_000, 'TOLLGATE_SESSION_TTL_MS must be at most 86400000 ms (24 h)')
+      .default(DEFAULT_SESSION_TTL_MS),
+    oidcIssuer: z.string().optional(),
+    oidcAudience: z.string().optional(),
+    oidcJwksUrl: z.string().optional(),
+    oidcAdminClaim: z.string().optional(),
   }).strict();
 }

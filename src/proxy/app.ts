@@ -45,7 +45,11 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   const forwarders = new Map<RouteConfig, Forwarder>();
   for (const route of config.routes) {
     forwarders.set(route, route.upstream.kind === 'http'
-      ? createHttpForwarder({ route: route as RouteConfig & { upstream: { kind: 'http'; url: URL } }, upstreamTimeoutMs: config.upstreamTimeoutMs })
+      ? createHttpForwarder({
+        route: route as RouteConfig & { upstream: { kind: 'http'; url: URL } },
+        upstreamTimeoutMs: config.upstreamTimeoutMs,
+        publicUrl: config.publicUrl,
+      })
       : createDirectoryServer(route as RouteConfig & { upstream: { kind: 'dir'; root: string } }));
   }
 

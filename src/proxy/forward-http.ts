@@ -1,16 +1,24 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { pipeline } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import type { RouteConfig } from '../config/index.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { sendError } from './respond.js';
+import { createRewriteStream, isRewritableType, replacementsFor, rewriteLocation } from './rewrite.js';
 import type { RequestState } from './state.js';
 
 export interface HttpForwarderOptions {
   route: RouteConfig & { upstream: { kind: 'http'; url: URL } };
   /** Time to wait for response headers, and the longest silence mid-body. */
   upstreamTimeoutMs: number;
+  /** TOLLGATE_PUBLIC_URL: the origin clients use; else derived per request from Host. */
+  publicUrl: string | undefined;
 }
+
+/** Redirects to another origin (object storage) the gateway follows itself, up to this many. */
+export const MAX_REDIRECTS_FOLLOWED = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export interface Forwarder {
   (incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void;
@@ -30,7 +38,8 @@ class UpstreamTimeout extends Error {
  * The upstream gets the path and query byte for byte after the route's base path.
  */
 export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
-  const { route, upstreamTimeoutMs } = options;
+  const { route, upstreamTimeoutMs, publicUrl } = options;
+  const rewriteBases = route.rewriteBases;
   const { url } = route.upstream;
   const isHttps = url.protocol === 'https:';
   const transport = isHttps ? https : http;
@@ -47,7 +56,9 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
       port,
       method: incoming.method,
       path: basePath + rest,
-      headers: upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader),
+      headers: upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader,
+        // An upstream whose URLs are rewritten must describe itself by its own origin.
+        rewriteBases === undefined),
     });
     upstreamReq.setTimeout(upstreamTimeoutMs, () => upstreamReq.destroy(new UpstreamTimeout()));
 
@@ -74,11 +85,28 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
         return;
       }
       const status = upstreamRes.statusCode ?? 502;
-      outgoing.writeHead(status, clientResponseHeaders(upstreamRes.headers, state.requestId));
-      upstreamRes.on('data', (chunk: Buffer) => {
+      const headers = clientResponseHeaders(upstreamRes.headers, state.requestId);
+      let body: Readable = upstreamRes;
+      const location = upstreamRes.headers.location;
+      if (location && REDIRECT_STATUSES.has(status)) {
+        const bases = rewriteBases ?? [url.href];
+        const rewritten = rewriteLocation(location, bases, publicBase(incoming, forwarded));
+        if (rewritten === undefined) {
+          // Another origin (object storage): never hand the client a way around the gateway.
+          upstreamRes.resume();
+          followRedirect(new URL(location), incoming, outgoing, state, MAX_REDIRECTS_FOLLOWED);
+          return;
+        }
+        headers.location = rewritten;
+      }
+      if (rewriteBases && incoming.method !== 'HEAD' && isRewritableType(upstreamRes.headers['content-type'])) {
+        body = rewriteBody(upstreamRes, headers, incoming, publicBase(incoming, forwarded));
+      }
+      outgoing.writeHead(status, headers);
+      body.on('data', (chunk: Buffer) => {
         state.bytes += chunk.length;
       });
-      pipeline(upstreamRes, outgoing, (err) => {
+      pipeline(body, outgoing, (err) => {
         if (err) {
           // Reset, stall or short body mid-transfer: the client sees a cut connection, never
           // a truncated body passed off as complete.
@@ -92,6 +120,94 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     const method = incoming.method;
     if (method === 'GET' || method === 'HEAD') upstreamReq.end();
     else pipeline(incoming, upstreamReq, () => {});
+  }
+
+  /** Where this route lives on the gateway, as the client sees it: `https://gw.example/npm/`. */
+  function publicBase(incoming: IncomingMessage, forwarded: ForwardedInfo): string {
+    const origin = publicUrl ?? `${forwarded.proto}://${forwarded.host ?? incoming.headers.host ?? 'localhost'}`;
+    return origin + route.prefix;
+  }
+
+  /**
+   * Metadata body with upstream URLs replaced: decompressed if needed, rewritten as it streams,
+   * re-compressed with gzip when the client accepts it. Sent chunked (the length changes) with a
+   * weak ETag (the bytes differ from the upstream's, the meaning does not).
+   */
+  function rewriteBody(upstreamRes: IncomingMessage, headers: http.OutgoingHttpHeaders, incoming: IncomingMessage, base: string): Readable {
+    const stages: NodeJS.ReadWriteStream[] = [];
+    const encoding = String(upstreamRes.headers['content-encoding'] ?? '').toLowerCase();
+    if (encoding === 'gzip' || encoding === 'x-gzip') stages.push(zlib.createGunzip());
+    else if (encoding === 'deflate') stages.push(zlib.createInflate());
+    else if (encoding === 'br') stages.push(zlib.createBrotliDecompress());
+    else if (encoding !== '' && encoding !== 'identity') return upstreamRes; // unknown coding: pass as is
+    stages.push(createRewriteStream(replacementsFor(rewriteBases!, base)));
+    delete headers['content-length'];
+    delete headers['content-encoding'];
+    const acceptsGzip = /\bgzip\b/i.test(String(incoming.headers['accept-encoding'] ?? ''));
+    if (acceptsGzip) {
+      stages.push(zlib.createGzip({ level: 6 }));
+      headers['content-encoding'] = 'gzip';
+    }
+    const etag = headers.etag;
+    if (typeof etag === 'string' && !etag.startsWith('W/')) headers.etag = `W/${etag}`;
+    headers.vary = headers.vary ? `${String(headers.vary)}, Accept-Encoding` : 'Accept-Encoding';
+    let stream: Readable = upstreamRes;
+    for (const stage of stages) {
+      stream.on('error', (err) => (stage as unknown as Readable).destroy(err));
+      stream = stream.pipe(stage) as unknown as Readable;
+    }
+    return stream;
+  }
+
+  /**
+   * Follows a redirect to another origin for the client (GET/HEAD only), without the client's or
+   * the route's credentials: presigned object-storage URLs carry their own authorisation.
+   */
+  function followRedirect(target: URL, incoming: IncomingMessage, outgoing: ServerResponse, state: RequestState, hopsLeft: number): void {
+    const method = incoming.method === 'HEAD' ? 'HEAD' : 'GET';
+    if (hopsLeft <= 0 || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
+      state.upstreamError = 'redirect';
+      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      return;
+    }
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const name of ['accept', 'accept-encoding', 'range', 'if-range', 'if-none-match', 'if-modified-since', 'user-agent']) {
+      if (incoming.headers[name] !== undefined) headers[name] = incoming.headers[name];
+    }
+    const req = (target.protocol === 'https:' ? https : http).request(target, { method, headers });
+    req.setTimeout(upstreamTimeoutMs, () => req.destroy(new UpstreamTimeout()));
+    const onClientClose = (): void => {
+      if (!outgoing.writableFinished) req.destroy();
+    };
+    outgoing.once('close', onClientClose);
+    req.once('error', (err) => {
+      state.upstreamError = err instanceof UpstreamTimeout ? 'timeout' : ((err as NodeJS.ErrnoException).code ?? 'error');
+      if (!outgoing.headersSent && !outgoing.destroyed) {
+        sendError(outgoing, err instanceof UpstreamTimeout ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      } else outgoing.destroy();
+    });
+    req.once('response', (res) => {
+      outgoing.off('close', onClientClose);
+      const status = res.statusCode ?? 502;
+      if (REDIRECT_STATUSES.has(status) && res.headers.location) {
+        res.resume();
+        followRedirect(new URL(res.headers.location, target), incoming, outgoing, state, hopsLeft - 1);
+        return;
+      }
+      const headers = clientResponseHeaders(res.headers, state.requestId);
+      delete headers['set-cookie'];
+      outgoing.writeHead(status, headers);
+      res.on('data', (chunk: Buffer) => {
+        state.bytes += chunk.length;
+      });
+      pipeline(res, outgoing, (err) => {
+        if (err) {
+          state.upstreamError ??= 'reset';
+          outgoing.destroy();
+        }
+      });
+    });
+    req.end();
   }
 
   return Object.assign(forwardHttp, { close: () => agent.destroy() });

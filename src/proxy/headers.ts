@@ -41,6 +41,8 @@ export function upstreamRequestHeaders(
   forwarded: ForwardedInfo,
   requestId: string,
   auth: { name: string; value: string } | undefined,
+  /** Send X-Forwarded-Host/-Proto (off for upstreams whose URLs the gateway rewrites). */
+  forwardHost = true,
 ): OutgoingHttpHeaders {
   const extra = connectionTokens(incoming.connection);
   const out: OutgoingHttpHeaders = {};
@@ -52,8 +54,10 @@ export function upstreamRequestHeaders(
   out['x-forwarded-for'] = forwarded.priorForwardedFor
     ? `${forwarded.priorForwardedFor}, ${forwarded.peerIp}`
     : forwarded.clientIp;
-  out['x-forwarded-proto'] = forwarded.proto;
-  if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
+  if (forwardHost) {
+    out['x-forwarded-proto'] = forwarded.proto;
+    if (forwarded.host) out['x-forwarded-host'] = forwarded.host;
+  }
   out['x-request-id'] = requestId;
   if (auth) out[auth.name] = auth.value;
   return out;
