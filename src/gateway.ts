@@ -10,6 +10,7 @@ import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
 import { createProxyApp } from './proxy/app.js';
 import { createAdminApp } from './admin/app.js';
+import { createAdminAuth } from './admin/auth.js';
 import { createMetrics, statusClass, type Metrics } from './metrics/registry.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import type { RequestState } from './proxy/state.js';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
  */
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const { logger, store } = deps;
+  // First: it may generate the admin token file, and fails before anything else has started.
+  const adminAuth = await createAdminAuth(config, { logger });
   const metrics = createMetrics();
   const cache = createTokenCache({
     store,
@@ -51,6 +54,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     negativeTtlMs: config.negativeCacheTtlMs,
     negativeMax: config.negativeCacheMax,
     pollMs: config.changePollMs,
+    staleMaxMs: config.cacheStaleMs,
     lastUsedFlushMs: config.lastUsedFlushMs,
     onError: (err, what) => logger.warn({ err: errorFields(err), what }, 'token store problem'),
     onStoreRead: (seconds, ok) => metrics.storeDuration.labels(ok ? 'ok' : 'error').observe(seconds),
@@ -66,7 +70,10 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     onRequestEnd: createRequestObserver(metrics, activity),
   });
   let accepting = true;
-  const admin = createAdminApp({ store, isAccepting: () => accepting, registry: metrics.registry, jwks: activity.jwks });
+  const admin = createAdminApp({
+    store, isAccepting: () => accepting, registry: metrics.registry, jwks: activity.jwks,
+    auth: adminAuth, activity: activity.query, logger,
+  });
 
   const proxyServer = (config.tls
     ? createAdaptorServer({

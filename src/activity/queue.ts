@@ -55,28 +55,37 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   let toDisk = spool.events > 0;
   let stopped = false;
   let wake: (() => void) | undefined;
+  /** A signal that came while the loop was not waiting: the next wait returns at once. */
+  let signalled = false;
   const drainWaiters = new Set<() => void>();
 
   const signal = (): void => {
     const w = wake;
     wake = undefined;
-    w?.();
+    if (w) w();
+    else signalled = true;
   };
   const isEmpty = () => memory.length === 0 && spool.events === 0 && spilling === 0;
 
+  /** Bytes of spills still on their way to disk: counted against maxSpoolBytes before they land. */
+  let spillingBytes = 0;
   function spill(event: ActivityEvent): void {
-    if (spool.bytes >= options.maxSpoolBytes) {
+    const size = Buffer.byteLength(JSON.stringify(event)) + 1;
+    if (spool.bytes + spillingBytes + size > options.maxSpoolBytes) {
       options.onDropped?.(1, 'disk-full');
       return;
     }
     spilling++;
+    spillingBytes += size;
     spool.append([event]).then(
       () => {
         spilling--;
+        spillingBytes -= size;
         signal();
       },
       () => {
         spilling--;
+        spillingBytes -= size;
         options.onDropped?.(1, 'spool-error');
       },
     );
@@ -102,8 +111,10 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
 
   /** Waits ms; new events may cut the wait short only when `wakeable` (never a retry backoff). */
   const sleep = (ms: number, wakeable: boolean) => new Promise<void>((resolve) => {
+    if (stopped) return resolve(); // stop() came while a delivery was in flight
     const t = setTimeout(() => {
       if (stopWait === finish) stopWait = undefined;
+      if (wake === finish) wake = undefined; // a later signal must not land on a finished wait
       resolve();
     }, ms);
     const finish = () => {
@@ -117,25 +128,42 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
 
   async function loop(): Promise<void> {
     let attempt = 0;
+    /** The batch being delivered: retried unchanged (same events, same batchId) until acked. */
+    let pending: { events: ActivityEvent[]; ack: () => Promise<void> } | undefined;
+    /** The partial batch in memory already waited flushIntervalMs for company. */
+    let waited = false;
     while (!stopped) {
-      const batch = await nextBatch();
-      if (!batch || batch.events.length === 0) {
-        if (batch) await batch.ack();
+      const batch = pending ?? await nextBatch();
+      if (batch && batch.events.length === 0) {
+        await batch.ack(); // a segment with nothing readable left (torn lines only)
+        continue;
+      }
+      if (!batch) {
         for (const done of drainWaiters) if (isEmpty()) done();
+        if (signalled) {
+          signalled = false;
+          continue;
+        }
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
+        signalled = false;
         continue;
       }
-      // A partial batch from memory waits a moment for company, unless the queue is backing up.
-      if (memory.length > 0 && memory.length < options.batchSize && attempt === 0 && options.flushIntervalMs > 0) {
+      // A partial batch from memory waits a moment for company, once, unless the queue is backing up.
+      if (!pending && !waited && memory.length > 0 && memory.length < options.batchSize && options.flushIntervalMs > 0) {
+        waited = true;
+        signalled = false;
         await sleep(options.flushIntervalMs, true);
         if (stopped) break;
         continue;
       }
+      pending = batch;
       try {
         await sink.deliver(batch.events, `${batch.events[0]!.id}-${batch.events.length}`);
         await batch.ack();
+        pending = undefined;
+        waited = false;
         attempt = 0;
         options.onDelivered?.(batch.events.length);
       } catch (err) {

@@ -50,18 +50,28 @@ export function openSpool(dir: string): Spool {
     const from = path.join(dir, orphan);
     for (const file of readdirSync(from).filter((f) => f.endsWith('.ndjson')).sort()) adopted.push(path.join(from, file));
   }
-  const existing = readdirSync(own).filter((f) => f.endsWith('.ndjson')).sort().map((f) => path.join(own, f));
-  let seq = START_SEQ;
-  for (const file of [...adopted, ...existing]) {
+  // Our own leftovers keep their names (a prepended segment sorts below START_SEQ); adopted
+  // segments are numbered just below the oldest of them, so no rename ever lands on a live file.
+  const existing = readdirSync(own).filter((f) => /^\d+\.ndjson$/.test(f)).sort()
+    .map((f) => ({ seq: Number(f.slice(0, -'.ndjson'.length)), file: path.join(own, f) }));
+  const first = existing[0] ? existing[0].seq - adopted.length : START_SEQ;
+  const files = [...adopted.map((file, i) => ({ seq: first + i, file })), ...existing];
+  for (const { seq, file } of files) {
     const target = path.join(own, name(seq));
     if (file !== target) renameSync(file, target);
     const size = statSync(target).size;
     const count = readFileSync(target, 'utf8').split('\n').filter(Boolean).length;
+    if (count === 0) {
+      rmSync(target, { force: true }); // created but never written (a crash): nothing to deliver
+      continue;
+    }
     segments.push({ seq, events: count });
     bytes += size;
     events += count;
-    seq++;
   }
+  // A leftover segment may end in a torn line: new events start a segment of their own.
+  const last = segments.at(-1);
+  if (last) segments.push({ seq: last.seq + 1, events: 0 });
   for (const orphan of orphans) rmSync(path.join(dir, orphan), { recursive: true, force: true });
 
   let writing: Promise<void> = Promise.resolve();

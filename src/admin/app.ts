@@ -1,6 +1,11 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { Registry } from 'prom-client';
+import type { ActivityQuery } from '../activity/recent.js';
+import type { Logger } from '../logging/logger.js';
 import type { TokenStore } from '../tokens/store.js';
+import { createAdminApi } from './api.js';
+import type { AdminAuth } from './auth.js';
+import { loadPageAssets, type PageFile } from './page.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
@@ -10,14 +15,34 @@ export interface AdminAppOptions {
   registry?: Registry;
   /** Public keys that verify signed activity batches (current and retired). */
   jwks?: () => { keys: object[] };
+  /** Admin sign-in (admin token, OIDC bearer, session cookie): see auth.ts. */
+  auth: AdminAuth;
+  /** Recent Production activity for the Activity tab. */
+  activity: ActivityQuery;
+  logger: Logger;
+  /** Clock (epoch ms) for the API. Default Date.now. */
+  now?: () => number;
 }
 
+/** Applied to every admin response: the page runs only its own script and style, never framed. */
+export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+  + "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /**
- * The admin listener (never the proxy port): health, /metrics and the JWKS; the admin API and
- * the Settings › Tokens page join it later.
+ * The admin listener (never the proxy port): health, /metrics, the JWKS, the admin API under
+ * /api/v1 and the Settings › Tokens page at /settings.
  */
 export function createAdminApp(options: AdminAppOptions): Hono {
   const app = new Hono();
+  app.use('*', async function securityHeaders(c, next) {
+    await next();
+    c.header('content-security-policy', CONTENT_SECURITY_POLICY);
+    c.header('x-content-type-options', 'nosniff');
+    c.header('x-frame-options', 'DENY');
+    c.header('referrer-policy', 'no-referrer');
+    c.header('cross-origin-opener-policy', 'same-origin');
+  });
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     if (!options.isAccepting()) return c.json({ status: 'shutting-down' }, 503);
@@ -38,6 +63,27 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     app.get('/.well-known/jwks.json', (c) => serve(c));
     app.get('/jwks.json', (c) => serve(c));
   }
+
+  app.route('/api/v1', createAdminApi({
+    store: options.store, activity: options.activity, auth: options.auth, logger: options.logger, now: options.now,
+  }));
+
+  const assets = loadPageAssets();
+  if (!assets.ok) {
+    options.logger.warn({ searched: assets.searched }, 'admin page files not found: the API works, /settings does not (copy src/admin/page into dist/admin/page)');
+  }
+  const servePage = (c: Context, name: PageFile): Response => {
+    if (!assets.ok) return c.json({ error: 'The admin page files are missing from this build (see the gateway log)' }, 500);
+    const asset = assets.files[name];
+    const headers = { 'content-type': asset.contentType, etag: asset.etag, 'cache-control': 'no-cache' };
+    if (c.req.header('if-none-match') === asset.etag) return c.body(null, 304, headers);
+    return c.body(asset.body, 200, headers);
+  };
+  app.get('/', (c) => c.redirect('/settings', 302));
+  app.get('/settings', (c) => servePage(c, 'index.html'));
+  app.get('/assets/app.js', (c) => servePage(c, 'app.js'));
+  app.get('/assets/app.css', (c) => servePage(c, 'app.css'));
+
   app.notFound((c) => c.json({ error: 'Not found' }, 404));
   return app;
 }

@@ -40,7 +40,7 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     const result = extractCredential(authorization);
     if (result.kind !== 'ok') return fail[result.kind];
     const { credential } = result;
-    const found = cache.lookup(hashToken(credential.token));
+    const found = cache.lookup(hashToken(credential.token), now);
     if (found instanceof Promise) {
       return found.then((token) => decide(token, credential, now), () => fail.unavailable);
     }

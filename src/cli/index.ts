@@ -5,7 +5,8 @@ import { isGatewayError } from '../errors.js';
 import { openTokenStore } from '../tokens/index.js';
 import { createToken, toTokenView, type TokenView } from '../tokens/service.js';
 import type { TokenStore } from '../tokens/store.js';
-import { runGateway, EXIT_CONFIG } from '../main.js';
+/** Exit code for configuration and usage errors (as main.ts). */
+const EXIT_CONFIG = 2;
 
 const USAGE = `Usage:
   tollgate serve                      run the gateway (same as npm start)
@@ -107,9 +108,12 @@ export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
-      case 'serve':
+      case 'serve': {
+        // Loaded only here: token commands stay quick to start.
+        const { runGateway } = await import('../main.js');
         await runGateway();
         return -1; // keeps running
+      }
       case 'token':
         await tokenCommand(rest);
         return 0;

@@ -66,6 +66,8 @@ export interface Config {
   negativeCacheMax: number;
   /** How often the gateway checks the store's change counter (backstop for pub/sub). Default 250 ms. */
   changePollMs: number;
+  /** Serve-stale: how long cached tokens keep working after the store was last reached. Default 120000 ms. */
+  cacheStaleMs: number;
   /** How often last-used times are written to the store. Default 5000 ms. */
   lastUsedFlushMs: number;
   /** How long SIGTERM waits for in-flight downloads. Default 25000 ms. */
@@ -162,6 +164,7 @@ const ENV_NAMES: Record<string, string> = {
   negativeCacheTtlMs: 'TOLLGATE_NEGATIVE_CACHE_TTL_MS',
   negativeCacheMax: 'TOLLGATE_NEGATIVE_CACHE_MAX',
   changePollMs: 'TOLLGATE_CHANGE_POLL_MS',
+  cacheStaleMs: 'TOLLGATE_CACHE_STALE_MS',
   lastUsedFlushMs: 'TOLLGATE_LAST_USED_FLUSH_MS',
   shutdownGraceMs: 'TOLLGATE_SHUTDOWN_GRACE_MS',
   activitySinks: 'TOLLGATE_ACTIVITY_SINKS',
@@ -242,7 +245,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       const value = key !== undefined ? pick(raw, [key, ...rest]) : undefined;
       problems.push(`${where}: ${stripName(issue.message, key)}${value !== undefined && typeof value !== 'object' ? `, got ${JSON.stringify(String(value))}` : ''}`);
     }
+    // Report a bad upstream in the same run as everything else, not after the rest is fixed.
+    if (typeof raw.upstream === 'string') {
+      const upstream = resolveUpstream(raw.upstream, cwd);
+      if (typeof upstream === 'string') problems.push(upstreamProblem('TOLLGATE_UPSTREAM', raw.upstream, upstream));
+    }
     return { ok: false, problems };
+  }
+  if (parsed.data.upstream && parsed.data.routes) {
+    problems.push(`TOLLGATE_UPSTREAM and the routes in ${configFile} are both set: use one or the other`);
   }
   const s = parsed.data;
 
@@ -260,8 +271,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     seen.add(prefix);
     const upstream = resolveUpstream(entry.upstream, upstreamSource ? cwd : fileDir);
     if (typeof upstream === 'string') {
-      const shown = entry.upstream.replace(/\/\/[^/@]*@/, '//***@'); // never echo credentials
-      problems.push(`${upstreamSource ?? `${where}.upstream`} must be an http(s) URL or a directory, got ${JSON.stringify(shown)}${upstream ? ` (${upstream})` : ''}`);
+      problems.push(upstreamProblem(upstreamSource ?? `${where}.upstream`, entry.upstream, upstream));
       return;
     }
     routes.push({
@@ -366,6 +376,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     negativeCacheTtlMs: s.negativeCacheTtlMs,
     negativeCacheMax: s.negativeCacheMax,
     changePollMs: s.changePollMs,
+    cacheStaleMs: s.cacheStaleMs,
     lastUsedFlushMs: s.lastUsedFlushMs,
     shutdownGraceMs: s.shutdownGraceMs,
     activity: {
@@ -473,6 +484,11 @@ function resolveAdmin(s: Settings, sources: Record<string, string>, cwd: string,
   }
 
   return { token, tokenFile, publicUrl, sessionTtlMs: s.sessionTtlMs, oidc };
+}
+
+function upstreamProblem(where: string, value: string, why: string): string {
+  const shown = value.replace(/\/\/[^/@]*@/, '//***@'); // never echo credentials
+  return `${where} must be an http(s) URL or a directory, got ${JSON.stringify(shown)}${why ? ` (${why})` : ''}`;
 }
 
 function resolveUpstream(value: string, baseDir: string): Upstream | string {

@@ -19,6 +19,7 @@ export const DEFAULT_CACHE_MAX = 50_000;
 export const DEFAULT_NEGATIVE_CACHE_TTL_MS = 10_000;
 export const DEFAULT_NEGATIVE_CACHE_MAX = 50_000;
 export const DEFAULT_CHANGE_POLL_MS = 250;
+export const DEFAULT_CACHE_STALE_MS = 120_000;
 export const DEFAULT_LAST_USED_FLUSH_MS = 5_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
@@ -114,6 +115,7 @@ export function settingsSchema() {
     negativeCacheTtlMs: durationMs('TOLLGATE_NEGATIVE_CACHE_TTL_MS').default(DEFAULT_NEGATIVE_CACHE_TTL_MS),
     negativeCacheMax: count('TOLLGATE_NEGATIVE_CACHE_MAX').default(DEFAULT_NEGATIVE_CACHE_MAX),
     changePollMs: durationMs('TOLLGATE_CHANGE_POLL_MS', 10).default(DEFAULT_CHANGE_POLL_MS),
+    cacheStaleMs: durationMs('TOLLGATE_CACHE_STALE_MS', 0).default(DEFAULT_CACHE_STALE_MS),
     lastUsedFlushMs: durationMs('TOLLGATE_LAST_USED_FLUSH_MS', 100).default(DEFAULT_LAST_USED_FLUSH_MS),
     shutdownGraceMs: durationMs('TOLLGATE_SHUTDOWN_GRACE_MS', 0).default(DEFAULT_SHUTDOWN_GRACE_MS),
     activitySinks: z.union([z.string(), z.array(z.string())]).optional(),

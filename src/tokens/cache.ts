@@ -22,6 +22,12 @@ export interface TokenCacheOptions {
   /** How often the store's revision is checked (backstop for pushed notifications). */
   pollMs: number;
   lastUsedFlushMs: number;
+  /**
+   * How long cached answers stay usable after the store was last reached (serve-stale). Past
+   * it, every lookup is "unavailable" (503): a revocation the gateway cannot see is never
+   * honoured later than this.
+   */
+  staleMaxMs: number;
   onError?: (err: unknown, what: string) => void;
   /** Observes every store read on a miss (seconds, whether it succeeded). */
   onStoreRead?: (seconds: number, ok: boolean) => void;
@@ -33,7 +39,7 @@ export interface TokenCache {
    * synchronously (no await, no I/O); a miss returns a promise, shared by concurrent callers.
    * Expiry is the caller's check: a cached token may expire while cached.
    */
-  lookup(hash: string): CachedToken | undefined | Promise<CachedToken | undefined>;
+  lookup(hash: string, now?: number): CachedToken | undefined | Promise<CachedToken | undefined>;
   /** Remember that this token was used now; written to the store in batches. */
   touch(token: CachedToken, now: number): void;
   /** Catch up with the store now (also runs on notifications and every pollMs). */
@@ -54,13 +60,17 @@ const MISSING = Symbol('missing');
  */
 export function createTokenCache(options: TokenCacheOptions): TokenCache {
   const { store } = options;
-  const positive = new LRUCache<string, CachedToken>({ max: options.max, ttl: options.ttlMs, ttlAutopurge: false });
+  // Expired entries are kept (noDeleteOnStaleGet) so they can be served while the store is down.
+  const positive = new LRUCache<string, CachedToken>({ max: options.max, ttl: options.ttlMs, ttlAutopurge: false, noDeleteOnStaleGet: true });
   const negative = new LRUCache<string, typeof MISSING>({ max: options.negativeMax, ttl: options.negativeTtlMs });
   const inflight = new Map<string, Promise<CachedToken | undefined>>();
   const stats = { hits: 0, misses: 0, negativeHits: 0, storeReads: 0, invalidations: 0 };
   const pendingLastUsed = new Map<string, LastUsed>();
 
   let lastRevision = 0;
+  /** When the store last answered a sync: the start of the serve-stale window. */
+  let lastSyncOk = Date.now();
+  const outOfSync = (now: number): boolean => now - lastSyncOk > options.staleMaxMs;
   /** Bumped on every invalidation; a store read that straddles one is not cached. */
   let epoch = 0;
   let syncing: Promise<void> | undefined;
@@ -91,21 +101,26 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
         else negative.set(hash, MISSING);
       }
       return token;
+    } catch (err) {
+      // Store unreachable: an entry past its TTL is still good within the stale window.
+      const stale = positive.get(hash, { allowStale: true });
+      if (stale !== undefined && !outOfSync(Date.now())) return stale;
+      throw err;
     } finally {
       inflight.delete(hash);
       options.onStoreRead?.((performance.now() - started) / 1000, ok);
     }
   }
 
-  function lookup(hash: string): CachedToken | undefined | Promise<CachedToken | undefined> {
+  function lookup(hash: string, now = Date.now()): CachedToken | undefined | Promise<CachedToken | undefined> {
     const hit = positive.get(hash);
     if (hit !== undefined) {
       stats.hits++;
-      return hit;
+      return outOfSync(now) ? unavailable() : hit;
     }
     if (negative.get(hash) !== undefined) {
       stats.negativeHits++;
-      return undefined;
+      return outOfSync(now) ? unavailable() : undefined;
     }
     stats.misses++;
     let pending = inflight.get(hash);
@@ -114,6 +129,10 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
       inflight.set(hash, pending);
     }
     return pending;
+  }
+
+  function unavailable(): Promise<never> {
+    return Promise.reject(new Error('token store out of reach for longer than the stale window'));
   }
 
   function invalidate(hash: string): void {
@@ -147,6 +166,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
         do {
           resync = false;
           await catchUp();
+          lastSyncOk = Date.now();
         } while (resync);
       } finally {
         syncing = undefined;
@@ -177,6 +197,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     },
     async start() {
       lastRevision = await store.revision();
+      lastSyncOk = Date.now();
       unsubscribe = store.onChange(() => {
         sync().catch((err) => report(err, 'change sync'));
       });

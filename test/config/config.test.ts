@@ -115,3 +115,25 @@ describe('config/tollgate.example.json', () => {
     expect(result.ok ? [] : result.problems).toEqual([]);
   });
 });
+
+describe('loadConfig, more than one problem', () => {
+  it('reports a bad TOLLGATE_UPSTREAM in the same run as bad settings', () => {
+    const result = loadConfig({ TOLLGATE_UPSTREAM: 'ftp://x', TOLLGATE_PORT: 'abc' }, tmp());
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^TOLLGATE_PORT: /),
+      expect.stringMatching(/^TOLLGATE_UPSTREAM must be an http\(s\) URL or a directory/),
+    ]));
+  });
+
+  it('refuses TOLLGATE_UPSTREAM together with config-file routes (ambiguous)', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ routes: [{ prefix: '/', upstream: '.' }] }));
+    const result = loadConfig({ TOLLGATE_CONFIG: file, TOLLGATE_UPSTREAM: dir }, dir);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.join('\n')).toMatch(/both set/);
+  });
+});

@@ -1,0 +1,316 @@
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { HTTPException } from 'hono/http-exception';
+import { isGatewayError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { ECOSYSTEMS } from '../config/index.js';
+import type { ActivityEvent } from '../activity/event.js';
+import { MAX_RECENT_LIMIT, type ActivityQuery } from '../activity/recent.js';
+import { createToken, toTokenView } from '../tokens/service.js';
+import type { TokenRecord, TokenStore } from '../tokens/store.js';
+import type { AdminAuth, AdminPrincipal, Session } from './auth.js';
+import { AdminError, sendAdminError } from './errors.js';
+
+/**
+ * The admin JSON API, mounted at /api/v1 on the admin listener. Every route but POST /session
+ * needs an admin (see auth.ts); responses are `Cache-Control: no-store`; errors are
+ * `{"error": "<message>", "code": "TOLLGATE_ERR_..."}`.
+ *
+ *   GET    /session              who is signed in, and the session's CSRF token
+ *   POST   /session              sign in: {"token": "<admin token>"} (or an Authorization: Bearer
+ *                                admin token / OIDC JWT) → session cookie
+ *   DELETE /session              sign out
+ *   GET    /tokens               every token, newest first (never the token itself)
+ *   POST   /tokens               {"name", "type": "production"|"development", "expires"} → 201 with
+ *                                the token, this once
+ *   POST   /tokens/:id/revoke    revoke (a revoked token stays listed, marked)
+ *   GET    /activity             recent Production activity: ?project=&ecosystem=&token=<name>&tokenId=&kind=&limit=
+ *   GET    /audit                token created/revoked entries (who, when, what), newest first: ?limit=
+ *
+ * CSRF: a request authenticated by the session cookie that is not GET/HEAD must carry
+ * `X-CSRF-Token: <the session's token>` (from GET/POST /session) and an Origin header naming this
+ * admin origin. Requests with an Authorization header carry no ambient credential and skip it.
+ */
+
+export interface AdminApiOptions {
+  store: TokenStore;
+  activity: ActivityQuery;
+  auth: AdminAuth;
+  logger: Logger;
+  /** Clock (epoch ms). Default Date.now. */
+  now?: () => number;
+}
+
+type Env = { Variables: { admin: AdminPrincipal } };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+const DEFAULT_AUDIT_LIMIT = 100;
+const MAX_BODY_BYTES = 16 * 1024;
+
+export function createAdminApi(options: AdminApiOptions): Hono<Env> {
+  const { store, activity, auth, logger } = options;
+  const now = options.now ?? Date.now;
+  const api = new Hono<Env>();
+  const cookieOptions = {
+    httpOnly: true,
+    sameSite: 'Strict',
+    path: '/',
+    secure: auth.secureCookies,
+  } as const;
+
+  /** Refuses cross-site requests: Sec-Fetch-Site, then Origin against this admin origin. */
+  function checkOrigin(c: Context, required: boolean): void {
+    const site = c.req.header('sec-fetch-site');
+    if (site !== undefined && site !== 'same-origin') throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', `Sec-Fetch-Site is ${site}`);
+    const origin = c.req.header('origin');
+    if (origin === undefined) {
+      if (required) throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', 'the Origin header is missing');
+      return;
+    }
+    if (auth.publicOrigin !== undefined) {
+      if (origin !== auth.publicOrigin) {
+        throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', `Origin must be ${auth.publicOrigin} (TOLLGATE_PUBLIC_ADMIN_URL)`);
+      }
+      return;
+    }
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    // Without TOLLGATE_PUBLIC_ADMIN_URL the scheme is unknown behind a TLS proxy: compare hosts.
+    if (host === undefined || host !== new URL(c.req.url).host) {
+      throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', 'Origin does not match this admin page (set TOLLGATE_PUBLIC_ADMIN_URL behind a proxy)');
+    }
+  }
+
+  const requireAdmin: MiddlewareHandler<Env> = async function requireAdmin(c, next) {
+    const authorization = c.req.header('authorization');
+    if (authorization !== undefined) {
+      const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
+      if (!match) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
+      c.set('admin', await auth.verifyBearer(match[1]!));
+      return next();
+    }
+    const cookie = getCookie(c, auth.cookieName);
+    if (!cookie) throw new AdminError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED');
+    const session = await auth.verifySession(cookie);
+    if (!session) {
+      deleteCookie(c, auth.cookieName, cookieOptions);
+      throw new AdminError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired or was signed out, sign in again');
+    }
+    if (!SAFE_METHODS.has(c.req.method)) {
+      checkOrigin(c, true);
+      if (!auth.checkCsrf(session, c.req.header('x-csrf-token'))) throw new AdminError('TOLLGATE_ERR_ADMIN_CSRF');
+    }
+    c.set('admin', { identity: session.identity, via: session.via, session });
+    return next();
+  };
+
+  const sessionBody = (session: Session) => ({
+    identity: session.identity,
+    via: session.via,
+    csrfToken: session.csrf,
+    expiresAt: new Date(session.expiresAt).toISOString(),
+  });
+
+  api.use('*', async function noStore(c, next) {
+    await next();
+    c.header('cache-control', 'no-store');
+  });
+  api.use('*', bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json({ error: `Request body over ${MAX_BODY_BYTES} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
+  }));
+
+  api.get('/session', requireAdmin, (c) => {
+    const admin = c.get('admin');
+    if (admin.session) return c.json(sessionBody(admin.session));
+    return c.json({ identity: admin.identity, via: admin.via, csrfToken: null, expiresAt: null });
+  });
+
+  api.post('/session', async (c) => {
+    checkOrigin(c, false);
+    let principal: AdminPrincipal | undefined;
+    const authorization = c.req.header('authorization');
+    const match = authorization === undefined ? undefined : /^Bearer +([^\s]+) *$/i.exec(authorization);
+    try {
+      if (match) {
+        principal = await auth.verifyBearer(match[1]!);
+      } else {
+        const body = await readJsonObject(c);
+        if (typeof body.token !== 'string' || body.token === '') throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
+        if (!auth.isAdminToken(body.token.trim())) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
+        principal = { identity: 'admin', via: 'token' };
+      }
+    } catch (err) {
+      if (err instanceof AdminError) {
+        logger.warn({ event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: clientIp(c) }, 'admin sign-in refused');
+      }
+      throw err;
+    }
+    const { cookie, session } = await auth.issueSession(principal);
+    setCookie(c, auth.cookieName, cookie, { ...cookieOptions, maxAge: Math.floor(auth.sessionTtlMs / 1000) });
+    logger.info({ event: 'admin.sign_in', identity: session.identity, via: session.via, clientIp: clientIp(c) }, 'admin signed in');
+    return c.json(sessionBody(session));
+  });
+
+  api.delete('/session', requireAdmin, (c) => {
+    const admin = c.get('admin');
+    if (admin.session) {
+      auth.endSession(admin.session);
+      logger.info({ event: 'admin.sign_out', identity: admin.identity }, 'admin signed out');
+    }
+    deleteCookie(c, auth.cookieName, cookieOptions);
+    return c.body(null, 204);
+  });
+
+  api.get('/tokens', requireAdmin, async (c) => {
+    const t = now();
+    const records = await store.list();
+    return c.json({ tokens: records.map((r) => toTokenView(r, t)) });
+  });
+
+  api.post('/tokens', requireAdmin, async (c) => {
+    const admin = c.get('admin');
+    const body = await readJsonObject(c);
+    for (const key of ['name', 'type', 'expires'] as const) {
+      if (body[key] !== undefined && typeof body[key] !== 'string') {
+        return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_INPUT', `Invalid token input: ${key} must be a string`);
+      }
+    }
+    const created = await createToken(store, {
+      name: body.name as string | undefined,
+      type: body.type as string | undefined,
+      expires: body.expires as string | undefined,
+      createdBy: admin.identity,
+    }, now());
+    const view = toTokenView(created.record, now());
+    logger.info({
+      event: 'admin.token_created', tokenId: view.id, tokenName: view.name, tokenType: view.type,
+      expiresAt: view.expiresAt, by: admin.identity, via: admin.via,
+    }, 'admin: token created');
+    // Same fields as `tollgate token create --json`, plus the full record. The token: this once.
+    return c.json({ ...view, token: created.token }, 201);
+  });
+
+  api.post('/tokens/:id/revoke', requireAdmin, async (c) => {
+    const admin = c.get('admin');
+    const id = c.req.param('id');
+    const existing = await store.get(id);
+    // By id only: store.get also matches names, which the API does not take here.
+    if (!existing || existing.id !== id) return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
+    const record = await store.revoke(id, admin.identity, now());
+    if (existing.revokedAt === null) {
+      logger.info({
+        event: 'admin.token_revoked', tokenId: record.id, tokenName: record.name, tokenType: record.type,
+        by: admin.identity, via: admin.via,
+      }, 'admin: token revoked');
+    }
+    return c.json({ token: toTokenView(record, now()) });
+  });
+
+  api.get('/activity', requireAdmin, async (c) => {
+    const q = c.req.query();
+    const kind = q.kind || undefined;
+    if (kind !== undefined && kind !== 'download' && kind !== 'metadata') {
+      throw new AdminError('TOLLGATE_ERR_ADMIN_QUERY', 'kind must be download or metadata');
+    }
+    const limit = parseLimit(q.limit, 100, MAX_RECENT_LIMIT);
+    const events = await activity.recent({
+      project: q.project,
+      ecosystem: q.ecosystem,
+      tokenName: q.token,
+      tokenId: q.tokenId,
+      // A kind filter applies after the query: read the most the query gives, then cut.
+      limit: kind ? MAX_RECENT_LIMIT : limit,
+    });
+    const shown = events.filter((e) => e.tokenType === 'production' && (!kind || e.kind === kind)).slice(0, limit);
+    return c.json({ events: shown.map(activityView), ecosystems: ECOSYSTEMS });
+  });
+
+  api.get('/audit', requireAdmin, async (c) => {
+    const limit = parseLimit(c.req.query('limit'), DEFAULT_AUDIT_LIMIT, 1000);
+    return c.json({ entries: auditEntries(await store.list()).slice(0, limit) });
+  });
+
+  api.notFound((c) => sendAdminError(c, 'TOLLGATE_ERR_ADMIN_NOT_FOUND'));
+
+  api.onError((err, c) => {
+    if (err instanceof AdminError) return sendAdminError(c, err.code, err.message);
+    if (isGatewayError(err)) {
+      if (err.status >= 500) {
+        logger.error({ err: { name: err.name, message: err.message, code: err.code } }, 'admin API: store error');
+        return sendAdminError(c, err.code);
+      }
+      return sendAdminError(c, err.code, err.message);
+    }
+    if (err instanceof HTTPException) return c.json({ error: err.message || 'Bad request', code: 'TOLLGATE_ERR_ADMIN_BODY' }, err.status);
+    logger.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'admin API: unexpected error');
+    return sendAdminError(c, 'TOLLGATE_ERR_ADMIN_INTERNAL');
+  });
+
+  return api;
+}
+
+async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new AdminError('TOLLGATE_ERR_ADMIN_CONTENT_TYPE');
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new AdminError('TOLLGATE_ERR_ADMIN_BODY');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AdminError('TOLLGATE_ERR_ADMIN_BODY', 'expected a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+function parseLimit(value: string | undefined, fallback: number, max: number): number {
+  const n = Number(value);
+  if (value === undefined || value === '' || !Number.isFinite(n)) return fallback;
+  return Math.min(max, Math.max(1, Math.floor(n)));
+}
+
+function clientIp(c: Context): string | undefined {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress;
+}
+
+/** What the page shows of an event (not the client's address or user agent). */
+function activityView(e: ActivityEvent) {
+  return {
+    id: e.id, time: e.time, project: e.project, ecosystem: e.ecosystem, kind: e.kind,
+    package: e.package, version: e.version, file: e.file, tokenId: e.tokenId, tokenName: e.tokenName,
+    sealed: e.sealed, status: e.status, bytes: e.bytes,
+  };
+}
+
+export interface AuditEntry {
+  time: string;
+  action: 'created' | 'revoked';
+  by: string;
+  tokenId: string;
+  tokenName: string;
+  tokenType: TokenRecord['type'];
+}
+
+/**
+ * The audit trail of token changes, read from the token records themselves (createdAt/By,
+ * revokedAt/By): it lives in the store, so it is fleet-wide and cannot drift from the tokens.
+ */
+export function auditEntries(records: readonly TokenRecord[]): AuditEntry[] {
+  const entries: AuditEntry[] = [];
+  for (const r of records) {
+    const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type };
+    entries.push({ time: new Date(r.createdAt).toISOString(), action: 'created', by: r.createdBy, ...what });
+    if (r.revokedAt !== null) {
+      entries.push({ time: new Date(r.revokedAt).toISOString(), action: 'revoked', by: r.revokedBy ?? 'unknown', ...what });
+    }
+  }
+  return entries.sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
+}

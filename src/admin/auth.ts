@@ -1,0 +1,238 @@
+import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify, SignJWT, errors as joseErrors, type JWTPayload } from 'jose';
+import type { AdminConfig, Config, OidcConfig } from '../config/index.js';
+import type { Logger } from '../logging/logger.js';
+import { loadAdminCredential, type AdminCredential } from './credential.js';
+import { AdminError } from './errors.js';
+
+/**
+ * Who may use the admin API, and how a browser stays signed in.
+ *
+ * - Admin token: `Authorization: Bearer <admin token>` on any request, or `{"token": ...}` posted
+ *   to /api/v1/session. Compared in constant time (SHA-256 of both sides, then timingSafeEqual).
+ *   The identity is `admin`.
+ * - OIDC: `Authorization: Bearer <JWT>` verified with jose against the configured JWKS: signature
+ *   (asymmetric algorithms only), `iss`, `aud`, `exp`, and the admin claim. The identity is the
+ *   JWT's `email`, else its `sub`.
+ * - Browser session: a JWT (HS256) in an HttpOnly, SameSite=Strict, Path=/ cookie (Secure and
+ *   `__Host-` prefixed when TOLLGATE_PUBLIC_ADMIN_URL is https), valid for the session TTL, no
+ *   renewal. Its key is derived from the admin token with HKDF, so rotating the admin token signs
+ *   everyone out. It carries a random per-session CSRF token that state-changing requests must
+ *   echo in X-CSRF-Token. Signing out puts the session id on a per-process deny list until it
+ *   expires.
+ */
+
+export type SignInMethod = 'token' | 'oidc';
+
+export interface AdminPrincipal {
+  /** The admin identity recorded as createdBy / revokedBy. */
+  identity: string;
+  via: SignInMethod;
+  /** Set when the request was authenticated by the session cookie. */
+  session?: Session;
+}
+
+export interface Session {
+  identity: string;
+  via: SignInMethod;
+  /** Per-session CSRF token (also inside the signed cookie). */
+  csrf: string;
+  /** Session id (JWT jti). */
+  id: string;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+export interface AdminAuth {
+  /** `__Host-tollgate_session` behind TLS, else `tollgate_session`. */
+  readonly cookieName: string;
+  /** True when TOLLGATE_PUBLIC_ADMIN_URL is an https origin. */
+  readonly secureCookies: boolean;
+  /** The origin browsers use (TOLLGATE_PUBLIC_ADMIN_URL), if configured. */
+  readonly publicOrigin: string | undefined;
+  readonly sessionTtlMs: number;
+  readonly oidcEnabled: boolean;
+  /** Where the admin token came from (never the token). */
+  readonly credentialSource: AdminCredential['source'];
+  /** Constant-time comparison with the admin token. */
+  isAdminToken(candidate: string): boolean;
+  /** The value of an `Authorization: Bearer` header: the admin token or an OIDC JWT. Throws AdminError. */
+  verifyBearer(credential: string): Promise<AdminPrincipal>;
+  issueSession(principal: Pick<AdminPrincipal, 'identity' | 'via'>): Promise<{ cookie: string; session: Session }>;
+  /** undefined for anything but a valid, unexpired, not signed-out session. */
+  verifySession(cookie: string): Promise<Session | undefined>;
+  endSession(session: Session): void;
+  /** Constant-time comparison of a request's CSRF header with the session's token. */
+  checkCsrf(session: Session, header: string | undefined): boolean;
+}
+
+export interface AdminAuthDeps {
+  logger: Logger;
+  /** Clock (epoch ms); tests move it. Default Date.now. */
+  now?: () => number;
+}
+
+const SESSION_ISSUER = 'tollgate-admin';
+const SESSION_AUDIENCE = 'tollgate-admin-session';
+const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** Bound on the sign-out deny list (entries leave when their session would have expired anyway). */
+const MAX_ENDED_SESSIONS = 10_000;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** Loads (or generates) the admin token and builds the verifiers. */
+export async function createAdminAuth(config: Pick<Config, 'admin' | 'dataDir'>, deps: AdminAuthDeps): Promise<AdminAuth> {
+  const credential = await loadAdminCredential(config.admin, config.dataDir, deps.logger);
+  return createAdminAuthFromCredential(config.admin, credential, deps);
+}
+
+export function createAdminAuthFromCredential(admin: AdminConfig, credential: AdminCredential, deps: AdminAuthDeps): AdminAuth {
+  const now = deps.now ?? Date.now;
+  const adminDigest = sha256(credential.token);
+  const sessionKey = new Uint8Array(hkdfSync('sha256', credential.token, 'tollgate-admin-session', 'session-key-v1', 32));
+  const secureCookies = admin.publicUrl?.startsWith('https:') ?? false;
+  const verifyOidc = admin.oidc ? createOidcVerifier(admin.oidc, now) : undefined;
+  /** Signed-out session ids → their expiry (epoch ms). */
+  const ended = new Map<string, number>();
+
+  function isAdminToken(candidate: string): boolean {
+    return timingSafeEqual(sha256(candidate), adminDigest);
+  }
+
+  return {
+    cookieName: secureCookies ? '__Host-tollgate_session' : 'tollgate_session',
+    secureCookies,
+    publicOrigin: admin.publicUrl,
+    sessionTtlMs: admin.sessionTtlMs,
+    oidcEnabled: verifyOidc !== undefined,
+    credentialSource: credential.source,
+    isAdminToken,
+
+    verifyBearer: async function verifyBearer(value) {
+      if (isAdminToken(value)) return { identity: 'admin', via: 'token' };
+      if (!JWT_SHAPE.test(value)) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
+      if (!verifyOidc) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'OIDC sign-in is not configured on this gateway');
+      return verifyOidc(value);
+    },
+
+    issueSession: async function issueSession(principal) {
+      const issuedAt = now();
+      const session: Session = {
+        identity: principal.identity,
+        via: principal.via,
+        csrf: randomBytes(32).toString('base64url'),
+        id: randomBytes(16).toString('base64url'),
+        // JWT times are whole seconds: round down so the cookie never outlives the JWT.
+        expiresAt: Math.floor((issuedAt + admin.sessionTtlMs) / 1000) * 1000,
+      };
+      const cookie = await new SignJWT({ via: session.via, csrf: session.csrf })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setSubject(session.identity)
+        .setIssuer(SESSION_ISSUER)
+        .setAudience(SESSION_AUDIENCE)
+        .setJti(session.id)
+        .setIssuedAt(Math.floor(issuedAt / 1000))
+        .setExpirationTime(session.expiresAt / 1000)
+        .sign(sessionKey);
+      return { cookie, session };
+    },
+
+    verifySession: async function verifySession(cookie) {
+      if (!JWT_SHAPE.test(cookie)) return undefined;
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(cookie, sessionKey, {
+          algorithms: ['HS256'],
+          issuer: SESSION_ISSUER,
+          audience: SESSION_AUDIENCE,
+          requiredClaims: ['sub', 'jti', 'exp', 'iat'],
+          currentDate: new Date(now()),
+          clockTolerance: 0,
+        }));
+      } catch {
+        return undefined;
+      }
+      const { sub, jti, exp, via, csrf } = payload;
+      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof csrf !== 'string'
+        || (via !== 'token' && via !== 'oidc')) return undefined;
+      if (ended.has(jti)) return undefined;
+      return { identity: sub, via, csrf, id: jti, expiresAt: exp * 1000 };
+    },
+
+    endSession: function endSession(session) {
+      const t = now();
+      if (ended.size >= MAX_ENDED_SESSIONS) {
+        for (const [id, exp] of ended) if (exp <= t) ended.delete(id);
+        // Still full: forget the oldest (insertion order); sessions are short-lived anyway.
+        while (ended.size >= MAX_ENDED_SESSIONS) ended.delete(ended.keys().next().value!);
+      }
+      ended.set(session.id, session.expiresAt);
+    },
+
+    checkCsrf: function checkCsrf(session, header) {
+      if (!header) return false;
+      return timingSafeEqual(sha256(header), sha256(session.csrf));
+    },
+  };
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** jose-verified OIDC bearer → admin principal, or an AdminError that says why (never the token). */
+function createOidcVerifier(oidc: OidcConfig, now: () => number): (jwt: string) => Promise<AdminPrincipal> {
+  const jwks = createRemoteJWKSet(new URL(oidc.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+  const { name: claimName, value: claimValue } = oidc.adminClaim;
+
+  return async function verifyOidcBearer(jwt) {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(jwt, jwks, {
+        issuer: oidc.issuer,
+        audience: oidc.audience,
+        algorithms: OIDC_ALGORITHMS,
+        requiredClaims: ['exp'],
+        currentDate: new Date(now()),
+        clockTolerance: 30,
+      }));
+    } catch (err) {
+      throw oidcError(err);
+    }
+    if (!hasAdminClaim(payload, claimName, claimValue)) {
+      throw new AdminError('TOLLGATE_ERR_ADMIN_FORBIDDEN', `the token lacks the admin claim ${claimName}=${claimValue}`);
+    }
+    const identity = typeof payload.email === 'string' && payload.email !== '' ? payload.email
+      : typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined;
+    if (!identity) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has neither email nor sub');
+    return { identity, via: 'oidc' };
+  };
+}
+
+function oidcError(err: unknown): AdminError {
+  if (err instanceof joseErrors.JWTExpired) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', `the token's "${err.claim}" claim is wrong or missing`);
+  }
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid
+    || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC')
+    || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
+    // fetch failed, non-200 or not a key set: the identity provider's JWKS is unusable.
+    return new AdminError('TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE');
+  }
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'no key in the JWKS matches the token');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s algorithm is not allowed');
+  return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s signature or format is invalid');
+}
+
+/** `<claim>=<value>`: the claim (top-level, else a dot path) equals the value or is an array holding it. */
+export function hasAdminClaim(payload: JWTPayload, name: string, value: string): boolean {
+  let claim: unknown = payload[name];
+  if (claim === undefined && name.includes('.')) {
+    claim = payload;
+    for (const part of name.split('.')) {
+      claim = claim !== null && typeof claim === 'object' && !Array.isArray(claim) ? (claim as Record<string, unknown>)[part] : undefined;
+    }
+  }
+  const same = (v: unknown) => (typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') && String(v) === value;
+  return Array.isArray(claim) ? claim.some(same) : same(claim);
+}
