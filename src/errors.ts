@@ -10,6 +10,7 @@ export const ErrorCodes = {
   TOLLGATE_ERR_AUTH_MALFORMED: { status: 401, message: 'Invalid or expired token' },
   TOLLGATE_ERR_AUTH_INVALID: { status: 401, message: 'Invalid or expired token' },
   TOLLGATE_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'Token store unavailable, retry later' },
+  TOLLGATE_ERR_AUTH_RATE_LIMITED: { status: 429, message: 'Too many failed authentications from this address, retry later' },
 
   // Requests the proxy port refuses before forwarding.
   TOLLGATE_ERR_REQUEST_METHOD: { status: 405, message: 'Method not allowed: tokens only allow downloads' },

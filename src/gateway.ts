@@ -14,6 +14,9 @@ import { createAdminAuth } from './admin/auth.js';
 import { createMetrics, statusClass, type Metrics } from './metrics/registry.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import type { RequestState } from './proxy/state.js';
+import { createRateLimiter, type RateLimiter } from './auth/rate-limit.js';
+import { createRedisFailureCounter } from './auth/rate-limit-redis.js';
+import { Redis } from 'ioredis';
 
 export interface Gateway {
   proxyServer: Server;
@@ -63,9 +66,11 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   collectFrom(metrics, cache, store);
 
   const activity = await createActivityPipeline(config, { metrics, logger });
+  const limits = createFailureLimiter(config);
   const proxy = createProxyApp({
     config,
     authenticate: deps.authenticate ?? createAuthenticator(cache),
+    limiter: limits?.limiter,
     logger,
     onRequestEnd: createRequestObserver(metrics, activity),
   });
@@ -121,6 +126,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       await closed;
       proxy.close();
       await activity.stop();
+      limits?.stop();
       await cache.stop();
       await new Promise<void>((resolve) => {
         adminServer.close(() => resolve());
@@ -131,6 +137,30 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   }
 
   return { proxyServer, adminServer, cache, metrics, activity, proxyPort, adminPort, shutdown };
+}
+
+/** The brute-force limiter, shared through Redis when the gateway has one. */
+function createFailureLimiter(config: Readonly<Config>): { limiter: RateLimiter; stop(): void } | undefined {
+  const { burst, refillPerMinute, maxAddresses, windowMs } = config.authFailureLimit;
+  if (burst === 0) return undefined;
+  let client: Redis | undefined;
+  if (config.redis) {
+    client = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
+    client.on('error', () => {}); // reconnects by itself; the local buckets protect meanwhile
+  }
+  const limiter = createRateLimiter({
+    burst,
+    refillPerSecond: refillPerMinute / 60,
+    maxAddresses,
+    shared: client && config.redis ? createRedisFailureCounter({ client, prefix: config.redis.prefix, windowMs }) : undefined,
+  });
+  return {
+    limiter,
+    stop() {
+      limiter.stop();
+      client?.disconnect();
+    },
+  };
 }
 
 const UPSTREAM_ERROR_KINDS: Record<string, string> = {
@@ -151,7 +181,7 @@ function createRequestObserver(metrics: Metrics, activity: ActivityPipeline) {
     metrics.requests.labels(tokenType, cls).inc();
     metrics.requestDuration.labels(tokenType, cls).observe(state.durationMs / 1000);
     if (state.authFailure === 'missing') metrics.authChallenges.inc();
-    else if (state.authFailure) metrics.authFailures.labels(state.authFailure).inc();
+    else if (state.authFailure) metrics.authFailures.labels(state.authFailure === 'rate-limited' ? 'rate_limited' : state.authFailure).inc();
     if (state.upstreamError && state.upstreamError !== 'client-closed') {
       metrics.upstreamErrors.labels(UPSTREAM_ERROR_KINDS[state.upstreamError] ?? 'other').inc();
     }

@@ -73,6 +73,17 @@ export interface Config {
   /** How long SIGTERM waits for in-flight downloads. Default 25000 ms. */
   shutdownGraceMs: number;
   activity: ActivityConfig;
+  /** Brute-force limit on failed authentications per client address (0 burst turns it off). */
+  authFailureLimit: {
+    /** Failures an address may make in a row. Default 100. */
+    burst: number;
+    /** Refill of that allowance. Default 60 per minute. */
+    refillPerMinute: number;
+    /** Addresses tracked at once (LRU). Default 100000. */
+    maxAddresses: number;
+    /** Window of the fleet-wide count in Redis. Default 60000 ms. */
+    windowMs: number;
+  };
   metrics: {
     /** Projects that always get their own metric label. Default: none. */
     projects: string[];
@@ -181,6 +192,10 @@ const ENV_NAMES: Record<string, string> = {
   signingKeyFile: 'TOLLGATE_SIGNING_KEY_FILE',
   metricsProjects: 'TOLLGATE_METRICS_PROJECTS',
   metricsMaxProjects: 'TOLLGATE_METRICS_MAX_PROJECTS',
+  authFailureBurst: 'TOLLGATE_AUTH_FAILURE_BURST',
+  authFailureRefillPerMinute: 'TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE',
+  authFailureMaxAddresses: 'TOLLGATE_AUTH_FAILURE_MAX_ADDRESSES',
+  authFailureWindowMs: 'TOLLGATE_AUTH_FAILURE_WINDOW_MS',
   adminToken: 'TOLLGATE_ADMIN_TOKEN',
   adminTokenFile: 'TOLLGATE_ADMIN_TOKEN_FILE',
   publicAdminUrl: 'TOLLGATE_PUBLIC_ADMIN_URL',
@@ -393,6 +408,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       signingKeyFile: s.signingKeyFile ? path.resolve(cwd, s.signingKeyFile) : undefined,
     },
     metrics: { projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },
+    authFailureLimit: {
+      burst: s.authFailureBurst,
+      refillPerMinute: s.authFailureRefillPerMinute,
+      maxAddresses: s.authFailureMaxAddresses,
+      windowMs: s.authFailureWindowMs,
+    },
     admin,
   };
   return { ok: true, config: deepFreeze(config) };

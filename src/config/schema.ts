@@ -34,6 +34,10 @@ export const DEFAULT_ACTIVITY_FLUSH_MS = 200;
 export const DEFAULT_ACTIVITY_RECENT_MAX = 10_000;
 export const DEFAULT_ACTIVITY_RETRY_MAX_MS = 30_000;
 export const DEFAULT_METRICS_MAX_PROJECTS = 50;
+export const DEFAULT_AUTH_FAILURE_BURST = 100;
+export const DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE = 60;
+export const DEFAULT_AUTH_FAILURE_MAX_ADDRESSES = 100_000;
+export const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Admin browser sessions are short-lived: 8 hours. */
 export const DEFAULT_SESSION_TTL_MS = 8 * 3_600_000;
 /** What an OIDC bearer must carry to be an admin: `<claim>=<value>`. */
@@ -132,6 +136,10 @@ export function settingsSchema() {
     signingKeyFile: z.string().optional(),
     metricsProjects: z.union([z.string(), z.array(z.string())]).optional(),
     metricsMaxProjects: count('TOLLGATE_METRICS_MAX_PROJECTS', 0).default(DEFAULT_METRICS_MAX_PROJECTS),
+    authFailureBurst: count('TOLLGATE_AUTH_FAILURE_BURST', 0).default(DEFAULT_AUTH_FAILURE_BURST),
+    authFailureRefillPerMinute: count('TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE', 1).default(DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE),
+    authFailureMaxAddresses: count('TOLLGATE_AUTH_FAILURE_MAX_ADDRESSES', 100).default(DEFAULT_AUTH_FAILURE_MAX_ADDRESSES),
+    authFailureWindowMs: durationMs('TOLLGATE_AUTH_FAILURE_WINDOW_MS', 1000).default(DEFAULT_AUTH_FAILURE_WINDOW_MS),
     adminToken: z.string().optional(),
     adminTokenFile: z.string().optional(),
     publicAdminUrl: z.string().optional(),

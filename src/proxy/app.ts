@@ -7,6 +7,7 @@ import proxyAddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../config/index.js';
 import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
+import type { RateLimiter } from '../auth/rate-limit.js';
 import { createHttpForwarder, type Forwarder } from './forward-http.js';
 import { createDirectoryServer } from './serve-dir.js';
 import type { ForwardedInfo } from './headers.js';
@@ -17,6 +18,8 @@ import type { RequestState } from './state.js';
 export interface ProxyAppOptions {
   config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs'>;
   authenticate: Authenticate;
+  /** Brute-force limit on failed authentications per client address. */
+  limiter?: RateLimiter;
   logger: Logger;
   /** Called once per request when the response is over (log line; later activity and metrics). */
   onRequestEnd?: (state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse) => void;
@@ -40,7 +43,7 @@ const ALLOW_READ = { allow: 'GET, HEAD' };
  * stream without conversion to web streams and a cache hit needs no await at all.
  */
 export function createProxyApp(options: ProxyAppOptions): ProxyApp {
-  const { config, authenticate, logger } = options;
+  const { config, authenticate, logger, limiter } = options;
   const matchRoute = createRouteMatcher(config.routes);
   const forwarders = new Map<RouteConfig, Forwarder>();
   for (const route of config.routes) {
@@ -101,9 +104,10 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
   }
 
   function authorised(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse,
-    forwarded: ForwardedInfo): void {
+    forwarded: ForwardedInfo, now: number): void {
     if (!outcome.ok) {
       state.authFailure = outcome.reason;
+      if (limiter && outcome.reason !== 'missing' && outcome.reason !== 'unavailable') limiter.fail(state.clientIp, now);
       sendError(outgoing, outcome.reason === 'missing' ? 'TOLLGATE_ERR_AUTH_MISSING'
         : outcome.reason === 'unavailable' ? 'TOLLGATE_ERR_AUTH_UNAVAILABLE'
           : 'TOLLGATE_ERR_AUTH_INVALID', state.requestId, outcome.reason === 'unavailable' ? { 'retry-after': '5' } : undefined);
@@ -152,14 +156,24 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     }
 
     const header = incoming.headers.authorization;
-    const outcome = authenticate(header, Date.now());
+    const now = Date.now();
+    if (limiter && header) {
+      // An address that used up its failures is refused before its credential is looked at.
+      const wait = limiter.retryAfter(state.clientIp, now);
+      if (wait > 0) {
+        state.authFailure = 'rate-limited';
+        sendError(outgoing, 'TOLLGATE_ERR_AUTH_RATE_LIMITED', state.requestId, { 'retry-after': String(wait) });
+        return RESPONSE_ALREADY_SENT;
+      }
+    }
+    const outcome = authenticate(header, now);
     if (outcome instanceof Promise) {
       return outcome.then((o): Response => {
-        authorised(o, state, incoming, outgoing, forwarded);
+        authorised(o, state, incoming, outgoing, forwarded, now);
         return RESPONSE_ALREADY_SENT;
       });
     }
-    authorised(outcome, state, incoming, outgoing, forwarded);
+    authorised(outcome, state, incoming, outgoing, forwarded, now);
     return RESPONSE_ALREADY_SENT;
   }
 

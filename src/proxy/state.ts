@@ -19,5 +19,5 @@ export interface RequestState {
   /** Set when the response is over. */
   durationMs: number;
   /** Why authentication failed, when it did. */
-  authFailure: AuthFailure | undefined;
+  authFailure: AuthFailure | 'rate-limited' | undefined;
 }

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRateLimiter } from '../../src/auth/rate-limit.js';
+import { generateToken } from '../../src/tokens/format.js';
+import { startOrigin, type Origin } from '../helpers/origin.js';
+import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+
+const T0 = 1_800_000_000_000;
+
+describe('the failed-authentication bucket', () => {
+  const limiter = () => createRateLimiter({ burst: 100, refillPerSecond: 1, maxAddresses: 1000 });
+
+  it('never limits a build host with a stale token sending a few dozen failures a minute', () => {
+    const l = limiter();
+    for (let minute = 0; minute < 10; minute++) {
+      for (let i = 0; i < 40; i++) {
+        const now = T0 + minute * 60_000 + i * 1500;
+        expect(l.retryAfter('10.0.0.1', now)).toBe(0);
+        l.fail('10.0.0.1', now);
+      }
+    }
+  });
+
+  it('limits a burst of 150 failures from one address after the first 100, with a Retry-After', () => {
+    const l = limiter();
+    let limitedAt = -1;
+    for (let i = 0; i < 150; i++) {
+      if (l.retryAfter('10.0.0.2', T0) > 0) {
+        limitedAt = i;
+        break;
+      }
+      l.fail('10.0.0.2', T0);
+    }
+    expect(limitedAt).toBe(100);
+    expect(l.retryAfter('10.0.0.2', T0)).toBeGreaterThanOrEqual(1);
+    // Other addresses are unaffected, and the bucket refills with time.
+    expect(l.retryAfter('10.0.0.3', T0)).toBe(0);
+    expect(l.retryAfter('10.0.0.2', T0 + 2000)).toBe(0);
+  });
+
+  it('keeps memory bounded: at most maxAddresses buckets', () => {
+    const l = createRateLimiter({ burst: 1, refillPerSecond: 0.001, maxAddresses: 100 });
+    for (let i = 0; i < 10_000; i++) l.fail(`10.1.${i >> 8}.${i & 255}`, T0);
+    // The oldest addresses were evicted (forgotten, so not limited); the newest are limited.
+    expect(l.retryAfter('10.1.0.0', T0)).toBe(0);
+    expect(l.retryAfter('10.1.39.15', T0)).toBeGreaterThan(0);
+  });
+});
+
+describe('brute-force protection on the proxy port', () => {
+  let origin: Origin;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    origin = await startOrigin();
+    gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_TRUSTED_PROXIES: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await origin?.close();
+  });
+
+  const get = (headers: Record<string, string>) => fetch(`${gw.url}/x`, { headers });
+  const from = (ip: string, headers: Record<string, string> = {}) => get({ 'x-forwarded-for': ip, ...headers });
+
+  it('lets a host with a stale token keep downloading with its valid one', async () => {
+    const { token } = await gw.createToken();
+    const stale = generateToken('production');
+    for (let i = 0; i < 30; i++) {
+      expect((await from('198.51.100.10', { authorization: bearer(stale) })).status).toBe(401);
+      expect((await from('198.51.100.10', { authorization: bearer(token) })).status).toBe(200);
+    }
+  });
+
+  it('answers 429 with Retry-After to an address that sent 150 wrong tokens in a burst, and no one else', async () => {
+    const { token } = await gw.createToken();
+    const statuses: number[] = [];
+    for (let i = 0; i < 150; i++) statuses.push((await from('203.0.113.66', { authorization: bearer(generateToken('production')) })).status);
+    expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(100).every((s) => s === 429)).toBe(true);
+    const limited = await from('203.0.113.66', { authorization: bearer(token) });
+    expect(limited.status).toBe(429); // even a right guess learns nothing now
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await from('203.0.113.67', { authorization: bearer(token) })).status).toBe(200);
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tollgate_auth_failures_total\{reason="rate_limited"\} [1-9]/);
+  });
+
+  it('never counts challenge requests without a credential (Maven sends dozens by design)', async () => {
+    for (let i = 0; i < 300; i++) expect((await from('192.0.2.50')).status).toBe(401);
+    const { token } = await gw.createToken();
+    expect((await from('192.0.2.50', { authorization: bearer(token) })).status).toBe(200);
+  });
+});
+
+describe('brute-force protection across gateways sharing Redis', () => {
+  let redis: RedisServer;
+  let origin: Origin;
+  let a: TestGateway;
+  let b: TestGateway;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    origin = await startOrigin();
+    const env = {
+      TOLLGATE_UPSTREAM: origin.url,
+      TOLLGATE_REDIS_URL: redis.url,
+      TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
+      TOLLGATE_AUTH_FAILURE_BURST: '20',
+      TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '6',
+      TOLLGATE_AUTH_FAILURE_WINDOW_MS: '60000',
+    };
+    a = await startTestGateway(env);
+    b = await startTestGateway(env);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await origin?.close();
+    await redis?.stop();
+  });
+
+  it('blocks an address on every gateway once its failures across the fleet pass the limit', async () => {
+    const { token } = await a.createToken();
+    const guess = (gw: TestGateway) => fetch(`${gw.url}/x`, {
+      headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(generateToken('production')) },
+    }).then((r) => r.status);
+    // 18 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
+    for (let i = 0; i < 18; i++) {
+      expect(await guess(a)).toBe(401);
+      expect(await guess(b)).toBe(401);
+    }
+    const probe = () => fetch(`${b.url}/x`, { headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(token) } })
+      .then((r) => r.status);
+    await expect.poll(probe, { timeout: 3000, interval: 50 }).toBe(429);
+  });
+});
