@@ -5,7 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/logger.js';
-import { tokenState, type TokenStore } from './tokens/store.js';
+import { tokenState, type TokenRecord, type TokenStore } from './tokens/store.js';
 import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
 import { createProxyApp } from './proxy/app.js';
@@ -80,16 +80,26 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     auth: adminAuth, activity: activity.query, logger,
   });
 
+  // Slow clients are bounded: headers must arrive within headersTimeoutMs (checked every
+  // second, not Node's default 30 s), and a connection with no traffic either way for
+  // clientIdleTimeoutMs (a reader that stopped reading) is closed.
+  const serverOptions = {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.headersTimeoutMs + 60_000,
+    keepAliveTimeout: 30_000,
+    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+  };
   const proxyServer = (config.tls
     ? createAdaptorServer({
       fetch: proxy.app.fetch,
       createServer: createHttpsServer,
-      serverOptions: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+      serverOptions: { ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
     })
-    : createAdaptorServer({ fetch: proxy.app.fetch })) as Server;
+    : createAdaptorServer({ fetch: proxy.app.fetch, serverOptions })) as Server;
   proxyServer.headersTimeout = config.headersTimeoutMs;
-  proxyServer.requestTimeout = config.headersTimeoutMs + 60_000;
-  proxyServer.keepAliveTimeout = 30_000;
+  proxyServer.requestTimeout = serverOptions.requestTimeout;
+  proxyServer.keepAliveTimeout = serverOptions.keepAliveTimeout;
+  proxyServer.timeout = config.clientIdleTimeoutMs;
 
   proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Requests HTTP itself cannot parse (bad headers, smuggling attempts): 400 and close.
@@ -213,19 +223,32 @@ function collectFrom(metrics: Metrics, cache: TokenCache, store: TokenStore): vo
     lookups.labels('miss').inc(cache.stats.misses);
   };
   const { tokenExpiry, tokenLastUsed } = metrics;
-  (tokenExpiry as unknown as { collect: () => Promise<void> }).collect = async function collectTokens() {
-    let records;
-    try {
-      records = await store.list();
-    } catch {
-      return; // store down: keep the last values rather than fail the scrape
-    }
+  // prom-client collects every metric of a scrape in parallel: each gauge gets its own collect,
+  // and both share one store read per scrape (a gauge filled by the other's collect would show
+  // the previous scrape's values).
+  let reading: Promise<TokenRecord[] | undefined> | undefined;
+  const readTokens = () => (reading ??= store.list().then(
+    (records) => records,
+    () => undefined, // store down: keep the last values rather than fail the scrape
+  ).finally(() => {
+    reading = undefined;
+  }));
+  const active = (records: TokenRecord[], now: number) =>
+    records.filter((r) => r.type === 'production' && tokenState(r, now) !== 'revoked');
+  (tokenExpiry as unknown as { collect: () => Promise<void> }).collect = async function collectTokenExpiry() {
+    const records = await readTokens();
+    if (!records) return;
     tokenExpiry.reset();
-    tokenLastUsed.reset();
     const now = Date.now();
-    for (const r of records) {
-      if (r.type !== 'production' || tokenState(r, now) === 'revoked') continue;
+    for (const r of active(records, now)) {
       if (r.expiresAt !== null && r.expiresAt > now) tokenExpiry.labels(r.name, r.id).set(r.expiresAt / 1000);
+    }
+  };
+  (tokenLastUsed as unknown as { collect: () => Promise<void> }).collect = async function collectTokenLastUsed() {
+    const records = await readTokens();
+    if (!records) return;
+    tokenLastUsed.reset();
+    for (const r of active(records, Date.now())) {
       if (r.lastUsedAt !== null) tokenLastUsed.labels(r.name, r.id).set(r.lastUsedAt / 1000);
     }
   };

@@ -4,5 +4,5 @@ import { fileURLToPath } from 'node:url';
 /** Builds dist/ once, so tests that spawn the real `tollgate` binary run the current code. */
 export default function setup(): void {
   const root = fileURLToPath(new URL('..', import.meta.url));
-  execFileSync('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 }

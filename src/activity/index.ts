@@ -70,7 +70,8 @@ export async function createActivityPipeline(
   }
 
   function runner(sink: Sink, stream: string): SinkRunner {
-    const label = stream === 'production' ? sink.name : `${sink.name}-${stream}`;
+    // The file sink already names its stream (`file-development`); the others get it appended.
+    const label = stream === 'production' || sink.name.endsWith(`-${stream}`) ? sink.name : `${sink.name}-${stream}`;
     return createSinkRunner({
       sink,
       name: label,

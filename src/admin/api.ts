@@ -224,8 +224,9 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
       ecosystem: q.ecosystem,
       tokenName: q.token,
       tokenId: q.tokenId,
-      // A kind filter applies after the query: read the most the query gives, then cut.
-      limit: kind ? MAX_RECENT_LIMIT : limit,
+      // Kind and type filters apply after the query: read the most it gives (one admin page
+      // view, at most 1000 events), then cut to the limit.
+      limit: MAX_RECENT_LIMIT,
     });
     const shown = events.filter((e) => e.tokenType === 'production' && (!kind || e.kind === kind)).slice(0, limit);
     return c.json({ events: shown.map(activityView), ecosystems: ECOSYSTEMS });

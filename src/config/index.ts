@@ -56,6 +56,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   /** Time a client has to send its request headers. Default 20000 ms. */
   headersTimeoutMs: number;
+  /** A client connection with no traffic either way for this long is closed. Default 60000 ms. */
+  clientIdleTimeoutMs: number;
   /** Positive token-cache TTL (a backstop: changes are pushed). Default 300000 ms. */
   cacheTtlMs: number;
   /** Positive token-cache entries. Default 50000. */
@@ -95,11 +97,7 @@ export interface Config {
 
 /** The admin API and the Settings › Tokens page (admin listener). */
 export interface AdminConfig {
-  /**
-   * The admin sign-in token, from TOLLGATE_ADMIN_TOKEN or the file TOLLGATE_ADMIN_TOKEN_FILE names.
-   * Default: unset, and the gateway generates one into <dataDir>/admin-token (mode 0600) on first
-   * start. A secret: never log it.
-   */
+  /** Admin sign-in token (a secret: never log it). Default: unset, generated into <dataDir>/admin-token (0600). */
   token: string | undefined;
   /** Absolute path of TOLLGATE_ADMIN_TOKEN_FILE when the token came from a file. Default: unset. */
   tokenFile: string | undefined;
@@ -118,11 +116,7 @@ export interface OidcConfig {
   audience: string;
   /** JWKS the bearer's signature is checked against (https, or http on loopback). */
   jwksUrl: string;
-  /**
-   * The claim that makes a bearer an admin, from `<claim>=<value>` (default `roles=tollgate-admin`):
-   * the claim (top-level name, else a dot path such as `realm_access.roles`) equals the value, or
-   * is an array holding it; booleans and numbers compare by their text (`tollgate_admin=true`).
-   */
+  /** `<claim>=<value>`: the claim (name, else dot path) equals the value or is an array holding it. Default roles=tollgate-admin. */
   adminClaim: { name: string; value: string };
 }
 
@@ -170,6 +164,7 @@ const ENV_NAMES: Record<string, string> = {
   tlsKey: 'TOLLGATE_TLS_KEY',
   upstreamTimeoutMs: 'TOLLGATE_UPSTREAM_TIMEOUT_MS',
   headersTimeoutMs: 'TOLLGATE_HEADERS_TIMEOUT_MS',
+  clientIdleTimeoutMs: 'TOLLGATE_CLIENT_IDLE_TIMEOUT_MS',
   cacheTtlMs: 'TOLLGATE_CACHE_TTL_MS',
   cacheMax: 'TOLLGATE_CACHE_MAX',
   negativeCacheTtlMs: 'TOLLGATE_NEGATIVE_CACHE_TTL_MS',
@@ -386,6 +381,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     tls,
     upstreamTimeoutMs: s.upstreamTimeoutMs,
     headersTimeoutMs: s.headersTimeoutMs,
+    clientIdleTimeoutMs: s.clientIdleTimeoutMs,
     cacheTtlMs: s.cacheTtlMs,
     cacheMax: s.cacheMax,
     negativeCacheTtlMs: s.negativeCacheTtlMs,

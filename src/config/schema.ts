@@ -23,6 +23,7 @@ export const DEFAULT_CACHE_STALE_MS = 120_000;
 export const DEFAULT_LAST_USED_FLUSH_MS = 5_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+export const DEFAULT_CLIENT_IDLE_TIMEOUT_MS = 60_000;
 export const ACTIVITY_SINKS = ['file', 'redis', 'webhook'] as const;
 export type ActivitySinkName = (typeof ACTIVITY_SINKS)[number];
 export const DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS = 10_000;
@@ -114,6 +115,7 @@ export function settingsSchema() {
     tlsKey: z.string().optional(),
     upstreamTimeoutMs: durationMs('TOLLGATE_UPSTREAM_TIMEOUT_MS').default(DEFAULT_UPSTREAM_TIMEOUT_MS),
     headersTimeoutMs: durationMs('TOLLGATE_HEADERS_TIMEOUT_MS').default(DEFAULT_HEADERS_TIMEOUT_MS),
+    clientIdleTimeoutMs: durationMs('TOLLGATE_CLIENT_IDLE_TIMEOUT_MS').default(DEFAULT_CLIENT_IDLE_TIMEOUT_MS),
     cacheTtlMs: durationMs('TOLLGATE_CACHE_TTL_MS').default(DEFAULT_CACHE_TTL_MS),
     cacheMax: count('TOLLGATE_CACHE_MAX').default(DEFAULT_CACHE_MAX),
     negativeCacheTtlMs: durationMs('TOLLGATE_NEGATIVE_CACHE_TTL_MS').default(DEFAULT_NEGATIVE_CACHE_TTL_MS),

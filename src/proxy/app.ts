@@ -11,7 +11,7 @@ import type { RateLimiter } from '../auth/rate-limit.js';
 import { createHttpForwarder, type Forwarder } from './forward-http.js';
 import { createDirectoryServer } from './serve-dir.js';
 import type { ForwardedInfo } from './headers.js';
-import { createRouteMatcher, isSafePath } from './paths.js';
+import { createRouteMatcher, isSafePath, removeSingleDotSegments } from './paths.js';
 import { sendError } from './respond.js';
 import type { RequestState } from './state.js';
 
@@ -138,7 +138,8 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     inFlight++;
     outgoing.once('close', () => onEnd(state, incoming, outgoing));
 
-    const rawPath = incoming.url ?? '/';
+    // Single-dot segments are normalised away first (apt's flat repositories ask for `/./`).
+    const rawPath = removeSingleDotSegments(incoming.url ?? '/');
     if (!isSafePath(rawPath)) {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_PATH', state.requestId);
       return RESPONSE_ALREADY_SENT;
@@ -155,7 +156,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       return RESPONSE_ALREADY_SENT;
     }
 
-    const header = incoming.headers.authorization;
+    const header = authorizationHeader(incoming);
     const now = Date.now();
     if (limiter && header) {
       // An address that used up its failures is refused before its credential is looked at.
@@ -220,6 +221,25 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       for (const forwarder of forwarders.values()) forwarder.close();
     },
   };
+}
+
+/** A second Authorization header is an attack or a bug, never a credential. Node keeps only the first. */
+const SEVERAL_AUTHORIZATION_HEADERS = 'several-authorization-headers';
+
+/**
+ * The Authorization header value, or a value that parses as malformed when several were sent.
+ * rawHeaders is only scanned when there is one at all.
+ */
+function authorizationHeader(incoming: IncomingMessage): string | undefined {
+  const value = incoming.headers.authorization;
+  if (value === undefined) return undefined;
+  const raw = incoming.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return SEVERAL_AUTHORIZATION_HEADERS;
+  }
+  return value;
 }
 
 function pathOnly(url: string | undefined): string {

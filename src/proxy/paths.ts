@@ -33,6 +33,26 @@ export function isSafePath(rawPath: string): boolean {
   return true;
 }
 
+/**
+ * The raw request target with its single-dot path segments removed (`/apt/./Packages` becomes
+ * `/apt/Packages`, a trailing `/.` becomes `/`), as RFC 3986 §5.2.4 normalises them; the query
+ * string is left alone. apt asks for exactly such paths from a flat repository (`deb URL ./`).
+ * A "." never leaves its directory, so this opens nothing: ".." and every encoded dot are
+ * still refused by isSafePath, which runs on the result.
+ */
+export function removeSingleDotSegments(rawPath: string): string {
+  const q = rawPath.indexOf('?');
+  const path = q < 0 ? rawPath : rawPath.slice(0, q);
+  if (path.indexOf('/./') < 0 && !path.endsWith('/.')) return rawPath;
+  let out = path;
+  for (let previous = ''; previous !== out;) {
+    previous = out;
+    out = out.replaceAll('/./', '/');
+  }
+  if (out.endsWith('/.')) out = out.slice(0, -1);
+  return q < 0 ? out : out + rawPath.slice(q);
+}
+
 export interface RouteMatch {
   route: RouteConfig;
   /** What follows the prefix, query string included, byte for byte. */

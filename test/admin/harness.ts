@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { Hono } from 'hono';
+import { createSqliteActivityLog, type SqliteActivityLog } from '../../src/activity/recent.js';
+import type { ActivityEvent } from '../../src/activity/event.js';
+import { createAdminApp } from '../../src/admin/app.js';
+import { createAdminAuth, type AdminAuth } from '../../src/admin/auth.js';
+import { loadConfig, type Config, type Env } from '../../src/config/index.js';
+import { createLogger } from '../../src/logging/logger.js';
+import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
+import type { TokenStore } from '../../src/tokens/store.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+/** What app.request uses as the request origin (http://localhost/...). */
+export const ORIGIN = 'http://localhost';
+
+export interface AdminHarness {
+  app: Hono;
+  auth: AdminAuth;
+  store: TokenStore;
+  activity: SqliteActivityLog;
+  config: Readonly<Config>;
+  dataDir: string;
+  /** Move the admin app's clock. */
+  clock: { now: number };
+  logs(): string;
+  request(pathname: string, init?: RequestInit): Promise<Response>;
+  /** Signs in with the admin token; returns the Cookie header value and the CSRF token. */
+  signIn(): Promise<{ cookie: string; csrf: string; setCookie: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The admin app in-process (app.request, no socket) over a real SQLite token store and the
+ * embedded recent-activity table, configured through env like production.
+ */
+export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-admin-'));
+  const result = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env });
+  if (!result.ok) throw new Error(`config invalid:\n${result.problems.join('\n')}`);
+  const config = result.config;
+  const lines: string[] = [];
+  const logger = createLogger('debug', new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  }));
+  const clock = { now: Date.now() };
+  const now = () => clock.now;
+  const store = createSqliteTokenStore({ dataDir });
+  const activity = createSqliteActivityLog({ dataDir, maxRows: 1000 });
+  const auth = await createAdminAuth(config, { logger, now });
+  const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now });
+
+  const request = (pathname: string, init?: RequestInit) => Promise.resolve(app.request(`${ORIGIN}${pathname}`, init));
+  return {
+    app, auth, store, activity, config, dataDir, clock,
+    logs: () => lines.join(''),
+    request,
+    async signIn() {
+      const res = await request('/api/v1/session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: ORIGIN },
+        body: JSON.stringify({ token: ADMIN_TOKEN }),
+      });
+      if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
+      const setCookie = res.headers.get('set-cookie') ?? '';
+      const body = await res.json() as { csrfToken: string };
+      return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie };
+    },
+    async close() {
+      await activity.close();
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+let eventSeq = 0;
+
+/** An activity event as the recorder would make it. */
+export function activityEvent(overrides: Partial<ActivityEvent> = {}): ActivityEvent {
+  eventSeq++;
+  const time = new Date(Date.UTC(2026, 0, 1, 12, 0, eventSeq)).toISOString();
+  return {
+    id: `01J000000000000000000${String(eventSeq).padStart(5, '0')}`,
+    time,
+    requestId: `req-${eventSeq}`,
+    tokenId: 'tok_1',
+    tokenName: 'ci-main',
+    tokenType: 'production',
+    project: 'default',
+    ecosystem: 'npm',
+    kind: 'download',
+    package: 'left-pad',
+    version: '1.3.0',
+    file: 'left-pad-1.3.0.tgz',
+    method: 'GET',
+    status: 200,
+    bytes: 1234,
+    durationMs: 5,
+    clientIp: '127.0.0.1',
+    userAgent: 'npm/10',
+    sealed: false,
+    ...overrides,
+  };
+}

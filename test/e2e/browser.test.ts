@@ -1,0 +1,362 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+
+/**
+ * The Settings › Tokens page in Debian's chromium, driven by playwright-core (no browser
+ * download). A missing /usr/bin/chromium fails the run: these tests never skip.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+const SCREENSHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
+const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
+const ARTIFACT = '/generic/hello/1.0.0/hello-1.0.0.txt';
+/** A laptop screen. */
+const VIEWPORT = { width: 1366, height: 768 };
+
+/**
+ * Runs a JavaScript expression in the page. Strings, not closures: this project type-checks
+ * without the DOM library, and the page's globals are not Node's.
+ */
+function inPage<T>(page: Page, expression: string): Promise<T> {
+  return page.evaluate(expression) as Promise<T>;
+}
+const ACTIVE_ID = 'document.activeElement?.id';
+const ACTIVE_TEXT = 'document.activeElement?.textContent';
+const READ_CLIPBOARD = 'navigator.clipboard.readText()';
+
+describe('Settings › Tokens in chromium', () => {
+  let gw: TestGateway;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  /** Anything the page must never do: JS dialogs (alert), uncaught errors, CSP violations. */
+  const incidents: string[] = [];
+  const shownTokens: string[] = [];
+
+  const chromiumMissing = !existsSync(CHROMIUM);
+
+  beforeAll(async () => {
+    if (chromiumMissing) return; // every test fails in beforeEach, by name
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    gw = await startTestGateway({
+      TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+      TOLLGATE_CACHE_TTL_MS: '60000', // revocation must not wait for the TTL
+      TOLLGATE_ACTIVITY_FLUSH_MS: '50',
+      TOLLGATE_LAST_USED_FLUSH_MS: '200',
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  beforeEach(() => {
+    if (chromiumMissing) throw new Error('chromium not found: apt-get install chromium');
+  });
+
+  afterEach(async () => {
+    while (contexts.length > 0) await contexts.pop()!.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    if (gw) {
+      // No token shown in the page ever reached a log line.
+      for (const token of shownTokens) expect(gw.logs()).not.toContain(token);
+      expect(gw.logs()).not.toContain(ADMIN_TOKEN);
+      await gw.close();
+    }
+  });
+
+  async function open(options: { clipboard?: ('clipboard-read' | 'clipboard-write')[]; initScript?: string } = {}): Promise<Page> {
+    const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-GB', timezoneId: 'UTC' });
+    contexts.push(context);
+    if (options.clipboard) await context.grantPermissions(options.clipboard, { origin: gw.adminUrl });
+    if (options.initScript) await context.addInitScript({ content: options.initScript });
+    const page = await context.newPage();
+    page.on('dialog', (dialog) => {
+      incidents.push(`JS dialog: ${dialog.type()} ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    page.on('pageerror', (err) => incidents.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) incidents.push(`CSP: ${msg.text()}`);
+    });
+    return page;
+  }
+
+  async function signIn(page: Page): Promise<void> {
+    await page.goto(`${gw.adminUrl}/settings`);
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('tab', { name: 'Tokens' }).waitFor();
+    await page.locator('#tokens-body tr').first().waitFor({ state: 'attached' }).catch(() => {});
+  }
+
+  const row = (page: Page, name: string) => page.locator('#tokens-body tr').filter({ has: page.locator('td.name', { hasText: name }) });
+
+  async function download(token: string): Promise<number> {
+    const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
+  /** Create → reveal, returning the token the page shows. */
+  async function createInPage(page: Page, name: string): Promise<string> {
+    await page.getByRole('button', { name: 'Create new token' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create new token' });
+    await dialog.waitFor();
+    await page.getByLabel('Name').fill(name);
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const value = page.getByLabel(/^Token /);
+    await value.waitFor();
+    const token = await value.inputValue();
+    shownTokens.push(token);
+    return token;
+  }
+
+  it('signs in, creates a Production token that never expires, shows it once, Done only after Copy, revokes it', async () => {
+    // Some history, so the table shows each kind of row.
+    await gw.createToken({ name: 'laptop-alice', type: 'development', expires: '30d' });
+    await gw.createToken({ name: 'ci-feature-branches', type: 'development', expires: '90d' });
+    const old = await gw.createToken({ name: 'legacy-deploy', type: 'production' });
+    await gw.store.revoke(old.record.id, 'admin');
+    await gw.createToken({ name: 'short-lived', type: 'production', expires: new Date(Date.now() + 1500).toISOString() });
+    await new Promise((r) => setTimeout(r, 1600)); // short-lived is now expired
+
+    const page = await open({ clipboard: ['clipboard-read', 'clipboard-write'] });
+    await page.goto(`${gw.adminUrl}/settings`);
+    await page.getByLabel('Admin token').waitFor();
+    await page.screenshot({ path: `${SCREENSHOTS}sign-in.png` });
+    await signIn(page);
+    await expect.poll(() => page.locator('#tokens-body tr').count()).toBe(4);
+    await expect.poll(() => row(page, 'legacy-deploy').locator('.badge-revoked').textContent()).toBe('Revoked');
+    expect(await row(page, 'short-lived').locator('.badge-expired').textContent()).toBe('Expired');
+    expect(await row(page, 'legacy-deploy').getAttribute('class')).toContain('inactive');
+    expect(await row(page, 'laptop-alice').locator('td').nth(4).textContent()).toMatch(/30 days left/);
+
+    // Create: the dialog opens with focus on Name; Production and Never are the defaults.
+    await page.getByRole('button', { name: 'Create new token' }).click();
+    const createDialog = page.getByRole('dialog', { name: 'Create new token' });
+    await createDialog.waitFor();
+    expect(await inPage(page, ACTIVE_ID)).toBe('c-name');
+    expect(await page.getByLabel('Production').isChecked()).toBe(true);
+    expect(await page.getByLabel('Expiry', { exact: true }).inputValue()).toBe('never');
+    expect(await createDialog.textContent()).toContain('For local environments and CI on branches other than main, so their activity raises no alerts.');
+    await page.getByLabel('Name').fill('ci-main-release');
+    await page.screenshot({ path: `${SCREENSHOTS}create-dialog.png` });
+    await page.getByRole('button', { name: 'Create token' }).click();
+
+    // Shown once, with a warning; Done disabled until copied; Esc does not lose it.
+    const value = page.getByLabel(/^Token /);
+    await value.waitFor();
+    const token = await value.inputValue();
+    shownTokens.push(token);
+    expect(token).toMatch(/^tgp_[0-9A-Za-z]+$/);
+    const reveal = page.getByRole('dialog', { name: 'Copy your new token' });
+    expect(await reveal.textContent()).toMatch(/cannot be shown again.*secret manager/s);
+    const done = page.getByRole('button', { name: 'Done' });
+    expect(await done.isDisabled()).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await reveal.isVisible()).toBe(true);
+    expect(await page.locator('#copy-status').textContent()).toMatch(/Copy the token before closing/);
+    await page.screenshot({ path: `${SCREENSHOTS}token-reveal.png` });
+
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await expect.poll(() => done.isEnabled()).toBe(true);
+    expect(await page.locator('#copy-status').textContent()).toMatch(/Copied to the clipboard/);
+    const copied = await inPage<string>(page, READ_CLIPBOARD);
+    expect(copied).toBe(token);
+
+    // The copied token downloads through the proxy port.
+    expect(await download(copied)).toBe(200);
+
+    await done.click();
+    await reveal.waitFor({ state: 'hidden' });
+    expect(await inPage(page, ACTIVE_TEXT)).toBe('Create new token');
+    expect(await page.content()).not.toContain(token);
+    const created = row(page, 'ci-main-release');
+    await created.waitFor();
+    const cells = await created.locator('td').allTextContents();
+    expect(cells.slice(0, 2)).toEqual(['ci-main-release', 'Production']);
+    expect(cells[3]).toBe('admin');
+    expect(cells[4]).toBe('Never');
+    expect(cells[6]).toBe('Active');
+
+    // Reloading never shows the token again (and the session survives the reload).
+    await page.reload();
+    await created.waitFor();
+    await expect.poll(() => created.locator('td').nth(5).textContent(), { timeout: 3000 }).not.toBe('Never'); // last used
+    expect(await page.content()).not.toContain(token);
+    expect(await page.locator('dialog[open]').count()).toBe(0);
+    await page.screenshot({ path: `${SCREENSHOTS}tokens-tab.png` });
+
+    // Revoke with a confirmation; downloads are refused within a second.
+    await page.getByRole('button', { name: 'Revoke ci-main-release' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Revoke token?' });
+    await confirm.waitFor();
+    expect(await confirm.locator('#revoke-name').textContent()).toBe('ci-main-release');
+    expect(await inPage(page, ACTIVE_TEXT)).toBe('Cancel');
+    await page.screenshot({ path: `${SCREENSHOTS}revoke-confirm.png` });
+    const revoked = page.waitForResponse((r) => r.url().endsWith('/revoke') && r.request().method() === 'POST');
+    await page.getByRole('button', { name: 'Revoke token' }).click();
+    expect((await revoked).status()).toBe(200);
+    const revokedAt = Date.now();
+    let status = 200;
+    while (Date.now() - revokedAt < 1000) {
+      status = await download(token);
+      if (status === 401) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(401);
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    await expect.poll(() => created.locator('.badge-revoked').textContent()).toBe('Revoked');
+    expect(await created.locator('td').nth(6).textContent()).toMatch(/Revoked.*by admin/);
+    expect(await page.getByRole('button', { name: 'Revoke ci-main-release' }).count()).toBe(0);
+
+    // Activity: the Production download shows, filterable by token.
+    await page.getByRole('tab', { name: 'Activity' }).click();
+    const activityRow = page.locator('#activity-body tr').filter({ hasText: 'ci-main-release' });
+    await expect.poll(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      return activityRow.count();
+    }, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(await activityRow.first().locator('td').allTextContents()).toEqual([
+      expect.any(String), 'default', 'generic', 'hello', '1.0.0', 'ci-main-release', 'No',
+    ]);
+    const filters = page.getByRole('form', { name: 'Filter activity' });
+    await filters.getByLabel('Token').selectOption('ci-main-release');
+    await filters.getByLabel('Project').fill('nobody');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => page.locator('#activity-empty').isVisible()).toBe(true);
+    await filters.getByLabel('Project').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => activityRow.count()).toBeGreaterThan(0);
+    await page.screenshot({ path: `${SCREENSHOTS}activity-tab.png` });
+
+    // Audit: who created and revoked what, when.
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    const audit = page.locator('#audit-body tr').filter({ hasText: 'ci-main-release' });
+    await expect.poll(() => audit.count()).toBe(2);
+    expect(await audit.nth(0).locator('td').allTextContents()).toEqual([expect.any(String), 'Revoked', 'ci-main-release', 'Production', 'admin']);
+    expect(await audit.nth(1).locator('td').allTextContents()).toEqual([expect.any(String), 'Created', 'ci-main-release', 'Production', 'admin']);
+    await page.screenshot({ path: `${SCREENSHOTS}audit-log.png` });
+
+    expect(incidents).toEqual([]);
+  });
+
+  it.each([
+    ['the Clipboard API refuses',
+      "Object.defineProperty(navigator.clipboard, 'writeText', { value: () => Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError')) });"],
+    ['there is no Clipboard API (not a secure context)',
+      "Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined });"],
+  ])('falls back to selecting and copying the text when %s', async (_what, initScript) => {
+    const page = await open({ clipboard: ['clipboard-read'], initScript });
+    await signIn(page);
+    const name = `fallback-${shownTokens.length}`;
+    const token = await createInPage(page, name);
+    const done = page.getByRole('button', { name: 'Done' });
+    expect(await done.isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await expect.poll(() => done.isEnabled()).toBe(true);
+    // The token is the selection, and it really is on the clipboard: read it from a page with the
+    // real Clipboard API (same browser clipboard).
+    expect(await inPage(page, `(() => {
+      const input = document.getElementById('reveal-value');
+      return input.value.slice(input.selectionStart, input.selectionEnd);
+    })()`)).toBe(token);
+    const reader = await browser.newContext();
+    contexts.push(reader);
+    await reader.grantPermissions(['clipboard-read'], { origin: gw.adminUrl });
+    const readerPage = await reader.newPage();
+    await readerPage.goto(`${gw.adminUrl}/healthz`);
+    await readerPage.bringToFront();
+    expect(await inPage(readerPage, READ_CLIPBOARD)).toBe(token);
+    await page.bringToFront();
+    await done.click();
+    expect(await page.content()).not.toContain(token);
+    expect(incidents).toEqual([]);
+  });
+
+  it('fix-xss-token-name: renders an HTML token name as text, injecting no element and firing no dialog', async () => {
+    const names = ['<img src=x onerror=alert(1)>', '"><script>alert(2)</script>', '<svg onload=alert(3)>'];
+    for (const name of names) await gw.createToken({ name, type: 'production' });
+    const page = await open();
+    await signIn(page);
+    for (const name of names) await expect.poll(() => row(page, name).count()).toBe(1);
+    expect(await page.locator('#tokens-body td.name').allTextContents()).toEqual(expect.arrayContaining(names));
+    expect(await page.locator('img, svg, #tokens-body script').count()).toBe(0);
+    // Also where the name is shown elsewhere: the revoke confirmation, the token filter, the audit log.
+    await page.getByRole('button', { name: `Revoke ${names[0]}` }).click();
+    expect(await page.locator('#revoke-name').textContent()).toBe(names[0]);
+    expect(await page.locator('#revoke-name *').count()).toBe(0);
+    await page.keyboard.press('Escape');
+    await page.getByRole('tab', { name: 'Activity' }).click();
+    expect(await page.locator('#f-token option').allTextContents()).toEqual(expect.arrayContaining(names));
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    await expect.poll(() => page.locator('#audit-body td.name').allTextContents()).toEqual(expect.arrayContaining(names));
+    expect(await page.locator('img, svg').count()).toBe(0);
+    await page.waitForTimeout(200); // an onerror/onload would have fired by now
+    expect(incidents).toEqual([]);
+  });
+
+  it('works from the keyboard: tabs with arrow keys, focus kept in the dialog, Esc closes, focus returns', async () => {
+    const page = await open();
+    await signIn(page);
+    await page.getByRole('tab', { name: 'Tokens' }).focus();
+    await page.keyboard.press('ArrowRight');
+    expect(await page.getByRole('tab', { name: 'Activity' }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.locator('#panel-activity').isVisible()).toBe(true);
+    expect(new URL(page.url()).hash).toBe('#activity');
+    await page.keyboard.press('ArrowLeft');
+    expect(await page.locator('#panel-tokens').isVisible()).toBe(true);
+
+    await page.getByRole('button', { name: 'Create new token' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'Create new token' }).waitFor();
+    for (let i = 0; i < 15; i++) {
+      await page.keyboard.press(i % 4 === 3 ? 'Shift+Tab' : 'Tab');
+      expect(await inPage(page, "Boolean(document.activeElement?.closest('#create-dialog'))")).toBe(true);
+    }
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog', { name: 'Create new token' }).waitFor({ state: 'hidden' });
+    expect(await inPage(page, ACTIVE_TEXT)).toBe('Create new token');
+
+    // A blank name is refused in the form, with the message announced.
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    expect(await page.locator('#create-error').textContent()).toBe('A name is required.');
+    expect(await page.getByLabel('Name').getAttribute('aria-invalid')).toBe('true');
+    // A taken name comes back from the API as a clear message.
+    await gw.createToken({ name: 'taken-name', type: 'development' });
+    await page.getByLabel('Name').fill('taken-name');
+    await page.getByLabel('Development').check();
+    await page.getByLabel('Expiry', { exact: true }).selectOption('date');
+    expect(await page.getByLabel('Expiry date').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/already exists/);
+    expect(incidents).toEqual([]);
+  });
+
+  it('refuses a wrong admin token, and signing out ends the session', async () => {
+    const page = await open();
+    await page.goto(`${gw.adminUrl}/settings`);
+    await page.getByLabel('Admin token').fill('not-the-admin-token-at-all');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.locator('#sign-in-error').textContent()).toBe('That is not the admin token.');
+    await signIn(page);
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === 'tollgate_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/', secure: false });
+    expect(session!.expires * 1000 - Date.now()).toBeLessThanOrEqual(8 * 3600 * 1000);
+    expect(await inPage(page, 'document.cookie')).toBe(''); // HttpOnly: invisible to scripts
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    const replay = await fetch(`${gw.adminUrl}/api/v1/tokens`, { headers: { cookie: `tollgate_session=${session!.value}` } });
+    expect(replay.status).toBe(401);
+    expect(incidents).toEqual([]);
+  });
+});
