@@ -17,6 +17,7 @@ import type { RequestState } from './proxy/state.js';
 import { createRateLimiter, type RateLimiter } from './auth/rate-limit.js';
 import { createRedisFailureCounter } from './auth/rate-limit-redis.js';
 import { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 
 export interface Gateway {
   proxyServer: Server;
@@ -39,6 +40,8 @@ export interface GatewayDeps {
    * turned off"); it is deliberately not reachable from configuration.
    */
   authenticate?: Authenticate;
+  /** In a cluster worker: /metrics serves every worker's registries (see cluster.ts). */
+  metricsSource?: (registry: Registry) => Pick<Registry, 'contentType' | 'metrics'>;
 }
 
 /**
@@ -76,7 +79,8 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   });
   let accepting = true;
   const admin = createAdminApp({
-    store, isAccepting: () => accepting, registry: metrics.registry, jwks: activity.jwks,
+    store, isAccepting: () => accepting, jwks: activity.jwks,
+    registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
     auth: adminAuth, activity: activity.query, logger,
   });
 

@@ -4,6 +4,7 @@ import { loadConfig } from './config/index.js';
 import { createLogger } from './logging/logger.js';
 import { openTokenStore } from './tokens/index.js';
 import { startGateway, errorFields } from './gateway.js';
+import { clusterMetricsSource, isClusterWorker, runPrimary } from './cluster.js';
 
 /** Exit code for configuration and usage errors. */
 export const EXIT_CONFIG = 2;
@@ -20,11 +21,19 @@ export async function runGateway(): Promise<void> {
   }
   const config = result.config;
   const logger = createLogger(config.logLevel);
+  if (config.workers > 1 && !isClusterWorker()) {
+    runPrimary(config.workers, logger);
+    return;
+  }
   const store = openTokenStore(config, (err) => logger.warn({ err: errorFields(err) }, 'token store connection problem'));
 
   let gateway;
   try {
-    gateway = await startGateway(config, { logger, store });
+    gateway = await startGateway(config, {
+      logger,
+      store,
+      metricsSource: isClusterWorker() ? clusterMetricsSource : undefined,
+    });
   } catch (err) {
     logger.fatal({ err: errorFields(err) }, 'gateway failed to start');
     logger.flush();

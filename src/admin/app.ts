@@ -11,8 +11,8 @@ export interface AdminAppOptions {
   store: TokenStore;
   /** False while shutting down, so load balancers stop sending traffic. */
   isAccepting: () => boolean;
-  /** Prometheus registry served on /metrics. */
-  registry?: Registry;
+  /** What /metrics serves: this process's registry, or the whole cluster's. */
+  registry?: Pick<Registry, 'contentType' | 'metrics'>;
   /** Public keys that verify signed activity batches (current and retired). */
   jwks?: () => { keys: object[] };
   /** Admin sign-in (admin token, OIDC bearer, session cookie): see auth.ts. */

@@ -1,5 +1,6 @@
 import { readFileSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import proxyAddr from 'proxy-addr';
 import {
   settingsSchema, DEFAULT_UPSTREAM_DIR, ACTIVITY_SINKS, DEFAULT_OIDC_ADMIN_CLAIM, MIN_ADMIN_TOKEN_LENGTH, REWRITE_BY_DEFAULT,
@@ -74,6 +75,8 @@ export interface Config {
   lastUsedFlushMs: number;
   /** How long SIGTERM waits for in-flight downloads. Default 25000 ms. */
   shutdownGraceMs: number;
+  /** Gateway processes sharing the ports (node:cluster); `auto` = one per CPU. Default 1. */
+  workers: number;
   activity: ActivityConfig;
   /** Brute-force limit on failed authentications per client address (0 burst turns it off). */
   authFailureLimit: {
@@ -173,6 +176,7 @@ const ENV_NAMES: Record<string, string> = {
   cacheStaleMs: 'TOLLGATE_CACHE_STALE_MS',
   lastUsedFlushMs: 'TOLLGATE_LAST_USED_FLUSH_MS',
   shutdownGraceMs: 'TOLLGATE_SHUTDOWN_GRACE_MS',
+  workers: 'TOLLGATE_WORKERS',
   activitySinks: 'TOLLGATE_ACTIVITY_SINKS',
   activityWebhookUrl: 'TOLLGATE_ACTIVITY_WEBHOOK_URL',
   activityWebhookTimeoutMs: 'TOLLGATE_ACTIVITY_WEBHOOK_TIMEOUT_MS',
@@ -390,6 +394,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     cacheStaleMs: s.cacheStaleMs,
     lastUsedFlushMs: s.lastUsedFlushMs,
     shutdownGraceMs: s.shutdownGraceMs,
+    workers: s.workers === 'auto' ? availableParallelism() : s.workers,
     activity: {
       sinks,
       webhook,

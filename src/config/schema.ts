@@ -124,6 +124,7 @@ export function settingsSchema() {
     cacheStaleMs: durationMs('TOLLGATE_CACHE_STALE_MS', 0).default(DEFAULT_CACHE_STALE_MS),
     lastUsedFlushMs: durationMs('TOLLGATE_LAST_USED_FLUSH_MS', 100).default(DEFAULT_LAST_USED_FLUSH_MS),
     shutdownGraceMs: durationMs('TOLLGATE_SHUTDOWN_GRACE_MS', 0).default(DEFAULT_SHUTDOWN_GRACE_MS),
+    workers: z.union([z.literal('auto'), count('TOLLGATE_WORKERS')], { error: 'TOLLGATE_WORKERS must be a whole number of at least 1, or auto' }).default(1),
     activitySinks: z.union([z.string(), z.array(z.string())]).optional(),
     activityWebhookUrl: z.string().optional(),
     activityWebhookTimeoutMs: durationMs('TOLLGATE_ACTIVITY_WEBHOOK_TIMEOUT_MS').default(DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS),

@@ -45,12 +45,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'tollgate_production_token_expiry_timestamp_seconds',
       help: 'When each active Production token expires (absent for tokens that never expire).',
       labelNames: ['token_name', 'token_id'] as const,
+      aggregator: 'max', // every worker reads the same store: never sum timestamps
       registers: [registry],
     }),
     tokenLastUsed: new Gauge({
       name: 'tollgate_production_token_last_used_timestamp_seconds',
       help: 'When each Production token was last used.',
       labelNames: ['token_name', 'token_id'] as const,
+      aggregator: 'max',
       registers: [registry],
     }),
 
