@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  allOutput, bearer, createTokenWithCli, pollUntil, runCli, startGatewayProcess, tempDir, type GatewayProcess,
+} from '../helpers/process.js';
+
+/**
+ * TOLLGATE_WORKERS=2: two processes share the ports and the embedded store. Requests are served
+ * by both, /metrics counts every worker's requests, a revocation reaches both within a second,
+ * and SIGTERM stops the whole tree with exit 0.
+ */
+describe('a gateway with two workers', () => {
+  const dataDir = tempDir();
+  const env = { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_CACHE_TTL_MS: '600000' };
+  let gw: GatewayProcess;
+
+  beforeAll(async () => {
+    gw = await startGatewayProcess({ ...env, TOLLGATE_WORKERS: '2' }, { startTimeoutMs: 40_000 });
+    // Both workers are up once each has written its own listening line.
+    await pollUntil(async () => (gw.stdout().match(/"tollgate listening"/g) ?? []).length >= 2, 30_000);
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  const get = (token: string) => fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, {
+    headers: bearer(token), keepalive: false,
+  });
+
+  it('serves requests from both workers and sums their metrics', async () => {
+    const { token } = await createTokenWithCli(env, 'workers-a');
+    const N = 60;
+    // New connections each time, so the kernel spreads them over both workers.
+    for (let i = 0; i < N; i++) {
+      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { ...bearer(token), connection: 'close' } });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    await pollUntil(async () => new Set(requestPids(gw.stdout())).size >= 2, 5000);
+    expect(new Set(requestPids(gw.stdout())).size).toBe(2);
+
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const total = Number(/^tollgate_http_requests_total\{token_type="production",status_class="2xx"\} (\d+)/m.exec(metrics)?.[1]);
+    expect(total).toBe(N);
+  });
+
+  it('applies a revocation in every worker within one second', async () => {
+    const { token, id } = await createTokenWithCli(env, 'workers-b');
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { ...bearer(token), connection: 'close' } });
+      expect(res.status).toBe(200);
+    }
+    const revoked = await runCli(['token', 'revoke', id], env);
+    expect(revoked.code).toBe(0);
+    const at = Date.now();
+    // Every worker refuses it: 20 fresh connections in a row all get 401.
+    expect(await pollUntil(async () => {
+      const statuses = await Promise.all(Array.from({ length: 20 }, () => get(token).then((r) => r.status)));
+      return statuses.every((s) => s === 401);
+    }, 1000, 25)).toBe(true);
+    expect(Date.now() - at).toBeLessThanOrEqual(1500);
+  });
+
+  it('stops the primary and both workers on SIGTERM, exit code 0', async () => {
+    const status = await gw.stop();
+    expect(status.code).toBe(0);
+    expect(allOutput()).toContain('all workers stopped');
+  });
+});
+
+function requestPids(stdout: string): number[] {
+  return stdout.split('\n').filter((l) => l.includes('"msg":"request"')).map((l) => (JSON.parse(l) as { pid: number }).pid);
+}
