@@ -7,6 +7,7 @@ import type { ActivityEvent } from './event.js';
  * A sink's disk buffer: NDJSON segment files under `<dir>/<pid>/`, read oldest first. Each
  * process owns its own folder; on start a process adopts the folders of processes that are no
  * longer running (a restart after a crash or a SIGTERM), so what was buffered is delivered.
+ * Processes starting together never adopt the same folder: see the claim in openSpool.
  *
  * Segments are named by a zero-padded sequence number. New events append to the newest
  * segment; events that must go *before* everything on disk (the memory queue at shutdown)
@@ -44,7 +45,29 @@ export function openSpool(dir: string): Spool {
   const segments: { seq: number; events: number }[] = [];
   let bytes = 0;
   let events = 0;
-  const orphans = readdirSync(dir).filter((d) => /^\d+$/.test(d) && !isRunning(Number(d))).sort();
+  // Several processes (cluster workers) may start at once: each orphan folder is claimed first
+  // with one atomic rename, `<dead pid>` → `<dead pid>.<our pid>`, and only the winner adopts it.
+  // A claim whose claimer died too is claimed again the same way.
+  const orphans: string[] = [];
+  for (const entry of readdirSync(dir).sort()) {
+    const m = /^(\d+)(?:\.(\d+))?$/.exec(entry);
+    if (!m || entry === String(process.pid)) continue;
+    const claimer = m[2] === undefined ? undefined : Number(m[2]);
+    if (claimer === process.pid) {
+      orphans.push(entry); // our pid's earlier life was adopting it
+      continue;
+    }
+    if (isRunning(claimer ?? Number(m[1]))) continue;
+    const claimed = `${m[1]}.${process.pid}`;
+    try {
+      renameSync(path.join(dir, entry), path.join(dir, claimed));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST') continue; // another process won
+      throw err;
+    }
+    orphans.push(claimed);
+  }
   const adopted: string[] = [];
   for (const orphan of orphans) {
     const from = path.join(dir, orphan);
