@@ -151,7 +151,7 @@ export interface ActivityConfig {
 export type Env = Record<string, string | undefined>;
 
 /** Settings key → env var name. */
-const ENV_NAMES: Record<string, string> = {
+export const ENV_NAMES: Readonly<Record<string, string>> = {
   port: 'TOLLGATE_PORT',
   host: 'TOLLGATE_HOST',
   adminPort: 'TOLLGATE_ADMIN_PORT',
