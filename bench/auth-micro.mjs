@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// Micro-benchmark of the auth decision alone, in ns/op: header parse, checksum, SHA-256, cache
+// lookup, as the proxy calls it (`authenticate(header, now)`), on the compiled code in dist/.
+// No sockets, no store I/O: the store is an in-memory stub and every timed call is a cache hit
+// (positive or negative), which is the path every request but the first per token takes.
+//
+// Usage: node bench/auth-micro.mjs [--quick] [--iterations=N] [--batches=N] [--no-write]
+//        (npm run bench:auth; run `npm run build` first)
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const DIST = path.join(BENCH_DIR, '..', 'dist');
+if (!existsSync(path.join(DIST, 'auth', 'authenticate.js'))) {
+  process.stderr.write('auth-micro: dist/ is missing; run `npm run build` first\n');
+  process.exit(2);
+}
+const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
+const { createAuthenticator } = await load('auth/authenticate.js');
+const { extractCredential } = await load('auth/credentials.js');
+const { createTokenCache } = await load('tokens/cache.js');
+const { generateToken, hashToken } = await load('tokens/format.js');
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    iterations: { type: 'string' },
+    batches: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+const iterations = Number(values.iterations ?? (values.quick ? 50_000 : 300_000));
+const batches = Number(values.batches ?? (values.quick ? 3 : 7));
+if (!(iterations > 0) || !(batches > 0)) {
+  process.stderr.write('auth-micro: --iterations and --batches must be positive numbers\n');
+  process.exit(2);
+}
+
+// ── A store stub with one real token; the cache in front of it is the shipped one ─────────────
+const token = generateToken('production');
+const record = {
+  id: 'tok_benchMicro000000', name: 'bench-micro', type: 'production', hash: hashToken(token),
+  createdAt: Date.now(), createdBy: 'bench', expiresAt: null, revokedAt: null, revokedBy: null, lastUsedAt: null,
+};
+let storeReads = 0;
+const store = {
+  kind: 'sqlite',
+  async findByHash(hash) {
+    storeReads++;
+    return hash === record.hash ? record : undefined;
+  },
+  async revision() { return 0; },
+  async changesSince() { return { changes: [], revision: 0, complete: true }; },
+  onChange() { return () => {}; },
+  async recordLastUsed() {},
+  async ping() {},
+  async close() {},
+};
+const cache = createTokenCache({
+  store, ttlMs: 3_600_000, max: 50_000, negativeTtlMs: 3_600_000, negativeMax: 50_000, pollMs: 60_000, lastUsedFlushMs: 60_000,
+});
+await cache.start();
+const authenticate = createAuthenticator(cache);
+
+const unknown = generateToken('production'); // valid checksum, not in the store
+const badChecksum = token.slice(0, -1) + (token.at(-1) === 'A' ? 'B' : 'A');
+const b64 = (s) => Buffer.from(s).toString('base64');
+const now = Date.now();
+
+// Prime: the first lookup of each token reads the store (a promise); every timed call is a hit.
+for (const header of [`Bearer ${token}`, `Bearer ${unknown}`]) {
+  const outcome = authenticate(header, now);
+  if (outcome instanceof Promise) await outcome;
+}
+
+const CASES = [
+  { name: 'Bearer, cache hit', header: `Bearer ${token}`, expect: 'ok' },
+  { name: 'Basic project:token, cache hit', header: `Basic ${b64(`my-project:${token}`)}`, expect: 'ok' },
+  { name: 'Basic token:, cache hit', header: `Basic ${b64(`${token}:`)}`, expect: 'ok' },
+  { name: 'malformed: bad checksum', header: `Bearer ${badChecksum}`, expect: 'malformed' },
+  { name: 'malformed: not a token', header: 'Bearer not-a-tollgate-token', expect: 'malformed' },
+  { name: 'valid checksum, unknown (negative hit)', header: `Bearer ${unknown}`, expect: 'invalid' },
+  { name: 'no credential (challenge)', header: undefined, expect: 'missing' },
+];
+
+function check(c) {
+  const outcome = authenticate(c.header, now);
+  if (outcome instanceof Promise) throw new Error(`${c.name}: expected a synchronous decision (cache hit), got a promise`);
+  const got = outcome.ok ? 'ok' : outcome.reason;
+  if (got !== c.expect) throw new Error(`${c.name}: expected ${c.expect}, got ${got}`);
+}
+
+/** ns/op of fn(arg) over `iterations` calls, median and best of `batches` batches. */
+function time(fn, arg) {
+  let sink = 0;
+  for (let i = 0; i < Math.min(iterations, 100_000); i++) sink += fn(arg) ? 1 : 0; // warm-up
+  const perBatch = [];
+  for (let b = 0; b < batches; b++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) sink += fn(arg) ? 1 : 0;
+    perBatch.push(Number(process.hrtime.bigint() - t0) / iterations);
+  }
+  if (sink < 0) process.stdout.write(''); // keep `sink` alive
+  perBatch.sort((a, b) => a - b);
+  return { medianNs: perBatch[Math.floor(perBatch.length / 2)], bestNs: perBatch[0] };
+}
+
+const readsBefore = storeReads;
+const results = [];
+for (const c of CASES) {
+  check(c);
+  results.push({ name: c.name, what: 'authenticate(header, now)', outcome: c.expect, ...time((h) => authenticate(h, now), c.header) });
+}
+// The parts, for reading the whole: what the hit costs in parsing, hashing and the lookup.
+const hash = hashToken(token);
+results.push({ name: 'part: extractCredential (Bearer)', what: 'header parse + checksum', ...time(extractCredential, `Bearer ${token}`) });
+results.push({ name: 'part: hashToken (SHA-256 hex)', what: 'node:crypto createHash', ...time(hashToken, token) });
+results.push({ name: 'part: cache.lookup (hit)', what: 'LRU get', ...time((h) => cache.lookup(h), hash) });
+const storeReadsWhileTimed = storeReads - readsBefore;
+await cache.stop();
+
+const rows = results.map((r) => [r.name, r.medianNs.toFixed(0), r.bestNs.toFixed(0), r.outcome ?? '']);
+const widths = [0, 1, 2, 3].map((i) => Math.max(['case', 'ns/op (median)', 'ns/op (best)', 'outcome'][i].length, ...rows.map((r) => r[i].length)));
+const line = (cells) => cells.map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+const text = [
+  `auth decision micro-benchmark  node ${process.version}  ${iterations.toLocaleString('en-US')} iterations × ${batches} batches`,
+  '',
+  line(['case', 'ns/op (median)', 'ns/op (best)', 'outcome']),
+  widths.map((w) => '-'.repeat(w)).join('  '),
+  ...rows.map(line),
+  '',
+  `store reads while timing: ${storeReadsWhileTimed} (every timed call is a cache hit, positive or negative)`,
+].join('\n');
+process.stdout.write(`${text}\n`);
+if (storeReadsWhileTimed !== 0) {
+  process.stderr.write('auth-micro: the store was read while timing: the numbers do not measure the cache-hit path\n');
+  process.exitCode = 1;
+}
+
+if (!values['no-write']) {
+  const dir = path.join(BENCH_DIR, 'results');
+  mkdirSync(dir, { recursive: true });
+  const startedAt = new Date().toISOString();
+  const json = `${JSON.stringify({ meta: { startedAt, node: process.version, iterations, batches }, results, storeReadsWhileTimed, table: text }, null, 2)}\n`;
+  writeFileSync(path.join(dir, `auth-micro-${startedAt.replace(/[:.]/g, '-')}.json`), json);
+  writeFileSync(path.join(dir, 'auth-micro-latest.json'), json);
+}

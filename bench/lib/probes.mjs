@@ -1,0 +1,106 @@
+// Side channels the bench reads around a run: the gateway's /metrics (when it serves one) and
+// Redis's own command counters (independent of the gateway's instrumentation).
+import net from 'node:net';
+import { httpGet } from './procs.mjs';
+
+/** Parsed Prometheus text: name -> [{ labels, value }]. Null when /metrics is absent. */
+export async function scrapeMetrics(adminPort) {
+  let res;
+  try {
+    res = await httpGet(`http://127.0.0.1:${adminPort}/metrics`);
+  } catch {
+    return null;
+  }
+  if (res.status !== 200) return null;
+  const out = new Map();
+  for (const line of res.body.toString('utf8').split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[2]) for (const lm of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]] = lm[2];
+    const list = out.get(m[1]) ?? [];
+    list.push({ labels, value: Number(m[3]) });
+    out.set(m[1], list);
+  }
+  return out;
+}
+
+/** Sum of a metric's samples whose labels match `where`; undefined when the metric is absent. */
+export function metricSum(metrics, name, where = {}) {
+  const list = metrics?.get(name);
+  if (!list) return undefined;
+  let sum = 0;
+  for (const { labels, value } of list) {
+    if (Object.entries(where).every(([k, v]) => labels[k] === v)) sum += value;
+  }
+  return sum;
+}
+
+/** What the bench wants from /metrics: cache lookups by result and store reads. */
+export function authCounters(metrics) {
+  if (!metrics) return null;
+  return {
+    cacheHits: metricSum(metrics, 'tollgate_token_cache_lookups_total', { result: 'hit' }),
+    cacheNegativeHits: metricSum(metrics, 'tollgate_token_cache_lookups_total', { result: 'negative_hit' }),
+    cacheMisses: metricSum(metrics, 'tollgate_token_cache_lookups_total', { result: 'miss' }),
+    storeReads: metricSum(metrics, 'tollgate_token_store_duration_seconds_count'),
+  };
+}
+
+export function diffCounters(before, after) {
+  if (!before || !after) return null;
+  const out = {};
+  for (const key of Object.keys(after)) {
+    out[key] = after[key] === undefined || before[key] === undefined ? undefined : after[key] - before[key];
+  }
+  return out;
+}
+
+/** One Redis command over a raw socket (RESP), returning the bulk string reply. */
+function redisCommand(port, args) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    socket.setTimeout(3000, () => socket.destroy(new Error('redis timeout')));
+    socket.on('connect', () => {
+      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+    socket.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      const nl = buf.indexOf('\r\n');
+      if (nl < 0) return;
+      const head = buf.subarray(0, nl).toString();
+      if (head[0] === '-') {
+        socket.destroy();
+        reject(new Error(head.slice(1)));
+      } else if (head[0] === '+' || head[0] === ':') {
+        socket.destroy();
+        resolve(head.slice(1));
+      } else if (head[0] === '$') {
+        const len = Number(head.slice(1));
+        if (buf.length >= nl + 2 + len) {
+          socket.destroy();
+          resolve(buf.subarray(nl + 2, nl + 2 + len).toString());
+        }
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+export const redisPing = (port) => redisCommand(port, ['PING']);
+
+/** Redis `INFO commandstats` as { hgetall: calls, ... }. */
+export async function redisCommandCalls(port) {
+  const text = await redisCommand(port, ['INFO', 'commandstats']);
+  const calls = {};
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return calls;
+}
+
+/** Origin's own counters (requests, requests that still carried an Authorization header). */
+export async function originStats(originPort) {
+  const res = await httpGet(`http://127.0.0.1:${originPort}/__stats`);
+  return JSON.parse(res.body.toString('utf8'));
+}

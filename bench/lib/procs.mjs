@@ -1,0 +1,213 @@
+// Child processes of the benchmark: start, wait until ready, measure (/proc), stop.
+import { spawn, execFileSync } from 'node:child_process';
+import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLOCK_TICKS_PER_S = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** A free TCP port on loopback (closed again before use: good enough on a quiet loopback). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Owns every child process of a bench run. Each child is registered with a reaper process, which
+ * kills it if this process dies without cleaning up (crash, SIGKILL) or the deadline passes.
+ */
+export function createProcessGroup({ tmpDir, deadlineMs, keepTmp = false }) {
+  const children = new Map(); // pid -> { name, child, exited, logFile }
+  const reaper = spawn(process.execPath, [path.join(HERE, 'reaper.mjs'), String(process.pid), String(deadlineMs), keepTmp ? '' : tmpDir], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  reaper.stdin.on('error', () => {});
+
+  /**
+   * Starts a child. stdout goes to /dev/null unless `stdout: 'log'`; stderr always to
+   * <tmpDir>/<name>.log, shown when the child fails.
+   */
+  function start(name, command, args, { env, cwd, stdout = 'null' } = {}) {
+    const logFile = path.join(tmpDir, `${name}.log`);
+    const errFd = openSync(logFile, 'a');
+    const outFd = stdout === 'log' ? errFd : openSync('/dev/null', 'w');
+    const child = spawn(command, args, { env, cwd, stdio: ['ignore', outFd, errFd] });
+    closeSync(errFd);
+    if (outFd !== errFd) closeSync(outFd);
+    const entry = { name, child, exited: undefined, logFile, pid: child.pid };
+    const exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        entry.exited = { code, signal };
+        children.delete(child.pid);
+        if (reaper.stdin.writable) reaper.stdin.write(`-${child.pid}\n`);
+        resolve(entry.exited);
+      });
+      child.once('error', (err) => {
+        entry.exited = { code: null, signal: null, error: err };
+        children.delete(child.pid);
+        resolve(entry.exited);
+      });
+    });
+    entry.exitedPromise = exited;
+    if (child.pid) {
+      children.set(child.pid, entry);
+      reaper.stdin.write(`+${child.pid}\n`);
+    }
+    return entry;
+  }
+
+  /** Last lines of a child's log, for error messages. */
+  function logTail(entry, lines = 30) {
+    try {
+      return readFileSync(entry.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  async function stop(entry, graceMs = 3000) {
+    if (entry.exited) return;
+    try { entry.child.kill('SIGTERM'); } catch { /* gone */ }
+    const timer = setTimeout(() => {
+      try { entry.child.kill('SIGKILL'); } catch { /* gone */ }
+    }, graceMs);
+    await entry.exitedPromise;
+    clearTimeout(timer);
+  }
+
+  async function stopAll(graceMs) {
+    await Promise.all([...children.values()].map((entry) => stop(entry, graceMs)));
+    if (reaper.stdin.writable) reaper.stdin.end();
+  }
+
+  /** Synchronous last resort for process.on('exit'). */
+  function killAllNow() {
+    for (const entry of children.values()) {
+      try { entry.child.kill('SIGKILL'); } catch { /* gone */ }
+    }
+  }
+
+  return { start, stop, stopAll, killAllNow, logTail, children };
+}
+
+/** Resolves once `probe()` resolves; fails when the child exits or the time is up. */
+export async function waitReady(entry, probe, { timeoutMs = 20_000, what = entry.name, group } = {}) {
+  const until = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < until) {
+    if (entry.exited) {
+      throw new Error(`${what} exited during start-up (${JSON.stringify(entry.exited)}):\n${group ? group.logTail(entry) : ''}`);
+    }
+    try {
+      return await probe();
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms (${lastError?.message ?? 'no answer'}):\n${group ? group.logTail(entry) : ''}`);
+}
+
+/** One HTTP request, body collected: for readiness probes and preflight checks (not the load). */
+export function httpGet(url, headers = {}, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** Resolves when something accepts TCP connections on the port. */
+export function tcpProbe(port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Threads' children of a process (nginx master → worker). */
+export function childPids(pid) {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  if (existsSync(file)) {
+    try {
+      return readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch { /* fall through */ }
+  }
+  return [];
+}
+
+/** utime+stime of a process (all its threads), in µs. Undefined when it is gone. */
+export function cpuUs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime is field 14, stime field 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks / CLOCK_TICKS_PER_S) * 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmHWM (lifetime peak resident set) and VmRSS of a process, in KiB. */
+export function memKiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const pick = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { hwm: pick('VmHWM'), rss: pick('VmRSS') };
+  } catch {
+    return { hwm: NaN, rss: NaN };
+  }
+}
+
+/** CPU µs summed over a set of pids (nginx: master + worker). */
+export function sumCpuUs(pids) {
+  let total = 0;
+  for (const pid of pids) total += cpuUs(pid) ?? 0;
+  return total;
+}
+
+/**
+ * Memory of a set of pids, in MiB: the largest single process's peak (VmHWM), the sum of the
+ * peaks (an upper bound: each is a lifetime peak, reached at different times) and current RSS.
+ */
+export function sumMem(pids) {
+  let hwm = 0;
+  let maxHwm = 0;
+  let rss = 0;
+  for (const pid of pids) {
+    const m = memKiB(pid);
+    hwm += m.hwm;
+    maxHwm = Math.max(maxHwm, m.hwm);
+    rss += m.rss;
+  }
+  return { hwmMiB: hwm / 1024, maxHwmMiB: maxHwm / 1024, rssMiB: rss / 1024 };
+}
+
+export { CLOCK_TICKS_PER_S };

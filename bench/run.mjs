@@ -1,0 +1,930 @@
+#!/usr/bin/env node
+// Tollgate benchmark: `npm run bench` (see bench/README.md).
+//
+// Starts, in one process tree on loopback, a stub origin, a bare Node proxy, nginx, and Tollgate
+// in four set-ups (as shipped; auth off; Redis store with every request a cache miss; a copy for
+// invalid-token floods), then drives each with autocannon in alternating rounds and prints
+// req/s, latency, MiB/s, the server's CPU µs per request and peak RSS, with every ratio to the
+// baselines against the targets of issue 6. Results go to bench/results/<timestamp>.json and
+// bench/results/latest.json.
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import autocannon from 'autocannon';
+import {
+  createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumMem, sleep,
+} from './lib/procs.mjs';
+import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
+import {
+  scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats,
+} from './lib/probes.mjs';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH_DIR, '..');
+const DIST = path.join(ROOT, 'dist');
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+const NODE = process.execPath;
+
+// autocannon keeps every response body as a string (`body += chunk`, a UTF-8 decode per chunk):
+// on 10 MiB artifacts that, not the server under test, capped MiB/s, and its memory grew with the
+// artifact. The bench never reads bodies (no expectBody, verifyBody or onResponse), so drop them.
+// Byte counts and latencies are recorded elsewhere and are unaffected.
+const PipelinedRequestsQueue = createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js');
+PipelinedRequestsQueue.prototype.addBody = function discardBody() {};
+
+// ── Command line ─────────────────────────────────────────────────────────────────────────────
+const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [options])
+
+  --quick              short smoke run: 1 round, 1 s per run, fewer Redis tokens
+  --only=a,b           run only these scenarios (names below); ratios needing others show n/a
+  --routes=1k,100k,10m artifact sizes to run (default all three)
+  --rounds=N           alternating rounds per route (default 2; --quick 1)
+  --duration=S         seconds per run for 1 KiB and 100 KiB (default 5; --quick 1)
+  --requests-large=N   requests per 10 MiB run (default 2 per connection; --quick 1 per connection)
+  --max-large=S        stop a 10 MiB run after S seconds even if unfinished (default 60; --quick 20)
+  --connections=N      concurrent connections (default 50)
+  --miss-tokens=N      tokens cycled by redis-miss (default 2000; --quick 500)
+  --workers=N          TOLLGATE_WORKERS for the Tollgate processes (default 1); CPU and RSS are
+                       then summed over the primary and its workers. tollgate-noauth is a single
+                       process and is skipped when N > 1.
+  --no-write           do not write bench/results/*.json
+  --keep-tmp           keep the temp dir (configs, logs, data dirs) for inspection
+  --profile            run the Node servers with --cpu-prof; profiles (whole process lifetime,
+                       warm-up included) go to bench/results/profiles/<timestamp>/
+
+Scenarios: SCENARIO_NAMES
+Run \`npm run build\` first (npm run bench does).`;
+
+const ROUTES = {
+  '1k': { path: '/files/1k.bin', bytes: 1024, label: '1 KiB' },
+  '100k': { path: '/files/100k.bin', bytes: 100 * 1024, label: '100 KiB' },
+  '10m': { path: '/files/10m.bin', bytes: 10 * 1024 * 1024, label: '10 MiB' },
+};
+const ALL_ROUTES = Object.keys(ROUTES);
+
+/**
+ * In the order they run within a round (reversed every other round, so drift over a round
+ * cancels too). `target` is the process measured; `load` says what the requests carry.
+ */
+const SCENARIOS = [
+  { name: 'direct', target: 'origin', routes: ALL_ROUTES, expect: [200], load: 'none',
+    what: 'straight to the stub origin, no proxy (CPU is the origin\'s)' },
+  { name: 'bare-node', target: 'bare', routes: ALL_ROUTES, expect: [200], load: 'hit',
+    what: 'baseline A: node:http proxy, Bearer → SHA-256 → Map, keep-alive agent, pipe' },
+  { name: 'nginx', target: 'nginx', routes: ALL_ROUTES, expect: [200], load: 'hit',
+    what: 'baseline B: nginx 1 worker, proxy_pass keep-alive upstream, token map' },
+  { name: 'tollgate', target: 'tollgate', routes: ALL_ROUTES, expect: [200], load: 'hit',
+    what: 'Tollgate as shipped (dist/main.js, SQLite store, Production token, cache hit)' },
+  { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
+    what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
+  { name: 'redis-hit', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-hit',
+    what: 'Tollgate on the Redis store, one token (cache hit)' },
+  { name: 'redis-miss', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-miss',
+    what: 'same process, N tokens in rotation with TOLLGATE_CACHE_MAX=1: every request a Redis read' },
+  // The flood process runs with the per-address failure limiter off: all bench traffic comes from
+  // 127.0.0.1, and with the limiter on the flood would measure its 429s, not the credential
+  // check. Off, it models a flood spread over many addresses, which a per-address limit does
+  // not stop: the case where the checksum and the negative cache must hold. `flood-limited`
+  // shows the shipped limiter on the same flood from one address.
+  { name: 'flood-malformed', target: 'flood', routes: ['1k'], expect: [401], load: 'malformed',
+    what: 'malformed credentials (bad checksum, prefix, scheme, base64, length): 401, no store read (limiter off: many addresses)' },
+  { name: 'flood-random', target: 'flood', routes: ['1k'], expect: [401], load: 'random',
+    what: 'a fresh random token with a valid checksum per request: 401 after one store read each (limiter off: many addresses)' },
+  { name: 'challenge', target: 'flood', routes: ['1k'], expect: [401], load: 'none',
+    what: '401-challenge storm: no credential at all' },
+  { name: 'flood-limited', target: 'limited', routes: ['1k'], expect: [401, 429], load: 'malformed',
+    what: 'the malformed flood from one address against Tollgate as shipped: the failure limiter answers 429' },
+];
+const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
+
+function parseCommandLine() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      routes: { type: 'string' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      'requests-large': { type: 'string' },
+      'max-large': { type: 'string' },
+      connections: { type: 'string' },
+      'miss-tokens': { type: 'string' },
+      workers: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+      'keep-tmp': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
+    process.exit(0);
+  }
+  const num = (name, fallback, min = 1) => {
+    if (values[name] === undefined) return fallback;
+    const n = Number(values[name]);
+    if (!Number.isFinite(n) || n < min) usage(`--${name} must be a number ≥ ${min}, got "${values[name]}"`);
+    return n;
+  };
+  const list = (name, allowed) => {
+    if (values[name] === undefined) return allowed;
+    const items = values[name].split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = items.filter((i) => !allowed.includes(i));
+    if (unknown.length > 0 || items.length === 0) usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
+    return allowed.filter((a) => items.includes(a));
+  };
+  const quick = values.quick;
+  return {
+    quick,
+    only: list('only', SCENARIO_NAMES),
+    routes: list('routes', ALL_ROUTES),
+    rounds: Math.floor(num('rounds', quick ? 1 : 2)),
+    durationS: num('duration', quick ? 1 : 5, 0.5),
+    connections: Math.floor(num('connections', 50)),
+    requestsLarge: values['requests-large'] === undefined ? undefined : Math.floor(num('requests-large', 0)),
+    maxLargeS: num('max-large', quick ? 20 : 60, 1),
+    missTokens: Math.floor(num('miss-tokens', quick ? 500 : 2000, 10)),
+    workers: Math.floor(num('workers', 1)),
+    // Warm-up per scenario: this many requests (JIT tiers, pools, caches), cut off after warmupS.
+    warmupRequests: quick ? 1000 : 4000,
+    warmupS: quick ? 2 : 6,
+    write: !values['no-write'],
+    keepTmp: values['keep-tmp'],
+    profile: values.profile,
+  };
+}
+
+function usage(message) {
+  process.stderr.write(`bench: ${message}\n\n${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
+  process.exit(2);
+}
+
+// ── Set-up ───────────────────────────────────────────────────────────────────────────────────
+const opts = parseCommandLine();
+opts.requestsLarge ??= opts.connections * (opts.quick ? 1 : 2);
+if (!existsSync(path.join(DIST, 'main.js'))) {
+  process.stderr.write('bench: dist/main.js is missing; run `npm run build` first (npm run bench does)\n');
+  process.exit(2);
+}
+const distImport = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
+const { generateToken } = await distImport('tokens/format.js');
+
+const scenarios = SCENARIOS.filter((s) => opts.only.includes(s.name) && s.routes.some((r) => opts.routes.includes(r)));
+const neededTargets = new Set(scenarios.map((s) => s.target));
+const skipped = new Map(); // scenario name -> reason
+
+const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+// Hard deadline for everything this run starts: generous, but nothing outlives it.
+const plannedS = estimateSeconds();
+const deadlineMs = Date.now() + Math.max(10 * 60_000, plannedS * 3 * 1000);
+const group = createProcessGroup({ tmpDir, deadlineMs, keepTmp: opts.keepTmp });
+let currentLoad;
+let cleaningUp;
+let interrupted;
+
+async function cleanup() {
+  cleaningUp ??= (async () => {
+    currentLoad?.stop();
+    await group.stopAll(profileDir ? 15_000 : 3000);
+    if (profileDir) log(`CPU profiles: ${path.relative(ROOT, profileDir)}/ (open in Chrome DevTools or speedscope)`);
+    if (!opts.keepTmp) rmSync(tmpDir, { recursive: true, force: true });
+    else process.stderr.write(`bench: temp dir kept: ${tmpDir}\n`);
+  })();
+  return cleaningUp;
+}
+process.on('exit', () => group.killAllNow());
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    interrupted = signal;
+    process.stderr.write(`\nbench: ${signal}, stopping every child process\n`);
+    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  });
+}
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  void cleanup().finally(() => process.exit(1));
+});
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+const profileDir = opts.profile ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined;
+if (profileDir) mkdirSync(profileDir, { recursive: true });
+/** Node flags for a server child: --cpu-prof when profiling (written when it exits on SIGTERM). */
+const nodeArgs = (name) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
+
+function estimateSeconds() {
+  let s = 15;
+  for (const route of opts.routes) {
+    // A 10 MiB run is bounded by a request count; guess 150 MiB/s for the estimate.
+    const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (opts.requestsLarge * 10) / 150) : opts.durationS) + 0.5;
+    s += opts.rounds * perRun * SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.includes(route)).length;
+  }
+  return s + scenarioCount() * (opts.warmupS / 2 + 0.5);
+}
+
+function scenarioCount() {
+  return SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.some((r) => opts.routes.includes(r))).length;
+}
+
+/** Runs the CLI as an operator would; returns the plaintext Production token. */
+function cliCreateToken(env, name) {
+  const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'], {
+    env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return JSON.parse(out).token;
+}
+
+function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
+  return {
+    ...baseEnv,
+    TOLLGATE_HOST: '127.0.0.1',
+    TOLLGATE_PORT: String(port),
+    TOLLGATE_ADMIN_HOST: '127.0.0.1',
+    TOLLGATE_ADMIN_PORT: String(adminPort),
+    TOLLGATE_UPSTREAM: `http://127.0.0.1:${targets.origin.port}/`,
+    TOLLGATE_DATA_DIR: dataDir,
+    TOLLGATE_LOG_LEVEL: 'info',
+    TOLLGATE_SHUTDOWN_GRACE_MS: '1000',
+    TOLLGATE_WORKERS: String(opts.workers),
+    ...(redisUrl ? { TOLLGATE_REDIS_URL: redisUrl } : {}),
+    ...extra,
+  };
+}
+
+/** name -> { port, pids(), entry, adminPort?, ... } */
+const targets = {};
+const tokens = { hit: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
+
+async function startOrigin() {
+  const port = await freePort();
+  const entry = group.start('origin', NODE, [...nodeArgs('origin'), path.join(BENCH_DIR, 'lib', 'origin.mjs'), String(port)]);
+  await waitReady(entry, () => httpGet(`http://127.0.0.1:${port}/__stats`), { group });
+  targets.origin = { port, entry, pids: () => [entry.pid] };
+}
+
+async function startTollgate(name, { script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [] } = {}) {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const dataDir = path.join(tmpDir, `${name}-data`);
+  mkdirSync(dataDir, { recursive: true });
+  const env = tollgateEnv({ port, adminPort, dataDir, redisUrl, extra });
+  const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
+  const entry = group.start(name, NODE, [...nodeArgs(name), script], { env, cwd: ROOT });
+  await waitReady(entry, async () => {
+    const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
+    if (res.status !== 200) throw new Error(`healthz ${res.status}`);
+    await tcpProbe(port);
+  }, { group });
+  // With TOLLGATE_WORKERS > 1 the work happens in the primary's children: count them all.
+  targets[name] = { port, adminPort, entry, env, dataDir, pids: () => [entry.pid, ...childPids(entry.pid)] };
+  return created;
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const dir = path.join(tmpDir, 'redis');
+  mkdirSync(dir, { recursive: true });
+  const entry = group.start('redis-server', 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'yes',
+  ], { stdout: 'log' });
+  await waitReady(entry, () => redisPing(port), { group, what: 'redis-server' });
+  return { port, entry, url: `redis://127.0.0.1:${port}` };
+}
+
+async function startAll() {
+  await startOrigin();
+  const tasks = [];
+  const needsHitToken = ['bare', 'nginx', 'tollgate', 'noauth'].some((t) => neededTargets.has(t));
+  if (needsHitToken || neededTargets.has('tollgate')) {
+    [tokens.hit] = await startTollgate('tollgate', { tokenNames: ['bench-hit'] });
+  }
+  if (neededTargets.has('noauth') && opts.workers > 1) {
+    skipped.set('tollgate-noauth', `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
+  } else if (neededTargets.has('noauth')) {
+    tasks.push(startTollgate('noauth', { script: path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs') }));
+  }
+  if (neededTargets.has('flood')) {
+    tasks.push(startTollgate('flood', {
+      tokenNames: ['bench-flood-real'],
+      extra: { TOLLGATE_AUTH_FAILURE_BURST: '0' }, // limiter off: see the flood scenarios
+    }).then(([t]) => { tokens.floodHit = t; }));
+  }
+  if (neededTargets.has('limited')) tasks.push(startTollgate('limited'));
+  if (neededTargets.has('bare')) {
+    tasks.push((async () => {
+      const port = await freePort();
+      const entry = group.start('bare-node', NODE, [...nodeArgs('bare-node'), path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(targets.origin.port)], {
+        env: { ...baseEnv, BENCH_TOKENS: tokens.hit }, // not on the command line, where ps shows it
+      });
+      await waitReady(entry, () => tcpProbe(port), { group });
+      targets.bare = { port, entry, pids: () => [entry.pid] };
+    })());
+  }
+  if (neededTargets.has('nginx')) {
+    const reason = nginxUnavailable();
+    if (reason) {
+      for (const s of scenarios) if (s.target === 'nginx') skipped.set(s.name, reason);
+    } else {
+      tasks.push((async () => {
+        const port = await freePort();
+        const dir = path.join(tmpDir, 'nginx');
+        const { args, errorLog } = writeNginxConfig({ dir, port, originPort: targets.origin.port, tokens: [tokens.hit] });
+        const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
+        try {
+          await waitReady(entry, () => tcpProbe(port), { group });
+        } catch (err) {
+          const errors = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
+          throw new Error(`nginx is installed but did not start: ${err.message}\n${errors}`);
+        }
+        targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
+      })());
+    }
+  }
+  if (neededTargets.has('redis')) {
+    tasks.push((async () => {
+      const redis = await startRedis();
+      targets.redisServer = redis;
+      // The real tokens of the miss scenario, created through the same store code as the CLI.
+      const env = tollgateEnv({ port: 1, adminPort: 1, dataDir: path.join(tmpDir, 'redis-data'), redisUrl: redis.url });
+      const { loadConfig } = await distImport('config/index.js');
+      const { openTokenStore } = await distImport('tokens/index.js');
+      const { createToken } = await distImport('tokens/service.js');
+      const loaded = loadConfig(env, ROOT);
+      if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
+      const store = openTokenStore(loaded.config);
+      try {
+        for (let i = 0; i < opts.missTokens; i++) {
+          const { token } = await createToken(store, { name: `bench-miss-${i}`, type: 'production', expires: 'never', createdBy: 'bench' });
+          tokens.redisMiss.push(`Bearer ${token}`);
+        }
+      } finally {
+        await store.close();
+      }
+      // Every request a miss: the positive cache holds one entry and the requests cycle through
+      // N tokens, so each finds another token there. The miss path itself is the shipped one.
+      [tokens.redisHit] = await startTollgate('redis', {
+        redisUrl: redis.url,
+        extra: { TOLLGATE_CACHE_MAX: '1' },
+        tokenNames: ['bench-redis-hit'],
+      });
+    })());
+  }
+  await Promise.all(tasks);
+}
+
+// ── Load ─────────────────────────────────────────────────────────────────────────────────────
+function malformedHeaders() {
+  const valid = generateToken('production');
+  const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+  return [
+    `Bearer ${flip(valid, valid.length - 1)}`, // checksum does not match
+    `Bearer ${flip(valid, 10)}`, // body changed, checksum stale
+    `Bearer tgx_${valid.slice(4)}`, // unknown prefix
+    `Bearer ${valid.slice(0, -1)}`, // one character short
+    'Bearer not-a-tollgate-token',
+    `Basic ${Buffer.from(`project:${flip(valid, 20)}`).toString('base64')}`, // Basic, bad checksum
+    'Basic %%%not-base64%%%',
+    `Token ${valid}`, // unknown scheme
+    `Bearer ${'x'.repeat(1100)}`, // longer than any credential
+  ];
+}
+
+/**
+ * autocannon options for one run of a scenario on a route. `bound` is { durationS } or
+ * { amount } (10 MiB: a request count, so no run ends with a wave of half-sent artifacts).
+ */
+function loadOptions(scenario, route, bound) {
+  const target = targets[scenario.target];
+  const base = {
+    url: `http://127.0.0.1:${target.port}${ROUTES[route].path}`,
+    connections: opts.connections,
+    pipelining: 1,
+    ...(bound.amount ? { amount: bound.amount } : { duration: bound.durationS }),
+    timeout: 30,
+  };
+  switch (scenario.load) {
+    case 'none':
+      return base;
+    case 'hit':
+      return { ...base, headers: { authorization: `Bearer ${tokens.hit}` } };
+    case 'redis-hit':
+      return { ...base, headers: { authorization: `Bearer ${tokens.redisHit}` } };
+    case 'redis-miss': {
+      // One counter shared by every connection: consecutive requests never share a token.
+      let i = 0;
+      const list = tokens.redisMiss;
+      return {
+        ...base,
+        requests: [{
+          method: 'GET',
+          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: list[i++ % list.length] } }),
+        }],
+      };
+    }
+    case 'malformed':
+      return { ...base, requests: malformedHeaders().map((authorization) => ({ method: 'GET', headers: { authorization } })) };
+    case 'random':
+      return {
+        ...base,
+        requests: [{
+          method: 'GET',
+          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${generateToken('production')}` } }),
+        }],
+      };
+    default:
+      throw new Error(`unknown load ${scenario.load}`);
+  }
+}
+
+/** One autocannon run; a count-bounded run is stopped after maxS seconds all the same. */
+function runAutocannon(options, maxS, quiet = false) {
+  return new Promise((resolve, reject) => {
+    let timer;
+    currentLoad = autocannon(options, (err, result) => {
+      clearTimeout(timer);
+      currentLoad = undefined;
+      if (err) reject(err);
+      else resolve(result);
+    });
+    if (maxS) {
+      timer = setTimeout(() => {
+        if (!quiet) log(`    (run stopped after ${maxS} s, before its ${options.amount} requests completed)`);
+        currentLoad?.stop();
+      }, maxS * 1000);
+    }
+  });
+}
+
+const metricsAvailable = {}; // target name -> boolean
+
+async function targetCounters(targetName) {
+  const target = targets[targetName];
+  if (!target?.adminPort) return null;
+  const counters = authCounters(await scrapeMetrics(target.adminPort));
+  metricsAvailable[targetName] = counters !== null;
+  return counters;
+}
+
+/** One measured run: CPU and counters around an autocannon run. */
+async function measure(scenario, route, round, { bound, record = true } = {}) {
+  const target = targets[scenario.target];
+  const redis = scenario.target === 'redis' ? targets.redisServer : undefined;
+  const countersBefore = await targetCounters(scenario.target);
+  const redisBefore = redis ? await redisCommandCalls(redis.port) : undefined;
+  const originBefore = await originStats(targets.origin.port);
+  if (target.entry?.exited) {
+    throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
+      + `before ${scenario.name} ${route} round ${round}:\n${group.logTail(target.entry, 20)}`);
+  }
+  const pids = target.pids();
+  const cpuBefore = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0, self: process.cpuUsage() };
+
+  const result = await runAutocannon(loadOptions(scenario, route, bound), bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined, !record);
+
+  const selfCpu = process.cpuUsage(cpuBefore.self);
+  const cpuAfter = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
+  const mem = sumMem(target.pids());
+  const originAfter = await originStats(targets.origin.port);
+  const redisAfter = redis ? await redisCommandCalls(redis.port) : undefined;
+  const countersAfter = await targetCounters(scenario.target);
+  if (!record) return undefined;
+
+  const requests = result.requests.total;
+  const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
+  const expected = expectedStatuses(scenario).reduce((n, code) => n + (status[String(code)] ?? 0), 0);
+  const responses = Object.values(status).reduce((a, b) => a + b, 0);
+  const perReq = (us) => (requests > 0 ? us / requests : NaN);
+  return {
+    scenario: scenario.name,
+    route,
+    round,
+    durationS: result.duration,
+    requests,
+    requestsSent: result.requests.sent,
+    bytes: result.throughput.total,
+    reqPerSec: requests / result.duration,
+    mibPerSec: result.throughput.total / result.duration / 1048576,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    maxMs: result.latency.max,
+    status,
+    expectedStatus: expectedStatuses(scenario),
+    unexpected: responses - expected,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    cpuUs: cpuAfter.target - cpuBefore.target,
+    cpuUsPerReq: perReq(cpuAfter.target - cpuBefore.target),
+    originCpuUsPerReq: perReq(cpuAfter.origin - cpuBefore.origin),
+    redisCpuUsPerReq: redis ? perReq(cpuAfter.redis - cpuBefore.redis) : undefined,
+    loadGenCpuUsPerReq: perReq(selfCpu.user + selfCpu.system),
+    peakRssMiB: mem.maxHwmMiB,
+    peakRssSumMiB: mem.hwmMiB,
+    rssMiB: mem.rssMiB,
+    processes: pids.length,
+    originRequests: originAfter.requests - originBefore.requests,
+    originSawAuthorization: originAfter.withAuthorization - originBefore.withAuthorization,
+    // The stats probe itself opens one connection per reading.
+    originConnections: originAfter.connections - originBefore.connections - 1,
+    redisHgetall: redis ? (redisAfter.hgetall ?? 0) - (redisBefore.hgetall ?? 0) : undefined,
+    redisCommands: redis ? sumValues(redisAfter) - sumValues(redisBefore) : undefined,
+    auth: diffCounters(countersBefore, countersAfter),
+  };
+}
+
+const expectedStatuses = (scenario) => [scenario.expect].flat();
+const sumValues = (o) => Object.entries(o).filter(([k]) => k !== 'info').reduce((a, [, v]) => a + v, 0);
+
+/** Aborts the bench when a run that should have been clean was not. */
+function assertClean(run, scenario) {
+  if (run.unexpected === 0 && run.errors === 0 && run.requests > 0) return;
+  const target = targets[scenario.target];
+  const tail = target?.entry ? group.logTail(target.entry, 20) : '';
+  const exited = target?.entry?.exited;
+  const died = exited ? `\n${target.entry.name} (pid ${target.entry.pid}) EXITED during the run: code ${exited.code}, signal ${exited.signal}` : '';
+  throw new Error(`${scenario.name} ${run.route} round ${run.round}: expected only ${expectedStatuses(scenario).join(' or ')}, got status ${JSON.stringify(run.status)}, `
+    + `${run.errors} socket errors, ${run.timeouts} timeouts, ${run.requests} requests.${died}\n--- ${target?.entry?.name} stderr (tail) ---\n${tail}`);
+}
+
+// ── Preflight: each target answers correctly before anything is measured ─────────────────────
+async function preflight() {
+  const originBodies = {};
+  for (const route of opts.routes) {
+    const res = await httpGet(`http://127.0.0.1:${targets.origin.port}${ROUTES[route].path}`);
+    if (res.status !== 200 || res.body.length !== ROUTES[route].bytes) throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
+    originBodies[route] = res.body;
+  }
+  const check = async (name, headers, route, status) => {
+    const target = targets[name];
+    const res = await httpGet(`http://127.0.0.1:${target.port}${ROUTES[route].path}`, headers, { timeoutMs: 15_000 });
+    if (res.status !== status) throw new Error(`preflight ${name} ${route}: expected ${status}, got ${res.status} ${res.body.toString('utf8', 0, 200)}`);
+    if (status === 200 && !res.body.equals(originBodies[route])) throw new Error(`preflight ${name} ${route}: body differs from the origin's (${res.body.length} bytes)`);
+    if (status === 401 && !res.headers['www-authenticate'] && name !== 'bare') {
+      throw new Error(`preflight ${name}: 401 without WWW-Authenticate`);
+    }
+  };
+  const bearer = (t) => ({ authorization: `Bearer ${t}` });
+  for (const name of ['bare', 'nginx', 'tollgate', 'noauth']) {
+    if (!targets[name]) continue;
+    for (const route of opts.routes) await check(name, bearer(tokens.hit), route, 200);
+    if (name !== 'noauth') await check(name, {}, '1k', 401);
+  }
+  if (targets.flood) {
+    await check('flood', bearer(tokens.floodHit), '1k', 200);
+    await check('flood', {}, '1k', 401);
+    for (const authorization of malformedHeaders()) await check('flood', { authorization }, '1k', 401);
+    await check('flood', bearer(generateToken('production')), '1k', 401);
+  }
+  if (targets.limited) {
+    await check('limited', {}, '1k', 401);
+    await check('limited', { authorization: malformedHeaders()[0] }, '1k', 401);
+  }
+  if (targets.redis) {
+    await check('redis', bearer(tokens.redisHit), '1k', 200);
+    await check('redis', { authorization: tokens.redisMiss[0] }, '1k', 200);
+    await check('redis', {}, '1k', 401);
+  }
+}
+
+// ── Rounds ───────────────────────────────────────────────────────────────────────────────────
+async function runAll() {
+  const runs = [];
+  const evictionChecks = [];
+  const active = scenarios.filter((s) => !skipped.has(s.name));
+
+  // Warm-up (JIT, connection pools, caches): each scenario once, briefly, unrecorded.
+  log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
+  for (const scenario of active) {
+    const route = scenario.routes.includes('1k') && opts.routes.includes('1k') ? '1k' : scenario.routes.find((r) => opts.routes.includes(r));
+    await measure(scenario, route, 0, { bound: { amount: opts.warmupRequests, maxS: opts.warmupS }, record: false });
+    await sleep(200);
+  }
+
+  for (const route of opts.routes) {
+    const inRoute = active.filter((s) => s.routes.includes(route));
+    if (inRoute.length === 0) continue;
+    const bound = route === '10m' ? { amount: opts.requestsLarge } : { durationS: opts.durationS };
+    for (let round = 1; round <= opts.rounds; round++) {
+      const order = round % 2 === 1 ? inRoute : [...inRoute].reverse();
+      for (const scenario of order) {
+        if (scenario.name === 'flood-random') await evictionProbe('before');
+        const run = await measure(scenario, route, round, { bound });
+        log(`  ${route.padEnd(4)} r${round} ${scenario.name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
+          + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
+        runs.push(run);
+        assertClean(run, scenario);
+        if (scenario.name === 'flood-random') evictionChecks.push(await evictionProbe('after'));
+        await sleep(300);
+      }
+    }
+  }
+  return { runs, evictionChecks };
+}
+
+/**
+ * A flood of random tokens must not evict the real ones: the real token is used right before the
+ * flood (so it is cached) and right after it; after the flood it must still be a cache hit.
+ */
+async function evictionProbe(phase) {
+  const url = `http://127.0.0.1:${targets.flood.port}${ROUTES['1k'].path}`;
+  const headers = { authorization: `Bearer ${tokens.floodHit}` };
+  if (phase === 'before') {
+    await httpGet(url, headers);
+    return undefined;
+  }
+  const before = await targetCounters('flood');
+  const res = await httpGet(url, headers);
+  const after = await targetCounters('flood');
+  const d = diffCounters(before, after);
+  return {
+    status: res.status,
+    cacheHit: d && d.cacheHits !== undefined ? d.cacheHits >= 1 && (d.cacheMisses ?? 0) === 0 : undefined,
+  };
+}
+
+// ── Summary, ratios, checks ──────────────────────────────────────────────────────────────────
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const sum = (xs) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+
+function summarise(runs) {
+  const out = [];
+  for (const scenario of SCENARIOS) {
+    for (const route of ALL_ROUTES) {
+      const rs = runs.filter((r) => r.scenario === scenario.name && r.route === route);
+      if (rs.length === 0) continue;
+      const requests = sum(rs.map((r) => r.requests));
+      const seconds = sum(rs.map((r) => r.durationS));
+      const authSum = (key) => (rs.every((r) => r.auth && r.auth[key] !== undefined) ? sum(rs.map((r) => r.auth[key])) : undefined);
+      out.push({
+        scenario: scenario.name,
+        route,
+        rounds: rs.length,
+        requests,
+        reqPerSec: requests / seconds,
+        mibPerSec: sum(rs.map((r) => r.bytes)) / seconds / 1048576,
+        p50Ms: median(rs.map((r) => r.p50Ms)),
+        p99Ms: median(rs.map((r) => r.p99Ms)),
+        cpuUsPerReq: sum(rs.map((r) => r.cpuUs)) / requests,
+        originCpuUsPerReq: sum(rs.map((r) => r.originCpuUsPerReq * r.requests)) / requests,
+        redisCpuUsPerReq: rs[0].redisCpuUsPerReq === undefined ? undefined : sum(rs.map((r) => r.redisCpuUsPerReq * r.requests)) / requests,
+        loadGenCpuUsPerReq: sum(rs.map((r) => r.loadGenCpuUsPerReq * r.requests)) / requests,
+        peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+        status: rs.reduce((acc, r) => {
+          for (const [k, v] of Object.entries(r.status)) acc[k] = (acc[k] ?? 0) + v;
+          return acc;
+        }, {}),
+        unexpected: sum(rs.map((r) => r.unexpected + r.errors)),
+        originSawAuthorization: sum(rs.map((r) => r.originSawAuthorization)),
+        originConnections: sum(rs.map((r) => r.originConnections)),
+        maxOriginConnections: Math.max(...rs.map((r) => r.originConnections)),
+        redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => r.redisHgetall)) / requests,
+        storeReads: authSum('storeReads'),
+        requestsSent: sum(rs.map((r) => r.requestsSent)),
+        perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms })),
+      });
+    }
+  }
+  return out;
+}
+
+const RATIOS = [
+  { id: 'tollgate/bare req/s 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'reqPerSec', op: '>=', target: 0.9, aim: 0.95 },
+  { id: 'tollgate/bare CPU/req 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.11, aim: 1.05 },
+  { id: 'tollgate/bare p99 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'p99Ms', op: '<=', target: 1.3 },
+  { id: 'tollgate/nginx req/s 1k', num: ['tollgate', '1k'], den: ['nginx', '1k'], field: 'reqPerSec', note: 'nginx is the ceiling' },
+  { id: 'tollgate/nginx CPU/req 1k', num: ['tollgate', '1k'], den: ['nginx', '1k'], field: 'cpuUsPerReq', note: 'nginx is the ceiling' },
+  { id: 'bare/nginx req/s 1k', num: ['bare-node', '1k'], den: ['nginx', '1k'], field: 'reqPerSec', note: '≈0.3 under wrk (issue 6)' },
+  { id: 'tollgate/bare req/s 100k', num: ['tollgate', '100k'], den: ['bare-node', '100k'], field: 'reqPerSec' },
+  { id: 'tollgate/bare CPU/req 100k', num: ['tollgate', '100k'], den: ['bare-node', '100k'], field: 'cpuUsPerReq' },
+  { id: 'tollgate/bare MiB/s 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'mibPerSec', op: '>=', target: 0.9 },
+  { id: 'tollgate/bare CPU/req 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'cpuUsPerReq' },
+  { id: 'tollgate/nginx MiB/s 10m', num: ['tollgate', '10m'], den: ['nginx', '10m'], field: 'mibPerSec' },
+  { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05 },
+  { id: 'auth on/off req/s 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'reqPerSec' },
+  { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
+  { id: 'redis miss/sqlite hit req/s', num: ['redis-miss', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
+  { id: 'malformed flood/hit req/s', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', op: '>=', target: 1.0 },
+  { id: 'malformed flood/hit CPU/req', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'cpuUsPerReq' },
+  { id: 'random flood/hit req/s', num: ['flood-random', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
+  { id: 'challenge/hit req/s', num: ['challenge', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
+  { id: 'limited flood/hit req/s', num: ['flood-limited', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'shipped limiter, one address' },
+];
+
+function computeRatios(summary) {
+  const find = ([scenario, route]) => summary.find((s) => s.scenario === scenario && s.route === route);
+  return RATIOS.map((def) => {
+    const a = find(def.num);
+    const b = find(def.den);
+    const targetText = def.op ? `${def.op === '>=' ? '≥' : '≤'} ${def.target.toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}` : (def.note ?? 'report');
+    if (!a || !b) {
+      const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
+      // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
+      if (!missing.some((s) => skipped.has(s))) return undefined;
+      const why = missing.map((s) => (skipped.has(s) ? `${s} skipped` : `${s} not run`)).join(', ');
+      return { id: def.id, value: null, target: targetText, result: 'n/a', why, cpuNum: a?.cpuUsPerReq, cpuDen: b?.cpuUsPerReq };
+    }
+    const value = a[def.field] / b[def.field];
+    let result = 'info';
+    if (def.op === '>=') result = value >= def.target ? 'PASS' : 'MISS';
+    if (def.op === '<=') result = value <= def.target ? 'PASS' : 'MISS';
+    if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim)) result = 'PASS (short of aim)';
+    return { id: def.id, value, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq, numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field };
+  }).filter(Boolean);
+}
+
+function computeChecks(summary, evictionChecks) {
+  const checks = [];
+  // Peak RSS per Tollgate process (VmHWM is per process, so take the last reading of any of its scenarios).
+  const processes = {
+    tollgate: 'Tollgate (SQLite)', noauth: 'Tollgate (auth off)', redis: 'Tollgate (Redis)', flood: 'Tollgate (floods)', limited: 'Tollgate (limited flood)',
+  };
+  for (const [target, label] of Object.entries(processes)) {
+    const names = SCENARIOS.filter((x) => x.target === target).map((x) => x.name);
+    const rows = summary.filter((r) => names.includes(r.scenario));
+    if (rows.length === 0) continue;
+    const peak = Math.max(...rows.map((r) => r.peakRssMiB));
+    checks.push({ id: `${label} peak RSS < 150 MiB`, value: `${fmt(peak, 1)} MiB`, result: peak < 150 ? 'PASS' : 'MISS', note: `VmHWM, lifetime peak over ${names.filter((n) => rows.some((r) => r.scenario === n)).join(', ')}` });
+  }
+  const proxied = summary.filter((s) => s.scenario !== 'direct');
+  if (proxied.length > 0) {
+    const leaked = sum(proxied.map((s) => s.originSawAuthorization));
+    checks.push({ id: 'Authorization never reaches the origin', value: String(leaked), result: leaked === 0 ? 'PASS' : 'MISS' });
+  }
+  const forwarded = summary.filter((s) => s.scenario !== 'direct' && (s.status['200'] ?? 0) > 0);
+  if (forwarded.length > 0) {
+    // A proxy that reuses upstream connections opens at most one per client connection in a run
+    // (the pool grows to the concurrency it sees); one that does not opens one per request.
+    const worst = forwarded.reduce((w, s) => (s.maxOriginConnections > w.maxOriginConnections ? s : w));
+    checks.push({
+      id: 'upstream connections reused (keep-alive)',
+      value: `≤ ${worst.maxOriginConnections} new per run`,
+      result: worst.maxOriginConnections <= opts.connections ? 'PASS' : 'MISS',
+      note: `new origin connections in one run, at most ${opts.connections} (the client connections); worst: ${worst.scenario} ${ROUTES[worst.route].label}`,
+    });
+  }
+  const malformed = summary.find((s) => s.scenario === 'flood-malformed');
+  if (malformed) {
+    checks.push(malformed.storeReads === undefined
+      ? { id: 'malformed flood: no store read', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
+      : { id: 'malformed flood: no store read', value: String(malformed.storeReads), result: malformed.storeReads === 0 ? 'PASS' : 'MISS' });
+  }
+  const random = summary.find((s) => s.scenario === 'flood-random');
+  if (random) {
+    checks.push(random.storeReads === undefined
+      ? { id: 'random flood: ≤ 1 store read per token', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
+      : {
+        id: 'random flood: ≤ 1 store read per token',
+        value: `${random.storeReads} reads / ${random.requestsSent} tokens`,
+        result: random.storeReads <= random.requestsSent ? 'PASS' : 'MISS',
+      });
+  }
+  if (evictionChecks.length > 0) {
+    const allOk = evictionChecks.every((c) => c.status === 200);
+    const hitKnown = evictionChecks.every((c) => c.cacheHit !== undefined);
+    const allHit = evictionChecks.every((c) => c.cacheHit === true);
+    checks.push({
+      id: 'random flood does not evict the real token',
+      value: hitKnown ? `${evictionChecks.filter((c) => c.cacheHit).length}/${evictionChecks.length} still cache hits` : `${evictionChecks.filter((c) => c.status === 200).length}/${evictionChecks.length} answered 200`,
+      result: !allOk ? 'MISS' : hitKnown ? (allHit ? 'PASS' : 'MISS') : 'n/a',
+      note: hitKnown ? undefined : 'cache hit not observable without /metrics; status only',
+    });
+  }
+  const miss = summary.find((s) => s.scenario === 'redis-miss');
+  if (miss) {
+    checks.push({
+      id: 'redis-miss: every request a store read',
+      value: `${fmt(miss.redisHgetallPerReq, 3)} HGETALL/req`,
+      result: miss.redisHgetallPerReq >= 0.95 ? 'PASS' : 'MISS',
+      note: 'counted by Redis itself (INFO commandstats); < 1 would mean the scenario measures hits',
+    });
+  }
+  const hit = summary.find((s) => s.scenario === 'redis-hit');
+  if (hit) {
+    checks.push({ id: 'redis-hit: no store read per request', value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`, result: hit.redisHgetallPerReq < 0.01 ? 'PASS' : 'MISS' });
+  }
+  return checks;
+}
+
+// ── Output ───────────────────────────────────────────────────────────────────────────────────
+function fmt(n, digits = 0) {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(headers, rows, align) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function render(meta, summary, ratios, checks) {
+  const parts = [];
+  parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+  parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
+  parts.push('');
+  const rows = summary.map((s) => [
+    s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
+    fmt(s.cpuUsPerReq, 1), fmt(s.peakRssMiB, 1),
+    Object.entries(s.status).map(([k, v]) => `${k}×${v}`).join(' '), String(s.unexpected),
+  ]);
+  for (const [name, reason] of skipped) rows.push([name, '-', 'skipped', '', '', '', '', '', reason, '']);
+  parts.push(table(
+    ['scenario', 'artifact', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'CPU µs/req', 'peak RSS MiB', 'status', 'bad'],
+    rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
+  ));
+  parts.push('');
+  parts.push(table(
+    ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)'],
+    ratios.map((r) => [r.id, r.value === null ? '-' : fmt(r.value, 3), r.target, r.result === 'n/a' ? `n/a: ${r.why}` : r.result, `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`]),
+    ['l', 'r', 'l', 'l', 'r'],
+  ));
+  parts.push('');
+  parts.push(table(
+    ['check', 'value', 'result', 'note'],
+    checks.map((c) => [c.id, c.value, c.result, c.note ?? '']),
+    ['l', 'r', 'l', 'l'],
+  ));
+  parts.push('');
+  parts.push('CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.');
+  parts.push('peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),');
+  parts.push('so a later row includes earlier runs. The JSON also has the sum over the processes (peakRssSumMiB).');
+  return parts.join('\n');
+}
+
+function gitInfo() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return { commit, dirty };
+  } catch {
+    return { commit: undefined, dirty: undefined };
+  }
+}
+
+// ── Main ─────────────────────────────────────────────────────────────────────────────────────
+async function main() {
+  const startedAt = new Date();
+  const meta = {
+    startedAt: startedAt.toISOString(),
+    node: process.version,
+    nginx: nginxUnavailable() ? undefined : nginxVersion(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model?.trim() ?? '?',
+    loadAvgAtStart: os.loadavg(),
+    ...gitInfo(),
+    quick: opts.quick,
+    rounds: opts.rounds,
+    connections: opts.connections,
+    workers: opts.workers,
+    durationS: opts.durationS,
+    requestsLarge: opts.requestsLarge,
+    maxLargeS: opts.maxLargeS,
+    missTokens: opts.missTokens,
+    scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),
+  };
+  log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);
+  log('starting origin, baselines and gateways ...');
+  await startAll();
+  await preflight();
+  log('preflight ok: every target answers 200 with the origin\'s bytes, and 401 without a token');
+
+  const { runs, evictionChecks } = await runAll();
+  const summary = summarise(runs);
+  const ratios = computeRatios(summary);
+  const checks = computeChecks(summary, evictionChecks);
+  meta.finishedAt = new Date().toISOString();
+  meta.metricsEndpoint = metricsAvailable;
+  const text = render(meta, summary, ratios, checks);
+  process.stdout.write(`\n${text}\n`);
+
+  if (opts.write) {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const json = JSON.stringify({ meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text }, null, 2);
+    const file = path.join(RESULTS_DIR, `${meta.startedAt.replace(/[:.]/g, '-')}${opts.quick ? '-quick' : ''}.json`);
+    writeFileSync(file, `${json}\n`);
+    writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${json}\n`);
+    log(`\nwrote ${path.relative(ROOT, file)} and bench/results/latest.json`);
+  }
+}
+
+try {
+  await main();
+  await cleanup();
+} catch (err) {
+  // After Ctrl-C the children die under the runs; the signal handler reports and exits.
+  if (!interrupted) {
+    process.stderr.write(`\nbench FAILED: ${err.stack ?? err.message ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  }
+}
