@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Ecosystem } from '../config/schema.js';
 
 /**
@@ -47,6 +47,17 @@ export interface Sink {
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** Random bytes drawn 4 KiB at a time: one randomFillSync per 256 ids, not one per id. */
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+function nextRandom(): number {
+  if (poolOffset === pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  return pool[poolOffset++]!;
+}
 let lastTime = 0;
 let lastRandom: number[] = [];
 
@@ -63,8 +74,8 @@ export function newEventId(now = Date.now()): string {
       random[i] = 0;
     }
   } else {
-    const bytes = randomBytes(16);
-    random = Array.from({ length: 16 }, (_, i) => bytes[i]! & 31);
+    random = new Array<number>(16);
+    for (let i = 0; i < 16; i++) random[i] = nextRandom() & 31;
   }
   lastTime = now;
   lastRandom = random;

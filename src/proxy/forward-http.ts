@@ -25,6 +25,39 @@ export interface Forwarder {
   close(): void;
 }
 
+/**
+ * Streams a response body to the client with backpressure (pipe) and tears both sides down on
+ * failure: an upstream that resets, stalls past its timeout or ends short of its length cuts the
+ * client's connection (never a truncated body passed off as complete); a client that goes away
+ * aborts the upstream request. stream.pipeline is avoided here: it allocates an AbortController
+ * per call and aborts it at the end, a DOMException per request on the hot path.
+ */
+function relayBody(body: Readable, upstream: IncomingMessage, outgoing: ServerResponse, state: RequestState, abortUpstream: () => void): void {
+  let failed = false;
+  const fail = (why: string): void => {
+    if (failed) return;
+    failed = true;
+    state.upstreamError ??= why;
+    abortUpstream();
+    outgoing.destroy();
+  };
+  body.on('data', (chunk: Buffer) => {
+    state.bytes += chunk.length;
+  });
+  body.on('error', () => fail('reset'));
+  upstream.on('close', () => {
+    if (!upstream.complete) fail('reset');
+  });
+  outgoing.on('close', () => {
+    if (!outgoing.writableFinished && !failed) {
+      failed = true;
+      state.upstreamError ??= 'client-closed';
+      abortUpstream();
+    }
+  });
+  body.pipe(outgoing);
+}
+
 class UpstreamTimeout extends Error {
   constructor() {
     super('upstream timed out');
@@ -70,7 +103,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     outgoing.once('close', onClientClose);
 
     upstreamReq.on('error', (err) => {
-      if (responded) return; // mid-body errors are handled by the pipeline below
+      if (responded) return; // mid-body errors are handled by relayBody
       responded = true;
       state.upstreamError = err instanceof UpstreamTimeout ? 'timeout' : ((err as NodeJS.ErrnoException).code ?? 'error');
       if (outgoing.destroyed) return;
@@ -79,7 +112,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
 
     upstreamReq.once('response', (upstreamRes) => {
       responded = true;
-      outgoing.off('close', onClientClose); // from here on the pipeline tears both sides down
+      outgoing.off('close', onClientClose); // from here on relayBody tears both sides down
       if (outgoing.headersSent || outgoing.destroyed) {
         upstreamRes.destroy();
         return;
@@ -103,18 +136,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
         body = rewriteBody(upstreamRes, headers, incoming, publicBase(incoming, forwarded));
       }
       outgoing.writeHead(status, headers);
-      body.on('data', (chunk: Buffer) => {
-        state.bytes += chunk.length;
-      });
-      pipeline(body, outgoing, (err) => {
-        if (err) {
-          // Reset, stall or short body mid-transfer: the client sees a cut connection, never
-          // a truncated body passed off as complete.
-          state.upstreamError ??= upstreamReq.destroyed && !outgoing.destroyed ? 'reset' : 'client-closed';
-          upstreamReq.destroy();
-          outgoing.destroy();
-        }
-      });
+      relayBody(body, upstreamRes, outgoing, state, () => upstreamReq.destroy());
     });
 
     const method = incoming.method;
@@ -197,15 +219,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
       const headers = clientResponseHeaders(res.headers, state.requestId);
       delete headers['set-cookie'];
       outgoing.writeHead(status, headers);
-      res.on('data', (chunk: Buffer) => {
-        state.bytes += chunk.length;
-      });
-      pipeline(res, outgoing, (err) => {
-        if (err) {
-          state.upstreamError ??= 'reset';
-          outgoing.destroy();
-        }
-      });
+      relayBody(res, res, outgoing, state, () => req.destroy());
     });
     req.end();
   }

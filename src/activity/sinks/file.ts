@@ -58,16 +58,31 @@ void everyFieldListed;
  * The event as a JSON string with exactly the ActivityEvent fields, in a fixed order. Every sink
  * serializes through this: an extra property (a token, a header) never leaves the gateway.
  */
+/** Serialised once per event, whatever the number of sinks that write it. */
+const serialised = new WeakMap<ActivityEvent, string>();
+
 export function activityEventJson(event: ActivityEvent): string {
-  const record: Record<string, unknown> = {};
-  for (const field of ACTIVITY_EVENT_FIELDS) record[field] = event[field] ?? null;
-  return JSON.stringify(record);
+  let json = serialised.get(event);
+  if (json === undefined) {
+    const record: Record<string, unknown> = {};
+    for (const field of ACTIVITY_EVENT_FIELDS) record[field] = event[field] ?? null;
+    json = JSON.stringify(record);
+    serialised.set(event, json);
+  }
+  return json;
 }
+
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /** `<dir>/activity/<stream>-YYYY-MM-DD.ndjson` for the event's UTC date (today's when `time` is unreadable). */
 export function activityFilePath(dir: string, stream: ActivityStream, time: string): string {
-  const ms = Date.parse(time);
-  const date = new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
+  let date: string;
+  if (ISO_UTC.test(time)) {
+    date = time.slice(0, 10); // the recorder's own format: no parsing per event
+  } else {
+    const ms = Date.parse(time);
+    date = new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
+  }
   return path.join(dir, 'activity', `${stream}-${date}.ndjson`);
 }
 
