@@ -15,8 +15,7 @@ import { createMetrics, statusClass, type Metrics } from './metrics/registry.js'
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import type { RequestState } from './proxy/state.js';
 import { createRateLimiter, type RateLimiter } from './auth/rate-limit.js';
-import { createRedisFailureCounter } from './auth/rate-limit-redis.js';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 
 export interface Gateway {
@@ -69,7 +68,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   collectFrom(metrics, cache, store);
 
   const activity = await createActivityPipeline(config, { metrics, logger });
-  const limits = createFailureLimiter(config);
+  const limits = await createFailureLimiter(config);
   const proxy = createProxyApp({
     config,
     authenticate: deps.authenticate ?? createAuthenticator(cache),
@@ -154,19 +153,22 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
 }
 
 /** The brute-force limiter, shared through Redis when the gateway has one. */
-function createFailureLimiter(config: Readonly<Config>): { limiter: RateLimiter; stop(): void } | undefined {
+async function createFailureLimiter(config: Readonly<Config>): Promise<{ limiter: RateLimiter; stop(): void } | undefined> {
   const { burst, refillPerMinute, maxAddresses, windowMs } = config.authFailureLimit;
   if (burst === 0) return undefined;
   let client: Redis | undefined;
+  let shared;
   if (config.redis) {
-    client = new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
+    const [{ Redis: RedisClient }, { createRedisFailureCounter }] = await Promise.all([import('ioredis'), import('./auth/rate-limit-redis.js')]);
+    client = new RedisClient(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
     client.on('error', () => {}); // reconnects by itself; the local buckets protect meanwhile
+    shared = createRedisFailureCounter({ client, prefix: config.redis.prefix, windowMs });
   }
   const limiter = createRateLimiter({
     burst,
     refillPerSecond: refillPerMinute / 60,
     maxAddresses,
-    shared: client && config.redis ? createRedisFailureCounter({ client, prefix: config.redis.prefix, windowMs }) : undefined,
+    shared,
   });
   return {
     limiter,

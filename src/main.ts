@@ -25,7 +25,7 @@ export async function runGateway(): Promise<void> {
     runPrimary(config.workers, logger);
     return;
   }
-  const store = openTokenStore(config, (err) => logger.warn({ err: errorFields(err) }, 'token store connection problem'));
+  const store = await openTokenStore(config, (err) => logger.warn({ err: errorFields(err) }, 'token store connection problem'));
 
   let gateway;
   try {

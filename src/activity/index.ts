@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
 import { createLabelLimiter, type Metrics } from '../metrics/registry.js';
@@ -7,7 +7,6 @@ import type { Sink } from './event.js';
 import { createSinkRunner, type SinkRunner } from './queue.js';
 import { createActivityRecorder, type ActivityRecorder } from './recorder.js';
 import { createFileSink } from './sinks/file.js';
-import { createRedisStreamSink } from './sinks/redis-stream.js';
 import { createWebhookSink } from './sinks/webhook.js';
 import { loadSigningKeys } from './signing.js';
 import { createRedisActivityQuery, createSqliteActivityLog, type ActivityQuery } from './recent.js';
@@ -41,12 +40,17 @@ export async function createActivityPipeline(
   const spoolRoot = path.join(config.dataDir, 'spool');
   const streamKey = (stream: string) => `${config.redis?.prefix ?? '{tollgate}:'}activity:${stream}`;
 
+  // Loaded only with Redis configured (ioredis alone adds ~23 MiB of RSS).
+  const redisModules = config.redis
+    ? { ioredis: await import('ioredis'), stream: await import('./sinks/redis-stream.js') }
+    : undefined;
+
   function sinksFor(stream: 'production' | 'development'): Sink[] {
     const sinks: Sink[] = [];
     for (const name of activity.sinks) {
       if (name === 'file') sinks.push(createFileSink({ dir: config.dataDir, stream }));
-      if (name === 'redis' && config.redis) {
-        sinks.push(createRedisStreamSink({ url: config.redis.url, key: streamKey(stream), maxLen: activity.streamMaxLen }));
+      if (name === 'redis' && config.redis && redisModules) {
+        sinks.push(redisModules.stream.createRedisStreamSink({ url: config.redis.url, key: streamKey(stream), maxLen: activity.streamMaxLen }));
       }
       // The webhook is the security team's alerting pipeline: Production only, always.
       if (name === 'webhook' && activity.webhook && stream === 'production') {
@@ -59,8 +63,8 @@ export async function createActivityPipeline(
   let queryClient: Redis | undefined;
   let query: ActivityQuery;
   const productionSinks = sinksFor('production');
-  if (config.redis && activity.sinks.includes('redis')) {
-    queryClient = new Redis(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
+  if (config.redis && redisModules && activity.sinks.includes('redis')) {
+    queryClient = new redisModules.ioredis.Redis(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
     queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
     query = createRedisActivityQuery({ client: queryClient, key: streamKey('production') });
   } else {

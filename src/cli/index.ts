@@ -28,7 +28,7 @@ async function withStore<T>(fn: (store: TokenStore) => Promise<T>): Promise<T> {
     process.stderr.write(`tollgate: invalid configuration\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
     process.exit(EXIT_CONFIG);
   }
-  const store = openTokenStore(result.config);
+  const store = await openTokenStore(result.config);
   try {
     return await fn(store);
   } finally {

@@ -59,7 +59,7 @@ describe.each(backends)('with the $name', (backend) => {
       TOLLGATE_REDIS_PREFIX: `{tg-${Math.random().toString(36).slice(2)}}:`,
       ...backend.env(),
     });
-    admin = openTokenStore(gw.config);
+    admin = await openTokenStore(gw.config);
   });
   afterAll(async () => {
     await admin?.close();
@@ -220,7 +220,7 @@ describe('revocations missed while the gateway is cut off from Redis', () => {
       TOLLGATE_REDIS_PREFIX: '{tg-cut}:',
       TOLLGATE_CACHE_TTL_MS: FAR_FUTURE_TTL,
     });
-    direct = openTokenStore({ redis: { url: redis.url, prefix: '{tg-cut}:' }, dataDir: gw.dataDir });
+    direct = await openTokenStore({ redis: { url: redis.url, prefix: '{tg-cut}:' }, dataDir: gw.dataDir });
   });
   afterAll(async () => {
     await direct?.close();

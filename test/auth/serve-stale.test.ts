@@ -30,7 +30,7 @@ describe('serving from the cache while the token store is unreachable', () => {
       TOLLGATE_CACHE_TTL_MS: '600000',
       TOLLGATE_CACHE_STALE_MS: String(STALE_MS),
     });
-    direct = openTokenStore({ redis: { url: redis.url, prefix: gw.config.redis!.prefix }, dataDir: gw.dataDir });
+    direct = await openTokenStore({ redis: { url: redis.url, prefix: gw.config.redis!.prefix }, dataDir: gw.dataDir });
   });
   afterAll(async () => {
     await direct?.close();

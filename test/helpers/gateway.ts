@@ -49,7 +49,7 @@ export async function startTestGateway(env: Env = {}): Promise<TestGateway> {
     },
   });
   const logger = createLogger(config.logLevel, sink);
-  const store = openTokenStore(config);
+  const store = await openTokenStore(config);
   const gateway = await startGateway(config, { logger, store });
   return {
     url: `http://127.0.0.1:${gateway.proxyPort}`,
