@@ -22,6 +22,7 @@ export type CredentialResult =
 const MISSING: CredentialResult = { kind: 'missing' };
 const MALFORMED: CredentialResult = { kind: 'malformed' };
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const TOKEN_SHAPED = /tg[pd]_[0-9A-Za-z]{20,}/;
 // Printable ASCII and non-control Unicode: a project name ends up in logs and metrics.
 // eslint-disable-next-line no-control-regex
 const BAD_PROJECT = /[\u0000-\u001f\u007f-\u009f]/;
@@ -60,5 +61,7 @@ export function extractCredential(header: string | undefined): CredentialResult 
   const password = decoded.slice(colon + 1);
   if (password === '' && user !== '') return tokenCredential(user, DEFAULT_PROJECT);
   if (user.length > MAX_PROJECT_LENGTH || BAD_PROJECT.test(user)) return MALFORMED;
-  return tokenCredential(password, user === '' ? DEFAULT_PROJECT : user);
+  // A token pasted into the user field too must not become a project name (logs, metrics, events).
+  const project = user === '' || TOKEN_SHAPED.test(user) ? DEFAULT_PROJECT : user;
+  return tokenCredential(password, project);
 }

@@ -140,7 +140,9 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
 
     // Single-dot segments are normalised away first (apt's flat repositories ask for `/./`).
     const rawPath = removeSingleDotSegments(incoming.url ?? '/');
-    if (!isSafePath(rawPath)) {
+    // A request line without "HTTP/1.x" (a raw CR/LF in the target) parses as HTTP/0.9, and
+    // what follows would be read as headers: refuse it.
+    if (incoming.httpVersionMajor !== 1 || !isSafePath(rawPath)) {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_PATH', state.requestId);
       return RESPONSE_ALREADY_SENT;
     }

@@ -110,6 +110,16 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
       sendError(outgoing, err instanceof UpstreamTimeout ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
     });
 
+    upstreamReq.once('upgrade', (_res, socket) => {
+      // 101 Switching Protocols to a download: nothing to relay. Without this listener Node
+      // drops the connection silently and the client would hang until its idle timeout.
+      responded = true;
+      socket.destroy();
+      outgoing.off('close', onClientClose);
+      state.upstreamError = 'bad-status';
+      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+    });
+
     upstreamReq.once('response', (upstreamRes) => {
       responded = true;
       outgoing.off('close', onClientClose); // from here on relayBody tears both sides down
@@ -117,7 +127,14 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
         upstreamRes.destroy();
         return;
       }
-      const status = upstreamRes.statusCode ?? 502;
+      const status = upstreamRes.statusCode ?? 0;
+      if (status < 200 || status > 599) {
+        // Not a final HTTP status ("HTTP/1.1 099"): writeHead would throw. A broken upstream.
+        upstreamRes.destroy();
+        state.upstreamError = 'bad-status';
+        sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+        return;
+      }
       const headers = clientResponseHeaders(upstreamRes.headers, state.requestId);
       let body: Readable = upstreamRes;
       const location = upstreamRes.headers.location;
@@ -208,9 +225,21 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
         sendError(outgoing, err instanceof UpstreamTimeout ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
       } else outgoing.destroy();
     });
+    req.once('upgrade', (_res, socket) => {
+      socket.destroy();
+      outgoing.off('close', onClientClose);
+      state.upstreamError = 'bad-status';
+      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+    });
     req.once('response', (res) => {
       outgoing.off('close', onClientClose);
-      const status = res.statusCode ?? 502;
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 599) {
+        res.destroy();
+        state.upstreamError = 'bad-status';
+        sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+        return;
+      }
       if (REDIRECT_STATUSES.has(status) && res.headers.location) {
         res.resume();
         followRedirect(new URL(res.headers.location, target), incoming, outgoing, state, hopsLeft - 1);

@@ -25,7 +25,10 @@ export function isSafePath(rawPath: string): boolean {
     if (decoded.indexOf('\0') >= 0 || decoded.indexOf('\\') >= 0) return false;
     // A decoded segment may hold "/" (npm's @scope%2fname): check each part of it.
     for (const part of decoded.split('/')) {
-      if (part === '.' || part === '..') return false;
+      // Java servers (Tomcat, Jetty: Nexus, Artifactory) drop ";params" from a segment, so
+      // "..;" and "..;jsessionid=x" are dot segments to them.
+      const name = part.split(';', 1)[0];
+      if (name === '.' || name === '..') return false;
     }
     // Double encoding of ".", "/", "\" or "%": a second decoder upstream must not see a dot segment.
     if (/%(2e|2f|5c|25|00)/i.test(decoded)) return false;
