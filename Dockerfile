@@ -13,6 +13,8 @@ COPY src ./src
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# The admin listener is published (0.0.0.0): set TOLLGATE_METRICS_TOKEN (and an admin token)
+# from a secret, or the gateway refuses to start with a clear message.
 ENV NODE_ENV=production \
     TOLLGATE_DATA_DIR=/data \
     TOLLGATE_HOST=0.0.0.0 \

@@ -357,7 +357,7 @@ async function startAll() {
       const { createToken } = await distImport('tokens/service.js');
       const loaded = loadConfig(env, ROOT);
       if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
-      const store = openTokenStore(loaded.config);
+      const store = await openTokenStore(loaded.config);
       try {
         for (let i = 0; i < opts.missTokens; i++) {
           const { token } = await createToken(store, { name: `bench-miss-${i}`, type: 'production', expires: 'never', createdBy: 'bench' });

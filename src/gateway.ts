@@ -15,7 +15,7 @@ import { createMetrics, statusClass, type Metrics } from './metrics/registry.js'
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import type { RequestState } from './proxy/state.js';
 import { createRateLimiter, type RateLimiter } from './auth/rate-limit.js';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 
 export interface Gateway {
@@ -80,6 +80,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const admin = createAdminApp({
     store, isAccepting: () => accepting, jwks: activity.jwks,
     registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
+    metricsToken: config.metrics.token,
     auth: adminAuth, activity: activity.query, logger,
   });
 
@@ -156,11 +157,11 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
 async function createFailureLimiter(config: Readonly<Config>): Promise<{ limiter: RateLimiter; stop(): void } | undefined> {
   const { burst, refillPerMinute, maxAddresses, windowMs } = config.authFailureLimit;
   if (burst === 0) return undefined;
-  let client: Redis | undefined;
+  let client: Redis | Cluster | undefined;
   let shared;
   if (config.redis) {
-    const [{ Redis: RedisClient }, { createRedisFailureCounter }] = await Promise.all([import('ioredis'), import('./auth/rate-limit-redis.js')]);
-    client = new RedisClient(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
+    const [{ createRedisConnection }, { createRedisFailureCounter }] = await Promise.all([import('./redis/connect.js'), import('./auth/rate-limit-redis.js')]);
+    client = createRedisConnection(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
     client.on('error', () => {}); // reconnects by itself; the local buckets protect meanwhile
     shared = createRedisFailureCounter({ client, prefix: config.redis.prefix, windowMs });
   }

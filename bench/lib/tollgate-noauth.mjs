@@ -20,7 +20,7 @@ if (!result.ok) {
 }
 const config = result.config;
 const logger = createLogger(config.logLevel);
-const store = openTokenStore(config, (err) => logger.warn({ err: { message: err.message } }, 'token store connection problem'));
+const store = await openTokenStore(config, (err) => logger.warn({ err: { message: err.message } }, 'token store connection problem'));
 
 const ALLOWED = Object.freeze({
   ok: true,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
 import { createLabelLimiter, type Metrics } from '../metrics/registry.js';
@@ -42,7 +42,7 @@ export async function createActivityPipeline(
 
   // Loaded only with Redis configured (ioredis alone adds ~23 MiB of RSS).
   const redisModules = config.redis
-    ? { ioredis: await import('ioredis'), stream: await import('./sinks/redis-stream.js') }
+    ? { connect: await import('../redis/connect.js'), stream: await import('./sinks/redis-stream.js') }
     : undefined;
 
   function sinksFor(stream: 'production' | 'development'): Sink[] {
@@ -60,11 +60,11 @@ export async function createActivityPipeline(
     return sinks;
   }
 
-  let queryClient: Redis | undefined;
+  let queryClient: Redis | Cluster | undefined;
   let query: ActivityQuery;
   const productionSinks = sinksFor('production');
   if (config.redis && redisModules && activity.sinks.includes('redis')) {
-    queryClient = new redisModules.ioredis.Redis(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
+    queryClient = redisModules.connect.createRedisConnection(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
     queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
     query = createRedisActivityQuery({ client: queryClient, key: streamKey('production') });
   } else {

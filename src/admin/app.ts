@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { Registry } from 'prom-client';
 import type { ActivityQuery } from '../activity/recent.js';
@@ -13,6 +14,8 @@ export interface AdminAppOptions {
   isAccepting: () => boolean;
   /** What /metrics serves: this process's registry, or the whole cluster's. */
   registry?: Pick<Registry, 'contentType' | 'metrics'>;
+  /** TOLLGATE_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <it>`. */
+  metricsToken?: string | undefined;
   /** Public keys that verify signed activity batches (current and retired). */
   jwks?: () => { keys: object[] };
   /** Admin sign-in (admin token, OIDC bearer, session cookie): see auth.ts. */
@@ -55,7 +58,16 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   });
   const { registry, jwks } = options;
   if (registry) {
-    app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }));
+    const expected = options.metricsToken ? Buffer.from(`Bearer ${options.metricsToken}`) : undefined;
+    app.get('/metrics', async (c) => {
+      if (expected) {
+        const given = Buffer.from(c.req.header('authorization') ?? '');
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          return c.json({ error: 'metrics need the metrics bearer token' }, 401, { 'www-authenticate': 'Bearer realm="tollgate-metrics"' });
+        }
+      }
+      return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
+    });
   }
   if (jwks) {
     const serve = (c: { json: (body: unknown, status: 200, headers: Record<string, string>) => Response }) =>

@@ -2,6 +2,7 @@ import { readFileSync, statSync, accessSync, constants as fsConstants } from 'no
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import proxyAddr from 'proxy-addr';
+import { parseRedisUrl } from '../redis/url.js';
 import {
   settingsSchema, DEFAULT_UPSTREAM_DIR, ACTIVITY_SINKS, DEFAULT_OIDC_ADMIN_CLAIM, MIN_ADMIN_TOKEN_LENGTH, REWRITE_BY_DEFAULT,
   type Ecosystem, type UpstreamAuth, type RouteFileEntry, type ActivitySinkName,
@@ -90,6 +91,11 @@ export interface Config {
     windowMs: number;
   };
   metrics: {
+    /**
+     * Bearer credential /metrics requires. Default: unset (then /metrics is open, which is
+     * allowed only while the admin listener is on loopback).
+     */
+    token: string | undefined;
     /** Projects that always get their own metric label. Default: none. */
     projects: string[];
     /** Other projects that get a label, first seen first served; the rest are `other`. Default 50. */
@@ -191,6 +197,7 @@ export const ENV_NAMES: Readonly<Record<string, string>> = {
   signingKeyFile: 'TOLLGATE_SIGNING_KEY_FILE',
   metricsProjects: 'TOLLGATE_METRICS_PROJECTS',
   metricsMaxProjects: 'TOLLGATE_METRICS_MAX_PROJECTS',
+  metricsToken: 'TOLLGATE_METRICS_TOKEN',
   authFailureBurst: 'TOLLGATE_AUTH_FAILURE_BURST',
   authFailureRefillPerMinute: 'TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE',
   authFailureMaxAddresses: 'TOLLGATE_AUTH_FAILURE_MAX_ADDRESSES',
@@ -369,6 +376,14 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
 
   const admin = resolveAdmin(s, sources, cwd, problems);
 
+  if (s.redisUrl) {
+    const target = parseRedisUrl(s.redisUrl);
+    if (typeof target === 'string') problems.push(`${sources.redisUrl}: ${target}`);
+  }
+  if (!s.metricsToken && !isLoopbackHost(s.adminHost)) {
+    problems.push(`TOLLGATE_METRICS_TOKEN must be set when the admin listener is bound beyond loopback (TOLLGATE_ADMIN_HOST=${JSON.stringify(s.adminHost)}): /metrics then needs its own bearer credential`);
+  }
+
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -408,7 +423,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       retryMaxMs: s.activityRetryMaxMs,
       signingKeyFile: s.signingKeyFile ? path.resolve(cwd, s.signingKeyFile) : undefined,
     },
-    metrics: { projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },
+    metrics: { token: s.metricsToken, projects: list(s.metricsProjects), maxProjects: s.metricsMaxProjects },
     authFailureLimit: {
       burst: s.authFailureBurst,
       refillPerMinute: s.authFailureRefillPerMinute,
@@ -506,6 +521,11 @@ function resolveAdmin(s: Settings, sources: Record<string, string>, cwd: string,
   }
 
   return { token, tokenFile, publicUrl, sessionTtlMs: s.sessionTtlMs, oidc };
+}
+
+/** Loopback addresses only: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function upstreamProblem(where: string, value: string, why: string): string {

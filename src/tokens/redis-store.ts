@@ -32,6 +32,7 @@
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { createRedisConnection } from '../redis/connect.js';
 import type { TokenType } from './format.js';
 import type { ChangesSince, LastUsed, NewTokenRecord, TokenChange, TokenRecord, TokenStore } from './store.js';
 
@@ -265,7 +266,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   if (options.client) {
     client = options.client;
   } else if (options.url) {
-    client = new Redis(options.url, {
+    client = createRedisConnection(options.url, {
       ...redisOptions,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -334,7 +335,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   function startSubscriber(): RedisClient {
     const sub = options.client
       ? options.client.duplicate()
-      : new Redis(options.url!, { ...redisOptions, autoResubscribe: false, maxRetriesPerRequest: null });
+      : createRedisConnection(options.url!, { ...redisOptions, autoResubscribe: false, maxRetriesPerRequest: null });
     sub.on('error', reportError);
     sub.on('message', (from: string) => {
       if (from === channel) notify();

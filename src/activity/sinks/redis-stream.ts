@@ -23,7 +23,8 @@
  * connection (up to connectTimeoutMs) and afterwards rejects at once while Redis is away: the
  * runner retries with backoff.
  */
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { createRedisConnection } from '../../redis/connect.js';
 import type { ActivityEvent, Sink } from '../event.js';
 import { activityEventJson } from './file.js';
 
@@ -102,7 +103,7 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
   if (options.client) {
     client = options.client;
   } else if (options.url) {
-    client = new Redis(options.url, {
+    client = createRedisConnection(options.url, {
       connectTimeout: connectTimeoutMs,
       retryStrategy: reconnectDelayMs,
       enableReadyCheck: true,
