@@ -360,15 +360,18 @@ export function requestLog(gateway: GatewayProcess): LoggedRequest[] {
   return out;
 }
 
-/** The request log once no new line has arrived for 150 ms (at most 3 s of waiting). */
+/**
+ * The request log once no new line has arrived for 400 ms (at most 5 s of waiting): longer than
+ * the gateway's log flush interval (200 ms), so lines still in its buffer are not missed.
+ */
 async function settledLog(gateway: GatewayProcess): Promise<LoggedRequest[]> {
   let count = -1;
-  const deadline = Date.now() + 3_000;
+  const deadline = Date.now() + 5_000;
   for (;;) {
     const log = requestLog(gateway);
     if (log.length === count || Date.now() > deadline) return log;
     count = log.length;
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 400));
   }
 }
 
