@@ -46,9 +46,10 @@ mkdirSync(redisDir);
 const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
 let redis = start('redis', 'redis-server', redisArgs);
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
-const probe = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: null });
+// Reconnects forever and queues commands meanwhile: it waits out the start and the restart.
+const probe = new Redis(redisUrl, { maxRetriesPerRequest: null, retryStrategy: () => 100 });
 probe.on('error', () => {});
-await probe.connect();
+await probe.ping();
 
 const originPort = await freePort();
 start('origin', process.execPath, [path.join(ROOT, 'bench/lib/origin.mjs'), String(originPort)]);
@@ -97,8 +98,9 @@ const sampler = setInterval(() => {
 
 const restart = setTimeout(async () => {
   console.log('soak: restarting Redis (graceful shutdown, AOF kept)');
-  await probe.call('SHUTDOWN').catch(() => {});
-  await new Promise((r) => redis.once('exit', r));
+  const exited = new Promise((r) => redis.once('exit', r));
+  redis.kill('SIGTERM'); // graceful: Redis flushes its AOF and exits
+  await exited;
   await sleep(3000); // the gateway runs without Redis meanwhile
   redis = start('redis', 'redis-server', redisArgs);
   console.log('soak: Redis is back');

@@ -66,8 +66,16 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     flushing = true;
     const batch = new Map(pending);
     pending.clear();
+    const requeue = (addresses: Iterable<string>): void => {
+      for (const address of addresses) {
+        if (pending.size >= options.maxAddresses && !pending.has(address)) break; // bounded during long outages
+        pending.set(address, (pending.get(address) ?? 0) + (batch.get(address) ?? 0));
+      }
+    };
     try {
       const totals = await shared.add(batch);
+      // Counts whose command failed (connection not ready yet, a node moving) go out next time.
+      requeue([...batch.keys()].filter((address) => !totals.has(address)));
       const now = Date.now();
       const windowEnd = Math.ceil(now / shared.windowMs) * shared.windowMs;
       // The fleet-wide allowance per window: what one gateway's bucket allows in that time.
@@ -79,7 +87,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         buckets.set(address, b);
       }
     } catch {
-      // Redis unreachable: the local bucket still protects this gateway.
+      // Redis unreachable: the local bucket still protects this gateway; the counts wait.
+      requeue(batch.keys());
     } finally {
       flushing = false;
     }
