@@ -26,6 +26,19 @@ export const ErrorCodes = {
   TOLLGATE_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   TOLLGATE_ERR_TOKEN_INPUT: { status: 400, message: 'Invalid token input' },
 
+  // The admin API (admin listener).
+  TOLLGATE_ERR_ADMIN_UNAUTHENTICATED: { status: 401, message: 'Sign in required' },
+  TOLLGATE_ERR_ADMIN_CREDENTIAL: { status: 401, message: 'Invalid admin credential' },
+  TOLLGATE_ERR_ADMIN_FORBIDDEN: { status: 403, message: 'This identity is not an admin' },
+  TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE: { status: 503, message: 'The OIDC key set (TOLLGATE_OIDC_JWKS_URL) cannot be fetched, retry later' },
+  TOLLGATE_ERR_ADMIN_CSRF: { status: 403, message: 'Missing or wrong CSRF token: reload the page and try again' },
+  TOLLGATE_ERR_ADMIN_ORIGIN: { status: 403, message: 'Cross-origin request refused' },
+  TOLLGATE_ERR_ADMIN_CONTENT_TYPE: { status: 415, message: 'Request body must be JSON (Content-Type: application/json)' },
+  TOLLGATE_ERR_ADMIN_BODY: { status: 400, message: 'Request body is not valid JSON' },
+  TOLLGATE_ERR_ADMIN_QUERY: { status: 400, message: 'Bad query parameter' },
+  TOLLGATE_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'Not found' },
+  TOLLGATE_ERR_ADMIN_INTERNAL: { status: 500, message: 'Internal error (see the gateway log)' },
+
   // Start-up.
   TOLLGATE_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
   TOLLGATE_ERR_STORE: { status: 503, message: 'Token store error' },
