@@ -267,6 +267,9 @@ async function startOrigin() {
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
 
+/** The V8 flags `npm start` (and the Docker image) run the gateway with: Tollgate as shipped. */
+const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+=\S+/g) ?? [];
+
 async function startTollgate(name, { script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [] } = {}) {
   const port = await freePort();
   const adminPort = await freePort();
@@ -274,7 +277,7 @@ async function startTollgate(name, { script = path.join(DIST, 'main.js'), redisU
   mkdirSync(dataDir, { recursive: true });
   const env = tollgateEnv({ port, adminPort, dataDir, redisUrl, extra });
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
-  const entry = group.start(name, NODE, [...nodeArgs(name), script], { env, cwd: ROOT });
+  const entry = group.start(name, NODE, [...nodeArgs(name), ...SHIPPED_NODE_FLAGS, script], { env, cwd: ROOT });
   await waitReady(entry, async () => {
     const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
     if (res.status !== 200) throw new Error(`healthz ${res.status}`);
