@@ -190,13 +190,26 @@ const UPSTREAM_ERROR_KINDS: Record<string, string> = {
  * recorder (which keeps only Production, unless a Development stream is configured).
  */
 function createRequestObserver(metrics: Metrics, activity: ActivityPipeline) {
+  // prom-client hashes the label values on every labels() call: keep the children per
+  // (token type, status class), a set of at most 3 x 5.
+  const children = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
+  const childrenFor = (tokenType: string, cls: string) => {
+    const key = `${tokenType}|${cls}`;
+    let c = children.get(key);
+    if (!c) {
+      c = { requests: metrics.requests.labels(tokenType, cls), duration: metrics.requestDuration.labels(tokenType, cls) };
+      children.set(key, c);
+    }
+    return c;
+  };
   return function observeRequest(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
     const status = outgoing.statusCode;
     const cls = statusClass(status);
     const principal = state.principal;
     const tokenType = principal?.tokenType ?? 'none';
-    metrics.requests.labels(tokenType, cls).inc();
-    metrics.requestDuration.labels(tokenType, cls).observe(state.durationMs / 1000);
+    const child = childrenFor(tokenType, cls);
+    child.requests.inc();
+    child.duration.observe(state.durationMs / 1000);
     if (state.authFailure === 'missing') metrics.authChallenges.inc();
     else if (state.authFailure) metrics.authFailures.labels(state.authFailure === 'rate-limited' ? 'rate_limited' : state.authFailure).inc();
     if (state.upstreamError && state.upstreamError !== 'client-closed') {

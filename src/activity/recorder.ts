@@ -71,6 +71,24 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
     };
   }
 
+  // prom-client hashes label values on every labels() call: keep the children. The label sets
+  // are bounded (ecosystems, limited projects, token names), so is this map.
+  type Children = { downloads: { inc(): void }; bytes: { inc(v: number): void }; metadata: { inc(): void } };
+  const children = new Map<string, Children>();
+  function childrenFor(ecosystem: string, project: string, tokenName: string, sealed: boolean): Children {
+    const key = `${ecosystem}\u0000${project}\u0000${tokenName}\u0000${sealed}`;
+    let c = children.get(key);
+    if (!c) {
+      c = {
+        downloads: metrics.productionDownloads.labels(ecosystem, project, tokenName, String(sealed)),
+        bytes: metrics.productionDownloadBytes.labels(ecosystem, project, tokenName),
+        metadata: metrics.productionMetadataRequests.labels(ecosystem, project, tokenName),
+      };
+      children.set(key, c);
+    }
+    return c;
+  }
+
   return {
     record(a) {
       if (a.principal.tokenType !== 'production') {
@@ -85,11 +103,12 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
 
       if (a.status < 200 || a.status >= 300) return;
       const project = projectLabel(event.project);
+      const c = childrenFor(event.ecosystem, project, event.tokenName, event.sealed);
       if (event.kind === 'download') {
-        metrics.productionDownloads.labels(event.ecosystem, project, event.tokenName, String(event.sealed)).inc();
-        metrics.productionDownloadBytes.labels(event.ecosystem, project, event.tokenName).inc(event.bytes);
+        c.downloads.inc();
+        c.bytes.inc(event.bytes);
       } else {
-        metrics.productionMetadataRequests.labels(event.ecosystem, project, event.tokenName).inc();
+        c.metadata.inc();
       }
     },
   };
