@@ -69,6 +69,39 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
 
   /** Bytes of spills still on their way to disk: counted against maxSpoolBytes before they land. */
   let spillingBytes = 0;
+  /**
+   * Events on their way to disk are written in coalesced batches: one append for everything that
+   * arrived while the previous append was running. One append per event queued a promise and an
+   * fs write per request, faster than the disk took them, and memory grew without bound (the soak
+   * after a Redis restart: 122 -> 421 MiB in 150 s).
+   */
+  let spillBuffer: ActivityEvent[] = [];
+  let spillBufferBytes = 0;
+  let spillWriting = false;
+  const spillIdleWaiters: (() => void)[] = [];
+  /** Resolves once every event handed to spill() is on disk (or counted as dropped). */
+  const spillIdle = (): Promise<void> => (spillWriting ? new Promise((resolve) => spillIdleWaiters.push(resolve)) : Promise.resolve());
+
+  function writeSpill(): void {
+    spillWriting = true;
+    const batch = spillBuffer;
+    const bytes = spillBufferBytes;
+    spillBuffer = [];
+    spillBufferBytes = 0;
+    const done = (ok: boolean): void => {
+      spilling -= batch.length;
+      spillingBytes -= bytes;
+      if (!ok) options.onDropped?.(batch.length, 'spool-error');
+      if (spillBuffer.length > 0) writeSpill();
+      else {
+        spillWriting = false;
+        for (const resolve of spillIdleWaiters.splice(0)) resolve();
+        signal();
+      }
+    };
+    spool.append(batch).then(() => done(true), () => done(false));
+  }
+
   function spill(event: ActivityEvent): void {
     const size = Buffer.byteLength(JSON.stringify(event)) + 1;
     if (spool.bytes + spillingBytes + size > options.maxSpoolBytes) {
@@ -77,18 +110,9 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     }
     spilling++;
     spillingBytes += size;
-    spool.append([event]).then(
-      () => {
-        spilling--;
-        spillingBytes -= size;
-        signal();
-      },
-      () => {
-        spilling--;
-        spillingBytes -= size;
-        options.onDropped?.(1, 'spool-error');
-      },
-    );
+    spillBuffer.push(event);
+    spillBufferBytes += size;
+    if (!spillWriting) writeSpill();
   }
 
   async function nextBatch(): Promise<{ events: ActivityEvent[]; ack: () => Promise<void> } | undefined> {
@@ -210,6 +234,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       signal();
       stopWait?.();
       await running;
+      await spillIdle();
       const rest = memory;
       memory = [];
       await spool.prepend(rest);
