@@ -5,9 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newEventId, type ActivityEvent, type Sink } from '../../src/activity/event.js';
+import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
 import { createSinkRunner, type SinkRunner, type SinkRunnerOptions } from '../../src/activity/queue.js';
 import { openSpool } from '../../src/activity/spool.js';
+import { eventFactory } from '../helpers/activity-events.js';
 
 /**
  * The per-sink queue (memory → disk spool → retrying delivery loop) against a scripted
@@ -25,32 +26,7 @@ afterAll(() => {
 let dirs = 0;
 const freshDir = () => path.join(root, `spool-${++dirs}`);
 
-let seq = 0;
-function makeEvent(): ActivityEvent {
-  seq++;
-  const at = Date.parse('2024-05-01T12:00:00.000Z') + seq;
-  return {
-    id: newEventId(at),
-    time: new Date(at).toISOString(),
-    requestId: `req-${seq}`,
-    tokenId: 'tok_1',
-    tokenName: 'ci-main',
-    tokenType: 'production',
-    project: 'default',
-    ecosystem: 'npm',
-    kind: 'download',
-    package: 'lodash',
-    version: `4.17.${seq}`,
-    file: `lodash-4.17.${seq}.tgz`,
-    method: 'GET',
-    status: 200,
-    bytes: 1000 + seq,
-    durationMs: 3.5,
-    clientIp: '10.0.0.7',
-    userAgent: 'npm/10.8.1 node/v20.15.0',
-    sealed: false,
-  };
-}
+const makeEvent = eventFactory({ stepMs: 1, perEvent: (seq) => ({ bytes: 1000 + seq }) });
 const makeEvents = (n: number) => Array.from({ length: n }, makeEvent);
 const ids = (events: readonly ActivityEvent[]) => events.map((e) => e.id);
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newEventId, type ActivityEvent } from '../../src/activity/event.js';
+import { type ActivityEvent } from '../../src/activity/event.js';
 import {
   createRedisActivityQuery, createSqliteActivityLog, normalizeRecentFilter, type ActivityQuery, type RecentFilter,
 } from '../../src/activity/recent.js';
@@ -12,36 +12,16 @@ import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js'
 import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { eventFactory } from '../helpers/activity-events.js';
 
-const T0 = Date.parse('2024-05-01T12:00:00.000Z');
-let seq = 0;
 
-function makeEvent(over: Partial<ActivityEvent> = {}): ActivityEvent {
-  seq++;
-  const at = T0 + seq * 1000;
-  return {
-    id: newEventId(at),
-    time: new Date(at).toISOString(),
-    requestId: `req-${seq}`,
-    tokenId: 'tok_a',
-    tokenName: 'ci-a',
-    tokenType: 'production',
-    project: 'default',
-    ecosystem: 'npm',
-    kind: 'download',
-    package: 'left-pad',
-    version: '1.3.0',
-    file: 'left-pad-1.3.0.tgz',
-    method: 'GET',
-    status: 200,
-    bytes: 100,
-    durationMs: 3,
-    clientIp: '10.0.0.1',
-    userAgent: null,
-    sealed: false,
-    ...over,
-  };
-}
+const makeEvent = eventFactory({
+  stepMs: 1000,
+  perEvent: () => ({
+    tokenId: 'tok_a', tokenName: 'ci-a', package: 'left-pad', version: '1.3.0', file: 'left-pad-1.3.0.tgz',
+    bytes: 100, durationMs: 3, clientIp: '10.0.0.1', userAgent: null,
+  }),
+});
 
 const ids = (events: readonly ActivityEvent[]) => events.map((e) => e.id);
 const newestFirst = (events: readonly ActivityEvent[]) => ids([...events].reverse());

@@ -9,15 +9,15 @@ import ts from 'typescript';
 import { Redis } from 'ioredis';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newEventId, type ActivityEvent, type Sink } from '../../src/activity/event.js';
+import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
 import { activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
+import { eventFactory } from '../helpers/activity-events.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 
 let root = '';
 beforeAll(() => {
@@ -33,33 +33,10 @@ const freshDir = () => {
   return dir;
 };
 
-let seq = 0;
-function makeEvent(over: Partial<ActivityEvent> = {}): ActivityEvent {
-  seq++;
-  const at = T0 + seq * 1000;
-  return {
-    id: newEventId(at),
-    time: new Date(at).toISOString(),
-    requestId: `req-${seq}`,
-    tokenId: 'tok_1',
-    tokenName: 'ci-main',
-    tokenType: 'production',
-    project: 'default',
-    ecosystem: 'npm',
-    kind: 'download',
-    package: '@acme/lib',
-    version: `1.0.${seq}`,
-    file: `lib-1.0.${seq}.tgz`,
-    method: 'GET',
-    status: 200,
-    bytes: 1234,
-    durationMs: 12.5,
-    clientIp: '10.0.0.7',
-    userAgent: 'npm/10.8.1 node/v20.15.0',
-    sealed: false,
-    ...over,
-  };
-}
+const makeEvent = eventFactory({
+  stepMs: 1000,
+  perEvent: (seq) => ({ package: '@acme/lib', version: `1.0.${seq}`, file: `lib-1.0.${seq}.tgz`, bytes: 1234, durationMs: 12.5 }),
+});
 const makeEvents = (n: number, over: Partial<ActivityEvent> = {}) => Array.from({ length: n }, () => makeEvent(over));
 
 /** Events as they look after a JSON round trip (what every sink writes). */
