@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/logger.js';
@@ -93,13 +93,9 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     keepAliveTimeout: 30_000,
     connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
   };
-  const proxyServer = (config.tls
-    ? createAdaptorServer({
-      fetch: proxy.app.fetch,
-      createServer: createHttpsServer,
-      serverOptions: { ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
-    })
-    : createAdaptorServer({ fetch: proxy.app.fetch, serverOptions })) as Server;
+  const proxyServer: Server = config.tls
+    ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, proxy.listener)
+    : createHttpServer(serverOptions, proxy.listener);
   proxyServer.headersTimeout = config.headersTimeoutMs;
   proxyServer.requestTimeout = serverOptions.requestTimeout;
   proxyServer.keepAliveTimeout = serverOptions.keepAliveTimeout;

@@ -13,6 +13,8 @@ import { createDirectoryServer } from './serve-dir.js';
 import type { ForwardedInfo } from './headers.js';
 import { createRouteMatcher, isSafePath, removeSingleDotSegments } from './paths.js';
 import { sendError } from './respond.js';
+import { createProxyListener } from './listener.js';
+import { createInfoLineWriter } from '../logging/info-line.js';
 import type { RequestState } from './state.js';
 
 export interface ProxyAppOptions {
@@ -27,6 +29,8 @@ export interface ProxyAppOptions {
 
 export interface ProxyApp {
   app: Hono<{ Bindings: HttpBindings }>;
+  /** The Node request listener for the proxy server (routes through `app`). */
+  listener: (incoming: IncomingMessage, outgoing: ServerResponse) => void;
   /** Requests whose response is not over yet. */
   inFlight(): number;
   /** Resolves once no request is in flight. */
@@ -81,25 +85,12 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     };
   }
 
+  const writeRequestLine = createInfoLineWriter(logger, 'request');
+
   function onEnd(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
     if (--inFlight === 0) onIdle?.();
     state.durationMs = Number(process.hrtime.bigint() - state.startNs) / 1e6;
-    const p = state.principal;
-    logger.info({
-      requestId: state.requestId,
-      method: incoming.method,
-      path: pathOnly(incoming.url),
-      status: outgoing.statusCode,
-      bytes: state.bytes,
-      durationMs: state.durationMs,
-      clientIp: state.clientIp,
-      tokenId: p?.tokenId,
-      tokenType: p?.tokenType,
-      project: p?.project,
-      authFailure: state.authFailure,
-      upstreamError: state.upstreamError,
-      aborted: !outgoing.writableFinished || undefined,
-    }, 'request');
+    writeRequestLine?.(requestLineMembers(state, incoming, outgoing));
     options.onRequestEnd?.(state, incoming, outgoing);
   }
 
@@ -134,9 +125,15 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       route: undefined,
       rest: '',
       durationMs: 0,
+      onClientGone: undefined,
     };
     inFlight++;
-    outgoing.once('close', () => onEnd(state, incoming, outgoing));
+    // The one 'close' listener of the request: stops an upstream transfer the client no longer
+    // waits for, then writes the log line (and metrics, activity) with everything known.
+    outgoing.once('close', () => {
+      if (!outgoing.writableFinished) state.onClientGone?.();
+      onEnd(state, incoming, outgoing);
+    });
 
     // Single-dot segments are normalised away first (apt's flat repositories ask for `/./`).
     const rawPath = removeSingleDotSegments(incoming.url ?? '/');
@@ -196,20 +193,24 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       : honoFetch(request, env, executionCtx);
   };
 
-  app.onError((err, c) => {
-    logger.error({ err: { message: err.message, name: err.name } }, 'unhandled error on proxy port');
-    const outgoing = c.env.outgoing;
+  function internalError(err: unknown, outgoing: ServerResponse): void {
+    const { message, name } = err instanceof Error ? err : { message: String(err), name: undefined };
+    logger.error({ err: { message, name } }, 'unhandled error on proxy port');
     if (!outgoing.headersSent) {
       outgoing.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
       outgoing.end('{"error":"Internal error"}\n');
     } else {
       outgoing.destroy();
     }
+  }
+  app.onError((err, c) => {
+    internalError(err, c.env.outgoing);
     return RESPONSE_ALREADY_SENT;
   });
 
   return {
     app,
+    listener: createProxyListener(app.fetch, internalError),
     inFlight: () => inFlight,
     idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
       const previous = onIdle;
@@ -242,6 +243,23 @@ function authorizationHeader(incoming: IncomingMessage): string | undefined {
     if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return SEVERAL_AUTHORIZATION_HEADERS;
   }
   return value;
+}
+
+/**
+ * The request line's fields, as JSON members: an allow-list (never a header, a query string or a
+ * credential). Strings from the client (path, project, forwarded address) go through
+ * JSON.stringify; absent fields are left out.
+ */
+function requestLineMembers(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): string {
+  const p = state.principal;
+  let line = `,"requestId":"${state.requestId}","method":${JSON.stringify(incoming.method ?? '')}`
+    + `,"path":${JSON.stringify(pathOnly(incoming.url))},"status":${outgoing.statusCode},"bytes":${state.bytes}`
+    + `,"durationMs":${state.durationMs},"clientIp":${JSON.stringify(state.clientIp)}`;
+  if (p) line += `,"tokenId":${JSON.stringify(p.tokenId)},"tokenType":"${p.tokenType}","project":${JSON.stringify(p.project)}`;
+  if (state.authFailure) line += `,"authFailure":"${state.authFailure}"`;
+  if (state.upstreamError) line += `,"upstreamError":${JSON.stringify(state.upstreamError)}`;
+  if (!outgoing.writableFinished) line += ',"aborted":true';
+  return line;
 }
 
 function pathOnly(url: string | undefined): string {

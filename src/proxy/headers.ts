@@ -25,7 +25,8 @@ export interface ForwardedInfo {
 
 /** Headers named in Connection are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (!value) return undefined;
+  // The two values nearly every request and response carry name no header.
+  if (!value || value === 'keep-alive' || value === 'close') return undefined;
   const list = (Array.isArray(value) ? value.join(',') : value).split(',');
   const out = new Set<string>();
   for (const t of list) {
@@ -82,6 +83,15 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */
 export function privateCacheControl(value: string | undefined): string {
   if (!value) return 'private';
+  // An upstream sends the same few values again and again: remember the last one.
+  if (value === lastCacheControl.value) return lastCacheControl.result;
+  const result = privateDirectives(value);
+  lastCacheControl = { value, result };
+  return result;
+}
+let lastCacheControl = { value: '', result: 'private' };
+
+function privateDirectives(value: string): string {
   const kept = value.split(',')
     .map((d) => d.trim())
     .filter((d) => {

@@ -18,6 +18,11 @@ export interface RequestState {
   rest: string;
   /** Set when the response is over. */
   durationMs: number;
+  /**
+   * Set by the forwarder while an upstream exchange is open: called when the client's
+   * connection closes before its response was complete, to stop the upstream transfer.
+   */
+  onClientGone: (() => void) | undefined;
   /** Why authentication failed, when it did. */
   authFailure: AuthFailure | 'rate-limited' | undefined;
 }
