@@ -31,6 +31,8 @@ VOLUME ["/data"]
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TOLLGATE_ADMIN_PORT||9090)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# The young generation capped at 8 MiB per semi-space (as `npm start`): ~20 MiB less RSS
-# under load for no measurable CPU.
-ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/main.js"]
+# V8 flags as `npm start` (see the README's Operations): the young generation capped at 8 MiB per
+# semi-space (~20 MiB less RSS under load for no measurable CPU), and no allocation-site
+# pretenuring (under load V8 took per-request objects for long-lived ones and allocated them in
+# the old generation: VmHWM 175 -> 137 MiB, CPU per request unchanged or lower).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--no-allocation-site-pretenuring", "dist/main.js"]

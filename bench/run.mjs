@@ -268,7 +268,7 @@ async function startOrigin() {
 }
 
 /** The V8 flags `npm start` (and the Docker image) run the gateway with: Tollgate as shipped. */
-const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+=\S+/g) ?? [];
+const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+(=\S+)?/g) ?? [];
 
 async function startTollgate(name, { script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [] } = {}) {
   const port = await freePort();

@@ -132,6 +132,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
     // waits for, then writes the log line (and metrics, activity) with everything known.
     outgoing.once('close', () => {
       if (!outgoing.writableFinished) state.onClientGone?.();
+      state.onClientGone = undefined;
       onEnd(state, incoming, outgoing);
     });
 

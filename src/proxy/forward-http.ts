@@ -39,6 +39,7 @@ function relayBody(body: Readable, upstream: IncomingMessage, outgoing: ServerRe
   const fail = (why: string): void => {
     if (failed) return;
     failed = true;
+    state.onClientGone = undefined;
     state.upstreamError ??= why;
     abortUpstream();
     outgoing.destroy();
@@ -54,6 +55,10 @@ function relayBody(body: Readable, upstream: IncomingMessage, outgoing: ServerRe
     }
   });
   body.once('end', () => {
+    // Drop the link from the request's state to this exchange: a kept-alive upstream socket keeps
+    // its last response, and through it this state, until its next request; with the link, the
+    // whole request graph survived into the old generation (VmHWM 131 -> 178 MiB in the bench).
+    state.onClientGone = undefined;
     outgoing.end();
   });
   body.on('error', () => fail('reset'));
