@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot.js';
 
 /**
  * Every metric Tollgate exports, declared in one place with fixed label names.
@@ -57,14 +58,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
 
     // ── Operations: all traffic, no per-token labels ───────────────────────────────────────
-    requestDuration: new Histogram({
+    // Moved on every request: plain-number slots, totals handed to prom-client when scraped.
+    requestDuration: new HotHistogram({
       name: 'tollgate_http_request_duration_seconds',
       help: 'Proxy request duration, from arrival to the end of the response.',
       labelNames: ['token_type', 'status_class'] as const,
       buckets: DURATION_BUCKETS_S,
       registers: [registry],
     }),
-    requests: new Counter({
+    requests: new HotCounter({
       name: 'tollgate_http_requests_total',
       help: 'Proxy requests by status class and token type (none when unauthenticated).',
       labelNames: ['token_type', 'status_class'] as const,
