@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { isoTime } from '../iso-time.js';
 
 /**
  * Writes pre-serialised info lines through a pino logger's own destination, in pino's exact
@@ -18,18 +19,4 @@ export function createInfoLineWriter(logger: Logger, msg: string): ((members: st
   return function writeInfoLine(members: string): void {
     stream.write(`{"level":"info","time":"${isoTime(Date.now())}"${chindings}${members}${suffix}`);
   };
-}
-
-let second = -1;
-let secondPrefix = '';
-
-/** `new Date(now).toISOString()`, with the part down to the second made once per second. */
-export function isoTime(now: number): string {
-  const s = Math.floor(now / 1000);
-  if (s !== second) {
-    second = s;
-    secondPrefix = new Date(s * 1000).toISOString().slice(0, 20); // "2026-11-28T02:17:36."
-  }
-  const ms = now - s * 1000;
-  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }

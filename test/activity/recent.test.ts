@@ -209,6 +209,22 @@ describe('sqlite activity log', () => {
     }
   });
 
+  it('writes a batch larger than one INSERT statement once, even retried over rows it already holds', async () => {
+    const log = createSqliteActivityLog({ dataDir: path.join(root, 'large'), maxRows: 1000 });
+    closers.push(() => log.close());
+    const events = Array.from({ length: 130 }, () => makeEvent());
+    await log.deliver(events.slice(0, 75), 'part');
+    await log.deliver(events, 'all');
+    await log.deliver(events, 'all');
+    expect(ids(await log.recent({ limit: 1000 }))).toEqual(newestFirst(events));
+    const db = new Database(log.file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM activity').get()).toEqual({ n: 130 });
+    } finally {
+      db.close();
+    }
+  });
+
   it('shows a batch delivered late (from a disk buffer) at its own time', async () => {
     const log = createSqliteActivityLog({ dataDir: path.join(root, 'late'), maxRows: 100 });
     closers.push(() => log.close());

