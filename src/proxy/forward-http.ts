@@ -73,6 +73,21 @@ function relayBody(body: Readable, upstream: IncomingMessage, outgoing: ServerRe
   };
 }
 
+/**
+ * Headers as the flat [name, value, ...] list http.request takes as is: given an object, it
+ * calls setHeader per header (a second validation, a lower-cased copy of each name, a Map).
+ */
+function headerList(headers: http.OutgoingHttpHeaders): string[] {
+  const list: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) list.push(name, v);
+    else list.push(name, String(value));
+  }
+  return list;
+}
+
 class UpstreamTimeout extends Error {
   constructor() {
     super('upstream timed out');
@@ -109,9 +124,9 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
       port,
       method: incoming.method,
       path: basePath + rest,
-      headers: upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader,
+      headers: headerList(upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader,
         // An upstream whose URLs are rewritten must describe itself by its own origin.
-        rewriteBases === undefined),
+        rewriteBases === undefined)),
     });
     upstreamReq.on('timeout', () => upstreamReq.destroy(new UpstreamTimeout()));
     let responded = false;
