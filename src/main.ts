@@ -48,7 +48,7 @@ export async function runGateway(): Promise<void> {
     store: store.kind,
     routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
   }, 'tollgate listening');
-  // The destination buffers 4 KiB before writing: push this line out now, so an operator (or a
+  // The destination buffers up to 16 KiB or 200 ms: push this line out now, so an operator (or a
   // supervisor waiting for readiness) sees that the gateway is up without waiting for traffic.
   logger.flush();
 
