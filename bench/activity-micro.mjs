@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // Micro-benchmark of the Production activity pipeline, in CPU µs per event: what one
 // `activity.recorder.record(...)` costs the gateway, from building the event to the NDJSON line
-// on disk and the row in the recent-activity table, on the compiled code in dist/.
+// on disk, on the compiled code in dist/.
 //
 // The pipeline is the shipped one (`createActivityPipeline`) with the default configuration
-// (loadConfig with nothing set about activity: file sink + SQLite recent table, batches of 500,
-// flush 200 ms), a real metrics registry and a silent logger, in a temp data dir removed at the
-// end. Events are recorded in chunks per setImmediate, so the delivery loop interleaves as it
-// does under load; the producer pauses while a sink has two batches waiting (the sinks keep up,
-// nothing spills to disk), and can be paced to a rate. CPU is process.cpuUsage() (user + system,
-// every thread: file writes and fdatasync run on the libuv pool) from the first record() until
-// every runner has drained.
+// (loadConfig with nothing set about activity: the file sink, which the recent-activity view
+// reads, batches of 500, flush 200 ms), a real metrics registry and a silent logger, in a temp
+// data dir removed at the end. Events are recorded in chunks per setImmediate, so the delivery
+// loop interleaves as it does under load; the producer pauses while a sink has two batches
+// waiting (the sinks keep up, nothing spills to disk), and can be paced to a rate. CPU is
+// process.cpuUsage() (user + system, every thread: file writes and fdatasync run on the libuv
+// pool) from the first record() until every runner has drained.
 //
 // Phases, each over the same events:
 //   harness      the pacing loop and the RequestActivity objects alone (record() is a no-op)
@@ -173,7 +173,7 @@ const depthProbe = setInterval(() => {
   }
 }, 20);
 
-// Warm-up: JIT, the SQLite page cache, the day's NDJSON file.
+// Warm-up: JIT, the day's NDJSON file.
 await measure(Math.min(events, 20_000), live, true);
 await measure(Math.min(events, 20_000), noop, false);
 

@@ -10,6 +10,7 @@ import { createFileSink } from './sinks/file.js';
 import { createWebhookSink } from './sinks/webhook.js';
 import { loadSigningKeys } from './signing.js';
 import { createRedisActivityQuery, createSqliteActivityLog, type ActivityQuery } from './recent.js';
+import { createFileActivityQuery } from './recent-file.js';
 
 export type { ActivityQuery } from './recent.js';
 export type { RequestActivity } from './recorder.js';
@@ -17,7 +18,7 @@ export type { RequestActivity } from './recorder.js';
 export interface ActivityPipeline {
   recorder: ActivityRecorder;
   runners: readonly SinkRunner[];
-  /** Recent Production activity, fleet-wide (the Redis Stream, or the embedded table). */
+  /** Recent Production activity, fleet-wide: the Redis Stream, else the NDJSON files, else the embedded table. */
   query: ActivityQuery;
   /** Public keys for the signed webhook batches. */
   jwks(): { keys: object[] };
@@ -27,8 +28,10 @@ export interface ActivityPipeline {
 
 /**
  * Builds the Production activity pipeline from the configuration: the sinks (Redis Stream,
- * NDJSON file, signed webhook, and the recent-activity table when there is no Redis), one
- * runner (queue, disk buffer, retry) per sink, and the recorder that feeds them.
+ * NDJSON file, signed webhook), one runner (queue, disk buffer, retry) per sink, the recorder
+ * that feeds them, and the recent-activity query for the admin page. That query reads the
+ * Redis Stream when there is one, else the NDJSON files; only when neither exists (e.g. the
+ * webhook alone, no Redis) is a SQLite table kept for it, as one more sink.
  */
 export async function createActivityPipeline(
   config: Pick<Config, 'activity' | 'dataDir' | 'redis' | 'metrics'>,
@@ -67,6 +70,9 @@ export async function createActivityPipeline(
     queryClient = redisModules.connect.createRedisConnection(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
     queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
     query = createRedisActivityQuery({ client: queryClient, key: streamKey('production') });
+  } else if (activity.sinks.includes('file')) {
+    // The file sink holds every event already: read it, no second copy on the request path's event loop.
+    query = createFileActivityQuery({ dir: config.dataDir, maxLines: activity.recentMax });
   } else {
     const recentLog = createSqliteActivityLog({ dataDir: config.dataDir, maxRows: activity.recentMax });
     productionSinks.push(recentLog);

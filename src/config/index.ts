@@ -146,7 +146,7 @@ export interface ActivityConfig {
   batchSize: number;
   /** How long a partial batch waits. Default 200 ms. */
   flushMs: number;
-  /** Rows kept in the embedded recent-activity table. Default 10000. */
+  /** Recent activity without Redis: NDJSON lines read per view (or rows kept by the SQLite fallback table when there is no file sink). Default 10000. */
   recentMax: number;
   /** Longest wait between retries of a failing sink (exponential backoff, full jitter). Default 30000 ms. */
   retryMaxMs: number;

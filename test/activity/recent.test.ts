@@ -8,6 +8,8 @@ import { type ActivityEvent } from '../../src/activity/event.js';
 import {
   createRedisActivityQuery, createSqliteActivityLog, normalizeRecentFilter, type ActivityQuery, type RecentFilter,
 } from '../../src/activity/recent.js';
+import { createFileActivityQuery } from '../../src/activity/recent-file.js';
+import { createFileSink } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
@@ -73,6 +75,27 @@ function sqliteBackend(): Backend {
   };
 }
 
+/** The embedded default: the NDJSON file sink writes, the file query reads its Production files. */
+function fileBackend(): Backend {
+  let root = '';
+  let n = 0;
+  return {
+    name: 'file',
+    async setup() {
+      root = mkdtempSync(path.join(tmpdir(), 'tollgate-recent-file-'));
+    },
+    async teardown() {
+      rmSync(root, { recursive: true, force: true });
+    },
+    async open() {
+      const dir = path.join(root, `data-${++n}`);
+      const sink = createFileSink({ dir, stream: 'production', fsync: false });
+      closers.push(() => sink.close());
+      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createFileActivityQuery({ dir }) };
+    },
+  };
+}
+
 function redisBackend(): Backend {
   let server: RedisServer;
   let client: Redis;
@@ -96,7 +119,7 @@ function redisBackend(): Backend {
   };
 }
 
-describe.each([sqliteBackend(), redisBackend()])('$name recent activity', (backend) => {
+describe.each([sqliteBackend(), fileBackend(), redisBackend()])('$name recent activity', (backend) => {
   beforeAll(() => backend.setup());
   afterAll(() => backend.teardown());
 
@@ -220,6 +243,25 @@ describe('sqlite activity log', () => {
     const db = new Database(log.file, { readonly: true });
     try {
       expect(db.prepare('SELECT count(*) AS n FROM activity').get()).toEqual({ n: 130 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('keeps exactly the newest maxRows rows when a batch is re-delivered over rows it already holds', async () => {
+    // Reported: a multi-row INSERT OR IGNORE consumes a sequence number for every row it ignores,
+    // and a trim by "seq <= last seq - maxRows" then left 55 rows of 100 here.
+    const log = createSqliteActivityLog({ dataDir: path.join(root, 'redelivered'), maxRows: 100 });
+    closers.push(() => log.close());
+    const events = Array.from({ length: 130 }, () => makeEvent());
+    await log.deliver(events.slice(0, 75), 'part');
+    await log.deliver(events, 'all');
+    expect(ids(await log.recent({ limit: 1000 }))).toEqual(newestFirst(events).slice(0, 100));
+    await log.deliver(events.slice(30), 'again'); // the 100 rows it holds: every row ignored, none lost
+    expect(ids(await log.recent({ limit: 1000 }))).toEqual(newestFirst(events).slice(0, 100));
+    const db = new Database(log.file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM activity').get()).toEqual({ n: 100 });
     } finally {
       db.close();
     }

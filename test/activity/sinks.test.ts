@@ -1,11 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { Redis } from 'ioredis';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +14,8 @@ import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js'
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 import { eventFactory } from '../helpers/activity-events.js';
+import { transpileSources } from '../helpers/transpile.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 let root = '';
 beforeAll(() => {
@@ -52,25 +50,6 @@ afterEach(async () => {
 });
 
 const readLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
-
-/**
- * Transpiles src files to plain ESM JavaScript under `dir` (same relative layout), with the
- * repo's node_modules linked, so child processes can run the real module without a TS loader.
- */
-function transpileSources(dir: string, files: string[]): void {
-  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
-  symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  for (const file of files) {
-    const source = readFileSync(path.join(REPO_ROOT, file), 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      fileName: file,
-    });
-    const out = path.join(dir, file.replace(/\.ts$/, '.js'));
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, outputText);
-  }
-}
 
 interface Child {
   proc: ChildProcess;

@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Hono } from 'hono';
-import { createSqliteActivityLog, type SqliteActivityLog } from '../../src/activity/recent.js';
-import type { ActivityEvent } from '../../src/activity/event.js';
+import type { ActivityQuery } from '../../src/activity/recent.js';
+import { createFileActivityQuery } from '../../src/activity/recent-file.js';
+import { createFileSink } from '../../src/activity/sinks/file.js';
+import type { ActivityEvent, Sink } from '../../src/activity/event.js';
 import { createAdminApp } from '../../src/admin/app.js';
 import { createAdminAuth, type AdminAuth } from '../../src/admin/auth.js';
 import { loadConfig, type Config, type Env } from '../../src/config/index.js';
@@ -20,7 +22,8 @@ export interface AdminHarness {
   app: Hono;
   auth: AdminAuth;
   store: TokenStore;
-  activity: SqliteActivityLog;
+  /** The Production file sink (deliver events to it) and the query the admin app reads them with. */
+  activity: Sink & ActivityQuery;
   config: Readonly<Config>;
   dataDir: string;
   /** Move the admin app's clock. */
@@ -33,8 +36,9 @@ export interface AdminHarness {
 }
 
 /**
- * The admin app in-process (app.request, no socket) over a real SQLite token store and the
- * embedded recent-activity table, configured through env like production.
+ * The admin app in-process (app.request, no socket) over a real SQLite token store and, as in
+ * the embedded default, recent activity read from the NDJSON file sink's Production files,
+ * configured through env like production.
  */
 export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-admin-'));
@@ -51,7 +55,10 @@ export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
   const clock = { now: Date.now() };
   const now = () => clock.now;
   const store = createSqliteTokenStore({ dataDir });
-  const activity = createSqliteActivityLog({ dataDir, maxRows: 1000 });
+  const activity: Sink & ActivityQuery = {
+    ...createFileSink({ dir: dataDir, stream: 'production', fsync: false }),
+    ...createFileActivityQuery({ dir: dataDir, maxLines: config.activity.recentMax }),
+  };
   const auth = await createAdminAuth(config, { logger, now });
   const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now });
 

@@ -96,9 +96,10 @@ function projectedJson(e: ActivityEvent): string {
 /**
  * An ActivityEvent as the recorder makes it: the same fields, in the same order, plus its JSON
  * line once made, in a private field (invisible to JSON.stringify, spreading and comparisons).
- * Every sink of the pipeline (the file and the recent table by default) writes the same event
- * object; they share one JSON.stringify. A WeakMap from event to line did that before, but cost
- * more than a second stringify (measured per event, both sinks: 2.7-3.1 µs with the WeakMap, its
+ * Every sink of the pipeline (file, Redis Stream, webhook, and the recent-activity table where
+ * there is one) writes the same event object; they share one JSON.stringify. A WeakMap from event
+ * to line did that before, but cost more than a second stringify (measured per event, with the
+ * file sink and the recent table both fed: 2.7-3.1 µs with the WeakMap, its
  * entries adding ephemeron work to every GC; 2.5-2.7 µs without any cache; 1.4 µs with this field).
  * It lives here, beside activityEventJson, because this module imports nothing at run time.
  */
