@@ -186,15 +186,17 @@ const UPSTREAM_ERROR_KINDS: Record<string, string> = {
  * recorder (which keeps only Production, unless a Development stream is configured).
  */
 function createRequestObserver(metrics: Metrics, activity: ActivityPipeline) {
-  // prom-client hashes the label values on every labels() call: keep the children per
-  // (token type, status class), a set of at most 3 x 5.
-  const children = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
-  const childrenFor = (tokenType: string, cls: string) => {
-    const key = `${tokenType}|${cls}`;
-    let c = children.get(key);
+  // Each labels() call builds its slot key: resolve the children once per (token type, status
+  // class), a set of at most 3 x 5, looked up without building a key per request.
+  type Children = { requests: { inc(): void }; duration: { observe(v: number): void } };
+  const children = new Map<string, Map<string, Children>>();
+  const childrenFor = (tokenType: string, cls: string): Children => {
+    let byClass = children.get(tokenType);
+    if (!byClass) children.set(tokenType, byClass = new Map());
+    let c = byClass.get(cls);
     if (!c) {
       c = { requests: metrics.requests.labels(tokenType, cls), duration: metrics.requestDuration.labels(tokenType, cls) };
-      children.set(key, c);
+      byClass.set(cls, c);
     }
     return c;
   };
