@@ -71,6 +71,9 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const limits = await createFailureLimiter(config);
   const proxy = createProxyApp({
     config,
+    directoryServer: config.routes.some((r) => r.upstream.kind === 'dir')
+      ? (await import('./proxy/serve-dir.js')).createDirectoryServer
+      : undefined,
     authenticate: deps.authenticate ?? createAuthenticator(cache),
     limiter: limits?.limiter,
     logger,
