@@ -16,15 +16,25 @@ const CLOCK_TICKS_PER_S = (() => {
 })();
 
 /** A free TCP port on loopback (closed again before use: good enough on a quiet loopback). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+/** Ports handed out in this run: the kernel may offer a closed port again, to a second caller. */
+const handedOut = new Set();
+
+/** A free loopback port, never one already handed out in this run (several servers start at once). */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: p } = server.address();
+        server.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
