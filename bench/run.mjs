@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import autocannon from 'autocannon';
 import {
-  createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumMem, sleep,
+  createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import {
@@ -486,12 +486,14 @@ async function measure(scenario, route, round, { bound, record = true } = {}) {
       + `before ${scenario.name} ${route} round ${round}:\n${group.logTail(target.entry, 20)}`);
   }
   const pids = target.pids();
+  const splitBefore = sumCpuSplitUs(pids);
   const cpuBefore = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0, self: process.cpuUsage() };
 
   const result = await runAutocannon(loadOptions(scenario, route, bound), bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined, !record);
 
   const selfCpu = process.cpuUsage(cpuBefore.self);
   const cpuAfter = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
+  const splitAfter = sumCpuSplitUs(pids);
   const mem = sumMem(target.pids());
   const originAfter = await originStats(targets.origin.port);
   const redisAfter = redis ? await redisCommandCalls(redis.port) : undefined;
@@ -523,6 +525,9 @@ async function measure(scenario, route, round, { bound, record = true } = {}) {
     timeouts: result.timeouts,
     cpuUs: cpuAfter.target - cpuBefore.target,
     cpuUsPerReq: perReq(cpuAfter.target - cpuBefore.target),
+    // The same, split: a run whose server spends more in the kernel for the same calls shows here.
+    cpuUserUsPerReq: perReq(splitAfter.user - splitBefore.user),
+    cpuSysUsPerReq: perReq(splitAfter.sys - splitBefore.sys),
     originCpuUsPerReq: perReq(cpuAfter.origin - cpuBefore.origin),
     redisCpuUsPerReq: redis ? perReq(cpuAfter.redis - cpuBefore.redis) : undefined,
     loadGenCpuUsPerReq: perReq(selfCpu.user + selfCpu.system),

@@ -174,15 +174,33 @@ export function childPids(pid) {
 
 /** utime+stime of a process (all its threads), in µs. Undefined when it is gone. */
 export function cpuUs(pid) {
+  const split = cpuSplitUs(pid);
+  return split && split.user + split.sys;
+}
+
+/** User and system CPU of a process so far, µs (utime and stime from /proc). */
+export function cpuSplitUs(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime is field 14, stime field 15.
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks / CLOCK_TICKS_PER_S) * 1e6;
+    return { user: (Number(fields[11]) / CLOCK_TICKS_PER_S) * 1e6, sys: (Number(fields[12]) / CLOCK_TICKS_PER_S) * 1e6 };
   } catch {
     return undefined;
   }
+}
+
+/** User and system CPU summed over processes, µs. */
+export function sumCpuSplitUs(pids) {
+  const total = { user: 0, sys: 0 };
+  for (const pid of pids) {
+    const split = cpuSplitUs(pid);
+    if (split) {
+      total.user += split.user;
+      total.sys += split.sys;
+    }
+  }
+  return total;
 }
 
 /** VmHWM (lifetime peak resident set) and VmRSS of a process, in KiB. */
