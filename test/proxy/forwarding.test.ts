@@ -698,3 +698,35 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
     expect(origin.seen.filter((r) => r.url === '/bytes/10')).toHaveLength(0);
   });
 });
+
+describe('pooled upstream connections', () => {
+  it('closes a kept-alive upstream connection idle for TOLLGATE_UPSTREAM_TIMEOUT_MS and opens a new one for the next request', async () => {
+    let opened = 0;
+    let closed = 0;
+    const upstream = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' });
+      res.end('ok');
+    });
+    upstream.on('connection', (socket: Socket) => {
+      opened++;
+      socket.on('close', () => closed++);
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const { port } = upstream.address() as { port: number };
+    const pooled = await startTestGateway({ TOLLGATE_UPSTREAM: `http://127.0.0.1:${port}/`, TOLLGATE_UPSTREAM_TIMEOUT_MS: '300' });
+    try {
+      const { token } = await pooled.createToken();
+      const get = () => rawRequest(pooled.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(token) } });
+      expect((await get()).status).toBe(200);
+      expect((await get()).status).toBe(200);
+      expect(opened).toBe(1); // kept alive and reused
+      await vi.waitFor(() => expect(closed).toBe(1), { timeout: 5_000, interval: 50 });
+      expect((await get()).status).toBe(200);
+      expect(opened).toBe(2);
+    } finally {
+      await pooled.close();
+      upstream.closeAllConnections();
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    }
+  });
+});
