@@ -5,7 +5,14 @@ export interface FaultyOrigin {
   url: string;
   /** Request heads received, as text. */
   requests: string[];
+  /** Connections open right now (a gateway that leaks upstream sockets shows here). */
+  open(): number;
   close(): Promise<void>;
+}
+
+/** The request target of a request head (`GET /a/b HTTP/1.1` -> `/a/b`). */
+export function targetOf(head: string): string {
+  return head.split(' ')[1] ?? '/';
 }
 
 /**
@@ -36,6 +43,7 @@ export async function startFaultyOrigin(respond: (socket: net.Socket, head: stri
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    open: () => sockets.size,
     close: () => new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy();
       server.close(() => resolve());

@@ -9,7 +9,7 @@ import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import type { TokenStore } from '../../src/tokens/store.js';
 import { generateToken } from '../../src/tokens/format.js';
-import { closedPort } from '../helpers/faulty-origin.js';
+import { closedPort, startFaultyOrigin, targetOf } from '../helpers/faulty-origin.js';
 import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
@@ -28,33 +28,9 @@ import { startSourceGateway } from '../helpers/source-gateway.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A bare TCP upstream that scripts each answer by path and counts its open connections. */
-async function startScriptedOrigin(respond: (socket: net.Socket, path: string) => void) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = '';
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        respond(socket, head.split(' ')[1] ?? '/');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    open: () => sockets.size,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
-  };
-}
+/** The faulty origin, scripted by request path. */
+const startScriptedOrigin = (respond: (socket: net.Socket, path: string) => void) =>
+  startFaultyOrigin((socket, head) => respond(socket, targetOf(head)));
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
