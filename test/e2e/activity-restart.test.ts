@@ -1,10 +1,9 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { compactVerify, createRemoteJWKSet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent } from '../../src/activity/event.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { createReceiver } from '../helpers/webhook-receiver.js';
 import {
   basic, createTokenWithCli, download, freePort, pollUntil, startGatewayProcess, tempDir, type GatewayProcess,
 } from '../helpers/process.js';
@@ -36,55 +35,6 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-interface Receiver {
-  url: string;
-  events: ActivityEvent[];
-  rejected: string[];
-  listen(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** A webhook receiver on a fixed port that verifies each JWS against the gateway's JWKS. */
-function createReceiver(port: number, jwksUrl: () => string): Receiver {
-  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
-  const receiver: Receiver = {
-    url: `http://127.0.0.1:${port}/hook`,
-    events: [],
-    rejected: [],
-    listen: () => new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }),
-    close: () => new Promise<void>((resolve) => {
-      if (!server.listening) return resolve();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      void (async () => {
-        try {
-          jwks ??= createRemoteJWKSet(new URL(jwksUrl()));
-          const { payload } = await compactVerify(Buffer.concat(chunks).toString('utf8'), jwks, { algorithms: ['ES256'] });
-          const batch = JSON.parse(new TextDecoder().decode(payload)) as { batchId: string; events: ActivityEvent[] };
-          receiver.events.push(...batch.events);
-          res.writeHead(204).end();
-        } catch (err) {
-          receiver.rejected.push((err as Error).message);
-          res.writeHead(400).end();
-        }
-      })();
-    });
-  });
-  return receiver;
-}
-
 /** Every event in the webhook's disk buffer, in the order the files sort (pid folder, segment). */
 function spooled(): ActivityEvent[] {
   const root = path.join(dataDir, 'spool', 'webhook');
@@ -109,7 +59,7 @@ describe('the webhook disk buffer across a restart', () => {
   it('keeps undelivered events on disk through SIGTERM and delivers all of them once, in order, after the restart', async () => {
     const port = await freePort();
     let gw: GatewayProcess | undefined;
-    const receiver = createReceiver(port, () => `${gw!.adminUrl}/.well-known/jwks.json`);
+    const receiver = await createReceiver(() => `${gw!.adminUrl}/.well-known/jwks.json`, port);
     const routes = path.join(dataDir, 'routes.json');
     writeFileSync(routes, JSON.stringify({ routes: [{ prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' }] }));
     const env = {
