@@ -30,6 +30,14 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/ms);
   });
 
+  it('starts the gateway exactly as `npm start` does: the same V8 flags, the same entry point', () => {
+    const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    const start = (JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
+    expect(entrypoint).toEqual(start.split(/\s+/));
+    // The flags the README's Operations section explains (memory under load, no GC storm after idle).
+    for (const flag of ['--max-semi-space-size=8', '--no-allocation-site-pretenuring', '--no-memory-reducer']) expect(entrypoint).toContain(flag);
+  });
+
   it('fails the linter on a broken Dockerfile (the check is real)', () => {
     const bad = `${ROOT}/test-artifacts/Dockerfile.broken`;
     execFileSync('mkdir', ['-p', `${ROOT}/test-artifacts`]);
