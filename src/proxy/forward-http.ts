@@ -1,7 +1,7 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
-import { pipeline, type Readable } from 'node:stream';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import zlib from 'node:zlib';
+import { Agent, Pool, type Dispatcher } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { sendError } from './respond.js';
@@ -10,7 +10,7 @@ import type { RequestState } from './state.js';
 
 export interface HttpForwarderOptions {
   route: RouteConfig & { upstream: { kind: 'http'; url: URL } };
-  /** Time to wait for response headers, and the longest silence mid-body. */
+  /** Time to wait for a connection and for response headers, and the longest silence mid-body. */
   upstreamTimeoutMs: number;
   /** TOLLGATE_PUBLIC_URL: the origin clients use; else derived per request from Host. */
   publicUrl: string | undefined;
@@ -19,201 +19,240 @@ export interface HttpForwarderOptions {
 /** Redirects to another origin (object storage) the gateway follows itself, up to this many. */
 export const MAX_REDIRECTS_FOLLOWED = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** What a followed redirect passes on from the client's request: no credentials, no cookies. */
+const FOLLOWED_REQUEST_HEADERS = ['accept', 'accept-encoding', 'range', 'if-range', 'if-none-match', 'if-modified-since', 'user-agent'];
 
 export interface Forwarder {
   (incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void;
   close(): void;
 }
 
-/**
- * Streams a response body to the client with backpressure and tears both sides down on
- * failure: an upstream that resets, stalls past its timeout or ends short of its length cuts the
- * client's connection (never a truncated body passed off as complete); a client that goes away
- * aborts the upstream request (through state.onClientGone, called by the request's own 'close'
- * listener). One 'data' listener counts the bytes and writes them; Readable.pipe would add and
- * later remove eight listeners per response, and stream.pipeline an AbortController as well
- * (together ~8 µs of a 1 KiB request in the bench's profile).
- */
-function relayBody(body: Readable, upstream: IncomingMessage, outgoing: ServerResponse, state: RequestState, abortUpstream: () => void): void {
-  let failed = false;
-  const fail = (why: string): void => {
-    if (failed) return;
-    failed = true;
-    state.onClientGone = undefined;
-    state.upstreamError ??= why;
-    abortUpstream();
-    outgoing.destroy();
-  };
-  const resume = (): void => {
-    body.resume();
-  };
-  body.on('data', (chunk: Buffer) => {
-    state.bytes += chunk.length;
-    if (!outgoing.write(chunk)) {
-      body.pause();
-      outgoing.once('drain', resume);
-    }
-  });
-  body.once('end', () => {
-    // Drop the link from the request's state to this exchange: a kept-alive upstream socket keeps
-    // its last response, and through it this state, until its next request; with the link, the
-    // whole request graph survived into the old generation (VmHWM 131 -> 178 MiB in the bench).
-    state.onClientGone = undefined;
-    outgoing.end();
-  });
-  body.on('error', () => fail('reset'));
-  upstream.once('close', () => {
-    if (!upstream.complete) fail('reset');
-  });
-  state.onClientGone = () => {
-    if (failed) return;
-    failed = true;
-    state.upstreamError ??= 'client-closed';
-    abortUpstream();
-  };
-}
-
-/**
- * Headers as the flat [name, value, ...] list http.request takes as is: given an object, it
- * calls setHeader per header (a second validation, a lower-cased copy of each name, a Map).
- */
-function headerList(headers: http.OutgoingHttpHeaders): string[] {
-  const list: string[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) list.push(name, v);
-    else list.push(name, String(value));
-  }
-  return list;
-}
-
-class UpstreamTimeout extends Error {
+/** The reason an exchange is aborted when its client has gone: not an upstream failure. */
+class ClientGone extends Error {
   constructor() {
-    super('upstream timed out');
-    this.name = 'UpstreamTimeout';
+    super('client closed the connection');
+    this.name = 'ClientGone';
+  }
+}
+
+/** An upstream answer the gateway cannot relay (a status outside 200-599). */
+class BadStatus extends Error {
+  constructor(status: number) {
+    super(`upstream answered status ${status}`);
+    this.name = 'BadStatus';
   }
 }
 
 /**
- * Forwards to an http(s) upstream with node:http and a keep-alive agent, piping bodies both
- * ways without buffering (backpressure from a slow client reaches the upstream socket).
- * The upstream gets the path and query byte for byte after the route's base path.
+ * What an upstream failure is called in the request's log line and in
+ * tollgate_upstream_errors_total: timeout, reset, bad-status, or the connection's errno code
+ * (ECONNREFUSED, ENOTFOUND, ...). undici names its own failures with UND_ERR_* codes.
  */
-export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
-  const { route, upstreamTimeoutMs, publicUrl } = options;
-  const rewriteBases = route.rewriteBases;
-  const { url } = route.upstream;
-  const isHttps = url.protocol === 'https:';
-  const transport = isHttps ? https : http;
-  // The agent's timeout is the sockets' idle timeout, set once per socket: the longest wait for
-  // response headers and the longest silence mid-body (a request's own setTimeout would arm and
-  // disarm a timer and four listeners per request). An idle pooled socket past it is closed.
-  const agent = new transport.Agent({
-    keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo', timeout: upstreamTimeoutMs,
-  });
-  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const port = url.port ? Number(url.port) : isHttps ? 443 : 80;
-  const basePath = url.pathname; // always ends with "/"
-  const upstreamHost = url.host;
+export function upstreamErrorKind(err: Error): string {
+  if (err instanceof BadStatus) return 'bad-status';
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'timeout';
+    case 'UND_ERR_SOCKET':
+      // 'bad upgrade' (101 to a download) and 'bad response' (100 without Expect) are answers
+      // no client asked for; anything else is the connection closing under the response.
+      return err.message === 'bad upgrade' || err.message === 'bad response' ? 'bad-status' : 'reset';
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH': // the body ended short of its Content-Length
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'reset';
+    case undefined:
+      return 'error';
+    default:
+      return code.startsWith('HPE_') ? 'bad-status' : code; // HPE_*: llhttp could not parse the answer
+  }
+}
 
-  function forwardHttp(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void {
-    const upstreamReq = transport.request({
-      agent,
-      hostname,
-      port,
-      method: incoming.method,
-      path: basePath + rest,
-      headers: headerList(upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader,
-        // An upstream whose URLs are rewritten must describe itself by its own origin.
-        rewriteBases === undefined)),
-    });
-    upstreamReq.on('timeout', () => upstreamReq.destroy(new UpstreamTimeout()));
-    let responded = false;
-    // The client went away before the response was complete: stop the upstream transfer.
-    state.onClientGone = () => upstreamReq.destroy();
+/** What every exchange of one forwarder shares. */
+interface ForwarderContext {
+  readonly route: HttpForwarderOptions['route'];
+  readonly upstreamHref: string;
+  readonly publicUrl: string | undefined;
+  /** Dispatcher for redirects to other origins, made on first use. */
+  followDispatcher(): Dispatcher;
+}
 
-    upstreamReq.on('error', (err) => {
-      if (responded) return; // mid-body errors are handled by relayBody
-      responded = true;
-      state.upstreamError = err instanceof UpstreamTimeout ? 'timeout' : ((err as NodeJS.ErrnoException).code ?? 'error');
-      if (outgoing.destroyed) return;
-      sendError(outgoing, err instanceof UpstreamTimeout ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-    });
+/**
+ * One request to an upstream and its response relayed to the client, as an undici dispatch
+ * handler: body chunks go straight to the client's response with backpressure (a slow client
+ * pauses the upstream socket), and both sides are torn down on failure. An upstream that
+ * resets, stalls past its timeout or ends short of its length cuts the client's connection
+ * (never a truncated body passed off as complete); a client that goes away aborts the upstream
+ * request (state.onClientGone, called by the request's own 'close' listener).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  /** Where body chunks go: the client's response, or the first stage of a body rewrite. */
+  #sink: Writable | undefined;
+  /** The response is a redirect being followed: its body is drained and dropped. */
+  #superseded = false;
+  #clientGone = false;
+  #resume: (() => void) | undefined;
 
-    upstreamReq.once('upgrade', (_res, socket) => {
-      // 101 Switching Protocols to a download: nothing to relay. Without this listener Node
-      // drops the connection silently and the client would hang until its idle timeout.
-      responded = true;
-      socket.destroy();
+  constructor(
+    private readonly ctx: ForwarderContext,
+    private readonly incoming: IncomingMessage,
+    private readonly outgoing: ServerResponse,
+    private readonly state: RequestState,
+    private readonly forwarded: ForwardedInfo,
+    /** Redirects to other origins this exchange may still follow; undefined: the route's upstream. */
+    private readonly hopsLeft: number | undefined,
+    /** The URL asked for (relative Location headers resolve against it); the route's own upstream when undefined. */
+    private readonly target: URL | undefined,
+  ) {
+    state.onClientGone = () => {
+      this.#clientGone = true;
+      this.#controller?.abort(new ClientGone());
+    };
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // The client left while the request waited for a pooled connection.
+    if (this.#clientGone) controller.abort(new ClientGone());
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, upstreamHeaders: Record<string, string | string[] | undefined>): void {
+    if (status >= 100 && status < 200) return; // informational (103 Early Hints): the final answer follows
+    const { outgoing, state } = this;
+    if (outgoing.headersSent || outgoing.destroyed) {
+      controller.abort(new ClientGone());
+      return;
+    }
+    if (status > 599 || status < 100) {
+      // Not an HTTP status ("HTTP/1.1 099"): writeHead would throw. A broken upstream.
+      controller.abort(new BadStatus(status));
+      return;
+    }
+    const headers = clientResponseHeaders(upstreamHeaders, state.requestId);
+    const location = upstreamHeaders.location;
+    if (typeof location === 'string' && location !== '' && REDIRECT_STATUSES.has(status)) {
+      if (this.hopsLeft !== undefined) {
+        this.#follow(location, this.hopsLeft - 1); // a followed redirect's own redirect
+        return;
+      }
+      const { route, upstreamHref } = this.ctx;
+      const rewritten = rewriteLocation(location, route.rewriteBases ?? [upstreamHref], this.#publicBase());
+      if (rewritten === undefined) {
+        // Another origin (object storage): never hand the client a way around the gateway.
+        this.#follow(location, MAX_REDIRECTS_FOLLOWED);
+        return;
+      }
+      headers.location = rewritten;
+    }
+    if (this.hopsLeft === undefined && this.ctx.route.rewriteBases && this.incoming.method !== 'HEAD'
+      && isRewritableType(headers['content-type'] as string | undefined)) {
+      this.#sink = this.#rewriteBody(upstreamHeaders, headers);
+    } else {
+      this.#sink = outgoing;
+    }
+    outgoing.writeHead(status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const sink = this.#sink;
+    if (sink === undefined) return; // the body of a redirect being followed
+    if (sink === this.outgoing) this.state.bytes += chunk.length;
+    if (!sink.write(chunk)) {
+      controller.pause();
+      sink.once('drain', this.#resume ??= () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#superseded) return;
+    // Drop the link from the request's state to this exchange once the response is over.
+    this.state.onClientGone = undefined;
+    this.#sink?.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#superseded) return;
+    const { outgoing, state } = this;
+    state.onClientGone = undefined;
+    if (err instanceof ClientGone || this.#clientGone) {
+      state.upstreamError ??= 'client-closed';
+      this.#sink?.destroy();
+      return;
+    }
+    const kind = upstreamErrorKind(err);
+    if (this.#sink === undefined && !outgoing.headersSent) {
+      state.upstreamError = kind;
+      if (!outgoing.destroyed) {
+        sendError(outgoing, kind === 'timeout' ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      }
+      return;
+    }
+    // Mid-body: the client must see a cut, not an end.
+    state.upstreamError ??= kind;
+    if (this.#sink !== outgoing) this.#sink?.destroy();
+    outgoing.destroy();
+  }
+
+  /**
+   * Follows a redirect to another origin for the client (GET/HEAD only), without the client's or
+   * the route's credentials: presigned object-storage URLs carry their own authorisation.
+   */
+  #follow(location: string, hopsLeft: number): void {
+    this.#superseded = true; // this response's body drains in the background
+    const { incoming, outgoing, state } = this;
+    let target: URL | undefined;
+    try {
+      target = new URL(location, this.target ?? this.ctx.upstreamHref);
+    } catch {
+      target = undefined;
+    }
+    if (hopsLeft <= 0 || target === undefined || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
       state.onClientGone = undefined;
-      state.upstreamError = 'bad-status';
+      state.upstreamError = 'redirect';
       sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-    });
-
-    upstreamReq.once('response', (upstreamRes) => {
-      responded = true;
-      state.onClientGone = undefined; // from here on relayBody tears both sides down
-      if (outgoing.headersSent || outgoing.destroyed) {
-        upstreamRes.destroy();
-        return;
-      }
-      const status = upstreamRes.statusCode ?? 0;
-      if (status < 200 || status > 599) {
-        // Not a final HTTP status ("HTTP/1.1 099"): writeHead would throw. A broken upstream.
-        upstreamRes.destroy();
-        state.upstreamError = 'bad-status';
-        sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-        return;
-      }
-      const headers = clientResponseHeaders(upstreamRes.headers, state.requestId);
-      let body: Readable = upstreamRes;
-      const location = upstreamRes.headers.location;
-      if (location && REDIRECT_STATUSES.has(status)) {
-        const bases = rewriteBases ?? [url.href];
-        const rewritten = rewriteLocation(location, bases, publicBase(incoming, forwarded));
-        if (rewritten === undefined) {
-          // Another origin (object storage): never hand the client a way around the gateway.
-          upstreamRes.resume();
-          followRedirect(new URL(location), incoming, outgoing, state, MAX_REDIRECTS_FOLLOWED);
-          return;
-        }
-        headers.location = rewritten;
-      }
-      if (rewriteBases && incoming.method !== 'HEAD' && isRewritableType(upstreamRes.headers['content-type'])) {
-        body = rewriteBody(upstreamRes, headers, incoming, publicBase(incoming, forwarded));
-      }
-      outgoing.writeHead(status, headers);
-      relayBody(body, upstreamRes, outgoing, state, () => upstreamReq.destroy());
-    });
-
-    const method = incoming.method;
-    if (method === 'GET' || method === 'HEAD') upstreamReq.end();
-    else pipeline(incoming, upstreamReq, () => {});
+      return;
+    }
+    const headers: OutgoingHttpHeaders = {};
+    for (const name of FOLLOWED_REQUEST_HEADERS) {
+      if (incoming.headers[name] !== undefined) headers[name] = incoming.headers[name];
+    }
+    const next = new Exchange(this.ctx, incoming, outgoing, state, this.forwarded, hopsLeft, target);
+    this.ctx.followDispatcher().dispatch({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: incoming.method === 'HEAD' ? 'HEAD' : 'GET',
+      headers: headers as Record<string, string>,
+    }, next);
   }
 
   /** Where this route lives on the gateway, as the client sees it: `https://gw.example/npm/`. */
-  function publicBase(incoming: IncomingMessage, forwarded: ForwardedInfo): string {
-    const origin = publicUrl ?? `${forwarded.proto}://${forwarded.host ?? incoming.headers.host ?? 'localhost'}`;
-    return origin + route.prefix;
+  #publicBase(): string {
+    const { incoming, forwarded } = this;
+    const origin = this.ctx.publicUrl ?? `${forwarded.proto}://${forwarded.host ?? incoming.headers.host ?? 'localhost'}`;
+    return origin + this.ctx.route.prefix;
   }
 
   /**
    * Metadata body with upstream URLs replaced: decompressed if needed, rewritten as it streams,
    * re-compressed with gzip when the client accepts it. Sent chunked (the length changes) with a
-   * weak ETag (the bytes differ from the upstream's, the meaning does not).
+   * weak ETag (the bytes differ from the upstream's, the meaning does not). Returns the stage
+   * the upstream's chunks are written to; the last stage is relayed to the client.
    */
-  function rewriteBody(upstreamRes: IncomingMessage, headers: http.OutgoingHttpHeaders, incoming: IncomingMessage, base: string): Readable {
+  #rewriteBody(upstreamHeaders: Record<string, string | string[] | undefined>, headers: OutgoingHttpHeaders): Writable {
     const stages: NodeJS.ReadWriteStream[] = [];
-    const encoding = String(upstreamRes.headers['content-encoding'] ?? '').toLowerCase();
+    const encoding = String(upstreamHeaders['content-encoding'] ?? '').toLowerCase();
     if (encoding === 'gzip' || encoding === 'x-gzip') stages.push(zlib.createGunzip());
     else if (encoding === 'deflate') stages.push(zlib.createInflate());
     else if (encoding === 'br') stages.push(zlib.createBrotliDecompress());
-    else if (encoding !== '' && encoding !== 'identity') return upstreamRes; // unknown coding: pass as is
-    stages.push(createRewriteStream(replacementsFor(rewriteBases!, base)));
+    else if (encoding !== '' && encoding !== 'identity') return this.outgoing; // unknown coding: pass as is
+    stages.push(createRewriteStream(replacementsFor(this.ctx.route.rewriteBases!, this.#publicBase())));
     delete headers['content-length'];
     delete headers['content-encoding'];
-    const acceptsGzip = /\bgzip\b/i.test(String(incoming.headers['accept-encoding'] ?? ''));
+    const acceptsGzip = /\bgzip\b/i.test(String(this.incoming.headers['accept-encoding'] ?? ''));
     if (acceptsGzip) {
       stages.push(zlib.createGzip({ level: 6 }));
       headers['content-encoding'] = 'gzip';
@@ -221,65 +260,82 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     const etag = headers.etag;
     if (typeof etag === 'string' && !etag.startsWith('W/')) headers.etag = `W/${etag}`;
     headers.vary = headers.vary ? `${String(headers.vary)}, Accept-Encoding` : 'Accept-Encoding';
-    let stream: Readable = upstreamRes;
-    for (const stage of stages) {
-      stream.on('error', (err) => (stage as unknown as Readable).destroy(err));
+
+    const { outgoing, state } = this;
+    const fail = (): void => {
+      for (const stage of stages) (stage as unknown as Readable).destroy();
+      state.upstreamError ??= 'rewrite';
+      this.#controller?.abort(new ClientGone());
+      outgoing.destroy();
+    };
+    let stream = stages[0]! as unknown as Readable;
+    stream.on('error', fail);
+    for (const stage of stages.slice(1)) {
       stream = stream.pipe(stage) as unknown as Readable;
+      stream.on('error', fail);
     }
-    return stream;
+    stream.on('data', (chunk: Buffer) => {
+      state.bytes += chunk.length;
+      if (!outgoing.write(chunk)) {
+        stream.pause();
+        outgoing.once('drain', () => stream.resume());
+      }
+    });
+    stream.once('end', () => outgoing.end());
+    return stages[0]! as unknown as Writable;
+  }
+}
+
+/**
+ * Forwards to an http(s) upstream through an undici Pool: keep-alive connections, bodies
+ * streamed both ways without buffering (backpressure from a slow client reaches the upstream
+ * socket). The upstream gets the path and query byte for byte after the route's base path.
+ *
+ * undici's dispatch API rather than node:http's request(): per request it makes one handler
+ * object instead of a ClientRequest, an IncomingMessage stream and their listeners. In the bench
+ * (1 KiB, 50 connections) a bare proxy spent ~70 µs of CPU per request with it against ~95 µs with
+ * http.request.
+ */
+export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
+  const { route, upstreamTimeoutMs, publicUrl } = options;
+  const { url } = route.upstream;
+  const timeouts = {
+    connectTimeout: upstreamTimeoutMs,
+    headersTimeout: upstreamTimeoutMs,
+    bodyTimeout: upstreamTimeoutMs,
+    // A pooled connection idle this long is closed, or sooner when the upstream's Keep-Alive
+    // header says it closes idle connections earlier (less 2 s, so the gateway closes first).
+    keepAliveTimeout: upstreamTimeoutMs,
+    keepAliveMaxTimeout: upstreamTimeoutMs,
+  };
+  const pool = new Pool(url.origin, { connections: 512, ...timeouts });
+  let followAgent: Agent | undefined;
+  const ctx: ForwarderContext = {
+    route,
+    upstreamHref: url.href,
+    publicUrl,
+    followDispatcher: () => (followAgent ??= new Agent({ connections: 64, ...timeouts })),
+  };
+  const basePath = url.pathname; // always ends with "/"
+  const upstreamHost = url.host;
+  // An upstream whose URLs are rewritten must describe itself by its own origin.
+  const forwardHost = route.rewriteBases === undefined;
+
+  function forwardHttp(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void {
+    const method = incoming.method ?? 'GET';
+    const headers = upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader, forwardHost);
+    pool.dispatch({
+      method,
+      path: basePath + rest,
+      headers: headers as Record<string, string | string[]>,
+      body: method === 'GET' || method === 'HEAD' ? undefined : incoming,
+    }, new Exchange(ctx, incoming, outgoing, state, forwarded, undefined, undefined));
   }
 
-  /**
-   * Follows a redirect to another origin for the client (GET/HEAD only), without the client's or
-   * the route's credentials: presigned object-storage URLs carry their own authorisation.
-   */
-  function followRedirect(target: URL, incoming: IncomingMessage, outgoing: ServerResponse, state: RequestState, hopsLeft: number): void {
-    const method = incoming.method === 'HEAD' ? 'HEAD' : 'GET';
-    if (hopsLeft <= 0 || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
-      state.upstreamError = 'redirect';
-      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-      return;
-    }
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const name of ['accept', 'accept-encoding', 'range', 'if-range', 'if-none-match', 'if-modified-since', 'user-agent']) {
-      if (incoming.headers[name] !== undefined) headers[name] = incoming.headers[name];
-    }
-    const req = (target.protocol === 'https:' ? https : http).request(target, { method, headers });
-    req.setTimeout(upstreamTimeoutMs, () => req.destroy(new UpstreamTimeout()));
-    state.onClientGone = () => req.destroy();
-    req.once('error', (err) => {
-      state.upstreamError = err instanceof UpstreamTimeout ? 'timeout' : ((err as NodeJS.ErrnoException).code ?? 'error');
-      if (!outgoing.headersSent && !outgoing.destroyed) {
-        sendError(outgoing, err instanceof UpstreamTimeout ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-      } else outgoing.destroy();
-    });
-    req.once('upgrade', (_res, socket) => {
-      socket.destroy();
-      state.onClientGone = undefined;
-      state.upstreamError = 'bad-status';
-      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-    });
-    req.once('response', (res) => {
-      state.onClientGone = undefined;
-      const status = res.statusCode ?? 0;
-      if (status < 200 || status > 599) {
-        res.destroy();
-        state.upstreamError = 'bad-status';
-        sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
-        return;
-      }
-      if (REDIRECT_STATUSES.has(status) && res.headers.location) {
-        res.resume();
-        followRedirect(new URL(res.headers.location, target), incoming, outgoing, state, hopsLeft - 1);
-        return;
-      }
-      const headers = clientResponseHeaders(res.headers, state.requestId);
-      delete headers['set-cookie'];
-      outgoing.writeHead(status, headers);
-      relayBody(res, res, outgoing, state, () => req.destroy());
-    });
-    req.end();
-  }
-
-  return Object.assign(forwardHttp, { close: () => agent.destroy() });
+  return Object.assign(forwardHttp, {
+    close: () => {
+      pool.destroy().catch(() => {});
+      followAgent?.destroy().catch(() => {});
+    },
+  });
 }

@@ -463,6 +463,23 @@ describe('with routes from a config file', () => {
       expect(await res.json()).toEqual({ received: payload });
     });
 
+    it('answers a POST sent with Expect: 100-continue itself and gives the upstream the body without Expect', async () => {
+      const payload = JSON.stringify({ 'left-pad': ['1.3.0'] });
+      const req = http.request(`${gw.url}/npm/-/npm/v1/security/advisories/bulk`, {
+        method: 'POST',
+        headers: {
+          authorization: bearer(token), 'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload), expect: '100-continue',
+        },
+      });
+      req.on('continue', () => req.end(payload)); // the body only after the gateway's 100 Continue
+      const [res] = await once(req, 'response') as [IncomingMessage];
+      expect(res.statusCode).toBe(200);
+      expect(parseJson(await readBody(res))).toEqual({ received: payload });
+      const seen = npm.seen.filter((r) => r.url === '/registry/-/npm/v1/security/advisories/bulk').at(-1)!;
+      expect(seen.headers.expect).toBeUndefined();
+    });
+
     const refused = [
       { method: 'POST', path: '/npm/left-pad' },
       { method: 'POST', path: '/pypi/-/npm/v1/security/audits' },
@@ -528,6 +545,11 @@ describe('upstream failures', () => {
           socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n');
           socket.write(partial);
           return; // every byte sent; the connection stays open
+        case '/early-hints':
+          socket.write('HTTP/1.1 103 Early Hints\r\nLink: </left-pad.tgz>; rel=preload\r\n\r\n');
+          socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n');
+          socket.write(partial);
+          return;
         case '/stalls-mid-body':
           socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n');
           socket.write(partial);
@@ -583,7 +605,28 @@ describe('upstream failures', () => {
     expect(res.body).toEqual(partial);
   });
 
+  it('relays the final answer after an informational 103 Early Hints, and only that', async () => {
+    const res = await rawRequest(gw.url, { path: '/early-hints', headers: { Authorization: bearer(token) } });
+    expect(res.status).toBe(200);
+    expect(res.complete).toBe(true);
+    expect(res.body).toEqual(partial);
+  });
+
   const truncations = ['/resets-mid-body-chunked', '/resets-mid-body-length', '/short-body', '/stalls-mid-body'];
+
+  it.each([
+    { path: '/resets-before-head', kind: 'reset' },
+    { path: '/never-answers', kind: 'timeout' },
+    { path: '/resets-mid-body-chunked', kind: 'reset' },
+    { path: '/resets-mid-body-length', kind: 'reset' },
+    { path: '/short-body', kind: 'reset' },
+    { path: '/stalls-mid-body', kind: 'timeout' },
+  ])('names the failure in the request log line when the upstream $path: upstreamError "$kind"', async ({ path, kind }) => {
+    clientHasHead = deferred();
+    const res = await rawRequest(gw.url, { path, headers: { Authorization: bearer(token) }, onHead: () => clientHasHead.resolve() });
+    const line = await requestLog(gw, res.headers['x-request-id']!);
+    expect(line.upstreamError).toBe(kind);
+  });
 
   it.each(truncations)('cuts the client connection, never a clean complete response, when the upstream %s', async (path) => {
     clientHasHead = deferred();
@@ -700,33 +743,65 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
 });
 
 describe('pooled upstream connections', () => {
-  it('closes a kept-alive upstream connection idle for TOLLGATE_UPSTREAM_TIMEOUT_MS and opens a new one for the next request', async () => {
-    let opened = 0;
-    let closed = 0;
-    const upstream = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
+  /**
+   * An upstream that counts the connections opened and closed, closing idle ones itself after
+   * `keepAliveTimeout` (announced as "Keep-Alive: timeout=N"), and a gateway in front of it.
+   */
+  async function pooledUpstream(keepAliveTimeout: number, upstreamTimeoutMs: number) {
+    const counts = { opened: 0, closed: 0 };
+    const upstream = http.createServer({ keepAliveTimeout }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' });
       res.end('ok');
     });
     upstream.on('connection', (socket: Socket) => {
-      opened++;
-      socket.on('close', () => closed++);
+      counts.opened++;
+      socket.on('close', () => counts.closed++);
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const { port } = upstream.address() as { port: number };
-    const pooled = await startTestGateway({ TOLLGATE_UPSTREAM: `http://127.0.0.1:${port}/`, TOLLGATE_UPSTREAM_TIMEOUT_MS: '300' });
+    const gateway = await startTestGateway({ TOLLGATE_UPSTREAM: `http://127.0.0.1:${port}/`, TOLLGATE_UPSTREAM_TIMEOUT_MS: String(upstreamTimeoutMs) });
+    const { token } = await gateway.createToken();
+    return {
+      counts,
+      get: () => rawRequest(gateway.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(token) } }),
+      close: async () => {
+        await gateway.close();
+        upstream.closeAllConnections();
+        await new Promise<void>((resolve) => upstream.close(() => resolve()));
+      },
+    };
+  }
+
+  it('closes a kept-alive upstream connection idle for TOLLGATE_UPSTREAM_TIMEOUT_MS and opens a new one for the next request', async () => {
+    const pooled = await pooledUpstream(60_000, 300);
     try {
-      const { token } = await pooled.createToken();
-      const get = () => rawRequest(pooled.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(token) } });
-      expect((await get()).status).toBe(200);
-      expect((await get()).status).toBe(200);
-      expect(opened).toBe(1); // kept alive and reused
-      await vi.waitFor(() => expect(closed).toBe(1), { timeout: 5_000, interval: 50 });
-      expect((await get()).status).toBe(200);
-      expect(opened).toBe(2);
+      expect((await pooled.get()).status).toBe(200);
+      expect((await pooled.get()).status).toBe(200);
+      expect(pooled.counts.opened).toBe(1); // kept alive and reused
+      await vi.waitFor(() => expect(pooled.counts.closed).toBe(1), { timeout: 5_000, interval: 50 });
+      expect((await pooled.get()).status).toBe(200);
+      expect(pooled.counts.opened).toBe(2);
     } finally {
       await pooled.close();
-      upstream.closeAllConnections();
-      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    }
+  });
+
+  it('closes a pooled connection before the upstream does when the upstream announces a shorter Keep-Alive timeout', async () => {
+    // Node's server announces "Keep-Alive: timeout=3" and closes idle connections after 3 s.
+    const pooled = await pooledUpstream(3_000, 30_000);
+    try {
+      expect((await pooled.get()).status).toBe(200);
+      expect((await pooled.get()).status).toBe(200);
+      expect(pooled.counts.opened).toBe(1);
+      const idleSince = Date.now();
+      await vi.waitFor(() => expect(pooled.counts.closed).toBe(1), { timeout: 5_000, interval: 50 });
+      // Closed by the gateway (2 s before the upstream's announced 3 s), so a request can never be
+      // sent on a connection the upstream is closing at that moment.
+      expect(Date.now() - idleSince).toBeLessThan(2_500);
+      expect((await pooled.get()).status).toBe(200);
+      expect(pooled.counts.opened).toBe(2);
+    } finally {
+      await pooled.close();
     }
   });
 });
