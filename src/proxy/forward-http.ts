@@ -1,7 +1,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
+import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
-import { Agent, Pool, type Dispatcher } from 'undici';
+import type { Agent as UndiciAgent, Dispatcher, Pool as UndiciPool } from 'undici';
 import type { RouteConfig } from '../config/index.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.js';
 import { sendError } from './respond.js';
@@ -15,6 +16,12 @@ export interface HttpForwarderOptions {
   /** TOLLGATE_PUBLIC_URL: the origin clients use; else derived per request from Host. */
   publicUrl: string | undefined;
 }
+
+// undici's index also loads fetch, WebSocket, the HTTP cache and the mocks: +8 MiB of idle RSS
+// (a third of it heap) that the gateway never uses. It needs the two dispatchers only.
+const require = createRequire(import.meta.url);
+const Pool = require('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+const Agent = require('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 
 /** Redirects to another origin (object storage) the gateway follows itself, up to this many. */
 export const MAX_REDIRECTS_FOLLOWED = 5;
@@ -309,7 +316,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     keepAliveMaxTimeout: upstreamTimeoutMs,
   };
   const pool = new Pool(url.origin, { connections: 512, ...timeouts });
-  let followAgent: Agent | undefined;
+  let followAgent: UndiciAgent | undefined;
   const ctx: ForwarderContext = {
     route,
     upstreamHref: url.href,
