@@ -770,14 +770,19 @@ function computeChecks(summary, evictionChecks) {
   }
   const forwarded = summary.filter((s) => s.scenario !== 'direct' && (s.status['200'] ?? 0) > 0);
   if (forwarded.length > 0) {
-    // A proxy that reuses upstream connections opens at most one per client connection in a run
+    // A proxy that reuses upstream connections opens about one per client connection in a run
     // (the pool grows to the concurrency it sees); one that does not opens one per request.
+    // Tollgate's undici pool opens up to ~1.6x: it reuses a connection only one event-loop turn
+    // after its response ended, and a request arriving in that turn gets another connection.
+    // Its pooled connections also close 2 s before the origin's announced Keep-Alive timeout
+    // (5 s), so each run opens them again.
+    const bound = 2 * opts.connections;
     const worst = forwarded.reduce((w, s) => (s.maxOriginConnections > w.maxOriginConnections ? s : w));
     checks.push({
       id: 'upstream connections reused (keep-alive)',
       value: `≤ ${worst.maxOriginConnections} new per run`,
-      result: worst.maxOriginConnections <= opts.connections ? 'PASS' : 'MISS',
-      note: `new origin connections in one run, at most ${opts.connections} (the client connections); worst: ${worst.scenario} ${ROUTES[worst.route].label}`,
+      result: worst.maxOriginConnections <= bound ? 'PASS' : 'MISS',
+      note: `new origin connections in one run, at most ${bound} (2 per client connection; without reuse: one per request); worst: ${worst.scenario} ${ROUTES[worst.route].label}`,
     });
   }
   const malformed = summary.find((s) => s.scenario === 'flood-malformed');
