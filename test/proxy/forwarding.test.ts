@@ -11,6 +11,9 @@ import { defaultHandler, patternBytes, startOrigin, type Origin, type SeenReques
 import { closedPort, startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { startSourceGateway } from '../helpers/source-gateway.js';
+import { createToken } from '../../src/tokens/service.js';
+import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -23,6 +26,24 @@ function deferred<T = void>(): Deferred<T> {
     resolve = r;
   });
   return { promise, resolve };
+}
+
+/** A self-signed certificate for localhost and 127.0.0.1, written into `dir` (openssl). */
+function selfSignedCert(dir: string): { certFile: string; keyFile: string; cert: Buffer; key: Buffer } {
+  const certFile = `${dir}/cert.pem`;
+  const keyFile = `${dir}/key.pem`;
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+    ], { stdio: 'pipe' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error('openssl is needed to generate a test certificate: apt-get install openssl');
+    }
+    throw err;
+  }
+  return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
 }
 
 /** The request the origin saw for exactly this path and query. */
@@ -701,20 +722,9 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
 
   beforeAll(async () => {
     dir = tempDir('tollgate-tls-');
-    const certFile = `${dir.path}/cert.pem`;
-    const keyFile = `${dir.path}/key.pem`;
-    try {
-      execFileSync('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-      ], { stdio: 'pipe' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new Error('openssl is needed to generate a test certificate: apt-get install openssl');
-      }
-      throw err;
-    }
-    cert = readFileSync(certFile);
+    let certFile: string;
+    let keyFile: string;
+    ({ certFile, keyFile, cert } = selfSignedCert(dir.path));
     origin = await startOrigin();
     gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_TLS_CERT: certFile, TOLLGATE_TLS_KEY: keyFile });
     httpsUrl = `https://127.0.0.1:${gw.gateway.proxyPort}`;
@@ -739,6 +749,66 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
       .then((res) => res.status, () => 'refused');
     expect(result === 'refused' || result === 400).toBe(true);
     expect(origin.seen.filter((r) => r.url === '/bytes/10')).toHaveLength(0);
+  });
+});
+
+describe('an https upstream (gateway in its own process)', () => {
+  let dir: TempDir;
+  let tls: ReturnType<typeof selfSignedCert>;
+  let upstream: https.Server;
+  let upstreamUrl: string;
+  let seen = 0;
+  let token: string;
+
+  beforeAll(async () => {
+    dir = tempDir('tollgate-https-upstream-');
+    tls = selfSignedCert(dir.path);
+    upstream = https.createServer({ cert: tls.cert, key: tls.key }, (_req, res) => {
+      seen++;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '100' });
+      res.end(patternBytes(100));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    upstreamUrl = `https://127.0.0.1:${(upstream.address() as { port: number }).port}/`;
+    const store = createSqliteTokenStore({ dataDir: dir.path });
+    ({ token } = await createToken(store, { name: 'https-upstream', type: 'production', createdBy: 'test' }));
+    await store.close();
+  });
+  afterAll(async () => {
+    upstream?.closeAllConnections();
+    await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
+    dir?.remove();
+  });
+
+  it('verifies the upstream certificate against NODE_EXTRA_CA_CERTS (a private CA) and serves the artifact', { timeout: 30_000 }, async () => {
+    const gw = await startSourceGateway({ TOLLGATE_UPSTREAM: upstreamUrl, TOLLGATE_DATA_DIR: dir.path, NODE_EXTRA_CA_CERTS: tls.certFile });
+    try {
+      const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual(patternBytes(100));
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('refuses an upstream whose certificate it cannot verify: 502, and the upstream gets no request', { timeout: 30_000 }, async () => {
+    const before = seen;
+    // The system's CA bundle only: a self-signed certificate is not in it.
+    const gw = await startSourceGateway({ TOLLGATE_UPSTREAM: upstreamUrl, TOLLGATE_DATA_DIR: dir.path, NODE_EXTRA_CA_CERTS: '' });
+    try {
+      const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+      expect(res.status).toBe(502);
+      expect(seen).toBe(before);
+      // The log line (stdout is written in blocks, at least every 200 ms) names the TLS failure.
+      const line = await vi.waitFor(() => {
+        const found = gw.output().split('\n').find((l) => l.includes('"msg":"request"'));
+        if (!found) throw new Error('no request log line yet');
+        return found;
+      });
+      expect(JSON.parse(line).upstreamError).toMatch(/CERT|SELF_SIGNED/);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 
