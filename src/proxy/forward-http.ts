@@ -103,6 +103,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   #superseded = false;
   #clientGone = false;
   #resume: (() => void) | undefined;
+  /** Where the request went, kept for the one retry after a connection closed under it. */
+  #dispatcher: Dispatcher | undefined;
+  #request: Dispatcher.DispatchOptions | undefined;
+  #retried = false;
 
   constructor(
     private readonly ctx: ForwarderContext,
@@ -119,6 +123,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.#clientGone = true;
       this.#controller?.abort(new ClientGone());
     };
+  }
+
+  /** Sends the request through `dispatcher` (a pool, or the agent for followed redirects). */
+  send(dispatcher: Dispatcher, request: Dispatcher.DispatchOptions): void {
+    this.#dispatcher = dispatcher;
+    this.#request = request;
+    dispatcher.dispatch(request, this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -184,13 +195,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#superseded) return;
     const { outgoing, state } = this;
-    state.onClientGone = undefined;
     if (err instanceof ClientGone || this.#clientGone) {
+      state.onClientGone = undefined;
       state.upstreamError ??= 'client-closed';
       this.#sink?.destroy();
       return;
     }
     const kind = upstreamErrorKind(err);
+    if (kind === 'reset' && !this.#retried && this.#sink === undefined && !outgoing.headersSent
+      && this.#request?.body === undefined && !outgoing.destroyed) {
+      // The connection closed before any answer: most often a pooled one the upstream closed
+      // as the request went out (its idle timeout, a restart). A GET or HEAD goes once more, on
+      // another connection, rather than failing the download with a 502.
+      this.#retried = true;
+      this.#controller = undefined;
+      this.#dispatcher!.dispatch(this.#request!, this);
+      return;
+    }
+    state.onClientGone = undefined;
     if (this.#sink === undefined && !outgoing.headersSent) {
       state.upstreamError = kind;
       if (!outgoing.destroyed) {
@@ -228,12 +250,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (incoming.headers[name] !== undefined) headers[name] = incoming.headers[name];
     }
     const next = new Exchange(this.ctx, incoming, outgoing, state, this.forwarded, hopsLeft, target);
-    this.ctx.followDispatcher().dispatch({
+    next.send(this.ctx.followDispatcher(), {
       origin: target.origin,
       path: target.pathname + target.search,
       method: incoming.method === 'HEAD' ? 'HEAD' : 'GET',
       headers: headers as Record<string, string>,
-    }, next);
+    });
   }
 
   /** Where this route lives on the gateway, as the client sees it: `https://gw.example/npm/`. */
@@ -331,12 +353,12 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
   function forwardHttp(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void {
     const method = incoming.method ?? 'GET';
     const headers = upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader, forwardHost);
-    pool.dispatch({
+    new Exchange(ctx, incoming, outgoing, state, forwarded, undefined, undefined).send(pool, {
       method,
       path: basePath + rest,
       headers: headers as Record<string, string | string[]>,
       body: method === 'GET' || method === 'HEAD' ? undefined : incoming,
-    }, new Exchange(ctx, incoming, outgoing, state, forwarded, undefined, undefined));
+    });
   }
 
   return Object.assign(forwardHttp, {

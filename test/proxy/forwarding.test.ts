@@ -666,6 +666,49 @@ describe('upstream failures', () => {
   });
 });
 
+describe('a pooled upstream connection that closes as a request goes out', () => {
+  it('sends a GET once more on another connection: the client gets the artifact, not a 502', async () => {
+    // Each connection answers its first request and is closed, unanswered, on its second: what
+    // a pooled connection looks like when the upstream's idle timeout fires as a request arrives.
+    const answered = new WeakSet<Socket>();
+    const origin = await startFaultyOrigin((socket) => {
+      if (answered.has(socket)) {
+        socket.destroy();
+        return;
+      }
+      answered.add(socket);
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 2\r\n\r\nok');
+    });
+    const gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url });
+    try {
+      const { token } = await gw.createToken();
+      const get = () => rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+      expect((await get()).status).toBe(200);
+      const second = await get();
+      expect(second.status).toBe(200);
+      expect(second.body.toString()).toBe('ok');
+      expect(origin.requests).toHaveLength(3); // the first, the one cut, and its retry
+    } finally {
+      await gw.close();
+      await origin.close();
+    }
+  });
+
+  it('does not send a GET a third time: an upstream that keeps closing gets the client a 502', async () => {
+    const origin = await startFaultyOrigin((socket) => socket.destroy());
+    const gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url });
+    try {
+      const { token } = await gw.createToken();
+      const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+      expect(res.status).toBe(502);
+      expect(origin.requests).toHaveLength(2);
+    } finally {
+      await gw.close();
+      await origin.close();
+    }
+  });
+});
+
 describe('a client that goes away', () => {
   let events: { requestSeen: Deferred<void>; responseClosed: Deferred<{ finished: boolean }> };
   let origin: Origin;
