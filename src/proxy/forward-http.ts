@@ -114,10 +114,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly outgoing: ServerResponse,
     private readonly state: RequestState,
     private readonly forwarded: ForwardedInfo,
-    /** Redirects to other origins this exchange may still follow; undefined: the route's upstream. */
-    private readonly hopsLeft: number | undefined,
-    /** The URL asked for (relative Location headers resolve against it); the route's own upstream when undefined. */
-    private readonly target: URL | undefined,
+    /**
+     * Set when this exchange follows a redirect to another origin: the URL asked for (relative
+     * Location headers resolve against it) and how many more redirects may be followed.
+     * Undefined for the request to the route's own upstream.
+     */
+    private readonly followed: { target: URL; hopsLeft: number } | undefined,
   ) {
     state.onClientGone = () => {
       this.#clientGone = true;
@@ -153,8 +155,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const headers = clientResponseHeaders(upstreamHeaders, state.requestId);
     const location = upstreamHeaders.location;
     if (typeof location === 'string' && location !== '' && REDIRECT_STATUSES.has(status)) {
-      if (this.hopsLeft !== undefined) {
-        this.#follow(location, this.hopsLeft - 1); // a followed redirect's own redirect
+      if (this.followed) {
+        this.#follow(location, this.followed.hopsLeft - 1); // a followed redirect's own redirect
         return;
       }
       const { route, upstreamHref } = this.ctx;
@@ -166,7 +168,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       headers.location = rewritten;
     }
-    if (this.hopsLeft === undefined && this.ctx.route.rewriteBases && this.incoming.method !== 'HEAD'
+    if (!this.followed && this.ctx.route.rewriteBases && this.incoming.method !== 'HEAD'
       && isRewritableType(headers['content-type'] as string | undefined)) {
       this.#sink = this.#rewriteBody(upstreamHeaders, headers);
     } else {
@@ -235,7 +237,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { incoming, outgoing, state } = this;
     let target: URL | undefined;
     try {
-      target = new URL(location, this.target ?? this.ctx.upstreamHref);
+      target = new URL(location, this.followed?.target ?? this.ctx.upstreamHref);
     } catch {
       target = undefined;
     }
@@ -249,7 +251,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     for (const name of FOLLOWED_REQUEST_HEADERS) {
       if (incoming.headers[name] !== undefined) headers[name] = incoming.headers[name];
     }
-    const next = new Exchange(this.ctx, incoming, outgoing, state, this.forwarded, hopsLeft, target);
+    const next = new Exchange(this.ctx, incoming, outgoing, state, this.forwarded, { target, hopsLeft });
     next.send(this.ctx.followDispatcher(), {
       origin: target.origin,
       path: target.pathname + target.search,
@@ -353,7 +355,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
   function forwardHttp(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void {
     const method = incoming.method ?? 'GET';
     const headers = upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader, forwardHost);
-    new Exchange(ctx, incoming, outgoing, state, forwarded, undefined, undefined).send(pool, {
+    new Exchange(ctx, incoming, outgoing, state, forwarded, undefined).send(pool, {
       method,
       path: basePath + rest,
       headers: headers as Record<string, string | string[]>,
