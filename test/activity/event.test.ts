@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { newEventId, type ActivityEvent } from '../../src/activity/event.js';
 import { isoTime } from '../../src/iso-time.js';
@@ -111,6 +112,31 @@ describe('activityEventJson', () => {
     expect(JSON.stringify(recorded)).toBe(JSON.stringify(plain));
     expect({ ...recorded }).toEqual(plain);
     expect(recorded).toEqual(plain);
+  });
+
+  it('writes any value in any field byte for byte as JSON.stringify of the projected object', () => {
+    // Strings of any code units (quotes, backslashes, controls, U+2028, lone and paired surrogates),
+    // every kind of number (-0, NaN, Infinity, 1e21, fractions), booleans, null, undefined, objects.
+    const anyValue = fc.oneof(
+      fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', '\ud83d', '\ude00', 'é', 'a') }),
+      fc.double(), fc.integer(), fc.constantFrom(-0, 1e21, Number.NaN, Number.POSITIVE_INFINITY),
+      fc.boolean(), fc.constant(null), fc.constant(undefined), fc.object(),
+    );
+    const anyEvent = fc.record(Object.fromEntries(ACTIVITY_EVENT_FIELDS.map((field) => [field, anyValue])));
+    fc.assert(fc.property(anyEvent, (fields) => {
+      const event = fields as unknown as ActivityEvent;
+      expect(activityEventJson(event)).toBe(referenceJson(event));
+      expect(new RecordedActivityEvent(event).json()).toBe(referenceJson(event));
+    }), { numRuns: 2000 });
+    // Typed values, as the recorder makes them: the fast paths.
+    const typedEvent = fc.record({
+      ...Object.fromEntries(ACTIVITY_EVENT_FIELDS.map((field) => [field, fc.oneof(fc.string({ unit: 'grapheme' }), fc.constant(null))])),
+      status: fc.integer({ min: 100, max: 599 }), bytes: fc.nat(), durationMs: fc.double({ min: 0, max: 1e6, noNaN: true }), sealed: fc.boolean(),
+    });
+    fc.assert(fc.property(typedEvent, (fields) => {
+      const event = fields as unknown as ActivityEvent;
+      expect(activityEventJson(event)).toBe(referenceJson(event));
+    }), { numRuns: 2000 });
   });
 
   it('keeps the allow-list for a recorded event that gained a property', () => {
