@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Metrics } from '../metrics/registry.js';
 import { newEventId, type ActivityEvent } from './event.js';
 import { isoTime } from '../iso-time.js';
-import { parseArtifactPath } from './parse-path.js';
+import { createArtifactPathParser } from './parse-path.js';
 import type { SinkRunner } from './queue.js';
 import { RecordedActivityEvent } from './sinks/file.js';
 import { tallyFor, type Tally } from '../metrics/tally.js';
@@ -48,6 +48,7 @@ export interface ActivityRecorder {
 export function createActivityRecorder(options: ActivityRecorderOptions): ActivityRecorder {
   const { production, development, metrics, projectLabel } = options;
   const recordDevelopment = development.length > 0;
+  const parseArtifactPath = createArtifactPathParser();
 
   function toEvent(a: RequestActivity): ActivityEvent {
     const ref = parseArtifactPath(a.ecosystem, a.path);

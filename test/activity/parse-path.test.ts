@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ECOSYSTEMS, type Ecosystem } from '../../src/config/schema.js';
-import { isSealedVersion, MAX_PARSED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/activity/parse-path.js';
+import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/activity/parse-path.js';
 import { GENERIC, PATHS } from './fixtures/paths.js';
 
 const lastSegment = (path: string): string | null => {
@@ -216,5 +216,50 @@ describe('robustness', () => {
 
   it('treats an unknown ecosystem value as generic', () => {
     expect(parseArtifactPath('toString' as Ecosystem, '/hello/1.0.0/hello-1.0.0.txt')).toMatchObject({ ecosystem: 'generic', package: 'hello' });
+  });
+});
+
+describe('createArtifactPathParser', () => {
+  it('answers as parseArtifactPath does, the first time and every time after, in every ecosystem', () => {
+    const parse = createArtifactPathParser(1000);
+    const rows = [
+      ...Object.entries(PATHS).flatMap(([ecosystem, list]) => list.map((row) => [ecosystem as Ecosystem, row[1]] as const)),
+      ...GENERIC.map((row) => ['generic' as Ecosystem, row[1]] as const),
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [ecosystem, path] of rows) expect(parse(ecosystem, path)).toEqual(parseArtifactPath(ecosystem, path));
+    }
+  });
+
+  it('keeps ecosystems apart: one path under two routes gives two answers', () => {
+    const parse = createArtifactPathParser();
+    const path = '/lodash/-/lodash-4.17.21.tgz';
+    expect(parse('npm', path).ecosystem).toBe('npm');
+    expect(parse('maven', path)).toEqual(parseArtifactPath('maven', path));
+    expect(parse('npm', path)).toEqual(parseArtifactPath('npm', path));
+  });
+
+  it('hands out frozen answers, so no caller can change what the next request gets', () => {
+    const parse = createArtifactPathParser();
+    const ref = parse('npm', '/lodash/-/lodash-4.17.21.tgz');
+    expect(Object.isFrozen(ref)).toBe(true);
+    expect(() => {
+      (ref as { package: string | null }).package = 'evil';
+    }).toThrow(TypeError);
+    expect(parse('npm', '/lodash/-/lodash-4.17.21.tgz').package).toBe('lodash');
+  });
+
+  it('stays correct when a flood of distinct paths empties and refills its memory', () => {
+    const parse = createArtifactPathParser(8);
+    for (let i = 0; i < 100; i++) {
+      const path = `/pkg${i}/-/pkg${i}-1.0.${i}.tgz`;
+      expect(parse('npm', path)).toMatchObject({ package: `pkg${i}`, version: `1.0.${i}` });
+      expect(parse('npm', `/pkg${i - 1}/-/pkg${i - 1}-1.0.${i - 1}.tgz`)).toMatchObject({ package: `pkg${i - 1}` });
+    }
+    // Oversized and non-string paths are answered, never remembered.
+    const long = `/${'a'.repeat(MAX_PARSED_PATH_CHARS + 1)}`;
+    expect(parse('npm', long)).toEqual(parseArtifactPath('npm', long));
+    expect(parse('npm', undefined as unknown as string)).toEqual(parseArtifactPath('npm', undefined as unknown as string));
+    expect(() => createArtifactPathParser(0)).toThrow(TypeError);
   });
 });

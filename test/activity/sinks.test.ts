@@ -9,7 +9,7 @@ import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
-import { activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
+import { activityEventJson, activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
@@ -90,6 +90,18 @@ describe('file sink', () => {
     const file = path.join(dir, 'activity', 'production-2024-05-01.ndjson');
     expect(readLines(file).map((line) => JSON.parse(line))).toEqual(plain([...first, ...second]));
     expect(readdirSync(path.join(dir, 'activity'))).toEqual(['production-2024-05-01.ndjson']);
+  });
+
+  it('writes the bytes of activityEventJson, newline-terminated, whatever the characters', async () => {
+    const dir = freshDir();
+    const sink = track(createFileSink({ dir, stream: 'production' }));
+    // Multi-byte UTF-8 (2, 3 and 4 bytes), characters JSON escapes, and a lone surrogate half.
+    const odd = ['é', '€', '😀', '"quoted" \\ back', 'tab\there\nline', '\u2028', '\ud800', 'x'.repeat(3000)];
+    const events = odd.map((userAgent, i) => makeEvent({ userAgent, project: odd[(i + 1) % odd.length]! }));
+    await sink.deliver(events, 'bytes');
+    const bytes = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
+    expect(bytes.equals(Buffer.from(events.map((e) => `${activityEventJson(e)}\n`).join(''), 'utf8'))).toBe(true);
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => JSON.parse(l).userAgent)).toEqual(odd);
   });
 
   it('keeps Development in its own file, never mixed with Production', async () => {

@@ -169,6 +169,28 @@ export function activityFilePath(dir: string, stream: ActivityStream, time: stri
   return path.join(dir, 'activity', `${stream}-${utcDate(time)}.ndjson`);
 }
 
+/**
+ * events[start..end) as NDJSON bytes, each line encoded straight into one buffer (UTF-8 takes at
+ * most 3 bytes per UTF-16 unit). Joining the lines into one string and encoding that took
+ * 0.6 µs per event more (bench:activity, three alternating pairs: 7.0-7.9 against 7.3-8.7 µs for queue + sinks).
+ */
+function ndjson(events: readonly ActivityEvent[], start: number, end: number): Buffer {
+  const lines: string[] = [];
+  let units = 0;
+  for (let i = start; i < end; i++) {
+    const line = activityEventJson(events[i]!);
+    lines.push(line);
+    units += line.length + 1;
+  }
+  const out = Buffer.allocUnsafe(units * 3);
+  let length = 0;
+  for (const line of lines) {
+    length += out.write(line, length, 'utf8');
+    out[length++] = 0x0a;
+  }
+  return out.subarray(0, length);
+}
+
 /** Remembered partial progress is dropped past this many batches (the runner retries one batch at a time). */
 const MAX_REMEMBERED_BATCHES = 1_000;
 
@@ -220,10 +242,7 @@ export function createFileSink(options: FileSinkOptions): Sink {
         const date = utcDate(events[done]!.time);
         let end = done + 1;
         while (end < events.length && utcDate(events[end]!.time) === date) end++;
-        const lines: string[] = [];
-        for (let i = done; i < end; i++) lines.push(activityEventJson(events[i]!));
-        lines.push('');
-        await appendOnce(path.join(activityDir, `${stream}-${date}.ndjson`), Buffer.from(lines.join('\n'), 'utf8'));
+        await appendOnce(path.join(activityDir, `${stream}-${date}.ndjson`), ndjson(events, done, end));
         done = end;
         if (done < events.length) {
           if (progress.size >= MAX_REMEMBERED_BATCHES) progress.delete(progress.keys().next().value!);
