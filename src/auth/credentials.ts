@@ -27,6 +27,17 @@ const TOKEN_SHAPED = /tg[pd]_[0-9A-Za-z]{20,}/;
 // eslint-disable-next-line no-control-regex
 const BAD_PROJECT = /[\u0000-\u001f\u007f-\u009f]/;
 
+/** `value` starts with `scheme` (lower-case ASCII), in any case, and it is `length` long: no lower-cased copy per request. */
+function isScheme(value: string, length: number, scheme: string): boolean {
+  if (length !== scheme.length) return false;
+  for (let i = 0; i < length; i++) {
+    const c = value.charCodeAt(i);
+    // ASCII letters only: | 0x20 lower-cases A-Z; a non-letter never matches a letter that way.
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== scheme.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 function tokenCredential(token: string, project: string): CredentialResult {
   const tokenType = parseTokenType(token);
   return tokenType ? { kind: 'ok', credential: { token, tokenType, project } } : MALFORMED;
@@ -48,11 +59,10 @@ export function extractCredential(header: string | undefined): CredentialResult 
   if (value.length > MAX_AUTHORIZATION_LENGTH) return MALFORMED;
   const space = value.indexOf(' ');
   if (space <= 0) return MALFORMED;
-  const scheme = value.slice(0, space).toLowerCase();
   const param = value.slice(space + 1).trim();
 
-  if (scheme === 'bearer') return tokenCredential(param, DEFAULT_PROJECT);
-  if (scheme !== 'basic' || !BASE64.test(param)) return MALFORMED;
+  if (isScheme(value, space, 'bearer')) return tokenCredential(param, DEFAULT_PROJECT);
+  if (!isScheme(value, space, 'basic') || !BASE64.test(param)) return MALFORMED;
 
   const decoded = Buffer.from(param, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');

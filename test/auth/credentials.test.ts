@@ -13,6 +13,8 @@ describe('extractCredential', () => {
     ['Bearer with extra spaces', `  Bearer   ${prod}  `, 'default', 'production'],
     ['Basic project:token', `Basic ${b64(`web-shop:${prod}`)}`, 'web-shop', 'production'],
     ['BASIC in upper case', `BASIC ${b64(`ci:${dev}`)}`, 'ci', 'development'],
+    ['bEaReR in mixed case', `bEaReR ${prod}`, 'default', 'production'],
+    ['bAsIc in mixed case', `bAsIc ${b64(`ci:${prod}`)}`, 'ci', 'production'],
     ['Basic with an empty user', `Basic ${b64(`:${prod}`)}`, 'default', 'production'],
     ['Basic token as user, empty password', `Basic ${b64(`${prod}:`)}`, 'default', 'production'],
     ['Basic with a unicode project', `Basic ${b64(`prøject:${prod}`)}`, 'prøject', 'production'],
@@ -38,6 +40,14 @@ describe('extractCredential', () => {
     ['a control character in the project', `Basic ${b64(`a\nb:${prod}`)}`],
     ['an overlong project', `Basic ${b64(`${'p'.repeat(200)}:${prod}`)}`],
     ['a token with a trailing NUL', `Bearer ${prod}\u0000`],
+    // Schemes that only look like Bearer or Basic: a letter off, one too many or few, a symbol,
+    // non-ASCII look-alikes (the scheme is compared ASCII case-insensitively, as RFC 9110 says).
+    ['Bearer with a letter off', `Bearex ${prod}`],
+    ['a longer scheme', `Bearers ${prod}`],
+    ['a shorter scheme', `Beare ${prod}`],
+    ['Basic with a symbol for a letter', `B@sic ${b64(`ci:${prod}`)}`],
+    ['Bearer with a Cyrillic a', `Beаrer ${prod}`],
+    ['Basic with a dotted capital I', `BasİC ${b64(`ci:${prod}`)}`],
   ])('rejects %s as malformed without a store read', (_label, header) => {
     expect(extractCredential(header)).toEqual({ kind: 'malformed' });
   });
