@@ -868,9 +868,14 @@ export function parseArtifactPath(ecosystem: Ecosystem, path: string): ArtifactR
  * parseArtifactPath with memory: the same path under the same ecosystem gives the same (frozen)
  * answer without parsing again. Downloads repeat: every CI job of a project fetches the same
  * tarballs, so most paths have been seen recently. Bounded: past `max` distinct paths the memory
- * is emptied and refilled, so a flood of unique paths costs one Map insert each, no growth.
+ * is emptied and refilled, so a flood of unique paths costs one Map insert each, no growth; and
+ * only paths up to MAX_REMEMBERED_PATH_CHARS are kept, so what a client can make it hold stays
+ * within a few MiB (4096 paths of 512 characters, and their parts).
  * Measured (npm run bench:activity, record() only): 3.0-3.3 µs per event without, 0.3-0.9 with.
  */
+/** Longer paths are parsed every time (real artifact paths are well under this: npm ~100, Maven ~150). */
+export const MAX_REMEMBERED_PATH_CHARS = 512;
+
 export function createArtifactPathParser(max = 4096): (ecosystem: Ecosystem, path: string) => ArtifactRef {
   if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`createArtifactPathParser: max must be a positive integer, got ${max}`);
   const known = new Map<string, Map<string, ArtifactRef>>();
@@ -880,7 +885,7 @@ export function createArtifactPathParser(max = 4096): (ecosystem: Ecosystem, pat
     const seen = byPath?.get(path);
     if (seen !== undefined) return seen;
     const ref = Object.freeze(parseArtifactPath(ecosystem, path));
-    if (typeof path !== 'string' || path.length > MAX_PARSED_PATH_CHARS) return ref;
+    if (typeof path !== 'string' || path.length > MAX_REMEMBERED_PATH_CHARS) return ref;
     if (size >= max) {
       known.clear();
       size = 0;

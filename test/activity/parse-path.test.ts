@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ECOSYSTEMS, type Ecosystem } from '../../src/config/schema.js';
-import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/activity/parse-path.js';
+import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, MAX_REMEMBERED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/activity/parse-path.js';
 import { GENERIC, PATHS } from './fixtures/paths.js';
 
 const lastSegment = (path: string): string | null => {
@@ -256,9 +256,13 @@ describe('createArtifactPathParser', () => {
       expect(parse('npm', path)).toMatchObject({ package: `pkg${i}`, version: `1.0.${i}` });
       expect(parse('npm', `/pkg${i - 1}/-/pkg${i - 1}-1.0.${i - 1}.tgz`)).toMatchObject({ package: `pkg${i - 1}` });
     }
-    // Oversized and non-string paths are answered, never remembered.
-    const long = `/${'a'.repeat(MAX_PARSED_PATH_CHARS + 1)}`;
-    expect(parse('npm', long)).toEqual(parseArtifactPath('npm', long));
+    // Long, oversized and non-string paths are answered, never remembered.
+    for (const long of [`/${'a'.repeat(MAX_REMEMBERED_PATH_CHARS)}/-/a-1.0.0.tgz`, `/${'a'.repeat(MAX_PARSED_PATH_CHARS + 1)}`]) {
+      expect(parse('npm', long)).toEqual(parseArtifactPath('npm', long));
+      expect(parse('npm', long)).not.toBe(parse('npm', long));
+    }
+    const short = '/a/-/a-1.0.0.tgz';
+    expect(parse('npm', short)).toBe(parse('npm', short));
     expect(parse('npm', undefined as unknown as string)).toEqual(parseArtifactPath('npm', undefined as unknown as string));
     expect(() => createArtifactPathParser(0)).toThrow(TypeError);
   });
