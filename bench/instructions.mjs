@@ -19,7 +19,7 @@
 // pipeline shows as the difference of two windows of the same process.
 //
 // Usage: node bench/instructions.mjs [--rounds=N] [--requests=N] [--warmup=N] [--connections=N]
-//                                    [--route=1k|100k] [--no-write] [--keep-tmp]
+//                                    [--rewarm=N] [--route=1k|100k] [--settle-ms=N] [--no-write] [--keep-tmp]
 //        (npm run bench:instructions builds dist/ first)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     requests: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '12000' },
+    rewarm: { type: 'string', default: '2000' },
     connections: { type: 'string', default: '10' },
     route: { type: 'string', default: '1k' },
     'settle-ms': { type: 'string', default: '1000' },
@@ -57,6 +58,7 @@ const opts = {
   rounds: Number(values.rounds),
   requests: Number(values.requests),
   warmup: Number(values.warmup),
+  rewarm: Number(values.rewarm),
   connections: Number(values.connections),
   route: values.route,
   settleMs: Number(values['settle-ms']),
@@ -65,6 +67,7 @@ for (const key of ['rounds', 'requests', 'connections']) {
   if (!Number.isSafeInteger(opts[key]) || opts[key] < 1) fail(`--${key} must be a positive integer`);
 }
 if (!Number.isSafeInteger(opts.warmup) || opts.warmup < 0) fail('--warmup must be a whole number');
+if (!Number.isSafeInteger(opts.rewarm) || opts.rewarm < 0) fail('--rewarm must be a whole number');
 if (!Number.isSafeInteger(opts.settleMs) || opts.settleMs < 0) fail('--settle-ms must be a whole number');
 if (!['1k', '100k'].includes(opts.route)) fail('--route must be 1k or 100k');
 
@@ -82,7 +85,7 @@ if (!existsSync(path.join(DIST, 'main.js'))) fail('dist/ is missing: run `npm ru
 
 const tmpDir = mkdtempSync(path.join(tmpdir(), 'tollgate-instructions-'));
 // Valgrind runs ~5-20x slower than native: generous, but a hung run still ends by itself.
-const deadlineMs = Date.now() + (opts.warmup + opts.rounds * 4 * opts.requests) * 40 + 600_000;
+const deadlineMs = Date.now() + (opts.warmup + opts.rounds * 4 * (opts.requests + opts.rewarm)) * 40 + 600_000;
 const group = createProcessGroup({ tmpDir, deadlineMs, keepTmp: values['keep-tmp'] });
 let cleaned = false;
 async function cleanup() {
@@ -214,9 +217,16 @@ function lastDumpTotal(server, before) {
   return total;
 }
 
-/** One measured window: instructions per request. */
+/**
+ * One measured window: instructions per request. It starts with `rewarm` uninstrumented requests
+ * of the same kind: a server that idled while the others were measured, or (Tollgate) served the
+ * other token type meanwhile, first recompiles what that changed (V8 re-optimises a function whose
+ * feedback the other traffic widened; the bare proxy's heap was shrunk by V8's memory reducer while
+ * idle). Without it the first rounds counted that too: 2-3x the later rounds.
+ */
 async function window(w) {
   const server = servers[w.server];
+  if (opts.rewarm > 0) await load(server, w.token, opts.rewarm);
   const before = new Set(readdirSync(server.dumpDir));
   callgrind(server, '--instr=on');
   await load(server, w.token, opts.requests);
@@ -263,7 +273,7 @@ const ratios = [
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const lines = [];
 lines.push(`Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`);
-lines.push(`${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window after ${opts.warmup} uninstrumented, ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`);
+lines.push(`${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window (after ${opts.warmup} uninstrumented at start and ${opts.rewarm} before each window), ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`);
 lines.push('');
 lines.push(`${'window'.padEnd(22)}  ${'median'.padStart(9)}  ${'spread'.padStart(6)}  per round`);
 for (const [name, xs] of Object.entries(perRequest)) {
