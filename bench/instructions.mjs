@@ -121,15 +121,15 @@ function createToken(env, name, type) {
  */
 const COUNTING_FLAGS = ['--no-concurrent-recompilation', '--no-concurrent-osr'];
 
-/** Starts `script` under callgrind with instrumentation off; returns { name, pid, port, dumpDir }. */
-async function startCounted(name, script, { env, nodeFlags = [], args = [], adminPort } = {}) {
+/** Starts `script` under callgrind with instrumentation off; returns { name, entry, pid, dumpDir }. */
+function startCounted(name, script, { env, nodeFlags = [], args = [] } = {}) {
   const dumpDir = path.join(tmpDir, `${name}-callgrind`);
   mkdirSync(dumpDir, { recursive: true });
   const entry = group.start(name, 'valgrind', [
     '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dumpDir, 'callgrind.out')}`,
     NODE, ...COUNTING_FLAGS, ...nodeFlags, script, ...args,
   ], { env, cwd: ROOT });
-  return { name, entry, pid: entry.pid, dumpDir, adminPort };
+  return { name, entry, pid: entry.pid, dumpDir };
 }
 
 const originPort = await freePort();
@@ -160,17 +160,17 @@ const barePort = await freePort();
 
 const servers = {
   bare: {
-    ...(await startCounted('bare-node', path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), {
+    ...startCounted('bare-node', path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), {
       env: { ...baseEnv, BENCH_TOKENS: production }, args: [String(barePort), String(originPort)],
-    })),
+    }),
     port: barePort,
   },
   tollgate: {
-    ...(await startCounted('tollgate', path.join(DIST, 'main.js'), { env: tollgateEnvOn, nodeFlags: SHIPPED_NODE_FLAGS })),
+    ...startCounted('tollgate', path.join(DIST, 'main.js'), { env: tollgateEnvOn, nodeFlags: SHIPPED_NODE_FLAGS }),
     port: Number(tollgateEnvOn.TOLLGATE_PORT),
   },
   noauth: {
-    ...(await startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), { env: tollgateEnvOff, nodeFlags: SHIPPED_NODE_FLAGS })),
+    ...startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), { env: tollgateEnvOff, nodeFlags: SHIPPED_NODE_FLAGS }),
     port: Number(tollgateEnvOff.TOLLGATE_PORT),
   },
 };

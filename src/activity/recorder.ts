@@ -48,10 +48,11 @@ export interface ActivityRecorder {
 export function createActivityRecorder(options: ActivityRecorderOptions): ActivityRecorder {
   const { production, development, metrics, projectLabel } = options;
   const recordDevelopment = development.length > 0;
-  const parseArtifactPath = createArtifactPathParser();
+  // Remembers recent paths: CI jobs fetch the same artifacts again and again.
+  const parsePath = createArtifactPathParser();
 
   function toEvent(a: RequestActivity): ActivityEvent {
-    const ref = parseArtifactPath(a.ecosystem, a.path);
+    const ref = parsePath(a.ecosystem, a.path);
     return new RecordedActivityEvent({
       id: newEventId(a.endedAt),
       time: isoTime(a.endedAt),
