@@ -1,4 +1,5 @@
-import type { ActivityEvent, Sink } from './event.js';
+import type { ActivityEvent, EncodedActivityEvent, Sink } from './event.js';
+import { decodeActivityEvent, encodeActivityEvent } from './sinks/file.js';
 import { openSpool, type Spool } from './spool.js';
 
 export interface SinkRunnerOptions {
@@ -39,6 +40,10 @@ export interface SinkRunner {
  *
  *   enqueue ──► memory queue ──(full)──► disk spool ──► delivery loop ──► sink
  *
+ * In memory an event is held encoded (its JSON line as bytes, see EncodedActivityEvent), made
+ * once at enqueue, so that what waits for a batch is one small object per event rather than a
+ * dozen; a sink with deliverEncoded takes the lines as they are, any other gets them decoded.
+ *
  * While the memory queue has room and nothing is on disk, events stay in memory. Once it is
  * full, new events go to disk until the disk is drained again, so the order is always: memory
  * (oldest), then disk. The loop delivers in batches; a failed batch is retried with exponential
@@ -46,10 +51,15 @@ export interface SinkRunner {
  * Past maxSpoolBytes new events are dropped and counted. On stop the memory queue is written to
  * disk ahead of the spool, and the next start (this process or its successor) delivers it.
  */
+/** A batch from memory (encoded) or from the disk spool (events read back). */
+type Batch =
+  | { encoded: readonly EncodedActivityEvent[]; events?: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> }
+  | { encoded?: undefined; events: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> };
+
 export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   const { sink } = options;
   const spool: Spool = openSpool(options.spoolDir);
-  let memory: ActivityEvent[] = [];
+  let memory: EncodedActivityEvent[] = [];
   /** Events on their way to disk (appends are serialised inside the spool). */
   let spilling = 0;
   let toDisk = spool.events > 0;
@@ -115,19 +125,28 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     if (!spillWriting) writeSpill();
   }
 
-  async function nextBatch(): Promise<{ events: ActivityEvent[]; ack: () => Promise<void> } | undefined> {
+  function deliver(batch: Batch, batchId: string): Promise<void> {
+    if (batch.encoded === undefined) return sink.deliver(batch.events, batchId);
+    if (sink.deliverEncoded) return sink.deliverEncoded(batch.encoded, batchId);
+    batch.events ??= batch.encoded.map(decodeActivityEvent); // decoded once, kept for a retry
+    return sink.deliver(batch.events, batchId);
+  }
+
+  async function nextBatch(): Promise<Batch | undefined> {
     if (memory.length > 0) {
-      const events = memory.slice(0, options.batchSize);
+      const encoded = memory.slice(0, options.batchSize);
       return {
-        events,
+        encoded,
+        count: encoded.length,
+        firstId: encoded[0]!.id,
         ack: async () => {
-          memory = memory.slice(events.length);
+          memory = memory.slice(encoded.length);
         },
       };
     }
     if (spool.events > 0) {
       const segment = await spool.peek();
-      if (segment) return segment;
+      if (segment) return { events: segment.events, count: segment.events.length, firstId: segment.events[0]?.id, ack: segment.ack };
     }
     if (spilling === 0 && spool.events === 0) toDisk = false;
     return undefined;
@@ -153,12 +172,12 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   async function loop(): Promise<void> {
     let attempt = 0;
     /** The batch being delivered: retried unchanged (same events, same batchId) until acked. */
-    let pending: { events: ActivityEvent[]; ack: () => Promise<void> } | undefined;
+    let pending: Batch | undefined;
     /** The partial batch in memory already waited flushIntervalMs for company. */
     let waited = false;
     while (!stopped) {
       const batch = pending ?? await nextBatch();
-      if (batch && batch.events.length === 0) {
+      if (batch && batch.count === 0) {
         await batch.ack(); // a segment with nothing readable left (torn lines only)
         continue;
       }
@@ -184,14 +203,14 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       }
       pending = batch;
       try {
-        await sink.deliver(batch.events, `${batch.events[0]!.id}-${batch.events.length}`);
+        await deliver(batch, `${batch.firstId}-${batch.count}`);
         await batch.ack();
         pending = undefined;
         waited = false;
         attempt = 0;
-        options.onDelivered?.(batch.events.length);
+        options.onDelivered?.(batch.count);
       } catch (err) {
-        options.onRetry?.(batch.events.length, err);
+        options.onRetry?.(batch.count, err);
         attempt++;
         const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.min(attempt, 20));
         await sleep(Math.random() * ceiling, false);
@@ -205,7 +224,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     enqueue(event) {
       if (stopped) return;
       if (!toDisk && memory.length < options.maxMemoryEvents) {
-        memory.push(event);
+        memory.push(encodeActivityEvent(event));
         if (memory.length === 1 || memory.length >= options.batchSize) signal();
         return;
       }
@@ -237,7 +256,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       await spillIdle();
       const rest = memory;
       memory = [];
-      await spool.prepend(rest);
+      await spool.prepend(rest.map(decodeActivityEvent));
       await sink.close();
     },
   };

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
+import { type ActivityEvent, type EncodedActivityEvent, type Sink } from '../../src/activity/event.js';
 import { createSinkRunner, type SinkRunner, type SinkRunnerOptions } from '../../src/activity/queue.js';
 import { openSpool } from '../../src/activity/spool.js';
+import { activityEventJson } from '../../src/activity/sinks/file.js';
+import { transpileSources } from '../helpers/transpile.js';
 import { eventFactory } from '../helpers/activity-events.js';
 
 /**
@@ -158,6 +160,65 @@ function deadPid(): number {
 }
 
 describe('sink runner', () => {
+  it('hands a sink with deliverEncoded the JSON lines as queued, with the same batch ids, and retries the same bytes', async () => {
+    const attempts: { batchId: string; lines: string[] }[] = [];
+    let failFirst = true;
+    const sink: Sink = {
+      name: 'encoded',
+      async deliver() {
+        throw new Error('deliver() must not be used for batches from memory');
+      },
+      async deliverEncoded(events: readonly EncodedActivityEvent[], batchId: string) {
+        attempts.push({ batchId, lines: events.map((e) => e.line.toString('utf8')) });
+        if (failFirst) {
+          failFirst = false;
+          throw new Error('reply lost');
+        }
+      },
+      async close() {},
+    };
+    const { runner, counters } = startRunner(sink, freshDir());
+    const events = makeEvents(25);
+    for (const e of events) runner.enqueue(e);
+    await until(() => counters.delivered === 25, 5000, 'all delivered');
+    expect(attempts[0]).toEqual(attempts[1]); // the retry: same batch id, same bytes
+    const delivered = attempts.slice(1);
+    expect(delivered.flatMap((a) => a.lines)).toEqual(events.map((e) => `${activityEventJson(e)}\n`));
+    expect(delivered.map((a) => a.batchId)).toEqual([`${events[0]!.id}-10`, `${events[10]!.id}-10`, `${events[20]!.id}-5`]);
+  });
+
+  it('holds no event object while it waits: what the recorder made can be collected at once', () => {
+    // In a child with --expose-gc: 2,000 events queued behind a sink that never answers; after a
+    // GC, WeakRefs to them must be empty (the queue holds their encoded lines only).
+    const dir = path.join(root, `retain-${++dirs}`);
+    mkdirSync(dir);
+    transpileSources(dir, ['src/activity/queue.ts', 'src/activity/spool.ts', 'src/activity/event.ts', 'src/activity/sinks/file.ts']);
+    writeFileSync(path.join(dir, 'retain.mjs'), `
+      import { createSinkRunner } from './src/activity/queue.js';
+      const sink = { name: 'stuck', deliver: () => new Promise(() => {}), deliverEncoded: () => new Promise(() => {}), close: async () => {} };
+      const runner = createSinkRunner({ sink, spoolDir: process.argv[2], maxMemoryEvents: 10000, maxSpoolBytes: 1e7,
+        batchSize: 100000, flushIntervalMs: 60000, retryBaseMs: 10, retryMaxMs: 10 });
+      const refs = [];
+      // In a function of its own: a suspended top-level await would keep the last event in a register.
+      (function enqueueAll() {
+      for (let i = 0; i < 2000; i++) {
+        const event = { id: 'E' + i, time: new Date(1714564800000 + i).toISOString(), requestId: 'r' + i, tokenId: 't', tokenName: 'n',
+          tokenType: 'production', project: 'default', ecosystem: 'npm', kind: 'download', package: 'p' + i, version: '1.0.' + i,
+          file: null, method: 'GET', status: 200, bytes: i, durationMs: 1, clientIp: '10.0.0.1', userAgent: 'ua ' + i, sealed: false };
+        refs.push(new WeakRef(event));
+        runner.enqueue(event);
+      }
+      })();
+      await new Promise((r) => setTimeout(r, 50));
+      globalThis.gc();
+      console.log(JSON.stringify({ alive: refs.filter((r) => r.deref() !== undefined).length, depth: runner.depth() }));
+      process.exit(0);
+    `);
+    const child = spawnSync(process.execPath, ['--expose-gc', path.join(dir, 'retain.mjs'), path.join(dir, 'spool')], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ alive: 0, depth: { memory: 2000, disk: 0 } });
+  });
+
   it('delivers a partial batch once the flush interval passes, without waiting for a full batch', async () => {
     const sink = scriptedSink();
     const { runner } = startRunner(sink, freshDir(), { batchSize: 500, flushIntervalMs: 20 });

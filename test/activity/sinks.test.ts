@@ -9,7 +9,7 @@ import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
-import { activityEventJson, activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
+import { activityEventJson, activityFilePath, createFileSink, decodeActivityEvent, encodeActivityEvent } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
@@ -77,6 +77,23 @@ function runChild(script: string, args: string[]): Child {
   });
   return { proc, ready, exited };
 }
+
+describe('encoded events (how a sink runner holds them in memory)', () => {
+  it('hold the UTF-8 bytes of activityEventJson and a newline, the UTC date and the id', () => {
+    const event = makeEvent({ userAgent: 'npm (Zürich, €, 😀, \ud800)', time: '2024-05-01T23:59:59.999Z' });
+    const encoded = encodeActivityEvent(event);
+    expect(encoded.line.equals(Buffer.from(`${activityEventJson(event)}\n`, 'utf8'))).toBe(true);
+    expect(encoded.date).toBe('2024-05-01');
+    expect(encoded.id).toBe(event.id);
+  });
+
+  it('decode to exactly the ActivityEvent fields: nothing else an object carried, such as a token', () => {
+    const event = makeEvent();
+    const decoded = decodeActivityEvent(encodeActivityEvent({ ...event, token: 'tg_secret' } as ActivityEvent));
+    expect(decoded).toEqual(plain([event])[0]);
+    expect(Object.keys(decoded)).not.toContain('token');
+  });
+});
 
 describe('file sink', () => {
   it('writes exactly the events given, in order, once, one NDJSON line each', async () => {
@@ -265,6 +282,16 @@ describe('redis stream sink', () => {
     await sink.deliver(first, 'b1');
     await sink.deliver(second, 'b2');
     expect(await streamEvents(k)).toEqual(plain([...first, ...second]));
+  });
+
+  it('writes encoded events (a runner\'s memory queue) as the same entries, byte for byte', async () => {
+    const k = key();
+    const sink = track(createRedisStreamSink({ url: server.url, key: k, maxLen: 10_000 }));
+    const events = [...makeEvents(2), makeEvent({ userAgent: 'pip/24 (Zürich, €, 😀)', package: 'naïve\u2028pkg' })];
+    await sink.deliverEncoded!(events.map(encodeActivityEvent), 'b1');
+    const entries = await admin.xrange(k, '-', '+');
+    expect(entries.map(([, fields]) => fields[1])).toEqual(events.map(activityEventJson));
+    expect(await streamEvents(k)).toEqual(plain(events));
   });
 
   it('does not write a retried batch twice (same batchId), and remembers it for dedupeTtlMs', async () => {

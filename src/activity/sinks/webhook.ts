@@ -16,9 +16,9 @@
  * https is the production choice (config allows http on loopback only); the sink itself speaks
  * both.
  */
-import type { ActivityEvent, Sink } from '../event.js';
+import type { EncodedActivityEvent, Sink } from '../event.js';
 import type { Signer } from '../signing.js';
-import { activityEventJson } from './file.js';
+import { encodeActivityEvent } from './file.js';
 
 export interface WebhookSinkOptions {
   /** http(s) URL of the receiver. */
@@ -41,7 +41,19 @@ export class WebhookStatusError extends Error {
   }
 }
 
-const encoder = new TextEncoder();
+const COMMA = Buffer.from(',');
+const END = Buffer.from(']}');
+
+/** `{"batchId": ..., "events": [<line>, ...]}` as UTF-8, from the events' JSON lines. */
+function payloadBytes(events: readonly EncodedActivityEvent[], batchId: string): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{"batchId":${JSON.stringify(batchId)},"events":[`)];
+  events.forEach((e, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(e.line.subarray(0, e.line.length - 1));
+  });
+  parts.push(END);
+  return Buffer.concat(parts);
+}
 
 export function createWebhookSink(options: WebhookSinkOptions): Sink {
   let url: URL;
@@ -66,26 +78,28 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
   /** Aborts every request in flight on close. */
   const closing = new AbortController();
 
+  async function deliverEncoded(events: readonly EncodedActivityEvent[], batchId: string): Promise<void> {
+    if (closing.signal.aborted) throw new Error('webhook sink is closed');
+    if (events.length === 0) return;
+    const jws = await signer.sign(payloadBytes(events, batchId));
+    const response = await fetch(target, {
+      method: 'POST',
+      headers: { ...baseHeaders, 'content-type': 'application/jose', 'idempotency-key': batchId },
+      body: jws,
+      redirect: 'manual',
+      signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]),
+    });
+    // The reply body carries nothing the sink needs: discard it unread (its size is the receiver's choice).
+    await response.body?.cancel().catch(() => {});
+    if (response.status < 200 || response.status > 299) throw new WebhookStatusError(response.status);
+  }
+
   return {
     name: 'webhook',
-
-    deliver: async function deliver(events: readonly ActivityEvent[], batchId: string) {
-      if (closing.signal.aborted) throw new Error('webhook sink is closed');
-      if (events.length === 0) return;
-      const payload = `{"batchId":${JSON.stringify(batchId)},"events":[${events.map(activityEventJson).join(',')}]}`;
-      const jws = await signer.sign(encoder.encode(payload));
-      const response = await fetch(target, {
-        method: 'POST',
-        headers: { ...baseHeaders, 'content-type': 'application/jose', 'idempotency-key': batchId },
-        body: jws,
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]),
-      });
-      // The reply body carries nothing the sink needs: discard it unread (its size is the receiver's choice).
-      await response.body?.cancel().catch(() => {});
-      if (response.status < 200 || response.status > 299) throw new WebhookStatusError(response.status);
+    deliver: async function deliver(events, batchId) {
+      await deliverEncoded(events.map(encodeActivityEvent), batchId);
     },
-
+    deliverEncoded,
     close: async function close() {
       closing.abort(new Error('webhook sink closed'));
     },
