@@ -55,6 +55,10 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
   --keep-tmp           keep the temp dir (configs, logs, data dirs) for inspection
   --profile            run the Node servers with --cpu-prof; profiles (whole process lifetime,
                        warm-up included) go to bench/results/profiles/<timestamp>/
+  --compare-flags="F"  also run tollgate-flags: Tollgate as shipped, but started with the node
+                       flags F instead of npm start's (F may be empty), alternating with tollgate
+                       in the same rounds; its ratios to tollgate are reported. For deciding on V8
+                       flags: two runs of one build differ by more than most flags change.
 
 Scenarios: SCENARIO_NAMES
 Run \`npm run build\` first (npm run bench does).`;
@@ -79,6 +83,8 @@ const SCENARIOS = [
     what: 'baseline B: nginx 1 worker, proxy_pass keep-alive upstream, token map' },
   { name: 'tollgate', target: 'tollgate', routes: ALL_ROUTES, expect: [200], load: 'hit',
     what: 'Tollgate as shipped (dist/main.js, SQLite store, Production token, cache hit)' },
+  { name: 'tollgate-flags', target: 'flags', routes: ALL_ROUTES, expect: [200], load: 'hit',
+    what: 'Tollgate as shipped but with the node flags of --compare-flags (runs only with that option)' },
   { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
     what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
   { name: 'redis-hit', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-hit',
@@ -117,6 +123,7 @@ function parseCommandLine() {
       'no-write': { type: 'boolean', default: false },
       'keep-tmp': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'compare-flags': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -139,9 +146,17 @@ function parseCommandLine() {
     return allowed.filter((a) => items.includes(a));
   };
   const quick = values.quick;
+  const compareFlags = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
+  if (compareFlags?.some((f) => !f.startsWith('--'))) usage(`--compare-flags takes node flags (--name or --name=value), got "${values['compare-flags']}"`);
+  let only = list('only', SCENARIO_NAMES);
+  if (compareFlags === undefined) {
+    if (values.only !== undefined && only.includes('tollgate-flags')) usage('tollgate-flags runs only with --compare-flags');
+    only = only.filter((n) => n !== 'tollgate-flags');
+  }
   return {
     quick,
-    only: list('only', SCENARIO_NAMES),
+    only,
+    compareFlags,
     routes: list('routes', ALL_ROUTES),
     rounds: Math.floor(num('rounds', quick ? 1 : 2)),
     durationS: num('duration', quick ? 1 : 5, 0.5),
@@ -270,14 +285,15 @@ async function startOrigin() {
 /** The V8 flags `npm start` (and the Docker image) run the gateway with: Tollgate as shipped. */
 const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+(=\S+)?/g) ?? [];
 
-async function startTollgate(name, { script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [] } = {}) {
+async function startTollgate(name, {
+  script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, dataDir = path.join(tmpDir, `${name}-data`),
+} = {}) {
   const port = await freePort();
   const adminPort = await freePort();
-  const dataDir = path.join(tmpDir, `${name}-data`);
   mkdirSync(dataDir, { recursive: true });
   const env = tollgateEnv({ port, adminPort, dataDir, redisUrl, extra });
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
-  const entry = group.start(name, NODE, [...nodeArgs(name), ...SHIPPED_NODE_FLAGS, script], { env, cwd: ROOT });
+  const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
   await waitReady(entry, async () => {
     const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
     if (res.status !== 200) throw new Error(`healthz ${res.status}`);
@@ -303,9 +319,13 @@ async function startRedis() {
 async function startAll() {
   await startOrigin();
   const tasks = [];
-  const needsHitToken = ['bare', 'nginx', 'tollgate', 'noauth'].some((t) => neededTargets.has(t));
+  const needsHitToken = ['bare', 'nginx', 'tollgate', 'flags', 'noauth'].some((t) => neededTargets.has(t));
   if (needsHitToken || neededTargets.has('tollgate')) {
     [tokens.hit] = await startTollgate('tollgate', { tokenNames: ['bench-hit'] });
+  }
+  if (neededTargets.has('flags')) {
+    // The same data dir (and so the same token) as tollgate: the two differ in their node flags only.
+    tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, dataDir: targets.tollgate.dataDir }));
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {
     skipped.set('tollgate-noauth', `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
@@ -577,7 +597,7 @@ async function preflight() {
     }
   };
   const bearer = (t) => ({ authorization: `Bearer ${t}` });
-  for (const name of ['bare', 'nginx', 'tollgate', 'noauth']) {
+  for (const name of ['bare', 'nginx', 'tollgate', 'flags', 'noauth']) {
     if (!targets[name]) continue;
     for (const route of opts.routes) await check(name, bearer(tokens.hit), route, 200);
     if (name !== 'noauth') await check(name, {}, '1k', 401);
@@ -717,6 +737,10 @@ const RATIOS = [
   { id: 'tollgate/bare MiB/s 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'mibPerSec', op: '>=', target: 0.9 },
   { id: 'tollgate/bare CPU/req 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'cpuUsPerReq' },
   { id: 'tollgate/nginx MiB/s 10m', num: ['tollgate', '10m'], den: ['nginx', '10m'], field: 'mibPerSec' },
+  ...ALL_ROUTES.flatMap((route) => [
+    { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
+    { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
+  ]),
   { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05 },
   { id: 'auth on/off req/s 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'reqPerSec' },
   { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
@@ -754,7 +778,7 @@ function computeChecks(summary, evictionChecks) {
   const checks = [];
   // Peak RSS per Tollgate process (VmHWM is per process, so take the last reading of any of its scenarios).
   const processes = {
-    tollgate: 'Tollgate (SQLite)', noauth: 'Tollgate (auth off)', redis: 'Tollgate (Redis)', flood: 'Tollgate (floods)', limited: 'Tollgate (limited flood)',
+    tollgate: 'Tollgate (SQLite)', flags: 'Tollgate (--compare-flags)', noauth: 'Tollgate (auth off)', redis: 'Tollgate (Redis)', flood: 'Tollgate (floods)', limited: 'Tollgate (limited flood)',
   };
   for (const [target, label] of Object.entries(processes)) {
     const names = SCENARIOS.filter((x) => x.target === target).map((x) => x.name);
@@ -844,6 +868,7 @@ function render(meta, summary, ratios, checks) {
   const parts = [];
   parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
+  parts.push(`node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${meta.compareFlags.join(' ') || '(none)'}` : ''}`);
   parts.push('');
   const rows = summary.map((s) => [
     s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
@@ -903,6 +928,8 @@ async function main() {
     requestsLarge: opts.requestsLarge,
     maxLargeS: opts.maxLargeS,
     missTokens: opts.missTokens,
+    shippedNodeFlags: SHIPPED_NODE_FLAGS,
+    compareFlags: opts.compareFlags,
     scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),
   };
   log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);

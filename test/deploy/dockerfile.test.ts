@@ -35,7 +35,7 @@ describe('Dockerfile', () => {
     const start = (JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
     expect(entrypoint).toEqual(start.split(/\s+/));
     // The flags the README's Operations section explains (memory under load, no GC storm after idle).
-    for (const flag of ['--max-semi-space-size=8', '--no-allocation-site-pretenuring', '--no-memory-reducer']) expect(entrypoint).toContain(flag);
+    for (const flag of ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer']) expect(entrypoint).toContain(flag);
   });
 
   it('fails the linter on a broken Dockerfile (the check is real)', () => {
