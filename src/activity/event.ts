@@ -53,18 +53,20 @@ export interface Sink {
 }
 
 /**
- * An event as a sink runner's memory queue holds it until its batch is delivered: its JSON line,
- * encoded once, plus the two fields the runner and the file sink need. Events wait for their
- * batch long enough to outlive young-generation GCs; as objects with a dozen strings each they
- * were most of what V8 promoted to the old generation per request, as one small buffer view
- * they are a fraction of it.
+ * An event as a sink runner holds it (see EncodedEventQueue): its JSON line, encoded once at
+ * enqueue, and the date the file sink files it under.
  */
 export interface EncodedActivityEvent {
-  readonly id: string;
   /** The UTC date of `time`, YYYY-MM-DD: the daily file the event belongs to. */
   readonly date: string;
-  /** activityEventJson(event) and a newline, UTF-8. */
-  readonly line: Buffer;
+  /**
+   * The line, activityEventJson(event) and a newline as UTF-8, is bytes[start, end). The events
+   * of one batch from a runner's memory share `bytes`, their lines back to back (a sink writes a
+   * run of them as one slice); an event encoded on its own has bytes of its own.
+   */
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly end: number;
 }
 
 const CROCKFORD = Buffer.from('0123456789ABCDEFGHJKMNPQRSTVWXYZ', 'latin1');

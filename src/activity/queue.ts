@@ -1,5 +1,6 @@
 import type { ActivityEvent, EncodedActivityEvent, Sink } from './event.js';
-import { decodeActivityEvent, encodeActivityEvent } from './sinks/file.js';
+import { EncodedEventQueue } from './encoded-queue.js';
+import { decodeActivityEvent } from './sinks/file.js';
 import { openSpool, type Spool } from './spool.js';
 
 export interface SinkRunnerOptions {
@@ -40,9 +41,9 @@ export interface SinkRunner {
  *
  *   enqueue ──► memory queue ──(full)──► disk spool ──► delivery loop ──► sink
  *
- * In memory an event is held encoded (its JSON line as bytes, see EncodedActivityEvent), made
- * once at enqueue, so that what waits for a batch is one small object per event rather than a
- * dozen; a sink with deliverEncoded takes the lines as they are, any other gets them decoded.
+ * In memory events are held encoded (their JSON lines back to back in one buffer, see
+ * EncodedEventQueue), made once at enqueue, so that nothing waits for a batch as an object; a
+ * sink with deliverEncoded takes the lines as they are, any other gets them decoded.
  *
  * While the memory queue has room and nothing is on disk, events stay in memory. Once it is
  * full, new events go to disk until the disk is drained again, so the order is always: memory
@@ -59,7 +60,7 @@ type Batch =
 export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   const { sink } = options;
   const spool: Spool = openSpool(options.spoolDir);
-  let memory: EncodedActivityEvent[] = [];
+  const memory = new EncodedEventQueue();
   /** Events on their way to disk (appends are serialised inside the spool). */
   let spilling = 0;
   let toDisk = spool.events > 0;
@@ -134,13 +135,13 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
 
   async function nextBatch(): Promise<Batch | undefined> {
     if (memory.length > 0) {
-      const encoded = memory.slice(0, options.batchSize);
+      const encoded = memory.peek(options.batchSize);
       return {
         encoded,
         count: encoded.length,
-        firstId: encoded[0]!.id,
+        firstId: decodeActivityEvent(encoded[0]!).id,
         ack: async () => {
-          memory = memory.slice(encoded.length);
+          memory.drop(encoded.length);
         },
       };
     }
@@ -224,7 +225,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     enqueue(event) {
       if (stopped) return;
       if (!toDisk && memory.length < options.maxMemoryEvents) {
-        memory.push(encodeActivityEvent(event));
+        memory.push(event);
         if (memory.length === 1 || memory.length >= options.batchSize) signal();
         return;
       }
@@ -254,8 +255,8 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       stopWait?.();
       await running;
       await spillIdle();
-      const rest = memory;
-      memory = [];
+      const rest = memory.peek(memory.length);
+      memory.drop(rest.length);
       await spool.prepend(rest.map(decodeActivityEvent));
       await sink.close();
     },

@@ -158,7 +158,7 @@ export class RecordedActivityEvent implements ActivityEvent {
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /** `YYYY-MM-DD`, the UTC date of an event's `time` (today's when `time` is unreadable). */
-function utcDate(time: string): string {
+export function utcDate(time: string): string {
   if (ISO_UTC.test(time)) return time.slice(0, 10); // the recorder's own format: no parsing per event
   const ms = Date.parse(time);
   return new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
@@ -171,19 +171,30 @@ export function activityFilePath(dir: string, stream: ActivityStream, time: stri
 
 /** The event as a sink runner holds it (see EncodedActivityEvent): its JSON line as UTF-8, encoded once. */
 export function encodeActivityEvent(event: ActivityEvent): EncodedActivityEvent {
-  return { id: event.id, date: utcDate(event.time), line: Buffer.from(`${activityEventJson(event)}\n`) };
+  const bytes = Buffer.from(`${activityEventJson(event)}\n`);
+  return { date: utcDate(event.time), bytes, start: 0, end: bytes.length };
+}
+
+/** The event's line, newline included, as a view of its bytes. */
+export function encodedLine(encoded: EncodedActivityEvent): Buffer {
+  return encoded.bytes.subarray(encoded.start, encoded.end);
 }
 
 /** The event an encoded one was made from, as a plain object with exactly the ActivityEvent fields. */
 export function decodeActivityEvent(encoded: EncodedActivityEvent): ActivityEvent {
-  return JSON.parse(encoded.line.toString('utf8')) as ActivityEvent;
+  return JSON.parse(encoded.bytes.toString('utf8', encoded.start, encoded.end)) as ActivityEvent;
 }
 
-/** events[start..end) as NDJSON bytes: their lines, one after another. */
+/** events[start..end) as NDJSON bytes: one slice when their lines lie back to back (a runner's batch), else a copy. */
 function ndjson(events: readonly EncodedActivityEvent[], start: number, end: number): Buffer {
-  if (end - start === 1) return events[start]!.line;
+  const first = events[start]!;
+  let contiguous = true;
+  for (let i = start + 1; i < end && contiguous; i++) {
+    contiguous = events[i]!.bytes === first.bytes && events[i]!.start === events[i - 1]!.end;
+  }
+  if (contiguous) return first.bytes.subarray(first.start, events[end - 1]!.end);
   const lines: Buffer[] = [];
-  for (let i = start; i < end; i++) lines.push(events[i]!.line);
+  for (let i = start; i < end; i++) lines.push(encodedLine(events[i]!));
   return Buffer.concat(lines);
 }
 

@@ -159,7 +159,7 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
 
     /** The JSON lines go to Redis as the bytes they are (ioredis writes a Buffer argument as is). */
     deliverEncoded: async function deliverEncoded(events: readonly EncodedActivityEvent[], batchId: string) {
-      await append(events.map((e) => e.line.subarray(0, e.line.length - 1)), batchId);
+      await append(events.map((e) => e.bytes.subarray(e.start, e.end - 1)), batchId);
     },
 
     close: async function close() {

@@ -44,15 +44,19 @@ export class WebhookStatusError extends Error {
 const COMMA = Buffer.from(',');
 const END = Buffer.from(']}');
 
-/** `{"batchId": ..., "events": [<line>, ...]}` as UTF-8, from the events' JSON lines. */
+/** `{"batchId": ..., "events": [<line>, ...]}` as UTF-8, copied from the events' JSON lines. */
 function payloadBytes(events: readonly EncodedActivityEvent[], batchId: string): Buffer {
-  const parts: Buffer[] = [Buffer.from(`{"batchId":${JSON.stringify(batchId)},"events":[`)];
+  const head = Buffer.from(`{"batchId":${JSON.stringify(batchId)},"events":[`);
+  let size = head.length + END.length;
+  for (const e of events) size += e.end - e.start; // each line's newline becomes its comma
+  const out = Buffer.allocUnsafe(size);
+  let at = head.copy(out, 0);
   events.forEach((e, i) => {
-    if (i > 0) parts.push(COMMA);
-    parts.push(e.line.subarray(0, e.line.length - 1));
+    if (i > 0) at += COMMA.copy(out, at);
+    at += e.bytes.copy(out, at, e.start, e.end - 1);
   });
-  parts.push(END);
-  return Buffer.concat(parts);
+  at += END.copy(out, at);
+  return out.subarray(0, at);
 }
 
 export function createWebhookSink(options: WebhookSinkOptions): Sink {

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
+import type { ActivityEvent } from '../../src/activity/event.js';
+import { activityEventJson, encodedLine, utcDate } from '../../src/activity/sinks/file.js';
+import { eventFactory } from '../helpers/activity-events.js';
+
+// One event every 7 minutes: a few hundred events span several UTC days.
+const makeEvent = eventFactory({ stepMs: 7 * 60_000, perEvent: (seq) => ({ userAgent: `pip/${seq} (Zürich, €, 😀)`.repeat(1 + (seq % 5)) }) });
+const lineOf = (e: ActivityEvent) => `${activityEventJson(e)}\n`;
+
+describe('EncodedEventQueue', () => {
+  it('gives back every line and date in order, across buffer moves and index compaction', () => {
+    const q = new EncodedEventQueue();
+    const events = Array.from({ length: 12_000 }, () => makeEvent()); // ~6 MB of lines: many moves
+    const seen: { line: string; date: string }[] = [];
+    let next = 0;
+    while (next < events.length || q.length > 0) {
+      for (let i = 0; i < 700 && next < events.length; i++) q.push(events[next++]!);
+      const batch = q.peek(500);
+      seen.push(...batch.map((e) => ({ line: encodedLine(e).toString('utf8'), date: e.date })));
+      q.drop(batch.length);
+    }
+    expect(seen).toEqual(events.map((e) => ({ line: lineOf(e), date: utcDate(e.time) })));
+    expect(new Set(seen.map((s) => s.date)).size).toBeGreaterThan(30);
+  });
+
+  it('never overwrites a batch on its way to a sink, however much is queued after it', () => {
+    const q = new EncodedEventQueue();
+    const first = Array.from({ length: 50 }, () => makeEvent());
+    for (const e of first) q.push(e);
+    const inFlight = q.peek(50);
+    const copy = inFlight.map((e) => Buffer.from(encodedLine(e)));
+    for (let i = 0; i < 5_000; i++) q.push(makeEvent()); // moves the queue to new buffers
+    expect(inFlight.map((e, i) => encodedLine(e).equals(copy[i]!))).toEqual(first.map(() => true));
+    q.drop(50);
+    for (let i = 0; i < 5_000; i++) q.push(makeEvent());
+    expect(inFlight.map((e) => encodedLine(e).toString('utf8'))).toEqual(first.map(lineOf));
+  });
+
+  it('peeks at most what is queued, drops at most that, and a peek does not consume', () => {
+    const q = new EncodedEventQueue();
+    expect(q.peek(10)).toEqual([]);
+    q.drop(5);
+    const events = [makeEvent(), makeEvent(), makeEvent()];
+    for (const e of events) q.push(e);
+    expect(q.peek(10)).toHaveLength(3);
+    expect(q.peek(2).map((e) => encodedLine(e).toString())).toEqual(events.slice(0, 2).map(lineOf));
+    expect(q.length).toBe(3);
+    q.drop(10);
+    expect(q.length).toBe(0);
+    const later = makeEvent();
+    q.push(later);
+    expect(q.peek(10).map((e) => encodedLine(e).toString())).toEqual([lineOf(later)]);
+  });
+
+  it('files an event whose time is not ISO by its parsed date, like the file sink', () => {
+    const q = new EncodedEventQueue();
+    q.push(makeEvent({ time: 'Wed, 01 May 2024 23:30:00 GMT' }));
+    expect(q.peek(1)[0]!.date).toBe('2024-05-01');
+  });
+});
