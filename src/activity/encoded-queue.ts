@@ -19,9 +19,11 @@ function dayNumber(date: string): number {
  * copied by each GC and then promoted to the old generation (as objects, most of what V8
  * promoted per request). The objects a sink gets (EncodedActivityEvent) are made per batch.
  *
- * Lines are only ever appended. When the buffer is full the queued lines move to a new, larger
- * one; the old buffer stays as it was, so a batch on its way to a sink (views into it) is never
- * overwritten.
+ * Lines are appended. When the buffer is full, the queued lines move to its start if they take
+ * at most half of it and no batch is out (between peek() and drop()); otherwise to a new buffer
+ * twice their size, and the old one stays as it was, so a batch on its way to a sink (views into
+ * it) is never overwritten. Moving within the buffer matters: a new buffer per move was ~1 MB of
+ * ArrayBuffer every few hundred events, and such allocations hasten V8's GCs.
  */
 export class EncodedEventQueue {
   #buf = Buffer.allocUnsafe(INITIAL_BYTES);
@@ -34,6 +36,8 @@ export class EncodedEventQueue {
   #ends: number[] = [];
   #days: number[] = [];
   #first = 0;
+  /** A batch is out: its lines must stay where they are. */
+  #pinned = false;
   /** The last date string made, reused for the events of one day. */
   #dayNumber = 0;
   #dayString = '';
@@ -57,6 +61,7 @@ export class EncodedEventQueue {
   /** The first `count` queued events (at most length), as a sink gets them. They stay queued until drop(). */
   peek(count: number): EncodedActivityEvent[] {
     const n = Math.min(count, this.length);
+    if (n > 0) this.#pinned = true;
     const out: EncodedActivityEvent[] = new Array(n);
     const bytes = this.#buf;
     const base = this.#base;
@@ -72,6 +77,7 @@ export class EncodedEventQueue {
   /** Forgets the first `count` queued events (delivered). */
   drop(count: number): void {
     const n = Math.min(count, this.length);
+    this.#pinned = false;
     if (n === 0) return;
     this.#first += n;
     this.#start = this.#ends[this.#first - 1]!;
@@ -94,6 +100,11 @@ export class EncodedEventQueue {
   /** Moves the queued lines to a new buffer with room for `room` more bytes. */
   #move(room: number): void {
     const live = this.#end - this.#start;
+    if (!this.#pinned && 2 * (live + room) <= this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start - this.#base, this.#end - this.#base);
+      this.#base = this.#start;
+      return;
+    }
     const next = Buffer.allocUnsafe(Math.max(INITIAL_BYTES, 2 * (live + room)));
     this.#buf.copy(next, 0, this.#start - this.#base, this.#end - this.#base);
     this.#buf = next;
