@@ -5,11 +5,12 @@ const INITIAL_BYTES = 64 * 1024;
 /** The index arrays are cut down once this many delivered entries lead them. */
 const COMPACT_AFTER = 4096;
 
+const digit = (s: string, i: number): number => s.charCodeAt(i) - 48;
+
 /** YYYY-MM-DD as the number YYYYMMDD, read digit by digit (no substrings). */
 function dayNumber(date: string): number {
-  const digit = (i: number): number => date.charCodeAt(i) - 48;
-  const year = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3);
-  return year * 10_000 + (digit(5) * 10 + digit(6)) * 100 + digit(8) * 10 + digit(9);
+  const year = digit(date, 0) * 1000 + digit(date, 1) * 100 + digit(date, 2) * 10 + digit(date, 3);
+  return year * 10_000 + (digit(date, 5) * 10 + digit(date, 6)) * 100 + digit(date, 8) * 10 + digit(date, 9);
 }
 
 /**

@@ -36,6 +36,11 @@ export interface SinkRunner {
   stop(): Promise<void>;
 }
 
+/** A batch from memory (encoded) or from the disk spool (events read back). */
+type Batch =
+  | { encoded: readonly EncodedActivityEvent[]; events?: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> }
+  | { encoded?: undefined; events: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> };
+
 /**
  * Carries one sink's events out of the gateway, in order, at least once:
  *
@@ -52,11 +57,6 @@ export interface SinkRunner {
  * Past maxSpoolBytes new events are dropped and counted. On stop the memory queue is written to
  * disk ahead of the spool, and the next start (this process or its successor) delivers it.
  */
-/** A batch from memory (encoded) or from the disk spool (events read back). */
-type Batch =
-  | { encoded: readonly EncodedActivityEvent[]; events?: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> }
-  | { encoded?: undefined; events: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> };
-
 export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   const { sink } = options;
   const spool: Spool = openSpool(options.spoolDir);

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
+import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
 import { activityEventJson, activityFilePath, createFileSink, decodeActivityEvent, encodeActivityEvent, encodedLine } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
@@ -287,7 +288,12 @@ describe('redis stream sink', () => {
     const k = key();
     const sink = track(createRedisStreamSink({ url: server.url, key: k, maxLen: 10_000 }));
     const events = [...makeEvents(2), makeEvent({ userAgent: 'pip/24 (Zürich, €, 😀)', package: 'naïve\u2028pkg' })];
-    await sink.deliverEncoded!(events.map(encodeActivityEvent), 'b1');
+    // As a runner hands them over: lines at offsets within one shared buffer.
+    const queue = new EncodedEventQueue();
+    queue.push(makeEvent());
+    queue.drop(1);
+    for (const e of events) queue.push(e);
+    await sink.deliverEncoded!(queue.peek(events.length), 'b1');
     const entries = await admin.xrange(k, '-', '+');
     expect(entries.map(([, fields]) => fields[1])).toEqual(events.map(activityEventJson));
     expect(await streamEvents(k)).toEqual(plain(events));
@@ -442,6 +448,23 @@ describe('webhook sink', () => {
       expect(one!.header).toEqual({ alg: 'ES256', kid: keys.signer.kid, typ: 'tollgate-activity+jws' });
       expect(one!.headers['content-type']).toBe('application/jose');
       expect(one!.headers['idempotency-key']).toBe('batch-1');
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('builds the payload from encoded events at any offset of a shared buffer (a runner\'s batch)', async () => {
+    const receiver = await startReceiver();
+    try {
+      const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
+      const queue = new EncodedEventQueue();
+      queue.push(makeEvent());
+      queue.drop(1);
+      const events = [...makeEvents(2), makeEvent({ userAgent: 'pip/24 (Zürich, €, 😀)' })];
+      for (const e of events) queue.push(e);
+      await sink.deliverEncoded!(queue.peek(3), 'batch-q');
+      expect(receiver.failures).toEqual([]);
+      expect(receiver.received.map((r) => r.payload)).toEqual([{ batchId: 'batch-q', events: plain(events) }]);
     } finally {
       await receiver.close();
     }
