@@ -41,7 +41,6 @@ export class WebhookStatusError extends Error {
   }
 }
 
-const COMMA = Buffer.from(',');
 const END = Buffer.from(']}');
 
 /** `{"batchId": ..., "events": [<line>, ...]}` as UTF-8, copied from the events' JSON lines. */
@@ -52,7 +51,7 @@ function payloadBytes(events: readonly EncodedActivityEvent[], batchId: string):
   const out = Buffer.allocUnsafe(size);
   let at = head.copy(out, 0);
   events.forEach((e, i) => {
-    if (i > 0) at += COMMA.copy(out, at);
+    if (i > 0) out[at++] = 0x2c; // ,
     at += e.bytes.copy(out, at, e.start, e.end - 1);
   });
   at += END.copy(out, at);
