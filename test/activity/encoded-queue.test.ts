@@ -9,9 +9,9 @@ const makeEvent = eventFactory({ stepMs: 7 * 60_000, perEvent: (seq) => ({ userA
 const lineOf = (e: ActivityEvent) => `${activityEventJson(e)}\n`;
 
 describe('EncodedEventQueue', () => {
-  it('gives back every line and date in order, across buffer moves and index compaction', () => {
+  it('gives back every line and date in order, across segments and index compaction', () => {
     const q = new EncodedEventQueue();
-    const events = Array.from({ length: 12_000 }, () => makeEvent()); // ~6 MB of lines: many moves
+    const events = Array.from({ length: 12_000 }, () => makeEvent()); // ~6 MB of lines: many segments
     const seen: { line: string; date: string }[] = [];
     let next = 0;
     while (next < events.length || q.length > 0) {
@@ -26,15 +26,55 @@ describe('EncodedEventQueue', () => {
 
   it('never overwrites a batch on its way to a sink, however much is queued after it', () => {
     const q = new EncodedEventQueue();
-    // A large buffer with only a few lines left at its end: the next move could be made in place.
+    // A batch of the last few lines of a segment: once its other lines are delivered, it could be reused.
     for (let i = 0; i < 2_000; i++) q.push(makeEvent());
     q.drop(q.peek(1_990).length);
     const inFlight = q.peek(10);
     const expected = inFlight.map((e) => encodedLine(e).toString('utf8'));
-    for (let i = 0; i < 5_000; i++) q.push(makeEvent()); // several moves while the batch is out
+    for (let i = 0; i < 5_000; i++) q.push(makeEvent()); // many segments filled while the batch is out
     expect(inFlight.map((e) => encodedLine(e).toString('utf8'))).toEqual(expected);
     q.drop(10);
     expect(q.length).toBe(5_000);
+  });
+
+  it('reuses its buffers when a batch is always out (a busy sink): a bounded set, not one per fill', () => {
+    const q = new EncodedEventQueue();
+    const buffers = new Set<Buffer>();
+    let batch = q.peek(0);
+    const expected: string[] = [];
+    const seen: string[] = [];
+    for (let round = 0; round < 400; round++) {
+      // While a batch is being delivered, more events arrive; then it is acked and the next taken.
+      for (let i = 0; i < 300; i++) {
+        const e = makeEvent();
+        expected.push(lineOf(e));
+        q.push(e);
+      }
+      seen.push(...batch.map((e) => encodedLine(e).toString('utf8')));
+      q.drop(batch.length);
+      batch = q.peek(500);
+      for (const e of batch) buffers.add(e.bytes);
+    }
+    seen.push(...batch.map((e) => encodedLine(e).toString('utf8')));
+    expect(seen).toEqual(expected.slice(0, seen.length));
+    expect(seen.length).toBeGreaterThan(100_000);
+    // 120,000 lines went through; a new buffer per fill would be hundreds of buffers.
+    expect(buffers.size).toBeLessThan(64);
+  });
+
+  it('holds a line longer than a segment, and goes back to standard segments after it', () => {
+    const q = new EncodedEventQueue();
+    const long = makeEvent({ userAgent: 'é'.repeat(100_000) }); // ~200 KB of UTF-8
+    const events = [makeEvent(), long, makeEvent(), makeEvent()];
+    for (const e of events) q.push(e);
+    const batch = q.peek(10);
+    expect(batch.map((e) => encodedLine(e).toString('utf8'))).toEqual(events.map(lineOf));
+    q.drop(batch.length);
+    const after = [makeEvent(), makeEvent()];
+    for (const e of after) q.push(e);
+    const next = q.peek(10);
+    expect(next.map((e) => encodedLine(e).toString('utf8'))).toEqual(after.map(lineOf));
+    expect(next[0]!.bytes.length).toBeLessThan(100_000);
   });
 
   it('peeks at most what is queued, drops at most that, and a peek does not consume', () => {

@@ -195,16 +195,35 @@ describe('file sink', () => {
     expect(activityFilePath(dir, 'production', 'not a time')).toBe(path.join(dir, 'activity', `production-${today}.ndjson`));
   });
 
+  it('writes a runner\'s batch that spans several queue segments whole, in order, byte for byte', async () => {
+    const dir = freshDir();
+    const sink = track(createFileSink({ dir, stream: 'production' }));
+    const queue = new EncodedEventQueue();
+    const events = makeEvents(1_500, { userAgent: 'npm/10.8.2 node/v20.18.1 linux x64 workspaces/false (€, 😀)' });
+    queue.push(makeEvent()); // the batch starts inside a segment, not at its beginning
+    for (const e of events) queue.push(e);
+    queue.drop(1);
+    const batch = queue.peek(events.length);
+    expect(new Set(batch.map((e) => e.bytes)).size).toBeGreaterThan(3); // lines in several segments
+    await sink.deliverEncoded!(batch, 'segments');
+    const bytes = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
+    expect(bytes.equals(Buffer.from(events.map((e) => `${activityEventJson(e)}\n`).join(''), 'utf8'))).toBe(true);
+  });
+
   it('keeps every line intact when three processes append large batches to one file at once', async () => {
     const dir = freshDir();
     const build = path.join(dir, 'build');
     mkdirSync(build);
-    transpileSources(build, ['src/activity/sinks/file.ts']);
+    transpileSources(build, ['src/activity/sinks/file.ts', 'src/activity/encoded-queue.ts']);
     const script = path.join(build, 'append.mjs');
     // Lines of ~6 KB and batches of ~150 KB: far beyond PIPE_BUF, so only O_APPEND + one write keeps them whole.
+    // Odd batches are plain events (one write), even ones a runner's memory batch spanning several
+    // queue segments (one writev).
     writeFileSync(script, `
 import { createFileSink } from './src/activity/sinks/file.js';
+import { EncodedEventQueue } from './src/activity/encoded-queue.js';
 import { once } from 'node:events';
+const queue = new EncodedEventQueue();
 const [dir, worker, batches, perBatch] = process.argv.slice(2);
 const sink = createFileSink({ dir, stream: 'production' });
 const pad = String(worker).repeat(6000);
@@ -218,7 +237,15 @@ for (let b = 0; b < Number(batches); b++) {
       version: String(b), file: String(i), method: 'GET', status: 200, bytes: 1, durationMs: 1, clientIp: '127.0.0.1',
       userAgent: pad, sealed: false });
   }
-  await sink.deliver(events, worker + '-' + b);
+  if (b % 2 === 1) {
+    await sink.deliver(events, worker + '-' + b);
+    continue;
+  }
+  for (const e of events) queue.push(e);
+  const batch = queue.peek(events.length);
+  if (new Set(batch.map((e) => e.bytes)).size < 2) throw new Error('the batch should span several segments');
+  await sink.deliverEncoded(batch, worker + '-' + b);
+  queue.drop(batch.length);
 }
 await sink.close();
 process.stdin.destroy();
@@ -291,12 +318,27 @@ describe('redis stream sink', () => {
     // As a runner hands them over: lines at offsets within one shared buffer.
     const queue = new EncodedEventQueue();
     queue.push(makeEvent());
-    queue.drop(1);
     for (const e of events) queue.push(e);
-    await sink.deliverEncoded!(queue.peek(events.length), 'b1');
+    queue.drop(1);
+    const batch = queue.peek(events.length);
+    expect(batch[0]!.start).toBeGreaterThan(0);
+    await sink.deliverEncoded!(batch, 'b1');
     const entries = await admin.xrange(k, '-', '+');
     expect(entries.map(([, fields]) => fields[1])).toEqual(events.map(activityEventJson));
     expect(await streamEvents(k)).toEqual(plain(events));
+  });
+
+  it('writes a batch spanning several queue segments as one entry per event, in order', async () => {
+    const k = key();
+    const sink = track(createRedisStreamSink({ url: server.url, key: k, maxLen: 10_000 }));
+    const events = makeEvents(1_200, { userAgent: 'pip/24.0 CPython/3.12.3 (Zürich, €, 😀, \u2028)' });
+    const queue = new EncodedEventQueue();
+    for (const e of events) queue.push(e);
+    const batch = queue.peek(events.length);
+    expect(new Set(batch.map((e) => e.bytes)).size).toBeGreaterThan(2);
+    await sink.deliverEncoded!(batch, 'segments');
+    const entries = await admin.xrange(k, '-', '+');
+    expect(entries.map(([, fields]) => fields[1])).toEqual(events.map(activityEventJson));
   });
 
   it('does not write a retried batch twice (same batchId), and remembers it for dedupeTtlMs', async () => {
@@ -459,10 +501,12 @@ describe('webhook sink', () => {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
       const queue = new EncodedEventQueue();
       queue.push(makeEvent());
-      queue.drop(1);
       const events = [...makeEvents(2), makeEvent({ userAgent: 'pip/24 (Zürich, €, 😀)' })];
       for (const e of events) queue.push(e);
-      await sink.deliverEncoded!(queue.peek(3), 'batch-q');
+      queue.drop(1);
+      const batch = queue.peek(3);
+      expect(batch[0]!.start).toBeGreaterThan(0);
+      await sink.deliverEncoded!(batch, 'batch-q');
       expect(receiver.failures).toEqual([]);
       expect(receiver.received.map((r) => r.payload)).toEqual([{ batchId: 'batch-q', events: plain(events) }]);
     } finally {

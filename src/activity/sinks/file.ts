@@ -8,9 +8,10 @@
  * order given. Production and Development have separate files, never mixed.
  *
  * Several processes (workers, instances on one host) append to the same file at once. Each
- * batch is opened with O_APPEND and written with ONE write(2) call per file: on Linux a write to
- * a regular file holds the inode lock, so an appended buffer never interleaves with another
- * process's. A batch that spans UTC midnight is split into consecutive runs per date, one
+ * batch is opened with O_APPEND and written with ONE write(2) call per file (writev(2) when a
+ * runner's batch spans several of its queue's segments): on Linux a write or writev to a regular
+ * file holds the inode lock for all its bytes, so an appended batch never interleaves with
+ * another process's. A batch that spans UTC midnight is split into consecutive runs per date, one
  * write per run, in order.
  *
  * fsync: one fdatasync per written run (per batch, in practice). `deliver` resolves only when
@@ -185,17 +186,41 @@ export function decodeActivityEvent(encoded: EncodedActivityEvent): ActivityEven
   return JSON.parse(encoded.bytes.toString('utf8', encoded.start, encoded.end)) as ActivityEvent;
 }
 
-/** events[start..end) as NDJSON bytes: one slice when their lines lie back to back (a runner's batch), else a copy. */
-function ndjson(events: readonly EncodedActivityEvent[], start: number, end: number): Buffer {
-  const first = events[start]!;
-  let contiguous = true;
-  for (let i = start + 1; i < end && contiguous; i++) {
-    contiguous = events[i]!.bytes === first.bytes && events[i]!.start === events[i - 1]!.end;
+/**
+ * events[start..end) as NDJSON bytes: one slice per run of lines that lie back to back (a runner's
+ * batch: one per queue segment it spans), and a line of its own otherwise.
+ */
+export function ndjson(events: readonly EncodedActivityEvent[], start: number, end: number): Buffer[] {
+  const runs: Buffer[] = [];
+  let from = events[start]!;
+  let to = from.end;
+  for (let i = start + 1; i < end; i++) {
+    const e = events[i]!;
+    if (e.bytes === from.bytes && e.start === to) {
+      to = e.end;
+      continue;
+    }
+    runs.push(from.bytes.subarray(from.start, to));
+    from = e;
+    to = e.end;
   }
-  if (contiguous) return first.bytes.subarray(first.start, events[end - 1]!.end);
-  const lines: Buffer[] = [];
-  for (let i = start; i < end; i++) lines.push(encodedLine(events[i]!));
-  return Buffer.concat(lines);
+  runs.push(from.bytes.subarray(from.start, to));
+  // One writev(2) takes at most IOV_MAX (1024) pieces; past that libuv splits it into several writes.
+  return runs.length > MAX_WRITE_PIECES ? [Buffer.concat(runs)] : runs;
+}
+
+const MAX_WRITE_PIECES = 256;
+
+/** Events encoded with their lines back to back in one buffer, as a runner's batch holds them. */
+function encodeBatch(events: readonly ActivityEvent[]): EncodedActivityEvent[] {
+  const lines = events.map((e) => `${activityEventJson(e)}\n`);
+  const bytes = Buffer.from(lines.join(''), 'utf8');
+  let at = 0;
+  return events.map((e, i) => {
+    const start = at;
+    at += Buffer.byteLength(lines[i]!, 'utf8');
+    return { date: utcDate(e.time), bytes, start, end: at };
+  });
 }
 
 /** Remembered partial progress is dropped past this many batches (the runner retries one batch at a time). */
@@ -213,15 +238,17 @@ export function createFileSink(options: FileSinkOptions): Sink {
   const progress = new Map<string, number>();
   let closed = false;
 
-  /** Appends one buffer with one write(2); returns how many bytes landed. */
-  async function appendOnce(file: string, data: Buffer): Promise<void> {
+  /** Appends the buffers with one write(2) or writev(2); rejects unless every byte landed. */
+  async function appendOnce(file: string, data: Buffer[]): Promise<void> {
     const handle = await open(file, 'a', 0o600);
     try {
-      const { bytesWritten } = await handle.write(data, 0, data.length);
-      if (bytesWritten < data.length) {
+      let length = 0;
+      for (const piece of data) length += piece.length;
+      const { bytesWritten } = data.length === 1 ? await handle.write(data[0]!) : await handle.writev(data);
+      if (bytesWritten < length) {
         // Only on a full disk or a size limit. End the torn line so later appends stay whole.
         await handle.write('\n').catch(() => {});
-        throw new Error(`short write to ${file}: ${bytesWritten} of ${data.length} bytes (disk full?)`);
+        throw new Error(`short write to ${file}: ${bytesWritten} of ${length} bytes (disk full?)`);
       }
       if (sync) await handle.datasync();
     } finally {
@@ -259,7 +286,7 @@ export function createFileSink(options: FileSinkOptions): Sink {
   return {
     name: stream === 'production' ? 'file' : 'file-development',
     deliver: async function deliver(events, batchId) {
-      await deliverEncoded(events.map(encodeActivityEvent), batchId);
+      await deliverEncoded(encodeBatch(events), batchId);
     },
     deliverEncoded,
     close: async function close() {
