@@ -531,6 +531,9 @@ describe('upstream failures', () => {
   let gw: TestGateway;
   let token: string;
   const partial = patternBytes(100);
+  const large = patternBytes(32 * 1024 * 1024);
+  /** When the faulty origin's socket took the last byte of /large. */
+  let largeFlushedAt = 0;
   /** A reset right after a write can overtake the data; the resets wait until the client has the head. */
   let clientHasHead = deferred();
   const resetOnceClientHasHead = (socket: Socket): void => {
@@ -575,6 +578,23 @@ describe('upstream failures', () => {
           socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n');
           socket.write(partial);
           return; // and then silence, past TOLLGATE_UPSTREAM_TIMEOUT_MS
+        case '/trickles': {
+          // 8 chunks 150 ms apart: 1.2 s in all, never 300 ms without a byte.
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${8 * partial.length}\r\n\r\n`);
+          let sent = 0;
+          const timer = setInterval(() => {
+            socket.write(partial);
+            if (++sent === 8) clearInterval(timer);
+          }, 150);
+          socket.once('close', () => clearInterval(timer));
+          return;
+        }
+        case '/large':
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${large.length}\r\n\r\n`);
+          socket.write(large, () => {
+            largeFlushedAt = performance.now();
+          });
+          return;
         default:
           socket.end('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       }
@@ -617,6 +637,35 @@ describe('upstream failures', () => {
     const res = await rawRequest(gw.url, { path: '/never-answers', headers: { Authorization: bearer(token) } });
     expectErrorJson(res, 504, 'TOLLGATE_ERR_UPSTREAM_TIMEOUT');
     expect(res.complete).toBe(true);
+  });
+
+  it('relays a body that arrives slowly but steadily: the timeout counts silence, not the whole transfer', async () => {
+    const res = await rawRequest(gw.url, { path: '/trickles', headers: { Authorization: bearer(token) } });
+    expect(res.status).toBe(200);
+    expect(res.complete).toBe(true);
+    expect(res.body).toEqual(Buffer.concat(Array.from({ length: 8 }, () => partial)));
+  });
+
+  it('times out only the requests whose upstream went silent, while others in flight go on', async () => {
+    const get = (path: string) => rawRequest(gw.url, { path, headers: { Authorization: bearer(token) } });
+    const results = await Promise.all(['/trickles', '/never-answers', '/trickles', '/never-answers', '/complete-body', '/trickles'].map(get));
+    expect(results.map((r) => [r.status, r.complete])).toEqual([[200, true], [504, true], [200, true], [504, true], [200, true], [200, true]]);
+    expect(results[0]!.body.length).toBe(8 * partial.length);
+  });
+
+  it('does not cut a download whose client holds it back for longer than the timeout: backpressure is not silence', async () => {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      http.get(`${gw.url}/large`, { headers: { authorization: bearer(token) } }, resolve).on('error', reject);
+    });
+    res.pause();
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // 5 timeouts
+    const resumedAt = performance.now();
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    expect(res.complete).toBe(true);
+    expect(Buffer.concat(chunks).equals(large)).toBe(true);
+    // The pause reached the origin: it could not hand over the last byte until the client read again.
+    expect(largeFlushedAt).toBeGreaterThan(resumedAt);
   });
 
   it('delivers a response complete when the upstream sends every byte (control for the cuts below)', async () => {
