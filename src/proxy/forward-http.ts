@@ -278,11 +278,16 @@ class Exchange implements Dispatcher.DispatchHandler, Watched {
     if (!sink.write(chunk)) {
       controller.pause();
       this.#paused = true;
-      sink.once('drain', this.#resume ??= () => {
-        this.#paused = false;
-        this.#progressAt = this.ctx.deadlines.now;
-        controller.resume();
-      });
+      if (this.#resume === undefined) {
+        // One listener for the whole response: once() per pause made a wrapper per chunk under backpressure.
+        this.#resume = () => {
+          if (!this.#paused) return;
+          this.#paused = false;
+          this.#progressAt = this.ctx.deadlines.now;
+          controller.resume();
+        };
+        sink.on('drain', this.#resume);
+      }
     }
   }
 
