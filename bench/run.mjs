@@ -718,7 +718,7 @@ function summarise(runs) {
         redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => r.redisHgetall)) / requests,
         storeReads: authSum('storeReads'),
         requestsSent: sum(rs.map((r) => r.requestsSent)),
-        perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms })),
+        perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms, mibPerSec: r.mibPerSec })),
       });
     }
   }
@@ -766,11 +766,16 @@ function computeRatios(summary) {
       return { id: def.id, value: null, target: targetText, result: 'n/a', why, cpuNum: a?.cpuUsPerReq, cpuDen: b?.cpuUsPerReq };
     }
     const value = a[def.field] / b[def.field];
+    // The same ratio within each round: how far the machine's drift moved it.
+    const perRound = a.perRound.map((ra) => {
+      const rb = b.perRound.find((x) => x.round === ra.round);
+      return rb ? ra[def.field] / rb[def.field] : NaN;
+    });
     let result = 'info';
     if (def.op === '>=') result = value >= def.target ? 'PASS' : 'MISS';
     if (def.op === '<=') result = value <= def.target ? 'PASS' : 'MISS';
     if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim)) result = 'PASS (short of aim)';
-    return { id: def.id, value, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq, numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field };
+    return { id: def.id, value, perRound, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq, numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field };
   }).filter(Boolean);
 }
 
@@ -882,9 +887,10 @@ function render(meta, summary, ratios, checks) {
   ));
   parts.push('');
   parts.push(table(
-    ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)'],
-    ratios.map((r) => [r.id, r.value === null ? '-' : fmt(r.value, 3), r.target, r.result === 'n/a' ? `n/a: ${r.why}` : r.result, `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`]),
-    ['l', 'r', 'l', 'l', 'r'],
+    ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)', 'per round'],
+    ratios.map((r) => [r.id, r.value === null ? '-' : fmt(r.value, 3), r.target, r.result === 'n/a' ? `n/a: ${r.why}` : r.result, `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`,
+      (r.perRound ?? []).map((v) => fmt(v, 2)).join(' ')]),
+    ['l', 'r', 'l', 'l', 'r', 'l'],
   ));
   parts.push('');
   parts.push(table(
@@ -894,6 +900,7 @@ function render(meta, summary, ratios, checks) {
   ));
   parts.push('');
   parts.push('CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.');
+  parts.push('per round: the ratio within each round (its two runs a few seconds apart); the value is over all rounds (totals).');
   parts.push('peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),');
   parts.push('so a later row includes earlier runs. The JSON also has the sum over the processes (peakRssSumMiB).');
   return parts.join('\n');
