@@ -186,6 +186,9 @@ export function decodeActivityEvent(encoded: EncodedActivityEvent): ActivityEven
   return JSON.parse(encoded.bytes.toString('utf8', encoded.start, encoded.end)) as ActivityEvent;
 }
 
+/** Runs past this many are copied into one buffer: one writev(2) takes at most IOV_MAX (1024) pieces. */
+const MAX_WRITE_PIECES = 256;
+
 /**
  * events[start..end) as NDJSON bytes: one slice per run of lines that lie back to back (a runner's
  * batch: one per queue segment it spans), and a line of its own otherwise.
@@ -205,11 +208,9 @@ export function ndjson(events: readonly EncodedActivityEvent[], start: number, e
     to = e.end;
   }
   runs.push(from.bytes.subarray(from.start, to));
-  // One writev(2) takes at most IOV_MAX (1024) pieces; past that libuv splits it into several writes.
+  // Past IOV_MAX pieces libuv splits a writev into several writes, which could interleave with another process's.
   return runs.length > MAX_WRITE_PIECES ? [Buffer.concat(runs)] : runs;
 }
-
-const MAX_WRITE_PIECES = 256;
 
 /** Events encoded with their lines back to back in one buffer, as a runner's batch holds them. */
 function encodeBatch(events: readonly ActivityEvent[]): EncodedActivityEvent[] {
