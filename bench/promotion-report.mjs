@@ -9,6 +9,11 @@ if (!file) {
   process.stderr.write('usage: node bench/promotion-report.mjs <profile> [stack depth] [rows]\n');
   process.exit(2);
 }
+// Piped into head: stop quietly when the reader has gone.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 const depth = Number(depthArg ?? 5);
 const rows = Number(rowsArg ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8'));
