@@ -44,7 +44,7 @@ export interface Sink {
   readonly name: string;
   deliver(events: readonly ActivityEvent[], batchId: string): Promise<void>;
   /**
-   * The same, for events as a sink runner holds them in memory (encodeActivityEvent): a sink that
+   * The same, for events as a sink runner holds them in memory (EncodedEventQueue): a sink that
    * only writes the JSON lines takes them as they are. Without it, the runner decodes them for
    * deliver().
    */
@@ -60,9 +60,9 @@ export interface EncodedActivityEvent {
   /** The UTC date of `time`, YYYY-MM-DD: the daily file the event belongs to. */
   readonly date: string;
   /**
-   * The line, activityEventJson(event) and a newline as UTF-8, is bytes[start, end). The events
-   * of one batch from a runner's memory share `bytes`, their lines back to back (a sink writes a
-   * run of them as one slice); an event encoded on its own has bytes of its own.
+   * The line, activityEventJson(event) and a newline as UTF-8, is bytes[start, end). Within a
+   * batch, events whose lines lie back to back share `bytes` (one queue segment, or the one buffer
+   * of encodeActivityEvents), and a sink writes such a run as one slice.
    */
   readonly bytes: Buffer;
   readonly start: number;

@@ -46,8 +46,8 @@ type Batch =
  *
  *   enqueue ──► memory queue ──(full)──► disk spool ──► delivery loop ──► sink
  *
- * In memory events are held encoded (their JSON lines back to back in one buffer, see
- * EncodedEventQueue), made once at enqueue, so that nothing waits for a batch as an object; a
+ * In memory events are held encoded (their JSON lines back to back in reused 64 KiB segments,
+ * see EncodedEventQueue), made once at enqueue, so that nothing waits for a batch as an object; a
  * sink with deliverEncoded takes the lines as they are, any other gets them decoded.
  *
  * While the memory queue has room and nothing is on disk, events stay in memory. Once it is

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ActivityEvent, type Sink } from '../../src/activity/event.js';
+import { type ActivityEvent, type EncodedActivityEvent, type Sink } from '../../src/activity/event.js';
 import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
-import { activityEventJson, activityFilePath, createFileSink, decodeActivityEvent, encodeActivityEvent, encodedLine } from '../../src/activity/sinks/file.js';
+import { activityEventJson, activityFilePath, createFileSink, decodeActivityEvent, encodeActivityEvents, encodedLine } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
@@ -82,14 +82,14 @@ function runChild(script: string, args: string[]): Child {
 describe('encoded events (how a sink runner holds them in memory)', () => {
   it('hold the UTF-8 bytes of activityEventJson and a newline, and the UTC date', () => {
     const event = makeEvent({ userAgent: 'npm (Zürich, €, 😀, \ud800)', time: '2024-05-01T23:59:59.999Z' });
-    const encoded = encodeActivityEvent(event);
+    const [encoded] = encodeActivityEvents([event]) as [EncodedActivityEvent];
     expect(encodedLine(encoded).equals(Buffer.from(`${activityEventJson(event)}\n`, 'utf8'))).toBe(true);
     expect(encoded.date).toBe('2024-05-01');
   });
 
   it('decode to exactly the ActivityEvent fields: nothing else an object carried, such as a token', () => {
     const event = makeEvent();
-    const decoded = decodeActivityEvent(encodeActivityEvent({ ...event, token: 'tg_secret' } as ActivityEvent));
+    const decoded = decodeActivityEvent(encodeActivityEvents([{ ...event, token: 'tg_secret' } as ActivityEvent])[0]!);
     expect(decoded).toEqual(plain([event])[0]);
     expect(Object.keys(decoded)).not.toContain('token');
   });

@@ -170,12 +170,6 @@ export function activityFilePath(dir: string, stream: ActivityStream, time: stri
   return path.join(dir, 'activity', `${stream}-${utcDate(time)}.ndjson`);
 }
 
-/** The event as a sink runner holds it (see EncodedActivityEvent): its JSON line as UTF-8, encoded once. */
-export function encodeActivityEvent(event: ActivityEvent): EncodedActivityEvent {
-  const bytes = Buffer.from(`${activityEventJson(event)}\n`);
-  return { date: utcDate(event.time), bytes, start: 0, end: bytes.length };
-}
-
 /** The event's line, newline included, as a view of its bytes. */
 export function encodedLine(encoded: EncodedActivityEvent): Buffer {
   return encoded.bytes.subarray(encoded.start, encoded.end);
@@ -212,8 +206,11 @@ export function ndjson(events: readonly EncodedActivityEvent[], start: number, e
   return runs.length > MAX_WRITE_PIECES ? [Buffer.concat(runs)] : runs;
 }
 
-/** Events encoded with their lines back to back in one buffer, as a runner's batch holds them. */
-function encodeBatch(events: readonly ActivityEvent[]): EncodedActivityEvent[] {
+/**
+ * Events as a sink runner holds them (see EncodedActivityEvent), for sinks given plain events:
+ * their JSON lines back to back in one buffer, as a runner's batch holds them.
+ */
+export function encodeActivityEvents(events: readonly ActivityEvent[]): EncodedActivityEvent[] {
   const lines = events.map((e) => `${activityEventJson(e)}\n`);
   const bytes = Buffer.from(lines.join(''), 'utf8');
   let at = 0;
@@ -287,7 +284,7 @@ export function createFileSink(options: FileSinkOptions): Sink {
   return {
     name: stream === 'production' ? 'file' : 'file-development',
     deliver: async function deliver(events, batchId) {
-      await deliverEncoded(encodeBatch(events), batchId);
+      await deliverEncoded(encodeActivityEvents(events), batchId);
     },
     deliverEncoded,
     close: async function close() {

@@ -18,7 +18,7 @@
  */
 import type { EncodedActivityEvent, Sink } from '../event.js';
 import type { Signer } from '../signing.js';
-import { encodeActivityEvent } from './file.js';
+import { encodeActivityEvents } from './file.js';
 
 export interface WebhookSinkOptions {
   /** http(s) URL of the receiver. */
@@ -100,7 +100,7 @@ export function createWebhookSink(options: WebhookSinkOptions): Sink {
   return {
     name: 'webhook',
     deliver: async function deliver(events, batchId) {
-      await deliverEncoded(events.map(encodeActivityEvent), batchId);
+      await deliverEncoded(encodeActivityEvents(events), batchId);
     },
     deliverEncoded,
     close: async function close() {
