@@ -63,4 +63,27 @@ describe('token cache bounds', () => {
     expect(await readsFor(unknown.slice(-NEGATIVE_MAX))).toBe(0);
     expect(await readsFor([unknown.at(-NEGATIVE_MAX - 1)!])).toBe(1);
   });
+
+  it('keeps one store read per token in flight while hundreds of other reads come and go', async () => {
+    // The single-flight map is replaced by a copy every few hundred completed reads (see
+    // cache.ts); a read still in flight must survive that, or a second caller would read again.
+    const held = hashes[0]!;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const findByHash = store.findByHash.bind(store);
+    store.findByHash = async (hash) => {
+      if (hash === held) await gate;
+      return findByHash(hash);
+    };
+    const first = cache.lookup(held);
+    const others = Array.from({ length: 600 }, () => hashToken(generateToken('production')));
+    expect(await readsFor(others)).toBe(others.length);
+    const before = cache.stats.storeReads;
+    const second = cache.lookup(held);
+    expect(second).toBe(first);
+    release();
+    expect((await first)?.hash).toBe(held);
+    expect((await second)?.hash).toBe(held);
+    expect(cache.stats.storeReads).toBe(before);
+  });
 });
