@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from './logging/logger.js';
+import type { MetricsSource } from './metrics/select.js';
 
 /**
  * TOLLGATE_WORKERS > 1: one primary process supervises N workers that each run the whole
@@ -20,14 +21,15 @@ interface MetricsMessage {
   error?: string;
 }
 
-/** Where a worker's /metrics comes from: the whole cluster's registries, through the primary. */
-export type MetricsSource = Pick<Registry, 'contentType' | 'metrics'>;
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
 }
 
-/** In a worker: expose this registry to the primary and return a source that asks for everyone's. */
+/**
+ * In a worker: expose this registry to the primary and return a source that asks for everyone's
+ * (/metrics then answers for the whole cluster, whichever worker gets the scrape).
+ */
 export function clusterMetricsSource(registry: Registry): MetricsSource {
   AggregatorRegistry.setRegistries([registry]);
   // Constructing one makes prom-client answer the primary's requests for this worker's metrics.

@@ -12,6 +12,7 @@ import { createProxyApp } from './proxy/app.js';
 import { createAdminApp } from './admin/app.js';
 import { createAdminAuth } from './admin/auth.js';
 import { createMetrics, statusClass, type Metrics } from './metrics/registry.js';
+import type { MetricsSource } from './metrics/select.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import type { RequestState } from './proxy/state.js';
 import { createRateLimiter, type RateLimiter } from './auth/rate-limit.js';
@@ -40,7 +41,7 @@ export interface GatewayDeps {
    */
   authenticate?: Authenticate;
   /** In a cluster worker: /metrics serves every worker's registries (see cluster.ts). */
-  metricsSource?: (registry: Registry) => Pick<Registry, 'contentType' | 'metrics'>;
+  metricsSource?: (registry: Registry) => MetricsSource;
 }
 
 /**

@@ -1,19 +1,19 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
-import type { Registry } from 'prom-client';
 import type { ActivityQuery } from '../activity/recent.js';
 import type { Logger } from '../logging/logger.js';
 import type { TokenStore } from '../tokens/store.js';
 import { createAdminApi } from './api.js';
 import type { AdminAuth } from './auth.js';
 import { loadPageAssets, type PageFile } from './page.js';
+import { MAX_METRIC_NAMES, METRIC_NAME, selectMetrics, type MetricsSource } from '../metrics/select.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
   /** False while shutting down, so load balancers stop sending traffic. */
   isAccepting: () => boolean;
   /** What /metrics serves: this process's registry, or the whole cluster's. */
-  registry?: Pick<Registry, 'contentType' | 'metrics'>;
+  registry?: MetricsSource;
   /** TOLLGATE_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <it>`. */
   metricsToken?: string | undefined;
   /** Public keys that verify signed activity batches (current and retired). */
@@ -66,7 +66,15 @@ export function createAdminApp(options: AdminAppOptions): Hono {
           return c.json({ error: 'metrics need the metrics bearer token' }, 401, { 'www-authenticate': 'Bearer realm="tollgate-metrics"' });
         }
       }
-      return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
+      // `?name=<family>` (repeatable): only those families, e.g. for a probe that reads a few
+      // counters without collecting the per-token gauges.
+      const names = c.req.queries('name');
+      if (names === undefined) return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
+      const bad = names.find((n) => !METRIC_NAME.test(n));
+      if (bad !== undefined || names.length > MAX_METRIC_NAMES) {
+        return c.json({ error: bad !== undefined ? `not a metric name: ${JSON.stringify(bad.slice(0, 100))}` : `at most ${MAX_METRIC_NAMES} names` }, 400);
+      }
+      return c.body(await selectMetrics(registry, names), 200, { 'content-type': registry.contentType });
     });
   }
   if (jwks) {

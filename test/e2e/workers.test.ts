@@ -41,6 +41,10 @@ describe('a gateway with two workers', () => {
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     const total = Number(/^tollgate_http_requests_total\{token_type="production",status_class="2xx"\} (\d+)/m.exec(metrics)?.[1]);
     expect(total).toBe(N);
+    // A scrape for one family gets that family, summed over the workers, and no other.
+    const one = await (await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total`)).text();
+    expect([...one.matchAll(/^# HELP (\S+) /gm)].map((m) => m[1])).toEqual(['tollgate_http_requests_total']);
+    expect(Number(/^tollgate_http_requests_total\{token_type="production",status_class="2xx"\} (\d+)/m.exec(one)?.[1])).toBe(N);
   });
 
   it('applies a revocation in every worker within one second', async () => {
