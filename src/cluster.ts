@@ -21,7 +21,6 @@ interface MetricsMessage {
   error?: string;
 }
 
-
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
 }

@@ -2,11 +2,11 @@ import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { ActivityQuery } from '../activity/recent.js';
 import type { Logger } from '../logging/logger.js';
+import { MAX_METRIC_NAMES, METRIC_NAME, selectMetrics, type MetricsSource } from '../metrics/select.js';
 import type { TokenStore } from '../tokens/store.js';
 import { createAdminApi } from './api.js';
 import type { AdminAuth } from './auth.js';
 import { loadPageAssets, type PageFile } from './page.js';
-import { MAX_METRIC_NAMES, METRIC_NAME, selectMetrics, type MetricsSource } from '../metrics/select.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
