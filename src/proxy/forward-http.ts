@@ -233,6 +233,10 @@ class Exchange implements Dispatcher.DispatchHandler, Watched {
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, upstreamHeaders: Record<string, string | string[] | undefined>): void {
     this.#progressAt = this.ctx.deadlines.now;
+    // undici's raw header buffers are views of the socket read that carried them (up to 64 KiB,
+    // often with the first body bytes): held by the controller, they pinned that read for the
+    // whole download. `upstreamHeaders` has them as strings already.
+    controller.rawHeaders = null;
     if (status >= 100 && status < 200) return; // informational (103 Early Hints): the final answer follows
     this.#headersIn = true;
     const { outgoing, state } = this;

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { defaultHandler, patternBytes, startOrigin, type Origin, type SeenRequest } from '../helpers/origin.js';
@@ -801,6 +804,61 @@ describe('a client that goes away', () => {
     req.destroy();
     const { finished } = await events.responseClosed.promise;
     expect(finished).toBe(false);
+  });
+});
+
+describe('memory held by a download in flight', () => {
+  let origin: Origin;
+  let gw: TestGateway;
+  let token: string;
+  let release: Deferred<void>;
+
+  beforeAll(async () => {
+    origin = await startOrigin((_req, res) => {
+      // Headers and a first piece of body in one read, then the rest once the test says so.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 2000 });
+      res.write(patternBytes(1000));
+      void release.promise.then(() => res.end(patternBytes(1000, 1000)));
+    });
+    gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url });
+    ({ token } = await gw.createToken());
+  });
+  afterAll(async () => {
+    release?.resolve();
+    await gw?.close();
+    await origin?.close();
+  });
+
+  it('lets go of the socket read that carried the upstream headers (up to 64 KiB) while the body is still coming', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    release = deferred();
+    // undici publishes the raw headers it parsed: views of that socket read's ArrayBuffer.
+    let headerRead: WeakRef<ArrayBufferLike> | undefined;
+    const onHeaders = (message: unknown) => {
+      const first = (message as { response: { headers: unknown[] } }).response.headers[0];
+      if (Buffer.isBuffer(first)) headerRead = new WeakRef(first.buffer);
+    };
+    diagnosticsChannel.subscribe('undici:request:headers', onHeaders);
+    try {
+      const req = http.get(`${gw.url}/in-flight.bin`, { headers: { authorization: bearer(token) }, agent: false });
+      const res = await once(req, 'response').then(([r]) => r as IncomingMessage);
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      await vi.waitFor(() => expect(Buffer.concat(chunks).length).toBe(1000));
+      expect(headerRead, 'undici published the raw headers as buffers').toBeDefined();
+      // The download is in flight (1000 of 2000 bytes): the header read must be collectable now.
+      await vi.waitFor(async () => {
+        await new Promise((r) => setTimeout(r, 10));
+        gc();
+        expect(headerRead!.deref()).toBeUndefined();
+      }, { timeout: 3000, interval: 20 });
+      release.resolve();
+      await once(res, 'end');
+      expect(Buffer.concat(chunks).equals(Buffer.concat([patternBytes(1000), patternBytes(1000, 1000)]))).toBe(true);
+    } finally {
+      diagnosticsChannel.unsubscribe('undici:request:headers', onHeaders);
+    }
   });
 });
 
