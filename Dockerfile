@@ -15,7 +15,11 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 FROM node:20-bookworm-slim
 # The admin listener is published (0.0.0.0): set TOLLGATE_METRICS_TOKEN (and an admin token)
 # from a secret, or the gateway refuses to start with a clear message.
+# GLIBC_TUNABLES as `npm start`: glibc's malloc thresholds pinned at their defaults. Otherwise the
+# first free of a large block (V8's optimising compile of undici's WebAssembly parser frees a
+# 2.2 MiB zone) raises them, and malloc then keeps up to twice that free at the top of its heap.
 ENV NODE_ENV=production \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072 \
     TOLLGATE_DATA_DIR=/data \
     TOLLGATE_HOST=0.0.0.0 \
     TOLLGATE_ADMIN_HOST=0.0.0.0

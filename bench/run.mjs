@@ -282,8 +282,14 @@ async function startOrigin() {
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
 
-/** The V8 flags `npm start` (and the Docker image) run the gateway with: Tollgate as shipped. */
-const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+(=\S+)?/g) ?? [];
+/**
+ * The environment settings (leading NAME=value words) and V8 flags `npm start` (and the Docker
+ * image) run the gateway with: Tollgate as shipped.
+ */
+const START_SCRIPT = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
+const SHIPPED_ENV = Object.fromEntries(/^(?:[A-Z_]+=\S+\s+)*/.exec(START_SCRIPT)[0].trim().split(/\s+/).filter(Boolean)
+  .map((word) => [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)]));
+const SHIPPED_NODE_FLAGS = START_SCRIPT.match(/--[\w-]+(=\S+)?/g) ?? [];
 
 async function startTollgate(name, {
   script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, dataDir = path.join(tmpDir, `${name}-data`),
@@ -291,7 +297,7 @@ async function startTollgate(name, {
   const port = await freePort();
   const adminPort = await freePort();
   mkdirSync(dataDir, { recursive: true });
-  const env = tollgateEnv({ port, adminPort, dataDir, redisUrl, extra });
+  const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV };
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
   const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
   await waitReady(entry, async () => {
@@ -873,7 +879,7 @@ function render(meta, summary, ratios, checks) {
   const parts = [];
   parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
-  parts.push(`node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${meta.compareFlags.join(' ') || '(none)'}` : ''}`);
+  parts.push(`${Object.entries(meta.shippedEnv ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${meta.compareFlags.join(' ') || '(none)'}` : ''}`);
   parts.push('');
   const rows = summary.map((s) => [
     s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
@@ -935,6 +941,7 @@ async function main() {
     requestsLarge: opts.requestsLarge,
     maxLargeS: opts.maxLargeS,
     missTokens: opts.missTokens,
+    shippedEnv: SHIPPED_ENV,
     shippedNodeFlags: SHIPPED_NODE_FLAGS,
     compareFlags: opts.compareFlags,
     scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),

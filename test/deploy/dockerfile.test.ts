@@ -30,12 +30,17 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/ms);
   });
 
-  it('starts the gateway exactly as `npm start` does: the same V8 flags, the same entry point', () => {
+  it('starts the gateway exactly as `npm start` does: the same environment settings, V8 flags and entry point', () => {
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     const start = (JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
-    expect(entrypoint).toEqual(start.split(/\s+/));
-    // The flags the README's Operations section explains (memory under load, no GC storm after idle).
+    const words = start.split(/\s+/);
+    const assignments = words.filter((w) => /^[A-Z_]+=/.test(w));
+    expect(entrypoint).toEqual(words.slice(assignments.length));
+    // The settings the README's Operations section explains (memory under load, no GC storm after idle).
     for (const flag of ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer']) expect(entrypoint).toContain(flag);
+    expect(assignments).toEqual(['GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072']);
+    const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(dockerfile)![1]!;
+    for (const assignment of assignments) expect(env.split(/\s*\\\n\s*|\s+/)).toContain(assignment);
   });
 
   it('fails the linter on a broken Dockerfile (the check is real)', () => {
