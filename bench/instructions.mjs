@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { createProcessGroup, freePort, httpGet, sleep, tcpProbe, waitReady } from './lib/procs.mjs';
+import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -102,8 +103,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
-/** The V8 flags `npm start` runs the gateway with: Tollgate as shipped. */
-const SHIPPED_NODE_FLAGS = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.match(/--[\w-]+(=\S+)?/g) ?? [];
 
 function createToken(env, name, type) {
   const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], {
@@ -149,6 +148,7 @@ async function tollgateEnv(name) {
     TOLLGATE_DATA_DIR: dataDir,
     TOLLGATE_LOG_LEVEL: 'info',
     TOLLGATE_SHUTDOWN_GRACE_MS: '1000',
+    ...SHIPPED_ENV,
   };
 }
 

@@ -19,6 +19,7 @@ import {
   createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
+import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
 import {
   scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats,
 } from './lib/probes.mjs';
@@ -56,9 +57,11 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
   --profile            run the Node servers with --cpu-prof; profiles (whole process lifetime,
                        warm-up included) go to bench/results/profiles/<timestamp>/
   --compare-flags="F"  also run tollgate-flags: Tollgate as shipped, but started with the node
-                       flags F instead of npm start's (F may be empty), alternating with tollgate
-                       in the same rounds; its ratios to tollgate are reported. For deciding on V8
-                       flags: two runs of one build differ by more than most flags change.
+                       flags in F instead of npm start's (F may have none), alternating with
+                       tollgate in the same rounds; its ratios to tollgate are reported. NAME=value
+                       words in F change npm start's environment settings for it (NAME= empties
+                       one). For deciding on V8 flags and malloc settings: two runs of one build
+                       differ by more than most of them change.
 
 Scenarios: SCENARIO_NAMES
 Run \`npm run build\` first (npm run bench does).`;
@@ -146,8 +149,13 @@ function parseCommandLine() {
     return allowed.filter((a) => items.includes(a));
   };
   const quick = values.quick;
-  const compareFlags = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
-  if (compareFlags?.some((f) => !f.startsWith('--'))) usage(`--compare-flags takes node flags (--name or --name=value), got "${values['compare-flags']}"`);
+  const compareWords = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
+  const isSetting = (w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+  if (compareWords?.some((w) => !w.startsWith('--') && !isSetting(w))) {
+    usage(`--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`);
+  }
+  const compareFlags = compareWords?.filter((w) => w.startsWith('--'));
+  const compareEnv = compareWords && Object.fromEntries(compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
   let only = list('only', SCENARIO_NAMES);
   if (compareFlags === undefined) {
     if (values.only !== undefined && only.includes('tollgate-flags')) usage('tollgate-flags runs only with --compare-flags');
@@ -157,6 +165,7 @@ function parseCommandLine() {
     quick,
     only,
     compareFlags,
+    compareEnv,
     routes: list('routes', ALL_ROUTES),
     rounds: Math.floor(num('rounds', quick ? 1 : 2)),
     durationS: num('duration', quick ? 1 : 5, 0.5),
@@ -282,22 +291,14 @@ async function startOrigin() {
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
 
-/**
- * The environment settings (leading NAME=value words) and V8 flags `npm start` (and the Docker
- * image) run the gateway with: Tollgate as shipped.
- */
-const START_SCRIPT = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
-const SHIPPED_ENV = Object.fromEntries(/^(?:[A-Z_]+=\S+\s+)*/.exec(START_SCRIPT)[0].trim().split(/\s+/).filter(Boolean)
-  .map((word) => [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)]));
-const SHIPPED_NODE_FLAGS = START_SCRIPT.match(/--[\w-]+(=\S+)?/g) ?? [];
-
 async function startTollgate(name, {
-  script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, dataDir = path.join(tmpDir, `${name}-data`),
+  script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, settings = {},
+  dataDir = path.join(tmpDir, `${name}-data`),
 } = {}) {
   const port = await freePort();
   const adminPort = await freePort();
   mkdirSync(dataDir, { recursive: true });
-  const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV };
+  const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV, ...settings };
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
   const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
   await waitReady(entry, async () => {
@@ -331,7 +332,7 @@ async function startAll() {
   }
   if (neededTargets.has('flags')) {
     // The same data dir (and so the same token) as tollgate: the two differ in their node flags only.
-    tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, dataDir: targets.tollgate.dataDir }));
+    tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, settings: opts.compareEnv, dataDir: targets.tollgate.dataDir }));
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {
     skipped.set('tollgate-noauth', `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
@@ -879,7 +880,7 @@ function render(meta, summary, ratios, checks) {
   const parts = [];
   parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
-  parts.push(`${Object.entries(meta.shippedEnv ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${meta.compareFlags.join(' ') || '(none)'}` : ''}`);
+  parts.push(`${Object.entries(meta.shippedEnv ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`);
   parts.push('');
   const rows = summary.map((s) => [
     s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
@@ -944,6 +945,7 @@ async function main() {
     shippedEnv: SHIPPED_ENV,
     shippedNodeFlags: SHIPPED_NODE_FLAGS,
     compareFlags: opts.compareFlags,
+    compareEnv: opts.compareEnv,
     scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),
   };
   log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);
