@@ -331,7 +331,8 @@ async function startAll() {
     [tokens.hit] = await startTollgate('tollgate', { tokenNames: ['bench-hit'] });
   }
   if (neededTargets.has('flags')) {
-    // The same data dir (and so the same token) as tollgate: the two differ in their node flags only.
+    // The same data dir (and so the same token) as tollgate: the two differ in their node flags
+    // and settings only.
     tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, settings: opts.compareEnv, dataDir: targets.tollgate.dataDir }));
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {

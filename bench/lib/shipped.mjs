@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 const START_SCRIPT = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).scripts.start;
 
 /** e.g. { GLIBC_TUNABLES: '...' } */
-export const SHIPPED_ENV = Object.fromEntries(/^(?:[A-Z_]+=\S+\s+)*/.exec(START_SCRIPT)[0].split(/\s+/).filter(Boolean)
+export const SHIPPED_ENV = Object.fromEntries(/^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*/.exec(START_SCRIPT)[0].split(/\s+/).filter(Boolean)
   .map((word) => [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)]));
 
 /** e.g. ['--max-semi-space-size=4', ...] */
