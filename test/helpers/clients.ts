@@ -377,7 +377,7 @@ async function settledLog(gateway: GatewayProcess): Promise<LoggedRequest[]> {
 
 export interface ClientGateway {
   gateway: GatewayProcess;
-  /** http://127.0.0.1:<port> (no trailing slash). */
+  /** http://127.0.0.1:<port>, https:// with TOLLGATE_TLS_CERT (no trailing slash). */
   url: string;
   /** host:port, as clients' configuration files name it. */
   hostPort: string;
@@ -399,17 +399,20 @@ export interface ClientGateway {
   stop(): Promise<void>;
 }
 
-/** Starts the built gateway with a config file listing these routes, and creates a Production token. */
-export async function startClientGateway(label: string, routes: RouteEntry[]): Promise<ClientGateway> {
+/**
+ * Starts the built gateway with a config file listing these routes (and any other TOLLGATE_*
+ * settings in `settings`, such as TLS), and creates a Production token.
+ */
+export async function startClientGateway(label: string, routes: RouteEntry[], settings: Record<string, string> = {}): Promise<ClientGateway> {
   const dir = scratchDir(`${label}-gw`);
   const configFile = path.join(dir, 'tollgate.json');
   writeFileSync(configFile, JSON.stringify({ routes }, null, 2));
-  const env = { TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info' };
+  const env = { TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info', ...settings };
   const created = await createTokenWithCli(env, `${label}-ci`, 'production');
   const gateway = await startGatewayProcess(env);
   return {
     gateway,
-    url: gateway.url,
+    url: settings.TOLLGATE_TLS_CERT ? gateway.url.replace(/^http:/, 'https:') : gateway.url,
     hostPort: `127.0.0.1:${gateway.proxyPort}`,
     token: created.token,
     tokenId: created.id,

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -13,6 +12,7 @@ import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/ga
 import { defaultHandler, patternBytes, startOrigin, type Origin, type SeenRequest } from '../helpers/origin.js';
 import { closedPort, startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
 import { rawRequest } from '../helpers/raw-http.js';
+import { selfSignedCert } from '../helpers/certs.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
 import { startSourceGateway } from '../helpers/source-gateway.js';
 import { createToken } from '../../src/tokens/service.js';
@@ -29,24 +29,6 @@ function deferred<T = void>(): Deferred<T> {
     resolve = r;
   });
   return { promise, resolve };
-}
-
-/** A self-signed certificate for localhost and 127.0.0.1, written into `dir` (openssl). */
-function selfSignedCert(dir: string): { certFile: string; keyFile: string; cert: Buffer; key: Buffer } {
-  const certFile = `${dir}/cert.pem`;
-  const keyFile = `${dir}/key.pem`;
-  try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-    ], { stdio: 'pipe' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error('openssl is needed to generate a test certificate: apt-get install openssl');
-    }
-    throw err;
-  }
-  return { certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
 }
 
 /** The request the origin saw for exactly this path and query. */
