@@ -4,6 +4,7 @@ import { generateToken } from '../../src/tokens/format.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { awaitWindowRoom } from '../helpers/windows.js';
 
 const T0 = 1_800_000_000_000;
 
@@ -123,8 +124,9 @@ describe('brute-force protection across gateways sharing Redis', () => {
     await redis?.stop();
   });
 
-  it('blocks an address on every gateway once its failures across the fleet pass the limit', async () => {
+  it('blocks an address on every gateway once its failures across the fleet pass the limit', { timeout: 45_000 }, async () => {
     const { token } = await a.createToken();
+    await awaitWindowRoom(60_000, 15_000);
     const guess = (gw: TestGateway) => fetch(`${gw.url}/x`, {
       headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(generateToken('production')) },
     }).then((r) => r.status);

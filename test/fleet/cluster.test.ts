@@ -8,6 +8,7 @@ import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/ga
 import { untilCacheHit } from '../helpers/fleet.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisCluster, stopAllTopologies, waitFor, type RedisCluster } from '../helpers/redis-topologies.js';
+import { awaitWindowRoom } from '../helpers/windows.js';
 
 /**
  * Tollgate on a 3-master Redis Cluster started here (`redis-server --cluster-enabled yes` ×3,
@@ -245,8 +246,9 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     }
   });
 
-  it('shares the failed-authentication count across gateways (pipelined INCRBY in one slot)', async () => {
+  it('shares the failed-authentication count across gateways (pipelined INCRBY in one slot)', { timeout: 45_000 }, async () => {
     const { token } = await a.createToken();
+    await awaitWindowRoom(60_000, 15_000);
     const address = '203.0.113.77';
     const fail = (gw: TestGateway) => status(gw, bearer(generateToken('production')), '/x', address);
     const statuses: number[] = [];
