@@ -187,9 +187,13 @@ describe('Settings › Tokens in chromium', () => {
     expect(cells[6]).toBe('Active');
 
     // Reloading never shows the token again (and the session survives the reload).
-    await page.reload();
-    await created.waitFor();
-    await expect.poll(() => created.locator('td').nth(5).textContent(), { timeout: 3000 }).not.toBe('Never'); // last used
+    // Last used: the gateway writes it every TOLLGATE_LAST_USED_FLUSH_MS, and the page reads it
+    // when it loads, so reload until the download's time is there (a busy machine can be late).
+    await expect.poll(async () => {
+      await page.reload();
+      await created.waitFor();
+      return created.locator('td').nth(5).textContent();
+    }, { timeout: 10_000, interval: 250 }).not.toBe('Never');
     expect(await page.content()).not.toContain(token);
     expect(await page.locator('dialog[open]').count()).toBe(0);
     await page.screenshot({ path: `${SCREENSHOTS}tokens-tab.png` });
