@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import autocannon from 'autocannon';
 import {
   createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
+  pin, pinningUnavailable,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
@@ -90,6 +91,19 @@ const SCENARIOS = [
     what: 'Tollgate as shipped but with the node flags of --compare-flags (runs only with that option)' },
   { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
     what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
+  // Pairs: two loads at the same time, half the connections each, both servers pinned to one CPU
+  // (the load generator and the origin to the others), so that both see the same machine. Runs
+  // seconds apart on shared cores moved the auth on/off ratio by ±15% from round to round; a pair
+  // of identical Tollgates measured this way (--compare-flags with npm start's flags) read 0.95-1.09
+  // per round and 0.999 overall.
+  { name: 'auth-on-paired', target: 'tollgate', pair: 'auth', routes: ['1k'], expect: [200], load: 'hit',
+    what: 'tollgate, side by side with auth-off-paired (pinned to one CPU, half the connections each)' },
+  { name: 'auth-off-paired', target: 'noauth', pair: 'auth', routes: ['1k'], expect: [200], load: 'hit',
+    what: 'tollgate-noauth, side by side with auth-on-paired' },
+  { name: 'shipped-paired', target: 'tollgate', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
+    what: 'tollgate, side by side with flags-paired (runs only with --compare-flags)' },
+  { name: 'flags-paired', target: 'flags', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
+    what: 'tollgate-flags, side by side with shipped-paired (runs only with --compare-flags)' },
   { name: 'redis-hit', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-hit',
     what: 'Tollgate on the Redis store, one token (cache hit)' },
   { name: 'redis-miss', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-miss',
@@ -158,8 +172,9 @@ function parseCommandLine() {
   const compareEnv = compareWords && Object.fromEntries(compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
   let only = list('only', SCENARIO_NAMES);
   if (compareFlags === undefined) {
-    if (values.only !== undefined && only.includes('tollgate-flags')) usage('tollgate-flags runs only with --compare-flags');
-    only = only.filter((n) => n !== 'tollgate-flags');
+    const needFlags = SCENARIOS.filter((s) => s.target === 'flags').map((s) => s.name);
+    if (values.only !== undefined && only.some((n) => needFlags.includes(n))) usage(`${needFlags.join(', ')} run only with --compare-flags`);
+    only = only.filter((n) => !needFlags.includes(n));
   }
   return {
     quick,
@@ -336,7 +351,9 @@ async function startAll() {
     tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, settings: opts.compareEnv, dataDir: targets.tollgate.dataDir }));
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {
-    skipped.set('tollgate-noauth', `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
+    for (const scenario of scenarios) {
+      if (scenario.target === 'noauth') skipped.set(scenario.name, `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
+    }
   } else if (neededTargets.has('noauth')) {
     tasks.push(startTollgate('noauth', { script: path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs') }));
   }
@@ -430,11 +447,11 @@ function malformedHeaders() {
  * autocannon options for one run of a scenario on a route. `bound` is { durationS } or
  * { amount } (10 MiB: a request count, so no run ends with a wave of half-sent artifacts).
  */
-function loadOptions(scenario, route, bound) {
+function loadOptions(scenario, route, bound, connections = opts.connections) {
   const target = targets[scenario.target];
   const base = {
     url: `http://127.0.0.1:${target.port}${ROUTES[route].path}`,
-    connections: opts.connections,
+    connections,
     pipelining: 1,
     ...(bound.amount ? { amount: bound.amount } : { duration: bound.durationS }),
     timeout: 30,
@@ -514,30 +531,76 @@ async function targetCounters(targetName) {
 
 /** One measured run: CPU and counters around an autocannon run. */
 async function measure(scenario, route, round, { bound, record = true } = {}) {
+  const runs = await measureTogether([scenario], route, round, { bound, record });
+  return runs?.[0];
+}
+
+/**
+ * Runs the scenarios' loads at the same time (the connections shared out among them) and
+ * measures each target's CPU over the same seconds. With one scenario, a plain run.
+ */
+async function measureTogether(list, route, round, { bound, record = true } = {}) {
+  const before = [];
+  for (const scenario of list) before.push(await probe(scenario));
+  const originBefore = await originStats(targets.origin.port);
+  const selfBefore = process.cpuUsage();
+  const connections = Math.max(1, Math.floor(opts.connections / list.length));
+  const maxS = bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined;
+  const pinned = list.length > 1 && !pinning ? pinTogether(before.flatMap((b) => b.pids)) : undefined;
+  const results = await Promise.all(list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)));
+  pinned?.undo();
+  const selfCpu = process.cpuUsage(selfBefore);
+  const after = [];
+  for (const [i, scenario] of list.entries()) after.push(await probe(scenario, before[i].pids));
+  const originAfter = await originStats(targets.origin.port);
+  if (!record) return undefined;
+  return list.map((scenario, i) => runRecord(scenario, route, round, results[i], before[i], after[i], {
+    // The origin's counts and the load generator's CPU are shared by loads run together.
+    selfCpu, originBefore, originAfter, together: list.length,
+  }));
+}
+
+/** Why loads run together are not pinned apart (see the pairs in SCENARIOS), or undefined. */
+const pinning = pinningUnavailable();
+
+/**
+ * Pins `pids` (the servers of a pair) to the last CPU and the load generator, the origin and
+ * Redis to the others, until undo().
+ */
+function pinTogether(pids) {
+  const last = os.cpus().length - 1;
+  const others = [process.pid, targets.origin.entry.pid, targets.redisServer?.entry.pid].filter(Boolean);
+  pin(pids, String(last));
+  pin(others, last === 1 ? '0' : `0-${last - 1}`);
+  return { undo: () => pin([...pids, ...others], `0-${last}`) };
+}
+
+/** CPU, memory and counters of a scenario's target (and Redis), before or after a run. */
+async function probe(scenario, pids) {
   const target = targets[scenario.target];
   const redis = scenario.target === 'redis' ? targets.redisServer : undefined;
-  const countersBefore = await targetCounters(scenario.target);
-  const redisBefore = redis ? await redisCommandCalls(redis.port) : undefined;
-  const originBefore = await originStats(targets.origin.port);
-  if (target.entry?.exited) {
-    throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
-      + `before ${scenario.name} ${route} round ${round}:\n${group.logTail(target.entry, 20)}`);
+  if (!pids) {
+    const counters = await targetCounters(scenario.target);
+    const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
+    if (target.entry?.exited) {
+      throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
+        + `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`);
+    }
+    const now = target.pids();
+    return { pids: now, counters, redisCalls, split: sumCpuSplitUs(now), cpu: sumCpuUs(now), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
   }
-  const pids = target.pids();
-  const splitBefore = sumCpuSplitUs(pids);
-  const cpuBefore = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0, self: process.cpuUsage() };
-
-  const result = await runAutocannon(loadOptions(scenario, route, bound), bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined, !record);
-
-  const selfCpu = process.cpuUsage(cpuBefore.self);
-  const cpuAfter = { target: sumCpuUs(pids), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
-  const splitAfter = sumCpuSplitUs(pids);
+  const cpu = sumCpuUs(pids);
+  const origin = cpuUs(targets.origin.entry.pid);
+  const redisCpu = redis ? cpuUs(redis.entry.pid) : 0;
+  const split = sumCpuSplitUs(pids);
   const mem = sumMem(target.pids());
-  const originAfter = await originStats(targets.origin.port);
-  const redisAfter = redis ? await redisCommandCalls(redis.port) : undefined;
-  const countersAfter = await targetCounters(scenario.target);
-  if (!record) return undefined;
+  const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
+  const counters = await targetCounters(scenario.target);
+  return { pids, counters, redisCalls, split, cpu, origin, redis: redisCpu, mem };
+}
 
+function runRecord(scenario, route, round, result, before, after, { selfCpu, originBefore, originAfter, together }) {
+  const redis = scenario.target === 'redis';
   const requests = result.requests.total;
   const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
   const expected = expectedStatuses(scenario).reduce((n, code) => n + (status[String(code)] ?? 0), 0);
@@ -561,25 +624,27 @@ async function measure(scenario, route, round, { bound, record = true } = {}) {
     unexpected: responses - expected,
     errors: result.errors,
     timeouts: result.timeouts,
-    cpuUs: cpuAfter.target - cpuBefore.target,
-    cpuUsPerReq: perReq(cpuAfter.target - cpuBefore.target),
+    cpuUs: after.cpu - before.cpu,
+    cpuUsPerReq: perReq(after.cpu - before.cpu),
     // The same, split: a run whose server spends more in the kernel for the same calls shows here.
-    cpuUserUsPerReq: perReq(splitAfter.user - splitBefore.user),
-    cpuSysUsPerReq: perReq(splitAfter.sys - splitBefore.sys),
-    originCpuUsPerReq: perReq(cpuAfter.origin - cpuBefore.origin),
-    redisCpuUsPerReq: redis ? perReq(cpuAfter.redis - cpuBefore.redis) : undefined,
-    loadGenCpuUsPerReq: perReq(selfCpu.user + selfCpu.system),
-    peakRssMiB: mem.maxHwmMiB,
-    peakRssSumMiB: mem.hwmMiB,
-    rssMiB: mem.rssMiB,
-    processes: pids.length,
+    cpuUserUsPerReq: perReq(after.split.user - before.split.user),
+    cpuSysUsPerReq: perReq(after.split.sys - before.split.sys),
+    originCpuUsPerReq: perReq((after.origin - before.origin) / together),
+    redisCpuUsPerReq: redis ? perReq(after.redis - before.redis) : undefined,
+    loadGenCpuUsPerReq: perReq((selfCpu.user + selfCpu.system) / together),
+    peakRssMiB: after.mem.maxHwmMiB,
+    peakRssSumMiB: after.mem.hwmMiB,
+    rssMiB: after.mem.rssMiB,
+    processes: before.pids.length,
+    // Loads run together share the origin: these count all of them (the checks on them hold
+    // for the sum as for one run).
     originRequests: originAfter.requests - originBefore.requests,
     originSawAuthorization: originAfter.withAuthorization - originBefore.withAuthorization,
     // The stats probe itself opens one connection per reading.
     originConnections: originAfter.connections - originBefore.connections - 1,
-    redisHgetall: redis ? (redisAfter.hgetall ?? 0) - (redisBefore.hgetall ?? 0) : undefined,
-    redisCommands: redis ? sumValues(redisAfter) - sumValues(redisBefore) : undefined,
-    auth: diffCounters(countersBefore, countersAfter),
+    redisHgetall: redis ? (after.redisCalls.hgetall ?? 0) - (before.redisCalls.hgetall ?? 0) : undefined,
+    redisCommands: redis ? sumValues(after.redisCalls) - sumValues(before.redisCalls) : undefined,
+    auth: diffCounters(before.counters, after.counters),
   };
 }
 
@@ -644,6 +709,10 @@ async function runAll() {
   const active = scenarios.filter((s) => !skipped.has(s.name));
 
   // Warm-up (JIT, connection pools, caches): each scenario once, briefly, unrecorded.
+  if (active.some((s) => s.pair)) {
+    log(pinning ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
+      : `pairs run side by side with both servers pinned to CPU ${os.cpus().length - 1}, everything else to the other CPUs`);
+  }
   log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
   for (const scenario of active) {
     const route = scenario.routes.includes('1k') && opts.routes.includes('1k') ? '1k' : scenario.routes.find((r) => opts.routes.includes(r));
@@ -657,13 +726,20 @@ async function runAll() {
     const bound = route === '10m' ? { amount: opts.requestsLarge } : { durationS: opts.durationS };
     for (let round = 1; round <= opts.rounds; round++) {
       const order = round % 2 === 1 ? inRoute : [...inRoute].reverse();
+      const done = new Set();
       for (const scenario of order) {
+        if (done.has(scenario)) continue;
+        // A pair's members run together, when the first of them comes up.
+        const together = scenario.pair ? order.filter((s) => s.pair === scenario.pair) : [scenario];
         if (scenario.name === 'flood-random') await evictionProbe('before');
-        const run = await measure(scenario, route, round, { bound });
-        log(`  ${route.padEnd(4)} r${round} ${scenario.name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
-          + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
-        runs.push(run);
-        assertClean(run, scenario);
+        const measured = await measureTogether(together, route, round, { bound });
+        for (const [i, run] of measured.entries()) {
+          log(`  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
+            + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
+          runs.push(run);
+          assertClean(run, together[i]);
+          done.add(together[i]);
+        }
         if (scenario.name === 'flood-random') evictionChecks.push(await evictionProbe('after'));
         await sleep(300);
       }
@@ -759,7 +835,11 @@ const RATIOS = [
     { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
     { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
   ]),
-  { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05 },
+  { id: 'flags/shipped CPU/req 1k paired', num: ['flags-paired', '1k'], den: ['shipped-paired', '1k'], field: 'cpuUsPerReq', note: '--compare-flags' },
+  // The target is taken side by side (see the pairs in SCENARIOS); the alternating runs' ratio is
+  // reported beside it.
+  { id: 'auth on/off CPU/req 1k paired', num: ['auth-on-paired', '1k'], den: ['auth-off-paired', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05 },
+  { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', note: 'alternating runs' },
   { id: 'auth on/off req/s 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'reqPerSec' },
   { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
   { id: 'redis miss/sqlite hit req/s', num: ['redis-miss', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
@@ -955,6 +1035,7 @@ async function main() {
     missTokens: opts.missTokens,
     shippedEnv: SHIPPED_ENV,
     shippedNodeFlags: SHIPPED_NODE_FLAGS,
+    pairsPinned: pinning ? `no: ${pinning}` : 'yes',
     compareFlags: opts.compareFlags,
     compareEnv: opts.compareEnv,
     scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),

@@ -2,6 +2,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -239,3 +240,28 @@ export function sumMem(pids) {
 }
 
 export { CLOCK_TICKS_PER_S };
+
+/**
+ * CPU pinning for loads run side by side (bench/run.mjs pairs): `pin(pids, cpus)` sets the
+ * affinity of every thread of each process with taskset (util-linux). Returns why it cannot when
+ * taskset is missing or the machine has one CPU, else undefined.
+ */
+export function pinningUnavailable() {
+  if (os.cpus().length < 2) return 'one CPU: nothing to pin apart';
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'taskset is missing (apt-get install util-linux)';
+  }
+}
+
+export function pin(pids, cpus) {
+  for (const pid of pids) {
+    try {
+      execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus, String(pid)], { stdio: 'ignore' });
+    } catch {
+      // the process has exited: its run fails on its own
+    }
+  }
+}
