@@ -18,32 +18,77 @@ const fail = {
   unavailable: { ok: false, reason: 'unavailable' },
 } as const satisfies Record<AuthFailure, AuthOutcome>;
 
-export type Authenticate = (authorization: string | undefined, now: number) => AuthOutcome | Promise<AuthOutcome>;
+/**
+ * What one connection last presented: its Authorization header, the credential it parsed to and
+ * the token's hash, and the last outcome with the cache entry it came from. Kept on the
+ * connection (an object per socket, owned by the caller) and dropped with it.
+ */
+export interface CredentialMemo {
+  header?: string;
+  credential?: Credential;
+  hash?: string;
+  token?: CachedToken;
+  allowed?: AuthOutcome;
+}
+
+export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo) => AuthOutcome | Promise<AuthOutcome>;
 
 /**
  * The auth decision: parse the header (pure), hash, look the hash up in the cache. A cache hit
  * is fully synchronous; only a miss returns a promise. A malformed token never reaches the store.
+ *
+ * With a `memo`, a connection that sends the header it sent last time (a package manager on a
+ * kept-alive connection sends the same one with every request) skips the parse and the hash: the
+ * header is compared as a string. The hash is still looked up on every request, so a revocation,
+ * expiry or outage applies to the very next request, and the outcome is reused only while the
+ * cache hands back the very entry it came from. Only well-formed credentials are memoised.
+ * Measured side by side (npm run bench's pairs, 1 KiB): parsing and hashing every request cost
+ * 4.7-5.8% of the running gateway's CPU per request, where bench/auth-micro.mjs's hot loop puts
+ * them at ~1%.
  */
 export function createAuthenticator(cache: TokenCache): Authenticate {
-  function decide(token: CachedToken | undefined, credential: Credential, now: number): AuthOutcome {
+  function decide(token: CachedToken | undefined, credential: Credential, now: number, memo: CredentialMemo | undefined): AuthOutcome {
     if (token === undefined) return fail.invalid;
     if (token.revoked) return fail.revoked;
     if (token.expiresAt !== null && token.expiresAt <= now) return fail.expired;
     cache.touch(token, now);
-    return {
+    // The same cache entry (a change in the store replaces it) and the same credential: the
+    // outcome the connection got last time, not two new objects per request.
+    if (memo !== undefined && memo.token === token && memo.credential === credential) return memo.allowed!;
+    const allowed: AuthOutcome = {
       ok: true,
       principal: { tokenId: token.id, tokenName: token.name, tokenType: token.type, project: credential.project },
     };
+    if (memo !== undefined && memo.credential === credential) {
+      memo.token = token;
+      memo.allowed = allowed;
+    }
+    return allowed;
   }
 
-  return function authenticate(authorization, now) {
-    const result = extractCredential(authorization);
-    if (result.kind !== 'ok') return fail[result.kind];
-    const { credential } = result;
-    const found = cache.lookup(hashToken(credential.token), now);
-    if (found instanceof Promise) {
-      return found.then((token) => decide(token, credential, now), () => fail.unavailable);
+  return function authenticate(authorization, now, memo) {
+    let credential: Credential;
+    let hash: string;
+    if (memo !== undefined && authorization !== undefined && authorization === memo.header) {
+      credential = memo.credential!;
+      hash = memo.hash!;
+    } else {
+      const result = extractCredential(authorization);
+      if (result.kind !== 'ok') return fail[result.kind];
+      credential = result.credential;
+      hash = hashToken(credential.token);
+      if (memo !== undefined) {
+        memo.header = authorization;
+        memo.credential = credential;
+        memo.hash = hash;
+        memo.token = undefined;
+        memo.allowed = undefined;
+      }
     }
-    return decide(found, credential, now);
+    const found = cache.lookup(hash, now);
+    if (found instanceof Promise) {
+      return found.then((token) => decide(token, credential, now, memo), () => fail.unavailable);
+    }
+    return decide(found, credential, now, memo);
   };
 }

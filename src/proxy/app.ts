@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
@@ -6,7 +7,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import proxyAddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../config/index.js';
-import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
+import type { Authenticate, AuthOutcome, CredentialMemo } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { createHttpForwarder, type Forwarder } from './forward-http.js';
 import type { createDirectoryServer } from './serve-dir.js';
@@ -176,7 +177,7 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
         return RESPONSE_ALREADY_SENT;
       }
     }
-    const outcome = authenticate(header, now);
+    const outcome = authenticate(header, now, credentialMemo(incoming.socket));
     if (outcome instanceof Promise) {
       return outcome.then((o): Response => {
         authorised(o, state, incoming, outgoing, forwarded, now);
@@ -234,6 +235,17 @@ export function createProxyApp(options: ProxyAppOptions): ProxyApp {
       for (const forwarder of forwarders.values()) forwarder.close();
     },
   };
+}
+
+const CREDENTIAL_MEMO = Symbol('tollgate.credentialMemo');
+
+/**
+ * The connection's credential memo (see authenticate): on the socket, so it lives and dies with
+ * the connection and a header is only ever compared with one sent on the same connection. It
+ * holds the token as the request's own header does; nothing logs or serialises a socket.
+ */
+function credentialMemo(socket: Socket & { [CREDENTIAL_MEMO]?: CredentialMemo }): CredentialMemo {
+  return socket[CREDENTIAL_MEMO] ??= {};
 }
 
 /** A second Authorization header is an attack or a bug, never a credential. Node keeps only the first. */

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken, hashToken } from '../../src/tokens/format.js';
 import { openTokenStore } from '../../src/tokens/index.js';
@@ -171,6 +172,73 @@ describe.each(backends)('with the $name', (backend) => {
     const broken = token.slice(0, -1) + (last === 'a' ? 'b' : 'a');
     const res = await get('/x', bearer(broken));
     expect(res.status).toBe(401);
+  });
+
+  describe('on one kept-alive connection (the gateway remembers its last credential)', () => {
+    /** Every request on the same socket: maxSockets 1, and each response says whether it reused it. */
+    let agent: http.Agent;
+    beforeAll(() => {
+      agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    });
+    afterAll(() => agent.destroy());
+    const getOn = (path: string, authorization?: string) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+      const req = http.get(`${gw.url}${path}`, { agent, headers: authorization ? { authorization } : {} }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+    });
+
+    it('judges every request on the credential it carries, whatever the connection sent before', async () => {
+      const production = await gw.createToken();
+      const development = await gw.createToken({ type: 'development' });
+      const unknown = generateToken('production');
+      const last = production.token.at(-1)!;
+      const badChecksum = production.token.slice(0, -1) + (last === 'a' ? 'b' : 'a');
+      const steps: [string, string | undefined, number][] = [
+        ['/conn/1', bearer(production.token), 200],
+        ['/conn/2', bearer(production.token), 200],
+        ['/conn/3', basic('web-shop', production.token), 200],
+        ['/conn/4', bearer(development.token), 200],
+        ['/conn/5', bearer(unknown), 401],
+        ['/conn/6', undefined, 401],
+        ['/conn/7', bearer(badChecksum), 401],
+        ['/conn/8', basic('web-shop', production.token), 200],
+        ['/conn/9', `${bearer(production.token)} `, 200],
+      ];
+      const results = [];
+      for (const [path, authorization] of steps) results.push(await getOn(path, authorization));
+      expect(results.map((r) => r.status)).toEqual(steps.map(([, , status]) => status));
+      expect(results.slice(1).every((r) => r.reused)).toBe(true);
+
+      await within(1000, async () => gw.logRecords().filter((r) => String(r.path).startsWith('/conn/')).length === steps.length);
+      const lines = gw.logRecords().filter((r) => String(r.path).startsWith('/conn/'));
+      expect(lines.map((l) => [l.path, l.status, l.tokenId ?? null, l.tokenType ?? null, l.project ?? null, l.authFailure ?? null])).toEqual([
+        ['/conn/1', 200, production.record.id, 'production', 'default', null],
+        ['/conn/2', 200, production.record.id, 'production', 'default', null],
+        ['/conn/3', 200, production.record.id, 'production', 'web-shop', null],
+        ['/conn/4', 200, development.record.id, 'development', 'default', null],
+        ['/conn/5', 401, null, null, null, 'invalid'],
+        ['/conn/6', 401, null, null, null, 'missing'],
+        ['/conn/7', 401, null, null, null, 'malformed'],
+        ['/conn/8', 200, production.record.id, 'production', 'web-shop', null],
+        ['/conn/9', 200, production.record.id, 'production', 'default', null],
+      ]);
+    });
+
+    it('applies a revocation to the next request on the same connection', async () => {
+      const { token, record } = await gw.createToken();
+      await gw.gateway.cache.sync();
+      expect((await getOn('/conn-revoke/1', bearer(token))).status).toBe(200);
+      const hitsBefore = gw.gateway.cache.stats.hits;
+      const second = await getOn('/conn-revoke/2', bearer(token));
+      expect(second).toEqual({ status: 200, reused: true });
+      expect(gw.gateway.cache.stats.hits).toBe(hitsBefore + 1);
+
+      await admin.revoke(record.id, 'test');
+      await gw.gateway.cache.sync();
+      expect(await getOn('/conn-revoke/3', bearer(token))).toEqual({ status: 401, reused: true });
+    });
   });
 
   if (backend.name === 'Redis store') {
