@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHook } from 'node:async_hooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTokenCache, type TokenCache } from '../../src/tokens/cache.js';
 import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
@@ -85,5 +86,30 @@ describe('token cache bounds', () => {
     expect((await first)?.hash).toBe(held);
     expect((await second)?.hash).toBe(held);
     expect(cache.stats.storeReads).toBe(before);
+  });
+});
+
+describe('token cache lookups on the request path', () => {
+  it('start no timer: hits and negative hits, thousands of them, leave the timer list alone', async () => {
+    const unknown = hashToken(generateToken('production'));
+    await cache.lookup(hashes[0]!);
+    await cache.lookup(unknown);
+    const started: string[] = [];
+    const hook = createHook({ init(_id, type) { if (type === 'Timeout') started.push(type); } }).enable();
+    try {
+      for (let i = 0; i < 2000; i++) {
+        expect(cache.lookup(hashes[0]!)).not.toBeInstanceOf(Promise);
+        expect(cache.lookup(unknown)).toBeUndefined();
+        // Milliseconds pass between requests (lru-cache's default kept a clock reading for 1 ms).
+        if (i % 100 === 0) {
+          const until = performance.now() + 1.5;
+          while (performance.now() < until) { /* spin */ }
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+    } finally {
+      hook.disable();
+    }
+    expect(started).toEqual([]);
   });
 });
