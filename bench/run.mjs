@@ -172,7 +172,9 @@ function parseCommandLine() {
   const compareEnv = compareWords && Object.fromEntries(compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
   let only = list('only', SCENARIO_NAMES);
   if (compareFlags === undefined) {
-    const needFlags = SCENARIOS.filter((s) => s.target === 'flags').map((s) => s.name);
+    // tollgate-flags, and pairs with a tollgate-flags member
+    const flagPairs = new Set(SCENARIOS.filter((s) => s.target === 'flags' && s.pair).map((s) => s.pair));
+    const needFlags = SCENARIOS.filter((s) => s.target === 'flags' || flagPairs.has(s.pair)).map((s) => s.name);
     if (values.only !== undefined && only.some((n) => needFlags.includes(n))) usage(`${needFlags.join(', ')} run only with --compare-flags`);
     only = only.filter((n) => !needFlags.includes(n));
   }
