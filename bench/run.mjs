@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import autocannon from 'autocannon';
 import {
   createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
-  pin, pinningUnavailable,
+  pin, pinningUnavailable, allowedCpus,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
@@ -570,11 +570,11 @@ const pinning = pinningUnavailable();
  * Redis to the others, until undo().
  */
 function pinTogether(pids) {
-  const last = os.cpus().length - 1;
+  const cpus = allowedCpus();
   const others = [process.pid, targets.origin.entry.pid, targets.redisServer?.entry.pid].filter(Boolean);
-  pin(pids, String(last));
-  pin(others, last === 1 ? '0' : `0-${last - 1}`);
-  return { undo: () => pin([...pids, ...others], `0-${last}`) };
+  pin(pids, String(cpus.at(-1)));
+  pin(others, cpus.slice(0, -1).join(','));
+  return { undo: () => pin([...pids, ...others], cpus.join(',')) };
 }
 
 /** CPU, memory and counters of a scenario's target (and Redis), before or after a run. */
@@ -713,7 +713,7 @@ async function runAll() {
   // Warm-up (JIT, connection pools, caches): each scenario once, briefly, unrecorded.
   if (active.some((s) => s.pair)) {
     log(pinning ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
-      : `pairs run side by side with both servers pinned to CPU ${os.cpus().length - 1}, everything else to the other CPUs`);
+      : `pairs run side by side with both servers pinned to CPU ${allowedCpus().at(-1)}, everything else to the other CPUs`);
   }
   log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
   for (const scenario of active) {

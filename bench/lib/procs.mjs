@@ -247,7 +247,7 @@ export { CLOCK_TICKS_PER_S };
  * taskset is missing or the machine has one CPU, else undefined.
  */
 export function pinningUnavailable() {
-  if (os.cpus().length < 2) return 'one CPU: nothing to pin apart';
+  if (allowedCpus().length < 2) return 'one CPU: nothing to pin apart';
   try {
     execFileSync('taskset', ['--version'], { stdio: 'ignore' });
     return undefined;
@@ -256,6 +256,21 @@ export function pinningUnavailable() {
   }
 }
 
+/** The CPUs this process may run on (its affinity, e.g. a container's cpuset), ascending. */
+export function allowedCpus() {
+  try {
+    const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (list) {
+      return list.split(',').flatMap((part) => {
+        const [from, to = from] = part.split('-').map(Number);
+        return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+      });
+    }
+  } catch { /* not Linux: fall through */ }
+  return os.cpus().map((_, i) => i);
+}
+
+/** Sets the CPU affinity (a taskset list such as "1" or "0,2-3") of every thread of each process. */
 export function pin(pids, cpus) {
   for (const pid of pids) {
     try {
