@@ -109,14 +109,7 @@ export async function createActivityPipeline(
   const runners = [...production, ...development];
 
   metrics.activityQueueDepth.reset();
-  const depthGauge = metrics.activityQueueDepth as unknown as { collect?: () => void };
-  depthGauge.collect = function collectDepth(this: typeof metrics.activityQueueDepth) {
-    for (const r of runners) {
-      const d = r.depth();
-      this.labels(r.name, 'memory').set(d.memory);
-      this.labels(r.name, 'disk').set(d.disk);
-    }
-  };
+  metrics.sources.activityQueueDepth = () => runners.map((r) => ({ sink: r.name, ...r.depth() }));
 
   const recorder = createActivityRecorder({
     production,

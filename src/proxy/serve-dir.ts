@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReadStream } from 'node:fs';
 import send from 'send';
 import type { RouteConfig } from '../config/index.js';
-import type { Forwarder } from './forward-http.js';
+import type { Forwarder } from './forward/http.js';
 import { sendError } from './respond.js';
 import type { RequestState } from './state.js';
 
