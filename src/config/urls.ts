@@ -29,6 +29,8 @@ export function parseHttpUrl(value: string): URL | undefined {
 }
 
 const SCHEME = /^([a-z][a-z0-9+.-]*:)\/\//i;
+/** host[:port], or a comma-separated list of them (Redis Sentinel and Cluster URLs). */
+const HOSTS = /^(?:(?:\[[\da-f:.]+\]|[\w.%-]+)(?::\d+)?(?:,|$))*$/i;
 
 /**
  * A URL as a problem line may show it: scheme://host[:port], with `***@` where userinfo was and
@@ -45,7 +47,7 @@ export function showUrl(value: string): string | undefined {
   const at = authority.lastIndexOf('@');
   const host = authority.slice(at + 1);
   // An "@" past the authority may end a password holding an unencoded "/": show no host then.
-  if (tail.includes('@') || !/^[\w.:[\],%-]*$/.test(host)) return `${scheme}//…`;
+  if (tail.includes('@') || !HOSTS.test(host)) return `${scheme}//…`;
   return `${scheme}//${at >= 0 ? '***@' : ''}${host}${tail && tail !== '/' ? '/…' : ''}`;
 }
 
