@@ -46,7 +46,7 @@ export const SETTINGS = {
   adminPort: { env: 'TOLLGATE_ADMIN_PORT', group: 'listeners', schema: port().default(DEFAULT_ADMIN_PORT), doc: 'Admin listener port (health, metrics, JWKS, admin API, Settings › Tokens page)' },
   adminHost: { env: 'TOLLGATE_ADMIN_HOST', group: 'listeners', schema: z.string().min(1).default(DEFAULT_ADMIN_HOST), doc: 'Admin listener address; beyond loopback, `TOLLGATE_METRICS_TOKEN` is required' },
   upstream: { env: 'TOLLGATE_UPSTREAM', group: 'listeners', schema: z.string().min(1).optional(), secret: 'url', shown: 'the shipped `examples/artifacts`', doc: 'One route `/` to this http(s) URL or local directory (not together with config-file routes)' },
-  routes: { group: 'listeners', schema: z.array(routeFileSchema).optional(), items: ROUTE_FIELDS, shown: 'one route `/`', doc: 'Config file only: the routes, see [Routes](#routes)' },
+  routes: { group: 'listeners', schema: z.array(routeFileSchema).optional(), items: ROUTE_FIELDS, shown: 'one route `/`', doc: 'The routes (instead of `TOLLGATE_UPSTREAM`), see [Routes](#routes)' },
   publicUrl: { env: 'TOLLGATE_PUBLIC_URL', group: 'listeners', schema: z.string().optional(), secret: 'url', doc: 'Origin clients use (`https://artifacts.example.com`): rewritten URLs and X-Forwarded-Host use it' },
   trustedProxies: { env: 'TOLLGATE_TRUSTED_PROXIES', group: 'listeners', schema: commaList().optional(), shown: 'none', doc: 'Comma-separated addresses/CIDRs whose X-Forwarded-For is believed (logs, rate limit, events)' },
   tlsCert: { env: 'TOLLGATE_TLS_CERT', group: 'listeners', schema: z.string().optional(), doc: 'PEM certificate file: the proxy port speaks HTTPS (with `TOLLGATE_TLS_KEY`)' },
@@ -102,7 +102,7 @@ export const SETTINGS = {
   metricsMaxProjects: { env: 'TOLLGATE_METRICS_MAX_PROJECTS', group: 'activity', schema: count(0).default(DEFAULT_METRICS_MAX_PROJECTS), doc: 'Other projects labelled, first seen first; the rest count as `other`' },
 
   // The admin token is checked in admin.ts, by rules that never need its value in a message.
-  adminToken: { env: 'TOLLGATE_ADMIN_TOKEN', group: 'admin', schema: z.string().optional(), secret: 'value', doc: 'Admin credential (16+ printable characters)' },
+  adminToken: { env: 'TOLLGATE_ADMIN_TOKEN', group: 'admin', schema: z.string().optional(), secret: 'value', shown: 'generated into `<data dir>/admin-token` (0600)', doc: 'Admin credential (16+ printable characters)' },
   adminTokenFile: { env: 'TOLLGATE_ADMIN_TOKEN_FILE', group: 'admin', schema: z.string().optional(), doc: 'File holding it; when neither is set one is generated into `<data dir>/admin-token` (0600) and the log names the file' },
   publicAdminUrl: { env: 'TOLLGATE_PUBLIC_ADMIN_URL', group: 'admin', schema: z.string().optional(), secret: 'url', doc: 'Origin browsers use for the page: the CSRF Origin check; `https` makes the cookie Secure' },
   sessionTtlMs: {
