@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { SETTINGS, type Setting } from './settings.js';
 import type { Field, Secrecy } from './schema.js';
 import type { Sources } from './sources.js';
-import { showUrl } from './urls.js';
+import { got } from './urls.js';
 
 /**
  * One problem line per schema issue: where the value came from (env var, or `<file>: key[i].field`),
@@ -19,14 +19,6 @@ export function schemaProblems(issues: z.core.$ZodIssue[], sources: Sources): st
     const value = pick(sources.raw, [key, ...rest]);
     return `${sources.where(key)}${pathSuffix(rest)}: ${issue.message}${got(value, secrecyAt(key, rest))}`;
   });
-}
-
-/** `, got "<value>"` as far as secrecy allows; nothing for an object or a missing value. */
-export function got(value: unknown, secrecy: Secrecy | undefined): string {
-  if (value === undefined || value === null || typeof value === 'object' || secrecy === 'value') return '';
-  const text = String(value);
-  const shown = secrecy === 'url' ? showUrl(text) : text;
-  return shown === undefined ? '' : `, got ${JSON.stringify(shown)}`;
 }
 
 /**

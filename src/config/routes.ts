@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DEFAULT_UPSTREAM_DIR, REWRITE_BY_DEFAULT, type RouteFileEntry, type UpstreamAuth } from './schema.js';
 import type { Checked, Context } from './sources.js';
 import type { RouteConfig, Upstream } from './types.js';
-import { gotUrl, parseHttpUrl } from './urls.js';
+import { got, parseHttpUrl } from './urls.js';
 
 /** Routes: the config file's list, or TOLLGATE_UPSTREAM as one route "/", or the shipped example tree. */
 export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Checked<RouteConfig[]> {
@@ -59,8 +59,7 @@ function routeTo(upstream: string): RouteFileEntry {
 
 /** A URL is shown as scheme://host[:port] only; a directory path as given. */
 function upstreamProblem(where: string, value: string, why: string): string {
-  const shown = isUrlLike(value) ? gotUrl(value) : `, got ${JSON.stringify(value)}`;
-  return `${where} must be an http(s) URL or a directory${shown}${why ? ` (${why})` : ''}`;
+  return `${where} must be an http(s) URL or a directory${got(value, isUrlLike(value) ? 'url' : undefined)}${why ? ` (${why})` : ''}`;
 }
 
 function isUrlLike(value: string): boolean {

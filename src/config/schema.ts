@@ -67,28 +67,6 @@ export interface Field {
   secret?: Secrecy;
 }
 
-// Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
-
-export const port = () => {
-  const rule = 'must be a port number (0-65535)';
-  return z.coerce.number({ error: rule }).int(rule).min(0, rule).max(65535, rule);
-};
-
-export const durationMs = (min = 1) =>
-  z.coerce.number({ error: 'must be a whole number of milliseconds' })
-    .int('must be a whole number of milliseconds')
-    .min(min, `must be at least ${min} ms`);
-
-export const count = (min = 1) =>
-  z.coerce.number({ error: 'must be a whole number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`);
-
-/** A comma-separated env value or a JSON array, trimmed, empty entries dropped. */
-export const commaList = () =>
-  z.union([z.string(), z.array(z.string())])
-    .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((x) => x.trim()).filter(Boolean));
-
 const upstreamAuthSchema = z.union([
   z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }).strict(),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),

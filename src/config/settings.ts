@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseRedisUrl } from '../redis/url.js';
 import {
-  port, durationMs, count, commaList, routeFileSchema, schemaShape, ROUTE_FIELDS, ACTIVITY_SINKS, LOG_LEVELS,
+  routeFileSchema, schemaShape, ROUTE_FIELDS, ACTIVITY_SINKS, LOG_LEVELS,
   DEFAULT_PORT, DEFAULT_HOST, DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_HOST, DEFAULT_REDIS_PREFIX, DEFAULT_DATA_DIR,
   DEFAULT_LOG_LEVEL, DEFAULT_UPSTREAM_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
   DEFAULT_CACHE_TTL_MS, DEFAULT_CACHE_MAX, DEFAULT_NEGATIVE_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_MAX,
@@ -13,6 +13,28 @@ import {
   DEFAULT_SESSION_TTL_MS, DEFAULT_OIDC_ADMIN_CLAIM,
   type Field,
 } from './schema.js';
+
+// Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
+
+const port = () => {
+  const rule = 'must be a port number (0-65535)';
+  return z.coerce.number({ error: rule }).int(rule).min(0, rule).max(65535, rule);
+};
+
+const durationMs = (min = 1) =>
+  z.coerce.number({ error: 'must be a whole number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(min, `must be at least ${min} ms`);
+
+const count = (min = 1) =>
+  z.coerce.number({ error: 'must be a whole number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`);
+
+/** A comma-separated env value or a JSON array, trimmed, empty entries dropped. */
+const commaList = () =>
+  z.union([z.string(), z.array(z.string())])
+    .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((x) => x.trim()).filter(Boolean));
 
 /** Sections of the reference, in order. */
 export const GROUPS = {

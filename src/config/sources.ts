@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENV_NAMES, type SettingKey, type Settings } from './settings.js';
+import { ENV_NAMES, type Settings } from './settings.js';
 import type { Env } from './types.js';
 
 /** The raw values by settings key, and where each came from: the env var, or `<file>: <key>`. */
 export interface Sources {
   raw: Record<string, unknown>;
-  where: (key: SettingKey | string) => string;
+  where: (key: string) => string;
   /** TOLLGATE_CONFIG as given, if set. */
   configFile: string | undefined;
   /** Relative directories in the config file are resolved against its directory. */

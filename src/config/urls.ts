@@ -1,4 +1,6 @@
-/** URL and host rules shared by every check that needs them, and the one way a URL is shown in a message. */
+import type { Secrecy } from './schema.js';
+
+/** URL and host rules shared by every check that needs them, and the one way a value is shown in a message. */
 
 /**
  * Loopback only: 127.0.0.0/8 in any form the URL parser normalises to a dotted quad (`127.1`,
@@ -51,9 +53,10 @@ export function showUrl(value: string): string | undefined {
   return `${scheme}//${at >= 0 ? '***@' : ''}${host}${tail && tail !== '/' ? '/…' : ''}`;
 }
 
-/** `got "<url as shown>"`, or nothing when the value is not shown. */
-export function gotUrl(value: string): string {
-  const shown = showUrl(value);
+/** `, got "<value>"` as far as its secrecy allows; nothing for an object, a missing value or a secret. */
+export function got(value: unknown, secrecy: Secrecy | undefined): string {
+  if (value === undefined || value === null || typeof value === 'object' || secrecy === 'value') return '';
+  const shown = secrecy === 'url' ? showUrl(String(value)) : String(value);
   return shown === undefined ? '' : `, got ${JSON.stringify(shown)}`;
 }
 
@@ -61,13 +64,13 @@ export function gotUrl(value: string): string {
 export function originProblem(value: string, example: string): string | undefined {
   const url = parseHttpUrl(value);
   if (url && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username && !url.password) return undefined;
-  return `must be an http(s) origin such as ${example}${gotUrl(value)}`;
+  return `must be an http(s) origin such as ${example}${got(value, 'url')}`;
 }
 
 /** Why a value is not an https URL (http only on loopback) without credentials, or undefined. */
 export function secureUrlProblem(value: string): string | undefined {
   const url = parseHttpUrl(value);
-  if (!url || (url.protocol !== 'https:' && !isLoopbackHost(url.hostname))) return `must be an https URL (http only on loopback)${gotUrl(value)}`;
-  if (url.username || url.password) return `must not carry credentials in the URL${gotUrl(value)}`;
+  if (!url || (url.protocol !== 'https:' && !isLoopbackHost(url.hostname))) return `must be an https URL (http only on loopback)${got(value, 'url')}`;
+  if (url.username || url.password) return `must not carry credentials in the URL${got(value, 'url')}`;
   return undefined;
 }
