@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { fileURLToPath } from 'node:url';
 
+// Constants and the route file's fields: what other modules need (ecosystems, defaults) without the loader.
+
 export const ECOSYSTEMS = [
   'npm', 'pypi', 'maven', 'go', 'nuget', 'composer', 'deb', 'rpm', 'apk', 'cargo', 'generic',
 ] as const;
