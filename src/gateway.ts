@@ -82,6 +82,10 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     authenticate: deps.authenticate ?? createAuthenticator(cache),
     limiter: limits?.limiter,
     logger,
+    ownListeners: () => [proxyServer, adminServer].map((server) => {
+      const { address, port } = server.address() as AddressInfo;
+      return { address, port };
+    }),
     onRequestEnd: createRequestEnd(metrics, activity),
   });
   let accepting = true;

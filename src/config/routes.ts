@@ -2,7 +2,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_UPSTREAM_DIR, REWRITE_BY_DEFAULT, type RouteFileEntry, type UpstreamAuth } from './schema.js';
 import type { Checked, Context } from './sources.js';
-import type { RouteConfig, Upstream } from './types.js';
+import { parseCidr } from '../net/addresses.js';
+import type { FollowRedirects, RouteConfig, Upstream } from './types.js';
 import { got, parseHttpUrl } from './urls.js';
 
 /** Routes: the config file's list, or TOLLGATE_UPSTREAM as one route "/", or the shipped example tree. */
@@ -27,6 +28,7 @@ export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Ch
       problems.push(upstreamProblem(fromEnv ? at : `${at}.upstream`, entry.upstream, upstream));
       return;
     }
+    const followRedirects = redirectPolicy(entry.followRedirects, `${at}.followRedirects`, problems);
     routes.push({
       prefix,
       ecosystem: entry.ecosystem,
@@ -36,6 +38,7 @@ export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Ch
       rewriteBases: upstream.kind === 'http' && (entry.rewrite ?? REWRITE_BY_DEFAULT.includes(entry.ecosystem))
         ? [upstream.url.href, ...entry.rewriteFrom.map((u) => (u.endsWith('/') ? u : `${u}/`))]
         : undefined,
+      followRedirects,
     });
   });
   if (routes.length === 0 && problems.length === 0) problems.push(`${configFile}: routes must list at least one route`);
@@ -51,6 +54,17 @@ export function upstreamOnlyProblems(value: unknown, where: string, cwd: string)
   if (typeof value !== 'string') return [];
   const upstream = resolveUpstream(value, cwd);
   return typeof upstream === 'string' ? [upstreamProblem(where, value, upstream)] : [];
+}
+
+const PUBLIC_ONLY: FollowRedirects = { hosts: [], cidrs: [] };
+
+function redirectPolicy(value: RouteFileEntry['followRedirects'], at: string, problems: string[]): FollowRedirects {
+  if (value === undefined) return PUBLIC_ONLY;
+  if (value === false) return false;
+  value.cidrs.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) problems.push(`${at}.cidrs[${i}] must be an IP address or CIDR range such as 10.1.0.0/16, got ${JSON.stringify(cidr)}`);
+  });
+  return { hosts: value.hosts.map((h) => h.toLowerCase()), cidrs: value.cidrs };
 }
 
 function routeTo(upstream: string): RouteFileEntry {

@@ -115,6 +115,17 @@ export const ROUTE_FIELDS = {
     shown: `on for ${code(REWRITE_BY_DEFAULT)}`,
     doc: 'Upstream URLs in metadata bodies (JSON, HTML, XML, text; gzip handled) and in redirects become the gateway\'s public URL for the route, streamed in bounded memory, sent chunked with a weak ETag. Such an upstream gets its own Host and no X-Forwarded-Host, so it names itself by its own origin. A redirect to another origin (object storage) is followed by the gateway, without credentials; never passed on raw',
   },
+  followRedirects: {
+    schema: z.union([
+      z.literal(false),
+      z.object({
+        hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'followRedirects.hosts entries must be host names')).default([]),
+        cidrs: z.array(z.string()).default([]),
+      }).strict(),
+    ], { error: 'followRedirects must be false or {"hosts": [...], "cidrs": [...]}' }).optional(),
+    shown: 'public addresses only',
+    doc: 'Where the gateway may follow an upstream\'s redirect to another origin (object storage): by default only to public addresses, never to loopback, private (RFC 1918, unique-local), link-local (cloud metadata), unspecified or multicast addresses, nor to the gateway\'s own listeners. `{"hosts": ["storage.internal"], "cidrs": ["10.1.0.0/16"]}` allows those as well (a listed host by name, whatever it resolves to); `false` follows none. The check is made on the address the connection goes to. A refused redirect is a 502',
+  },
   rewriteFrom: {
     schema: z.array(z.string().regex(/^https?:\/\//, 'rewriteFrom entries must be http(s) URLs')).default([]),
     shown: 'none',

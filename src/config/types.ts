@@ -22,7 +22,15 @@ export interface RouteConfig {
    * Location headers; undefined when rewriting is off. Default: on for npm, pypi, cargo, nuget, composer.
    */
   rewriteBases: string[] | undefined;
+  /**
+   * Where a redirect to another origin may be followed: besides public addresses, these hosts
+   * (by name) and CIDRs; false follows none. Default: public addresses only.
+   */
+  followRedirects: FollowRedirects;
 }
+
+/** A route's redirect policy: false (never follow), or what is allowed besides public addresses. */
+export type FollowRedirects = false | { hosts: readonly string[]; cidrs: readonly string[] };
 
 /** Every field gives its default and unit. */
 export interface Config {

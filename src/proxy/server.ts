@@ -27,6 +27,8 @@ export interface ProxyHandlerOptions {
    * loaded only by a gateway that has such a route.
    */
   directoryServer?: typeof createDirectoryServer;
+  /** The gateway's own listeners, which a followed redirect may never reach (read when first needed). */
+  ownListeners?: () => readonly { address: string; port: number }[];
   /** Called once per request when the response is over, after its log line (metrics, activity). */
   onRequestEnd?: (state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse) => void;
 }
@@ -189,7 +191,13 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 
 function createForwarder(route: RouteConfig, options: ProxyHandlerOptions): Forwarder {
   if (route.upstream.kind === 'http') {
-    return createHttpForwarder({ route: route as HttpRoute, upstreamTimeoutMs: options.config.upstreamTimeoutMs, publicUrl: options.config.publicUrl });
+    return createHttpForwarder({
+      route: route as HttpRoute,
+      upstreamTimeoutMs: options.config.upstreamTimeoutMs,
+      publicUrl: options.config.publicUrl,
+      logger: options.logger,
+      ownListeners: options.ownListeners,
+    });
   }
   if (!options.directoryServer) throw new Error(`route ${route.prefix} serves a directory: pass directoryServer`);
   return options.directoryServer(route as RouteConfig & { upstream: { kind: 'dir'; root: string } });

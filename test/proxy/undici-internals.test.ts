@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as undici from 'undici';
-import { Agent, BodyTimeoutError, HeadersTimeoutError, Pool, UNDICI_INTERNAL_PATHS } from '../../src/proxy/forward/undici.js';
+import { Agent, BodyTimeoutError, buildConnector, HeadersTimeoutError, Pool, UNDICI_INTERNAL_PATHS } from '../../src/proxy/forward/undici.js';
 
 const require = createRequire(import.meta.url);
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
@@ -23,9 +23,10 @@ describe('undici internals the forwarder loads', () => {
     expect(() => require.resolve(path), `undici no longer has ${path}: update src/proxy/forward/undici.ts for this undici version`).not.toThrow();
   });
 
-  it('loads the very classes undici exports (Pool, Agent, the two timeout errors)', () => {
+  it('loads the very things undici exports (Pool, Agent, buildConnector, the two timeout errors)', () => {
     expect(Pool, `${UNDICI_INTERNAL_PATHS.Pool} is not undici's Pool any more`).toBe(undici.Pool);
     expect(Agent, `${UNDICI_INTERNAL_PATHS.Agent} is not undici's Agent any more`).toBe(undici.Agent);
+    expect(buildConnector, `${UNDICI_INTERNAL_PATHS.buildConnector} is not undici's buildConnector any more`).toBe(undici.buildConnector);
     expect(HeadersTimeoutError, `${UNDICI_INTERNAL_PATHS.errors} has no HeadersTimeoutError`).toBe(undici.errors.HeadersTimeoutError);
     expect(BodyTimeoutError, `${UNDICI_INTERNAL_PATHS.errors} has no BodyTimeoutError`).toBe(undici.errors.BodyTimeoutError);
     expect((new HeadersTimeoutError() as NodeJS.ErrnoException).code).toBe('UND_ERR_HEADERS_TIMEOUT');

@@ -18,13 +18,16 @@ export function badStatus(status: number): Error {
  * What an upstream failure is called in the request's log line: timeout, reset, bad-status, or
  * the connection's errno code (ECONNREFUSED, ENOTFOUND, a TLS error...). undici names its own
  * failures with UND_ERR_* codes. The gateway adds its own kinds where it gives up on an answer:
- * `redirect` (a redirect it would not follow) and `rewrite` (a metadata body it could not rewrite).
+ * `redirect` (a Location it cannot follow), `redirect-refused` (a destination the route's redirect
+ * policy refuses) and `rewrite` (a metadata body it could not rewrite).
  */
 export function upstreamErrorKind(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
   switch (code) {
     case 'TOLLGATE_ERR_UPSTREAM_BAD_STATUS':
       return 'bad-status';
+    case 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED':
+      return 'redirect-refused';
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
@@ -51,6 +54,7 @@ const METRIC_LABELS: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'refused',
   ENOTFOUND: 'dns', EAI_AGAIN: 'dns',
   EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable',
+  redirect: 'redirect', 'redirect-refused': 'redirect',
 };
 
 export function upstreamErrorLabel(kind: string): string {

@@ -1,13 +1,16 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
 import type { RouteConfig } from '../../config/index.js';
+import type { ErrorCode } from '../../errors.js';
 import { clientResponseHeaders, type ForwardedInfo } from '../headers.js';
 import { sendError } from '../respond.js';
-import { isRewritableType, rewriteLocation } from '../rewrite.js';
+import { isRewritableType } from '../rewrite.js';
 import type { RequestState } from '../state.js';
 import type { UpstreamDeadlines, Watched } from './deadlines.js';
 import { badStatus, clientGone, isClientGone, upstreamErrorKind } from './errors.js';
+import { resolveLocation } from './location.js';
 import { createBodyRewrite } from './rewrite-body.js';
 import { BodyTimeoutError, HeadersTimeoutError } from './undici.js';
 
@@ -23,11 +26,21 @@ export type HttpRoute = RouteConfig & { upstream: { kind: 'http'; url: URL } };
 export interface ForwarderContext {
   readonly route: HttpRoute;
   readonly deadlines: UpstreamDeadlines;
+  /** The upstream's origin (`http://registry.internal:4873`) and its base URL (with the route's base path). */
+  readonly upstreamOrigin: string;
   readonly upstreamHref: string;
   readonly publicUrl: string | undefined;
-  /** Dispatcher for redirects to other origins, made on first use. */
+  readonly logger: Logger;
+  /** Dispatcher for redirects to other origins (its connector applies the route's redirect policy), made on first use. */
   followDispatcher(): Dispatcher;
 }
+
+/** The client's answer to an upstream failure before any response was relayed. */
+const FAILURE_CODES: Readonly<Record<string, ErrorCode>> = {
+  timeout: 'TOLLGATE_ERR_UPSTREAM_TIMEOUT',
+  'bad-status': 'TOLLGATE_ERR_UPSTREAM_BAD_STATUS',
+  'redirect-refused': 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED',
+};
 
 /**
  * One request to an upstream and its response relayed to the client, as an undici dispatch
@@ -114,17 +127,18 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
     const location = upstreamHeaders.location;
     if (typeof location === 'string' && location !== '' && REDIRECT_STATUSES.has(status)) {
       if (this.followed) {
-        this.#follow(location, this.followed.hopsLeft - 1); // a followed redirect's own redirect
+        this.#follow(location, this.followed.target.href, this.followed.hopsLeft - 1); // a followed redirect's own redirect
         return;
       }
-      const { route, upstreamHref } = this.ctx;
-      const rewritten = rewriteLocation(location, route.rewriteBases ?? [upstreamHref], this.#publicBase());
-      if (rewritten === undefined) {
-        // Another origin (object storage): never hand the client a way around the gateway.
-        this.#follow(location, MAX_REDIRECTS_FOLLOWED);
+      const { route, upstreamHref, upstreamOrigin } = this.ctx;
+      const requestUrl = upstreamOrigin + this.#request!.path;
+      const where = resolveLocation(location, requestUrl, route.rewriteBases ?? [upstreamHref], this.#publicBase());
+      if (where.kind !== 'gateway') {
+        // Another origin (object storage), or nothing usable: never hand the client a way around the gateway.
+        this.#follow(location, requestUrl, MAX_REDIRECTS_FOLLOWED);
         return;
       }
-      headers.location = rewritten;
+      headers.location = where.location;
     }
     const { rewriteBases } = this.ctx.route;
     if (!this.followed && rewriteBases && this.incoming.method !== 'HEAD' && isRewritableType(headers['content-type'] as string | undefined)) {
@@ -201,9 +215,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
     state.onClientGone = undefined;
     if (this.#sink === undefined && !outgoing.headersSent) {
       state.upstreamError = kind;
-      if (!outgoing.destroyed) {
-        sendError(outgoing, kind === 'timeout' ? 'TOLLGATE_ERR_UPSTREAM_TIMEOUT' : 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      if (kind === 'redirect-refused') {
+        this.ctx.logger.warn({ requestId: state.requestId, route: this.ctx.route.prefix, host: this.followed?.target.host, reason: (err as { detail?: string }).detail }, 'redirect refused');
       }
+      if (!outgoing.destroyed) sendError(outgoing, FAILURE_CODES[kind] ?? 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
       return;
     }
     // Mid-body: the client must see a cut, not an end.
@@ -214,21 +229,24 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
 
   /**
    * Follows a redirect to another origin for the client (GET/HEAD only), without the client's or
-   * the route's credentials: presigned object-storage URLs carry their own authorisation.
+   * the route's credentials: presigned object-storage URLs carry their own authorisation. Where
+   * it may go is the route's redirect policy, applied by the follow dispatcher's connector on the
+   * address it connects to.
    */
-  #follow(location: string, hopsLeft: number): void {
+  #follow(location: string, base: string, hopsLeft: number): void {
     this.#superseded = true; // this response's body drains in the background
     const { incoming, outgoing, state } = this;
     let target: URL | undefined;
     try {
-      target = new URL(location, this.followed?.target ?? this.ctx.upstreamHref);
+      target = new URL(location, base);
     } catch {
       target = undefined;
     }
-    if (hopsLeft <= 0 || target === undefined || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
+    if (hopsLeft <= 0 || target === undefined || (target.protocol !== 'http:' && target.protocol !== 'https:') || target.username || target.password) {
       state.onClientGone = undefined;
       state.upstreamError = 'redirect';
-      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      this.ctx.logger.warn({ requestId: state.requestId, route: this.ctx.route.prefix, reason: hopsLeft <= 0 ? 'too many redirects' : 'the Location is not an http(s) URL' }, 'redirect refused');
+      sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED', state.requestId);
       return;
     }
     const headers: OutgoingHttpHeaders = {};

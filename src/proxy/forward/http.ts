@@ -1,10 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
 import type { Agent as UndiciAgent } from 'undici';
 import { upstreamRequestHeaders, type ForwardedInfo } from '../headers.js';
 import type { RequestState } from '../state.js';
 import { UpstreamDeadlines } from './deadlines.js';
 import { Exchange, type ForwarderContext, type HttpRoute } from './exchange.js';
-import { Agent, Pool } from './undici.js';
+import { createDestinationPolicy } from './destinations.js';
+import { createFollowAgent } from './follow.js';
+import { Pool } from './undici.js';
 
 export interface HttpForwarderOptions {
   route: HttpRoute;
@@ -12,6 +16,9 @@ export interface HttpForwarderOptions {
   upstreamTimeoutMs: number;
   /** TOLLGATE_PUBLIC_URL: the origin clients use; else derived per request from Host. */
   publicUrl: string | undefined;
+  logger: Logger;
+  /** The gateway's own listeners, which a followed redirect may never reach (read when the first redirect is followed). */
+  ownListeners?: () => readonly { address: string; port: number }[];
 }
 
 /** Serves one route: an http(s) upstream (this module) or a directory (../serve-dir.ts). */
@@ -30,7 +37,7 @@ export interface Forwarder {
  * a bare proxy markedly less CPU per request (bench/README.md).
  */
 export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
-  const { route, upstreamTimeoutMs, publicUrl } = options;
+  const { route, upstreamTimeoutMs, publicUrl, logger } = options;
   const { url } = route.upstream;
   const timeouts = {
     connectTimeout: upstreamTimeoutMs,
@@ -48,9 +55,21 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
   const ctx: ForwarderContext = {
     route,
     deadlines,
+    upstreamOrigin: url.origin,
     upstreamHref: url.href,
     publicUrl,
-    followDispatcher: () => (followAgent ??= new Agent({ connections: 64, ...timeouts })),
+    logger,
+    followDispatcher: () => (followAgent ??= createFollowAgent({
+      policy: createDestinationPolicy({
+        followRedirects: route.followRedirects,
+        // The upstream itself, outside the route's base path, is where the operator sends the gateway anyway.
+        trustedOrigins: [`${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`],
+        ownListeners: options.ownListeners?.() ?? [],
+        localAddresses: Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+      }),
+      connectTimeoutMs: upstreamTimeoutMs,
+      timeouts,
+    })),
   };
   const basePath = url.pathname; // always ends with "/"
   const upstreamHost = url.host;

@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
-import type { Agent as UndiciAgent, Pool as UndiciPool } from 'undici';
+import type { Agent as UndiciAgent, Pool as UndiciPool, buildConnector as undiciBuildConnector } from 'undici';
 
 /**
- * The two undici dispatchers and two error classes the forwarder uses, loaded from undici's own
+ * The two undici dispatchers, the connector builder and two error classes the forwarder uses, loaded from undici's own
  * files rather than its index: the index also loads fetch, WebSocket, the HTTP cache and the
  * mocks, which the gateway never uses (several MiB of idle RSS; bench/README.md).
  *
@@ -16,8 +16,10 @@ export const UNDICI_INTERNAL_PATHS = {
   Pool: 'undici/lib/dispatcher/pool.js',
   Agent: 'undici/lib/dispatcher/agent.js',
   errors: 'undici/lib/core/errors.js',
+  buildConnector: 'undici/lib/core/connect.js',
 } as const;
 
 export const Pool = require(UNDICI_INTERNAL_PATHS.Pool) as typeof UndiciPool;
 export const Agent = require(UNDICI_INTERNAL_PATHS.Agent) as typeof UndiciAgent;
 export const { HeadersTimeoutError, BodyTimeoutError } = require(UNDICI_INTERNAL_PATHS.errors) as Record<'HeadersTimeoutError' | 'BodyTimeoutError', new () => Error>;
+export const buildConnector = require(UNDICI_INTERNAL_PATHS.buildConnector) as typeof undiciBuildConnector;
