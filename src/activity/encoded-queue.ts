@@ -1,5 +1,5 @@
 import type { ActivityEvent, EncodedActivityEvent } from './event.js';
-import { activityEventJson, utcDate } from './sinks/file.js';
+import { activityEventJson, utcDate } from './event-codec.js';
 
 /** Lines are written into segments of this size (a longer line gets a segment of its own). */
 const SEGMENT_BYTES = 64 * 1024;

@@ -1,6 +1,6 @@
 import type { ActivityEvent, EncodedActivityEvent, Sink } from './event.js';
 import { EncodedEventQueue } from './encoded-queue.js';
-import { decodeActivityEvent } from './sinks/file.js';
+import { decodeActivityEvent } from './event-codec.js';
 import { openSpool, type Spool } from './spool.js';
 
 export interface SinkRunnerOptions {

@@ -21,7 +21,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import type { ActivityEvent, Sink } from './event.js';
-import { activityEventJson } from './sinks/file.js';
+import { activityEventJson } from './event-codec.js';
 
 export const DEFAULT_RECENT_LIMIT = 100;
 export const MAX_RECENT_LIMIT = 1_000;

@@ -5,7 +5,7 @@ import { newEventId, type ActivityEvent } from './event.js';
 import { isoTime } from '../iso-time.js';
 import { createArtifactPathParser } from './parse-path.js';
 import type { SinkRunner } from './queue.js';
-import { RecordedActivityEvent } from './sinks/file.js';
+import { RecordedActivityEvent } from './event-codec.js';
 import { tallyFor, type Tally } from '../metrics/tally.js';
 
 /** What the proxy knows about one finished, authenticated request. */
