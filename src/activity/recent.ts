@@ -16,12 +16,12 @@
  * id order (ULIDs sort by time), newest first, so a batch delivered late from a disk buffer still
  * shows at its own time.
  */
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import type Database from 'better-sqlite3';
 import type { Cluster, Redis } from 'ioredis';
+import { openDatabase } from '../sqlite/open.js';
 import type { ActivityEvent, Sink } from './event.js';
 import { activityEventJson } from './event-codec.js';
+import { positiveInteger } from './positive-integer.js';
 
 export const DEFAULT_RECENT_LIMIT = 100;
 export const MAX_RECENT_LIMIT = 1_000;
@@ -142,19 +142,11 @@ export type SqliteActivityLog = Sink & ActivityQuery & { readonly file: string }
  * 5 s (synchronous=NORMAL, below), so several processes write and the admin page reads at once.
  */
 export function createSqliteActivityLog(options: SqliteActivityLogOptions): SqliteActivityLog {
-  if (!Number.isSafeInteger(options.maxRows) || options.maxRows < 1) {
-    throw new TypeError(`createSqliteActivityLog: maxRows must be a positive integer, got ${options.maxRows}`);
-  }
-  const { maxRows } = options;
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const file = path.join(options.dataDir, options.fileName ?? 'tollgate.db');
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
+  const maxRows = positiveInteger('createSqliteActivityLog', 'maxRows', options.maxRows);
   // NORMAL: in WAL mode a crash of the process loses nothing; only a power loss may lose the
   // last batches of this view (the sinks proper keep the events). FULL would fsync on the
   // event loop for every batch (better-sqlite3 is synchronous).
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  const { db, file } = openDatabase({ dataDir: options.dataDir, fileName: options.fileName, synchronous: 'NORMAL' });
   db.exec(SCHEMA);
 
   const row = '(?, ?, ?, ?, ?, ?)';
@@ -250,10 +242,7 @@ export interface RedisActivityQueryOptions {
  */
 export function createRedisActivityQuery(options: RedisActivityQueryOptions): ActivityQuery {
   const { client, key } = options;
-  const scanMax = options.scanMax ?? DEFAULT_RECENT_SCAN_MAX;
-  if (!Number.isSafeInteger(scanMax) || scanMax < 1) {
-    throw new TypeError(`createRedisActivityQuery: scanMax must be a positive integer, got ${scanMax}`);
-  }
+  const scanMax = positiveInteger('createRedisActivityQuery', 'scanMax', options.scanMax ?? DEFAULT_RECENT_SCAN_MAX);
 
   return {
     recent: async function recent(filter) {

@@ -8,6 +8,7 @@ import { parseMaven } from './maven.js';
 import { parseNpm } from './npm.js';
 import { parseNuget } from './nuget.js';
 import { parsePypi } from './pypi.js';
+import { positiveInteger } from '../positive-integer.js';
 import { isSealedVersion } from './sealed.js';
 import { endsWithAny, last, meta, split, stripChecksum, type ArtifactKind, type Found, type Input, type Parser } from './segments.js';
 
@@ -132,7 +133,7 @@ export const MAX_REMEMBERED_PATH_CHARS = 512;
  * within a few MiB (4096 paths of 512 characters, and their parts).
  */
 export function createArtifactPathParser(max = 4096): (ecosystem: Ecosystem, path: string) => ArtifactRef {
-  if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`createArtifactPathParser: max must be a positive integer, got ${max}`);
+  positiveInteger('createArtifactPathParser', 'max', max);
   const known = new Map<string, Map<string, ArtifactRef>>();
   let size = 0;
   return function parseRemembered(ecosystem, path) {
