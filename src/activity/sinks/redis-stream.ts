@@ -161,7 +161,7 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
     /**
      * The JSON lines go to Redis as the bytes they are (ioredis writes a Buffer argument as is),
      * a run of them per argument: a view per event lived until the reply, long enough to be
-     * promoted to V8's old generation (a fifth of what it promoted per request).
+     * promoted to V8's old generation.
      */
     deliverEncoded: async function deliverEncoded(events: readonly EncodedActivityEvent[], batchId: string) {
       if (events.length > 0) await append(ndjson(events, 0, events.length), batchId);
