@@ -43,7 +43,7 @@ export async function createActivityPipeline(
   const spoolRoot = path.join(config.dataDir, 'spool');
   const streamKey = (stream: string) => `${config.redis?.prefix ?? '{tollgate}:'}activity:${stream}`;
 
-  // Loaded only with Redis configured (ioredis alone adds ~23 MiB of RSS).
+  // Loaded only with Redis configured (ioredis adds much to the process's RSS).
   const redisModules = config.redis
     ? { connect: await import('../redis/connect.js'), stream: await import('./sinks/redis-stream.js') }
     : undefined;
