@@ -17,6 +17,7 @@ export const ErrorCodes = {
   // Requests the proxy port refuses before forwarding.
   TOLLGATE_ERR_REQUEST_METHOD: { status: 405, message: 'Method not allowed: tokens only allow downloads' },
   TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },
+  TOLLGATE_ERR_REQUEST_HOST: { status: 400, message: 'Bad Host header' },
   TOLLGATE_ERR_REQUEST_NO_ROUTE: { status: 404, message: 'Not found' },
 
   // The artifact server behind the gateway, and the client on the other side of a download.

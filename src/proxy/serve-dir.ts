@@ -13,6 +13,9 @@ import type { RequestState } from './state.js';
  * and streams from disk with backpressure. `index.html` is served for a directory with a trailing
  * slash, so a PEP 503 tree (`/simple/<name>/index.html`) works as is.
  */
+/** Served as text/html by send (a directory is served as its index.html). */
+const HTML_FILE = /\.html?$/i;
+
 export function createDirectoryServer(route: RouteConfig & { upstream: { kind: 'dir'; root: string } }): Forwarder {
   const { root } = route.upstream;
   function serveDir(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState): void {
@@ -20,6 +23,9 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
     const pathname = `/${q < 0 ? rest : rest.slice(0, q)}`;
     outgoing.setHeader('cache-control', 'private');
     outgoing.setHeader('x-request-id', state.requestId);
+    // As clientResponseHeaders does for an http upstream; decided on the path, so HEAD gets them too.
+    outgoing.setHeader('x-content-type-options', 'nosniff');
+    if (pathname.endsWith('/') || HTML_FILE.test(pathname)) outgoing.setHeader('content-security-policy', 'sandbox');
     send(incoming, pathname, {
       root,
       index: ['index.html'],

@@ -49,7 +49,7 @@ const ALLOW_READ = { allow: 'GET, HEAD' };
  * The proxy port: nothing but artifacts. A plain node:http request listener; each request goes
  * through these steps, in order, and the first that refuses answers it:
  *
- *   path safety (400) → route and method (405) → failure limit (429) → token (401/503)
+ *   path safety, Host (400) → route and method (405) → failure limit (429) → token (401/503)
  *   → route exists (404) → forward to the route's upstream or directory
  *
  * Every step works on the Node request and response: bodies stream without conversion, and a
@@ -132,6 +132,10 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     // what follows would be read as headers: refuse it.
     if (incoming.httpVersionMajor !== 1 || !isSafePath(rawPath)) {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_PATH', state.requestId);
+      return undefined;
+    }
+    if (forwarded.host === null) {
+      sendError(outgoing, 'TOLLGATE_ERR_REQUEST_HOST', state.requestId);
       return undefined;
     }
     const match = matchRoute(rawPath);
