@@ -1,9 +1,9 @@
 import { hashToken } from '../tokens/format.js';
-import type { CachedToken, TokenCache } from '../tokens/cache.js';
+import { NOT_CACHED, type CachedToken, type TokenCache } from '../tokens/cache.js';
 import { extractCredential, type Credential } from './credentials.js';
 import type { Principal } from './principal.js';
 
-export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired' | 'unavailable';
+export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired' | 'unavailable' | 'rate-limited';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal }
@@ -16,6 +16,7 @@ const fail = {
   revoked: { ok: false, reason: 'revoked' },
   expired: { ok: false, reason: 'expired' },
   unavailable: { ok: false, reason: 'unavailable' },
+  'rate-limited': { ok: false, reason: 'rate-limited' },
 } as const satisfies Record<AuthFailure, AuthOutcome>;
 
 /**
@@ -31,7 +32,13 @@ export interface CredentialMemo {
   allowed?: AuthOutcome;
 }
 
-export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo) => AuthOutcome | Promise<AuthOutcome>;
+/**
+ * `storeReads` false: the client's address used up its failed authentications, so a token the
+ * cache does not know is refused ('rate-limited') rather than read from the store; a cached one
+ * is judged as usual (a cache hit costs nothing, and a shared NAT or CI egress address must not
+ * lock out everyone behind it).
+ */
+export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo, storeReads?: boolean) => AuthOutcome | Promise<AuthOutcome>;
 
 /**
  * The auth decision: parse the header (pure), hash, look the hash up in the cache. A cache hit
@@ -66,7 +73,7 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     return allowed;
   }
 
-  return function authenticate(authorization, now, memo) {
+  return function authenticate(authorization, now, memo, storeReads = true) {
     let credential: Credential;
     let hash: string;
     if (memo !== undefined && authorization !== undefined && authorization === memo.header) {
@@ -85,7 +92,8 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
         memo.allowed = undefined;
       }
     }
-    const found = cache.lookup(hash, now);
+    const found = cache.lookup(hash, now, storeReads);
+    if (found === NOT_CACHED) return fail['rate-limited'];
     if (found instanceof Promise) {
       return found.then((token) => decide(token, credential, now, memo), () => fail.unavailable);
     }

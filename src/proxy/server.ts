@@ -5,7 +5,7 @@ import type { Config, RouteConfig } from '../config/index.js';
 import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { createInfoLineWriter } from '../logging/info-line.js';
-import { authorizationHeader, credentialMemo, refuseAuthentication, refuseLimitedAddress } from './authorize.js';
+import { authorizationHeader, credentialMemo, refuseAuthentication } from './authorize.js';
 import { createHttpForwarder, type Forwarder } from './forward/http.js';
 import type { HttpRoute } from './forward/exchange.js';
 import { createForwardedResolver } from './forwarded.js';
@@ -49,7 +49,8 @@ const ALLOW_READ = { allow: 'GET, HEAD' };
  * The proxy port: nothing but artifacts. A plain node:http request listener; each request goes
  * through these steps, in order, and the first that refuses answers it:
  *
- *   path safety, Host (400) → route and method (405) → failure limit (429) → token (401/503)
+ *   path safety, Host (400) → route and method (405) → token (401/503; 429 for a token that
+ *   would need a store read from an address past its failure limit)
  *   → route exists (404) → forward to the route's upstream or directory
  *
  * Every step works on the Node request and response: bodies stream without conversion, and a
@@ -109,9 +110,9 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   }
 
   /** The last step: the token decided, the request goes to its route (or 404). */
-  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number): void {
+  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number, retryAfterS: number): void {
     if (!outcome.ok) {
-      refuseAuthentication(outcome.reason, state, outgoing, limiter, now);
+      refuseAuthentication(outcome.reason, state, outgoing, limiter, now, retryAfterS);
       return;
     }
     state.principal = outcome.principal;
@@ -150,12 +151,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 
     const header = authorizationHeader(incoming);
     const now = Date.now();
-    if (limiter && header && refuseLimitedAddress(limiter, state, outgoing, now)) return undefined;
-    const outcome = authenticate(header, now, credentialMemo(incoming.socket));
+    // An address that used up its failed authentications gets no store reads: a token the cache
+    // does not know is refused with 429 before the store is asked; a cached one still passes.
+    const retryAfterS = limiter && header ? limiter.retryAfter(state.clientIp, now) : 0;
+    const outcome = authenticate(header, now, credentialMemo(incoming.socket), retryAfterS === 0);
     if (outcome instanceof Promise) {
-      return outcome.then((o) => admit(o, state, incoming, outgoing, forwarded, now));
+      return outcome.then((o) => admit(o, state, incoming, outgoing, forwarded, now, retryAfterS));
     }
-    admit(outcome, state, incoming, outgoing, forwarded, now);
+    admit(outcome, state, incoming, outgoing, forwarded, now, retryAfterS);
     return undefined;
   }
 
