@@ -23,6 +23,7 @@ export const ErrorCodes = {
   // The artifact server behind the gateway, and the client on the other side of a download.
   TOLLGATE_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'Upstream unreachable' },
   TOLLGATE_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timed out' },
+  TOLLGATE_ERR_UPSTREAM_SHARE: { status: 429, message: 'Too many downloads with this token are held by slow readers: finish some, then retry' },
   TOLLGATE_ERR_UPSTREAM_BAD_STATUS: { status: 502, message: 'Upstream sent an answer that cannot be relayed' },
   TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED: { status: 502, message: 'Upstream redirected to a destination this route does not allow' },
   /** Never sent: the reason an upstream exchange is aborted once its client has gone (nginx's 499). */

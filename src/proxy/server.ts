@@ -17,7 +17,7 @@ import type { createDirectoryServer } from './serve-dir.js';
 import type { RequestState } from './state.js';
 
 export interface ProxyHandlerOptions {
-  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs'>;
+  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs' | 'upstreamConnections' | 'upstreamHeldPerToken'>;
   authenticate: Authenticate;
   /** Brute-force limit on failed authentications per client address. */
   limiter?: RateLimiter;
@@ -201,6 +201,8 @@ function createForwarder(route: RouteConfig, options: ProxyHandlerOptions): Forw
     return createHttpForwarder({
       route: route as HttpRoute,
       upstreamTimeoutMs: options.config.upstreamTimeoutMs,
+      upstreamConnections: options.config.upstreamConnections,
+      upstreamHeldPerToken: options.config.upstreamHeldPerToken,
       publicUrl: options.config.publicUrl,
       logger: options.logger,
       ownListeners: options.ownListeners,
