@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { openRawConnection, requestBytes, type ParsedResponse, type RawConnection } from '../helpers/raw-connection.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { openRawConnection, requestBytes, type RawResponse, type RawConnection } from '../helpers/raw-http.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import {
   BASE62_CHARS, makeToken, specToken, TOKEN_LENGTH, wellFormedTokenArb,
@@ -206,7 +207,7 @@ function wire(c: Case, host: string): Buffer {
   return requestBytes('GET', '/pkg/-/pkg-1.0.0.tgz', [['Host', host], ...c.lines, ['User-Agent', 'malformed-headers-test']]);
 }
 
-type Outcome = { c: Case; response?: ParsedResponse; error?: string; closed: boolean };
+type Outcome = { c: Case; response?: RawResponse; error?: string; closed: boolean };
 
 /** Runs cases over `n` kept-alive connections, reopening one only if the server closed it. */
 async function overKeptAliveConnections(cases: Case[], n: number): Promise<{ outcomes: Outcome[]; opened: number }> {
@@ -261,7 +262,7 @@ function show(o: Outcome): string {
   return `${o.c.label} [${value}] → ${o.response ? `${o.response.status} ${o.response.body.toString().slice(0, 80)}` : o.error}`;
 }
 
-function isChallenge(r: ParsedResponse): boolean {
+function isChallenge(r: RawResponse): boolean {
   const challenges = r.rawHeaders.filter(([n]) => n.toLowerCase() === 'www-authenticate').map(([, v]) => v);
   return r.status === 401 && challenges.some((v) => /^Basic realm="tollgate"/.test(v)) && challenges.some((v) => /^Bearer realm="tollgate"/.test(v));
 }

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { rawRequest } from '../helpers/raw-http.js';
-import { openRawConnection, type ParsedResponse } from '../helpers/raw-connection.js';
+import { openRawConnection, rawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
 
 /**
@@ -231,10 +231,10 @@ describe('an upstream response cannot inject into the client response', () => {
   });
 
   /** The request, then a second one pipelined on the same connection: every response received. */
-  async function exchange(path: string): Promise<ParsedResponse[]> {
+  async function exchange(path: string): Promise<RawResponse[]> {
     const conn = await openRawConnection(fgw.url);
     conn.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\n`);
-    const responses: ParsedResponse[] = [];
+    const responses: RawResponse[] = [];
     try {
       for (let i = 0; i < 3; i++) responses.push(await conn.next(i < 2 ? 5000 : 200));
     } catch {

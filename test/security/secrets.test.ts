@@ -3,9 +3,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
 import { closedPort, startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { openRawConnection, type ParsedResponse } from '../helpers/raw-connection.js';
+import { openRawConnection, type RawResponse } from '../helpers/raw-http.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
 
 /**
@@ -198,7 +199,7 @@ describe('a token in the Basic user field', () => {
 
 describe('refusals that reveal nothing', () => {
   /** The response as bytes, without the lines that differ per request by design (Date, X-Request-Id). */
-  function comparable(r: ParsedResponse): string {
+  function comparable(r: RawResponse): string {
     const lines = r.head.split('\r\n').filter((l) => !/^(date|x-request-id):/i.test(l));
     return `${lines.join('\r\n')}\r\n\r\n${r.body.toString('latin1')}`;
   }
