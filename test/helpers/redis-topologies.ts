@@ -129,10 +129,20 @@ async function startNode(role: RedisNode['role'], argsFor: (port: number) => Pro
   throw lastError;
 }
 
-function tempDir(prefix: string): string {
+/** A topology's temp dir and its nodes (pushed as they start); `stop` kills them all and removes the dir. */
+function topology(prefix: string): { dir: string; nodes: RedisNode[]; stop(): Promise<void> } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   dirs.add(dir);
-  return dir;
+  const nodes: RedisNode[] = [];
+  return {
+    dir,
+    nodes,
+    async stop() {
+      await Promise.all(nodes.map((n) => n.kill()));
+      rmSync(dir, { recursive: true, force: true });
+      dirs.delete(dir);
+    },
+  };
 }
 
 function parseInfo(info: string): Record<string, string> {
@@ -183,13 +193,7 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
   const replicaCount = options.replicas ?? 1;
   const sentinelCount = options.sentinels ?? 3;
   const quorum = options.quorum ?? 2;
-  const dir = tempDir('tollgate-sentinel-');
-  const nodes: RedisNode[] = [];
-  const stop = async () => {
-    await Promise.all(nodes.map((n) => n.kill()));
-    rmSync(dir, { recursive: true, force: true });
-    dirs.delete(dir);
-  };
+  const { dir, nodes, stop } = topology('tollgate-sentinel-');
   try {
     const master = await startNode('master', (port) => {
       const d = path.join(dir, `m-${port}`);
@@ -303,13 +307,7 @@ export interface RedisCluster {
 export async function startRedisCluster(options: { masters?: number } = {}): Promise<RedisCluster> {
   assertInstalled();
   const count = options.masters ?? 3;
-  const dir = tempDir('tollgate-cluster-');
-  const nodes: RedisNode[] = [];
-  const stop = async () => {
-    await Promise.all(nodes.map((n) => n.kill()));
-    rmSync(dir, { recursive: true, force: true });
-    dirs.delete(dir);
-  };
+  const { dir, nodes, stop } = topology('tollgate-cluster-');
   try {
     for (let i = 0; i < count; i++) {
       nodes.push(await startNode('cluster', async (port) => {

@@ -3,20 +3,20 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createToken } from '../../src/tokens/service.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import { openTokenStore } from '../../src/tokens/index.js';
-import type { TokenStore } from '../../src/tokens/store.js';
 import { generateToken } from '../../src/tokens/format.js';
 import { closedPort, startFaultyOrigin, targetOf } from '../helpers/faulty-origin.js';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { patternBytes } from '../helpers/origin.js';
 import { openRawConnection, rawRequest, type RawResponse } from '../helpers/raw-http.js';
-import { startRedisServer, startTcpRelay, type RedisServer, type TcpRelay } from '../helpers/redis-server.js';
-import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { startRedisGateway, type RedisGateway } from '../helpers/redis-gateway.js';
+import { tempDir } from '../helpers/route-config.js';
 import { startSourceGateway } from '../helpers/source-gateway.js';
+import { closesAfterAll } from '../helpers/teardown.js';
 
 /**
  * Faults around the gateway: a misbehaving upstream, and Redis going away under load.
@@ -34,13 +34,13 @@ const openFds = () => readdirSync('/proc/self/fd').length;
 
 describe('an upstream that refuses, resets, stalls, answers 5xx or lies about its length', () => {
   const partial = patternBytes(64 * 1024);
+  const closing = closesAfterAll();
   let origin: Awaited<ReturnType<typeof startScriptedOrigin>>;
-  let dir: TempDir;
   let gw: TestGateway;
   let token: string;
 
   beforeAll(async () => {
-    origin = await startScriptedOrigin((socket, p) => {
+    origin = closing(await startScriptedOrigin((socket, p) => {
       const head = (status: string, headers: string) => `HTTP/1.1 ${status}\r\n${headers}\r\n`;
       switch (p) {
         case '/complete':
@@ -88,21 +88,16 @@ describe('an upstream that refuses, resets, stalls, answers 5xx or lies about it
         default:
           socket.end(head('404 Not Found', 'Content-Length: 0\r\nConnection: close\r\n'));
       }
-    });
-    dir = tempDir('tollgate-security-faults-');
-    gw = await startTestGateway({
+    }));
+    const dir = closing(tempDir('tollgate-security-faults-'));
+    gw = closing(await startTestGateway({
       TOLLGATE_CONFIG: dir.configFile([
         { prefix: '/f/', upstream: origin.url },
         { prefix: '/down/', upstream: `http://127.0.0.1:${await closedPort()}` },
       ]),
       TOLLGATE_UPSTREAM_TIMEOUT_MS: '400',
-    });
+    }));
     ({ token } = await gw.createToken());
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await origin?.close();
-    dir?.remove();
   });
 
   const connections = () => new Promise<number>((resolve, reject) => {
@@ -321,28 +316,18 @@ async function untilNotReady(gw: TestGateway): Promise<number> {
 }
 
 describe('Redis killed mid-load (20 concurrent clients)', () => {
-  let redis: RedisServer;
-  let origin: Origin;
-  let gw: TestGateway;
-
+  const closing = closesAfterAll();
+  let stack: RedisGateway;
   beforeAll(async () => {
-    redis = await startRedisServer();
-    origin = await startOrigin();
-    gw = await startTestGateway({
-      TOLLGATE_UPSTREAM: origin.url,
-      TOLLGATE_REDIS_URL: redis.url,
+    stack = closing(await startRedisGateway({
       TOLLGATE_CACHE_STALE_MS: '30000',
       TOLLGATE_AUTH_FAILURE_BURST: '0', // the unknown tokens below would otherwise be rate-limited
       TOLLGATE_LOG_LEVEL: 'info',
-    });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await origin?.close();
-    await redis?.stop();
+    }));
   });
 
   it('prevents an outage from spreading: cached tokens keep working, unknown ones get 503 + Retry-After (never 401, never 500), and the gateway reconnects by itself', { timeout: 120_000 }, async () => {
+    const { gw, redis } = stack;
     const cached = await Promise.all(Array.from({ length: 5 }, async () => (await gw.createToken()).token));
     for (const t of cached) expect((await fetch(`${gw.url}/warm`, { headers: { authorization: bearer(t) } })).status).toBe(200);
 
@@ -351,6 +336,7 @@ describe('Redis killed mid-load (20 concurrent clients)', () => {
       ? { kind: 'unknown' as const, token: generateToken('production') } // never seen: a store read every time
       : { kind: 'cached' as const, token: cached[i % cached.length]! });
     const load = startLoad(gw.url, 20, pick);
+    onTestFinished(async () => { await load.stop(); }); // also when a phase below fails
 
     // Before: the traffic is answered as usual.
     await untilAnswered(load, 0, { 'cached:200': 20, 'unknown:401': 10 });
@@ -394,35 +380,22 @@ describe('Redis killed mid-load (20 concurrent clients)', () => {
 });
 
 describe('a revocation made while the gateway is cut off from Redis (20 concurrent clients)', () => {
-  let redis: RedisServer;
-  let relay: TcpRelay;
-  let origin: Origin;
-  let gw: TestGateway;
-  let direct: TokenStore;
-
+  const closing = closesAfterAll();
+  let stack: RedisGateway;
   beforeAll(async () => {
-    redis = await startRedisServer();
-    relay = await startTcpRelay(redis.port);
-    origin = await startOrigin();
-    gw = await startTestGateway({
-      TOLLGATE_UPSTREAM: origin.url,
-      TOLLGATE_REDIS_URL: relay.url, // the gateway reaches Redis only through the relay; Redis keeps its data
+    // The gateway reaches Redis only through the relay; Redis keeps its data.
+    stack = closing(await startRedisGateway({
       TOLLGATE_CACHE_TTL_MS: '600000',
       TOLLGATE_CACHE_STALE_MS: '30000',
       TOLLGATE_AUTH_FAILURE_BURST: '0',
       TOLLGATE_LOG_LEVEL: 'info',
-    });
-    direct = await openTokenStore({ redis: { url: redis.url, prefix: gw.config.redis!.prefix }, dataDir: gw.dataDir });
-  });
-  afterAll(async () => {
-    await direct?.close();
-    await gw?.close();
-    await relay?.close();
-    await origin?.close();
-    await redis?.stop();
+    }, { relay: true }));
   });
 
   it('prevents a lost revocation: it is applied once the gateway can see Redis again, and stays applied', { timeout: 120_000 }, async () => {
+    const { gw } = stack;
+    const relay = stack.relay!;
+    const direct = stack.direct!;
     const keep = await gw.createToken();
     const victim = await gw.createToken();
     await gw.gateway.cache.sync();
@@ -436,6 +409,7 @@ describe('a revocation made while the gateway is cut off from Redis (20 concurre
       return { kind: 'cached' as const, token: keep.token };
     };
     const load = startLoad(gw.url, 20, pick);
+    onTestFinished(async () => { await load.stop(); }); // also when a phase below fails
 
     await untilAnswered(load, 0, { 'cached:200': 10, 'victim:200': 5, 'unknown:401': 5 });
     await relay.cut();
