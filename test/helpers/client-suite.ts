@@ -50,22 +50,21 @@ export interface ClientSuiteOptions<U extends Upstream> {
 export function clientSuite<U extends Upstream = TreeServer>(options: ClientSuiteOptions<U>): { gw: ClientGateway; upstream: U } {
   const gw = {} as ClientGateway;
   const upstream = {} as U;
-  let started: { gw?: ClientGateway; upstream?: U } = {};
+  const startUpstream = options.upstream ?? ((root: string) => startTreeServer({ roots: [root] }) as unknown as Promise<U>);
+  let running: { gw?: ClientGateway; upstream?: U } = {};
 
   beforeAll(async () => {
     await options.requireClients();
     const root = scratchDir(`${options.label}-upstream`);
-    started.upstream = await (options.upstream ?? ((dir: string) => startTreeServer({ roots: [dir] }) as unknown as Promise<U>))(root);
-    Object.assign(upstream, started.upstream);
-    started.gw = await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], { tls: options.tls });
-    Object.assign(gw, started.gw);
+    running.upstream = Object.assign(upstream, await startUpstream(root));
+    running.gw = Object.assign(gw, await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], { tls: options.tls }));
     await options.build?.(root, { upstreamUrl: upstream.url, gatewayUrl: gw.url });
   });
 
   afterAll(async () => {
-    await started.gw?.stop();
-    await started.upstream?.close();
-    started = {};
+    await running.gw?.stop();
+    await running.upstream?.close();
+    running = {};
     await options.teardown?.();
   });
 
