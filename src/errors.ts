@@ -1,5 +1,7 @@
 /**
- * Every error Tollgate reports, with its code and HTTP status, in one place.
+ * Every error Tollgate reports, with its code and HTTP status, in one place (fastify's
+ * lib/errors.js, undici's lib/core/errors.js). Callers branch on `code`, never on a class.
+ * docs/errors.md documents each code; a test keeps the two in step.
  * This module imports nothing: every other module may depend on it.
  */
 
@@ -15,11 +17,16 @@ export const ErrorCodes = {
   // Requests the proxy port refuses before forwarding.
   TOLLGATE_ERR_REQUEST_METHOD: { status: 405, message: 'Method not allowed: tokens only allow downloads' },
   TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },
+  TOLLGATE_ERR_REQUEST_HOST: { status: 400, message: 'Bad Host header' },
   TOLLGATE_ERR_REQUEST_NO_ROUTE: { status: 404, message: 'Not found' },
 
-  // The artifact server behind the gateway.
+  // The artifact server behind the gateway, and the client on the other side of a download.
   TOLLGATE_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'Upstream unreachable' },
   TOLLGATE_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timed out' },
+  TOLLGATE_ERR_UPSTREAM_BAD_STATUS: { status: 502, message: 'Upstream sent an answer that cannot be relayed' },
+  TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED: { status: 502, message: 'Upstream redirected to a destination this route does not allow' },
+  /** Never sent: the reason an upstream exchange is aborted once its client has gone (nginx's 499). */
+  TOLLGATE_ERR_CLIENT_GONE: { status: 499, message: 'Client closed the connection' },
 
   // Token management (CLI and admin API).
   TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists' },
@@ -39,7 +46,7 @@ export const ErrorCodes = {
   TOLLGATE_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'Not found' },
   TOLLGATE_ERR_ADMIN_INTERNAL: { status: 500, message: 'Internal error (see the gateway log)' },
 
-  // Start-up.
+  // Start-up and stores.
   TOLLGATE_ERR_CONFIG_INVALID: { status: 500, message: 'Invalid configuration' },
   TOLLGATE_ERR_STORE: { status: 503, message: 'Token store error' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -49,8 +56,13 @@ export type ErrorCode = keyof typeof ErrorCodes;
 export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  /** Safe to show to a client: never contains a token or an internal detail. */
+  /** The code's message alone: safe for any client, never a token or an internal detail. */
   readonly publicMessage: string;
+  /**
+   * What went wrong in this instance. The admin API and the CLI show it (`message` is the code's
+   * message and this detail); the proxy port never does. Never put a secret in it.
+   */
+  readonly detail: string | undefined;
 
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const spec = ErrorCodes[code];
@@ -59,9 +71,18 @@ export class GatewayError extends Error {
     this.code = code;
     this.status = spec.status;
     this.publicMessage = spec.message;
+    this.detail = detail;
   }
 }
 
-export function isGatewayError(err: unknown): err is GatewayError {
-  return err instanceof GatewayError;
+/** The one factory: `throw createError('TOLLGATE_ERR_TOKEN_INPUT', 'name is required')`. */
+export function createError(code: ErrorCode, detail?: string, options?: { cause?: unknown }): GatewayError {
+  return new GatewayError(code, detail, options);
+}
+
+/** True for Tollgate's own errors; with `prefix`, only for codes that start with it (`TOLLGATE_ERR_ADMIN_`). */
+export function isGatewayError(err: unknown, prefix?: string): err is GatewayError {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && Object.hasOwn(ErrorCodes, code) && (prefix === undefined || code.startsWith(prefix));
 }

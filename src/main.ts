@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from './config/index.js';
 import { createLogger } from './logging/logger.js';
 import { openTokenStore } from './tokens/index.js';
-import { startGateway, errorFields } from './gateway.js';
+import { startGateway } from './gateway.js';
+import { errorFields } from './logging/error-fields.js';
 import { clusterMetricsSource, isClusterWorker, runPrimary } from './cluster.js';
 
 /** Exit code for configuration and usage errors. */

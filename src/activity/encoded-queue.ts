@@ -1,5 +1,5 @@
 import type { ActivityEvent, EncodedActivityEvent } from './event.js';
-import { activityEventJson, utcDate } from './sinks/file.js';
+import { activityEventJson, utcDate } from './event-codec.js';
 
 /** Lines are written into segments of this size (a longer line gets a segment of its own). */
 const SEGMENT_BYTES = 64 * 1024;
@@ -23,14 +23,14 @@ function dayNumber(date: string): number {
  * whatever they are held by is copied by each GC and then promoted to the old generation (as
  * objects, most of what V8 promoted per request). The objects a sink gets (EncodedActivityEvent)
  * are made per batch. The typed arrays are reused, not regrown per batch: JavaScript arrays
- * pushed to from empty for every batch were a third of what V8 still promoted per request.
+ * pushed to from empty for every batch were promoted too.
  *
  * Lines are appended to the last segment, and to a new one when it is full. A segment is given
  * back only once every line in it was delivered (drop()), so a batch on its way to a sink (views
  * into its segments) is never overwritten; a few delivered segments are kept and reused. Under
  * load a batch is nearly always out: a queue that moved its lines to a new buffer whenever one
- * was out allocated ~3 MB of ArrayBuffer a second at 8,600 events/s, which V8 promoted and freed
- * only in major GCs (25-35 MiB of RSS between them).
+ * was out allocated a steady stream of ArrayBuffers, which V8 promoted and freed only in major
+ * GCs (RSS grew between them).
  */
 export class EncodedEventQueue {
   /** The segments holding queued lines, oldest first; lines are appended to the last. */

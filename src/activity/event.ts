@@ -89,8 +89,8 @@ const chars = Buffer.alloc(26);
 
 /**
  * ULID: 48-bit millisecond time + 80 random bits, Crockford base32, monotonic within a millisecond.
- * Built in place in one 26-byte buffer (measured: 0.11 µs per id within a millisecond, 0.34 µs in
- * a new one; arrays sliced, mapped and joined per id took 0.48 and 0.56 µs).
+ * Built in place in one 26-byte buffer, the time part rewritten only when the millisecond changes
+ * (arrays sliced, mapped and joined per id were slower).
  */
 export function newEventId(now = Date.now()): string {
   if (now === lastTime) {

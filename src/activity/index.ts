@@ -43,7 +43,7 @@ export async function createActivityPipeline(
   const spoolRoot = path.join(config.dataDir, 'spool');
   const streamKey = (stream: string) => `${config.redis?.prefix ?? '{tollgate}:'}activity:${stream}`;
 
-  // Loaded only with Redis configured (ioredis alone adds ~23 MiB of RSS).
+  // Loaded only with Redis configured (ioredis adds much to the process's RSS).
   const redisModules = config.redis
     ? { connect: await import('../redis/connect.js'), stream: await import('./sinks/redis-stream.js') }
     : undefined;
@@ -109,14 +109,7 @@ export async function createActivityPipeline(
   const runners = [...production, ...development];
 
   metrics.activityQueueDepth.reset();
-  const depthGauge = metrics.activityQueueDepth as unknown as { collect?: () => void };
-  depthGauge.collect = function collectDepth(this: typeof metrics.activityQueueDepth) {
-    for (const r of runners) {
-      const d = r.depth();
-      this.labels(r.name, 'memory').set(d.memory);
-      this.labels(r.name, 'disk').set(d.disk);
-    }
-  };
+  metrics.sources.activityQueueDepth = () => runners.map((r) => ({ sink: r.name, ...r.depth() }));
 
   const recorder = createActivityRecorder({
     production,

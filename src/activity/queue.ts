@@ -1,6 +1,6 @@
 import type { ActivityEvent, EncodedActivityEvent, Sink } from './event.js';
 import { EncodedEventQueue } from './encoded-queue.js';
-import { decodeActivityEvent } from './sinks/file.js';
+import { decodeActivityEvent } from './event-codec.js';
 import { openSpool, type Spool } from './spool.js';
 
 export interface SinkRunnerOptions {
@@ -84,7 +84,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
    * Events on their way to disk are written in coalesced batches: one append for everything that
    * arrived while the previous append was running. One append per event queued a promise and an
    * fs write per request, faster than the disk took them, and memory grew without bound (the soak
-   * after a Redis restart: 122 -> 421 MiB in 150 s).
+   * after a Redis restart).
    */
   let spillBuffer: ActivityEvent[] = [];
   let spillBufferBytes = 0;

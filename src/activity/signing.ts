@@ -14,19 +14,19 @@
  * - TOLLGATE_SIGNING_KEY_FILE (a mounted secret, say): read as is, never written.
  * - otherwise `<dataDir>/signing-keys.json`, generated on first start when absent. Generation is
  *   race-free across processes: the key set is written to a private temp file, synced, then
- *   hard-linked to the final name, which fails when another process got there first; the loser
- *   discards its key and reads the winner's. So processes starting together end with ONE key, and
+ *   hard-linked to the final name, which fails when another process got there first (see
+ *   private-file.ts); the loser discards its key and reads the winner's. So processes starting together end with ONE key, and
  *   nobody ever reads a half-written file.
  *
  * Rotation (`rotateSigningKeys`, for a CLI command) writes [new, ...old] to a temp file and renames
  * it over the old one. Running processes keep the keys they loaded: restart them (one by one) to
  * sign with the new key. Every key stays published until removed by hand from the file.
  */
-import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
 import { GatewayError } from '../errors.js';
+import { createPrivateFile, replacePrivateFile } from '../private-file.js';
 
 export const SIGNING_KEY_FILE_NAME = 'signing-keys.json';
 export const SIGNING_ALG = 'ES256';
@@ -131,48 +131,6 @@ export async function generateSigningKey(): Promise<PrivateJWK> {
   return { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y!, d: jwk.d!, kid, alg: 'ES256', use: 'sig' };
 }
 
-/** Writes `content` to a fresh private temp file next to `file`, synced; returns its path. */
-async function writeTemp(file: string, content: string): Promise<string> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
-  await handle.close();
-  return temp;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some file systems cannot sync a directory; the rename/link is still atomic.
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Creates `file` with `keys` unless it exists. Returns false when another process created it first. */
-async function createExclusive(file: string, keys: readonly PrivateJWK[]): Promise<boolean> {
-  const temp = await writeTemp(file, serialize(keys));
-  try {
-    await link(temp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    await unlink(temp).catch(() => {});
-  }
-  await syncDir(path.dirname(file));
-  return true;
-}
-
 /** Reads the data dir's key file, generating it first when absent. */
 async function readOrGenerate(file: string): Promise<PrivateJWK[]> {
   try {
@@ -185,7 +143,7 @@ async function readOrGenerate(file: string): Promise<PrivateJWK[]> {
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const key = await generateSigningKey();
-  if (await createExclusive(file, [key])) return [key];
+  if (await createPrivateFile(file, serialize([key]))) return [key];
   return readKeySet(file);
 }
 
@@ -248,16 +206,9 @@ export async function rotateSigningKeys(file: string): Promise<RotationResult> {
       throw invalid(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
     }
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    if (await createExclusive(file, [key])) return { kid: key.kid, retired: [] };
+    if (await createPrivateFile(file, serialize([key]))) return { kid: key.kid, retired: [] };
     old = await readKeySet(file);
   }
-  const temp = await writeTemp(file, serialize([key, ...old]));
-  try {
-    await rename(temp, file);
-  } catch (err) {
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
-  await syncDir(path.dirname(file));
+  await replacePrivateFile(file, serialize([key, ...old]));
   return { kid: key.kid, retired: old.map((k) => k.kid) };
 }

@@ -2,7 +2,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
-import { isGatewayError } from '../errors.js';
+import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { ECOSYSTEMS } from '../config/index.js';
 import type { ActivityEvent } from '../activity/event.js';
@@ -10,7 +10,7 @@ import { MAX_RECENT_LIMIT, type ActivityQuery } from '../activity/recent.js';
 import { createToken, toTokenView } from '../tokens/service.js';
 import type { TokenRecord, TokenStore } from '../tokens/store.js';
 import type { AdminAuth, AdminPrincipal, Session } from './auth.js';
-import { AdminError, sendAdminError } from './errors.js';
+import { sendAdminError } from './errors.js';
 
 /**
  * The admin JSON API, mounted at /api/v1 on the admin listener. Every route but POST /session
@@ -62,15 +62,15 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   /** Refuses cross-site requests: Sec-Fetch-Site, then Origin against this admin origin. */
   function checkOrigin(c: Context, required: boolean): void {
     const site = c.req.header('sec-fetch-site');
-    if (site !== undefined && site !== 'same-origin') throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', `Sec-Fetch-Site is ${site}`);
+    if (site !== undefined && site !== 'same-origin') throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', `Sec-Fetch-Site is ${site}`);
     const origin = c.req.header('origin');
     if (origin === undefined) {
-      if (required) throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', 'the Origin header is missing');
+      if (required) throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', 'the Origin header is missing');
       return;
     }
     if (auth.publicOrigin !== undefined) {
       if (origin !== auth.publicOrigin) {
-        throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', `Origin must be ${auth.publicOrigin} (TOLLGATE_PUBLIC_ADMIN_URL)`);
+        throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', `Origin must be ${auth.publicOrigin} (TOLLGATE_PUBLIC_ADMIN_URL)`);
       }
       return;
     }
@@ -82,7 +82,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     }
     // Without TOLLGATE_PUBLIC_ADMIN_URL the scheme is unknown behind a TLS proxy: compare hosts.
     if (host === undefined || host !== new URL(c.req.url).host) {
-      throw new AdminError('TOLLGATE_ERR_ADMIN_ORIGIN', 'Origin does not match this admin page (set TOLLGATE_PUBLIC_ADMIN_URL behind a proxy)');
+      throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', 'Origin does not match this admin page (set TOLLGATE_PUBLIC_ADMIN_URL behind a proxy)');
     }
   }
 
@@ -90,20 +90,20 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     const authorization = c.req.header('authorization');
     if (authorization !== undefined) {
       const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
-      if (!match) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
+      if (!match) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
       c.set('admin', await auth.verifyBearer(match[1]!));
       return next();
     }
     const cookie = getCookie(c, auth.cookieName);
-    if (!cookie) throw new AdminError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED');
+    if (!cookie) throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED');
     const session = await auth.verifySession(cookie);
     if (!session) {
       deleteCookie(c, auth.cookieName, cookieOptions);
-      throw new AdminError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired or was signed out, sign in again');
+      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired or was signed out, sign in again');
     }
     if (!SAFE_METHODS.has(c.req.method)) {
       checkOrigin(c, true);
-      if (!auth.checkCsrf(session, c.req.header('x-csrf-token'))) throw new AdminError('TOLLGATE_ERR_ADMIN_CSRF');
+      if (!auth.checkCsrf(session, c.req.header('x-csrf-token'))) throw createError('TOLLGATE_ERR_ADMIN_CSRF');
     }
     c.set('admin', { identity: session.identity, via: session.via, session });
     return next();
@@ -141,12 +141,12 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
         principal = await auth.verifyBearer(match[1]!);
       } else {
         const body = await readJsonObject(c);
-        if (typeof body.token !== 'string' || body.token === '') throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
-        if (!auth.isAdminToken(body.token.trim())) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
+        if (typeof body.token !== 'string' || body.token === '') throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
+        if (!auth.isAdminToken(body.token.trim())) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
         principal = { identity: 'admin', via: 'token' };
       }
     } catch (err) {
-      if (err instanceof AdminError) {
+      if (isGatewayError(err, 'TOLLGATE_ERR_ADMIN_')) {
         logger.warn({ event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: clientIp(c) }, 'admin sign-in refused');
       }
       throw err;
@@ -216,7 +216,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     const q = c.req.query();
     const kind = q.kind || undefined;
     if (kind !== undefined && kind !== 'download' && kind !== 'metadata') {
-      throw new AdminError('TOLLGATE_ERR_ADMIN_QUERY', 'kind must be download or metadata');
+      throw createError('TOLLGATE_ERR_ADMIN_QUERY', 'kind must be download or metadata');
     }
     const limit = parseLimit(q.limit, 100, MAX_RECENT_LIMIT);
     const events = await activity.recent({
@@ -240,10 +240,10 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   api.notFound((c) => sendAdminError(c, 'TOLLGATE_ERR_ADMIN_NOT_FOUND'));
 
   api.onError((err, c) => {
-    if (err instanceof AdminError) return sendAdminError(c, err.code, err.message);
     if (isGatewayError(err)) {
       if (err.status >= 500) {
-        logger.error({ err: { name: err.name, message: err.message, code: err.code } }, 'admin API: store error');
+        // The detail of a server-side failure (a store's, the OIDC issuer's) goes to the log only.
+        logger.error({ err: { name: err.name, message: err.message, code: err.code } }, 'admin API: service error');
         return sendAdminError(c, err.code);
       }
       return sendAdminError(c, err.code, err.message);
@@ -258,15 +258,15 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
 
 async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
   const type = c.req.header('content-type') ?? '';
-  if (!/^application\/json\s*(;|$)/i.test(type)) throw new AdminError('TOLLGATE_ERR_ADMIN_CONTENT_TYPE');
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw createError('TOLLGATE_ERR_ADMIN_CONTENT_TYPE');
   let body: unknown;
   try {
     body = await c.req.json();
   } catch {
-    throw new AdminError('TOLLGATE_ERR_ADMIN_BODY');
+    throw createError('TOLLGATE_ERR_ADMIN_BODY');
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new AdminError('TOLLGATE_ERR_ADMIN_BODY', 'expected a JSON object');
+    throw createError('TOLLGATE_ERR_ADMIN_BODY', 'expected a JSON object');
   }
   return body as Record<string, unknown>;
 }

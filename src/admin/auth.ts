@@ -3,7 +3,7 @@ import { createRemoteJWKSet, jwtVerify, SignJWT, errors as joseErrors, type JWTP
 import type { AdminConfig, Config, OidcConfig } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
 import { loadAdminCredential, type AdminCredential } from './credential.js';
-import { AdminError } from './errors.js';
+import { createError, type GatewayError } from '../errors.js';
 
 /**
  * Who may use the admin API, and how a browser stays signed in.
@@ -56,7 +56,7 @@ export interface AdminAuth {
   readonly credentialSource: AdminCredential['source'];
   /** Constant-time comparison with the admin token. */
   isAdminToken(candidate: string): boolean;
-  /** The value of an `Authorization: Bearer` header: the admin token or an OIDC JWT. Throws AdminError. */
+  /** The value of an `Authorization: Bearer` header: the admin token or an OIDC JWT. Throws a GatewayError. */
   verifyBearer(credential: string): Promise<AdminPrincipal>;
   issueSession(principal: Pick<AdminPrincipal, 'identity' | 'via'>): Promise<{ cookie: string; session: Session }>;
   /** undefined for anything but a valid, unexpired, not signed-out session. */
@@ -109,8 +109,8 @@ export function createAdminAuthFromCredential(admin: AdminConfig, credential: Ad
 
     verifyBearer: async function verifyBearer(value) {
       if (isAdminToken(value)) return { identity: 'admin', via: 'token' };
-      if (!JWT_SHAPE.test(value)) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
-      if (!verifyOidc) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'OIDC sign-in is not configured on this gateway');
+      if (!JWT_SHAPE.test(value)) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
+      if (!verifyOidc) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'OIDC sign-in is not configured on this gateway');
       return verifyOidc(value);
     },
 
@@ -179,7 +179,7 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** jose-verified OIDC bearer → admin principal, or an AdminError that says why (never the token). */
+/** jose-verified OIDC bearer → admin principal, or a GatewayError that says why (never the token). */
 function createOidcVerifier(oidc: OidcConfig, now: () => number): (jwt: string) => Promise<AdminPrincipal> {
   const jwks = createRemoteJWKSet(new URL(oidc.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
   const { name: claimName, value: claimValue } = oidc.adminClaim;
@@ -199,29 +199,29 @@ function createOidcVerifier(oidc: OidcConfig, now: () => number): (jwt: string) 
       throw oidcError(err);
     }
     if (!hasAdminClaim(payload, claimName, claimValue)) {
-      throw new AdminError('TOLLGATE_ERR_ADMIN_FORBIDDEN', `the token lacks the admin claim ${claimName}=${claimValue}`);
+      throw createError('TOLLGATE_ERR_ADMIN_FORBIDDEN', `the token lacks the admin claim ${claimName}=${claimValue}`);
     }
     const identity = typeof payload.email === 'string' && payload.email !== '' ? payload.email
       : typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined;
-    if (!identity) throw new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has neither email nor sub');
+    if (!identity) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has neither email nor sub');
     return { identity, via: 'oidc' };
   };
 }
 
-function oidcError(err: unknown): AdminError {
-  if (err instanceof joseErrors.JWTExpired) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has expired');
+function oidcError(err: unknown): GatewayError {
+  if (err instanceof joseErrors.JWTExpired) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', `the token's "${err.claim}" claim is wrong or missing`);
+    return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', `the token's "${err.claim}" claim is wrong or missing`);
   }
   if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid
     || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC')
     || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
     // fetch failed, non-200 or not a key set: the identity provider's JWKS is unusable.
-    return new AdminError('TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE');
+    return createError('TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE');
   }
-  if (err instanceof joseErrors.JWKSNoMatchingKey) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'no key in the JWKS matches the token');
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s algorithm is not allowed');
-  return new AdminError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s signature or format is invalid');
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'no key in the JWKS matches the token');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s algorithm is not allowed');
+  return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s signature or format is invalid');
 }
 
 /** `<claim>=<value>`: the claim (top-level, else a dot path) equals the value or is an array holding it. */

@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AdminConfig } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
+import { createPrivateFile } from '../private-file.js';
 
 /** Under the data dir when neither TOLLGATE_ADMIN_TOKEN nor TOLLGATE_ADMIN_TOKEN_FILE is set. */
 export const ADMIN_TOKEN_FILE_NAME = 'admin-token';
@@ -44,7 +45,7 @@ export async function loadAdminCredential(admin: Pick<AdminConfig, 'token' | 'to
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const token = generateAdminToken();
-  if (await createExclusive(file, `${token}\n`)) {
+  if (await createPrivateFile(file, `${token}\n`)) {
     logger.info({ source: 'generated', file }, 'admin API: generated an admin token; sign in with the token in this file');
     return { token, source: 'generated', file };
   }
@@ -62,25 +63,5 @@ async function readTokenFile(file: string): Promise<string | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-async function createExclusive(file: string, content: string): Promise<boolean> {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(temp, file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    await unlink(temp).catch(() => {});
   }
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { fileURLToPath } from 'node:url';
 
+// Constants and the route file's fields: what other modules need (ecosystems, defaults) without the loader.
+
 export const ECOSYSTEMS = [
   'npm', 'pypi', 'maven', 'go', 'nuget', 'composer', 'deb', 'rpm', 'apk', 'cargo', 'generic',
 ] as const;
@@ -48,23 +50,24 @@ export const MIN_ADMIN_TOKEN_LENGTH = 16;
 /** The artifact tree shipped with the repo: what `npm start` serves when nothing is configured. */
 export const DEFAULT_UPSTREAM_DIR = fileURLToPath(new URL('../../examples/artifacts', import.meta.url));
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const port = (name: string) =>
-  z.coerce.number({ error: `${name} must be a port number (0-65535)` })
-    .int(`${name} must be a port number (0-65535)`)
-    .min(0, `${name} must be a port number (0-65535)`)
-    .max(65535, `${name} must be a port number (0-65535)`);
+/**
+ * How much of a bad value a problem line may show: `value` settings are never shown (tokens,
+ * credentials); `url` settings show scheme://host[:port] at most (userinfo, a path and a query
+ * can each be a credential, a webhook path often is one).
+ */
+export type Secrecy = 'value' | 'url';
 
-const durationMs = (name: string, min = 1) =>
-  z.coerce.number({ error: `${name} must be a whole number of milliseconds` })
-    .int(`${name} must be a whole number of milliseconds`)
-    .min(min, `${name} must be at least ${min} ms`);
-
-const count = (name: string, min = 1) =>
-  z.coerce.number({ error: `${name} must be a whole number` })
-    .int(`${name} must be a whole number`)
-    .min(min, `${name} must be at least ${min}`);
+/** One setting, or one field of a route: its type (with its default), its reference line, its secrecy. */
+export interface Field {
+  schema: z.ZodType;
+  /** The line in docs/configuration.md. */
+  doc: string;
+  /** The default as the reference shows it, where the schema has none of its own (unset, derived). */
+  shown?: string;
+  secret?: Secrecy;
+}
 
 const upstreamAuthSchema = z.union([
   z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }).strict(),
@@ -74,84 +77,70 @@ const upstreamAuthSchema = z.union([
 
 export type UpstreamAuth = z.infer<typeof upstreamAuthSchema>;
 
-export const routeFileSchema = z.object({
-  prefix: z.string({ error: 'prefix must be a path starting with "/"' })
-    .regex(/^\/[\x21-\x7e]*$/, 'prefix must be a path starting with "/" with no spaces or control characters'),
-  upstream: z.string({ error: 'upstream must be an http(s) URL or a directory' }).min(1),
-  ecosystem: z.enum(ECOSYSTEMS, { error: `ecosystem must be one of ${ECOSYSTEMS.join(', ')}` }).default('generic'),
-  upstreamAuth: upstreamAuthSchema.optional(),
-  /** Path prefixes (relative to the route prefix) where a read-only POST is allowed. */
-  allowPost: z.array(z.string().regex(/^\//, 'allowPost entries must start with "/"')).default([]),
-  /** Rewrite upstream URLs in metadata bodies and redirects. Default: on for npm, pypi, cargo, nuget, composer. */
-  rewrite: z.boolean({ error: 'rewrite must be true or false' }).optional(),
-  /** Other base URLs the upstream uses for itself in bodies (besides `upstream`). */
-  rewriteFrom: z.array(z.string().regex(/^https?:\/\//, 'rewriteFrom entries must be http(s) URLs')).default([]),
-}).strict();
-
 /** Ecosystems whose metadata carries absolute upstream URLs, so rewriting is on by default. */
 export const REWRITE_BY_DEFAULT: readonly Ecosystem[] = ['npm', 'pypi', 'cargo', 'nuget', 'composer'];
 
+const code = (xs: readonly string[]) => xs.map((x) => `\`${x}\``).join(', ');
+
+/** The fields of one entry of `routes` in the config file. */
+export const ROUTE_FIELDS = {
+  prefix: {
+    schema: z.string({ error: 'prefix must be a path starting with "/"' })
+      .regex(/^\/[\x21-\x7e]*$/, 'prefix must be a path starting with "/" with no spaces or control characters'),
+    shown: 'required',
+    doc: 'Matched byte for byte against the raw request path, longest first; `/npm` also matches `/npm/`. What follows the prefix is appended to the upstream URL\'s path unchanged (`/npm/@scope%2fname` reaches the upstream as `/@scope%2fname`; nothing is decoded)',
+  },
+  upstream: {
+    schema: z.string({ error: 'upstream must be an http(s) URL or a directory' }).min(1),
+    shown: 'required',
+    secret: 'url',
+    doc: 'An http(s) URL (no credentials: use `upstreamAuth`), or a directory (relative to the config file) served as a static artifact tree with Range, HEAD, ETag and Last-Modified, never anything outside it',
+  },
+  ecosystem: {
+    schema: z.enum(ECOSYSTEMS, { error: `ecosystem must be one of ${ECOSYSTEMS.join(', ')}` }).default('generic'),
+    doc: `Artifact layout: ${code(ECOSYSTEMS)}`,
+  },
+  upstreamAuth: {
+    schema: upstreamAuthSchema.optional(),
+    secret: 'value',
+    doc: 'The gateway\'s own credential for the upstream: `{"type":"basic","username":...,"password":...}`, `{"type":"bearer","token":...}` or `{"type":"header","name":...,"value":...}`. The client\'s Authorization header is never forwarded',
+  },
+  allowPost: {
+    schema: z.array(z.string().regex(/^\//, 'allowPost entries must start with "/"')).default([]),
+    shown: 'none',
+    doc: 'Path prefixes (below the route prefix) where a read-only POST is allowed, such as npm\'s audit endpoints. Every other method than GET and HEAD is refused with 405',
+  },
+  rewrite: {
+    schema: z.boolean({ error: 'rewrite must be true or false' }).optional(),
+    shown: `on for ${code(REWRITE_BY_DEFAULT)}`,
+    doc: 'Upstream URLs in metadata bodies (JSON, HTML, XML, text; gzip handled) and in redirects become the gateway\'s public URL for the route, streamed in bounded memory, sent chunked with a weak ETag. Such an upstream gets its own Host and no X-Forwarded-Host, so it names itself by its own origin. A redirect to another origin (object storage) is followed by the gateway, without credentials; never passed on raw',
+  },
+  followRedirects: {
+    schema: z.union([
+      z.literal(false),
+      z.object({
+        hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'followRedirects.hosts entries must be host names')).default([]),
+        cidrs: z.array(z.string()).default([]),
+      }).strict(),
+    ], { error: 'followRedirects must be false or {"hosts": [...], "cidrs": [...]}' }).optional(),
+    shown: 'public addresses only',
+    doc: 'Where the gateway may follow an upstream\'s redirect to another origin (object storage): by default only to public addresses, never to loopback, private (RFC 1918, unique-local), link-local (cloud metadata), unspecified or multicast addresses, nor to the gateway\'s own listeners. `{"hosts": ["storage.internal"], "cidrs": ["10.1.0.0/16"]}` allows those as well (a listed host by name, whatever it resolves to); `false` follows none. The check is made on the address the connection goes to. A refused redirect is a 502',
+  },
+  rewriteFrom: {
+    schema: z.array(z.string().regex(/^https?:\/\//, 'rewriteFrom entries must be http(s) URLs')).default([]),
+    shown: 'none',
+    secret: 'url',
+    doc: 'Other base URLs the upstream uses for itself in bodies (besides `upstream`)',
+  },
+} satisfies Record<string, Field>;
+
+type RouteShape = { [K in keyof typeof ROUTE_FIELDS]: (typeof ROUTE_FIELDS)[K]['schema'] };
+
+export const routeFileSchema = z.object(schemaShape<RouteShape>(ROUTE_FIELDS)).strict();
+
 export type RouteFileEntry = z.infer<typeof routeFileSchema>;
 
-/**
- * The raw settings before resolution. Each key can come from an env var
- * (`TOLLGATE_<SNAKE_CASE>`) or the JSON config file (camelCase); env wins.
- */
-export function settingsSchema() {
-  return z.object({
-    port: port('TOLLGATE_PORT').default(DEFAULT_PORT),
-    host: z.string().min(1).default(DEFAULT_HOST),
-    adminPort: port('TOLLGATE_ADMIN_PORT').default(DEFAULT_ADMIN_PORT),
-    adminHost: z.string().min(1).default(DEFAULT_ADMIN_HOST),
-    upstream: z.string().min(1).optional(),
-    routes: z.array(routeFileSchema).optional(),
-    redisUrl: z.string().regex(/^(rediss?|redis-sentinel|redis-cluster):\/\//, 'TOLLGATE_REDIS_URL must be a redis://, rediss://, redis-sentinel:// or redis-cluster:// URL').optional(),
-    redisPrefix: z.string().min(1).default(DEFAULT_REDIS_PREFIX),
-    dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
-    logLevel: z.enum(LOG_LEVELS, { error: `TOLLGATE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).default(DEFAULT_LOG_LEVEL),
-    publicUrl: z.string().optional(),
-    trustedProxies: z.union([z.string(), z.array(z.string())]).optional(),
-    tlsCert: z.string().optional(),
-    tlsKey: z.string().optional(),
-    upstreamTimeoutMs: durationMs('TOLLGATE_UPSTREAM_TIMEOUT_MS').default(DEFAULT_UPSTREAM_TIMEOUT_MS),
-    headersTimeoutMs: durationMs('TOLLGATE_HEADERS_TIMEOUT_MS').default(DEFAULT_HEADERS_TIMEOUT_MS),
-    clientIdleTimeoutMs: durationMs('TOLLGATE_CLIENT_IDLE_TIMEOUT_MS').default(DEFAULT_CLIENT_IDLE_TIMEOUT_MS),
-    cacheTtlMs: durationMs('TOLLGATE_CACHE_TTL_MS').default(DEFAULT_CACHE_TTL_MS),
-    cacheMax: count('TOLLGATE_CACHE_MAX').default(DEFAULT_CACHE_MAX),
-    negativeCacheTtlMs: durationMs('TOLLGATE_NEGATIVE_CACHE_TTL_MS').default(DEFAULT_NEGATIVE_CACHE_TTL_MS),
-    negativeCacheMax: count('TOLLGATE_NEGATIVE_CACHE_MAX').default(DEFAULT_NEGATIVE_CACHE_MAX),
-    changePollMs: durationMs('TOLLGATE_CHANGE_POLL_MS', 10).default(DEFAULT_CHANGE_POLL_MS),
-    cacheStaleMs: durationMs('TOLLGATE_CACHE_STALE_MS', 0).default(DEFAULT_CACHE_STALE_MS),
-    lastUsedFlushMs: durationMs('TOLLGATE_LAST_USED_FLUSH_MS', 100).default(DEFAULT_LAST_USED_FLUSH_MS),
-    shutdownGraceMs: durationMs('TOLLGATE_SHUTDOWN_GRACE_MS', 0).default(DEFAULT_SHUTDOWN_GRACE_MS),
-    workers: z.union([z.literal('auto'), count('TOLLGATE_WORKERS')], { error: 'TOLLGATE_WORKERS must be a whole number of at least 1, or auto' }).default(1),
-    activitySinks: z.union([z.string(), z.array(z.string())]).optional(),
-    activityWebhookUrl: z.string().optional(),
-    activityWebhookTimeoutMs: durationMs('TOLLGATE_ACTIVITY_WEBHOOK_TIMEOUT_MS').default(DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS),
-    activityDevelopment: z.enum(['off', 'separate'], { error: 'TOLLGATE_ACTIVITY_DEVELOPMENT must be off or separate' }).default('off'),
-    activityStreamMaxLen: count('TOLLGATE_ACTIVITY_STREAM_MAXLEN', 100).default(DEFAULT_ACTIVITY_STREAM_MAXLEN),
-    activityMemoryEvents: count('TOLLGATE_ACTIVITY_MEMORY_EVENTS').default(DEFAULT_ACTIVITY_MEMORY_EVENTS),
-    activitySpoolMaxBytes: count('TOLLGATE_ACTIVITY_SPOOL_MAX_BYTES', 0).default(DEFAULT_ACTIVITY_SPOOL_MAX_BYTES),
-    activityBatchSize: count('TOLLGATE_ACTIVITY_BATCH_SIZE').default(DEFAULT_ACTIVITY_BATCH_SIZE),
-    activityFlushMs: durationMs('TOLLGATE_ACTIVITY_FLUSH_MS', 0).default(DEFAULT_ACTIVITY_FLUSH_MS),
-    activityRecentMax: count('TOLLGATE_ACTIVITY_RECENT_MAX', 10).default(DEFAULT_ACTIVITY_RECENT_MAX),
-    activityRetryMaxMs: durationMs('TOLLGATE_ACTIVITY_RETRY_MAX_MS', 10).default(DEFAULT_ACTIVITY_RETRY_MAX_MS),
-    signingKeyFile: z.string().optional(),
-    metricsProjects: z.union([z.string(), z.array(z.string())]).optional(),
-    metricsToken: z.string().regex(/^[\x21-\x7e]{16,}$/, 'TOLLGATE_METRICS_TOKEN must be at least 16 printable characters without spaces').optional(),
-    metricsMaxProjects: count('TOLLGATE_METRICS_MAX_PROJECTS', 0).default(DEFAULT_METRICS_MAX_PROJECTS),
-    authFailureBurst: count('TOLLGATE_AUTH_FAILURE_BURST', 0).default(DEFAULT_AUTH_FAILURE_BURST),
-    authFailureRefillPerMinute: count('TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE', 1).default(DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE),
-    authFailureMaxAddresses: count('TOLLGATE_AUTH_FAILURE_MAX_ADDRESSES', 100).default(DEFAULT_AUTH_FAILURE_MAX_ADDRESSES),
-    authFailureWindowMs: durationMs('TOLLGATE_AUTH_FAILURE_WINDOW_MS', 1000).default(DEFAULT_AUTH_FAILURE_WINDOW_MS),
-    adminToken: z.string().optional(),
-    adminTokenFile: z.string().optional(),
-    publicAdminUrl: z.string().optional(),
-    sessionTtlMs: durationMs('TOLLGATE_SESSION_TTL_MS', 1000).max(86_400_000, 'TOLLGATE_SESSION_TTL_MS must be at most 86400000 ms (24 h)')
-      .default(DEFAULT_SESSION_TTL_MS),
-    oidcIssuer: z.string().optional(),
-    oidcAudience: z.string().optional(),
-    oidcJwksUrl: z.string().optional(),
-    oidcAdminClaim: z.string().optional(),
-  }).strict();
+/** The zod shape of a declaration: each field's schema under its key. */
+export function schemaShape<Shape>(fields: Record<string, Field>): Shape {
+  return Object.fromEntries(Object.entries(fields).map(([key, field]) => [key, field.schema])) as Shape;
 }

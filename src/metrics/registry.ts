@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { HotCounter, HotHistogram } from './hot.js';
+import { flushTallies } from './tally.js';
 
 /**
  * Every metric Tollgate exports, declared in one place with fixed label names.
@@ -16,12 +17,45 @@ import { HotCounter, HotHistogram } from './hot.js';
 
 export const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+/** A Production token as the expiry and last-use gauges show it. */
+export interface ProductionTokenSample {
+  id: string;
+  name: string;
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+}
+
+/**
+ * Where the metrics read at scrape time come from (prom-client's `collect`), set by the wiring
+ * once the parts exist. A source left unset leaves its metric empty.
+ */
+export interface MetricSources {
+  /** Token cache counters since start. */
+  cacheStats?: () => { hits: number; negativeHits: number; misses: number };
+  /** Active (not revoked) Production tokens; undefined or a rejection keeps the last values (store down). */
+  productionTokens?: () => Promise<readonly ProductionTokenSample[] | undefined>;
+  /** Activity events waiting per sink runner. */
+  activityQueueDepth?: () => Iterable<{ sink: string; memory: number; disk: number }>;
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tollgate_process_' });
+  const sources: MetricSources = {};
+
+  // prom-client collects every metric of a scrape in parallel: the two token gauges share one
+  // store read per scrape (a gauge filled by the other's collect would show the previous
+  // scrape's values).
+  let reading: Promise<readonly ProductionTokenSample[] | undefined> | undefined;
+  const productionTokens = () => (reading ??= (sources.productionTokens?.() ?? Promise.resolve(undefined))
+    .catch(() => undefined)
+    .finally(() => {
+      reading = undefined;
+    }));
 
   const m = {
     registry,
+    sources,
 
     // ── Security: Production only ──────────────────────────────────────────────────────────
     productionDownloads: new Counter({
@@ -29,18 +63,27 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Successful artifact downloads with a Production token.',
       labelNames: ['ecosystem', 'project', 'token_name', 'sealed'] as const,
       registers: [registry],
+      collect() {
+        flushTallies(this);
+      },
     }),
     productionDownloadBytes: new Counter({
       name: 'tollgate_production_download_bytes_total',
       help: 'Artifact bytes sent for Production downloads.',
       labelNames: ['ecosystem', 'project', 'token_name'] as const,
       registers: [registry],
+      collect() {
+        flushTallies(this);
+      },
     }),
     productionMetadataRequests: new Counter({
       name: 'tollgate_production_metadata_requests_total',
       help: 'Metadata requests (indexes, packuments, checksums) with a Production token.',
       labelNames: ['ecosystem', 'project', 'token_name'] as const,
       registers: [registry],
+      collect() {
+        flushTallies(this);
+      },
     }),
     tokenExpiry: new Gauge({
       name: 'tollgate_production_token_expiry_timestamp_seconds',
@@ -48,6 +91,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['token_name', 'token_id'] as const,
       aggregator: 'max', // every worker reads the same store: never sum timestamps
       registers: [registry],
+      async collect() {
+        const tokens = await productionTokens();
+        if (!tokens) return;
+        this.reset();
+        const now = Date.now();
+        for (const t of tokens) {
+          if (t.expiresAt !== null && t.expiresAt > now) this.labels(t.name, t.id).set(t.expiresAt / 1000);
+        }
+      },
     }),
     tokenLastUsed: new Gauge({
       name: 'tollgate_production_token_last_used_timestamp_seconds',
@@ -55,6 +107,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['token_name', 'token_id'] as const,
       aggregator: 'max',
       registers: [registry],
+      async collect() {
+        const tokens = await productionTokens();
+        if (!tokens) return;
+        this.reset();
+        for (const t of tokens) {
+          if (t.lastUsedAt !== null) this.labels(t.name, t.id).set(t.lastUsedAt / 1000);
+        }
+      },
     }),
 
     // ── Operations: all traffic, no per-token labels ───────────────────────────────────────
@@ -88,6 +148,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Token cache lookups by result (hit, negative_hit, miss).',
       labelNames: ['result'] as const,
       registers: [registry],
+      collect() {
+        const stats = sources.cacheStats?.();
+        if (!stats) return;
+        this.reset();
+        this.labels('hit').inc(stats.hits);
+        this.labels('negative_hit').inc(stats.negativeHits);
+        this.labels('miss').inc(stats.misses);
+      },
     }),
     storeDuration: new Histogram({
       name: 'tollgate_token_store_duration_seconds',
@@ -107,6 +175,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Activity events waiting for a sink, in memory and on disk.',
       labelNames: ['sink', 'where'] as const,
       registers: [registry],
+      collect() {
+        const depths = sources.activityQueueDepth?.();
+        if (!depths) return;
+        for (const d of depths) {
+          this.labels(d.sink, 'memory').set(d.memory);
+          this.labels(d.sink, 'disk').set(d.disk);
+        }
+      },
     }),
     activityEvents: new Counter({
       name: 'tollgate_activity_events_total',

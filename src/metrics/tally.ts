@@ -39,23 +39,16 @@ const countersTallied = new WeakMap<object, { byLabels: Map<string, CounterTally
 
 /**
  * A label set of `counter` whose increments are kept in a plain number and added to the counter
- * when prom-client collects it, which it does before every read (each scrape of /metrics, each
- * get()): the same series, in the same order, with the same values at every read. inc() on a
- * kept prom-client child still hashes and validates its label values on every call (measured:
- * 0.61 µs per Production download for its two counters, against 0.01 µs for two tallies).
- * Every caller with the same counter and label values gets the same tally.
+ * when prom-client collects it (flushTallies): the same series, in the same order, with the same
+ * values at every read. inc() on a kept prom-client child hashes and validates its label values
+ * on every call, which costs far more than a plain addition (bench/README.md, activity micro).
+ * Every caller with the same counter and label values gets the same tally. The counter must call
+ * flushTallies from its `collect`.
  */
 export function tallyFor(counter: Counter<string>, ...labelValues: string[]): Tally {
   let tallied = countersTallied.get(counter);
   if (!tallied) {
-    const flushList: FlushList = [];
-    const collectable = counter as unknown as { collect?: () => unknown };
-    const previous = collectable.collect;
-    collectable.collect = function collectTallies(this: unknown) {
-      for (const tally of flushList) tally.flush();
-      return previous?.call(this);
-    };
-    tallied = { byLabels: new Map(), flushList };
+    tallied = { byLabels: new Map(), flushList: [] };
     countersTallied.set(counter, tallied);
   }
   const key = labelValues.join('\u0000');
@@ -65,4 +58,13 @@ export function tallyFor(counter: Counter<string>, ...labelValues: string[]): Ta
     tallied.byLabels.set(key, tally);
   }
   return tally;
+}
+
+/**
+ * Hands every tally of `counter` to prom-client: the counter's `collect` (metrics/registry.ts)
+ * calls it, so it runs before every read (each scrape of /metrics, each get()).
+ */
+export function flushTallies(counter: object): void {
+  const tallied = countersTallied.get(counter);
+  if (tallied) for (const tally of tallied.flushList) tally.flush();
 }

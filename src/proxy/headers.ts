@@ -1,14 +1,28 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and the client's credentials never cross the gateway. */
-const DROP_TO_UPSTREAM = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'host', 'authorization', 'forwarded',
-  // The gateway answers a client's Expect: 100-continue itself (Node's server does).
-  'expect',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip',
+/**
+ * The request headers an upstream gets from the client: an allow-list of what package managers
+ * send for a download (content negotiation, conditionals and ranges, cache directives, the
+ * client's identity, npm's and NuGet's own headers, and a POST body's description). Anything
+ * else stays at the gateway: credentials, cookies, and the headers that ask a server behind it
+ * to do something other than the download (X-HTTP-Method-Override, X-Original-URL,
+ * X-Forwarded-Prefix, True-Client-IP...). The gateway adds Host, X-Forwarded-*, X-Request-Id and
+ * the route's own credential itself.
+ */
+const FORWARDED_TO_UPSTREAM = new Set([
+  'accept', 'accept-encoding', 'accept-language', 'accept-charset',
+  'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'range',
+  'cache-control', 'pragma',
+  'user-agent', 'referer',
+  // npm (and pnpm, yarn): what the registry may use for its own statistics
+  'npm-command', 'npm-session', 'npm-scope', 'npm-in-ci',
+  // NuGet
+  'x-nuget-session-id', 'x-nuget-client-version', 'x-nuget-protocol-version',
+  // a read-only POST's body (npm audit)
+  'content-type', 'content-length', 'content-encoding',
 ]);
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and cookies never reach the client. */
 const DROP_TO_CLIENT = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'set-cookie',
@@ -22,7 +36,8 @@ export interface ForwardedInfo {
   /** The X-Forwarded-For chain received from a trusted proxy, if any. */
   priorForwardedFor: string | undefined;
   proto: string;
-  host: string | undefined;
+  /** The host clients use for the gateway (serialised), undefined when unknown, null when the request named an invalid one. */
+  host: string | null | undefined;
 }
 
 /** Headers named in Connection are hop-by-hop too. */
@@ -50,7 +65,7 @@ export function upstreamRequestHeaders(
   const extra = connectionTokens(incoming.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in incoming) {
-    if (DROP_TO_UPSTREAM.has(name) || extra?.has(name)) continue;
+    if (!FORWARDED_TO_UPSTREAM.has(name) || extra?.has(name)) continue;
     out[name] = incoming[name];
   }
   out.host = upstreamHost;
@@ -67,8 +82,9 @@ export function upstreamRequestHeaders(
 }
 
 /**
- * Response headers for the client: hop-by-hop dropped, and `Cache-Control: private` so that no
- * shared cache in front of the gateway serves an authenticated response to someone else.
+ * Response headers for the client: hop-by-hop dropped, `Cache-Control: private` so that no shared
+ * cache in front of the gateway serves an authenticated response to someone else, and the
+ * artifact headers (artifactSafetyHeaders).
  */
 export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: string): OutgoingHttpHeaders {
   const extra = connectionTokens(upstream.connection);
@@ -79,7 +95,18 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
   }
   out['cache-control'] = privateCacheControl(upstream['cache-control']);
   out['x-request-id'] = requestId;
+  out['x-content-type-options'] = 'nosniff';
+  if (isHtml(out['content-type'])) out['content-security-policy'] = 'sandbox';
   return out;
+}
+
+/**
+ * An artifact is never a page of the gateway's origin: no content sniffing, and HTML (a PyPI
+ * simple page, an uploaded README) is sandboxed, so a package cannot run script with the
+ * gateway's origin in a browser.
+ */
+function isHtml(contentType: unknown): boolean {
+  return typeof contentType === 'string' && contentType.length >= 9 && contentType.slice(0, 9).toLowerCase() === 'text/html';
 }
 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */

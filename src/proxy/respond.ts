@@ -26,6 +26,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, requestId: strin
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': PRIVATE_NO_STORE,
+    'x-content-type-options': 'nosniff',
     'x-request-id': requestId,
     ...extraHeaders,
   };

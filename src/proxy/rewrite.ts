@@ -88,17 +88,3 @@ export function createRewriteStream(replacements: readonly Replacement[]): Trans
     },
   });
 }
-
-/**
- * A Location header: an upstream URL becomes the gateway's; a relative one stays relative
- * (resolved against the request by the client, so still on the gateway). Returns undefined for a
- * location on another origin, which the gateway must follow itself rather than pass on.
- */
-export function rewriteLocation(location: string, upstreamBases: readonly string[], publicBase: string): string | undefined {
-  for (const base of upstreamBases) {
-    if (location.startsWith(base)) return publicBase + location.slice(base.length);
-    // The upstream's origin but outside the route's base path: not reachable through this route.
-  }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(location) || location.startsWith('//')) return undefined;
-  return location;
-}

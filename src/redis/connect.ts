@@ -41,3 +41,20 @@ export function createRedisConnection(url: string, options: RedisOptions): Redis
       });
   }
 }
+
+/**
+ * Closes a connection: QUIT when it is ready (replies to commands already sent still arrive),
+ * else, or when QUIT fails, drops it at once. Never rejects.
+ */
+export async function quitOrDisconnect(connection: Redis | Cluster): Promise<void> {
+  if (connection.status === 'end') return;
+  if (connection.status === 'ready') {
+    try {
+      await connection.quit();
+      return;
+    } catch {
+      // Fall through: the connection went away meanwhile.
+    }
+  }
+  connection.disconnect();
+}

@@ -32,7 +32,7 @@
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { createRedisConnection } from '../redis/connect.js';
+import { createRedisConnection, quitOrDisconnect } from '../redis/connect.js';
 import type { TokenType } from './format.js';
 import type { ChangesSince, LastUsed, NewTokenRecord, TokenChange, TokenRecord, TokenStore } from './store.js';
 
@@ -205,20 +205,6 @@ function pairsToRecord(flat: string[]): TokenRecord | undefined {
 function parseChange(member: string): TokenChange {
   const colon = member.indexOf(':');
   return { rev: Number(member.slice(0, colon)), hash: member.slice(colon + 1) };
-}
-
-/** Quits a connection, or drops it when it cannot take a command right now. */
-async function closeConnection(connection: RedisClient): Promise<void> {
-  if (connection.status === 'end') return;
-  if (connection.status === 'ready') {
-    try {
-      await connection.quit();
-      return;
-    } catch {
-      // Fall through: the connection went away meanwhile.
-    }
-  }
-  connection.disconnect();
 }
 
 /**
@@ -453,8 +439,8 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
       closed = true;
       listeners.clear();
       const closing: Promise<void>[] = [];
-      if (subscriber) closing.push(closeConnection(subscriber));
-      if (ownsClient) closing.push(closeConnection(client));
+      if (subscriber) closing.push(quitOrDisconnect(subscriber));
+      if (ownsClient) closing.push(quitOrDisconnect(client));
       await Promise.all(closing);
       if (!ownsClient) client.off('error', reportError);
     },

@@ -116,3 +116,8 @@ export function toTokenView(record: TokenRecord, now = Date.now()): TokenView {
     state: tokenState(record, now),
   };
 }
+
+/** Production tokens that are not revoked (expired ones included), as the token gauges show them. */
+export async function activeProductionTokens(store: TokenStore, now = Date.now()): Promise<TokenRecord[]> {
+  return (await store.list()).filter((r) => r.type === 'production' && tokenState(r, now) !== 'revoked');
+}

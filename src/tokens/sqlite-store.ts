@@ -1,7 +1,5 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { GatewayError } from '../errors.js';
+import { openDatabase } from '../sqlite/open.js';
 import type { TokenType } from './format.js';
 import type { ChangesSince, LastUsed, NewTokenRecord, TokenRecord, TokenStore } from './store.js';
 
@@ -69,12 +67,7 @@ export interface SqliteStoreOptions {
  * is synchronous; every statement here takes microseconds on a local file.
  */
 export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore & { readonly file: string } {
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const file = path.join(options.dataDir, options.fileName ?? 'tollgate.db');
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
+  const { db, file } = openDatabase({ dataDir: options.dataDir, fileName: options.fileName, synchronous: 'FULL' });
   db.exec(SCHEMA);
 
   const byHash = db.prepare<[string], Row>('SELECT * FROM tokens WHERE hash = ?');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
 import type { ActivityEvent } from '../../src/activity/event.js';
-import { activityEventJson, encodedLine, utcDate } from '../../src/activity/sinks/file.js';
+import { activityEventJson, encodedLine, utcDate } from '../../src/activity/event-codec.js';
 import { eventFactory } from '../helpers/activity-events.js';
 
 // One event every 7 minutes: a few hundred events span several UTC days.

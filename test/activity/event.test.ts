@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { newEventId, type ActivityEvent } from '../../src/activity/event.js';
 import { isoTime } from '../../src/iso-time.js';
-import { ACTIVITY_EVENT_FIELDS, activityEventJson, RecordedActivityEvent } from '../../src/activity/sinks/file.js';
+import { ACTIVITY_EVENT_FIELDS, activityEventJson, RecordedActivityEvent } from '../../src/activity/event-codec.js';
 import { eventFactory } from '../helpers/activity-events.js';
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type EncodedActivityEvent, type Sink } from '../../src/activity/event.js';
 import { createSinkRunner, type SinkRunner, type SinkRunnerOptions } from '../../src/activity/queue.js';
 import { openSpool } from '../../src/activity/spool.js';
-import { activityEventJson, encodedLine } from '../../src/activity/sinks/file.js';
+import { activityEventJson, encodedLine } from '../../src/activity/event-codec.js';
 import { transpileSources } from '../helpers/transpile.js';
 import { eventFactory } from '../helpers/activity-events.js';
 
@@ -192,7 +192,7 @@ describe('sink runner', () => {
     // GC, WeakRefs to them must be empty (the queue holds their encoded lines only).
     const dir = path.join(root, `retain-${++dirs}`);
     mkdirSync(dir);
-    transpileSources(dir, ['src/activity/queue.ts', 'src/activity/encoded-queue.ts', 'src/activity/spool.ts', 'src/activity/event.ts', 'src/activity/sinks/file.ts']);
+    transpileSources(dir, ['src/activity/queue.ts', 'src/activity/encoded-queue.ts', 'src/activity/spool.ts', 'src/activity/event.ts', 'src/activity/event-codec.ts']);
     writeFileSync(path.join(dir, 'retain.mjs'), `
       import { createSinkRunner } from './src/activity/queue.js';
       const sink = { name: 'stuck', deliver: () => new Promise(() => {}), deliverEncoded: () => new Promise(() => {}), close: async () => {} };

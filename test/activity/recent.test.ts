@@ -15,6 +15,7 @@ import { generateToken, generateTokenId, hashToken } from '../../src/tokens/form
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { eventFactory } from '../helpers/activity-events.js';
+import { inWorldWritableDir, sqliteModes } from '../helpers/file-modes.js';
 
 
 const makeEvent = eventFactory({
@@ -215,6 +216,16 @@ describe('sqlite activity log', () => {
     await log.deliver([event], 'one');
     expect(await tokens.get('ci')).toMatchObject({ id: record.id });
     expect(await log.recent({ tokenId: record.id })).toEqual([event]);
+  });
+
+  it('creates tollgate.db and its -wal and -shm files 0600 when it opens the file first, in a world-writable data dir under umask 0', async () => {
+    const dataDir = path.join(root, 'private');
+    await inWorldWritableDir(dataDir, async () => {
+      const log = createSqliteActivityLog({ dataDir, maxRows: 10 });
+      closers.push(() => log.close());
+      await log.deliver([makeEvent()], 'one');
+      expect(sqliteModes(log.file)).toEqual({ db: '600', wal: '600', shm: '600' });
+    });
   });
 
   it('keeps at most maxRows, the most recently recorded', async () => {

@@ -150,7 +150,7 @@ describe('loadSigningKeys', () => {
     mkdirSync(build);
     writeFileSync(path.join(build, 'package.json'), '{"type":"module"}');
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(build, 'node_modules'));
-    for (const file of ['src/errors.ts', 'src/activity/signing.ts']) {
+    for (const file of ['src/errors.ts', 'src/private-file.ts', 'src/activity/signing.ts']) {
       const { outputText } = ts.transpileModule(readFileSync(path.join(REPO_ROOT, file), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
         fileName: file,

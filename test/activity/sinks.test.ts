@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type EncodedActivityEvent, type Sink } from '../../src/activity/event.js';
 import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
-import { activityEventJson, activityFilePath, createFileSink, decodeActivityEvent, encodeActivityEvents, encodedLine } from '../../src/activity/sinks/file.js';
+import { activityEventJson, decodeActivityEvent, encodeActivityEvents, encodedLine } from '../../src/activity/event-codec.js';
+import { activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
@@ -214,7 +215,7 @@ describe('file sink', () => {
     const dir = freshDir();
     const build = path.join(dir, 'build');
     mkdirSync(build);
-    transpileSources(build, ['src/activity/sinks/file.ts', 'src/activity/encoded-queue.ts']);
+    transpileSources(build, ['src/activity/sinks/file.ts', 'src/activity/event-codec.ts', 'src/activity/encoded-queue.ts']);
     const script = path.join(build, 'append.mjs');
     // Lines of ~6 KB and batches of ~150 KB: far beyond PIPE_BUF, so only O_APPEND + one write keeps them whole.
     // Odd batches are plain events (one write), even ones a runner's memory batch spanning several

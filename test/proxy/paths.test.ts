@@ -58,7 +58,7 @@ describe('isSafePath', () => {
 });
 
 function route(prefix: string): RouteConfig {
-  return { prefix, ecosystem: 'generic', upstream: { kind: 'dir', root: `/srv${prefix}` }, upstreamAuthHeader: undefined, allowPost: [], rewriteBases: undefined };
+  return { prefix, ecosystem: 'generic', upstream: { kind: 'dir', root: `/srv${prefix}` }, upstreamAuthHeader: undefined, allowPost: [], rewriteBases: undefined, followRedirects: false };
 }
 
 describe('createRouteMatcher', () => {

@@ -24,9 +24,10 @@
  * runner retries with backoff.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisConnection } from '../../redis/connect.js';
+import { createRedisConnection, quitOrDisconnect } from '../../redis/connect.js';
 import type { ActivityEvent, EncodedActivityEvent, Sink } from '../event.js';
-import { activityEventJson, ndjson } from './file.js';
+import { activityEventJson, ndjson } from '../event-codec.js';
+import { positiveInteger } from '../positive-integer.js';
 
 /** How long a written batch is remembered. Longer than any retry of a batch whose reply was lost. */
 export const DEFAULT_ACTIVITY_DEDUPE_TTL_MS = 3_600_000;
@@ -82,16 +83,11 @@ function reconnectDelayMs(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 16), RECONNECT_MAX_DELAY_MS);
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`createRedisStreamSink: ${name} must be a positive integer, got ${value}`);
-  return value;
-}
-
 export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
   const { key } = options;
   if (!key) throw new TypeError('createRedisStreamSink needs a key');
-  const maxLen = String(positiveInteger('maxLen', options.maxLen));
-  const ttlMs = String(positiveInteger('dedupeTtlMs', options.dedupeTtlMs ?? DEFAULT_ACTIVITY_DEDUPE_TTL_MS));
+  const maxLen = String(positiveInteger('createRedisStreamSink', 'maxLen', options.maxLen));
+  const ttlMs = String(positiveInteger('createRedisStreamSink', 'dedupeTtlMs', options.dedupeTtlMs ?? DEFAULT_ACTIVITY_DEDUPE_TTL_MS));
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_CONNECT_TIMEOUT_MS;
   const markerKey = (batchId: string) => `${key}:batch:${batchId}`;
 
@@ -165,7 +161,7 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
     /**
      * The JSON lines go to Redis as the bytes they are (ioredis writes a Buffer argument as is),
      * a run of them per argument: a view per event lived until the reply, long enough to be
-     * promoted to V8's old generation (a fifth of what it promoted per request).
+     * promoted to V8's old generation.
      */
     deliverEncoded: async function deliverEncoded(events: readonly EncodedActivityEvent[], batchId: string) {
       if (events.length > 0) await append(ndjson(events, 0, events.length), batchId);
@@ -177,15 +173,7 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
       if (!ownsClient) return;
       client.off('error', reportError);
       client.on('error', () => {});
-      if (client.status === 'ready') {
-        try {
-          await client.quit();
-          return;
-        } catch {
-          // Fall through: the connection went away meanwhile.
-        }
-      }
-      client.disconnect();
+      await quitOrDisconnect(client);
     },
   };
 }

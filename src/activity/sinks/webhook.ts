@@ -18,7 +18,7 @@
  */
 import type { EncodedActivityEvent, Sink } from '../event.js';
 import type { Signer } from '../signing.js';
-import { encodeActivityEvents } from './file.js';
+import { encodeActivityEvents } from '../event-codec.js';
 
 export interface WebhookSinkOptions {
   /** http(s) URL of the receiver. */

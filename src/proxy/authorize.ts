@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors.js';
+import type { AuthFailure, CredentialMemo } from '../auth/authenticate.js';
+import type { RateLimiter } from '../auth/rate-limit.js';
+import { sendError } from './respond.js';
+import type { RequestState } from './state.js';
+
+/**
+ * The proxy port's side of authentication: reading the Authorization header off a Node request,
+ * the per-connection credential memo, and the answer to a refusal. The decision itself is
+ * auth/authenticate.ts's.
+ */
+
+/** Each refusal's error code. Malformed, unknown, revoked and expired tokens get byte-identical 401s. */
+const FAILURE_CODES: Readonly<Record<AuthFailure, ErrorCode>> = {
+  missing: 'TOLLGATE_ERR_AUTH_MISSING',
+  malformed: 'TOLLGATE_ERR_AUTH_MALFORMED',
+  invalid: 'TOLLGATE_ERR_AUTH_INVALID',
+  revoked: 'TOLLGATE_ERR_AUTH_INVALID',
+  expired: 'TOLLGATE_ERR_AUTH_INVALID',
+  unavailable: 'TOLLGATE_ERR_AUTH_UNAVAILABLE',
+};
+const RETRY_SOON = { 'retry-after': '5' };
+
+/**
+ * Answers a failed authentication, and counts it against the client's address, unless nothing
+ * was sent (a challenge that Maven, pip and cargo wait for) or the store was out of reach (the
+ * token may be fine).
+ */
+export function refuseAuthentication(reason: AuthFailure, state: RequestState, outgoing: ServerResponse, limiter: RateLimiter | undefined, now: number): void {
+  state.authFailure = reason;
+  if (limiter && reason !== 'missing' && reason !== 'unavailable') limiter.fail(state.clientIp, now);
+  sendError(outgoing, FAILURE_CODES[reason], state.requestId, reason === 'unavailable' ? RETRY_SOON : undefined);
+}
+
+/**
+ * An address that used up its failed authentications is refused before its credential is looked
+ * at: 429 with Retry-After. Returns true when it answered.
+ */
+export function refuseLimitedAddress(limiter: RateLimiter, state: RequestState, outgoing: ServerResponse, now: number): boolean {
+  const wait = limiter.retryAfter(state.clientIp, now);
+  if (wait <= 0) return false;
+  state.authFailure = 'rate-limited';
+  sendError(outgoing, 'TOLLGATE_ERR_AUTH_RATE_LIMITED', state.requestId, { 'retry-after': String(wait) });
+  return true;
+}
+
+const CREDENTIAL_MEMO = Symbol('tollgate.credentialMemo');
+
+/**
+ * The connection's credential memo (see authenticate): on the socket, so it lives and dies with
+ * the connection and a header is only ever compared with one sent on the same connection. It
+ * holds the token as the request's own header does; nothing logs or serialises a socket.
+ */
+export function credentialMemo(socket: Socket & { [CREDENTIAL_MEMO]?: CredentialMemo }): CredentialMemo {
+  return socket[CREDENTIAL_MEMO] ??= {};
+}
+
+/** A second Authorization header is an attack or a bug, never a credential. Node keeps only the first. */
+const SEVERAL_AUTHORIZATION_HEADERS = 'several-authorization-headers';
+
+/**
+ * The Authorization header value, or a value that parses as malformed when several were sent.
+ * rawHeaders is only scanned when there is one at all.
+ */
+export function authorizationHeader(incoming: IncomingMessage): string | undefined {
+  const value = incoming.headers.authorization;
+  if (value === undefined) return undefined;
+  const raw = incoming.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return SEVERAL_AUTHORIZATION_HEADERS;
+  }
+  return value;
+}
