@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../../src/auth/rate-limit.js';
 import { generateToken } from '../../src/tokens/format.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { awaitWindowRoom } from '../helpers/windows.js';
 

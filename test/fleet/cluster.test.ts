@@ -4,10 +4,11 @@ import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-store.js';
 import type { NewTokenRecord, TokenStore } from '../../src/tokens/store.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilCacheHit } from '../helpers/fleet.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startRedisCluster, stopAllTopologies, waitFor, type RedisCluster } from '../helpers/redis-topologies.js';
+import { startRedisCluster, stopAllTopologies, type RedisCluster } from '../helpers/redis-topologies.js';
 import { awaitWindowRoom } from '../helpers/windows.js';
 
 /**
@@ -147,14 +148,14 @@ describe('the Redis token store on a Redis Cluster', () => {
     let notified = 0;
     other.onChange(() => { notified++; });
     // The subscriber calls its listeners once subscribed: wait for that, then count from there.
-    await waitFor('subscribed', 5000, () => notified > 0);
+    await expect.poll(() => notified, { timeout: 5000, message: 'subscribed' }).toBeGreaterThan(0);
     const record = newRecord();
     await store.insert(record);
     expect(await other.findByHash(record.hash)).toEqual(asStored(record));
     const before = notified;
     const started = Date.now();
     await store.revoke(record.id, 'bob');
-    await waitFor('onChange after a revoke', 1000, () => notified > before);
+    await expect.poll(() => notified, { timeout: 1000, message: 'onChange after a revoke' }).toBeGreaterThan(before);
     expect(Date.now() - started).toBeLessThanOrEqual(1000);
   });
 
@@ -212,7 +213,7 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     for (const gw of [a, b]) await untilCacheHit(gw, token);
     const started = Date.now();
     await b.store.revoke(record.id, 'cluster-test');
-    await Promise.all([a, b].map((gw) => waitFor(`401 on ${gw.url}`, 1000, async () => (await status(gw, bearer(token))) === 401)));
+    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, bearer(token)), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
     expect(Date.now() - started).toBeLessThanOrEqual(1500); // the revoke call itself included
   });
 
@@ -228,12 +229,12 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
       const statuses = await Promise.all(projects.map((p, i) => status(i % 2 ? a : b, basic(p, token), `/cluster/${i}.txt`)));
       expect(statuses.every((s) => s === 200)).toBe(true);
       let events: { id: string; project: string }[] = [];
-      await waitFor('N events in the stream', 10_000, async () => {
+      await expect.poll(async () => {
         const entries = (await client.xrange(key, '-', '+')).slice(before);
         events = entries.map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
           .filter((e) => e.tokenId === record.id);
-        return events.length >= N;
-      });
+        return events.length;
+      }, { timeout: 10_000, message: 'N events in the stream' }).toBeGreaterThanOrEqual(N);
       await new Promise((r) => setTimeout(r, 200));
       events = (await client.xrange(key, '-', '+')).slice(before)
         .map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })

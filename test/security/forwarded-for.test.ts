@@ -2,7 +2,8 @@ import http from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 
 /**

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 /**
  * A directory route serves "never anything outside it": symbolic links in the tree (to a file, to
