@@ -49,9 +49,8 @@ export type Authenticate = (authorization: string | undefined, now: number, memo
  * header is compared as a string. The hash is still looked up on every request, so a revocation,
  * expiry or outage applies to the very next request, and the outcome is reused only while the
  * cache hands back the very entry it came from. Only well-formed credentials are memoised.
- * Measured side by side (npm run bench's pairs, 1 KiB): parsing and hashing every request cost
- * 4.7-5.8% of the running gateway's CPU per request, where bench/auth-micro.mjs's hot loop puts
- * them at ~1%.
+ * Parsing and hashing every request cost the running gateway a measurable share of its CPU per
+ * request, far more than a hot loop suggests (bench/README.md, "The auth cost, side by side").
  */
 export function createAuthenticator(cache: TokenCache): Authenticate {
   function decide(token: CachedToken | undefined, credential: Credential, now: number, memo: CredentialMemo | undefined): AuthOutcome {
