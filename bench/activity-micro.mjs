@@ -109,6 +109,7 @@ function activity(i) {
     durationMs: 0.4 + (i % 100) * 0.0137,
     clientIp: '10.0.0.7',
     userAgent: UA,
+    aborted: false,
     endedAt: Date.now(),
   };
 }

@@ -157,6 +157,8 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
         durationMs: state.durationMs,
         clientIp: state.clientIp,
         userAgent: incoming.headers['user-agent'],
+        // Not finished at 'close': the client went away before the end (the log line says aborted too).
+        aborted: !outgoing.writableFinished,
         endedAt: Date.now(),
       });
     }

@@ -66,6 +66,7 @@ function activity(i: number): RequestActivity {
     durationMs: 1.25,
     clientIp: '10.0.0.1',
     userAgent: 'npm/10',
+    aborted: false,
     endedAt: 1_714_564_800_000 + i,
   };
 }

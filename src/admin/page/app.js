@@ -531,6 +531,7 @@
   function activityRow(e) {
     const pkg = el('td', { class: 'mono' }, e.package || e.file || '—');
     if (e.kind === 'metadata') pkg.append(el('span', { class: 'sub' }, 'metadata'));
+    if (e.aborted) pkg.append(el('span', { class: 'sub soon' }, `aborted after ${e.bytes.toLocaleString('en-US')} bytes`));
     return el('tr', {},
       el('td', { class: 'nowrap' }, timeEl(e.time, timeFmt)),
       el('td', {}, e.project),
