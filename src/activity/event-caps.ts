@@ -16,7 +16,7 @@
  *   project     384    128 characters (all credentials.ts accepts) of at most 3 bytes: never cut
  *   tokenName   300    100 characters (all the token service accepts): never cut
  *   clientIp    64     an IP address is at most 45 characters; longer is not an address
- *   method      16     the proxy passes GET, HEAD and POST only
+ *   method      24     the proxy passes GET, HEAD and POST only (4 characters: never measured)
  *
  * The other fields are the gateway's own, bounded by construction: the ULID, the time, the
  * request id, the store's token id, the token type, ecosystem and kind, numbers and booleans.
@@ -24,108 +24,124 @@
  * (test/activity/event-caps.test.ts builds that worst case).
  *
  * Cost: a value of at most cap/6 UTF-16 units cannot be over its cap (6 bytes is the most one
- * unit takes), so the usual short fields are passed by one length comparison; only longer
- * ones are measured, one charCodeAt loop, with no allocation unless the value is cut.
+ * unit takes), so the usual short fields are passed by one length comparison, with no call;
+ * only longer ones are measured, one charCodeAt loop, with no allocation unless the value is cut.
  */
 import type { ActivityEvent, CappedField } from './event.js';
 
 /** A recorded event's JSON line, newline included, is always shorter than this. */
 export const MAX_EVENT_LINE_BYTES = 4096;
 
+const TOKEN_NAME_CAP = 300;
+const PROJECT_CAP = 384;
+const PACKAGE_CAP = 1024;
+const VERSION_CAP = 256;
+const FILE_CAP = 1024;
+const METHOD_CAP = 24;
+const CLIENT_IP_CAP = 64;
+const USER_AGENT_CAP = 512;
+
 /** Bytes each capped field may take in the JSON line, escapes included. */
 export const FIELD_CAPS: Readonly<Record<CappedField, number>> = Object.freeze({
-  tokenName: 300,
-  project: 384,
-  package: 1024,
-  version: 256,
-  file: 1024,
-  method: 16,
-  clientIp: 64,
-  userAgent: 512,
+  tokenName: TOKEN_NAME_CAP,
+  project: PROJECT_CAP,
+  package: PACKAGE_CAP,
+  version: VERSION_CAP,
+  file: FILE_CAP,
+  method: METHOD_CAP,
+  clientIp: CLIENT_IP_CAP,
+  userAgent: USER_AGENT_CAP,
 });
 
 /** What a cut value ends with. */
 export const TRUNCATION_MARK = '…';
 const MARK_BYTES = 3;
 
+/** Bytes an ASCII character takes in a JSON string: 1; 2 for `"`, `\` and \b \t \n \f \r; 6 for other controls (`\u0000`). */
+const ASCII_JSON_BYTES = new Uint8Array(128).map((_, c) => {
+  if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d) return 2;
+  return c < 0x20 ? 6 : 1;
+});
+
+/**
+ * Bytes the character at `i` takes in a JSON string (UTF-8, JSON's escapes), as a negative
+ * number when it is a surrogate pair (4 bytes, two units). A lone surrogate is 6: JSON.stringify
+ * writes it as `\uXXXX`.
+ */
+function widthAt(value: string, i: number): number {
+  const c = value.charCodeAt(i);
+  if (c < 0x80) return ASCII_JSON_BYTES[c]!;
+  if (c < 0x800) return 2;
+  if (c < 0xd800 || c > 0xdfff) return 3;
+  const next = c <= 0xdbff ? value.charCodeAt(i + 1) : 0; // NaN past the end: no pair
+  return next >= 0xdc00 && next <= 0xdfff ? -4 : 6;
+}
+
+/** True when `value` takes at most `maxBytes` in a JSON string. Stops as soon as it is over. */
+function fitsJson(value: string, maxBytes: number): boolean {
+  const n = value.length;
+  if (n * 6 <= maxBytes) return true; // no UTF-16 unit takes more than 6 bytes
+  if (n > maxBytes) return false; // every unit takes at least 1
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const w = widthAt(value, i);
+    if (w < 0) {
+      bytes -= w;
+      i++;
+    } else {
+      bytes += w;
+    }
+    if (bytes > maxBytes) return false;
+  }
+  return true;
+}
+
+/** `value` (known not to fit `maxBytes`) cut to its longest prefix that fits with the mark after it. */
+function cutJson(value: string, maxBytes: number): string {
+  const room = maxBytes - MARK_BYTES;
+  let bytes = 0;
+  for (let i = 0; i < value.length; i += 1) {
+    const w = widthAt(value, i);
+    if (bytes + Math.abs(w) > room) return value.slice(0, i) + TRUNCATION_MARK;
+    bytes += Math.abs(w);
+    if (w < 0) i++;
+  }
+  return value; // it fitted after all: nothing to cut
+}
+
 /**
  * `value` if it takes at most `maxBytes` in a JSON string (UTF-8, escapes included), else its
  * longest prefix that, followed by "…", does. Never cuts a surrogate pair.
  */
 export function capJsonString(value: string, maxBytes: number): string {
-  const n = value.length;
-  if (n * 6 <= maxBytes) return value;
-  const room = maxBytes - MARK_BYTES;
-  let bytes = 0;
-  /** Where the prefix that fits in `room` ends: set at the first character that does not. */
-  let cut = -1;
-  for (let i = 0; i < n; i++) {
-    const c = value.charCodeAt(i);
-    let width: number;
-    let units = 1;
-    if (c < 0x80) {
-      if (c >= 0x20) width = c === 0x22 || c === 0x5c ? 2 : 1;
-      else width = c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
-    } else if (c < 0x800) {
-      width = 2;
-    } else if (c < 0xd800 || c > 0xdfff) {
-      width = 3;
-    } else {
-      const next = c <= 0xdbff && i + 1 < n ? value.charCodeAt(i + 1) : 0;
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        width = 4;
-        units = 2;
-      } else {
-        width = 6; // a lone surrogate: JSON.stringify writes it as \uXXXX
-      }
-    }
-    if (cut < 0 && bytes + width > room) cut = i;
-    bytes += width;
-    if (bytes > maxBytes) return value.slice(0, cut) + TRUNCATION_MARK;
-    i += units - 1;
-  }
-  return value;
+  return fitsJson(value, maxBytes) ? value : cutJson(value, maxBytes);
+}
+
+/** fitsJson with its first test where it is called (small enough to be inlined): the usual short field costs no call. */
+const fits = (value: string, maxBytes: number) => value.length * 6 <= maxBytes || fitsJson(value, maxBytes);
+
+/** Cuts one field (a string over its cap) to its cap; gives the list of fields cut so far. */
+function cutField(event: ActivityEvent, field: CappedField, cut: CappedField[] | undefined): CappedField[] | undefined {
+  (event as unknown as Record<CappedField, string>)[field] = cutJson(event[field] as string, FIELD_CAPS[field]);
+  (cut ??= []).push(field);
+  return cut;
 }
 
 /**
  * Cuts every capped field of `event` that is over its cap (see FIELD_CAPS) and lists them in
- * `event.truncated`, in field order. Leaves `truncated` as it is when nothing was cut. Written
- * out field by field: the recorder calls this for every event.
+ * `event.truncated`, in field order. Leaves `truncated` as it is when nothing was cut. The
+ * recorder calls this for every event: a field short enough to fit whatever it holds costs one
+ * comparison; only longer ones are measured.
  */
-export function capEventFields(event: ActivityEvent): void {
+export function capEventFields(e: ActivityEvent): void {
   let cut: CappedField[] | undefined;
-  let v: string;
-  if ((v = capJsonString(event.tokenName, FIELD_CAPS.tokenName)) !== event.tokenName) {
-    event.tokenName = v;
-    (cut ??= []).push('tokenName');
-  }
-  if ((v = capJsonString(event.project, FIELD_CAPS.project)) !== event.project) {
-    event.project = v;
-    (cut ??= []).push('project');
-  }
-  if (event.package !== null && (v = capJsonString(event.package, FIELD_CAPS.package)) !== event.package) {
-    event.package = v;
-    (cut ??= []).push('package');
-  }
-  if (event.version !== null && (v = capJsonString(event.version, FIELD_CAPS.version)) !== event.version) {
-    event.version = v;
-    (cut ??= []).push('version');
-  }
-  if (event.file !== null && (v = capJsonString(event.file, FIELD_CAPS.file)) !== event.file) {
-    event.file = v;
-    (cut ??= []).push('file');
-  }
-  if ((v = capJsonString(event.method, FIELD_CAPS.method)) !== event.method) {
-    event.method = v;
-    (cut ??= []).push('method');
-  }
-  if ((v = capJsonString(event.clientIp, FIELD_CAPS.clientIp)) !== event.clientIp) {
-    event.clientIp = v;
-    (cut ??= []).push('clientIp');
-  }
-  if (event.userAgent !== null && (v = capJsonString(event.userAgent, FIELD_CAPS.userAgent)) !== event.userAgent) {
-    event.userAgent = v;
-    (cut ??= []).push('userAgent');
-  }
-  if (cut !== undefined) event.truncated = cut;
+  if (!fits(e.tokenName, TOKEN_NAME_CAP)) cut = cutField(e, 'tokenName', cut);
+  if (!fits(e.project, PROJECT_CAP)) cut = cutField(e, 'project', cut);
+  if (e.package !== null && !fits(e.package, PACKAGE_CAP)) cut = cutField(e, 'package', cut);
+  if (e.version !== null && !fits(e.version, VERSION_CAP)) cut = cutField(e, 'version', cut);
+  if (e.file !== null && !fits(e.file, FILE_CAP)) cut = cutField(e, 'file', cut);
+  if (!fits(e.method, METHOD_CAP)) cut = cutField(e, 'method', cut);
+  if (!fits(e.clientIp, CLIENT_IP_CAP)) cut = cutField(e, 'clientIp', cut);
+  if (e.userAgent !== null && !fits(e.userAgent, USER_AGENT_CAP)) cut = cutField(e, 'userAgent', cut);
+  if (cut !== undefined) e.truncated = cut;
 }
