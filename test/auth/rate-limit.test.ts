@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../../src/auth/rate-limit.js';
 import { generateToken } from '../../src/tokens/format.js';
@@ -171,6 +172,16 @@ describe('brute-force protection across gateways sharing Redis', () => {
     // Some may already be 429 once a flush has shared the count: that is the point.
     const statuses: number[] = [];
     for (let i = 0; i < 18; i++) statuses.push(await guess(a), await guess(b));
+    // Both gateways' counts have reached Redis (each flushes its own failures)...
+    const client = new Redis(redis.url);
+    const shared = async () => {
+      const [key] = await client.keys('*authfail:*:203.0.113.99');
+      return key ? Number(await client.get(key)) : 0;
+    };
+    await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
+    client.disconnect();
+    // ...and b's next failure flushes and reads the fleet's total (19 here: under b's own bucket of 20).
+    statuses.push(await guess(b));
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
     // A valid token b has never seen (a cached one would pass: the limit refuses store reads, not service).
     const probe = async () => {

@@ -256,16 +256,23 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     // 19 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
     for (let i = 0; i < 18; i++) statuses.push(await fail(a), await fail(b));
     // A gateway reads the fleet-wide total when it flushes its own failures (every 250 ms while it
-    // has some). Let every count land, then one more failure each, so each flush sees the total.
-    await new Promise((r) => setTimeout(r, 600));
+    // has some). Wait until every count has landed in the cluster, then one more failure each, so
+    // each flush sees the total.
+    const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
+    const shared = async () => {
+      const [key] = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
+      return key ? Number(await owner.command('GET', key)) : 0;
+    };
+    await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
     statuses.push(await fail(a), await fail(b));
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+    // Probed with valid tokens neither gateway has cached: a cached token would pass (the limit
+    // refuses store reads, not service).
     for (const gw of [a, b]) {
-      await expect.poll(() => status(gw, bearer(token), '/x', address), { timeout: 3000, interval: 50 }).toBe(429);
+      await expect.poll(async () => status(gw, bearer((await a.createToken()).token), '/x', address), { timeout: 3000, interval: 50 }).toBe(429);
     }
     // Another address is not affected.
     expect(await status(b, bearer(token), '/x', '203.0.113.78')).toBe(200);
-    const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
     const keys = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
     expect(keys.length).toBeGreaterThan(0);
   });
