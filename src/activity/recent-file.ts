@@ -43,7 +43,7 @@ import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ActivityEvent } from './event.js';
 import { MAX_EVENT_LINE_BYTES } from './event-caps.js';
-import { positiveInteger } from './positive-integer.js';
+import { positiveInteger } from '../positive-integer.js';
 import {
   DEFAULT_RECENT_SCAN_MAX, matchesRecentFilter, normalizeRecentFilter, parseRecentEvent, type ActivityQuery,
   type NormalizedRecentFilter,

@@ -22,7 +22,7 @@ import { openDatabase } from '../sqlite/open.js';
 import type { ActivityEvent, Sink } from './event.js';
 import { activityEventJson, withLaterFields } from './event-codec.js';
 import { MAX_EVENT_LINE_BYTES } from './event-caps.js';
-import { positiveInteger } from './positive-integer.js';
+import { positiveInteger } from '../positive-integer.js';
 
 export const DEFAULT_RECENT_LIMIT = 100;
 export const MAX_RECENT_LIMIT = 1_000;

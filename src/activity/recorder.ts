@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Metrics } from '../metrics/registry.js';
 import { newEventId, type ActivityEvent } from './event.js';
 import { isoTime } from '../iso-time.js';
-import { createArtifactPathParser } from './parse-path/index.js';
+import { createArtifactPathParser } from '../artifacts/parse-path/index.js';
 import type { SinkRunner } from './queue.js';
 import { NOTHING_TRUNCATED, RecordedActivityEvent } from './event-codec.js';
 import { capEventFields } from './event-caps.js';

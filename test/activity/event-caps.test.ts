@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent, CappedField } from '../../src/activity/event.js';
 import { activityEventJson, RecordedActivityEvent } from '../../src/activity/event-codec.js';
 import { capEventFields, capJsonString, FIELD_CAPS, MAX_EVENT_LINE_BYTES, TRUNCATION_MARK } from '../../src/activity/event-caps.js';
-import { parseArtifactPath } from '../../src/activity/parse-path/index.js';
+import { parseArtifactPath } from '../../src/artifacts/parse-path/index.js';
 import { createActivityRecorder, type RequestActivity } from '../../src/activity/recorder.js';
 import type { SinkRunner } from '../../src/activity/queue.js';
 import { createMetrics } from '../../src/metrics/registry.js';
