@@ -19,6 +19,8 @@ export const ErrorCodes = {
   TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },
   TOLLGATE_ERR_REQUEST_HOST: { status: 400, message: 'Bad Host header' },
   TOLLGATE_ERR_REQUEST_NO_ROUTE: { status: 404, message: 'Not found' },
+  TOLLGATE_ERR_REQUEST_BODY: { status: 413, message: 'Request body too large' },
+  TOLLGATE_ERR_INTERNAL: { status: 500, message: 'Internal error' },
 
   // The artifact server behind the gateway, and the client on the other side of a download.
   TOLLGATE_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'Upstream unreachable' },

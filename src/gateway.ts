@@ -16,6 +16,7 @@ import type { MetricsSource } from './metrics/select.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
+import { createOwnEndpoints } from './proxy/own/index.js';
 import { upstreamErrorLabel } from './proxy/forward/errors.js';
 import type { RequestState } from './proxy/state.js';
 import { createAdminApp } from './admin/app.js';
@@ -82,6 +83,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     authenticate: deps.authenticate ?? createAuthenticator(cache),
     limiter: limits?.limiter,
     logger,
+    ownEndpoints: createOwnEndpoints({ endpoints: [], logger }),
     ownListeners: () => [proxyServer, adminServer].map((server) => {
       const { address, port } = server.address() as AddressInfo;
       return { address, port };

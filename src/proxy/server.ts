@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../config/index.js';
+import { ErrorCodes } from '../errors.js';
 import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { createInfoLineWriter } from '../logging/info-line.js';
@@ -9,6 +10,7 @@ import { authorizationHeader, credentialMemo, refuseAuthentication } from './aut
 import { createHttpForwarder, type Forwarder } from './forward/http.js';
 import type { HttpRoute } from './forward/exchange.js';
 import { createForwardedResolver } from './forwarded.js';
+import { isOwnPath } from './own/index.js';
 import type { ForwardedInfo } from './headers.js';
 import { createRouteMatcher, isSafePath, removeSingleDotSegments, type RouteMatch } from './paths.js';
 import { requestLineMembers } from './request-line.js';
@@ -27,6 +29,8 @@ export interface ProxyHandlerOptions {
    * loaded only by a gateway that has such a route.
    */
   directoryServer?: typeof createDirectoryServer;
+  /** Tollgate's own endpoints under `/-/tollgate/` (./own/index.ts); without it that namespace is a 404. */
+  ownEndpoints?: (incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void>;
   /** The gateway's own listeners, which a followed redirect may never reach (read when first needed). */
   ownListeners?: () => readonly { address: string; port: number }[];
   /** Called once per request when the response is over, after its log line (metrics, activity). */
@@ -44,12 +48,14 @@ export interface ProxyHandler {
 }
 
 const ALLOW_READ = { allow: 'GET, HEAD' };
+const INTERNAL_ERROR_BODY = `{"error":${JSON.stringify(ErrorCodes.TOLLGATE_ERR_INTERNAL.message)}}\n`;
 
 /**
  * The proxy port: nothing but artifacts. A plain node:http request listener; each request goes
  * through these steps, in order, and the first that refuses answers it:
  *
- *   path safety, Host (400) → route and method (405) → token (401/503; 429 for a token that
+ *   path safety, Host (400) → Tollgate's own endpoints (`/-/tollgate/`, answered here)
+ *   → route and method (405) → token (401/503; 429 for a token that
  *   would need a store read from an address past its failure limit)
  *   → route exists (404) → forward to the route's upstream or directory
  *
@@ -139,6 +145,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_HOST', state.requestId);
       return undefined;
     }
+    // Tollgate's own endpoints: before the method check, the failure limit and authentication,
+    // never forwarded.
+    if (isOwnPath(rawPath)) {
+      if (!options.ownEndpoints) {
+        sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+        return undefined;
+      }
+      incoming.url = rawPath;
+      return options.ownEndpoints(incoming, outgoing);
+    }
     const match = matchRoute(rawPath);
     if (match) {
       state.route = match.route;
@@ -167,7 +183,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     logger.error({ err: { message, name } }, 'unhandled error on proxy port');
     if (!outgoing.headersSent) {
       outgoing.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-      outgoing.end('{"error":"Internal error"}\n');
+      outgoing.end(INTERNAL_ERROR_BODY);
     } else {
       outgoing.destroy();
     }
