@@ -13,6 +13,7 @@ const HEIGHT = 240;
 const MARGIN = { left: 64, right: 16, top: 28, bottom: 36 };
 const PLOT_W = WIDTH - MARGIN.left - MARGIN.right;
 const PLOT_H = HEIGHT - MARGIN.top - MARGIN.bottom;
+const LEGEND_STEP = 66;
 
 const STATUS_COLORS: Record<string, string> = {
   '200': '#2e7d32', '401': '#f9a825', '403': '#ef6c00', '429': '#6a1b9a', '5xx': '#c62828', errors: '#37474f', timeouts: '#90a4ae',
@@ -64,7 +65,7 @@ function marker(axis: Axis, at: number | undefined, label: string): string {
   if (at === undefined) return '';
   const px = axis.x(at).toFixed(1);
   return `<line x1="${px}" x2="${px}" y1="${MARGIN.top}" y2="${MARGIN.top + PLOT_H}" class="marker"/>`
-    + `<text x="${px}" y="${MARGIN.top - 4}" class="tick" text-anchor="middle">${escapeHtml(label)}</text>`;
+    + `<text x="${(+px + 4).toFixed(1)}" y="${MARGIN.top + 12}" class="tick" text-anchor="start">${escapeHtml(label)}</text>`;
 }
 
 function lineChart(id: string, title: string, points: [number, number][], color: string, revokedAtS: number | undefined): string {
@@ -97,8 +98,9 @@ function statusChart(report: LoadtestReport, keys: string[], colors: Record<stri
     }
     previousT = s.t;
   }
-  const legend = keys.map((k, i) => `<rect x="${MARGIN.left + 250 + i * 62}" y="6" width="10" height="10" fill="${colors[k]}"/>`
-    + `<text x="${MARGIN.left + 264 + i * 62}" y="15" class="tick">${escapeHtml(k)}</text>`).join('');
+  const legendX = WIDTH - MARGIN.right - keys.length * LEGEND_STEP;
+  const legend = keys.map((k, i) => `<rect x="${legendX + i * LEGEND_STEP}" y="6" width="10" height="10" fill="${colors[k]}"/>`
+    + `<text x="${legendX + 14 + i * LEGEND_STEP}" y="15" class="tick">${escapeHtml(k)}</text>`).join('');
   return `<svg id="status-chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="status mix">${axis.svg}${bars.join('')}${legend}${marker(axis, revokedAtS, 'revoked')}</svg>`;
 }
 

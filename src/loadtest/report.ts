@@ -137,7 +137,8 @@ export function revocationLine(rev: RevocationResult): string {
   const verdict = !rev.landed
     ? 'NOT landed: 200s until the end of the run'
     : rev.revocationMs <= rev.promiseMs ? `within the ${rev.promiseMs} ms promise` : `OVER the ${rev.promiseMs} ms promise`;
-  return `${int(rev.revocationMs)} ms (last 200 sent after the revoke answered at ${rev.revokedAtS} s; ${verdict}); token ${rev.tokenName} (${rev.tokenId}) revoked`;
+  const last = rev.okAfterRevoke === 0 ? 'no request sent after the revoke answered got 200' : `the last request to get 200 was sent ${int(rev.revocationMs)} ms after it`;
+  return `${int(rev.revocationMs)} ms, ${verdict} (revoke answered at ${rev.revokedAtS} s; ${last}); token ${rev.tokenName} (${rev.tokenId}) revoked`;
 }
 
 /** The promise broken: revocation measured over a second, or never landed. */
