@@ -251,7 +251,7 @@ async function loadtest(args: string[], io: LoadtestIo, run: LoadtestRun): Promi
     sent: mix.sent, coldLeft: mix.coldLeft(), revocation, interrupted: signal.aborted,
   });
   say(io.stdout, options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, options.out));
-  if (options.out) writeFileSync(options.out, renderHtmlReport(report));
+  if (options.out) writeFileSync(options.out, redact(renderHtmlReport(report), run.secrets));
 
   if (revokeError) throw new LoadtestError(`revoking the load-test token halfway failed: ${revokeError.message}`, 'TOLLGATE_LOADTEST_FAILED');
   if (signal.aborted) return EXIT_INTERRUPTED;

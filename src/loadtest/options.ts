@@ -148,6 +148,8 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
 
   const path = values.path ?? DEFAULT_PATH;
   if (!path.startsWith('/') || /[\s\u0000-\u001f\u007f]/.test(path)) throw inputError('--path must start with / and hold no spaces or control characters');
+  // `//host/x` or `/\host/x` would name another host: the tokens go to the target only.
+  if (new URL(path, target).origin !== target.origin) throw inputError('--path must be a path on --target, not another host');
 
   const connections = integer('connections', values.connections, DEFAULT_CONNECTIONS, MAX_CONNECTIONS);
   const durationS = integer('duration', values.duration, DEFAULT_DURATION_S, MAX_DURATION_S);

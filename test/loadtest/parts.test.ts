@@ -30,6 +30,8 @@ describe('loadtest options', () => {
     [['--cold-share', ''], '--cold-share must be a number from 0 to 1'],
     [['--invalid-share', '0.6', '--cold-share', '0.5'], 'add up to more than 1'],
     [['--path', 'no-slash'], '--path must start with /'],
+    [['--path', '//elsewhere.example/x'], '--path must be a path on --target'],
+    [['--path', '/\\elsewhere.example/x'], '--path must be a path on --target'],
     [['--basic', 'a:b'], '--basic needs a project name'],
     [['--admin-url', 'http://admin:9090'], '--admin-url and --admin-token-file go with --revocation'],
   ])('refuses %j', (extra, message) => {

@@ -25,16 +25,24 @@ async function tokenFile(gw: TestGateway, name: string, count: number): Promise<
   return { file, tokens };
 }
 
+/** A gateway for the suite (started before its tests, closed after) and a file of `count` of its tokens. */
+function gatewayWithTokens(env: Record<string, string>, name: string, count: number): { gw: TestGateway; file: string; tokens: string[] } {
+  const fixture = {} as { gw: TestGateway; file: string; tokens: string[] };
+  beforeAll(async () => {
+    fixture.gw = await startTestGateway({ TOLLGATE_LOG_LEVEL: 'warn', ...env });
+    Object.assign(fixture, await tokenFile(fixture.gw, name, count));
+  });
+  afterAll(() => fixture.gw?.close());
+  return fixture;
+}
+
 describe('a load test of one gateway', () => {
+  // The failure limiter off: one load generator is one address, and this suite measures the 401s.
+  const fixture = gatewayWithTokens({ TOLLGATE_AUTH_FAILURE_BURST: '0' }, 'one-gateway', 3);
   let gw: TestGateway;
   let file: string;
   let tokens: string[];
-  beforeAll(async () => {
-    // The failure limiter off: one load generator is one address, and this suite measures the 401s.
-    gw = await startTestGateway({ TOLLGATE_AUTH_FAILURE_BURST: '0', TOLLGATE_LOG_LEVEL: 'warn' });
-    ({ file, tokens } = await tokenFile(gw, 'one-gateway', 3));
-  });
-  afterAll(() => gw?.close());
+  beforeAll(() => ({ gw, file, tokens } = fixture));
 
   it('counts 401s for unknown tokens beside the 200s of the file, with --json alone on stdout', async () => {
     const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '1', '--connections', '4',
@@ -122,16 +130,10 @@ describe('a load test of one gateway', () => {
 });
 
 describe('a load test of a gateway with a small failure limit', () => {
-  let gw: TestGateway;
-  let file: string;
-  let tokens: string[];
-  beforeAll(async () => {
-    gw = await startTestGateway({ TOLLGATE_AUTH_FAILURE_BURST: '5', TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1', TOLLGATE_LOG_LEVEL: 'warn' });
-    ({ file, tokens } = await tokenFile(gw, 'limited', 2));
-  });
-  afterAll(() => gw?.close());
+  const limited = gatewayWithTokens({ TOLLGATE_AUTH_FAILURE_BURST: '5', TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1' }, 'limited', 2);
 
   it('counts the 429s of the failure limit apart from the 401s', async () => {
+    const { gw, file, tokens } = limited;
     const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '1', '--connections', '2',
       '--invalid-share', '0.5', '--json']);
     expect(r.code, r.stderr).toBe(0);
