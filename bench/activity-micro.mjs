@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Micro-benchmark of the Production activity pipeline, in CPU µs per event: what one
 // `activity.recorder.record(...)` costs the gateway, from building the event to the NDJSON line
 // on disk, on the compiled code in dist/.
@@ -31,11 +32,13 @@ if (!existsSync(path.join(DIST, 'activity', 'index.js'))) {
   process.stderr.write('activity-micro: dist/ is missing; run `npm run build` first\n');
   process.exit(2);
 }
+/** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { createActivityPipeline } = await load('activity/index.js');
-const { loadConfig } = await load('config/index.js');
-const { createMetrics } = await load('metrics/registry.js');
-const { createLogger } = await load('logging/logger.js');
+// Typed as the sources they are compiled from.
+const { createActivityPipeline } = /** @type {typeof import('../src/activity/index.js')} */ (await load('activity/index.js'));
+const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (await load('config/index.js'));
+const { createMetrics } = /** @type {typeof import('../src/metrics/registry.js')} */ (await load('metrics/registry.js'));
+const { createLogger } = /** @type {typeof import('../src/logging/logger.js')} */ (await load('logging/logger.js'));
 
 const { values } = parseArgs({
   options: {
@@ -74,12 +77,16 @@ const { recorder, runners } = pipeline;
 const PACKAGES = ['left-pad', 'lodash', 'react', 'express', 'chalk', '@types/node', '@babel/core', 'typescript',
   'debug', 'ms', 'semver', 'commander', 'uuid', 'tslib', 'axios', 'zod', 'vite', 'esbuild', '@scope/pkg', 'yargs'];
 const TOKENS = Array.from({ length: 8 }, (_, i) => ({
-  tokenId: `tok_bench${String(i).padStart(11, '0')}`, tokenName: `ci-${i}`, tokenType: 'production', project: ['default', 'web', 'billing'][i % 3],
+  tokenId: `tok_bench${String(i).padStart(11, '0')}`, tokenName: `ci-${i}`, tokenType: /** @type {const} */ ('production'), project: ['default', 'web', 'billing'][i % 3],
 }));
 const UA = 'npm/10.8.1 node/v20.15.0 linux x64 workspaces/false';
+/**
+ * @typedef {{ principal: typeof TOKENS[number], path: string, status: number, bytes: number, download: boolean }} Template
+ * @type {Template[]}
+ */
 const templates = [];
 for (let i = 0; i < 1000; i++) {
-  const name = PACKAGES[i % PACKAGES.length];
+  const name = /** @type {string} */ (PACKAGES[i % PACKAGES.length]);
   const bare = name.split('/').pop();
   const version = `${1 + (i % 7)}.${i % 13}.${i % 5}${i % 97 === 0 ? '-sp1' : ''}`;
   const tarball = i % 10 !== 0;
@@ -88,16 +95,17 @@ for (let i = 0; i < 1000; i++) {
   templates.push({ principal: TOKENS[i % TOKENS.length], path, status, bytes: tarball ? 20_000 + i * 37 : 4_000 + i, download: tarball && status === 200 });
 }
 /** What tollgate_production_downloads_total must gain for activity(0 .. n-1). */
-const downloadsIn = (n) => {
+const downloadsIn = (/** @type {number} */ n) => {
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += templates[i % templates.length].download ? 1 : 0;
+  for (let i = 0; i < n; i++) sum += /** @type {Template} */ (templates[i % templates.length]).download ? 1 : 0;
   return sum;
 };
 
 let counter = 0;
 /** A fresh RequestActivity, as the gateway builds one per finished request. */
+/** @param {number} i @returns {import('../src/activity/recorder.js').RequestActivity} */
 function activity(i) {
-  const t = templates[i % templates.length];
+  const t = /** @type {Template} */ (templates[i % templates.length]);
   return {
     requestId: `bench-${(++counter).toString(36)}`,
     principal: t.principal,
@@ -125,6 +133,9 @@ const backedUp = () => runners.some((r) => {
  * It also waits (a 1 ms timer) while a sink's queue holds highWater events: the sinks keep up, as
  * they do in a gateway (whose own work per request leaves them the time), and nothing spills to
  * disk (another path, reported as a problem when it happens).
+ * @param {number} n
+ * @param {(a: import('../src/activity/recorder.js').RequestActivity) => void} record
+ * @returns {Promise<void>}
  */
 function produce(n, record) {
   return new Promise((resolve) => {
@@ -149,7 +160,17 @@ async function drainAll() {
   if (!ok.every(Boolean)) throw new Error('activity-micro: a runner did not drain within 120 s');
 }
 
-/** CPU µs/event and wall ms of produce(+ drain) over `n` events. */
+/**
+ * @typedef {{ cpuUsPerEvent: number, userUsPerEvent: number, systemUsPerEvent: number, wallMs: number }} Sample
+ */
+
+/**
+ * CPU µs/event and wall ms of produce(+ drain) over `n` events.
+ * @param {number} n
+ * @param {(a: import('../src/activity/recorder.js').RequestActivity) => void} record
+ * @param {boolean} drain
+ * @returns {Promise<Sample>}
+ */
 async function measure(n, record, drain) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -161,8 +182,8 @@ async function measure(n, record, drain) {
 }
 
 const noop = () => {};
-const live = (a) => recorder.record(a);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const live = (/** @type {import('../src/activity/recorder.js').RequestActivity} */ a) => recorder.record(a);
+const median = (/** @type {number[]} */ xs) => /** @type {number} */ ([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
 let maxDepth = 0;
 let maxDisk = 0;
 const depthProbe = setInterval(() => {
@@ -177,6 +198,7 @@ const depthProbe = setInterval(() => {
 await measure(Math.min(events, 20_000), live, true);
 await measure(Math.min(events, 20_000), noop, false);
 
+/** @type {{ harness: Sample[], full: Sample[], recordOnly: Sample[] }} */
 const samples = { harness: [], full: [], recordOnly: [] };
 let recorded = Math.min(events, 20_000);
 let expectedDownloads = downloadsIn(recorded);
@@ -189,6 +211,7 @@ for (let r = 0; r < rounds; r++) {
 clearInterval(depthProbe);
 
 // What the sinks got, and the counters: the run must have measured the shipped path (no spill, no drop).
+/** @type {Record<string, number>} */
 const counts = {};
 for (const m of (await metrics.activityEvents.get()).values) counts[`${m.labels.sink}/${m.labels.outcome}`] = m.value;
 const downloads = (await metrics.productionDownloads.get()).values.reduce((s, v) => s + v.value, 0);
@@ -205,7 +228,7 @@ for (const f of readdirSync(activityDir)) {
 await pipeline.stop();
 for (let r = 0; r < rounds; r++) samples.recordOnly.push(await measure(events, live, false));
 
-const summary = (list) => ({
+const summary = (/** @type {Sample[]} */ list) => ({
   cpuUsPerEvent: median(list.map((s) => s.cpuUsPerEvent)),
   bestCpuUsPerEvent: Math.min(...list.map((s) => s.cpuUsPerEvent)),
   userUsPerEvent: median(list.map((s) => s.userUsPerEvent)),
@@ -217,15 +240,15 @@ const results = {
   full: summary(samples.full),
   recordOnly: summary(samples.recordOnly),
 };
-const net = (x) => x - results.harness.cpuUsPerEvent;
-const rows = [
+const net = (/** @type {number} */ x) => x - results.harness.cpuUsPerEvent;
+const rows = /** @type {[string, ReturnType<typeof summary>][]} */ ([
   ['harness (no-op record)', results.harness],
   ['full pipeline, drained', results.full],
   ['record() only, runners stopped', results.recordOnly],
-].map(([name, s]) => [name, s.cpuUsPerEvent.toFixed(2), s.bestCpuUsPerEvent.toFixed(2), s.userUsPerEvent.toFixed(2), s.systemUsPerEvent.toFixed(2), s.wallMs.toFixed(0)]);
+]).map(([name, s]) => [name, s.cpuUsPerEvent.toFixed(2), s.bestCpuUsPerEvent.toFixed(2), s.userUsPerEvent.toFixed(2), s.systemUsPerEvent.toFixed(2), s.wallMs.toFixed(0)]);
 const head = ['phase', 'CPU µs/event (median)', 'best', 'user', 'system', 'wall ms'];
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => /** @type {string} */ (r[i]).length)));
+const line = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 ? c.padEnd(/** @type {number} */ (widths[i])) : c.padStart(/** @type {number} */ (widths[i])))).join('  ').trimEnd();
 const text = [
   `activity pipeline micro-benchmark  node ${process.version}  ${events.toLocaleString('en-US')} events × ${rounds} rounds, `
     + `${chunk} per setImmediate${rate > 0 ? `, ${rate}/s` : ''}, sinks ${runners.map((r) => r.name).join(' + ')}`,
@@ -242,6 +265,7 @@ const text = [
 ].join('\n');
 process.stdout.write(`${text}\n`);
 
+/** @type {string[]} */
 const problems = [];
 for (const r of runners) {
   if (counts[`${r.name}/delivered`] !== recorded) problems.push(`${r.name} delivered ${counts[`${r.name}/delivered`]} of ${recorded}`);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Instructions per request, counted by valgrind's callgrind: the benchmark's ratios in a unit
 // that a busy or shared machine does not move. `npm run bench:instructions` (see bench/README.md).
 //
@@ -64,7 +65,7 @@ const opts = {
   route: values.route,
   settleMs: Number(values['settle-ms']),
 };
-for (const key of ['rounds', 'requests', 'connections']) {
+for (const key of /** @type {const} */ (['rounds', 'requests', 'connections'])) {
   if (!Number.isSafeInteger(opts[key]) || opts[key] < 1) fail(`--${key} must be a positive integer`);
 }
 if (!Number.isSafeInteger(opts.warmup) || opts.warmup < 0) fail('--warmup must be a whole number');
@@ -72,6 +73,7 @@ if (!Number.isSafeInteger(opts.rewarm) || opts.rewarm < 0) fail('--rewarm must b
 if (!Number.isSafeInteger(opts.settleMs) || opts.settleMs < 0) fail('--settle-ms must be a whole number');
 if (!['1k', '100k'].includes(opts.route)) fail('--route must be 1k or 100k');
 
+/** @param {string} message @returns {never} */
 function fail(message) {
   process.stderr.write(`bench:instructions: ${message}\n`);
   process.exit(2);
@@ -96,14 +98,15 @@ async function cleanup() {
   if (!values['keep-tmp']) rmSync(tmpDir, { recursive: true, force: true });
 }
 process.on('exit', () => group.killAllNow());
-for (const signal of ['SIGINT', 'SIGTERM']) {
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
   process.once(signal, () => {
-    cleanup().finally(() => process.exit(130));
+    void cleanup().finally(() => process.exit(130));
   });
 }
 
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
 
+/** @param {NodeJS.ProcessEnv} env @param {string} name @param {string} type @returns {string} */
 function createToken(env, name, type) {
   const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], {
     env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,7 +123,12 @@ function createToken(env, name, type) {
  */
 const COUNTING_FLAGS = ['--no-concurrent-recompilation', '--no-concurrent-osr'];
 
-/** Starts `script` under callgrind with instrumentation off; returns { name, entry, pid, dumpDir }. */
+/**
+ * Starts `script` under callgrind with instrumentation off; returns { name, entry, pid, dumpDir }.
+ * @param {string} name
+ * @param {string} script
+ * @param {{ env?: NodeJS.ProcessEnv, nodeFlags?: readonly string[], args?: readonly string[] }} [options]
+ */
 function startCounted(name, script, { env, nodeFlags = [], args = [] } = {}) {
   const dumpDir = path.join(tmpDir, `${name}-callgrind`);
   mkdirSync(dumpDir, { recursive: true });
@@ -135,6 +143,7 @@ const originPort = await freePort();
 const origin = group.start('origin', NODE, [path.join(BENCH_DIR, 'lib', 'origin.mjs'), String(originPort)]);
 await waitReady(origin, () => httpGet(`http://127.0.0.1:${originPort}/__stats`), { group });
 
+/** @param {string} name */
 async function tollgateEnv(name) {
   const dataDir = path.join(tmpDir, `${name}-data`);
   mkdirSync(dataDir, { recursive: true });
@@ -158,6 +167,8 @@ const development = createToken(tollgateEnvOn, 'bench-development', 'development
 const tollgateEnvOff = await tollgateEnv('tollgate-noauth');
 const barePort = await freePort();
 
+/** @typedef {ReturnType<typeof startCounted> & { port: number }} Server */
+/** @type {Record<'bare' | 'tollgate' | 'noauth', Server>} */
 const servers = {
   bare: {
     ...startCounted('bare-node', path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), {
@@ -177,7 +188,7 @@ const servers = {
 // Valgrind starts slowly: a minute for a gateway is not unusual.
 await Promise.all(Object.values(servers).map((s) => waitReady(s.entry, () => tcpProbe(s.port), { group, timeoutMs: 180_000 })));
 
-/** What each window sends: server, token. */
+/** What each window sends: server, token. @type {{ name: string, server: keyof typeof servers, token: string }[]} */
 const WINDOWS = [
   { name: 'bare-node', server: 'bare', token: production },
   { name: 'tollgate', server: 'tollgate', token: production },
@@ -185,6 +196,7 @@ const WINDOWS = [
   { name: 'tollgate-development', server: 'tollgate', token: development },
 ];
 
+/** @param {Server} server @param {string} token @param {number} amount */
 async function load(server, token, amount) {
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}/files/${opts.route}.bin`,
@@ -203,9 +215,10 @@ async function load(server, token, amount) {
   if (failed > 0) process.stderr.write(`  note: ${problem}\n`);
 }
 
+/** @param {Server} server @param {string[]} args */
 const callgrind = (server, ...args) => execFileSync('callgrind_control', [...args, String(server.pid)], { stdio: 'ignore' });
 
-/** Total instructions of the newest dump in the server's folder. */
+/** Total instructions of the newest dump in the server's folder. @param {Server} server @param {Set<string>} before */
 function lastDumpTotal(server, before) {
   const files = readdirSync(server.dumpDir).filter((f) => !before.has(f));
   let total;
@@ -223,6 +236,7 @@ function lastDumpTotal(server, before) {
  * other token type meanwhile, first recompiles what that changed (V8 re-optimises a function whose
  * feedback the other traffic widened; the bare proxy's heap was shrunk by V8's memory reducer while
  * idle). Without it the first rounds counted that too: 2-3x the later rounds.
+ * @param {typeof WINDOWS[number]} w
  */
 async function window(w) {
   const server = servers[w.server];
@@ -243,14 +257,14 @@ const started = Date.now();
 process.stderr.write(`warming up ${opts.warmup} requests per window kind, uninstrumented...\n`);
 for (const w of WINDOWS) await load(servers[w.server], w.token, opts.warmup);
 
-const perRequest = Object.fromEntries(WINDOWS.map((w) => [w.name, []]));
+const perRequest = Object.fromEntries(WINDOWS.map((w) => [w.name, /** @type {number[]} */ ([])]));
 try {
   for (let round = 1; round <= opts.rounds; round++) {
     // Alternate the order each round, so no window is always the first after a pause.
     const order = round % 2 === 1 ? WINDOWS : [...WINDOWS].reverse();
     for (const w of order) {
       const ir = await window(w);
-      perRequest[w.name].push(ir);
+      /** @type {number[]} */ (perRequest[w.name]).push(ir);
       process.stderr.write(`  r${round} ${w.name.padEnd(22)} ${Math.round(ir).toLocaleString('en-US').padStart(9)} instructions/request\n`);
     }
   }
@@ -258,12 +272,16 @@ try {
   await cleanup();
 }
 
+/** @param {number[]} xs @returns {number} */
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return /** @type {number} */ (s.length % 2 ? s[(s.length - 1) / 2] : (/** @type {number} */ (s[s.length / 2 - 1]) + /** @type {number} */ (s[s.length / 2])) / 2);
 };
+/** @param {number[]} xs */
 const spread = (xs) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
-const m = Object.fromEntries(Object.entries(perRequest).map(([k, xs]) => [k, median(xs)]));
+/** @type {Record<string, number> & { tollgate: number, 'bare-node': number, 'tollgate-noauth': number, 'tollgate-development': number }} */
+const m = /** @type {any} */ (Object.fromEntries(Object.entries(perRequest).map(([k, xs]) => [k, median(xs)])));
+/** @type {{ name: string, value: number, target: string, limit?: number, num: string, den: string }[]} */
 const ratios = [
   // Two different programs: fewer instructions is not less time there (Tollgate runs fewer per
   // request than the bare proxy and about as much CPU time), so this one is not held to the target.
@@ -272,6 +290,7 @@ const ratios = [
   { name: 'Production/Development', value: m.tollgate / m['tollgate-development'], target: 'info: the activity pipeline', num: 'tollgate', den: 'tollgate-development' },
 ];
 
+/** @param {number} n */
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const lines = [];
 lines.push(`Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`);

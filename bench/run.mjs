@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Tollgate benchmark: `npm run bench` (see bench/README.md).
 //
 // Starts, in one process tree on loopback, a stub origin, a bare Node proxy, nginx, and Tollgate
@@ -67,16 +68,29 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
 Scenarios: SCENARIO_NAMES
 Run \`npm run build\` first (npm run bench does).`;
 
+/** @typedef {keyof typeof ROUTES} Route */
 const ROUTES = {
   '1k': { path: '/files/1k.bin', bytes: 1024, label: '1 KiB' },
   '100k': { path: '/files/100k.bin', bytes: 100 * 1024, label: '100 KiB' },
   '10m': { path: '/files/10m.bin', bytes: 10 * 1024 * 1024, label: '10 MiB' },
 };
-const ALL_ROUTES = Object.keys(ROUTES);
+const ALL_ROUTES = /** @type {Route[]} */ (Object.keys(ROUTES));
+
+/**
+ * @typedef {object} Scenario
+ * @property {string} name
+ * @property {string} target
+ * @property {string} [pair]
+ * @property {Route[]} routes
+ * @property {number[]} expect
+ * @property {'none' | 'hit' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
+ * @property {string} what
+ */
 
 /**
  * In the order they run within a round (reversed every other round, so drift over a round
  * cancels too). `target` is the process measured; `load` says what the requests carry.
+ * @type {Scenario[]}
  */
 const SCENARIOS = [
   { name: 'direct', target: 'origin', routes: ALL_ROUTES, expect: [200], load: 'none',
@@ -149,22 +163,34 @@ function parseCommandLine() {
     process.stdout.write(`${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
     process.exit(0);
   }
+  /**
+   * @template {number | undefined} F
+   * @param {'rounds' | 'duration' | 'requests-large' | 'max-large' | 'connections' | 'miss-tokens' | 'workers'} name
+   * @param {F} fallback
+   * @returns {number | F}
+   */
   const num = (name, fallback, min = 1) => {
     if (values[name] === undefined) return fallback;
     const n = Number(values[name]);
     if (!Number.isFinite(n) || n < min) usage(`--${name} must be a number ≥ ${min}, got "${values[name]}"`);
     return n;
   };
+  /**
+   * @template {string} T
+   * @param {'only' | 'routes'} name
+   * @param {T[]} allowed
+   * @returns {T[]}
+   */
   const list = (name, allowed) => {
     if (values[name] === undefined) return allowed;
     const items = values[name].split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = items.filter((i) => !allowed.includes(i));
+    const unknown = items.filter((i) => !/** @type {string[]} */ (allowed).includes(i));
     if (unknown.length > 0 || items.length === 0) usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
     return allowed.filter((a) => items.includes(a));
   };
   const quick = values.quick;
   const compareWords = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
-  const isSetting = (w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+  const isSetting = (/** @type {string} */ w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
   if (compareWords?.some((w) => !w.startsWith('--') && !isSetting(w))) {
     usage(`--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`);
   }
@@ -200,6 +226,7 @@ function parseCommandLine() {
   };
 }
 
+/** @param {string} message @returns {never} */
 function usage(message) {
   process.stderr.write(`bench: ${message}\n\n${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
   process.exit(2);
@@ -212,11 +239,13 @@ if (!existsSync(path.join(DIST, 'main.js'))) {
   process.stderr.write('bench: dist/main.js is missing; run `npm run build` first (npm run bench does)\n');
   process.exit(2);
 }
+/** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const distImport = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { generateToken } = await distImport('tokens/format.js');
+const { generateToken } = /** @type {typeof import('../src/tokens/format.js')} */ (await distImport('tokens/format.js'));
 
 const scenarios = SCENARIOS.filter((s) => opts.only.includes(s.name) && s.routes.some((r) => opts.routes.includes(r)));
 const neededTargets = new Set(scenarios.map((s) => s.target));
+/** @type {Map<string, string>} */
 const skipped = new Map(); // scenario name -> reason
 
 const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
@@ -224,8 +253,11 @@ const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
 const plannedS = estimateSeconds();
 const deadlineMs = Date.now() + Math.max(10 * 60_000, plannedS * 3 * 1000);
 const group = createProcessGroup({ tmpDir, deadlineMs, keepTmp: opts.keepTmp });
+/** @type {autocannon.Instance | undefined} */
 let currentLoad;
+/** @type {Promise<void> | undefined} */
 let cleaningUp;
+/** @type {string | undefined} */
 let interrupted;
 
 async function cleanup() {
@@ -239,7 +271,7 @@ async function cleanup() {
   return cleaningUp;
 }
 process.on('exit', () => group.killAllNow());
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
   process.once(signal, () => {
     interrupted = signal;
     process.stderr.write(`\nbench: ${signal}, stopping every child process\n`);
@@ -251,18 +283,18 @@ process.on('uncaughtException', (err) => {
   void cleanup().finally(() => process.exit(1));
 });
 
-const log = (msg) => process.stderr.write(`${msg}\n`);
+const log = (/** @type {string} */ msg) => process.stderr.write(`${msg}\n`);
 const profileDir = opts.profile ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 /** Node flags for a server child: --cpu-prof when profiling (written when it exits on SIGTERM). */
-const nodeArgs = (name) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const nodeArgs = (/** @type {string} */ name) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
 
 function estimateSeconds() {
   let s = 15;
   for (const route of opts.routes) {
     // A 10 MiB run is bounded by a request count; guess 150 MiB/s for the estimate.
-    const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (opts.requestsLarge * 10) / 150) : opts.durationS) + 0.5;
+    const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (/** @type {number} */ (opts.requestsLarge) * 10) / 150) : opts.durationS) + 0.5;
     s += opts.rounds * perRun * SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.includes(route)).length;
   }
   return s + scenarioCount() * (opts.warmupS / 2 + 0.5);
@@ -272,7 +304,12 @@ function scenarioCount() {
   return SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.some((r) => opts.routes.includes(r))).length;
 }
 
-/** Runs the CLI as an operator would; returns the plaintext Production token. */
+/**
+ * Runs the CLI as an operator would; returns the plaintext Production token.
+ * @param {NodeJS.ProcessEnv} env
+ * @param {string} name
+ * @returns {string}
+ */
 function cliCreateToken(env, name) {
   const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'], {
     env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
@@ -280,6 +317,10 @@ function cliCreateToken(env, name) {
   return JSON.parse(out).token;
 }
 
+/**
+ * @param {{ port: number, adminPort: number, dataDir: string, redisUrl?: string, extra?: Record<string, string> }} options
+ * @returns {Record<string, string | undefined>}
+ */
 function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
   return {
     ...baseEnv,
@@ -297,8 +338,21 @@ function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
   };
 }
 
-/** name -> { port, pids(), entry, adminPort?, ... } */
+/**
+ * A process the bench measures (or Redis, which has no pids()).
+ * @typedef {object} Target
+ * @property {number} port
+ * @property {import('./lib/procs.mjs').Child} entry
+ * @property {() => (number | undefined)[]} [pids] The processes whose CPU counts.
+ * @property {number} [adminPort]
+ * @property {Record<string, string | undefined>} [env]
+ * @property {string} [dataDir]
+ * @property {string} [url]
+ */
+
+/** name -> { port, pids(), entry, adminPort?, ... } @type {Record<string, Target>} */
 const targets = {};
+/** @type {{ hit: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
 const tokens = { hit: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
 
 async function startOrigin() {
@@ -308,6 +362,11 @@ async function startOrigin() {
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
 
+/**
+ * @param {string} name
+ * @param {{ script?: string, redisUrl?: string, extra?: Record<string, string>, tokenNames?: string[],
+ *   nodeFlags?: readonly string[], settings?: Record<string, string>, dataDir?: string }} [options]
+ */
 async function startTollgate(name, {
   script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, settings = {},
   dataDir = path.join(tmpDir, `${name}-data`),
@@ -342,6 +401,7 @@ async function startRedis() {
 
 async function startAll() {
   await startOrigin();
+  /** @type {Promise<unknown>[]} */
   const tasks = [];
   const needsHitToken = ['bare', 'nginx', 'tollgate', 'flags', 'noauth'].some((t) => neededTargets.has(t));
   if (needsHitToken || neededTargets.has('tollgate')) {
@@ -384,13 +444,13 @@ async function startAll() {
       tasks.push((async () => {
         const port = await freePort();
         const dir = path.join(tmpDir, 'nginx');
-        const { args, errorLog } = writeNginxConfig({ dir, port, originPort: targets.origin.port, tokens: [tokens.hit] });
+        const { args, errorLog } = writeNginxConfig({ dir, port, originPort: targets.origin.port, tokens: [/** @type {string} */ (tokens.hit)] });
         const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
         try {
           await waitReady(entry, () => tcpProbe(port), { group });
         } catch (err) {
           const errors = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
-          throw new Error(`nginx is installed but did not start: ${err.message}\n${errors}`);
+          throw new Error(`nginx is installed but did not start: ${/** @type {Error} */ (err).message}\n${errors}`, { cause: err });
         }
         targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
       })());
@@ -402,9 +462,9 @@ async function startAll() {
       targets.redisServer = redis;
       // The real tokens of the miss scenario, created through the same store code as the CLI.
       const env = tollgateEnv({ port: 1, adminPort: 1, dataDir: path.join(tmpDir, 'redis-data'), redisUrl: redis.url });
-      const { loadConfig } = await distImport('config/index.js');
-      const { openTokenStore } = await distImport('tokens/index.js');
-      const { createToken } = await distImport('tokens/service.js');
+      const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (await distImport('config/index.js'));
+      const { openTokenStore } = /** @type {typeof import('../src/tokens/index.js')} */ (await distImport('tokens/index.js'));
+      const { createToken } = /** @type {typeof import('../src/tokens/service.js')} */ (await distImport('tokens/service.js'));
       const loaded = loadConfig(env, ROOT);
       if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
       const store = await openTokenStore(loaded.config);
@@ -431,7 +491,7 @@ async function startAll() {
 // ── Load ─────────────────────────────────────────────────────────────────────────────────────
 function malformedHeaders() {
   const valid = generateToken('production');
-  const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+  const flip = (/** @type {string} */ s, /** @type {number} */ i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
   return [
     `Bearer ${flip(valid, valid.length - 1)}`, // checksum does not match
     `Bearer ${flip(valid, 10)}`, // body changed, checksum stale
@@ -448,6 +508,11 @@ function malformedHeaders() {
 /**
  * autocannon options for one run of a scenario on a route. `bound` is { durationS } or
  * { amount } (10 MiB: a request count, so no run ends with a wave of half-sent artifacts).
+ * @typedef {{ durationS?: number, amount?: number, maxS?: number }} Bound
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {Bound} bound
+ * @returns {autocannon.Options}
  */
 function loadOptions(scenario, route, bound, connections = opts.connections) {
   const target = targets[scenario.target];
@@ -488,7 +553,7 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
         }],
       };
     default:
-      throw new Error(`unknown load ${scenario.load}`);
+      throw new Error(`unknown load ${String(scenario.load)}`);
   }
 }
 
@@ -499,13 +564,18 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
  * count-bounded run is done only at its next one-second sample, so its `duration` is rounded up
  * to whole seconds: a 10 MiB run that took 2.05 s read as 3 s, and its MiB/s as 331 against the
  * 497 of a run that took 1.95 s. For such a run `elapsedS` ends at the last response instead.
+ * @typedef {autocannon.Result & { elapsedS: number }} RunResult
+ * @param {autocannon.Options} options
+ * @param {number | undefined} maxS
+ * @returns {Promise<RunResult>}
  */
 function runAutocannon(options, maxS, quiet = false) {
   return new Promise((resolve, reject) => {
+    /** @type {NodeJS.Timeout | undefined} */
     let timer;
     const startedAt = performance.now();
     let lastResponseAt = startedAt;
-    currentLoad = autocannon(options, (err, result) => {
+    currentLoad = autocannon(options, (/** @type {Error | null} */ err, result) => {
       clearTimeout(timer);
       currentLoad = undefined;
       if (err) reject(err);
@@ -521,8 +591,10 @@ function runAutocannon(options, maxS, quiet = false) {
   });
 }
 
+/** @type {Record<string, boolean>} */
 const metricsAvailable = {}; // target name -> boolean
 
+/** @param {string} targetName */
 async function targetCounters(targetName) {
   const target = targets[targetName];
   if (!target?.adminPort) return null;
@@ -531,8 +603,14 @@ async function targetCounters(targetName) {
   return counters;
 }
 
-/** One measured run: CPU and counters around an autocannon run. */
-async function measure(scenario, route, round, { bound, record = true } = {}) {
+/**
+ * One measured run: CPU and counters around an autocannon run.
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {number} round
+ * @param {{ bound: Bound, record?: boolean }} options
+ */
+async function measure(scenario, route, round, { bound, record = true } = /** @type {{ bound: Bound }} */ ({})) {
   const runs = await measureTogether([scenario], route, round, { bound, record });
   return runs?.[0];
 }
@@ -540,8 +618,13 @@ async function measure(scenario, route, round, { bound, record = true } = {}) {
 /**
  * Runs the scenarios' loads at the same time (the connections shared out among them) and
  * measures each target's CPU over the same seconds. With one scenario, a plain run.
+ * @param {Scenario[]} list
+ * @param {Route} route
+ * @param {number} round
+ * @param {{ bound: Bound, record?: boolean }} options
  */
-async function measureTogether(list, route, round, { bound, record = true } = {}) {
+async function measureTogether(list, route, round, { bound, record = true } = /** @type {{ bound: Bound }} */ ({})) {
+  /** @type {Probe[]} */
   const before = [];
   for (const scenario of list) before.push(await probe(scenario));
   const originBefore = await originStats(targets.origin.port);
@@ -552,6 +635,7 @@ async function measureTogether(list, route, round, { bound, record = true } = {}
   const results = await Promise.all(list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)));
   pinned?.undo();
   const selfCpu = process.cpuUsage(selfBefore);
+  /** @type {Probe[]} */
   const after = [];
   for (const [i, scenario] of list.entries()) after.push(await probe(scenario, before[i].pids));
   const originAfter = await originStats(targets.origin.port);
@@ -568,6 +652,7 @@ const pinning = pinningUnavailable();
 /**
  * Pins `pids` (the servers of a pair) to the last CPU and the load generator, the origin and
  * Redis to the others, until undo().
+ * @param {(number | undefined)[]} pids
  */
 function pinTogether(pids) {
   const cpus = allowedCpus();
@@ -577,7 +662,17 @@ function pinTogether(pids) {
   return { undo: () => pin([...pids, ...others], cpus.join(',')) };
 }
 
-/** CPU, memory and counters of a scenario's target (and Redis), before or after a run. */
+/**
+ * @typedef {Awaited<ReturnType<typeof probe>>} Probe
+ * @typedef {ReturnType<typeof sumMem>} Mem
+ * @typedef {Record<string, number>} Calls Redis commands by name, and how often each ran.
+ */
+
+/**
+ * CPU, memory and counters of a scenario's target (and Redis), before or after a run.
+ * @param {Scenario} scenario
+ * @param {(number | undefined)[]} [pids]
+ */
 async function probe(scenario, pids) {
   const target = targets[scenario.target];
   const redis = scenario.target === 'redis' ? targets.redisServer : undefined;
@@ -588,26 +683,35 @@ async function probe(scenario, pids) {
       throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
         + `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`);
     }
-    const now = target.pids();
+    const now = /** @type {NonNullable<Target['pids']>} */ (target.pids)();
     return { pids: now, counters, redisCalls, split: sumCpuSplitUs(now), cpu: sumCpuUs(now), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
   }
   const cpu = sumCpuUs(pids);
   const origin = cpuUs(targets.origin.entry.pid);
   const redisCpu = redis ? cpuUs(redis.entry.pid) : 0;
   const split = sumCpuSplitUs(pids);
-  const mem = sumMem(target.pids());
+  const mem = sumMem(/** @type {NonNullable<Target['pids']>} */ (target.pids)());
   const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
   const counters = await targetCounters(scenario.target);
   return { pids, counters, redisCalls, split, cpu, origin, redis: redisCpu, mem };
 }
 
+/**
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {number} round
+ * @param {RunResult} result
+ * @param {Probe} before
+ * @param {Probe} after
+ * @param {{ selfCpu: NodeJS.CpuUsage, originBefore: Record<string, number>, originAfter: Record<string, number>, together: number }} shared
+ */
 function runRecord(scenario, route, round, result, before, after, { selfCpu, originBefore, originAfter, together }) {
   const redis = scenario.target === 'redis';
   const requests = result.requests.total;
-  const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
+  const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, /** @type {number} */ (v.count)]));
   const expected = expectedStatuses(scenario).reduce((n, code) => n + (status[String(code)] ?? 0), 0);
   const responses = Object.values(status).reduce((a, b) => a + b, 0);
-  const perReq = (us) => (requests > 0 ? us / requests : NaN);
+  const perReq = (/** @type {number} */ us) => (requests > 0 ? us / requests : NaN);
   return {
     scenario: scenario.name,
     route,
@@ -631,12 +735,12 @@ function runRecord(scenario, route, round, result, before, after, { selfCpu, ori
     // The same, split: a run whose server spends more in the kernel for the same calls shows here.
     cpuUserUsPerReq: perReq(after.split.user - before.split.user),
     cpuSysUsPerReq: perReq(after.split.sys - before.split.sys),
-    originCpuUsPerReq: perReq((after.origin - before.origin) / together),
-    redisCpuUsPerReq: redis ? perReq(after.redis - before.redis) : undefined,
+    originCpuUsPerReq: perReq((/** @type {number} */ (after.origin) - /** @type {number} */ (before.origin)) / together),
+    redisCpuUsPerReq: redis ? perReq(/** @type {number} */ (after.redis) - /** @type {number} */ (before.redis)) : undefined,
     loadGenCpuUsPerReq: perReq((selfCpu.user + selfCpu.system) / together),
-    peakRssMiB: after.mem.maxHwmMiB,
-    peakRssSumMiB: after.mem.hwmMiB,
-    rssMiB: after.mem.rssMiB,
+    peakRssMiB: /** @type {Mem} */ (after.mem).maxHwmMiB,
+    peakRssSumMiB: /** @type {Mem} */ (after.mem).hwmMiB,
+    rssMiB: /** @type {Mem} */ (after.mem).rssMiB,
     processes: before.pids.length,
     // Loads run together share the origin: these count all of them (the checks on them hold
     // for the sum as for one run).
@@ -644,16 +748,17 @@ function runRecord(scenario, route, round, result, before, after, { selfCpu, ori
     originSawAuthorization: originAfter.withAuthorization - originBefore.withAuthorization,
     // The stats probe itself opens one connection per reading.
     originConnections: originAfter.connections - originBefore.connections - 1,
-    redisHgetall: redis ? (after.redisCalls.hgetall ?? 0) - (before.redisCalls.hgetall ?? 0) : undefined,
-    redisCommands: redis ? sumValues(after.redisCalls) - sumValues(before.redisCalls) : undefined,
+    redisHgetall: redis ? (/** @type {Calls} */ (after.redisCalls).hgetall ?? 0) - (/** @type {Calls} */ (before.redisCalls).hgetall ?? 0) : undefined,
+    redisCommands: redis ? sumValues(/** @type {Calls} */ (after.redisCalls)) - sumValues(/** @type {Calls} */ (before.redisCalls)) : undefined,
     auth: diffCounters(before.counters, after.counters),
   };
 }
 
-const expectedStatuses = (scenario) => [scenario.expect].flat();
-const sumValues = (o) => Object.entries(o).filter(([k]) => k !== 'info').reduce((a, [, v]) => a + v, 0);
+/** @typedef {ReturnType<typeof runRecord>} Run */
+const expectedStatuses = (/** @type {Scenario} */ scenario) => [scenario.expect].flat();
+const sumValues = (/** @type {Record<string, number>} */ o) => Object.entries(o).filter(([k]) => k !== 'info').reduce((a, [, v]) => a + v, 0);
 
-/** Aborts the bench when a run that should have been clean was not. */
+/** Aborts the bench when a run that should have been clean was not. @param {Run} run @param {Scenario} scenario */
 function assertClean(run, scenario) {
   if (run.unexpected === 0 && run.errors === 0 && run.requests > 0) return;
   const target = targets[scenario.target];
@@ -666,12 +771,14 @@ function assertClean(run, scenario) {
 
 // ── Preflight: each target answers correctly before anything is measured ─────────────────────
 async function preflight() {
+  /** @type {Record<string, Buffer>} */
   const originBodies = {};
   for (const route of opts.routes) {
     const res = await httpGet(`http://127.0.0.1:${targets.origin.port}${ROUTES[route].path}`);
     if (res.status !== 200 || res.body.length !== ROUTES[route].bytes) throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
     originBodies[route] = res.body;
   }
+  /** @param {string} name @param {Record<string, string | undefined>} headers @param {Route} route @param {number} status */
   const check = async (name, headers, route, status) => {
     const target = targets[name];
     const res = await httpGet(`http://127.0.0.1:${target.port}${ROUTES[route].path}`, headers, { timeoutMs: 15_000 });
@@ -681,7 +788,7 @@ async function preflight() {
       throw new Error(`preflight ${name}: 401 without WWW-Authenticate`);
     }
   };
-  const bearer = (t) => ({ authorization: `Bearer ${t}` });
+  const bearer = (/** @type {string | undefined} */ t) => ({ authorization: `Bearer ${t}` });
   for (const name of ['bare', 'nginx', 'tollgate', 'flags', 'noauth']) {
     if (!targets[name]) continue;
     for (const route of opts.routes) await check(name, bearer(tokens.hit), route, 200);
@@ -706,7 +813,9 @@ async function preflight() {
 
 // ── Rounds ───────────────────────────────────────────────────────────────────────────────────
 async function runAll() {
+  /** @type {Run[]} */
   const runs = [];
+  /** @type {EvictionCheck[]} */
   const evictionChecks = [];
   const active = scenarios.filter((s) => !skipped.has(s.name));
 
@@ -718,7 +827,7 @@ async function runAll() {
   log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
   for (const scenario of active) {
     const route = scenario.routes.includes('1k') && opts.routes.includes('1k') ? '1k' : scenario.routes.find((r) => opts.routes.includes(r));
-    await measure(scenario, route, 0, { bound: { amount: opts.warmupRequests, maxS: opts.warmupS }, record: false });
+    await measure(scenario, /** @type {Route} */ (route), 0, { bound: { amount: opts.warmupRequests, maxS: opts.warmupS }, record: false });
     await sleep(200);
   }
 
@@ -734,7 +843,7 @@ async function runAll() {
         // A pair's members run together, when the first of them comes up.
         const together = scenario.pair ? order.filter((s) => s.pair === scenario.pair) : [scenario];
         if (scenario.name === 'flood-random') await evictionProbe('before');
-        const measured = await measureTogether(together, route, round, { bound });
+        const measured = /** @type {Run[]} */ (await measureTogether(together, route, round, { bound }));
         for (const [i, run] of measured.entries()) {
           log(`  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
             + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
@@ -742,7 +851,7 @@ async function runAll() {
           assertClean(run, together[i]);
           done.add(together[i]);
         }
-        if (scenario.name === 'flood-random') evictionChecks.push(await evictionProbe('after'));
+        if (scenario.name === 'flood-random') evictionChecks.push(/** @type {EvictionCheck} */ (await evictionProbe('after')));
         await sleep(300);
       }
     }
@@ -753,6 +862,9 @@ async function runAll() {
 /**
  * A flood of random tokens must not evict the real ones: the real token is used right before the
  * flood (so it is cached) and right after it; after the flood it must still be a cache hit.
+ * @typedef {{ status: number | undefined, cacheHit: boolean | undefined }} EvictionCheck
+ * @param {'before' | 'after'} phase
+ * @returns {Promise<EvictionCheck | undefined>}
  */
 async function evictionProbe(phase) {
   const url = `http://127.0.0.1:${targets.flood.port}${ROUTES['1k'].path}`;
@@ -772,14 +884,18 @@ async function evictionProbe(phase) {
 }
 
 // ── Summary, ratios, checks ──────────────────────────────────────────────────────────────────
+/** @param {number[]} xs */
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const sum = (xs) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+const sum = (/** @type {number[]} */ xs) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 
+/** @typedef {ReturnType<typeof summarise>[number]} Summary */
+
+/** @param {Run[]} runs */
 function summarise(runs) {
   const out = [];
   for (const scenario of SCENARIOS) {
@@ -788,7 +904,7 @@ function summarise(runs) {
       if (rs.length === 0) continue;
       const requests = sum(rs.map((r) => r.requests));
       const seconds = sum(rs.map((r) => r.durationS));
-      const authSum = (key) => (rs.every((r) => r.auth && r.auth[key] !== undefined) ? sum(rs.map((r) => r.auth[key])) : undefined);
+      const authSum = (/** @type {string} */ key) => (rs.every((r) => r.auth && r.auth[key] !== undefined) ? sum(rs.map((r) => /** @type {number} */ (/** @type {import('./lib/probes.mjs').Counters} */ (r.auth)[key]))) : undefined);
       out.push({
         scenario: scenario.name,
         route,
@@ -800,18 +916,18 @@ function summarise(runs) {
         p99Ms: median(rs.map((r) => r.p99Ms)),
         cpuUsPerReq: sum(rs.map((r) => r.cpuUs)) / requests,
         originCpuUsPerReq: sum(rs.map((r) => r.originCpuUsPerReq * r.requests)) / requests,
-        redisCpuUsPerReq: rs[0].redisCpuUsPerReq === undefined ? undefined : sum(rs.map((r) => r.redisCpuUsPerReq * r.requests)) / requests,
+        redisCpuUsPerReq: rs[0].redisCpuUsPerReq === undefined ? undefined : sum(rs.map((r) => /** @type {number} */ (r.redisCpuUsPerReq) * r.requests)) / requests,
         loadGenCpuUsPerReq: sum(rs.map((r) => r.loadGenCpuUsPerReq * r.requests)) / requests,
         peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
         status: rs.reduce((acc, r) => {
           for (const [k, v] of Object.entries(r.status)) acc[k] = (acc[k] ?? 0) + v;
           return acc;
-        }, {}),
+        }, /** @type {Record<string, number>} */ ({})),
         unexpected: sum(rs.map((r) => r.unexpected + r.errors)),
         originSawAuthorization: sum(rs.map((r) => r.originSawAuthorization)),
         originConnections: sum(rs.map((r) => r.originConnections)),
         maxOriginConnections: Math.max(...rs.map((r) => r.originConnections)),
-        redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => r.redisHgetall)) / requests,
+        redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => /** @type {number} */ (r.redisHgetall))) / requests,
         storeReads: authSum('storeReads'),
         requestsSent: sum(rs.map((r) => r.requestsSent)),
         perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms, mibPerSec: r.mibPerSec })),
@@ -821,6 +937,15 @@ function summarise(runs) {
   return out;
 }
 
+/**
+ * @typedef {{ id: string, num: [string, Route], den: [string, Route], field: 'reqPerSec' | 'cpuUsPerReq' | 'p99Ms' | 'mibPerSec',
+ *   op?: '>=' | '<=', target?: number, aim?: number, note?: string, perRoundMedian?: boolean }} RatioDef
+ * @typedef {{ id: string, value: number | null, target: string, result: string, why?: string, cpuNum: number | undefined,
+ *   cpuDen: number | undefined, totals?: number, perRound?: number[], numerator?: string, denominator?: string, field?: string,
+ *   aggregate?: string }} Ratio
+ */
+
+/** @type {RatioDef[]} */
 const RATIOS = [
   { id: 'tollgate/bare req/s 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'reqPerSec', op: '>=', target: 0.9, aim: 0.95 },
   { id: 'tollgate/bare CPU/req 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.11, aim: 1.05 },
@@ -833,10 +958,10 @@ const RATIOS = [
   { id: 'tollgate/bare MiB/s 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'mibPerSec', op: '>=', target: 0.9 },
   { id: 'tollgate/bare CPU/req 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'cpuUsPerReq' },
   { id: 'tollgate/nginx MiB/s 10m', num: ['tollgate', '10m'], den: ['nginx', '10m'], field: 'mibPerSec' },
-  ...ALL_ROUTES.flatMap((route) => [
+  ...ALL_ROUTES.flatMap((route) => /** @type {RatioDef[]} */ ([
     { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
     { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
-  ]),
+  ])),
   { id: 'flags/shipped CPU/req 1k paired', num: ['flags-paired', '1k'], den: ['shipped-paired', '1k'], field: 'cpuUsPerReq', note: '--compare-flags', perRoundMedian: true },
   // The target is taken side by side (see the pairs in SCENARIOS); the alternating runs' ratio is
   // reported beside it.
@@ -852,12 +977,13 @@ const RATIOS = [
   { id: 'limited flood/hit req/s', num: ['flood-limited', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'shipped limiter, one address' },
 ];
 
+/** @param {Summary[]} summary @returns {Ratio[]} */
 function computeRatios(summary) {
-  const find = ([scenario, route]) => summary.find((s) => s.scenario === scenario && s.route === route);
-  return RATIOS.map((def) => {
+  const find = (/** @type {[string, Route]} */ [scenario, route]) => summary.find((s) => s.scenario === scenario && s.route === route);
+  return /** @type {Ratio[]} */ (RATIOS.map((def) => {
     const a = find(def.num);
     const b = find(def.den);
-    const targetText = def.op ? `${def.op === '>=' ? '≥' : '≤'} ${def.target.toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}` : (def.note ?? 'report');
+    const targetText = def.op ? `${def.op === '>=' ? '≥' : '≤'} ${/** @type {number} */ (def.target).toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}` : (def.note ?? 'report');
     if (!a || !b) {
       const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
       // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
@@ -876,17 +1002,22 @@ function computeRatios(summary) {
     // moves them most (1.02, 1.04, 1.04 and 1.21 made 1.10).
     const value = def.perRoundMedian ? median(perRound) : totals;
     let result = 'info';
-    if (def.op === '>=') result = value >= def.target ? 'PASS' : 'MISS';
-    if (def.op === '<=') result = value <= def.target ? 'PASS' : 'MISS';
+    if (def.op === '>=') result = value >= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
+    if (def.op === '<=') result = value <= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
     if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim)) result = 'PASS (short of aim)';
     return {
       id: def.id, value, totals, perRound, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq,
       numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field, ...(def.perRoundMedian ? { aggregate: 'median of rounds' } : {}),
     };
-  }).filter(Boolean);
+  }).filter(Boolean));
 }
 
+/**
+ * @param {Summary[]} summary
+ * @param {Awaited<ReturnType<typeof runAll>>['evictionChecks']} evictionChecks
+ */
 function computeChecks(summary, evictionChecks) {
+  /** @type {{ id: string, value: string, result: string, note?: string }[]} */
   const checks = [];
   // Peak RSS per Tollgate process (VmHWM is per process, so take the last reading of any of its scenarios).
   const processes = {
@@ -953,29 +1084,37 @@ function computeChecks(summary, evictionChecks) {
     checks.push({
       id: 'redis-miss: every request a store read',
       value: `${fmt(miss.redisHgetallPerReq, 3)} HGETALL/req`,
-      result: miss.redisHgetallPerReq >= 0.95 ? 'PASS' : 'MISS',
+      result: /** @type {number} */ (miss.redisHgetallPerReq) >= 0.95 ? 'PASS' : 'MISS',
       note: 'counted by Redis itself (INFO commandstats); < 1 would mean the scenario measures hits',
     });
   }
   const hit = summary.find((s) => s.scenario === 'redis-hit');
   if (hit) {
-    checks.push({ id: 'redis-hit: no store read per request', value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`, result: hit.redisHgetallPerReq < 0.01 ? 'PASS' : 'MISS' });
+    checks.push({ id: 'redis-hit: no store read per request', value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`, result: /** @type {number} */ (hit.redisHgetallPerReq) < 0.01 ? 'PASS' : 'MISS' });
   }
   return checks;
 }
 
 // ── Output ───────────────────────────────────────────────────────────────────────────────────
+/** @param {number | null | undefined} n */
 function fmt(n, digits = 0) {
   if (n === undefined || n === null || !Number.isFinite(n)) return '-';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** @param {string[]} headers @param {unknown[][]} rows @param {('l' | 'r')[]} align */
 function table(headers, rows, align) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (/** @type {unknown[]} */ cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * @param {Meta} meta
+ * @param {Summary[]} summary
+ * @param {ReturnType<typeof computeRatios>} ratios
+ * @param {ReturnType<typeof computeChecks>} checks
+ */
 function render(meta, summary, ratios, checks) {
   const parts = [];
   parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
@@ -1025,8 +1164,37 @@ function gitInfo() {
 }
 
 // ── Main ─────────────────────────────────────────────────────────────────────────────────────
+/**
+ * @typedef {object} Meta What the results say about the run itself.
+ * @property {string} startedAt
+ * @property {string} node
+ * @property {string | undefined} nginx
+ * @property {number} cpus
+ * @property {string} cpuModel
+ * @property {number[]} loadAvgAtStart
+ * @property {string | undefined} commit
+ * @property {boolean | undefined} dirty
+ * @property {boolean} quick
+ * @property {number} rounds
+ * @property {number} connections
+ * @property {number} workers
+ * @property {number} durationS
+ * @property {number | undefined} requestsLarge
+ * @property {number} maxLargeS
+ * @property {number} missTokens
+ * @property {Record<string, string>} shippedEnv
+ * @property {string[]} shippedNodeFlags
+ * @property {string} pairsPinned
+ * @property {string[] | undefined} compareFlags
+ * @property {Record<string, string> | undefined} compareEnv
+ * @property {{ name: string, what: string, routes: Route[] }[]} scenarios
+ * @property {string} [finishedAt]
+ * @property {Record<string, boolean>} [metricsEndpoint]
+ */
+
 async function main() {
   const startedAt = new Date();
+  /** @type {Meta} */
   const meta = {
     startedAt: startedAt.toISOString(),
     node: process.version,
@@ -1081,7 +1249,7 @@ try {
 } catch (err) {
   // After Ctrl-C the children die under the runs; the signal handler reports and exits.
   if (!interrupted) {
-    process.stderr.write(`\nbench FAILED: ${err.stack ?? err.message ?? err}\n`);
+    process.stderr.write(`\nbench FAILED: ${/** @type {Error} */ (err).stack ?? /** @type {Error} */ (err).message ?? err}\n`);
     await cleanup();
     process.exit(1);
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // Soak: Tollgate as shipped (Redis store, Redis Stream activity sink) under mixed valid,
 // invalid and challenge traffic for a bounded time, with a Redis restart in the middle.
 // Reports errors by kind, RSS over time and Production events lost (must be 0).
@@ -23,17 +24,20 @@ const connections = Number(values.connections);
 if (!(minutes > 0 && minutes <= 60)) throw new Error('--minutes must be in (0, 60]');
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tollgate-soak-'));
+/** @type {import('node:child_process').ChildProcess[]} */
 const children = [];
 const stopAll = () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } };
 process.on('exit', stopAll);
 process.on('SIGINT', () => process.exit(130));
 
+/** @param {string} name @param {string} cmd @param {readonly string[]} args */
 function start(name, cmd, args, env = process.env) {
   const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr.on('data', (d) => process.stderr.write(`[${name}] ${d}`));
   children.push(child);
   return child;
 }
+/** @param {number | undefined} pid */
 const vmRssMiB = (pid) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -65,7 +69,8 @@ const env = {
   // brute-force limit acts on them, as in production, and not on the valid traffic.
   TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
 };
-const create = (name, type) => JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'bin/tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], { env })).token;
+/** @param {string} name @param {string} type @returns {string} */
+const create = (name, type) => JSON.parse(/** @type {string} */ (/** @type {unknown} */ (execFileSync(process.execPath, [path.join(ROOT, 'bin/tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], { env })))).token;
 const prod = create('soak-production', 'production');
 const dev = create('soak-development', 'development');
 const gateway = start('tollgate', process.execPath, [path.join(ROOT, 'dist/main.js')], env);
@@ -82,6 +87,7 @@ const url = `http://127.0.0.1:${port}/files/1k.bin`;
 const fake = 'tgp_' + 'A'.repeat(30) + 'AAAAAA';
 // The mix: [kind, share of the connections, headers]. Each kind is its own autocannon instance,
 // so every response is counted by kind and status.
+/** @type {[kind: string, share: number, headers: Record<string, string>][]} */
 const mix = [
   ['production', 0.4, { authorization: `Bearer ${prod}`, 'x-forwarded-for': '10.0.0.1' }],
   ['development', 0.2, { authorization: `Bearer ${dev}`, 'x-forwarded-for': '10.0.0.2' }],
@@ -91,6 +97,7 @@ const mix = [
 ];
 const durationS = Math.round(minutes * 60);
 console.log(`soak: ${minutes} min, ${connections} connections, Redis restart at ${Math.round(durationS / 2)} s; temp ${tmp}`);
+/** @type {{ t: number, rssMiB: number }[]} */
 const rss = [];
 const sampler = setInterval(() => {
   try { rss.push({ t: Math.round(process.uptime()), rssMiB: Math.round(vmRssMiB(gateway.pid)) }); } catch { /* exited */ }
@@ -111,12 +118,13 @@ const runs = await Promise.all(mix.map(([kind, share, headers]) =>
     .then((r) => ({ kind, r }))));
 clearTimeout(restart);
 clearInterval(sampler);
+/** @type {Record<string, number>} */
 const byKind = {};
 let errors = 0;
 let timeouts = 0;
 let total = 0;
 for (const { kind, r } of runs) {
-  for (const [code, { count }] of Object.entries(r.statusCodeStats ?? {})) byKind[`${kind} ${code}`] = count;
+  for (const [code, { count }] of Object.entries(r.statusCodeStats ?? {})) byKind[`${kind} ${code}`] = /** @type {number} */ (count);
   errors += r.errors;
   timeouts += r.timeouts;
   total += r.requests.total;

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // What V8 promotes: a sampling heap profile of the objects that outlive young-generation GCs.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // Watchdog for the benchmark's child processes (nginx, redis-server, the gateways, the origin).
 //
 // run.mjs starts it first and writes "+<pid>" / "-<pid>" lines on its stdin as it starts and
@@ -19,6 +20,7 @@ let finishing = false;
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 
+/** @param {number} pid */
 function alive(pid) {
   try {
     process.kill(pid, 0);
@@ -28,6 +30,7 @@ function alive(pid) {
   }
 }
 
+/** @param {string} reason */
 function finish(reason) {
   if (finishing) return;
   finishing = true;
@@ -54,7 +57,7 @@ function finish(reason) {
 
 let buffered = '';
 process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => {
+process.stdin.on('data', (/** @type {string} */ chunk) => {
   buffered += chunk;
   let nl;
   while ((nl = buffered.indexOf('\n')) >= 0) {
