@@ -10,7 +10,9 @@ const node24Modules = process.env.NODE24_MODULES;
 // and `e2e` (gateway subprocesses, real package-manager clients, the browser, memory bounds).
 // `npm test` runs both (and `fast` again on Node 24); `npm run test:fast` only the first.
 export default defineConfig({
-  ...(node24Modules ? { resolve: { alias: [{ find: /^better-sqlite3$/, replacement: path.join(node24Modules, 'better-sqlite3') }] } } : {}),
+  ...(node24Modules
+    ? { resolve: { alias: [{ find: /^better-sqlite3$/, replacement: path.join(node24Modules, 'better-sqlite3') }] } }
+    : {}),
   test: {
     projects: [
       {

@@ -35,9 +35,13 @@ if (!existsSync(path.join(DIST, 'activity', 'index.js'))) {
 /** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
 // Typed as the sources they are compiled from.
-const { createActivityPipeline } = /** @type {typeof import('../src/activity/index.js')} */ (await load('activity/index.js'));
+const { createActivityPipeline } = /** @type {typeof import('../src/activity/index.js')} */ (
+  await load('activity/index.js')
+);
 const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (await load('config/index.js'));
-const { createMetrics } = /** @type {typeof import('../src/metrics/registry.js')} */ (await load('metrics/registry.js'));
+const { createMetrics } = /** @type {typeof import('../src/metrics/registry.js')} */ (
+  await load('metrics/registry.js')
+);
 const { createLogger } = /** @type {typeof import('../src/logging/logger.js')} */ (await load('logging/logger.js'));
 
 const { values } = parseArgs({
@@ -74,10 +78,33 @@ const pipeline = await createActivityPipeline(config, { metrics, logger });
 const { recorder, runners } = pipeline;
 
 // ── Realistic requests: npm tarballs mostly, some packuments, a few 304s and 404s ─────────────
-const PACKAGES = ['left-pad', 'lodash', 'react', 'express', 'chalk', '@types/node', '@babel/core', 'typescript',
-  'debug', 'ms', 'semver', 'commander', 'uuid', 'tslib', 'axios', 'zod', 'vite', 'esbuild', '@scope/pkg', 'yargs'];
+const PACKAGES = [
+  'left-pad',
+  'lodash',
+  'react',
+  'express',
+  'chalk',
+  '@types/node',
+  '@babel/core',
+  'typescript',
+  'debug',
+  'ms',
+  'semver',
+  'commander',
+  'uuid',
+  'tslib',
+  'axios',
+  'zod',
+  'vite',
+  'esbuild',
+  '@scope/pkg',
+  'yargs',
+];
 const TOKENS = Array.from({ length: 8 }, (_, i) => ({
-  tokenId: `tok_bench${String(i).padStart(11, '0')}`, tokenName: `ci-${i}`, tokenType: /** @type {const} */ ('production'), project: ['default', 'web', 'billing'][i % 3],
+  tokenId: `tok_bench${String(i).padStart(11, '0')}`,
+  tokenName: `ci-${i}`,
+  tokenType: /** @type {const} */ ('production'),
+  project: ['default', 'web', 'billing'][i % 3],
 }));
 const UA = 'npm/10.8.1 node/v20.15.0 linux x64 workspaces/false';
 /**
@@ -86,18 +113,24 @@ const UA = 'npm/10.8.1 node/v20.15.0 linux x64 workspaces/false';
  */
 const templates = [];
 for (let i = 0; i < 1000; i++) {
-  const name = /** @type {string} */ (PACKAGES[i % PACKAGES.length]);
+  const name = PACKAGES[i % PACKAGES.length];
   const bare = name.split('/').pop();
   const version = `${1 + (i % 7)}.${i % 13}.${i % 5}${i % 97 === 0 ? '-sp1' : ''}`;
   const tarball = i % 10 !== 0;
   const path = tarball ? `/${name.replace('/', '%2f')}/-/${bare}-${version}.tgz` : `/${name.replace('/', '%2f')}`;
   const status = i % 50 === 1 ? 304 : i % 50 === 2 ? 404 : 200;
-  templates.push({ principal: TOKENS[i % TOKENS.length], path, status, bytes: tarball ? 20_000 + i * 37 : 4_000 + i, download: tarball && status === 200 });
+  templates.push({
+    principal: TOKENS[i % TOKENS.length],
+    path,
+    status,
+    bytes: tarball ? 20_000 + i * 37 : 4_000 + i,
+    download: tarball && status === 200,
+  });
 }
 /** What tollgate_production_downloads_total must gain for activity(0 .. n-1). */
 const downloadsIn = (/** @type {number} */ n) => {
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += /** @type {Template} */ (templates[i % templates.length]).download ? 1 : 0;
+  for (let i = 0; i < n; i++) sum += templates[i % templates.length].download ? 1 : 0;
   return sum;
 };
 
@@ -105,7 +138,7 @@ let counter = 0;
 /** A fresh RequestActivity, as the gateway builds one per finished request. */
 /** @param {number} i @returns {import('../src/activity/recorder.js').RequestActivity} */
 function activity(i) {
-  const t = /** @type {Template} */ (templates[i % templates.length]);
+  const t = templates[i % templates.length];
   return {
     requestId: `bench-${(++counter).toString(36)}`,
     principal: t.principal,
@@ -123,10 +156,11 @@ function activity(i) {
 
 /** Events waiting in a runner's queue before the producer pauses: two batches, a gateway whose sinks keep up. */
 const highWater = 2 * config.activity.batchSize;
-const backedUp = () => runners.some((r) => {
-  const d = r.depth();
-  return d.memory + d.disk >= highWater;
-});
+const backedUp = () =>
+  runners.some((r) => {
+    const d = r.depth();
+    return d.memory + d.disk >= highWater;
+  });
 
 /**
  * Calls record(activity(i)) for `n` events, `chunk` per setImmediate, paced to `rate` when set.
@@ -178,12 +212,17 @@ async function measure(n, record, drain) {
   if (drain) await drainAll();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { cpuUsPerEvent: (cpu.user + cpu.system) / n, userUsPerEvent: cpu.user / n, systemUsPerEvent: cpu.system / n, wallMs };
+  return {
+    cpuUsPerEvent: (cpu.user + cpu.system) / n,
+    userUsPerEvent: cpu.user / n,
+    systemUsPerEvent: cpu.system / n,
+    wallMs,
+  };
 }
 
 const noop = () => {};
 const live = (/** @type {import('../src/activity/recorder.js').RequestActivity} */ a) => recorder.record(a);
-const median = (/** @type {number[]} */ xs) => /** @type {number} */ ([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
+const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 let maxDepth = 0;
 let maxDisk = 0;
 const depthProbe = setInterval(() => {
@@ -245,34 +284,50 @@ const rows = /** @type {[string, ReturnType<typeof summary>][]} */ ([
   ['harness (no-op record)', results.harness],
   ['full pipeline, drained', results.full],
   ['record() only, runners stopped', results.recordOnly],
-]).map(([name, s]) => [name, s.cpuUsPerEvent.toFixed(2), s.bestCpuUsPerEvent.toFixed(2), s.userUsPerEvent.toFixed(2), s.systemUsPerEvent.toFixed(2), s.wallMs.toFixed(0)]);
+]).map(([name, s]) => [
+  name,
+  s.cpuUsPerEvent.toFixed(2),
+  s.bestCpuUsPerEvent.toFixed(2),
+  s.userUsPerEvent.toFixed(2),
+  s.systemUsPerEvent.toFixed(2),
+  s.wallMs.toFixed(0),
+]);
 const head = ['phase', 'CPU µs/event (median)', 'best', 'user', 'system', 'wall ms'];
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => /** @type {string} */ (r[i]).length)));
-const line = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 ? c.padEnd(/** @type {number} */ (widths[i])) : c.padStart(/** @type {number} */ (widths[i])))).join('  ').trimEnd();
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (/** @type {string[]} */ cells) =>
+  cells
+    .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join('  ')
+    .trimEnd();
 const text = [
-  `activity pipeline micro-benchmark  node ${process.version}  ${events.toLocaleString('en-US')} events × ${rounds} rounds, `
-    + `${chunk} per setImmediate${rate > 0 ? `, ${rate}/s` : ''}, sinks ${runners.map((r) => r.name).join(' + ')}`,
+  `activity pipeline micro-benchmark  node ${process.version}  ${events.toLocaleString('en-US')} events × ${rounds} rounds, ` +
+    `${chunk} per setImmediate${rate > 0 ? `, ${rate}/s` : ''}, sinks ${runners.map((r) => r.name).join(' + ')}`,
   '',
   line(head),
   widths.map((w) => '-'.repeat(w)).join('  '),
   ...rows.map(line),
   '',
-  `pipeline, net of the harness:  ${net(results.full.cpuUsPerEvent).toFixed(2)} µs/event  `
-    + `(record() ${net(results.recordOnly.cpuUsPerEvent).toFixed(2)}, queue + sinks ${(results.full.cpuUsPerEvent - results.recordOnly.cpuUsPerEvent).toFixed(2)})`,
+  `pipeline, net of the harness:  ${net(results.full.cpuUsPerEvent).toFixed(2)} µs/event  ` +
+    `(record() ${net(results.recordOnly.cpuUsPerEvent).toFixed(2)}, queue + sinks ${(results.full.cpuUsPerEvent - results.recordOnly.cpuUsPerEvent).toFixed(2)})`,
   `RSS after the full runs ${rssMiB.toFixed(0)} MiB, peak ${maxRssMiB.toFixed(0)} MiB; deepest queue ${maxDepth} events (pauses at ${highWater})`,
-  `sinks: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}; NDJSON lines ${ndjsonLines}; recorded ${recorded}; `
-    + `downloads counter ${downloads} (expected ${expectedDownloads})`,
+  `sinks: ${Object.entries(counts)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}; NDJSON lines ${ndjsonLines}; recorded ${recorded}; ` +
+    `downloads counter ${downloads} (expected ${expectedDownloads})`,
 ].join('\n');
 process.stdout.write(`${text}\n`);
 
 /** @type {string[]} */
 const problems = [];
 for (const r of runners) {
-  if (counts[`${r.name}/delivered`] !== recorded) problems.push(`${r.name} delivered ${counts[`${r.name}/delivered`]} of ${recorded}`);
+  if (counts[`${r.name}/delivered`] !== recorded)
+    problems.push(`${r.name} delivered ${counts[`${r.name}/delivered`]} of ${recorded}`);
   if (counts[`${r.name}/dropped`]) problems.push(`${r.name} dropped ${counts[`${r.name}/dropped`]}`);
 }
-if (maxDisk > 0) problems.push(`events went to the disk buffer (up to ${maxDisk}): the run did not measure the in-memory path`);
-if (downloads !== expectedDownloads) problems.push(`the downloads counter reads ${downloads}, expected ${expectedDownloads}`);
+if (maxDisk > 0)
+  problems.push(`events went to the disk buffer (up to ${maxDisk}): the run did not measure the in-memory path`);
+if (downloads !== expectedDownloads)
+  problems.push(`the downloads counter reads ${downloads}, expected ${expectedDownloads}`);
 if (ndjsonLines !== recorded) problems.push(`the NDJSON files hold ${ndjsonLines} lines, expected ${recorded}`);
 for (const p of problems) process.stderr.write(`activity-micro: ${p}\n`);
 if (problems.length > 0) process.exitCode = 1;

@@ -40,7 +40,8 @@ const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const NODE = process.execPath;
 
 // The bench never reads bodies: drop them in autocannon (as bench/run.mjs does).
-createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js').prototype.addBody = function discardBody() {};
+createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js').prototype.addBody =
+  function discardBody() {};
 
 const { values } = parseArgs({
   options: {
@@ -108,9 +109,16 @@ const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !
 
 /** @param {NodeJS.ProcessEnv} env @param {string} name @param {string} type @returns {string} */
 function createToken(env, name, type) {
-  const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], {
-    env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const out = execFileSync(
+    NODE,
+    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'],
+    {
+      env,
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return JSON.parse(out).token;
 }
 
@@ -132,10 +140,21 @@ const COUNTING_FLAGS = ['--no-concurrent-recompilation', '--no-concurrent-osr'];
 function startCounted(name, script, { env, nodeFlags = [], args = [] } = {}) {
   const dumpDir = path.join(tmpDir, `${name}-callgrind`);
   mkdirSync(dumpDir, { recursive: true });
-  const entry = group.start(name, 'valgrind', [
-    '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dumpDir, 'callgrind.out')}`,
-    NODE, ...COUNTING_FLAGS, ...nodeFlags, script, ...args,
-  ], { env, cwd: ROOT });
+  const entry = group.start(
+    name,
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${path.join(dumpDir, 'callgrind.out')}`,
+      NODE,
+      ...COUNTING_FLAGS,
+      ...nodeFlags,
+      script,
+      ...args,
+    ],
+    { env, cwd: ROOT },
+  );
   return { name, entry, pid: entry.pid, dumpDir };
 }
 
@@ -172,7 +191,8 @@ const barePort = await freePort();
 const servers = {
   bare: {
     ...startCounted('bare-node', path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), {
-      env: { ...baseEnv, BENCH_TOKENS: production }, args: [String(barePort), String(originPort)],
+      env: { ...baseEnv, BENCH_TOKENS: production },
+      args: [String(barePort), String(originPort)],
     }),
     port: barePort,
   },
@@ -181,12 +201,17 @@ const servers = {
     port: Number(tollgateEnvOn.TOLLGATE_PORT),
   },
   noauth: {
-    ...startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), { env: tollgateEnvOff, nodeFlags: SHIPPED_NODE_FLAGS }),
+    ...startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), {
+      env: tollgateEnvOff,
+      nodeFlags: SHIPPED_NODE_FLAGS,
+    }),
     port: Number(tollgateEnvOff.TOLLGATE_PORT),
   },
 };
 // Valgrind starts slowly: a minute for a gateway is not unusual.
-await Promise.all(Object.values(servers).map((s) => waitReady(s.entry, () => tcpProbe(s.port), { group, timeoutMs: 180_000 })));
+await Promise.all(
+  Object.values(servers).map((s) => waitReady(s.entry, () => tcpProbe(s.port), { group, timeoutMs: 180_000 })),
+);
 
 /** What each window sends: server, token. @type {{ name: string, server: keyof typeof servers, token: string }[]} */
 const WINDOWS = [
@@ -216,7 +241,8 @@ async function load(server, token, amount) {
 }
 
 /** @param {Server} server @param {string[]} args */
-const callgrind = (server, ...args) => execFileSync('callgrind_control', [...args, String(server.pid)], { stdio: 'ignore' });
+const callgrind = (server, ...args) =>
+  execFileSync('callgrind_control', [...args, String(server.pid)], { stdio: 'ignore' });
 
 /** Total instructions of the newest dump in the server's folder. @param {Server} server @param {Set<string>} before */
 function lastDumpTotal(server, before) {
@@ -226,7 +252,8 @@ function lastDumpTotal(server, before) {
     const m = readFileSync(path.join(server.dumpDir, f), 'utf8').match(/^totals: (\d+)$/m);
     if (m) total = (total ?? 0) + Number(m[1]);
   }
-  if (total === undefined) throw new Error(`${server.name}: callgrind wrote no dump with totals (${files.join(', ') || 'no file'})`);
+  if (total === undefined)
+    throw new Error(`${server.name}: callgrind wrote no dump with totals (${files.join(', ') || 'no file'})`);
   return total;
 }
 
@@ -248,7 +275,8 @@ async function window(w) {
   callgrind(server, '--instr=off');
   callgrind(server, '--dump');
   // The dump is written by the server's own thread: wait for its file.
-  for (let i = 0; i < 100 && readdirSync(server.dumpDir).filter((f) => !before.has(f)).length === 0; i++) await sleep(100);
+  for (let i = 0; i < 100 && readdirSync(server.dumpDir).filter((f) => !before.has(f)).length === 0; i++)
+    await sleep(100);
   await sleep(200);
   return lastDumpTotal(server, before) / opts.requests;
 }
@@ -265,7 +293,9 @@ try {
     for (const w of order) {
       const ir = await window(w);
       /** @type {number[]} */ (perRequest[w.name]).push(ir);
-      process.stderr.write(`  r${round} ${w.name.padEnd(22)} ${Math.round(ir).toLocaleString('en-US').padStart(9)} instructions/request\n`);
+      process.stderr.write(
+        `  r${round} ${w.name.padEnd(22)} ${Math.round(ir).toLocaleString('en-US').padStart(9)} instructions/request\n`,
+      );
     }
   }
 } finally {
@@ -275,7 +305,7 @@ try {
 /** @param {number[]} xs @returns {number} */
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
-  return /** @type {number} */ (s.length % 2 ? s[(s.length - 1) / 2] : (/** @type {number} */ (s[s.length / 2 - 1]) + /** @type {number} */ (s[s.length / 2])) / 2);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 /** @param {number[]} xs */
 const spread = (xs) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
@@ -285,26 +315,53 @@ const m = /** @type {any} */ (Object.fromEntries(Object.entries(perRequest).map(
 const ratios = [
   // Two different programs: fewer instructions is not less time there (Tollgate runs fewer per
   // request than the bare proxy and about as much CPU time), so this one is not held to the target.
-  { name: 'tollgate/bare', value: m.tollgate / m['bare-node'], target: 'info: different programs', num: 'tollgate', den: 'bare-node' },
-  { name: 'auth on/off', value: m.tollgate / m['tollgate-noauth'], target: '≤ 1.05', limit: 1.05, num: 'tollgate', den: 'tollgate-noauth' },
-  { name: 'Production/Development', value: m.tollgate / m['tollgate-development'], target: 'info: the activity pipeline', num: 'tollgate', den: 'tollgate-development' },
+  {
+    name: 'tollgate/bare',
+    value: m.tollgate / m['bare-node'],
+    target: 'info: different programs',
+    num: 'tollgate',
+    den: 'bare-node',
+  },
+  {
+    name: 'auth on/off',
+    value: m.tollgate / m['tollgate-noauth'],
+    target: '≤ 1.05',
+    limit: 1.05,
+    num: 'tollgate',
+    den: 'tollgate-noauth',
+  },
+  {
+    name: 'Production/Development',
+    value: m.tollgate / m['tollgate-development'],
+    target: 'info: the activity pipeline',
+    num: 'tollgate',
+    den: 'tollgate-development',
+  },
 ];
 
 /** @param {number} n */
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const lines = [];
-lines.push(`Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`);
-lines.push(`${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window (after ${opts.warmup} uninstrumented at start and ${opts.rewarm} before each window), ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`);
+lines.push(
+  `Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`,
+);
+lines.push(
+  `${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window (after ${opts.warmup} uninstrumented at start and ${opts.rewarm} before each window), ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`,
+);
 lines.push('');
 lines.push(`${'window'.padEnd(22)}  ${'median'.padStart(9)}  ${'spread'.padStart(6)}  per round`);
 for (const [name, xs] of Object.entries(perRequest)) {
-  lines.push(`${name.padEnd(22)}  ${fmt(m[name]).padStart(9)}  ${(spread(xs) * 100).toFixed(1).padStart(5)}%  ${xs.map(fmt).join(', ')}`);
+  lines.push(
+    `${name.padEnd(22)}  ${fmt(m[name]).padStart(9)}  ${(spread(xs) * 100).toFixed(1).padStart(5)}%  ${xs.map(fmt).join(', ')}`,
+  );
 }
 lines.push('');
 lines.push(`${'ratio'.padEnd(24)}  value  target (issue 6, there in CPU µs)  result`);
 for (const r of ratios) {
   const result = r.limit === undefined ? 'info' : r.value <= r.limit ? 'PASS' : 'MISS';
-  lines.push(`${r.name.padEnd(24)}  ${r.value.toFixed(3)}  ${r.target.padEnd(33)}  ${result}   ${fmt(m[r.num])} / ${fmt(m[r.den])}`);
+  lines.push(
+    `${r.name.padEnd(24)}  ${r.value.toFixed(3)}  ${r.target.padEnd(33)}  ${result}   ${fmt(m[r.num])} / ${fmt(m[r.den])}`,
+  );
 }
 lines.push('');
 lines.push('User-space instructions of the server process and all its threads (GC, compiler, libuv pool), from the');
@@ -321,7 +378,16 @@ if (!values['no-write']) {
       return undefined;
     }
   })();
-  const json = { kind: 'instructions', started: new Date(started).toISOString(), node: process.version, commit, options: opts, perRequest, median: m, ratios };
+  const json = {
+    kind: 'instructions',
+    started: new Date(started).toISOString(),
+    node: process.version,
+    commit,
+    options: opts,
+    perRequest,
+    median: m,
+    ratios,
+  };
   const file = path.join(RESULTS_DIR, `instructions-${stamp}.json`);
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`written: ${path.relative(ROOT, file)}\n`);

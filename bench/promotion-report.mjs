@@ -26,12 +26,14 @@ const profile = JSON.parse(readFileSync(file, 'utf8'));
 
 /** node id -> its stack, outermost first, as "function@file:line". @type {Map<number, string[]>} */
 const stacks = new Map();
-(/** @param {ProfileNode} node @param {string[]} stack */ function walk(node, stack) {
-  const { functionName, url, lineNumber } = node.callFrame;
-  const here = [...stack, `${functionName || '(anonymous)'}@${url.split('/').pop() || ''}:${lineNumber + 1}`];
-  stacks.set(node.id, here);
-  for (const child of node.children ?? []) walk(child, here);
-})(profile.head, []);
+(
+  /** @param {ProfileNode} node @param {string[]} stack */ function walk(node, stack) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const here = [...stack, `${functionName || '(anonymous)'}@${url.split('/').pop() || ''}:${lineNumber + 1}`];
+    stacks.set(node.id, here);
+    for (const child of node.children ?? []) walk(child, here);
+  }
+)(profile.head, []);
 
 /** @type {Map<string | undefined, number>} */
 const byFunction = new Map();

@@ -17,14 +17,24 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import autocannon from 'autocannon';
 import {
-  createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
-  pin, pinningUnavailable, allowedCpus,
+  createProcessGroup,
+  freePort,
+  waitReady,
+  httpGet,
+  tcpProbe,
+  childPids,
+  cpuUs,
+  sumCpuUs,
+  sumCpuSplitUs,
+  sumMem,
+  sleep,
+  pin,
+  pinningUnavailable,
+  allowedCpus,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
-import {
-  scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats,
-} from './lib/probes.mjs';
+import { scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats } from './lib/probes.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -93,48 +103,148 @@ const ALL_ROUTES = /** @type {Route[]} */ (Object.keys(ROUTES));
  * @type {Scenario[]}
  */
 const SCENARIOS = [
-  { name: 'direct', target: 'origin', routes: ALL_ROUTES, expect: [200], load: 'none',
-    what: 'straight to the stub origin, no proxy (CPU is the origin\'s)' },
-  { name: 'bare-node', target: 'bare', routes: ALL_ROUTES, expect: [200], load: 'hit',
-    what: 'baseline A: node:http proxy, Bearer → SHA-256 → Map, keep-alive agent, pipe' },
-  { name: 'nginx', target: 'nginx', routes: ALL_ROUTES, expect: [200], load: 'hit',
-    what: 'baseline B: nginx 1 worker, proxy_pass keep-alive upstream, token map' },
-  { name: 'tollgate', target: 'tollgate', routes: ALL_ROUTES, expect: [200], load: 'hit',
-    what: 'Tollgate as shipped (dist/main.js, SQLite store, Production token, cache hit)' },
-  { name: 'tollgate-flags', target: 'flags', routes: ALL_ROUTES, expect: [200], load: 'hit',
-    what: 'Tollgate as shipped but with the node flags of --compare-flags (runs only with that option)' },
-  { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
-    what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
+  {
+    name: 'direct',
+    target: 'origin',
+    routes: ALL_ROUTES,
+    expect: [200],
+    load: 'none',
+    what: "straight to the stub origin, no proxy (CPU is the origin's)",
+  },
+  {
+    name: 'bare-node',
+    target: 'bare',
+    routes: ALL_ROUTES,
+    expect: [200],
+    load: 'hit',
+    what: 'baseline A: node:http proxy, Bearer → SHA-256 → Map, keep-alive agent, pipe',
+  },
+  {
+    name: 'nginx',
+    target: 'nginx',
+    routes: ALL_ROUTES,
+    expect: [200],
+    load: 'hit',
+    what: 'baseline B: nginx 1 worker, proxy_pass keep-alive upstream, token map',
+  },
+  {
+    name: 'tollgate',
+    target: 'tollgate',
+    routes: ALL_ROUTES,
+    expect: [200],
+    load: 'hit',
+    what: 'Tollgate as shipped (dist/main.js, SQLite store, Production token, cache hit)',
+  },
+  {
+    name: 'tollgate-flags',
+    target: 'flags',
+    routes: ALL_ROUTES,
+    expect: [200],
+    load: 'hit',
+    what: 'Tollgate as shipped but with the node flags of --compare-flags (runs only with that option)',
+  },
+  {
+    name: 'tollgate-noauth',
+    target: 'noauth',
+    routes: ['1k'],
+    expect: [200],
+    load: 'hit',
+    what: 'the same gateway with authenticate() replaced by a fixed Production principal',
+  },
   // Pairs: two loads at the same time, half the connections each, both servers pinned to one CPU
   // (the load generator and the origin to the others), so that both see the same machine. Runs
   // seconds apart on shared cores moved the auth on/off ratio by ±15% from round to round; a pair
   // of identical Tollgates measured this way (--compare-flags with npm start's flags) read 0.95-1.09
   // per round and 0.999 overall.
-  { name: 'auth-on-paired', target: 'tollgate', pair: 'auth', routes: ['1k'], expect: [200], load: 'hit',
-    what: 'tollgate, side by side with auth-off-paired (pinned to one CPU, half the connections each)' },
-  { name: 'auth-off-paired', target: 'noauth', pair: 'auth', routes: ['1k'], expect: [200], load: 'hit',
-    what: 'tollgate-noauth, side by side with auth-on-paired' },
-  { name: 'shipped-paired', target: 'tollgate', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
-    what: 'tollgate, side by side with flags-paired (runs only with --compare-flags)' },
-  { name: 'flags-paired', target: 'flags', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
-    what: 'tollgate-flags, side by side with shipped-paired (runs only with --compare-flags)' },
-  { name: 'redis-hit', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-hit',
-    what: 'Tollgate on the Redis store, one token (cache hit)' },
-  { name: 'redis-miss', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-miss',
-    what: 'same process, N tokens in rotation with TOLLGATE_CACHE_MAX=1: every request a Redis read' },
+  {
+    name: 'auth-on-paired',
+    target: 'tollgate',
+    pair: 'auth',
+    routes: ['1k'],
+    expect: [200],
+    load: 'hit',
+    what: 'tollgate, side by side with auth-off-paired (pinned to one CPU, half the connections each)',
+  },
+  {
+    name: 'auth-off-paired',
+    target: 'noauth',
+    pair: 'auth',
+    routes: ['1k'],
+    expect: [200],
+    load: 'hit',
+    what: 'tollgate-noauth, side by side with auth-on-paired',
+  },
+  {
+    name: 'shipped-paired',
+    target: 'tollgate',
+    pair: 'flags',
+    routes: ['1k'],
+    expect: [200],
+    load: 'hit',
+    what: 'tollgate, side by side with flags-paired (runs only with --compare-flags)',
+  },
+  {
+    name: 'flags-paired',
+    target: 'flags',
+    pair: 'flags',
+    routes: ['1k'],
+    expect: [200],
+    load: 'hit',
+    what: 'tollgate-flags, side by side with shipped-paired (runs only with --compare-flags)',
+  },
+  {
+    name: 'redis-hit',
+    target: 'redis',
+    routes: ['1k'],
+    expect: [200],
+    load: 'redis-hit',
+    what: 'Tollgate on the Redis store, one token (cache hit)',
+  },
+  {
+    name: 'redis-miss',
+    target: 'redis',
+    routes: ['1k'],
+    expect: [200],
+    load: 'redis-miss',
+    what: 'same process, N tokens in rotation with TOLLGATE_CACHE_MAX=1: every request a Redis read',
+  },
   // The flood process runs with the per-address failure limiter off: all bench traffic comes from
   // 127.0.0.1, and with the limiter on the flood would measure its 429s, not the credential
   // check. Off, it models a flood spread over many addresses, which a per-address limit does
   // not stop: the case where the checksum and the negative cache must hold. `flood-limited`
   // shows the shipped limiter on the same flood from one address.
-  { name: 'flood-malformed', target: 'flood', routes: ['1k'], expect: [401], load: 'malformed',
-    what: 'malformed credentials (bad checksum, prefix, scheme, base64, length): 401, no store read (limiter off: many addresses)' },
-  { name: 'flood-random', target: 'flood', routes: ['1k'], expect: [401], load: 'random',
-    what: 'a fresh random token with a valid checksum per request: 401 after one store read each (limiter off: many addresses)' },
-  { name: 'challenge', target: 'flood', routes: ['1k'], expect: [401], load: 'none',
-    what: '401-challenge storm: no credential at all' },
-  { name: 'flood-limited', target: 'limited', routes: ['1k'], expect: [401, 429], load: 'malformed',
-    what: 'the malformed flood from one address against Tollgate as shipped: the failure limiter answers 429' },
+  {
+    name: 'flood-malformed',
+    target: 'flood',
+    routes: ['1k'],
+    expect: [401],
+    load: 'malformed',
+    what: 'malformed credentials (bad checksum, prefix, scheme, base64, length): 401, no store read (limiter off: many addresses)',
+  },
+  {
+    name: 'flood-random',
+    target: 'flood',
+    routes: ['1k'],
+    expect: [401],
+    load: 'random',
+    what: 'a fresh random token with a valid checksum per request: 401 after one store read each (limiter off: many addresses)',
+  },
+  {
+    name: 'challenge',
+    target: 'flood',
+    routes: ['1k'],
+    expect: [401],
+    load: 'none',
+    what: '401-challenge storm: no credential at all',
+  },
+  {
+    name: 'flood-limited',
+    target: 'limited',
+    routes: ['1k'],
+    expect: [401, 429],
+    load: 'malformed',
+    what: 'the malformed flood from one address against Tollgate as shipped: the failure limiter answers 429',
+  },
 ];
 const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
 
@@ -183,25 +293,37 @@ function parseCommandLine() {
    */
   const list = (name, allowed) => {
     if (values[name] === undefined) return allowed;
-    const items = values[name].split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = items.filter((i) => !/** @type {string[]} */ (allowed).includes(i));
-    if (unknown.length > 0 || items.length === 0) usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
+    const items = values[name]
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const unknown = items.filter((i) => !(/** @type {string[]} */ (allowed).includes(i)));
+    if (unknown.length > 0 || items.length === 0)
+      usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
     return allowed.filter((a) => items.includes(a));
   };
   const quick = values.quick;
-  const compareWords = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
+  const compareWords =
+    values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
   const isSetting = (/** @type {string} */ w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
   if (compareWords?.some((w) => !w.startsWith('--') && !isSetting(w))) {
-    usage(`--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`);
+    usage(
+      `--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`,
+    );
   }
   const compareFlags = compareWords?.filter((w) => w.startsWith('--'));
-  const compareEnv = compareWords && Object.fromEntries(compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  const compareEnv =
+    compareWords &&
+    Object.fromEntries(
+      compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+    );
   let only = list('only', SCENARIO_NAMES);
   if (compareFlags === undefined) {
     // tollgate-flags, and pairs with a tollgate-flags member
     const flagPairs = new Set(SCENARIOS.filter((s) => s.target === 'flags' && s.pair).map((s) => s.pair));
     const needFlags = SCENARIOS.filter((s) => s.target === 'flags' || flagPairs.has(s.pair)).map((s) => s.name);
-    if (values.only !== undefined && only.some((n) => needFlags.includes(n))) usage(`${needFlags.join(', ')} run only with --compare-flags`);
+    if (values.only !== undefined && only.some((n) => needFlags.includes(n)))
+      usage(`${needFlags.join(', ')} run only with --compare-flags`);
     only = only.filter((n) => !needFlags.includes(n));
   }
   return {
@@ -233,7 +355,8 @@ function usage(message) {
 }
 
 // ── Set-up ───────────────────────────────────────────────────────────────────────────────────
-const opts = parseCommandLine();
+// requestsLarge is a number from the next line on.
+const opts = /** @type {ReturnType<typeof parseCommandLine> & { requestsLarge: number }} */ (parseCommandLine());
 opts.requestsLarge ??= opts.connections * (opts.quick ? 1 : 2);
 if (!existsSync(path.join(DIST, 'main.js'))) {
   process.stderr.write('bench: dist/main.js is missing; run `npm run build` first (npm run bench does)\n');
@@ -241,7 +364,9 @@ if (!existsSync(path.join(DIST, 'main.js'))) {
 }
 /** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const distImport = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { generateToken } = /** @type {typeof import('../src/tokens/format.js')} */ (await distImport('tokens/format.js'));
+const { generateToken } = /** @type {typeof import('../src/tokens/format.js')} */ (
+  await distImport('tokens/format.js')
+);
 
 const scenarios = SCENARIOS.filter((s) => opts.only.includes(s.name) && s.routes.some((r) => opts.routes.includes(r)));
 const neededTargets = new Set(scenarios.map((s) => s.target));
@@ -284,17 +409,20 @@ process.on('uncaughtException', (err) => {
 });
 
 const log = (/** @type {string} */ msg) => process.stderr.write(`${msg}\n`);
-const profileDir = opts.profile ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined;
+const profileDir = opts.profile
+  ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'))
+  : undefined;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 /** Node flags for a server child: --cpu-prof when profiling (written when it exits on SIGTERM). */
-const nodeArgs = (/** @type {string} */ name) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const nodeArgs = (/** @type {string} */ name) =>
+  profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
 
 function estimateSeconds() {
   let s = 15;
   for (const route of opts.routes) {
     // A 10 MiB run is bounded by a request count; guess 150 MiB/s for the estimate.
-    const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (/** @type {number} */ (opts.requestsLarge) * 10) / 150) : opts.durationS) + 0.5;
+    const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (opts.requestsLarge * 10) / 150) : opts.durationS) + 0.5;
     s += opts.rounds * perRun * SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.includes(route)).length;
   }
   return s + scenarioCount() * (opts.warmupS / 2 + 0.5);
@@ -311,9 +439,16 @@ function scenarioCount() {
  * @returns {string}
  */
 function cliCreateToken(env, name) {
-  const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'], {
-    env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const out = execFileSync(
+    NODE,
+    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'],
+    {
+      env,
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return JSON.parse(out).token;
 }
 
@@ -357,7 +492,11 @@ const tokens = { hit: undefined, floodHit: undefined, redisHit: undefined, redis
 
 async function startOrigin() {
   const port = await freePort();
-  const entry = group.start('origin', NODE, [...nodeArgs('origin'), path.join(BENCH_DIR, 'lib', 'origin.mjs'), String(port)]);
+  const entry = group.start('origin', NODE, [
+    ...nodeArgs('origin'),
+    path.join(BENCH_DIR, 'lib', 'origin.mjs'),
+    String(port),
+  ]);
   await waitReady(entry, () => httpGet(`http://127.0.0.1:${port}/__stats`), { group });
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
@@ -367,21 +506,33 @@ async function startOrigin() {
  * @param {{ script?: string, redisUrl?: string, extra?: Record<string, string>, tokenNames?: string[],
  *   nodeFlags?: readonly string[], settings?: Record<string, string>, dataDir?: string }} [options]
  */
-async function startTollgate(name, {
-  script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, settings = {},
-  dataDir = path.join(tmpDir, `${name}-data`),
-} = {}) {
+async function startTollgate(
+  name,
+  {
+    script = path.join(DIST, 'main.js'),
+    redisUrl,
+    extra,
+    tokenNames = [],
+    nodeFlags = SHIPPED_NODE_FLAGS,
+    settings = {},
+    dataDir = path.join(tmpDir, `${name}-data`),
+  } = {},
+) {
   const port = await freePort();
   const adminPort = await freePort();
   mkdirSync(dataDir, { recursive: true });
   const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV, ...settings };
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
   const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
-  await waitReady(entry, async () => {
-    const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
-    if (res.status !== 200) throw new Error(`healthz ${res.status}`);
-    await tcpProbe(port);
-  }, { group });
+  await waitReady(
+    entry,
+    async () => {
+      const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
+      if (res.status !== 200) throw new Error(`healthz ${res.status}`);
+      await tcpProbe(port);
+    },
+    { group },
+  );
   // With TOLLGATE_WORKERS > 1 the work happens in the primary's children: count them all.
   targets[name] = { port, adminPort, entry, env, dataDir, pids: () => [entry.pid, ...childPids(entry.pid)] };
   return created;
@@ -391,10 +542,29 @@ async function startRedis() {
   const port = await freePort();
   const dir = path.join(tmpDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  const entry = group.start('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'yes',
-  ], { stdout: 'log' });
+  const entry = group.start(
+    'redis-server',
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
+      '--protected-mode',
+      'yes',
+    ],
+    { stdout: 'log' },
+  );
   await waitReady(entry, () => redisPing(port), { group, what: 'redis-server' });
   return { port, entry, url: `redis://127.0.0.1:${port}` };
 }
@@ -410,80 +580,132 @@ async function startAll() {
   if (neededTargets.has('flags')) {
     // The same data dir (and so the same token) as tollgate: the two differ in their node flags
     // and settings only.
-    tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, settings: opts.compareEnv, dataDir: targets.tollgate.dataDir }));
+    tasks.push(
+      startTollgate('flags', {
+        nodeFlags: opts.compareFlags,
+        settings: opts.compareEnv,
+        dataDir: targets.tollgate.dataDir,
+      }),
+    );
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {
     for (const scenario of scenarios) {
-      if (scenario.target === 'noauth') skipped.set(scenario.name, `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
+      if (scenario.target === 'noauth')
+        skipped.set(scenario.name, `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
     }
   } else if (neededTargets.has('noauth')) {
     tasks.push(startTollgate('noauth', { script: path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs') }));
   }
   if (neededTargets.has('flood')) {
-    tasks.push(startTollgate('flood', {
-      tokenNames: ['bench-flood-real'],
-      extra: { TOLLGATE_AUTH_FAILURE_BURST: '0' }, // limiter off: see the flood scenarios
-    }).then(([t]) => { tokens.floodHit = t; }));
+    tasks.push(
+      startTollgate('flood', {
+        tokenNames: ['bench-flood-real'],
+        extra: { TOLLGATE_AUTH_FAILURE_BURST: '0' }, // limiter off: see the flood scenarios
+      }).then(([t]) => {
+        tokens.floodHit = t;
+      }),
+    );
   }
   if (neededTargets.has('limited')) tasks.push(startTollgate('limited'));
   if (neededTargets.has('bare')) {
-    tasks.push((async () => {
-      const port = await freePort();
-      const entry = group.start('bare-node', NODE, [...nodeArgs('bare-node'), path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(targets.origin.port)], {
-        env: { ...baseEnv, BENCH_TOKENS: tokens.hit }, // not on the command line, where ps shows it
-      });
-      await waitReady(entry, () => tcpProbe(port), { group });
-      targets.bare = { port, entry, pids: () => [entry.pid] };
-    })());
+    tasks.push(
+      (async () => {
+        const port = await freePort();
+        const entry = group.start(
+          'bare-node',
+          NODE,
+          [
+            ...nodeArgs('bare-node'),
+            path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'),
+            String(port),
+            String(targets.origin.port),
+          ],
+          {
+            env: { ...baseEnv, BENCH_TOKENS: tokens.hit }, // not on the command line, where ps shows it
+          },
+        );
+        await waitReady(entry, () => tcpProbe(port), { group });
+        targets.bare = { port, entry, pids: () => [entry.pid] };
+      })(),
+    );
   }
   if (neededTargets.has('nginx')) {
     const reason = nginxUnavailable();
     if (reason) {
       for (const s of scenarios) if (s.target === 'nginx') skipped.set(s.name, reason);
     } else {
-      tasks.push((async () => {
-        const port = await freePort();
-        const dir = path.join(tmpDir, 'nginx');
-        const { args, errorLog } = writeNginxConfig({ dir, port, originPort: targets.origin.port, tokens: [/** @type {string} */ (tokens.hit)] });
-        const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
-        try {
-          await waitReady(entry, () => tcpProbe(port), { group });
-        } catch (err) {
-          const errors = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
-          throw new Error(`nginx is installed but did not start: ${/** @type {Error} */ (err).message}\n${errors}`, { cause: err });
-        }
-        targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
-      })());
+      tasks.push(
+        (async () => {
+          const port = await freePort();
+          const dir = path.join(tmpDir, 'nginx');
+          const { args, errorLog } = writeNginxConfig({
+            dir,
+            port,
+            originPort: targets.origin.port,
+            tokens: [/** @type {string} */ (tokens.hit)],
+          });
+          const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
+          try {
+            await waitReady(entry, () => tcpProbe(port), { group });
+          } catch (err) {
+            const errors = existsSync(errorLog)
+              ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n')
+              : '';
+            throw new Error(`nginx is installed but did not start: ${/** @type {Error} */ (err).message}\n${errors}`, {
+              cause: err,
+            });
+          }
+          targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
+        })(),
+      );
     }
   }
   if (neededTargets.has('redis')) {
-    tasks.push((async () => {
-      const redis = await startRedis();
-      targets.redisServer = redis;
-      // The real tokens of the miss scenario, created through the same store code as the CLI.
-      const env = tollgateEnv({ port: 1, adminPort: 1, dataDir: path.join(tmpDir, 'redis-data'), redisUrl: redis.url });
-      const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (await distImport('config/index.js'));
-      const { openTokenStore } = /** @type {typeof import('../src/tokens/index.js')} */ (await distImport('tokens/index.js'));
-      const { createToken } = /** @type {typeof import('../src/tokens/service.js')} */ (await distImport('tokens/service.js'));
-      const loaded = loadConfig(env, ROOT);
-      if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
-      const store = await openTokenStore(loaded.config);
-      try {
-        for (let i = 0; i < opts.missTokens; i++) {
-          const { token } = await createToken(store, { name: `bench-miss-${i}`, type: 'production', expires: 'never', createdBy: 'bench' });
-          tokens.redisMiss.push(`Bearer ${token}`);
+    tasks.push(
+      (async () => {
+        const redis = await startRedis();
+        targets.redisServer = redis;
+        // The real tokens of the miss scenario, created through the same store code as the CLI.
+        const env = tollgateEnv({
+          port: 1,
+          adminPort: 1,
+          dataDir: path.join(tmpDir, 'redis-data'),
+          redisUrl: redis.url,
+        });
+        const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (
+          await distImport('config/index.js')
+        );
+        const { openTokenStore } = /** @type {typeof import('../src/tokens/index.js')} */ (
+          await distImport('tokens/index.js')
+        );
+        const { createToken } = /** @type {typeof import('../src/tokens/service.js')} */ (
+          await distImport('tokens/service.js')
+        );
+        const loaded = loadConfig(env, ROOT);
+        if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
+        const store = await openTokenStore(loaded.config);
+        try {
+          for (let i = 0; i < opts.missTokens; i++) {
+            const { token } = await createToken(store, {
+              name: `bench-miss-${i}`,
+              type: 'production',
+              expires: 'never',
+              createdBy: 'bench',
+            });
+            tokens.redisMiss.push(`Bearer ${token}`);
+          }
+        } finally {
+          await store.close();
         }
-      } finally {
-        await store.close();
-      }
-      // Every request a miss: the positive cache holds one entry and the requests cycle through
-      // N tokens, so each finds another token there. The miss path itself is the shipped one.
-      [tokens.redisHit] = await startTollgate('redis', {
-        redisUrl: redis.url,
-        extra: { TOLLGATE_CACHE_MAX: '1' },
-        tokenNames: ['bench-redis-hit'],
-      });
-    })());
+        // Every request a miss: the positive cache holds one entry and the requests cycle through
+        // N tokens, so each finds another token there. The miss path itself is the shipped one.
+        [tokens.redisHit] = await startTollgate('redis', {
+          redisUrl: redis.url,
+          extra: { TOLLGATE_CACHE_MAX: '1' },
+          tokenNames: ['bench-redis-hit'],
+        });
+      })(),
+    );
   }
   await Promise.all(tasks);
 }
@@ -491,7 +713,8 @@ async function startAll() {
 // ── Load ─────────────────────────────────────────────────────────────────────────────────────
 function malformedHeaders() {
   const valid = generateToken('production');
-  const flip = (/** @type {string} */ s, /** @type {number} */ i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+  const flip = (/** @type {string} */ s, /** @type {number} */ i) =>
+    s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
   return [
     `Bearer ${flip(valid, valid.length - 1)}`, // checksum does not match
     `Bearer ${flip(valid, 10)}`, // body changed, checksum stale
@@ -536,21 +759,31 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
       const list = tokens.redisMiss;
       return {
         ...base,
-        requests: [{
-          method: 'GET',
-          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: list[i++ % list.length] } }),
-        }],
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: list[i++ % list.length] } }),
+          },
+        ],
       };
     }
     case 'malformed':
-      return { ...base, requests: malformedHeaders().map((authorization) => ({ method: 'GET', headers: { authorization } })) };
+      return {
+        ...base,
+        requests: malformedHeaders().map((authorization) => ({ method: 'GET', headers: { authorization } })),
+      };
     case 'random':
       return {
         ...base,
-        requests: [{
-          method: 'GET',
-          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${generateToken('production')}` } }),
-        }],
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => ({
+              ...req,
+              headers: { ...req.headers, authorization: `Bearer ${generateToken('production')}` },
+            }),
+          },
+        ],
       };
     default:
       throw new Error(`unknown load ${String(scenario.load)}`);
@@ -581,7 +814,10 @@ function runAutocannon(options, maxS, quiet = false) {
       if (err) reject(err);
       else resolve({ ...result, elapsedS: options.amount ? (lastResponseAt - startedAt) / 1000 : result.duration });
     });
-    if (options.amount) currentLoad.on('response', () => { lastResponseAt = performance.now(); });
+    if (options.amount)
+      currentLoad.on('response', () => {
+        lastResponseAt = performance.now();
+      });
     if (maxS) {
       timer = setTimeout(() => {
         if (!quiet) log(`    (run stopped after ${maxS} s, before its ${options.amount} requests completed)`);
@@ -632,7 +868,9 @@ async function measureTogether(list, route, round, { bound, record = true } = /*
   const connections = Math.max(1, Math.floor(opts.connections / list.length));
   const maxS = bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined;
   const pinned = list.length > 1 && !pinning ? pinTogether(before.flatMap((b) => b.pids)) : undefined;
-  const results = await Promise.all(list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)));
+  const results = await Promise.all(
+    list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)),
+  );
   pinned?.undo();
   const selfCpu = process.cpuUsage(selfBefore);
   /** @type {Probe[]} */
@@ -640,10 +878,23 @@ async function measureTogether(list, route, round, { bound, record = true } = /*
   for (const [i, scenario] of list.entries()) after.push(await probe(scenario, before[i].pids));
   const originAfter = await originStats(targets.origin.port);
   if (!record) return undefined;
-  return list.map((scenario, i) => runRecord(scenario, route, round, results[i], before[i], after[i], {
-    // The origin's counts and the load generator's CPU are shared by loads run together.
-    selfCpu, originBefore, originAfter, together: list.length,
-  }));
+  return list.map((scenario, i) =>
+    runRecord(
+      scenario,
+      route,
+      round,
+      results[i],
+      /** @type {Reading} */ (before[i]),
+      /** @type {Reading} */ (after[i]),
+      {
+        // The origin's counts and the load generator's CPU are shared by loads run together.
+        selfCpu,
+        originBefore,
+        originAfter,
+        together: list.length,
+      },
+    ),
+  );
 }
 
 /** Why loads run together are not pinned apart (see the pairs in SCENARIOS), or undefined. */
@@ -664,6 +915,15 @@ function pinTogether(pids) {
 
 /**
  * @typedef {Awaited<ReturnType<typeof probe>>} Probe
+ * @typedef {object} Reading A probe's reading as runRecord uses it (NaN where a process had gone).
+ * @property {(number | undefined)[]} pids
+ * @property {import('./lib/probes.mjs').Counters | null} counters
+ * @property {Calls} redisCalls
+ * @property {{ user: number, sys: number }} split
+ * @property {number} cpu
+ * @property {number} origin
+ * @property {number} redis
+ * @property {Mem} mem
  * @typedef {ReturnType<typeof sumMem>} Mem
  * @typedef {Record<string, number>} Calls Redis commands by name, and how often each ran.
  */
@@ -680,11 +940,21 @@ async function probe(scenario, pids) {
     const counters = await targetCounters(scenario.target);
     const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
     if (target.entry?.exited) {
-      throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
-        + `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`);
+      throw new Error(
+        `${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) ` +
+          `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`,
+      );
     }
     const now = /** @type {NonNullable<Target['pids']>} */ (target.pids)();
-    return { pids: now, counters, redisCalls, split: sumCpuSplitUs(now), cpu: sumCpuUs(now), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
+    return {
+      pids: now,
+      counters,
+      redisCalls,
+      split: sumCpuSplitUs(now),
+      cpu: sumCpuUs(now),
+      origin: cpuUs(targets.origin.entry.pid),
+      redis: redis ? cpuUs(redis.entry.pid) : 0,
+    };
   }
   const cpu = sumCpuUs(pids);
   const origin = cpuUs(targets.origin.entry.pid);
@@ -701,14 +971,16 @@ async function probe(scenario, pids) {
  * @param {Route} route
  * @param {number} round
  * @param {RunResult} result
- * @param {Probe} before
- * @param {Probe} after
+ * @param {Reading} before
+ * @param {Reading} after
  * @param {{ selfCpu: NodeJS.CpuUsage, originBefore: Record<string, number>, originAfter: Record<string, number>, together: number }} shared
  */
 function runRecord(scenario, route, round, result, before, after, { selfCpu, originBefore, originAfter, together }) {
   const redis = scenario.target === 'redis';
   const requests = result.requests.total;
-  const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, /** @type {number} */ (v.count)]));
+  const status = Object.fromEntries(
+    Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, /** @type {number} */ (v.count)]),
+  );
   const expected = expectedStatuses(scenario).reduce((n, code) => n + (status[String(code)] ?? 0), 0);
   const responses = Object.values(status).reduce((a, b) => a + b, 0);
   const perReq = (/** @type {number} */ us) => (requests > 0 ? us / requests : NaN);
@@ -735,12 +1007,12 @@ function runRecord(scenario, route, round, result, before, after, { selfCpu, ori
     // The same, split: a run whose server spends more in the kernel for the same calls shows here.
     cpuUserUsPerReq: perReq(after.split.user - before.split.user),
     cpuSysUsPerReq: perReq(after.split.sys - before.split.sys),
-    originCpuUsPerReq: perReq((/** @type {number} */ (after.origin) - /** @type {number} */ (before.origin)) / together),
-    redisCpuUsPerReq: redis ? perReq(/** @type {number} */ (after.redis) - /** @type {number} */ (before.redis)) : undefined,
+    originCpuUsPerReq: perReq((after.origin - before.origin) / together),
+    redisCpuUsPerReq: redis ? perReq(after.redis - before.redis) : undefined,
     loadGenCpuUsPerReq: perReq((selfCpu.user + selfCpu.system) / together),
-    peakRssMiB: /** @type {Mem} */ (after.mem).maxHwmMiB,
-    peakRssSumMiB: /** @type {Mem} */ (after.mem).hwmMiB,
-    rssMiB: /** @type {Mem} */ (after.mem).rssMiB,
+    peakRssMiB: after.mem.maxHwmMiB,
+    peakRssSumMiB: after.mem.hwmMiB,
+    rssMiB: after.mem.rssMiB,
     processes: before.pids.length,
     // Loads run together share the origin: these count all of them (the checks on them hold
     // for the sum as for one run).
@@ -748,15 +1020,18 @@ function runRecord(scenario, route, round, result, before, after, { selfCpu, ori
     originSawAuthorization: originAfter.withAuthorization - originBefore.withAuthorization,
     // The stats probe itself opens one connection per reading.
     originConnections: originAfter.connections - originBefore.connections - 1,
-    redisHgetall: redis ? (/** @type {Calls} */ (after.redisCalls).hgetall ?? 0) - (/** @type {Calls} */ (before.redisCalls).hgetall ?? 0) : undefined,
-    redisCommands: redis ? sumValues(/** @type {Calls} */ (after.redisCalls)) - sumValues(/** @type {Calls} */ (before.redisCalls)) : undefined,
+    redisHgetall: redis ? (after.redisCalls.hgetall ?? 0) - (before.redisCalls.hgetall ?? 0) : undefined,
+    redisCommands: redis ? sumValues(after.redisCalls) - sumValues(before.redisCalls) : undefined,
     auth: diffCounters(before.counters, after.counters),
   };
 }
 
 /** @typedef {ReturnType<typeof runRecord>} Run */
 const expectedStatuses = (/** @type {Scenario} */ scenario) => [scenario.expect].flat();
-const sumValues = (/** @type {Record<string, number>} */ o) => Object.entries(o).filter(([k]) => k !== 'info').reduce((a, [, v]) => a + v, 0);
+const sumValues = (/** @type {Record<string, number>} */ o) =>
+  Object.entries(o)
+    .filter(([k]) => k !== 'info')
+    .reduce((a, [, v]) => a + v, 0);
 
 /** Aborts the bench when a run that should have been clean was not. @param {Run} run @param {Scenario} scenario */
 function assertClean(run, scenario) {
@@ -764,9 +1039,13 @@ function assertClean(run, scenario) {
   const target = targets[scenario.target];
   const tail = target?.entry ? group.logTail(target.entry, 20) : '';
   const exited = target?.entry?.exited;
-  const died = exited ? `\n${target.entry.name} (pid ${target.entry.pid}) EXITED during the run: code ${exited.code}, signal ${exited.signal}` : '';
-  throw new Error(`${scenario.name} ${run.route} round ${run.round}: expected only ${expectedStatuses(scenario).join(' or ')}, got status ${JSON.stringify(run.status)}, `
-    + `${run.errors} socket errors, ${run.timeouts} timeouts, ${run.requests} requests.${died}\n--- ${target?.entry?.name} stderr (tail) ---\n${tail}`);
+  const died = exited
+    ? `\n${target.entry.name} (pid ${target.entry.pid}) EXITED during the run: code ${exited.code}, signal ${exited.signal}`
+    : '';
+  throw new Error(
+    `${scenario.name} ${run.route} round ${run.round}: expected only ${expectedStatuses(scenario).join(' or ')}, got status ${JSON.stringify(run.status)}, ` +
+      `${run.errors} socket errors, ${run.timeouts} timeouts, ${run.requests} requests.${died}\n--- ${target?.entry?.name} stderr (tail) ---\n${tail}`,
+  );
 }
 
 // ── Preflight: each target answers correctly before anything is measured ─────────────────────
@@ -775,15 +1054,20 @@ async function preflight() {
   const originBodies = {};
   for (const route of opts.routes) {
     const res = await httpGet(`http://127.0.0.1:${targets.origin.port}${ROUTES[route].path}`);
-    if (res.status !== 200 || res.body.length !== ROUTES[route].bytes) throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
+    if (res.status !== 200 || res.body.length !== ROUTES[route].bytes)
+      throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
     originBodies[route] = res.body;
   }
   /** @param {string} name @param {Record<string, string | undefined>} headers @param {Route} route @param {number} status */
   const check = async (name, headers, route, status) => {
     const target = targets[name];
     const res = await httpGet(`http://127.0.0.1:${target.port}${ROUTES[route].path}`, headers, { timeoutMs: 15_000 });
-    if (res.status !== status) throw new Error(`preflight ${name} ${route}: expected ${status}, got ${res.status} ${res.body.toString('utf8', 0, 200)}`);
-    if (status === 200 && !res.body.equals(originBodies[route])) throw new Error(`preflight ${name} ${route}: body differs from the origin's (${res.body.length} bytes)`);
+    if (res.status !== status)
+      throw new Error(
+        `preflight ${name} ${route}: expected ${status}, got ${res.status} ${res.body.toString('utf8', 0, 200)}`,
+      );
+    if (status === 200 && !res.body.equals(originBodies[route]))
+      throw new Error(`preflight ${name} ${route}: body differs from the origin's (${res.body.length} bytes)`);
     if (status === 401 && !res.headers['www-authenticate'] && name !== 'bare') {
       throw new Error(`preflight ${name}: 401 without WWW-Authenticate`);
     }
@@ -821,13 +1105,22 @@ async function runAll() {
 
   // Warm-up (JIT, connection pools, caches): each scenario once, briefly, unrecorded.
   if (active.some((s) => s.pair)) {
-    log(pinning ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
-      : `pairs run side by side with both servers pinned to CPU ${allowedCpus().at(-1)}, everything else to the other CPUs`);
+    log(
+      pinning
+        ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
+        : `pairs run side by side with both servers pinned to CPU ${allowedCpus().at(-1)}, everything else to the other CPUs`,
+    );
   }
   log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
   for (const scenario of active) {
-    const route = scenario.routes.includes('1k') && opts.routes.includes('1k') ? '1k' : scenario.routes.find((r) => opts.routes.includes(r));
-    await measure(scenario, /** @type {Route} */ (route), 0, { bound: { amount: opts.warmupRequests, maxS: opts.warmupS }, record: false });
+    const route =
+      scenario.routes.includes('1k') && opts.routes.includes('1k')
+        ? '1k'
+        : scenario.routes.find((r) => opts.routes.includes(r));
+    await measure(scenario, /** @type {Route} */ (route), 0, {
+      bound: { amount: opts.warmupRequests, maxS: opts.warmupS },
+      record: false,
+    });
     await sleep(200);
   }
 
@@ -845,13 +1138,16 @@ async function runAll() {
         if (scenario.name === 'flood-random') await evictionProbe('before');
         const measured = /** @type {Run[]} */ (await measureTogether(together, route, round, { bound }));
         for (const [i, run] of measured.entries()) {
-          log(`  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
-            + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
+          log(
+            `  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  ` +
+              `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`,
+          );
           runs.push(run);
           assertClean(run, together[i]);
           done.add(together[i]);
         }
-        if (scenario.name === 'flood-random') evictionChecks.push(/** @type {EvictionCheck} */ (await evictionProbe('after')));
+        if (scenario.name === 'flood-random')
+          evictionChecks.push(/** @type {EvictionCheck} */ (await evictionProbe('after')));
         await sleep(300);
       }
     }
@@ -904,7 +1200,10 @@ function summarise(runs) {
       if (rs.length === 0) continue;
       const requests = sum(rs.map((r) => r.requests));
       const seconds = sum(rs.map((r) => r.durationS));
-      const authSum = (/** @type {string} */ key) => (rs.every((r) => r.auth && r.auth[key] !== undefined) ? sum(rs.map((r) => /** @type {number} */ (/** @type {import('./lib/probes.mjs').Counters} */ (r.auth)[key]))) : undefined);
+      const authSum = (/** @type {string} */ key) =>
+        rs.every((r) => r.auth && r.auth[key] !== undefined)
+          ? sum(rs.map((r) => /** @type {number} */ (/** @type {import('./lib/probes.mjs').Counters} */ (r.auth)[key])))
+          : undefined;
       out.push({
         scenario: scenario.name,
         route,
@@ -916,7 +1215,10 @@ function summarise(runs) {
         p99Ms: median(rs.map((r) => r.p99Ms)),
         cpuUsPerReq: sum(rs.map((r) => r.cpuUs)) / requests,
         originCpuUsPerReq: sum(rs.map((r) => r.originCpuUsPerReq * r.requests)) / requests,
-        redisCpuUsPerReq: rs[0].redisCpuUsPerReq === undefined ? undefined : sum(rs.map((r) => /** @type {number} */ (r.redisCpuUsPerReq) * r.requests)) / requests,
+        redisCpuUsPerReq:
+          rs[0].redisCpuUsPerReq === undefined
+            ? undefined
+            : sum(rs.map((r) => /** @type {number} */ (r.redisCpuUsPerReq) * r.requests)) / requests,
         loadGenCpuUsPerReq: sum(rs.map((r) => r.loadGenCpuUsPerReq * r.requests)) / requests,
         peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
         status: rs.reduce((acc, r) => {
@@ -927,10 +1229,19 @@ function summarise(runs) {
         originSawAuthorization: sum(rs.map((r) => r.originSawAuthorization)),
         originConnections: sum(rs.map((r) => r.originConnections)),
         maxOriginConnections: Math.max(...rs.map((r) => r.originConnections)),
-        redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => /** @type {number} */ (r.redisHgetall))) / requests,
+        redisHgetallPerReq:
+          rs[0].redisHgetall === undefined
+            ? undefined
+            : sum(rs.map((r) => /** @type {number} */ (r.redisHgetall))) / requests,
         storeReads: authSum('storeReads'),
         requestsSent: sum(rs.map((r) => r.requestsSent)),
-        perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms, mibPerSec: r.mibPerSec })),
+        perRound: rs.map((r) => ({
+          round: r.round,
+          reqPerSec: r.reqPerSec,
+          cpuUsPerReq: r.cpuUsPerReq,
+          p99Ms: r.p99Ms,
+          mibPerSec: r.mibPerSec,
+        })),
       });
     }
   }
@@ -947,69 +1258,197 @@ function summarise(runs) {
 
 /** @type {RatioDef[]} */
 const RATIOS = [
-  { id: 'tollgate/bare req/s 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'reqPerSec', op: '>=', target: 0.9, aim: 0.95 },
-  { id: 'tollgate/bare CPU/req 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.11, aim: 1.05 },
-  { id: 'tollgate/bare p99 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'p99Ms', op: '<=', target: 1.3 },
-  { id: 'tollgate/nginx req/s 1k', num: ['tollgate', '1k'], den: ['nginx', '1k'], field: 'reqPerSec', note: 'nginx is the ceiling' },
-  { id: 'tollgate/nginx CPU/req 1k', num: ['tollgate', '1k'], den: ['nginx', '1k'], field: 'cpuUsPerReq', note: 'nginx is the ceiling' },
-  { id: 'bare/nginx req/s 1k', num: ['bare-node', '1k'], den: ['nginx', '1k'], field: 'reqPerSec', note: '≈0.3 under wrk (issue 6)' },
+  {
+    id: 'tollgate/bare req/s 1k',
+    num: ['tollgate', '1k'],
+    den: ['bare-node', '1k'],
+    field: 'reqPerSec',
+    op: '>=',
+    target: 0.9,
+    aim: 0.95,
+  },
+  {
+    id: 'tollgate/bare CPU/req 1k',
+    num: ['tollgate', '1k'],
+    den: ['bare-node', '1k'],
+    field: 'cpuUsPerReq',
+    op: '<=',
+    target: 1.11,
+    aim: 1.05,
+  },
+  {
+    id: 'tollgate/bare p99 1k',
+    num: ['tollgate', '1k'],
+    den: ['bare-node', '1k'],
+    field: 'p99Ms',
+    op: '<=',
+    target: 1.3,
+  },
+  {
+    id: 'tollgate/nginx req/s 1k',
+    num: ['tollgate', '1k'],
+    den: ['nginx', '1k'],
+    field: 'reqPerSec',
+    note: 'nginx is the ceiling',
+  },
+  {
+    id: 'tollgate/nginx CPU/req 1k',
+    num: ['tollgate', '1k'],
+    den: ['nginx', '1k'],
+    field: 'cpuUsPerReq',
+    note: 'nginx is the ceiling',
+  },
+  {
+    id: 'bare/nginx req/s 1k',
+    num: ['bare-node', '1k'],
+    den: ['nginx', '1k'],
+    field: 'reqPerSec',
+    note: '≈0.3 under wrk (issue 6)',
+  },
   { id: 'tollgate/bare req/s 100k', num: ['tollgate', '100k'], den: ['bare-node', '100k'], field: 'reqPerSec' },
   { id: 'tollgate/bare CPU/req 100k', num: ['tollgate', '100k'], den: ['bare-node', '100k'], field: 'cpuUsPerReq' },
-  { id: 'tollgate/bare MiB/s 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'mibPerSec', op: '>=', target: 0.9 },
+  {
+    id: 'tollgate/bare MiB/s 10m',
+    num: ['tollgate', '10m'],
+    den: ['bare-node', '10m'],
+    field: 'mibPerSec',
+    op: '>=',
+    target: 0.9,
+  },
   { id: 'tollgate/bare CPU/req 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'cpuUsPerReq' },
   { id: 'tollgate/nginx MiB/s 10m', num: ['tollgate', '10m'], den: ['nginx', '10m'], field: 'mibPerSec' },
-  ...ALL_ROUTES.flatMap((route) => /** @type {RatioDef[]} */ ([
-    { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
-    { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
-  ])),
-  { id: 'flags/shipped CPU/req 1k paired', num: ['flags-paired', '1k'], den: ['shipped-paired', '1k'], field: 'cpuUsPerReq', note: '--compare-flags', perRoundMedian: true },
+  ...ALL_ROUTES.flatMap(
+    (route) =>
+      /** @type {RatioDef[]} */ ([
+        {
+          id: `flags/shipped CPU/req ${route}`,
+          num: ['tollgate-flags', route],
+          den: ['tollgate', route],
+          field: 'cpuUsPerReq',
+          note: '--compare-flags',
+        },
+        {
+          id: `flags/shipped req/s ${route}`,
+          num: ['tollgate-flags', route],
+          den: ['tollgate', route],
+          field: 'reqPerSec',
+          note: '--compare-flags',
+        },
+      ]),
+  ),
+  {
+    id: 'flags/shipped CPU/req 1k paired',
+    num: ['flags-paired', '1k'],
+    den: ['shipped-paired', '1k'],
+    field: 'cpuUsPerReq',
+    note: '--compare-flags',
+    perRoundMedian: true,
+  },
   // The target is taken side by side (see the pairs in SCENARIOS); the alternating runs' ratio is
   // reported beside it.
-  { id: 'auth on/off CPU/req 1k paired', num: ['auth-on-paired', '1k'], den: ['auth-off-paired', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05, perRoundMedian: true },
-  { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', note: 'alternating runs' },
+  {
+    id: 'auth on/off CPU/req 1k paired',
+    num: ['auth-on-paired', '1k'],
+    den: ['auth-off-paired', '1k'],
+    field: 'cpuUsPerReq',
+    op: '<=',
+    target: 1.05,
+    perRoundMedian: true,
+  },
+  {
+    id: 'auth on/off CPU/req 1k',
+    num: ['tollgate', '1k'],
+    den: ['tollgate-noauth', '1k'],
+    field: 'cpuUsPerReq',
+    note: 'alternating runs',
+  },
   { id: 'auth on/off req/s 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'reqPerSec' },
-  { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
+  {
+    id: 'redis miss/hit req/s 1k',
+    num: ['redis-miss', '1k'],
+    den: ['redis-hit', '1k'],
+    field: 'reqPerSec',
+    op: '>=',
+    target: 0.5,
+  },
   { id: 'redis miss/sqlite hit req/s', num: ['redis-miss', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
-  { id: 'malformed flood/hit req/s', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', op: '>=', target: 1.0 },
+  {
+    id: 'malformed flood/hit req/s',
+    num: ['flood-malformed', '1k'],
+    den: ['tollgate', '1k'],
+    field: 'reqPerSec',
+    op: '>=',
+    target: 1.0,
+  },
   { id: 'malformed flood/hit CPU/req', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'cpuUsPerReq' },
   { id: 'random flood/hit req/s', num: ['flood-random', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
   { id: 'challenge/hit req/s', num: ['challenge', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
-  { id: 'limited flood/hit req/s', num: ['flood-limited', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'shipped limiter, one address' },
+  {
+    id: 'limited flood/hit req/s',
+    num: ['flood-limited', '1k'],
+    den: ['tollgate', '1k'],
+    field: 'reqPerSec',
+    note: 'shipped limiter, one address',
+  },
 ];
 
 /** @param {Summary[]} summary @returns {Ratio[]} */
 function computeRatios(summary) {
-  const find = (/** @type {[string, Route]} */ [scenario, route]) => summary.find((s) => s.scenario === scenario && s.route === route);
-  return /** @type {Ratio[]} */ (RATIOS.map((def) => {
-    const a = find(def.num);
-    const b = find(def.den);
-    const targetText = def.op ? `${def.op === '>=' ? '≥' : '≤'} ${/** @type {number} */ (def.target).toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}` : (def.note ?? 'report');
-    if (!a || !b) {
-      const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
-      // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
-      if (!missing.some((s) => skipped.has(s))) return undefined;
-      const why = missing.map((s) => (skipped.has(s) ? `${s} skipped` : `${s} not run`)).join(', ');
-      return { id: def.id, value: null, target: targetText, result: 'n/a', why, cpuNum: a?.cpuUsPerReq, cpuDen: b?.cpuUsPerReq };
-    }
-    // The same ratio within each round: how far the machine's drift moved it.
-    const perRound = a.perRound.map((ra) => {
-      const rb = b.perRound.find((x) => x.round === ra.round);
-      return rb ? ra[def.field] / rb[def.field] : NaN;
-    });
-    const totals = a[def.field] / b[def.field];
-    // A pair's rounds are measurements of the same thing under the same conditions: their median.
-    // Totals weight each round by its CPU time, so one round that a disturbance hit on one side
-    // moves them most (1.02, 1.04, 1.04 and 1.21 made 1.10).
-    const value = def.perRoundMedian ? median(perRound) : totals;
-    let result = 'info';
-    if (def.op === '>=') result = value >= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
-    if (def.op === '<=') result = value <= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
-    if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim)) result = 'PASS (short of aim)';
-    return {
-      id: def.id, value, totals, perRound, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq,
-      numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field, ...(def.perRoundMedian ? { aggregate: 'median of rounds' } : {}),
-    };
-  }).filter(Boolean));
+  const find = (/** @type {[string, Route]} */ [scenario, route]) =>
+    summary.find((s) => s.scenario === scenario && s.route === route);
+  return /** @type {Ratio[]} */ (
+    RATIOS.map((def) => {
+      const a = find(def.num);
+      const b = find(def.den);
+      const targetText = def.op
+        ? `${def.op === '>=' ? '≥' : '≤'} ${/** @type {number} */ (def.target).toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}`
+        : (def.note ?? 'report');
+      if (!a || !b) {
+        const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
+        // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
+        if (!missing.some((s) => skipped.has(s))) return undefined;
+        const why = missing.map((s) => (skipped.has(s) ? `${s} skipped` : `${s} not run`)).join(', ');
+        return {
+          id: def.id,
+          value: null,
+          target: targetText,
+          result: 'n/a',
+          why,
+          cpuNum: a?.cpuUsPerReq,
+          cpuDen: b?.cpuUsPerReq,
+        };
+      }
+      // The same ratio within each round: how far the machine's drift moved it.
+      const perRound = a.perRound.map((ra) => {
+        const rb = b.perRound.find((x) => x.round === ra.round);
+        return rb ? ra[def.field] / rb[def.field] : NaN;
+      });
+      const totals = a[def.field] / b[def.field];
+      // A pair's rounds are measurements of the same thing under the same conditions: their median.
+      // Totals weight each round by its CPU time, so one round that a disturbance hit on one side
+      // moves them most (1.02, 1.04, 1.04 and 1.21 made 1.10).
+      const value = def.perRoundMedian ? median(perRound) : totals;
+      let result = 'info';
+      if (def.op === '>=') result = value >= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
+      if (def.op === '<=') result = value <= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
+      if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim))
+        result = 'PASS (short of aim)';
+      return {
+        id: def.id,
+        value,
+        totals,
+        perRound,
+        target: targetText,
+        result,
+        cpuNum: a.cpuUsPerReq,
+        cpuDen: b.cpuUsPerReq,
+        numerator: def.num.join(' '),
+        denominator: def.den.join(' '),
+        field: def.field,
+        ...(def.perRoundMedian ? { aggregate: 'median of rounds' } : {}),
+      };
+    }).filter(Boolean)
+  );
 }
 
 /**
@@ -1021,19 +1460,33 @@ function computeChecks(summary, evictionChecks) {
   const checks = [];
   // Peak RSS per Tollgate process (VmHWM is per process, so take the last reading of any of its scenarios).
   const processes = {
-    tollgate: 'Tollgate (SQLite)', flags: 'Tollgate (--compare-flags)', noauth: 'Tollgate (auth off)', redis: 'Tollgate (Redis)', flood: 'Tollgate (floods)', limited: 'Tollgate (limited flood)',
+    tollgate: 'Tollgate (SQLite)',
+    flags: 'Tollgate (--compare-flags)',
+    noauth: 'Tollgate (auth off)',
+    redis: 'Tollgate (Redis)',
+    flood: 'Tollgate (floods)',
+    limited: 'Tollgate (limited flood)',
   };
   for (const [target, label] of Object.entries(processes)) {
     const names = SCENARIOS.filter((x) => x.target === target).map((x) => x.name);
     const rows = summary.filter((r) => names.includes(r.scenario));
     if (rows.length === 0) continue;
     const peak = Math.max(...rows.map((r) => r.peakRssMiB));
-    checks.push({ id: `${label} peak RSS < 150 MiB`, value: `${fmt(peak, 1)} MiB`, result: peak < 150 ? 'PASS' : 'MISS', note: `VmHWM, lifetime peak over ${names.filter((n) => rows.some((r) => r.scenario === n)).join(', ')}` });
+    checks.push({
+      id: `${label} peak RSS < 150 MiB`,
+      value: `${fmt(peak, 1)} MiB`,
+      result: peak < 150 ? 'PASS' : 'MISS',
+      note: `VmHWM, lifetime peak over ${names.filter((n) => rows.some((r) => r.scenario === n)).join(', ')}`,
+    });
   }
   const proxied = summary.filter((s) => s.scenario !== 'direct');
   if (proxied.length > 0) {
     const leaked = sum(proxied.map((s) => s.originSawAuthorization));
-    checks.push({ id: 'Authorization never reaches the origin', value: String(leaked), result: leaked === 0 ? 'PASS' : 'MISS' });
+    checks.push({
+      id: 'Authorization never reaches the origin',
+      value: String(leaked),
+      result: leaked === 0 ? 'PASS' : 'MISS',
+    });
   }
   const forwarded = summary.filter((s) => s.scenario !== 'direct' && (s.status['200'] ?? 0) > 0);
   if (forwarded.length > 0) {
@@ -1054,19 +1507,37 @@ function computeChecks(summary, evictionChecks) {
   }
   const malformed = summary.find((s) => s.scenario === 'flood-malformed');
   if (malformed) {
-    checks.push(malformed.storeReads === undefined
-      ? { id: 'malformed flood: no store read', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
-      : { id: 'malformed flood: no store read', value: String(malformed.storeReads), result: malformed.storeReads === 0 ? 'PASS' : 'MISS' });
+    checks.push(
+      malformed.storeReads === undefined
+        ? {
+            id: 'malformed flood: no store read',
+            value: 'n/a',
+            result: 'n/a',
+            note: 'gateway serves no /metrics with store reads yet',
+          }
+        : {
+            id: 'malformed flood: no store read',
+            value: String(malformed.storeReads),
+            result: malformed.storeReads === 0 ? 'PASS' : 'MISS',
+          },
+    );
   }
   const random = summary.find((s) => s.scenario === 'flood-random');
   if (random) {
-    checks.push(random.storeReads === undefined
-      ? { id: 'random flood: ≤ 1 store read per token', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
-      : {
-        id: 'random flood: ≤ 1 store read per token',
-        value: `${random.storeReads} reads / ${random.requestsSent} tokens`,
-        result: random.storeReads <= random.requestsSent ? 'PASS' : 'MISS',
-      });
+    checks.push(
+      random.storeReads === undefined
+        ? {
+            id: 'random flood: ≤ 1 store read per token',
+            value: 'n/a',
+            result: 'n/a',
+            note: 'gateway serves no /metrics with store reads yet',
+          }
+        : {
+            id: 'random flood: ≤ 1 store read per token',
+            value: `${random.storeReads} reads / ${random.requestsSent} tokens`,
+            result: random.storeReads <= random.requestsSent ? 'PASS' : 'MISS',
+          },
+    );
   }
   if (evictionChecks.length > 0) {
     const allOk = evictionChecks.every((c) => c.status === 200);
@@ -1074,7 +1545,9 @@ function computeChecks(summary, evictionChecks) {
     const allHit = evictionChecks.every((c) => c.cacheHit === true);
     checks.push({
       id: 'random flood does not evict the real token',
-      value: hitKnown ? `${evictionChecks.filter((c) => c.cacheHit).length}/${evictionChecks.length} still cache hits` : `${evictionChecks.filter((c) => c.status === 200).length}/${evictionChecks.length} answered 200`,
+      value: hitKnown
+        ? `${evictionChecks.filter((c) => c.cacheHit).length}/${evictionChecks.length} still cache hits`
+        : `${evictionChecks.filter((c) => c.status === 200).length}/${evictionChecks.length} answered 200`,
       result: !allOk ? 'MISS' : hitKnown ? (allHit ? 'PASS' : 'MISS') : 'n/a',
       note: hitKnown ? undefined : 'cache hit not observable without /metrics; status only',
     });
@@ -1090,7 +1563,11 @@ function computeChecks(summary, evictionChecks) {
   }
   const hit = summary.find((s) => s.scenario === 'redis-hit');
   if (hit) {
-    checks.push({ id: 'redis-hit: no store read per request', value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`, result: /** @type {number} */ (hit.redisHgetallPerReq) < 0.01 ? 'PASS' : 'MISS' });
+    checks.push({
+      id: 'redis-hit: no store read per request',
+      value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`,
+      result: /** @type {number} */ (hit.redisHgetallPerReq) < 0.01 ? 'PASS' : 'MISS',
+    });
   }
   return checks;
 }
@@ -1105,7 +1582,11 @@ function fmt(n, digits = 0) {
 /** @param {string[]} headers @param {unknown[][]} rows @param {('l' | 'r')[]} align */
 function table(headers, rows, align) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (/** @type {unknown[]} */ cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (/** @type {unknown[]} */ cells) =>
+    cells
+      .map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -1117,46 +1598,95 @@ function table(headers, rows, align) {
  */
 function render(meta, summary, ratios, checks) {
   const parts = [];
-  parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
-  parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
-  parts.push(`${Object.entries(meta.shippedEnv ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`);
+  parts.push(
+    `Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  parts.push(
+    `${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`,
+  );
+  parts.push(
+    `${Object.entries(meta.shippedEnv ?? {})
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        '',
+      )}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`,
+  );
   parts.push('');
   const rows = summary.map((s) => [
-    s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
-    fmt(s.cpuUsPerReq, 1), fmt(s.peakRssMiB, 1),
-    Object.entries(s.status).map(([k, v]) => `${k}×${v}`).join(' '), String(s.unexpected),
+    s.scenario,
+    ROUTES[s.route].label,
+    fmt(s.reqPerSec),
+    fmt(s.p50Ms, 1),
+    fmt(s.p99Ms, 1),
+    fmt(s.mibPerSec, 1),
+    fmt(s.cpuUsPerReq, 1),
+    fmt(s.peakRssMiB, 1),
+    Object.entries(s.status)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' '),
+    String(s.unexpected),
   ]);
   for (const [name, reason] of skipped) rows.push([name, '-', 'skipped', '', '', '', '', '', reason, '']);
-  parts.push(table(
-    ['scenario', 'artifact', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'CPU µs/req', 'peak RSS MiB', 'status', 'bad'],
-    rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
-  ));
+  parts.push(
+    table(
+      ['scenario', 'artifact', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'CPU µs/req', 'peak RSS MiB', 'status', 'bad'],
+      rows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
+    ),
+  );
   parts.push('');
-  parts.push(table(
-    ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)', 'per round'],
-    ratios.map((r) => [r.id, r.value === null ? '-' : fmt(r.value, 3), r.target, r.result === 'n/a' ? `n/a: ${r.why}` : r.result, `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`,
-      (r.perRound ?? []).map((v) => fmt(v, 2)).join(' ')]),
-    ['l', 'r', 'l', 'l', 'r', 'l'],
-  ));
+  parts.push(
+    table(
+      ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)', 'per round'],
+      ratios.map((r) => [
+        r.id,
+        r.value === null ? '-' : fmt(r.value, 3),
+        r.target,
+        r.result === 'n/a' ? `n/a: ${r.why}` : r.result,
+        `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`,
+        (r.perRound ?? []).map((v) => fmt(v, 2)).join(' '),
+      ]),
+      ['l', 'r', 'l', 'l', 'r', 'l'],
+    ),
+  );
   parts.push('');
-  parts.push(table(
-    ['check', 'value', 'result', 'note'],
-    checks.map((c) => [c.id, c.value, c.result, c.note ?? '']),
-    ['l', 'r', 'l', 'l'],
-  ));
+  parts.push(
+    table(
+      ['check', 'value', 'result', 'note'],
+      checks.map((c) => [c.id, c.value, c.result, c.note ?? '']),
+      ['l', 'r', 'l', 'l'],
+    ),
+  );
   parts.push('');
-  parts.push('CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.');
-  parts.push('per round: the ratio within each round (its two runs a few seconds apart); the value is over all rounds (totals),');
-  parts.push('except for the "paired" rows (two servers loaded at the same time): the median of their rounds, with the totals in the JSON.');
-  parts.push('peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),');
+  parts.push(
+    'CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.',
+  );
+  parts.push(
+    'per round: the ratio within each round (its two runs a few seconds apart); the value is over all rounds (totals),',
+  );
+  parts.push(
+    'except for the "paired" rows (two servers loaded at the same time): the median of their rounds, with the totals in the JSON.',
+  );
+  parts.push(
+    'peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),',
+  );
   parts.push('so a later row includes earlier runs. The JSON also has the sum over the processes (peakRssSumMiB).');
   return parts.join('\n');
 }
 
 function gitInfo() {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() !== '';
     return { commit, dirty };
   } catch {
     return { commit: undefined, dirty: undefined };
@@ -1216,13 +1746,17 @@ async function main() {
     pairsPinned: pinning ? `no: ${pinning}` : 'yes',
     compareFlags: opts.compareFlags,
     compareEnv: opts.compareEnv,
-    scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),
+    scenarios: scenarios.map((s) => ({
+      name: s.name,
+      what: s.what,
+      routes: s.routes.filter((r) => opts.routes.includes(r)),
+    })),
   };
   log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);
   log('starting origin, baselines and gateways ...');
   await startAll();
   await preflight();
-  log('preflight ok: every target answers 200 with the origin\'s bytes, and 401 without a token');
+  log("preflight ok: every target answers 200 with the origin's bytes, and 401 without a token");
 
   const { runs, evictionChecks } = await runAll();
   const summary = summarise(runs);
@@ -1235,7 +1769,11 @@ async function main() {
 
   if (opts.write) {
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const json = JSON.stringify({ meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text }, null, 2);
+    const json = JSON.stringify(
+      { meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text },
+      null,
+      2,
+    );
     const file = path.join(RESULTS_DIR, `${meta.startedAt.replace(/[:.]/g, '-')}${opts.quick ? '-quick' : ''}.json`);
     writeFileSync(file, `${json}\n`);
     writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${json}\n`);
@@ -1249,7 +1787,9 @@ try {
 } catch (err) {
   // After Ctrl-C the children die under the runs; the signal handler reports and exits.
   if (!interrupted) {
-    process.stderr.write(`\nbench FAILED: ${/** @type {Error} */ (err).stack ?? /** @type {Error} */ (err).message ?? err}\n`);
+    process.stderr.write(
+      `\nbench FAILED: ${/** @type {Error} */ (err).stack ?? /** @type {Error} */ (err).message ?? err}\n`,
+    );
     await cleanup();
     process.exit(1);
   }

@@ -12,6 +12,6 @@ if [ "${1:-}" = --format ]; then
 fi
 
 status=0
-"$bin/eslint" --max-warnings 0 --no-error-on-unmatched-pattern "${@:-.}" || status=1
+"$bin/eslint" --max-warnings 0 --no-error-on-unmatched-pattern --no-warn-ignored "${@:-.}" || status=1
 "$bin/prettier" --check --ignore-unknown "${@:-.}" || status=1
 exit "$status"

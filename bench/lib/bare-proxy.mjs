@@ -31,15 +31,23 @@ const server = http.createServer(function bareProxy(req, res) {
   const headers = { ...req.headers };
   delete headers.authorization;
   delete headers.connection;
-  const upstream = http.request({
-    agent, hostname: '127.0.0.1', port: originPort, method: req.method, path: req.url, headers,
-  }, (upstreamRes) => {
-    const out = { ...upstreamRes.headers };
-    delete out.connection;
-    delete out['keep-alive'];
-    res.writeHead(upstreamRes.statusCode ?? 502, out);
-    upstreamRes.pipe(res);
-  });
+  const upstream = http.request(
+    {
+      agent,
+      hostname: '127.0.0.1',
+      port: originPort,
+      method: req.method,
+      path: req.url,
+      headers,
+    },
+    (upstreamRes) => {
+      const out = { ...upstreamRes.headers };
+      delete out.connection;
+      delete out['keep-alive'];
+      res.writeHead(upstreamRes.statusCode ?? 502, out);
+      upstreamRes.pipe(res);
+    },
+  );
   upstream.on('error', () => {
     if (!res.headersSent) {
       res.writeHead(502, { 'content-length': '0' });

@@ -10,7 +10,8 @@ export const NGINX_BIN = process.env.BENCH_NGINX ?? '/usr/sbin/nginx';
 
 /** Why nginx cannot run here, or undefined when it can. */
 export function nginxUnavailable() {
-  if (!existsSync(NGINX_BIN)) return `${NGINX_BIN} not found (install nginx, e.g. apt-get install nginx-light, or set BENCH_NGINX)`;
+  if (!existsSync(NGINX_BIN))
+    return `${NGINX_BIN} not found (install nginx, e.g. apt-get install nginx-light, or set BENCH_NGINX)`;
   try {
     execFileSync(NGINX_BIN, ['-v'], { stdio: 'ignore' });
   } catch (err) {
@@ -21,8 +22,7 @@ export function nginxUnavailable() {
 
 export function nginxVersion() {
   try {
-    return execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
-      || undefined;
+    return execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || undefined;
   } catch (err) {
     return String(/** @type {{ stderr?: Buffer | string }} */ (err).stderr ?? '').trim() || undefined;
   }
@@ -34,7 +34,8 @@ export function nginxVersion() {
  */
 export function writeNginxConfig({ dir, port, originPort, tokens }) {
   mkdirSync(dir, { recursive: true });
-  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(path.join(dir, sub), { recursive: true });
   /** @param {string} s */
   const quote = (s) => `"${s.replace(/["\\$]/g, (c) => `\\${c}`)}"`;
   const allowed = tokens.map((t) => `    ${quote(`Bearer ${t}`)} 1;`).join('\n');
@@ -89,5 +90,8 @@ ${allowed}
 `;
   const file = path.join(dir, 'nginx.conf');
   writeFileSync(file, conf);
-  return { args: ['-p', dir, '-c', file, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'], errorLog: path.join(dir, 'error.log') };
+  return {
+    args: ['-p', dir, '-c', file, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
+    errorLog: path.join(dir, 'error.log'),
+  };
 }

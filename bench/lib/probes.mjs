@@ -38,10 +38,10 @@ export async function scrapeMetrics(adminPort) {
     if (!m) continue;
     /** @type {Record<string, string>} */
     const labels = {};
-    if (m[2]) for (const lm of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[/** @type {string} */ (lm[1])] = /** @type {string} */ (lm[2]);
-    const list = out.get(/** @type {string} */ (m[1])) ?? [];
+    if (m[2]) for (const lm of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]] = lm[2];
+    const list = out.get(m[1]) ?? [];
     list.push({ labels, value: Number(m[3]) });
-    out.set(/** @type {string} */ (m[1]), list);
+    out.set(m[1], list);
   }
   return out;
 }
@@ -91,7 +91,7 @@ export function diffCounters(before, after) {
   /** @type {Counters} */
   const out = {};
   for (const key of Object.keys(after)) {
-    out[key] = after[key] === undefined || before[key] === undefined ? undefined : /** @type {number} */ (after[key]) - /** @type {number} */ (before[key]);
+    out[key] = after[key] === undefined || before[key] === undefined ? undefined : after[key] - before[key];
   }
   return out;
 }
@@ -141,7 +141,7 @@ export async function redisCommandCalls(port) {
   const text = await redisCommand(port, ['INFO', 'commandstats']);
   /** @type {Record<string, number>} */
   const calls = {};
-  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[/** @type {string} */ (m[1])] = Number(m[2]);
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
   return calls;
 }
 

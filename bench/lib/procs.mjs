@@ -64,9 +64,13 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export function createProcessGroup({ tmpDir, deadlineMs, keepTmp = false }) {
   /** @type {Map<number, Child>} */
   const children = new Map(); // pid -> { name, child, exited, logFile }
-  const reaper = spawn(process.execPath, [path.join(HERE, 'reaper.mjs'), String(process.pid), String(deadlineMs), keepTmp ? '' : tmpDir], {
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
+  const reaper = spawn(
+    process.execPath,
+    [path.join(HERE, 'reaper.mjs'), String(process.pid), String(deadlineMs), keepTmp ? '' : tmpDir],
+    {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    },
+  );
   reaper.stdin.on('error', () => {});
 
   /**
@@ -121,9 +125,17 @@ export function createProcessGroup({ tmpDir, deadlineMs, keepTmp = false }) {
   /** @param {Child} entry */
   async function stop(entry, graceMs = 3000) {
     if (entry.exited) return;
-    try { entry.child.kill('SIGTERM'); } catch { /* gone */ }
+    try {
+      entry.child.kill('SIGTERM');
+    } catch {
+      /* gone */
+    }
     const timer = setTimeout(() => {
-      try { entry.child.kill('SIGKILL'); } catch { /* gone */ }
+      try {
+        entry.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
     }, graceMs);
     await entry.exitedPromise;
     clearTimeout(timer);
@@ -138,7 +150,11 @@ export function createProcessGroup({ tmpDir, deadlineMs, keepTmp = false }) {
   /** Synchronous last resort for process.on('exit'). */
   function killAllNow() {
     for (const entry of children.values()) {
-      try { entry.child.kill('SIGKILL'); } catch { /* gone */ }
+      try {
+        entry.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
   }
 
@@ -159,7 +175,9 @@ export async function waitReady(entry, probe, { timeoutMs = 20_000, what = entry
   let lastError;
   while (Date.now() < until) {
     if (entry.exited) {
-      throw new Error(`${what} exited during start-up (${JSON.stringify(entry.exited)}):\n${group ? group.logTail(entry) : ''}`);
+      throw new Error(
+        `${what} exited during start-up (${JSON.stringify(entry.exited)}):\n${group ? group.logTail(entry) : ''}`,
+      );
     }
     try {
       return await probe();
@@ -168,7 +186,9 @@ export async function waitReady(entry, probe, { timeoutMs = 20_000, what = entry
     }
     await sleep(100);
   }
-  throw new Error(`${what} not ready after ${timeoutMs} ms (${lastError?.message ?? 'no answer'}):\n${group ? group.logTail(entry) : ''}`);
+  throw new Error(
+    `${what} not ready after ${timeoutMs} ms (${lastError?.message ?? 'no answer'}):\n${group ? group.logTail(entry) : ''}`,
+  );
 }
 
 /**
@@ -198,14 +218,16 @@ export function httpGet(url, headers = {}, { timeoutMs = 5000 } = {}) {
 
 /** Resolves when something accepts TCP connections on the port. @param {number} port */
 export function tcpProbe(port) {
-  return /** @type {Promise<void>} */ (new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  }));
+  return /** @type {Promise<void>} */ (
+    new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', reject);
+    })
+  );
 }
 
 /** Threads' children of a process (nginx master → worker). @param {number | undefined} pid @returns {number[]} */
@@ -214,7 +236,9 @@ export function childPids(pid) {
   if (existsSync(file)) {
     try {
       return readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch { /* fall through */ }
+    } catch {
+      /* fall through */
+    }
   }
   return [];
 }
@@ -231,7 +255,10 @@ export function cpuSplitUs(pid) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime is field 14, stime field 15.
-    return { user: (Number(fields[11]) / CLOCK_TICKS_PER_S) * 1e6, sys: (Number(fields[12]) / CLOCK_TICKS_PER_S) * 1e6 };
+    return {
+      user: (Number(fields[11]) / CLOCK_TICKS_PER_S) * 1e6,
+      sys: (Number(fields[12]) / CLOCK_TICKS_PER_S) * 1e6,
+    };
   } catch {
     return undefined;
   }
@@ -314,7 +341,9 @@ export function allowedCpus() {
         return Array.from({ length: to - from + 1 }, (_, i) => from + i);
       });
     }
-  } catch { /* not Linux: fall through */ }
+  } catch {
+    /* not Linux: fall through */
+  }
   return os.cpus().map((_, i) => i);
 }
 

@@ -27,7 +27,9 @@ if (process.argv.some((a) => a.endsWith('dist/main.js')) && process.env.PROMOTIO
   setTimeout(() => {
     session.post('HeapProfiler.enable');
     session.post('HeapProfiler.startSampling', {
-      samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false,
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: false,
     });
     setTimeout(() => {
       session.post('HeapProfiler.stopSampling', (err, result) => {

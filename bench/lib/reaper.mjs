@@ -39,20 +39,39 @@ function finish(reason) {
     process.stderr.write(`bench reaper: ${reason}; stopping ${left.length} child process(es): ${left.join(', ')}\n`);
   }
   for (const pid of left) {
-    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   }
   if (reason === 'deadline' && alive(parentPid)) {
-    try { process.kill(parentPid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(parentPid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   }
-  setTimeout(() => {
-    for (const pid of left) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    if (reason !== 'done' && tmpDir && tmpDir.includes('tollgate-bench-')) {
-      try { rmSync(tmpDir, { recursive: true, force: true }); } catch { /* best effort */ }
-    }
-    process.exit(0);
-  }, left.length > 0 ? 1000 : 0);
+  setTimeout(
+    () => {
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      if (reason !== 'done' && tmpDir && tmpDir.includes('tollgate-bench-')) {
+        try {
+          rmSync(tmpDir, { recursive: true, force: true });
+        } catch {
+          /* best effort */
+        }
+      }
+      process.exit(0);
+    },
+    left.length > 0 ? 1000 : 0,
+  );
 }
 
 let buffered = '';

@@ -22,11 +22,18 @@ if (!result.ok) {
 }
 const config = result.config;
 const logger = createLogger(config.logLevel);
-const store = await openTokenStore(config, (/** @type {Error} */ err) => logger.warn({ err: { message: err.message } }, 'token store connection problem'));
+const store = await openTokenStore(config, (/** @type {Error} */ err) =>
+  logger.warn({ err: { message: err.message } }, 'token store connection problem'),
+);
 
 const ALLOWED = Object.freeze({
   ok: true,
-  principal: Object.freeze({ tokenId: 'tok_benchAuthOff0000', tokenName: 'bench-auth-off', tokenType: 'production', project: 'default' }),
+  principal: Object.freeze({
+    tokenId: 'tok_benchAuthOff0000',
+    tokenName: 'bench-auth-off',
+    tokenType: 'production',
+    project: 'default',
+  }),
 });
 
 const gateway = await startGateway(config, {
@@ -36,7 +43,10 @@ const gateway = await startGateway(config, {
     return ALLOWED;
   },
 });
-logger.info({ proxyPort: gateway.proxyPort, adminPort: gateway.adminPort }, 'tollgate (auth off, bench only) listening');
+logger.info(
+  { proxyPort: gateway.proxyPort, adminPort: gateway.adminPort },
+  'tollgate (auth off, bench only) listening',
+);
 logger.flush();
 
 let stopping = false;

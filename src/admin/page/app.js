@@ -168,7 +168,7 @@
       }
     }
     if (!res.ok) {
-      const message = (data && typeof data.error === 'string') ? data.error : `Request failed (HTTP ${res.status})`;
+      const message = data && typeof data.error === 'string' ? data.error : `Request failed (HTTP ${res.status})`;
       const error = new ApiError(res.status, message, data && data.code);
       if (res.status === 401 && path !== '/session') showSignIn('Your session has ended. Sign in again.');
       throw error;
@@ -224,7 +224,12 @@
       $('main').focus();
     } catch (err) {
       input.setAttribute('aria-invalid', 'true');
-      setStatus('sign-in-error', /** @type {ApiError} */ (err).status === 401 ? 'That is not the admin token.' : /** @type {ApiError} */ (err).message);
+      setStatus(
+        'sign-in-error',
+        /** @type {ApiError} */ (err).status === 401
+          ? 'That is not the admin token.'
+          : /** @type {ApiError} */ (err).message,
+      );
       input.focus();
       input.select();
     }
@@ -303,7 +308,9 @@
     const label = { active: 'Active', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
     const cell = el('td', { class: 'nowrap' }, el('span', { class: `badge badge-${t.state}` }, label));
     if (t.state === 'revoked' && t.revokedAt) {
-      cell.append(el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''));
+      cell.append(
+        el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
+      );
     }
     return cell;
   }
@@ -323,7 +330,11 @@
     const row = el('tr', { class: t.state === 'active' ? '' : 'inactive', 'data-token-id': t.id });
     const actions = el('td', { class: 'actions-cell' });
     if (t.state === 'active') {
-      const revoke = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` }, 'Revoke');
+      const revoke = el(
+        'button',
+        { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` },
+        'Revoke',
+      );
       revoke.addEventListener('click', () => openRevoke(t, revoke));
       actions.append(revoke);
     }
@@ -333,7 +344,13 @@
       el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
       el('td', {}, t.createdBy),
       expiresCell(t),
-      el('td', { class: 'nowrap' }, t.lastUsedAt ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt)) : 'Never'),
+      el(
+        'td',
+        { class: 'nowrap' },
+        t.lastUsedAt
+          ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
+          : 'Never',
+      ),
       stateCell(t),
       actions,
     );
@@ -364,8 +381,11 @@
 
   /** @param {HTMLDialogElement} dialog @returns {HTMLElement[]} */
   function focusables(dialog) {
-    return [.../** @type {NodeListOf<HTMLElement & { disabled?: boolean }>} */ (dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])'))]
-      .filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
+    return [
+      .../** @type {NodeListOf<HTMLElement & { disabled?: boolean }>} */ (
+        dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])')
+      ),
+    ].filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
   }
 
   /** @param {HTMLDialogElement} dialog @param {HTMLElement} opener @param {HTMLElement} [focusTarget] */
@@ -492,8 +512,14 @@
       void loadTokens();
     } catch (err) {
       if (/** @type {ApiError} */ (err).status === 409) $('c-name').setAttribute('aria-invalid', 'true');
-      setStatus('create-error', /** @type {ApiError} */ (err).status === 409 ? `A token named “${name}” already exists. Choose another name.` : /** @type {ApiError} */ (err).message);
-      if (/** @type {ApiError} */ (err).status !== 401) $(/** @type {ApiError} */ (err).status === 409 ? 'c-name' : 'create-submit').focus();
+      setStatus(
+        'create-error',
+        /** @type {ApiError} */ (err).status === 409
+          ? `A token named “${name}” already exists. Choose another name.`
+          : /** @type {ApiError} */ (err).message,
+      );
+      if (/** @type {ApiError} */ (err).status !== 401)
+        $(/** @type {ApiError} */ (err).status === 409 ? 'c-name' : 'create-submit').focus();
     } finally {
       $('create-submit').disabled = false;
     }
@@ -543,7 +569,10 @@
         ok = false;
       }
       if (!ok) {
-        setStatus('copy-status', 'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.');
+        setStatus(
+          'copy-status',
+          'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
+        );
         return;
       }
     }
@@ -601,7 +630,10 @@
     const select = $('f-token');
     const current = select.value;
     const names = [...new Set(tokens.filter((t) => t.type === 'production').map((t) => t.name))].sort();
-    select.replaceChildren(el('option', { value: '' }, 'Any token'), ...names.map((n) => el('option', { value: n }, n)));
+    select.replaceChildren(
+      el('option', { value: '' }, 'Any token'),
+      ...names.map((n) => el('option', { value: n }, n)),
+    );
     if (current && !names.includes(current)) select.append(el('option', { value: current }, current));
     select.value = current;
   }
@@ -618,14 +650,22 @@
   function activityRow(e) {
     const pkg = el('td', { class: 'mono' }, e.package || e.file || '—');
     if (e.kind === 'metadata') pkg.append(el('span', { class: 'sub' }, 'metadata'));
-    return el('tr', {},
+    return el(
+      'tr',
+      {},
       el('td', { class: 'nowrap' }, timeEl(e.time, timeFmt)),
       el('td', {}, e.project),
       el('td', {}, e.ecosystem),
       pkg,
       el('td', { class: 'mono' }, e.version || '—'),
       el('td', {}, e.tokenName),
-      el('td', {}, e.sealed ? el('span', { class: 'badge badge-sealed' }, 'Sealed') : el('span', { class: 'badge badge-neutral' }, 'No')),
+      el(
+        'td',
+        {},
+        e.sealed
+          ? el('span', { class: 'badge badge-sealed' }, 'Sealed')
+          : el('span', { class: 'badge badge-neutral' }, 'No'),
+      ),
     );
   }
 
@@ -648,7 +688,9 @@
     params.set('limit', '200');
     setStatus('activity-status', 'Loading activity…');
     try {
-      const data = /** @type {{ events: ActivityEvent[], ecosystems: string[] }} */ (await api('GET', `/activity?${params}`));
+      const data = /** @type {{ events: ActivityEvent[], ecosystems: string[] }} */ (
+        await api('GET', `/activity?${params}`)
+      );
       fillEcosystems(data.ecosystems);
       $('activity-body').replaceChildren(...data.events.map(activityRow));
       $('activity-empty').hidden = data.events.length > 0;
@@ -672,14 +714,27 @@
     setStatus('audit-status', 'Loading…');
     try {
       const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', '/audit'));
-      $('audit-body').replaceChildren(...data.entries.map((a) => el('tr', {},
-        el('td', { class: 'nowrap' }, timeEl(a.time, timeFmt)),
-        el('td', {}, el('span', { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
-          a.action === 'revoked' ? 'Revoked' : 'Created')),
-        el('td', { class: 'name' }, a.tokenName),
-        el('td', {}, typeBadge(a.tokenType)),
-        el('td', {}, a.by),
-      )));
+      $('audit-body').replaceChildren(
+        ...data.entries.map((a) =>
+          el(
+            'tr',
+            {},
+            el('td', { class: 'nowrap' }, timeEl(a.time, timeFmt)),
+            el(
+              'td',
+              {},
+              el(
+                'span',
+                { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
+                a.action === 'revoked' ? 'Revoked' : 'Created',
+              ),
+            ),
+            el('td', { class: 'name' }, a.tokenName),
+            el('td', {}, typeBadge(a.tokenType)),
+            el('td', {}, a.by),
+          ),
+        ),
+      );
       $('audit-empty').hidden = data.entries.length > 0;
       const n = data.entries.length;
       setStatus('audit-status', `${n} ${n === 1 ? 'entry' : 'entries'}, newest first.`);
@@ -696,7 +751,11 @@
       const session = /** @type {Session} */ (await api('GET', '/session'));
       showApp(session);
     } catch (err) {
-      showSignIn(/** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined ? '' : /** @type {ApiError} */ (err).message);
+      showSignIn(
+        /** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined
+          ? ''
+          : /** @type {ApiError} */ (err).message,
+      );
     }
   })();
 })();
