@@ -1,31 +1,87 @@
+// @ts-check
 // Tollgate admin page: Settings › Tokens, Activity, Audit log. Plain DOM, no framework, no build.
 // Everything that came from the server or a user is inserted as text (append / textContent),
 // never as HTML. The CSP (script-src 'self') would block inline code anyway.
 'use strict';
 
+/**
+ * What the admin API answers (src/admin/api.ts).
+ * @typedef {{ identity: string, csrfToken: string | null }} Session
+ * @typedef {object} Token
+ * @property {string} id
+ * @property {string} name
+ * @property {'production' | 'development'} type
+ * @property {'active' | 'expired' | 'revoked'} state
+ * @property {string} createdAt
+ * @property {string} createdBy
+ * @property {string | null} expiresAt
+ * @property {string | null} lastUsedAt
+ * @property {string | null} revokedAt
+ * @property {string | null} revokedBy
+ */
+/**
+ * @typedef {Token & { token: string }} CreatedToken The new token, its plaintext shown once.
+ * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
+ *   version?: string, tokenName: string, sealed?: boolean }} ActivityEvent
+ * @typedef {{ time: string, action: 'created' | 'revoked', tokenName: string, tokenType: string, by: string }} AuditEntry
+ */
+/**
+ * The elements the script reads or writes beyond what every HTMLElement has, by id.
+ * @typedef {object} PageElements
+ * @property {HTMLInputElement} admin-token
+ * @property {HTMLFormElement} sign-in-form
+ * @property {HTMLFormElement & { elements: { type: RadioNodeList } }} create-form
+ * @property {HTMLInputElement} c-name
+ * @property {HTMLSelectElement} c-expiry
+ * @property {HTMLInputElement} c-date
+ * @property {HTMLButtonElement} create-submit
+ * @property {HTMLDialogElement} create-dialog
+ * @property {HTMLDialogElement} revoke-dialog
+ * @property {HTMLButtonElement} revoke-confirm
+ * @property {HTMLInputElement} reveal-value
+ * @property {HTMLButtonElement} reveal-done
+ * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, metadata: HTMLInputElement } }} activity-filters
+ * @property {HTMLSelectElement} f-token
+ * @property {HTMLSelectElement} f-ecosystem
+ */
+
 (function main() {
   const API = '/api/v1';
   const DAY_MS = 86_400_000;
+  /**
+   * @template {string} K
+   * @param {K} id
+   * @returns {K extends keyof PageElements ? PageElements[K] : HTMLElement}
+   */
   const $ = (id) => {
     const el = document.getElementById(id);
     if (!el) throw new Error(`#${id} missing`);
-    return el;
+    return /** @type {K extends keyof PageElements ? PageElements[K] : HTMLElement} */ (el);
   };
 
   /** The per-session CSRF token, sent as X-CSRF-Token on every state-changing request. */
+  /** @type {string | null} */
   let csrfToken = null;
+  /** @type {Token[]} */
   let tokens = [];
   let ecosystemsLoaded = false;
 
   // ------------------------------------------------------------------------------------------
   // DOM helpers: text only.
 
-  /** el('td', {class: 'x', 'aria-label': 'y'}, 'text', otherNode) */
+  /**
+   * el('td', {class: 'x', 'aria-label': 'y'}, 'text', otherNode)
+   * @template {keyof HTMLElementTagNameMap} T
+   * @param {T} tag
+   * @param {Record<string, string | number | boolean | null | undefined>} [attrs]
+   * @param {...(Node | string | number | null | undefined)} children
+   * @returns {HTMLElementTagNameMap[T]}
+   */
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === undefined || value === null || value === false) continue;
-      if (key === 'class') node.className = value;
+      if (key === 'class') node.className = /** @type {string} */ (value);
       else node.setAttribute(key, value === true ? '' : String(value));
     }
     for (const child of children) {
@@ -35,6 +91,7 @@
     return node;
   }
 
+  /** @param {string} id @param {string} text */
   function setStatus(id, text) {
     $(id).textContent = text || '';
   }
@@ -43,14 +100,15 @@
   // Formatting.
 
   const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-  const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   const timeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
   const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
+  /** @param {string} iso @param {Intl.DateTimeFormat} fmt */
   function timeEl(iso, fmt) {
     return el('time', { datetime: iso, title: new Date(iso).toString() }, fmt.format(new Date(iso)));
   }
 
+  /** @param {string} iso */
   function relative(iso) {
     const diff = Date.parse(iso) - Date.now();
     const abs = Math.abs(diff);
@@ -60,6 +118,7 @@
     return relFmt.format(Math.round(diff / DAY_MS), 'day');
   }
 
+  /** @param {number} n @param {string} word */
   function plural(n, word) {
     return `${n} ${word}${n === 1 ? '' : 's'}`;
   }
@@ -68,6 +127,7 @@
   // API.
 
   class ApiError extends Error {
+    /** @param {number} status @param {string} message @param {string | null} [code] */
     constructor(status, message, code) {
       super(message);
       this.status = status;
@@ -75,7 +135,14 @@
     }
   }
 
+  /**
+   * @param {'GET' | 'POST' | 'DELETE'} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @returns {Promise<unknown>} The JSON answer (null for 204); an ApiError for any other answer than 2xx.
+   */
   async function api(method, path, body) {
+    /** @type {Record<string, string>} */
     const headers = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
@@ -91,6 +158,7 @@
     } catch {
       throw new ApiError(0, 'The gateway cannot be reached. Check that it is running, then try again.');
     }
+    /** @type {{ error?: unknown, code?: string } | null} */
     let data = null;
     if (res.status !== 204) {
       try {
@@ -100,7 +168,7 @@
       }
     }
     if (!res.ok) {
-      const message = (data && typeof data.error === 'string') ? data.error : `Request failed (HTTP ${res.status})`;
+      const message = data && typeof data.error === 'string' ? data.error : `Request failed (HTTP ${res.status})`;
       const error = new ApiError(res.status, message, data && data.code);
       if (res.status === 401 && path !== '/session') showSignIn('Your session has ended. Sign in again.');
       throw error;
@@ -111,6 +179,7 @@
   // ------------------------------------------------------------------------------------------
   // Sign-in.
 
+  /** @param {string} notice */
   function showSignIn(notice) {
     csrfToken = null;
     tokens = [];
@@ -125,6 +194,7 @@
     $('admin-token').focus();
   }
 
+  /** @param {Session} session */
   function showApp(session) {
     csrfToken = session.csrfToken;
     $('loading').hidden = true;
@@ -148,13 +218,18 @@
     input.removeAttribute('aria-invalid');
     setStatus('sign-in-error', '');
     try {
-      const session = await api('POST', '/session', { token });
+      const session = /** @type {Session} */ (await api('POST', '/session', { token }));
       input.value = '';
       showApp(session);
       $('main').focus();
     } catch (err) {
       input.setAttribute('aria-invalid', 'true');
-      setStatus('sign-in-error', err.status === 401 ? 'That is not the admin token.' : err.message);
+      setStatus(
+        'sign-in-error',
+        /** @type {ApiError} */ (err).status === 401
+          ? 'That is not the admin token.'
+          : /** @type {ApiError} */ (err).message,
+      );
       input.focus();
       input.select();
     }
@@ -172,14 +247,17 @@
   // ------------------------------------------------------------------------------------------
   // Tabs (WAI-ARIA tabs: arrow keys move between tabs, the hash remembers the tab).
 
+  /** @typedef {'tokens' | 'activity' | 'audit'} Tab */
+  /** @type {Tab[]} */
   const TABS = ['tokens', 'activity', 'audit'];
   const TAB_TITLES = { tokens: 'Tokens', activity: 'Activity', audit: 'Audit log' };
 
   function tabFromHash() {
     const name = location.hash.replace(/^#/, '');
-    return TABS.includes(name) ? name : 'tokens';
+    return /** @type {Tab} */ (/** @type {string[]} */ (TABS).includes(name) ? name : 'tokens');
   }
 
+  /** @param {Tab} name @param {boolean} focus */
   function selectTab(name, focus) {
     for (const tab of TABS) {
       const selected = tab === name;
@@ -220,19 +298,24 @@
   // ------------------------------------------------------------------------------------------
   // Tokens tab.
 
+  /** @param {string} type */
   function typeBadge(type) {
     return el('span', { class: `badge badge-${type}` }, type === 'production' ? 'Production' : 'Development');
   }
 
+  /** @param {Token} t */
   function stateCell(t) {
     const label = { active: 'Active', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
     const cell = el('td', { class: 'nowrap' }, el('span', { class: `badge badge-${t.state}` }, label));
     if (t.state === 'revoked' && t.revokedAt) {
-      cell.append(el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''));
+      cell.append(
+        el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
+      );
     }
     return cell;
   }
 
+  /** @param {Token} t */
   function expiresCell(t) {
     if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
     const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
@@ -242,11 +325,16 @@
     return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
   }
 
+  /** @param {Token} t */
   function tokenRow(t) {
     const row = el('tr', { class: t.state === 'active' ? '' : 'inactive', 'data-token-id': t.id });
     const actions = el('td', { class: 'actions-cell' });
     if (t.state === 'active') {
-      const revoke = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` }, 'Revoke');
+      const revoke = el(
+        'button',
+        { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` },
+        'Revoke',
+      );
       revoke.addEventListener('click', () => openRevoke(t, revoke));
       actions.append(revoke);
     }
@@ -256,7 +344,13 @@
       el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
       el('td', {}, t.createdBy),
       expiresCell(t),
-      el('td', { class: 'nowrap' }, t.lastUsedAt ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt)) : 'Never'),
+      el(
+        'td',
+        { class: 'nowrap' },
+        t.lastUsedAt
+          ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
+          : 'Never',
+      ),
       stateCell(t),
       actions,
     );
@@ -266,7 +360,7 @@
   async function loadTokens() {
     setStatus('tokens-status', 'Loading tokens…');
     try {
-      const data = await api('GET', '/tokens');
+      const data = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens'));
       tokens = data.tokens;
       $('tokens-body').replaceChildren(...tokens.map(tokenRow));
       $('tokens-empty').hidden = tokens.length > 0;
@@ -274,7 +368,7 @@
       setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
       fillTokenFilter();
     } catch (err) {
-      setStatus('tokens-status', `Could not load tokens: ${err.message}`);
+      setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
     }
   }
 
@@ -282,25 +376,32 @@
   // Dialogs: native <dialog> (modal: the page behind is inert), Tab kept inside, Esc closes
   // (except while a new token has not been copied), focus returns to the opener.
 
+  /** @type {WeakMap<HTMLDialogElement, HTMLElement>} */
   const openers = new WeakMap();
 
+  /** @param {HTMLDialogElement} dialog @returns {HTMLElement[]} */
   function focusables(dialog) {
-    return [...dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])')]
-      .filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
+    return [
+      .../** @type {NodeListOf<HTMLElement & { disabled?: boolean }>} */ (
+        dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])')
+      ),
+    ].filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
   }
 
+  /** @param {HTMLDialogElement} dialog @param {HTMLElement} opener @param {HTMLElement} [focusTarget] */
   function openDialog(dialog, opener, focusTarget) {
     openers.set(dialog, opener);
     dialog.showModal();
     (focusTarget || focusables(dialog)[0] || dialog).focus();
   }
 
+  /** @param {HTMLDialogElement} dialog */
   function closeDialog(dialog) {
     if (!dialog.open) return;
     dialog.close();
   }
 
-  /** Esc: closes, except while a new token is shown and not yet copied. */
+  /** Esc: closes, except while a new token is shown and not yet copied. @param {HTMLDialogElement} dialog */
   function requestClose(dialog) {
     if (dialog.id === 'create-dialog' && !$('reveal').hidden && !copied) {
       setStatus('copy-status', 'Copy the token before closing: it cannot be shown again.');
@@ -406,18 +507,25 @@
     setStatus('create-error', '');
     $('create-submit').disabled = true;
     try {
-      const created = await api('POST', '/tokens', { name, type, expires });
+      const created = /** @type {CreatedToken} */ (await api('POST', '/tokens', { name, type, expires }));
       showReveal(created);
       void loadTokens();
     } catch (err) {
-      if (err.status === 409) $('c-name').setAttribute('aria-invalid', 'true');
-      setStatus('create-error', err.status === 409 ? `A token named “${name}” already exists. Choose another name.` : err.message);
-      if (err.status !== 401) $(err.status === 409 ? 'c-name' : 'create-submit').focus();
+      if (/** @type {ApiError} */ (err).status === 409) $('c-name').setAttribute('aria-invalid', 'true');
+      setStatus(
+        'create-error',
+        /** @type {ApiError} */ (err).status === 409
+          ? `A token named “${name}” already exists. Choose another name.`
+          : /** @type {ApiError} */ (err).message,
+      );
+      if (/** @type {ApiError} */ (err).status !== 401)
+        $(/** @type {ApiError} */ (err).status === 409 ? 'c-name' : 'create-submit').focus();
     } finally {
       $('create-submit').disabled = false;
     }
   });
 
+  /** @param {CreatedToken} created */
   function showReveal(created) {
     $('create-form').hidden = true;
     $('create-form').reset();
@@ -431,6 +539,7 @@
     $('reveal-title').focus();
   }
 
+  /** @param {string} message */
   function markCopied(message) {
     copied = true;
     $('reveal-done').disabled = false;
@@ -460,7 +569,10 @@
         ok = false;
       }
       if (!ok) {
-        setStatus('copy-status', 'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.');
+        setStatus(
+          'copy-status',
+          'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
+        );
         return;
       }
     }
@@ -481,8 +593,10 @@
   // ------------------------------------------------------------------------------------------
   // Revoke, with a confirmation.
 
+  /** @type {Token | null} */
   let revoking = null;
 
+  /** @param {Token} token @param {HTMLElement} opener */
   function openRevoke(token, opener) {
     revoking = token;
     $('revoke-name').textContent = token.name;
@@ -503,7 +617,7 @@
       setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
       $('create-open').focus();
     } catch (err) {
-      setStatus('revoke-error', err.message);
+      setStatus('revoke-error', /** @type {Error} */ (err).message);
     } finally {
       $('revoke-confirm').disabled = false;
     }
@@ -516,37 +630,50 @@
     const select = $('f-token');
     const current = select.value;
     const names = [...new Set(tokens.filter((t) => t.type === 'production').map((t) => t.name))].sort();
-    select.replaceChildren(el('option', { value: '' }, 'Any token'), ...names.map((n) => el('option', { value: n }, n)));
+    select.replaceChildren(
+      el('option', { value: '' }, 'Any token'),
+      ...names.map((n) => el('option', { value: n }, n)),
+    );
     if (current && !names.includes(current)) select.append(el('option', { value: current }, current));
     select.value = current;
   }
 
+  /** @param {unknown} list */
   function fillEcosystems(list) {
     if (ecosystemsLoaded || !Array.isArray(list)) return;
     ecosystemsLoaded = true;
     const select = $('f-ecosystem');
-    select.append(...list.map((e) => el('option', { value: e }, e)));
+    select.append(.../** @type {string[]} */ (list).map((e) => el('option', { value: e }, e)));
   }
 
+  /** @param {ActivityEvent} e */
   function activityRow(e) {
     const pkg = el('td', { class: 'mono' }, e.package || e.file || '—');
     if (e.kind === 'metadata') pkg.append(el('span', { class: 'sub' }, 'metadata'));
     if (e.aborted) pkg.append(el('span', { class: 'sub soon' }, `aborted after ${e.bytes.toLocaleString('en-US')} bytes`));
-    return el('tr', {},
+    return el(
+      'tr',
+      {},
       el('td', { class: 'nowrap' }, timeEl(e.time, timeFmt)),
       el('td', {}, e.project),
       el('td', {}, e.ecosystem),
       pkg,
       el('td', { class: 'mono' }, e.version || '—'),
       el('td', {}, e.tokenName),
-      el('td', {}, e.sealed ? el('span', { class: 'badge badge-sealed' }, 'Sealed') : el('span', { class: 'badge badge-neutral' }, 'No')),
+      el(
+        'td',
+        {},
+        e.sealed
+          ? el('span', { class: 'badge badge-sealed' }, 'Sealed')
+          : el('span', { class: 'badge badge-neutral' }, 'No'),
+      ),
     );
   }
 
   async function loadActivity() {
     if (tokens.length === 0) {
       try {
-        tokens = (await api('GET', '/tokens')).tokens;
+        tokens = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens')).tokens;
         fillTokenFilter();
       } catch {
         // the filter just stays short
@@ -554,7 +681,7 @@
     }
     const form = $('activity-filters');
     const params = new URLSearchParams();
-    for (const key of ['project', 'ecosystem', 'token']) {
+    for (const key of /** @type {const} */ (['project', 'ecosystem', 'token'])) {
       const value = form.elements[key].value.trim();
       if (value) params.set(key, value);
     }
@@ -562,13 +689,15 @@
     params.set('limit', '200');
     setStatus('activity-status', 'Loading activity…');
     try {
-      const data = await api('GET', `/activity?${params}`);
+      const data = /** @type {{ events: ActivityEvent[], ecosystems: string[] }} */ (
+        await api('GET', `/activity?${params}`)
+      );
       fillEcosystems(data.ecosystems);
       $('activity-body').replaceChildren(...data.events.map(activityRow));
       $('activity-empty').hidden = data.events.length > 0;
       setStatus('activity-status', `${plural(data.events.length, 'event')}, newest first.`);
     } catch (err) {
-      setStatus('activity-status', `Could not load activity: ${err.message}`);
+      setStatus('activity-status', `Could not load activity: ${/** @type {Error} */ (err).message}`);
     }
   }
 
@@ -585,32 +714,49 @@
   async function loadAudit() {
     setStatus('audit-status', 'Loading…');
     try {
-      const data = await api('GET', '/audit');
-      $('audit-body').replaceChildren(...data.entries.map((a) => el('tr', {},
-        el('td', { class: 'nowrap' }, timeEl(a.time, timeFmt)),
-        el('td', {}, el('span', { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
-          a.action === 'revoked' ? 'Revoked' : 'Created')),
-        el('td', { class: 'name' }, a.tokenName),
-        el('td', {}, typeBadge(a.tokenType)),
-        el('td', {}, a.by),
-      )));
+      const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', '/audit'));
+      $('audit-body').replaceChildren(
+        ...data.entries.map((a) =>
+          el(
+            'tr',
+            {},
+            el('td', { class: 'nowrap' }, timeEl(a.time, timeFmt)),
+            el(
+              'td',
+              {},
+              el(
+                'span',
+                { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
+                a.action === 'revoked' ? 'Revoked' : 'Created',
+              ),
+            ),
+            el('td', { class: 'name' }, a.tokenName),
+            el('td', {}, typeBadge(a.tokenType)),
+            el('td', {}, a.by),
+          ),
+        ),
+      );
       $('audit-empty').hidden = data.entries.length > 0;
       const n = data.entries.length;
       setStatus('audit-status', `${n} ${n === 1 ? 'entry' : 'entries'}, newest first.`);
     } catch (err) {
-      setStatus('audit-status', `Could not load the audit log: ${err.message}`);
+      setStatus('audit-status', `Could not load the audit log: ${/** @type {Error} */ (err).message}`);
     }
   }
 
   // ------------------------------------------------------------------------------------------
   // Start: signed in already (session cookie)? Otherwise the sign-in form.
 
-  (async function start() {
+  void (async function start() {
     try {
-      const session = await api('GET', '/session');
+      const session = /** @type {Session} */ (await api('GET', '/session'));
       showApp(session);
     } catch (err) {
-      showSignIn(err.status === 401 || err.status === undefined ? '' : err.message);
+      showSignIn(
+        /** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined
+          ? ''
+          : /** @type {ApiError} */ (err).message,
+      );
     }
   })();
 })();
