@@ -22,7 +22,7 @@
 /**
  * @typedef {Token & { token: string }} CreatedToken The new token, its plaintext shown once.
  * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
- *   version?: string, tokenName: string, sealed?: boolean }} ActivityEvent
+ *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number }} ActivityEvent
  * @typedef {{ time: string, action: 'created' | 'revoked', tokenName: string, tokenType: string, by: string }} AuditEntry
  */
 /**
