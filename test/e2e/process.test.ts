@@ -508,6 +508,28 @@ describe('npm start defaults', () => {
   });
 });
 
+describe('tollgate serve', () => {
+  it('runs the gateway with the runtime settings of npm start and the image (V8 flags, malloc thresholds), and stops with it', async () => {
+    const { SERVE_ENV, SERVE_NODE_FLAGS } = await import('../../bin/serve-runtime.js');
+    const dataDir = newDataDir();
+    const cli = spawnCli(['serve'], { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_HOST: '127.0.0.1', TOLLGATE_PORT: '0', TOLLGATE_ADMIN_PORT: '0' });
+    const listening = JSON.parse(await cli.waitForLine('"tollgate listening"', 20_000)) as { pid: number };
+    expect(listening.pid).not.toBe(cli.pid);
+    const cmdline = readFileSync(`/proc/${listening.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of SERVE_NODE_FLAGS) expect(cmdline).toContain(flag);
+    expect(cmdline.at(-2)).toMatch(/dist\/main\.js$/);
+    // glibc rewrites GLIBC_TUNABLES in the process's own environment block as it reads it (the
+    // first tunable stays): the variable was there when the gateway started.
+    const environ = readFileSync(`/proc/${listening.pid}/environ`, 'utf8').split('\0');
+    const tunables = environ.find((e) => e.startsWith('GLIBC_TUNABLES='));
+    expect(tunables).toBeDefined();
+    expect(`GLIBC_TUNABLES=${SERVE_ENV.GLIBC_TUNABLES}`.startsWith(tunables!)).toBe(true);
+    cli.signal('SIGTERM');
+    expect(await cli.exited).toEqual({ code: 0, signal: null });
+    expect(() => process.kill(listening.pid, 0)).toThrow();
+  });
+});
+
 describe('the whole run', () => {
   it('never printed a token: not in any gateway log, not on any CLI stderr, nor any non-create stdout', () => {
     expect(createdTokens.length).toBeGreaterThan(60);

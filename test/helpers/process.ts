@@ -45,8 +45,7 @@ export function buildRoot(): string {
   for (let attempt = 0; attempt < 10; attempt++) {
     const root = mkdtempSync(path.join(os.tmpdir(), `${SNAPSHOT_PREFIX}${process.pid}-`));
     cpSync(path.join(REPO_ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-    mkdirSync(path.join(root, 'bin'));
-    copyFileSync(path.join(REPO_ROOT, 'bin', 'tollgate.js'), path.join(root, 'bin', 'tollgate.js'));
+    cpSync(path.join(REPO_ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
     copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(root, 'package.json'));
     symlinkSync(path.join(REPO_ROOT, 'examples'), path.join(root, 'examples'));
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'));

@@ -1,0 +1,11 @@
+// @ts-check
+// How the gateway process runs, declared once: `tollgate serve` and `npm start` (which runs
+// `tollgate serve`) start dist/main.js with these, the Docker image's ENTRYPOINT and ENV repeat
+// them (test/deploy/dockerfile.test.ts checks they agree), and the benches measure with them.
+// Why each: README.md, Operations ("Node flags", "malloc thresholds"); bench/README.md, Memory.
+
+/** V8 flags: a small young generation, no pretenuring of per-request objects, no heap shrink when idle. */
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer'];
+
+/** glibc's malloc thresholds pinned at their defaults (read by the C library at process start only). */
+export const SERVE_ENV = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072' };
