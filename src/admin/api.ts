@@ -199,8 +199,11 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   api.post('/tokens/:id/revoke', requireAdmin, async (c) => {
     const admin = c.get('admin');
     const id = c.req.param('id');
-    const existing = await store.get(id);
-    // By id only: store.get also matches names, which the API does not take here.
+    // By id only: store.get also matches names (and refuses ambiguous ones), which the API does not take here.
+    const existing = await store.get(id).catch((err: unknown) => {
+      if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_AMBIGUOUS')) return undefined;
+      throw err;
+    });
     if (!existing || existing.id !== id) return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
     const record = await store.revoke(id, admin.identity, now());
     if (existing.revokedAt === null) {

@@ -8,13 +8,21 @@
  *   P token:<hash>  HASH    the record: id, name, type, hash, createdAt, createdBy, and when set
  *                           expiresAt, revokedAt, revokedBy, lastUsedAt (an absent field is null)
  *   P id:<id>       STRING  → hash
- *   P name:<name>   ZSET    hashes of the NOT revoked tokens with this name, scored by createdAt.
- *                           Expired ones stay: `get(name)` returns the newest non-revoked token,
- *                           as the SQLite store does; insert checks the members' expiry.
+ *   P namekey:<folded name>  ZSET  hashes of the NOT revoked tokens whose name folds to this
+ *                           (foldName: ASCII letters lower-cased), scored by createdAt. Expired
+ *                           ones stay: `get(name)` resolves among them (names.ts resolveName), as
+ *                           the SQLite store does; insert checks the members' expiry. (Schema 2.)
+ *   P name:<name>   ZSET    the same by exact name: schema 1's index, still written for gateways
+ *                           of that version during an upgrade, no longer read
  *   P tokens        ZSET    every hash, scored by createdAt (list, newest first)
  *   P rev           STRING  revision counter (see "Revisions" below)
- *   P changes       ZSET    members `<rev>:<hash>` scored by rev, trimmed to the newest changeLogKeep
+ *   P changes       ZSET    members `<rev>:<subject>` scored by rev, trimmed to the newest
+ *                           changeLogKeep; the subject is a token hash, `session:<id>` or
+ *                           `admin-credential` (store.ts changeSubject)
  *   channel P changes       pub/sub; each message is a new revision (channels are not keys)
+ *   P revoked-session:<id>  STRING  a signed-out admin session, expiring when it would have (schema 2)
+ *   P admin-credential HASH salt, fingerprint, since: the admin credential record (schema 2)
+ *   P schema        STRING  the schema version (migrations.ts); absent: 0
  *
  * Differences from the suggested layout, for simplicity:
  * - lastUsedAt lives in the token hash, not in a separate `P lastused` hash. A batch is still one
@@ -32,9 +40,16 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { createRedisConnection, quitOrDisconnect } from '../redis/connect.js';
-import { fieldsToRecord, pairsToRecord, parseChange, recordToFields } from './redis-codec.js';
+import { migrateRedis } from './migrations.js';
+import { foldName, resolveName } from './names.js';
+import {
+  fieldsToAdminCredential, fieldsToRecord, pairsToFields, pairsToRecord, parseChange, recordToFields,
+} from './redis-codec.js';
 import { defineScripts } from './redis-scripts.js';
-import type { ChangesSince, LastUsed, NewTokenRecord, TokenRecord, TokenStore } from './store.js';
+import {
+  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, type ChangesSince, type LastUsed, type NewTokenRecord,
+  type SchemaReport, type TokenRecord, type TokenStore,
+} from './store.js';
 
 export const DEFAULT_REDIS_PREFIX = '{tollgate}:';
 export const DEFAULT_REDIS_CHANGE_LOG_KEEP = 10_000;
@@ -91,6 +106,9 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const tokenKey = (hash: string) => `${prefix}token:${hash}`;
   const idKey = (id: string) => `${prefix}id:${id}`;
   const nameKey = (name: string) => `${prefix}name:${name}`;
+  const nameIndexKey = (name: string) => `${prefix}namekey:${foldName(name)}`;
+  const sessionKey = (id: string) => `${prefix}revoked-session:${id}`;
+  const credentialKey = `${prefix}admin-credential`;
 
   const reportError = (err: Error): void => {
     try {
@@ -153,10 +171,26 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return firstReady;
   };
 
-  /** Runs one store operation: waits for the first connection, maps Redis failures to TOLLGATE_ERR_STORE. */
+  // Every operation waits for the schema migration of this handle (once; retried after a failure).
+  let migrated = false;
+  let migrating: Promise<SchemaReport> | undefined;
+  const migrate = (): Promise<SchemaReport> => {
+    migrating ??= (async () => {
+      if (!everReady) await untilFirstReady();
+      const report = await migrateRedis(client, prefix);
+      migrated = true;
+      return report;
+    })().catch((err: unknown) => {
+      migrating = undefined;
+      throw err;
+    });
+    return migrating;
+  };
+
+  /** Runs one store operation: waits for the first connection and the migration, maps Redis failures to TOLLGATE_ERR_STORE. */
   async function run<T>(operation: () => Promise<T>): Promise<T> {
     try {
-      if (!everReady) await untilFirstReady();
+      if (!migrated) await migrate();
       return await operation();
     } catch (err) {
       if (isGatewayError(err)) throw err;
@@ -197,10 +231,22 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return sub;
   }
 
+  /** By id, else the token the name designates among those whose name folds the same. */
+  async function lookup(idOrName: string): Promise<TokenRecord | undefined> {
+    const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), prefix))
+      .map((flat) => fieldsToRecord(pairsToFields(flat)))
+      .filter((r): r is TokenRecord => r !== undefined);
+    return found.find((r) => r.id === idOrName) ?? resolveName(idOrName, found);
+  }
+
   let closed = false;
 
   return {
     kind: 'redis',
+
+    migrate: function migrateStore() {
+      return run(migrate);
+    },
 
     /** One HGETALL: the cache-miss path of every request. */
     findByHash: function findByHash(hash) {
@@ -208,7 +254,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     },
 
     get: function get(idOrName) {
-      return run(async () => pairsToRecord(await scripts.tollgateGet(idKey(idOrName), nameKey(idOrName), prefix)));
+      return run(() => lookup(idOrName));
     },
 
     list: function list() {
@@ -232,7 +278,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
       return run(async () => {
         const fields = recordToFields(record);
         const [status] = await scripts.tollgateInsert(
-          tokenKey(record.hash), idKey(record.id), nameKey(record.name), tokensKey, revKey, changesKey,
+          tokenKey(record.hash), idKey(record.id), nameKey(record.name), nameIndexKey(record.name), tokensKey, revKey, changesKey,
           prefix, String(Date.now()), keep, channel, record.hash, String(record.createdAt), ...fields);
         if (status === 'taken') throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
@@ -246,8 +292,12 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
 
     revoke: function revoke(idOrName, revokedBy, at = Date.now()) {
       return run(async () => {
+        // Resolved first (by id, else by name), then revoked by id: the script is idempotent, so a
+        // revocation by someone else in between changes nothing.
+        const found = await lookup(idOrName);
+        if (!found) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
         const [status, fields] = await scripts.tollgateRevoke(
-          idKey(idOrName), nameKey(idOrName), revKey, changesKey, prefix, keep, channel, String(at), revokedBy);
+          idKey(found.id), revKey, changesKey, prefix, keep, channel, String(at), revokedBy);
         const record = status === 'ok' && fields ? pairsToRecord(fields) : undefined;
         if (!record) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
         return record;
@@ -272,6 +322,27 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
         const [current, members, complete] = await scripts.tollgateChangesSince(revKey, changesKey, String(since));
         return { changes: members.map(parseChange), revision: Number(current), complete: complete === 1 };
       });
+    },
+
+    revokeSession: function revokeSession(id, expiresAt) {
+      return run(async () => {
+        if (expiresAt <= Date.now()) return;
+        await scripts.tollgateRevokeSession(sessionKey(id), revKey, changesKey, keep, channel, String(expiresAt), SESSION_CHANGE_PREFIX + id);
+      });
+    },
+
+    isSessionRevoked: function isSessionRevoked(id) {
+      return run(async () => (await client.exists(sessionKey(id))) === 1);
+    },
+
+    readAdminCredential: function readAdminCredential() {
+      return run(async () => fieldsToAdminCredential(await client.hgetall(credentialKey)));
+    },
+
+    replaceAdminCredential: function replaceAdminCredential(expected, next) {
+      return run(async () => (await scripts.tollgateReplaceAdminCredential(
+        credentialKey, revKey, changesKey, expected ?? '', next.salt, next.fingerprint, String(next.since), keep, channel,
+        ADMIN_CREDENTIAL_CHANGE)) === 1);
     },
 
     onChange: function onChange(listener) {

@@ -410,9 +410,12 @@
       showReveal(created);
       void loadTokens();
     } catch (err) {
-      if (err.status === 409) $('c-name').setAttribute('aria-invalid', 'true');
-      setStatus('create-error', err.status === 409 ? `A token named “${name}” already exists. Choose another name.` : err.message);
-      if (err.status !== 401) $(err.status === 409 ? 'c-name' : 'create-submit').focus();
+      // 409: the name is taken; 400 about the name: it breaks a naming rule (the message says which).
+      const badName = err.status === 409 || (err.status === 400 && /\bname\b/.test(err.message));
+      if (badName) $('c-name').setAttribute('aria-invalid', 'true');
+      setStatus('create-error', err.status === 409
+        ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.` : err.message);
+      if (err.status !== 401) $(badName ? 'c-name' : 'create-submit').focus();
     } finally {
       $('create-submit').disabled = false;
     }
