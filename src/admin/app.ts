@@ -9,7 +9,7 @@ import { createAdminApi } from './api.js';
 import type { AdminAuth } from './auth.js';
 import { sendAdminError } from './errors.js';
 import { createAdminHostCheck } from './host.js';
-import { loadPageAssets, type PageFile } from './page.js';
+import { loadPageAssets, PAGE_FILES, type PageFile } from './page.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
@@ -120,8 +120,9 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   };
   app.get('/', (c) => c.redirect('/settings', 302));
   app.get('/settings', (c) => servePage(c, 'index.html'));
-  app.get('/assets/app.js', (c) => servePage(c, 'app.js'));
-  app.get('/assets/app.css', (c) => servePage(c, 'app.css'));
+  for (const name of Object.keys(PAGE_FILES) as PageFile[]) {
+    if (name !== 'index.html') app.get(`/assets/${name}`, (c) => servePage(c, name));
+  }
 
   app.notFound((c) => c.json({ error: 'Not found' }, 404));
   return app;

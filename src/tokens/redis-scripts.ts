@@ -42,9 +42,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {'duplicate'}
 end
 local now = tonumber(ARGV[2])
-for _, h in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  local expiresAt = redis.call('HGET', ARGV[1] .. 'token:' .. h, 'expiresAt')
-  if not expiresAt or tonumber(expiresAt) > now then return {'taken'} end
+-- namekey: names ignoring case; name: the exact name, for tokens a gateway of schema 1 wrote.
+for _, index in ipairs({KEYS[4], KEYS[3]}) do
+  for _, h in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local expiresAt = redis.call('HGET', ARGV[1] .. 'token:' .. h, 'expiresAt')
+    if not expiresAt or tonumber(expiresAt) > now then return {'taken'} end
+  end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('SET', KEYS[2], ARGV[5])
@@ -74,16 +77,22 @@ return {'ok', redis.call('HGETALL', key)}
 `;
 
 /**
- * KEYS: id:<idOrName>, namekey:<folded idOrName>. ARGV: prefix.
+ * KEYS: id:<idOrName>, namekey:<folded idOrName>, name:<idOrName>. ARGV: prefix.
  * The token with that id as the only element, else every non-revoked token whose name folds the
- * same; each as HGETALL's flat field list.
+ * same (and any of that exact name a gateway of schema 1 wrote during an upgrade, which only
+ * `name:` lists); each as HGETALL's flat field list.
  */
 const GET_LUA = `
 local hash = redis.call('GET', KEYS[1])
 if hash then return {redis.call('HGETALL', ARGV[1] .. 'token:' .. hash)} end
-local found = {}
-for _, h in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  found[#found + 1] = redis.call('HGETALL', ARGV[1] .. 'token:' .. h)
+local found, seen = {}, {}
+for _, index in ipairs({KEYS[2], KEYS[3]}) do
+  for _, h in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    if not seen[h] then
+      seen[h] = true
+      found[#found + 1] = redis.call('HGETALL', ARGV[1] .. 'token:' .. h)
+    end
+  end
 end
 return found
 `;
@@ -152,7 +161,7 @@ export interface ScriptCommands {
 export function defineScripts(client: Redis | Cluster): ScriptCommands {
   client.defineCommand('tollgateInsert', { lua: INSERT_LUA, numberOfKeys: 7 });
   client.defineCommand('tollgateRevoke', { lua: REVOKE_LUA, numberOfKeys: 3 });
-  client.defineCommand('tollgateGet', { lua: GET_LUA, numberOfKeys: 2, readOnly: true });
+  client.defineCommand('tollgateGet', { lua: GET_LUA, numberOfKeys: 3, readOnly: true });
   client.defineCommand('tollgateTouch', { lua: TOUCH_LUA });
   client.defineCommand('tollgateChangesSince', { lua: CHANGES_SINCE_LUA, numberOfKeys: 2, readOnly: true });
   client.defineCommand('tollgateRevokeSession', { lua: REVOKE_SESSION_LUA, numberOfKeys: 3 });

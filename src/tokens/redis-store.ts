@@ -13,7 +13,8 @@
  *                           ones stay: `get(name)` resolves among them (names.ts resolveName), as
  *                           the SQLite store does; insert checks the members' expiry. (Schema 2.)
  *   P name:<name>   ZSET    the same by exact name: schema 1's index, still written for gateways
- *                           of that version during an upgrade, no longer read
+ *                           of that version during an upgrade, and read beside namekey for the
+ *                           tokens they write meanwhile (which namekey does not list)
  *   P tokens        ZSET    every hash, scored by createdAt (list, newest first)
  *   P rev           STRING  revision counter (see "Revisions" below)
  *   P changes       ZSET    members `<rev>:<subject>` scored by rev, trimmed to the newest
@@ -233,7 +234,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
 
   /** By id, else the token the name designates among those whose name folds the same. */
   async function lookup(idOrName: string): Promise<TokenRecord | undefined> {
-    const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), prefix))
+    const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), nameKey(idOrName), prefix))
       .map((flat) => fieldsToRecord(pairsToFields(flat)))
       .filter((r): r is TokenRecord => r !== undefined);
     return found.find((r) => r.id === idOrName) ?? resolveName(idOrName, found);

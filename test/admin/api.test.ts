@@ -406,14 +406,17 @@ describe('admin API /api/v1', () => {
       expect(html).not.toMatch(/\sstyle=/);
       expect(html).not.toMatch(/\son[a-z]+=/);
       expect(html).not.toMatch(/https?:\/\//); // nothing fetched from elsewhere
-      for (const asset of ['/assets/app.js', '/assets/app.css']) {
+      for (const asset of ['/assets/app.js', '/assets/ui.js', '/assets/activity.js', '/assets/app.css']) {
         const a = await h.request(asset);
         expect(a.status).toBe(200);
         const etag = a.headers.get('etag')!;
         expect((await h.request(asset, { headers: { 'if-none-match': etag } })).status).toBe(304);
       }
-      const js = await (await h.request('/assets/app.js')).text();
-      expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+      for (const module of ['/assets/app.js', '/assets/ui.js', '/assets/activity.js']) {
+        const js = await (await h.request(module)).text();
+        expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+        expect(js).not.toMatch(/\bimport\s*\(|from\s+'(?!\.\/)/); // only its sibling modules, never elsewhere
+      }
     });
 
     it('redirects / to /settings and keeps health, readiness and unknown paths as before', async () => {

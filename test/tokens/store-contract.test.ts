@@ -476,6 +476,28 @@ describe('redis token store', () => {
     }
   });
 
+  it('finds, refuses to duplicate and revokes a token a gateway of schema 1 writes during an upgrade (no namekey entry)', async () => {
+    const prefix = nextPrefix();
+    const store = track(createRedisTokenStore({ url: server.url, prefix }));
+    await store.migrate();
+    const legacy = newRecord({ name: 'Legacy-CI' });
+    const admin = new Redis(server.url);
+    try {
+      // What the schema 1 insert script wrote: the record, the id, the exact-name index, the list.
+      await admin.hset(`${prefix}token:${legacy.hash}`, { id: legacy.id, name: legacy.name, type: legacy.type,
+        hash: legacy.hash, createdAt: String(legacy.createdAt), createdBy: legacy.createdBy });
+      await admin.set(`${prefix}id:${legacy.id}`, legacy.hash);
+      await admin.zadd(`${prefix}name:${legacy.name}`, legacy.createdAt, legacy.hash);
+      await admin.zadd(`${prefix}tokens`, legacy.createdAt, legacy.hash);
+    } finally {
+      admin.disconnect();
+    }
+    expect((await store.get('Legacy-CI'))?.id).toBe(legacy.id);
+    await expectCode(store.insert(newRecord({ name: 'Legacy-CI' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+    expect((await store.revoke('Legacy-CI', 'bob')).id).toBe(legacy.id);
+    expect(await store.get('Legacy-CI')).toBeUndefined();
+  });
+
   it('keeps every key under the configured prefix', async () => {
     const check = async (db: number, prefix: string | undefined) => {
       const url = `${server.url}/${db}`;
