@@ -130,7 +130,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     const session = await auth.verifySession(cookie);
     if (!session) {
       deleteCookie(c, auth.cookieName, cookieOptions);
-      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired or was signed out, sign in again');
+      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired, was signed out or was ended by an admin token change, sign in again');
     }
     if (!SAFE_METHODS.has(c.req.method)) {
       checkOrigin(c, true);
