@@ -1,18 +1,30 @@
 # syntax=docker/dockerfile:1
 # Tollgate: multi-stage build. The runtime image holds dist/, production dependencies and the
 # example tree, runs as a non-root user, and keeps state only in /data (mount a volume there).
+# Node.js 24, an LTS line in support (Node.js 20 reached its end of life in April 2026).
 
-FROM node:20-bookworm-slim AS build
+# Production dependencies only: the runtime's node_modules comes from here, as npm installed it
+# (no dev tooling installed and pruned again). Install scripts are off but for better-sqlite3's,
+# the one native addon (package.json's allowScripts), which compiles from source when no prebuilt
+# binary can be fetched; the root's `prepare` (the TypeScript build) is the build stage's job.
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
-# better-sqlite3 compiles from source when no prebuilt binary can be fetched.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-COPY src ./src
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3
 
-FROM node:20-bookworm-slim
+# dist/: the TypeScript build, with the dev dependencies it needs (none of them ships).
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY src ./src
+RUN npm run build
+
+FROM node:24-bookworm-slim
 # The admin listener is published (0.0.0.0): set TOLLGATE_METRICS_TOKEN (and an admin token)
 # from a secret, or the gateway refuses to start with a clear message.
 # GLIBC_TUNABLES as `npm start`: glibc's malloc thresholds pinned at their defaults. Otherwise the
@@ -24,7 +36,7 @@ ENV NODE_ENV=production \
     TOLLGATE_HOST=0.0.0.0 \
     TOLLGATE_ADMIN_HOST=0.0.0.0
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
@@ -35,11 +47,10 @@ VOLUME ["/data"]
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.TOLLGATE_ADMIN_PORT||9090)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# V8 flags as `npm start` (see the README's Operations): the young generation capped at 4 MiB per
-# semi-space (peak RSS in the bench 147 instead of 173 MiB with 8 MiB, CPU the same or lower),
-# and no allocation-site
-# pretenuring (under load V8 took per-request objects for long-lived ones and allocated them in
-# the old generation: VmHWM 175 -> 137 MiB, CPU per request unchanged or lower), and no memory
-# reducer (after ~40 s idle it shrank the heap limits, and the socket buffers of the next large
-# downloads then set off a major GC every ~50 ms: 100 KiB at 440 instead of 210 µs per request).
+# V8 flags as `npm start` (the README's Operations section has the measurements):
+# --max-semi-space-size=4 caps the young generation at 4 MiB per semi-space, for a lower peak
+# RSS at the same CPU per request; --no-allocation-site-pretenuring stops V8 from taking
+# per-request objects for long-lived ones under load and allocating them in the old generation;
+# --no-memory-reducer stops V8 from shrinking the heap limits after ~40 s idle, which made the
+# socket buffers of the next large downloads set off a major GC every ~50 ms.
 ENTRYPOINT ["node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "--no-memory-reducer", "dist/main.js"]

@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Two projects: `fast` (unit and in-process tests, real Redis included) for the inner loop,
 // and `e2e` (gateway subprocesses, real package-manager clients, the browser, memory bounds).
-// `npm test` runs both; `npm run test:fast` only the first.
+// `npm test` runs both, then `fast` again on Node.js 24 (npm run test:node24); `npm run test:fast`
+// only the first.
 export default defineConfig({
   test: {
     projects: [

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Micro-benchmark of the Production activity pipeline, in CPU µs per event: what one
 // `activity.recorder.record(...)` costs the gateway, from building the event to the NDJSON line
 // on disk, on the compiled code in dist/.
@@ -31,11 +32,17 @@ if (!existsSync(path.join(DIST, 'activity', 'index.js'))) {
   process.stderr.write('activity-micro: dist/ is missing; run `npm run build` first\n');
   process.exit(2);
 }
+/** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { createActivityPipeline } = await load('activity/index.js');
-const { loadConfig } = await load('config/index.js');
-const { createMetrics } = await load('metrics/registry.js');
-const { createLogger } = await load('logging/logger.js');
+// Typed as the sources they are compiled from.
+const { createActivityPipeline } = /** @type {typeof import('../src/activity/index.js')} */ (
+  await load('activity/index.js')
+);
+const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (await load('config/index.js'));
+const { createMetrics } = /** @type {typeof import('../src/metrics/registry.js')} */ (
+  await load('metrics/registry.js')
+);
+const { createLogger } = /** @type {typeof import('../src/logging/logger.js')} */ (await load('logging/logger.js'));
 
 const { values } = parseArgs({
   options: {
@@ -71,12 +78,39 @@ const pipeline = await createActivityPipeline(config, { metrics, logger });
 const { recorder, runners } = pipeline;
 
 // ── Realistic requests: npm tarballs mostly, some packuments, a few 304s and 404s ─────────────
-const PACKAGES = ['left-pad', 'lodash', 'react', 'express', 'chalk', '@types/node', '@babel/core', 'typescript',
-  'debug', 'ms', 'semver', 'commander', 'uuid', 'tslib', 'axios', 'zod', 'vite', 'esbuild', '@scope/pkg', 'yargs'];
+const PACKAGES = [
+  'left-pad',
+  'lodash',
+  'react',
+  'express',
+  'chalk',
+  '@types/node',
+  '@babel/core',
+  'typescript',
+  'debug',
+  'ms',
+  'semver',
+  'commander',
+  'uuid',
+  'tslib',
+  'axios',
+  'zod',
+  'vite',
+  'esbuild',
+  '@scope/pkg',
+  'yargs',
+];
 const TOKENS = Array.from({ length: 8 }, (_, i) => ({
-  tokenId: `tok_bench${String(i).padStart(11, '0')}`, tokenName: `ci-${i}`, tokenType: 'production', project: ['default', 'web', 'billing'][i % 3],
+  tokenId: `tok_bench${String(i).padStart(11, '0')}`,
+  tokenName: `ci-${i}`,
+  tokenType: /** @type {const} */ ('production'),
+  project: ['default', 'web', 'billing'][i % 3],
 }));
 const UA = 'npm/10.8.1 node/v20.15.0 linux x64 workspaces/false';
+/**
+ * @typedef {{ principal: typeof TOKENS[number], path: string, status: number, bytes: number, download: boolean }} Template
+ * @type {Template[]}
+ */
 const templates = [];
 for (let i = 0; i < 1000; i++) {
   const name = PACKAGES[i % PACKAGES.length];
@@ -85,10 +119,16 @@ for (let i = 0; i < 1000; i++) {
   const tarball = i % 10 !== 0;
   const path = tarball ? `/${name.replace('/', '%2f')}/-/${bare}-${version}.tgz` : `/${name.replace('/', '%2f')}`;
   const status = i % 50 === 1 ? 304 : i % 50 === 2 ? 404 : 200;
-  templates.push({ principal: TOKENS[i % TOKENS.length], path, status, bytes: tarball ? 20_000 + i * 37 : 4_000 + i, download: tarball && status === 200 });
+  templates.push({
+    principal: TOKENS[i % TOKENS.length],
+    path,
+    status,
+    bytes: tarball ? 20_000 + i * 37 : 4_000 + i,
+    download: tarball && status === 200,
+  });
 }
 /** What tollgate_production_downloads_total must gain for activity(0 .. n-1). */
-const downloadsIn = (n) => {
+const downloadsIn = (/** @type {number} */ n) => {
   let sum = 0;
   for (let i = 0; i < n; i++) sum += templates[i % templates.length].download ? 1 : 0;
   return sum;
@@ -96,6 +136,7 @@ const downloadsIn = (n) => {
 
 let counter = 0;
 /** A fresh RequestActivity, as the gateway builds one per finished request. */
+/** @param {number} i @returns {import('../src/activity/recorder.js').RequestActivity} */
 function activity(i) {
   const t = templates[i % templates.length];
   return {
@@ -109,22 +150,27 @@ function activity(i) {
     durationMs: 0.4 + (i % 100) * 0.0137,
     clientIp: '10.0.0.7',
     userAgent: UA,
+    aborted: false,
     endedAt: Date.now(),
   };
 }
 
 /** Events waiting in a runner's queue before the producer pauses: two batches, a gateway whose sinks keep up. */
 const highWater = 2 * config.activity.batchSize;
-const backedUp = () => runners.some((r) => {
-  const d = r.depth();
-  return d.memory + d.disk >= highWater;
-});
+const backedUp = () =>
+  runners.some((r) => {
+    const d = r.depth();
+    return d.memory + d.disk >= highWater;
+  });
 
 /**
  * Calls record(activity(i)) for `n` events, `chunk` per setImmediate, paced to `rate` when set.
  * It also waits (a 1 ms timer) while a sink's queue holds highWater events: the sinks keep up, as
  * they do in a gateway (whose own work per request leaves them the time), and nothing spills to
  * disk (another path, reported as a problem when it happens).
+ * @param {number} n
+ * @param {(a: import('../src/activity/recorder.js').RequestActivity) => void} record
+ * @returns {Promise<void>}
  */
 function produce(n, record) {
   return new Promise((resolve) => {
@@ -149,7 +195,17 @@ async function drainAll() {
   if (!ok.every(Boolean)) throw new Error('activity-micro: a runner did not drain within 120 s');
 }
 
-/** CPU µs/event and wall ms of produce(+ drain) over `n` events. */
+/**
+ * @typedef {{ cpuUsPerEvent: number, userUsPerEvent: number, systemUsPerEvent: number, wallMs: number }} Sample
+ */
+
+/**
+ * CPU µs/event and wall ms of produce(+ drain) over `n` events.
+ * @param {number} n
+ * @param {(a: import('../src/activity/recorder.js').RequestActivity) => void} record
+ * @param {boolean} drain
+ * @returns {Promise<Sample>}
+ */
 async function measure(n, record, drain) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -157,12 +213,17 @@ async function measure(n, record, drain) {
   if (drain) await drainAll();
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { cpuUsPerEvent: (cpu.user + cpu.system) / n, userUsPerEvent: cpu.user / n, systemUsPerEvent: cpu.system / n, wallMs };
+  return {
+    cpuUsPerEvent: (cpu.user + cpu.system) / n,
+    userUsPerEvent: cpu.user / n,
+    systemUsPerEvent: cpu.system / n,
+    wallMs,
+  };
 }
 
 const noop = () => {};
-const live = (a) => recorder.record(a);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const live = (/** @type {import('../src/activity/recorder.js').RequestActivity} */ a) => recorder.record(a);
+const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 let maxDepth = 0;
 let maxDisk = 0;
 const depthProbe = setInterval(() => {
@@ -177,6 +238,7 @@ const depthProbe = setInterval(() => {
 await measure(Math.min(events, 20_000), live, true);
 await measure(Math.min(events, 20_000), noop, false);
 
+/** @type {{ harness: Sample[], full: Sample[], recordOnly: Sample[] }} */
 const samples = { harness: [], full: [], recordOnly: [] };
 let recorded = Math.min(events, 20_000);
 let expectedDownloads = downloadsIn(recorded);
@@ -189,6 +251,7 @@ for (let r = 0; r < rounds; r++) {
 clearInterval(depthProbe);
 
 // What the sinks got, and the counters: the run must have measured the shipped path (no spill, no drop).
+/** @type {Record<string, number>} */
 const counts = {};
 for (const m of (await metrics.activityEvents.get()).values) counts[`${m.labels.sink}/${m.labels.outcome}`] = m.value;
 const downloads = (await metrics.productionDownloads.get()).values.reduce((s, v) => s + v.value, 0);
@@ -205,7 +268,7 @@ for (const f of readdirSync(activityDir)) {
 await pipeline.stop();
 for (let r = 0; r < rounds; r++) samples.recordOnly.push(await measure(events, live, false));
 
-const summary = (list) => ({
+const summary = (/** @type {Sample[]} */ list) => ({
   cpuUsPerEvent: median(list.map((s) => s.cpuUsPerEvent)),
   bestCpuUsPerEvent: Math.min(...list.map((s) => s.cpuUsPerEvent)),
   userUsPerEvent: median(list.map((s) => s.userUsPerEvent)),
@@ -217,38 +280,55 @@ const results = {
   full: summary(samples.full),
   recordOnly: summary(samples.recordOnly),
 };
-const net = (x) => x - results.harness.cpuUsPerEvent;
-const rows = [
+const net = (/** @type {number} */ x) => x - results.harness.cpuUsPerEvent;
+const rows = /** @type {[string, ReturnType<typeof summary>][]} */ ([
   ['harness (no-op record)', results.harness],
   ['full pipeline, drained', results.full],
   ['record() only, runners stopped', results.recordOnly],
-].map(([name, s]) => [name, s.cpuUsPerEvent.toFixed(2), s.bestCpuUsPerEvent.toFixed(2), s.userUsPerEvent.toFixed(2), s.systemUsPerEvent.toFixed(2), s.wallMs.toFixed(0)]);
+]).map(([name, s]) => [
+  name,
+  s.cpuUsPerEvent.toFixed(2),
+  s.bestCpuUsPerEvent.toFixed(2),
+  s.userUsPerEvent.toFixed(2),
+  s.systemUsPerEvent.toFixed(2),
+  s.wallMs.toFixed(0),
+]);
 const head = ['phase', 'CPU µs/event (median)', 'best', 'user', 'system', 'wall ms'];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+const line = (/** @type {string[]} */ cells) =>
+  cells
+    .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join('  ')
+    .trimEnd();
 const text = [
-  `activity pipeline micro-benchmark  node ${process.version}  ${events.toLocaleString('en-US')} events × ${rounds} rounds, `
-    + `${chunk} per setImmediate${rate > 0 ? `, ${rate}/s` : ''}, sinks ${runners.map((r) => r.name).join(' + ')}`,
+  `activity pipeline micro-benchmark  node ${process.version}  ${events.toLocaleString('en-US')} events × ${rounds} rounds, ` +
+    `${chunk} per setImmediate${rate > 0 ? `, ${rate}/s` : ''}, sinks ${runners.map((r) => r.name).join(' + ')}`,
   '',
   line(head),
   widths.map((w) => '-'.repeat(w)).join('  '),
   ...rows.map(line),
   '',
-  `pipeline, net of the harness:  ${net(results.full.cpuUsPerEvent).toFixed(2)} µs/event  `
-    + `(record() ${net(results.recordOnly.cpuUsPerEvent).toFixed(2)}, queue + sinks ${(results.full.cpuUsPerEvent - results.recordOnly.cpuUsPerEvent).toFixed(2)})`,
+  `pipeline, net of the harness:  ${net(results.full.cpuUsPerEvent).toFixed(2)} µs/event  ` +
+    `(record() ${net(results.recordOnly.cpuUsPerEvent).toFixed(2)}, queue + sinks ${(results.full.cpuUsPerEvent - results.recordOnly.cpuUsPerEvent).toFixed(2)})`,
   `RSS after the full runs ${rssMiB.toFixed(0)} MiB, peak ${maxRssMiB.toFixed(0)} MiB; deepest queue ${maxDepth} events (pauses at ${highWater})`,
-  `sinks: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}; NDJSON lines ${ndjsonLines}; recorded ${recorded}; `
-    + `downloads counter ${downloads} (expected ${expectedDownloads})`,
+  `sinks: ${Object.entries(counts)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}; NDJSON lines ${ndjsonLines}; recorded ${recorded}; ` +
+    `downloads counter ${downloads} (expected ${expectedDownloads})`,
 ].join('\n');
 process.stdout.write(`${text}\n`);
 
+/** @type {string[]} */
 const problems = [];
 for (const r of runners) {
-  if (counts[`${r.name}/delivered`] !== recorded) problems.push(`${r.name} delivered ${counts[`${r.name}/delivered`]} of ${recorded}`);
+  if (counts[`${r.name}/delivered`] !== recorded)
+    problems.push(`${r.name} delivered ${counts[`${r.name}/delivered`]} of ${recorded}`);
   if (counts[`${r.name}/dropped`]) problems.push(`${r.name} dropped ${counts[`${r.name}/dropped`]}`);
 }
-if (maxDisk > 0) problems.push(`events went to the disk buffer (up to ${maxDisk}): the run did not measure the in-memory path`);
-if (downloads !== expectedDownloads) problems.push(`the downloads counter reads ${downloads}, expected ${expectedDownloads}`);
+if (maxDisk > 0)
+  problems.push(`events went to the disk buffer (up to ${maxDisk}): the run did not measure the in-memory path`);
+if (downloads !== expectedDownloads)
+  problems.push(`the downloads counter reads ${downloads}, expected ${expectedDownloads}`);
 if (ndjsonLines !== recorded) problems.push(`the NDJSON files hold ${ndjsonLines} lines, expected ${recorded}`);
 for (const p of problems) process.stderr.write(`activity-micro: ${p}\n`);
 if (problems.length > 0) process.exitCode = 1;

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Micro-benchmark of the auth decision alone, in ns/op: header parse, checksum, SHA-256, cache
 // lookup, as the proxy calls it (`authenticate(header, now)`), on the compiled code in dist/.
 // No sockets, no store I/O: the store is an in-memory stub and every timed call is a cache hit
@@ -17,11 +18,19 @@ if (!existsSync(path.join(DIST, 'auth', 'authenticate.js'))) {
   process.stderr.write('auth-micro: dist/ is missing; run `npm run build` first\n');
   process.exit(2);
 }
+/** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { createAuthenticator } = await load('auth/authenticate.js');
-const { extractCredential } = await load('auth/credentials.js');
-const { createTokenCache } = await load('tokens/cache.js');
-const { generateToken, hashToken } = await load('tokens/format.js');
+// Typed as the sources they are compiled from.
+const { createAuthenticator } = /** @type {typeof import('../src/auth/authenticate.js')} */ (
+  await load('auth/authenticate.js')
+);
+const { extractCredential } = /** @type {typeof import('../src/auth/credentials.js')} */ (
+  await load('auth/credentials.js')
+);
+const { createTokenCache } = /** @type {typeof import('../src/tokens/cache.js')} */ (await load('tokens/cache.js'));
+const { generateToken, hashToken } = /** @type {typeof import('../src/tokens/format.js')} */ (
+  await load('tokens/format.js')
+);
 
 const { values } = parseArgs({
   options: {
@@ -42,31 +51,57 @@ if (!(iterations > 0) || !(batches > 0)) {
 // ── A store stub with one real token; the cache in front of it is the shipped one ─────────────
 const token = generateToken('production');
 const record = {
-  id: 'tok_benchMicro000000', name: 'bench-micro', type: 'production', hash: hashToken(token),
-  createdAt: Date.now(), createdBy: 'bench', expiresAt: null, revokedAt: null, revokedBy: null, lastUsedAt: null,
+  id: 'tok_benchMicro000000',
+  name: 'bench-micro',
+  type: 'production',
+  hash: hashToken(token),
+  createdAt: Date.now(),
+  createdBy: 'bench',
+  expiresAt: null,
+  revokedAt: null,
+  revokedBy: null,
+  lastUsedAt: null,
 };
 let storeReads = 0;
 const store = {
   kind: 'sqlite',
+  /** @param {string} hash */
   async findByHash(hash) {
     storeReads++;
     return hash === record.hash ? record : undefined;
   },
-  async revision() { return 0; },
-  async changesSince() { return { changes: [], revision: 0, complete: true }; },
-  onChange() { return () => {}; },
+  async revision() {
+    return 0;
+  },
+  async changesSince() {
+    return { changes: [], revision: 0, complete: true };
+  },
+  onChange() {
+    return () => {};
+  },
   async recordLastUsed() {},
   async ping() {},
   async close() {},
 };
-const cache = createTokenCache({
-  store, ttlMs: 3_600_000, max: 50_000, negativeTtlMs: 3_600_000, negativeMax: 50_000, pollMs: 60_000, lastUsedFlushMs: 60_000,
-});
+// The stub is not a whole TokenStore (the cache reads only these methods), and no staleMaxMs is
+// given: the cache then never counts itself out of sync with the store (every timed call is a hit).
+const cache = createTokenCache(
+  /** @type {import('../src/tokens/cache.js').TokenCacheOptions} */ ({
+    store: /** @type {import('../src/tokens/store.js').TokenStore} */ (/** @type {unknown} */ (store)),
+    ttlMs: 3_600_000,
+    max: 50_000,
+    negativeTtlMs: 3_600_000,
+    negativeMax: 50_000,
+    pollMs: 60_000,
+    lastUsedFlushMs: 60_000,
+  }),
+);
 await cache.start();
 const authenticate = createAuthenticator(cache);
 
 const unknown = generateToken('production'); // valid checksum, not in the store
 const badChecksum = token.slice(0, -1) + (token.at(-1) === 'A' ? 'B' : 'A');
+/** @param {string} s */
 const b64 = (s) => Buffer.from(s).toString('base64');
 const now = Date.now();
 
@@ -86,33 +121,50 @@ const CASES = [
   { name: 'no credential (challenge)', header: undefined, expect: 'missing' },
 ];
 
+/** @param {{ name: string, header: string | undefined, expect: string }} c */
 function check(c) {
   const outcome = authenticate(c.header, now);
-  if (outcome instanceof Promise) throw new Error(`${c.name}: expected a synchronous decision (cache hit), got a promise`);
+  if (outcome instanceof Promise)
+    throw new Error(`${c.name}: expected a synchronous decision (cache hit), got a promise`);
   const got = outcome.ok ? 'ok' : outcome.reason;
   if (got !== c.expect) throw new Error(`${c.name}: expected ${c.expect}, got ${got}`);
 }
 
-/** ns/op of fn(arg) over `iterations` calls, median and best of `batches` batches. */
+/**
+ * ns/op of fn(arg) over `iterations` calls, median and best of `batches` batches.
+ * @template A
+ * @param {(arg: A) => unknown} fn
+ * @param {A} [arg]
+ * @returns {{ medianNs: number, bestNs: number }}
+ */
 function time(fn, arg) {
   let sink = 0;
-  for (let i = 0; i < Math.min(iterations, 100_000); i++) sink += fn(arg) ? 1 : 0; // warm-up
+  for (let i = 0; i < Math.min(iterations, 100_000); i++) sink += fn(/** @type {A} */ (arg)) ? 1 : 0; // warm-up
   const perBatch = [];
   for (let b = 0; b < batches; b++) {
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) sink += fn(arg) ? 1 : 0;
+    for (let i = 0; i < iterations; i++) sink += fn(/** @type {A} */ (arg)) ? 1 : 0;
     perBatch.push(Number(process.hrtime.bigint() - t0) / iterations);
   }
   if (sink < 0) process.stdout.write(''); // keep `sink` alive
   perBatch.sort((a, b) => a - b);
-  return { medianNs: perBatch[Math.floor(perBatch.length / 2)], bestNs: perBatch[0] };
+  return {
+    medianNs: perBatch[Math.floor(perBatch.length / 2)],
+    bestNs: perBatch[0],
+  };
 }
 
 const readsBefore = storeReads;
+/** @type {{ name: string, what: string, outcome?: string, medianNs: number, bestNs: number }[]} */
 const results = [];
 for (const c of CASES) {
   check(c);
-  results.push({ name: c.name, what: 'authenticate(header, now)', outcome: c.expect, ...time((h) => authenticate(h, now), c.header) });
+  results.push({
+    name: c.name,
+    what: 'authenticate(header, now)',
+    outcome: c.expect,
+    ...time((/** @type {string | undefined} */ h) => authenticate(h, now), c.header),
+  });
 }
 // A kept-alive connection sending its header again: compared with the connection's memo, no
 // parse or hash. Each request's header is a string of its own (the HTTP parser makes one), so the
@@ -122,20 +174,37 @@ const memo = {};
 let next = 0;
 check({ name: 'Bearer, cache hit, same connection', header: copies[0], expect: 'ok' });
 results.push({
-  name: 'Bearer, cache hit, same connection', what: 'authenticate(header, now, memo)', outcome: 'ok',
+  name: 'Bearer, cache hit, same connection',
+  what: 'authenticate(header, now, memo)',
+  outcome: 'ok',
   ...time(() => authenticate(copies[next++ & 63], now, memo)),
 });
 // The parts, for reading the whole: what the hit costs in parsing, hashing and the lookup.
 const hash = hashToken(token);
-results.push({ name: 'part: extractCredential (Bearer)', what: 'header parse + checksum', ...time(extractCredential, `Bearer ${token}`) });
+results.push({
+  name: 'part: extractCredential (Bearer)',
+  what: 'header parse + checksum',
+  ...time(extractCredential, `Bearer ${token}`),
+});
 results.push({ name: 'part: hashToken (SHA-256 hex)', what: 'node:crypto hash', ...time(hashToken, token) });
-results.push({ name: 'part: cache.lookup (hit)', what: 'LRU get', ...time((h) => cache.lookup(h), hash) });
+results.push({
+  name: 'part: cache.lookup (hit)',
+  what: 'LRU get',
+  ...time((/** @type {string} */ h) => cache.lookup(h), hash),
+});
 const storeReadsWhileTimed = storeReads - readsBefore;
 await cache.stop();
 
 const rows = results.map((r) => [r.name, r.medianNs.toFixed(0), r.bestNs.toFixed(0), r.outcome ?? '']);
-const widths = [0, 1, 2, 3].map((i) => Math.max(['case', 'ns/op (median)', 'ns/op (best)', 'outcome'][i].length, ...rows.map((r) => r[i].length)));
-const line = (cells) => cells.map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+const widths = [0, 1, 2, 3].map((i) =>
+  Math.max(['case', 'ns/op (median)', 'ns/op (best)', 'outcome'][i].length, ...rows.map((r) => r[i].length)),
+);
+/** @param {string[]} cells */
+const line = (cells) =>
+  cells
+    .map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+    .join('  ')
+    .trimEnd();
 const text = [
   `auth decision micro-benchmark  node ${process.version}  ${iterations.toLocaleString('en-US')} iterations × ${batches} batches`,
   '',

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Instructions per request, counted by valgrind's callgrind: the benchmark's ratios in a unit
 // that a busy or shared machine does not move. `npm run bench:instructions` (see bench/README.md).
 //
@@ -39,7 +40,8 @@ const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const NODE = process.execPath;
 
 // The bench never reads bodies: drop them in autocannon (as bench/run.mjs does).
-createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js').prototype.addBody = function discardBody() {};
+createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQueue.js').prototype.addBody =
+  function discardBody() {};
 
 const { values } = parseArgs({
   options: {
@@ -64,7 +66,7 @@ const opts = {
   route: values.route,
   settleMs: Number(values['settle-ms']),
 };
-for (const key of ['rounds', 'requests', 'connections']) {
+for (const key of /** @type {const} */ (['rounds', 'requests', 'connections'])) {
   if (!Number.isSafeInteger(opts[key]) || opts[key] < 1) fail(`--${key} must be a positive integer`);
 }
 if (!Number.isSafeInteger(opts.warmup) || opts.warmup < 0) fail('--warmup must be a whole number');
@@ -72,6 +74,7 @@ if (!Number.isSafeInteger(opts.rewarm) || opts.rewarm < 0) fail('--rewarm must b
 if (!Number.isSafeInteger(opts.settleMs) || opts.settleMs < 0) fail('--settle-ms must be a whole number');
 if (!['1k', '100k'].includes(opts.route)) fail('--route must be 1k or 100k');
 
+/** @param {string} message @returns {never} */
 function fail(message) {
   process.stderr.write(`bench:instructions: ${message}\n`);
   process.exit(2);
@@ -96,18 +99,26 @@ async function cleanup() {
   if (!values['keep-tmp']) rmSync(tmpDir, { recursive: true, force: true });
 }
 process.on('exit', () => group.killAllNow());
-for (const signal of ['SIGINT', 'SIGTERM']) {
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
   process.once(signal, () => {
-    cleanup().finally(() => process.exit(130));
+    void cleanup().finally(() => process.exit(130));
   });
 }
 
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
 
+/** @param {NodeJS.ProcessEnv} env @param {string} name @param {string} type @returns {string} */
 function createToken(env, name, type) {
-  const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'], {
-    env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const out = execFileSync(
+    NODE,
+    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', type, '--json'],
+    {
+      env,
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return JSON.parse(out).token;
 }
 
@@ -120,14 +131,30 @@ function createToken(env, name, type) {
  */
 const COUNTING_FLAGS = ['--no-concurrent-recompilation', '--no-concurrent-osr'];
 
-/** Starts `script` under callgrind with instrumentation off; returns { name, entry, pid, dumpDir }. */
+/**
+ * Starts `script` under callgrind with instrumentation off; returns { name, entry, pid, dumpDir }.
+ * @param {string} name
+ * @param {string} script
+ * @param {{ env?: NodeJS.ProcessEnv, nodeFlags?: readonly string[], args?: readonly string[] }} [options]
+ */
 function startCounted(name, script, { env, nodeFlags = [], args = [] } = {}) {
   const dumpDir = path.join(tmpDir, `${name}-callgrind`);
   mkdirSync(dumpDir, { recursive: true });
-  const entry = group.start(name, 'valgrind', [
-    '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dumpDir, 'callgrind.out')}`,
-    NODE, ...COUNTING_FLAGS, ...nodeFlags, script, ...args,
-  ], { env, cwd: ROOT });
+  const entry = group.start(
+    name,
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${path.join(dumpDir, 'callgrind.out')}`,
+      NODE,
+      ...COUNTING_FLAGS,
+      ...nodeFlags,
+      script,
+      ...args,
+    ],
+    { env, cwd: ROOT },
+  );
   return { name, entry, pid: entry.pid, dumpDir };
 }
 
@@ -135,6 +162,7 @@ const originPort = await freePort();
 const origin = group.start('origin', NODE, [path.join(BENCH_DIR, 'lib', 'origin.mjs'), String(originPort)]);
 await waitReady(origin, () => httpGet(`http://127.0.0.1:${originPort}/__stats`), { group });
 
+/** @param {string} name */
 async function tollgateEnv(name) {
   const dataDir = path.join(tmpDir, `${name}-data`);
   mkdirSync(dataDir, { recursive: true });
@@ -158,10 +186,13 @@ const development = createToken(tollgateEnvOn, 'bench-development', 'development
 const tollgateEnvOff = await tollgateEnv('tollgate-noauth');
 const barePort = await freePort();
 
+/** @typedef {ReturnType<typeof startCounted> & { port: number }} Server */
+/** @type {Record<'bare' | 'tollgate' | 'noauth', Server>} */
 const servers = {
   bare: {
     ...startCounted('bare-node', path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), {
-      env: { ...baseEnv, BENCH_TOKENS: production }, args: [String(barePort), String(originPort)],
+      env: { ...baseEnv, BENCH_TOKENS: production },
+      args: [String(barePort), String(originPort)],
     }),
     port: barePort,
   },
@@ -170,14 +201,19 @@ const servers = {
     port: Number(tollgateEnvOn.TOLLGATE_PORT),
   },
   noauth: {
-    ...startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), { env: tollgateEnvOff, nodeFlags: SHIPPED_NODE_FLAGS }),
+    ...startCounted('tollgate-noauth', path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs'), {
+      env: tollgateEnvOff,
+      nodeFlags: SHIPPED_NODE_FLAGS,
+    }),
     port: Number(tollgateEnvOff.TOLLGATE_PORT),
   },
 };
 // Valgrind starts slowly: a minute for a gateway is not unusual.
-await Promise.all(Object.values(servers).map((s) => waitReady(s.entry, () => tcpProbe(s.port), { group, timeoutMs: 180_000 })));
+await Promise.all(
+  Object.values(servers).map((s) => waitReady(s.entry, () => tcpProbe(s.port), { group, timeoutMs: 180_000 })),
+);
 
-/** What each window sends: server, token. */
+/** What each window sends: server, token. @type {{ name: string, server: keyof typeof servers, token: string }[]} */
 const WINDOWS = [
   { name: 'bare-node', server: 'bare', token: production },
   { name: 'tollgate', server: 'tollgate', token: production },
@@ -185,6 +221,7 @@ const WINDOWS = [
   { name: 'tollgate-development', server: 'tollgate', token: development },
 ];
 
+/** @param {Server} server @param {string} token @param {number} amount */
 async function load(server, token, amount) {
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}/files/${opts.route}.bin`,
@@ -203,9 +240,11 @@ async function load(server, token, amount) {
   if (failed > 0) process.stderr.write(`  note: ${problem}\n`);
 }
 
-const callgrind = (server, ...args) => execFileSync('callgrind_control', [...args, String(server.pid)], { stdio: 'ignore' });
+/** @param {Server} server @param {string[]} args */
+const callgrind = (server, ...args) =>
+  execFileSync('callgrind_control', [...args, String(server.pid)], { stdio: 'ignore' });
 
-/** Total instructions of the newest dump in the server's folder. */
+/** Total instructions of the newest dump in the server's folder. @param {Server} server @param {Set<string>} before */
 function lastDumpTotal(server, before) {
   const files = readdirSync(server.dumpDir).filter((f) => !before.has(f));
   let total;
@@ -213,7 +252,8 @@ function lastDumpTotal(server, before) {
     const m = readFileSync(path.join(server.dumpDir, f), 'utf8').match(/^totals: (\d+)$/m);
     if (m) total = (total ?? 0) + Number(m[1]);
   }
-  if (total === undefined) throw new Error(`${server.name}: callgrind wrote no dump with totals (${files.join(', ') || 'no file'})`);
+  if (total === undefined)
+    throw new Error(`${server.name}: callgrind wrote no dump with totals (${files.join(', ') || 'no file'})`);
   return total;
 }
 
@@ -223,6 +263,7 @@ function lastDumpTotal(server, before) {
  * other token type meanwhile, first recompiles what that changed (V8 re-optimises a function whose
  * feedback the other traffic widened; the bare proxy's heap was shrunk by V8's memory reducer while
  * idle). Without it the first rounds counted that too: 2-3x the later rounds.
+ * @param {typeof WINDOWS[number]} w
  */
 async function window(w) {
   const server = servers[w.server];
@@ -234,7 +275,8 @@ async function window(w) {
   callgrind(server, '--instr=off');
   callgrind(server, '--dump');
   // The dump is written by the server's own thread: wait for its file.
-  for (let i = 0; i < 100 && readdirSync(server.dumpDir).filter((f) => !before.has(f)).length === 0; i++) await sleep(100);
+  for (let i = 0; i < 100 && readdirSync(server.dumpDir).filter((f) => !before.has(f)).length === 0; i++)
+    await sleep(100);
   await sleep(200);
   return lastDumpTotal(server, before) / opts.requests;
 }
@@ -243,49 +285,83 @@ const started = Date.now();
 process.stderr.write(`warming up ${opts.warmup} requests per window kind, uninstrumented...\n`);
 for (const w of WINDOWS) await load(servers[w.server], w.token, opts.warmup);
 
-const perRequest = Object.fromEntries(WINDOWS.map((w) => [w.name, []]));
+const perRequest = Object.fromEntries(WINDOWS.map((w) => [w.name, /** @type {number[]} */ ([])]));
 try {
   for (let round = 1; round <= opts.rounds; round++) {
     // Alternate the order each round, so no window is always the first after a pause.
     const order = round % 2 === 1 ? WINDOWS : [...WINDOWS].reverse();
     for (const w of order) {
       const ir = await window(w);
-      perRequest[w.name].push(ir);
-      process.stderr.write(`  r${round} ${w.name.padEnd(22)} ${Math.round(ir).toLocaleString('en-US').padStart(9)} instructions/request\n`);
+      /** @type {number[]} */ (perRequest[w.name]).push(ir);
+      process.stderr.write(
+        `  r${round} ${w.name.padEnd(22)} ${Math.round(ir).toLocaleString('en-US').padStart(9)} instructions/request\n`,
+      );
     }
   }
 } finally {
   await cleanup();
 }
 
+/** @param {number[]} xs @returns {number} */
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+/** @param {number[]} xs */
 const spread = (xs) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
-const m = Object.fromEntries(Object.entries(perRequest).map(([k, xs]) => [k, median(xs)]));
+/** @type {Record<string, number> & { tollgate: number, 'bare-node': number, 'tollgate-noauth': number, 'tollgate-development': number }} */
+const m = /** @type {any} */ (Object.fromEntries(Object.entries(perRequest).map(([k, xs]) => [k, median(xs)])));
+/** @type {{ name: string, value: number, target: string, limit?: number, num: string, den: string }[]} */
 const ratios = [
   // Two different programs: fewer instructions is not less time there (Tollgate runs fewer per
   // request than the bare proxy and about as much CPU time), so this one is not held to the target.
-  { name: 'tollgate/bare', value: m.tollgate / m['bare-node'], target: 'info: different programs', num: 'tollgate', den: 'bare-node' },
-  { name: 'auth on/off', value: m.tollgate / m['tollgate-noauth'], target: '≤ 1.05', limit: 1.05, num: 'tollgate', den: 'tollgate-noauth' },
-  { name: 'Production/Development', value: m.tollgate / m['tollgate-development'], target: 'info: the activity pipeline', num: 'tollgate', den: 'tollgate-development' },
+  {
+    name: 'tollgate/bare',
+    value: m.tollgate / m['bare-node'],
+    target: 'info: different programs',
+    num: 'tollgate',
+    den: 'bare-node',
+  },
+  {
+    name: 'auth on/off',
+    value: m.tollgate / m['tollgate-noauth'],
+    target: '≤ 1.05',
+    limit: 1.05,
+    num: 'tollgate',
+    den: 'tollgate-noauth',
+  },
+  {
+    name: 'Production/Development',
+    value: m.tollgate / m['tollgate-development'],
+    target: 'info: the activity pipeline',
+    num: 'tollgate',
+    den: 'tollgate-development',
+  },
 ];
 
+/** @param {number} n */
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const lines = [];
-lines.push(`Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`);
-lines.push(`${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window (after ${opts.warmup} uninstrumented at start and ${opts.rewarm} before each window), ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`);
+lines.push(
+  `Tollgate instructions per request (callgrind)  ${new Date(started).toISOString()}  node ${process.version}`,
+);
+lines.push(
+  `${opts.route} artifact, ${opts.connections} connections, ${opts.requests} requests per window (after ${opts.warmup} uninstrumented at start and ${opts.rewarm} before each window), ${opts.rounds} round(s), ${opts.settleMs} ms settle per window`,
+);
 lines.push('');
 lines.push(`${'window'.padEnd(22)}  ${'median'.padStart(9)}  ${'spread'.padStart(6)}  per round`);
 for (const [name, xs] of Object.entries(perRequest)) {
-  lines.push(`${name.padEnd(22)}  ${fmt(m[name]).padStart(9)}  ${(spread(xs) * 100).toFixed(1).padStart(5)}%  ${xs.map(fmt).join(', ')}`);
+  lines.push(
+    `${name.padEnd(22)}  ${fmt(m[name]).padStart(9)}  ${(spread(xs) * 100).toFixed(1).padStart(5)}%  ${xs.map(fmt).join(', ')}`,
+  );
 }
 lines.push('');
 lines.push(`${'ratio'.padEnd(24)}  value  target (issue 6, there in CPU µs)  result`);
 for (const r of ratios) {
   const result = r.limit === undefined ? 'info' : r.value <= r.limit ? 'PASS' : 'MISS';
-  lines.push(`${r.name.padEnd(24)}  ${r.value.toFixed(3)}  ${r.target.padEnd(33)}  ${result}   ${fmt(m[r.num])} / ${fmt(m[r.den])}`);
+  lines.push(
+    `${r.name.padEnd(24)}  ${r.value.toFixed(3)}  ${r.target.padEnd(33)}  ${result}   ${fmt(m[r.num])} / ${fmt(m[r.den])}`,
+  );
 }
 lines.push('');
 lines.push('User-space instructions of the server process and all its threads (GC, compiler, libuv pool), from the');
@@ -302,7 +378,16 @@ if (!values['no-write']) {
       return undefined;
     }
   })();
-  const json = { kind: 'instructions', started: new Date(started).toISOString(), node: process.version, commit, options: opts, perRequest, median: m, ratios };
+  const json = {
+    kind: 'instructions',
+    started: new Date(started).toISOString(),
+    node: process.version,
+    commit,
+    options: opts,
+    perRequest,
+    median: m,
+    ratios,
+  };
   const file = path.join(RESULTS_DIR, `instructions-${stamp}.json`);
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   process.stdout.write(`written: ${path.relative(ROOT, file)}\n`);

@@ -1,3 +1,4 @@
+// @ts-check
 // Summarises a sampling heap profile written by bench/lib/promotion-preload.cjs: the bytes that
 // outlived young-generation GCs, by allocating function and by the stack that led to it.
 //
@@ -10,7 +11,7 @@ if (!file) {
   process.exit(2);
 }
 // Piped into head: stop quietly when the reader has gone.
-process.stdout.on('error', (err) => {
+process.stdout.on('error', (/** @type {NodeJS.ErrnoException} */ err) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
@@ -18,16 +19,25 @@ const depth = Number(depthArg ?? 5);
 const rows = Number(rowsArg ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8'));
 
-/** node id -> its stack, outermost first, as "function@file:line". */
-const stacks = new Map();
-(function walk(node, stack) {
-  const { functionName, url, lineNumber } = node.callFrame;
-  const here = [...stack, `${functionName || '(anonymous)'}@${url.split('/').pop() || ''}:${lineNumber + 1}`];
-  stacks.set(node.id, here);
-  for (const child of node.children ?? []) walk(child, here);
-})(profile.head, []);
+/**
+ * A node of V8's sampling heap profile.
+ * @typedef {{ id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: ProfileNode[] }} ProfileNode
+ */
 
+/** node id -> its stack, outermost first, as "function@file:line". @type {Map<number, string[]>} */
+const stacks = new Map();
+(
+  /** @param {ProfileNode} node @param {string[]} stack */ function walk(node, stack) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const here = [...stack, `${functionName || '(anonymous)'}@${url.split('/').pop() || ''}:${lineNumber + 1}`];
+    stacks.set(node.id, here);
+    for (const child of node.children ?? []) walk(child, here);
+  }
+)(profile.head, []);
+
+/** @type {Map<string | undefined, number>} */
 const byFunction = new Map();
+/** @type {Map<string, number>} */
 const byStack = new Map();
 let total = 0;
 for (const { nodeId, size } of profile.samples) {
@@ -38,6 +48,7 @@ for (const { nodeId, size } of profile.samples) {
   const key = stack.slice(-depth).reverse().join(' < ');
   byStack.set(key, (byStack.get(key) ?? 0) + size);
 }
+/** @param {string} title @param {Map<string | undefined, number>} map */
 const print = (title, map) => {
   process.stdout.write(`\n${title}\n`);
   for (const [key, bytes] of [...map].sort((a, b) => b[1] - a[1]).slice(0, rows)) {

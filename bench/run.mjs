@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Tollgate benchmark: `npm run bench` (see bench/README.md).
 //
 // Starts, in one process tree on loopback, a stub origin, a bare Node proxy, nginx, and Tollgate
@@ -16,14 +17,24 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import autocannon from 'autocannon';
 import {
-  createProcessGroup, freePort, waitReady, httpGet, tcpProbe, childPids, cpuUs, sumCpuUs, sumCpuSplitUs, sumMem, sleep,
-  pin, pinningUnavailable, allowedCpus,
+  createProcessGroup,
+  freePort,
+  waitReady,
+  httpGet,
+  tcpProbe,
+  childPids,
+  cpuUs,
+  sumCpuUs,
+  sumCpuSplitUs,
+  sumMem,
+  sleep,
+  pin,
+  pinningUnavailable,
+  allowedCpus,
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
-import {
-  scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats,
-} from './lib/probes.mjs';
+import { scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats } from './lib/probes.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -67,17 +78,31 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
 Scenarios: SCENARIO_NAMES
 Run \`npm run build\` first (npm run bench does).`;
 
+/** @typedef {keyof typeof ROUTES} Route */
 const ROUTES = {
   '1k': { path: '/files/1k.bin', bytes: 1024, label: '1 KiB' },
   '100k': { path: '/files/100k.bin', bytes: 100 * 1024, label: '100 KiB' },
   '10m': { path: '/files/10m.bin', bytes: 10 * 1024 * 1024, label: '10 MiB' },
 };
-const ALL_ROUTES = Object.keys(ROUTES);
+const ALL_ROUTES = /** @type {Route[]} */ (Object.keys(ROUTES));
+
+/**
+ * @typedef {object} Scenario
+ * @property {string} name
+ * @property {string} target
+ * @property {string} [pair]
+ * @property {Route[]} routes
+ * @property {number[]} expect
+ * @property {'none' | 'hit' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
+ * @property {string} what
+ */
 
 /**
  * In the order they run within a round (reversed every other round, so drift over a round
  * cancels too). `target` is the process measured; `load` says what the requests carry.
+ * @type {Scenario[]}
  */
+// prettier-ignore
 const SCENARIOS = [
   { name: 'direct', target: 'origin', routes: ALL_ROUTES, expect: [200], load: 'none',
     what: 'straight to the stub origin, no proxy (CPU is the origin\'s)' },
@@ -149,33 +174,57 @@ function parseCommandLine() {
     process.stdout.write(`${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
     process.exit(0);
   }
+  /**
+   * @template {number | undefined} F
+   * @param {'rounds' | 'duration' | 'requests-large' | 'max-large' | 'connections' | 'miss-tokens' | 'workers'} name
+   * @param {F} fallback
+   * @returns {number | F}
+   */
   const num = (name, fallback, min = 1) => {
     if (values[name] === undefined) return fallback;
     const n = Number(values[name]);
     if (!Number.isFinite(n) || n < min) usage(`--${name} must be a number ≥ ${min}, got "${values[name]}"`);
     return n;
   };
+  /**
+   * @template {string} T
+   * @param {'only' | 'routes'} name
+   * @param {T[]} allowed
+   * @returns {T[]}
+   */
   const list = (name, allowed) => {
     if (values[name] === undefined) return allowed;
-    const items = values[name].split(',').map((s) => s.trim()).filter(Boolean);
-    const unknown = items.filter((i) => !allowed.includes(i));
-    if (unknown.length > 0 || items.length === 0) usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
+    const items = values[name]
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const unknown = items.filter((i) => !(/** @type {string[]} */ (allowed).includes(i)));
+    if (unknown.length > 0 || items.length === 0)
+      usage(`--${name}: unknown ${unknown.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
     return allowed.filter((a) => items.includes(a));
   };
   const quick = values.quick;
-  const compareWords = values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
-  const isSetting = (w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+  const compareWords =
+    values['compare-flags'] === undefined ? undefined : values['compare-flags'].split(/\s+/).filter(Boolean);
+  const isSetting = (/** @type {string} */ w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
   if (compareWords?.some((w) => !w.startsWith('--') && !isSetting(w))) {
-    usage(`--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`);
+    usage(
+      `--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`,
+    );
   }
   const compareFlags = compareWords?.filter((w) => w.startsWith('--'));
-  const compareEnv = compareWords && Object.fromEntries(compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  const compareEnv =
+    compareWords &&
+    Object.fromEntries(
+      compareWords.filter(isSetting).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+    );
   let only = list('only', SCENARIO_NAMES);
   if (compareFlags === undefined) {
     // tollgate-flags, and pairs with a tollgate-flags member
     const flagPairs = new Set(SCENARIOS.filter((s) => s.target === 'flags' && s.pair).map((s) => s.pair));
     const needFlags = SCENARIOS.filter((s) => s.target === 'flags' || flagPairs.has(s.pair)).map((s) => s.name);
-    if (values.only !== undefined && only.some((n) => needFlags.includes(n))) usage(`${needFlags.join(', ')} run only with --compare-flags`);
+    if (values.only !== undefined && only.some((n) => needFlags.includes(n)))
+      usage(`${needFlags.join(', ')} run only with --compare-flags`);
     only = only.filter((n) => !needFlags.includes(n));
   }
   return {
@@ -200,23 +249,29 @@ function parseCommandLine() {
   };
 }
 
+/** @param {string} message @returns {never} */
 function usage(message) {
   process.stderr.write(`bench: ${message}\n\n${USAGE.replace('SCENARIO_NAMES', SCENARIO_NAMES.join(', '))}\n`);
   process.exit(2);
 }
 
 // ── Set-up ───────────────────────────────────────────────────────────────────────────────────
-const opts = parseCommandLine();
+// requestsLarge is a number from the next line on.
+const opts = /** @type {ReturnType<typeof parseCommandLine> & { requestsLarge: number }} */ (parseCommandLine());
 opts.requestsLarge ??= opts.connections * (opts.quick ? 1 : 2);
 if (!existsSync(path.join(DIST, 'main.js'))) {
   process.stderr.write('bench: dist/main.js is missing; run `npm run build` first (npm run bench does)\n');
   process.exit(2);
 }
+/** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const distImport = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
-const { generateToken } = await distImport('tokens/format.js');
+const { generateToken } = /** @type {typeof import('../src/tokens/format.js')} */ (
+  await distImport('tokens/format.js')
+);
 
 const scenarios = SCENARIOS.filter((s) => opts.only.includes(s.name) && s.routes.some((r) => opts.routes.includes(r)));
 const neededTargets = new Set(scenarios.map((s) => s.target));
+/** @type {Map<string, string>} */
 const skipped = new Map(); // scenario name -> reason
 
 const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
@@ -224,8 +279,11 @@ const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
 const plannedS = estimateSeconds();
 const deadlineMs = Date.now() + Math.max(10 * 60_000, plannedS * 3 * 1000);
 const group = createProcessGroup({ tmpDir, deadlineMs, keepTmp: opts.keepTmp });
+/** @type {autocannon.Instance | undefined} */
 let currentLoad;
+/** @type {Promise<void> | undefined} */
 let cleaningUp;
+/** @type {string | undefined} */
 let interrupted;
 
 async function cleanup() {
@@ -239,7 +297,7 @@ async function cleanup() {
   return cleaningUp;
 }
 process.on('exit', () => group.killAllNow());
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
   process.once(signal, () => {
     interrupted = signal;
     process.stderr.write(`\nbench: ${signal}, stopping every child process\n`);
@@ -251,11 +309,14 @@ process.on('uncaughtException', (err) => {
   void cleanup().finally(() => process.exit(1));
 });
 
-const log = (msg) => process.stderr.write(`${msg}\n`);
-const profileDir = opts.profile ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined;
+const log = (/** @type {string} */ msg) => process.stderr.write(`${msg}\n`);
+const profileDir = opts.profile
+  ? path.join(RESULTS_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'))
+  : undefined;
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 /** Node flags for a server child: --cpu-prof when profiling (written when it exits on SIGTERM). */
-const nodeArgs = (name) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+const nodeArgs = (/** @type {string} */ name) =>
+  profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
 
 function estimateSeconds() {
@@ -272,14 +333,30 @@ function scenarioCount() {
   return SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.some((r) => opts.routes.includes(r))).length;
 }
 
-/** Runs the CLI as an operator would; returns the plaintext Production token. */
+/**
+ * Runs the CLI as an operator would; returns the plaintext Production token.
+ * @param {NodeJS.ProcessEnv} env
+ * @param {string} name
+ * @returns {string}
+ */
 function cliCreateToken(env, name) {
-  const out = execFileSync(NODE, [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'], {
-    env, cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const out = execFileSync(
+    NODE,
+    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'],
+    {
+      env,
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return JSON.parse(out).token;
 }
 
+/**
+ * @param {{ port: number, adminPort: number, dataDir: string, redisUrl?: string, extra?: Record<string, string> }} options
+ * @returns {Record<string, string | undefined>}
+ */
 function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
   return {
     ...baseEnv,
@@ -297,32 +374,66 @@ function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
   };
 }
 
-/** name -> { port, pids(), entry, adminPort?, ... } */
+/**
+ * A process the bench measures (or Redis, which has no pids()).
+ * @typedef {object} Target
+ * @property {number} port
+ * @property {import('./lib/procs.mjs').Child} entry
+ * @property {() => (number | undefined)[]} [pids] The processes whose CPU counts.
+ * @property {number} [adminPort]
+ * @property {Record<string, string | undefined>} [env]
+ * @property {string} [dataDir]
+ * @property {string} [url]
+ */
+
+/** name -> { port, pids(), entry, adminPort?, ... } @type {Record<string, Target>} */
 const targets = {};
+/** @type {{ hit: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
 const tokens = { hit: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
 
 async function startOrigin() {
   const port = await freePort();
-  const entry = group.start('origin', NODE, [...nodeArgs('origin'), path.join(BENCH_DIR, 'lib', 'origin.mjs'), String(port)]);
+  const entry = group.start('origin', NODE, [
+    ...nodeArgs('origin'),
+    path.join(BENCH_DIR, 'lib', 'origin.mjs'),
+    String(port),
+  ]);
   await waitReady(entry, () => httpGet(`http://127.0.0.1:${port}/__stats`), { group });
   targets.origin = { port, entry, pids: () => [entry.pid] };
 }
 
-async function startTollgate(name, {
-  script = path.join(DIST, 'main.js'), redisUrl, extra, tokenNames = [], nodeFlags = SHIPPED_NODE_FLAGS, settings = {},
-  dataDir = path.join(tmpDir, `${name}-data`),
-} = {}) {
+/**
+ * @param {string} name
+ * @param {{ script?: string, redisUrl?: string, extra?: Record<string, string>, tokenNames?: string[],
+ *   nodeFlags?: readonly string[], settings?: Record<string, string>, dataDir?: string }} [options]
+ */
+async function startTollgate(
+  name,
+  {
+    script = path.join(DIST, 'main.js'),
+    redisUrl,
+    extra,
+    tokenNames = [],
+    nodeFlags = SHIPPED_NODE_FLAGS,
+    settings = {},
+    dataDir = path.join(tmpDir, `${name}-data`),
+  } = {},
+) {
   const port = await freePort();
   const adminPort = await freePort();
   mkdirSync(dataDir, { recursive: true });
   const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV, ...settings };
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
   const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
-  await waitReady(entry, async () => {
-    const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
-    if (res.status !== 200) throw new Error(`healthz ${res.status}`);
-    await tcpProbe(port);
-  }, { group });
+  await waitReady(
+    entry,
+    async () => {
+      const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
+      if (res.status !== 200) throw new Error(`healthz ${res.status}`);
+      await tcpProbe(port);
+    },
+    { group },
+  );
   // With TOLLGATE_WORKERS > 1 the work happens in the primary's children: count them all.
   targets[name] = { port, adminPort, entry, env, dataDir, pids: () => [entry.pid, ...childPids(entry.pid)] };
   return created;
@@ -332,16 +443,36 @@ async function startRedis() {
   const port = await freePort();
   const dir = path.join(tmpDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  const entry = group.start('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'yes',
-  ], { stdout: 'log' });
+  const entry = group.start(
+    'redis-server',
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
+      '--protected-mode',
+      'yes',
+    ],
+    { stdout: 'log' },
+  );
   await waitReady(entry, () => redisPing(port), { group, what: 'redis-server' });
   return { port, entry, url: `redis://127.0.0.1:${port}` };
 }
 
 async function startAll() {
   await startOrigin();
+  /** @type {Promise<unknown>[]} */
   const tasks = [];
   const needsHitToken = ['bare', 'nginx', 'tollgate', 'flags', 'noauth'].some((t) => neededTargets.has(t));
   if (needsHitToken || neededTargets.has('tollgate')) {
@@ -350,80 +481,132 @@ async function startAll() {
   if (neededTargets.has('flags')) {
     // The same data dir (and so the same token) as tollgate: the two differ in their node flags
     // and settings only.
-    tasks.push(startTollgate('flags', { nodeFlags: opts.compareFlags, settings: opts.compareEnv, dataDir: targets.tollgate.dataDir }));
+    tasks.push(
+      startTollgate('flags', {
+        nodeFlags: opts.compareFlags,
+        settings: opts.compareEnv,
+        dataDir: targets.tollgate.dataDir,
+      }),
+    );
   }
   if (neededTargets.has('noauth') && opts.workers > 1) {
     for (const scenario of scenarios) {
-      if (scenario.target === 'noauth') skipped.set(scenario.name, `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
+      if (scenario.target === 'noauth')
+        skipped.set(scenario.name, `the auth-off server is one process; not comparable with --workers=${opts.workers}`);
     }
   } else if (neededTargets.has('noauth')) {
     tasks.push(startTollgate('noauth', { script: path.join(BENCH_DIR, 'lib', 'tollgate-noauth.mjs') }));
   }
   if (neededTargets.has('flood')) {
-    tasks.push(startTollgate('flood', {
-      tokenNames: ['bench-flood-real'],
-      extra: { TOLLGATE_AUTH_FAILURE_BURST: '0' }, // limiter off: see the flood scenarios
-    }).then(([t]) => { tokens.floodHit = t; }));
+    tasks.push(
+      startTollgate('flood', {
+        tokenNames: ['bench-flood-real'],
+        extra: { TOLLGATE_AUTH_FAILURE_BURST: '0' }, // limiter off: see the flood scenarios
+      }).then(([t]) => {
+        tokens.floodHit = t;
+      }),
+    );
   }
   if (neededTargets.has('limited')) tasks.push(startTollgate('limited'));
   if (neededTargets.has('bare')) {
-    tasks.push((async () => {
-      const port = await freePort();
-      const entry = group.start('bare-node', NODE, [...nodeArgs('bare-node'), path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(targets.origin.port)], {
-        env: { ...baseEnv, BENCH_TOKENS: tokens.hit }, // not on the command line, where ps shows it
-      });
-      await waitReady(entry, () => tcpProbe(port), { group });
-      targets.bare = { port, entry, pids: () => [entry.pid] };
-    })());
+    tasks.push(
+      (async () => {
+        const port = await freePort();
+        const entry = group.start(
+          'bare-node',
+          NODE,
+          [
+            ...nodeArgs('bare-node'),
+            path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'),
+            String(port),
+            String(targets.origin.port),
+          ],
+          {
+            env: { ...baseEnv, BENCH_TOKENS: tokens.hit }, // not on the command line, where ps shows it
+          },
+        );
+        await waitReady(entry, () => tcpProbe(port), { group });
+        targets.bare = { port, entry, pids: () => [entry.pid] };
+      })(),
+    );
   }
   if (neededTargets.has('nginx')) {
     const reason = nginxUnavailable();
     if (reason) {
       for (const s of scenarios) if (s.target === 'nginx') skipped.set(s.name, reason);
     } else {
-      tasks.push((async () => {
-        const port = await freePort();
-        const dir = path.join(tmpDir, 'nginx');
-        const { args, errorLog } = writeNginxConfig({ dir, port, originPort: targets.origin.port, tokens: [tokens.hit] });
-        const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
-        try {
-          await waitReady(entry, () => tcpProbe(port), { group });
-        } catch (err) {
-          const errors = existsSync(errorLog) ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
-          throw new Error(`nginx is installed but did not start: ${err.message}\n${errors}`);
-        }
-        targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
-      })());
+      tasks.push(
+        (async () => {
+          const port = await freePort();
+          const dir = path.join(tmpDir, 'nginx');
+          const { args, errorLog } = writeNginxConfig({
+            dir,
+            port,
+            originPort: targets.origin.port,
+            tokens: [/** @type {string} */ (tokens.hit)],
+          });
+          const entry = group.start('nginx', NGINX_BIN, args, { stdout: 'log' });
+          try {
+            await waitReady(entry, () => tcpProbe(port), { group });
+          } catch (err) {
+            const errors = existsSync(errorLog)
+              ? readFileSync(errorLog, 'utf8').trim().split('\n').slice(-10).join('\n')
+              : '';
+            throw new Error(`nginx is installed but did not start: ${/** @type {Error} */ (err).message}\n${errors}`, {
+              cause: err,
+            });
+          }
+          targets.nginx = { port, entry, pids: () => [entry.pid, ...childPids(entry.pid)] };
+        })(),
+      );
     }
   }
   if (neededTargets.has('redis')) {
-    tasks.push((async () => {
-      const redis = await startRedis();
-      targets.redisServer = redis;
-      // The real tokens of the miss scenario, created through the same store code as the CLI.
-      const env = tollgateEnv({ port: 1, adminPort: 1, dataDir: path.join(tmpDir, 'redis-data'), redisUrl: redis.url });
-      const { loadConfig } = await distImport('config/index.js');
-      const { openTokenStore } = await distImport('tokens/index.js');
-      const { createToken } = await distImport('tokens/service.js');
-      const loaded = loadConfig(env, ROOT);
-      if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
-      const store = await openTokenStore(loaded.config);
-      try {
-        for (let i = 0; i < opts.missTokens; i++) {
-          const { token } = await createToken(store, { name: `bench-miss-${i}`, type: 'production', expires: 'never', createdBy: 'bench' });
-          tokens.redisMiss.push(`Bearer ${token}`);
+    tasks.push(
+      (async () => {
+        const redis = await startRedis();
+        targets.redisServer = redis;
+        // The real tokens of the miss scenario, created through the same store code as the CLI.
+        const env = tollgateEnv({
+          port: 1,
+          adminPort: 1,
+          dataDir: path.join(tmpDir, 'redis-data'),
+          redisUrl: redis.url,
+        });
+        const { loadConfig } = /** @type {typeof import('../src/config/index.js')} */ (
+          await distImport('config/index.js')
+        );
+        const { openTokenStore } = /** @type {typeof import('../src/tokens/index.js')} */ (
+          await distImport('tokens/index.js')
+        );
+        const { createToken } = /** @type {typeof import('../src/tokens/service.js')} */ (
+          await distImport('tokens/service.js')
+        );
+        const loaded = loadConfig(env, ROOT);
+        if (!loaded.ok) throw new Error(`bench Redis config rejected:\n${loaded.problems.join('\n')}`);
+        const store = await openTokenStore(loaded.config);
+        try {
+          for (let i = 0; i < opts.missTokens; i++) {
+            const { token } = await createToken(store, {
+              name: `bench-miss-${i}`,
+              type: 'production',
+              expires: 'never',
+              createdBy: 'bench',
+            });
+            tokens.redisMiss.push(`Bearer ${token}`);
+          }
+        } finally {
+          await store.close();
         }
-      } finally {
-        await store.close();
-      }
-      // Every request a miss: the positive cache holds one entry and the requests cycle through
-      // N tokens, so each finds another token there. The miss path itself is the shipped one.
-      [tokens.redisHit] = await startTollgate('redis', {
-        redisUrl: redis.url,
-        extra: { TOLLGATE_CACHE_MAX: '1' },
-        tokenNames: ['bench-redis-hit'],
-      });
-    })());
+        // Every request a miss: the positive cache holds one entry and the requests cycle through
+        // N tokens, so each finds another token there. The miss path itself is the shipped one.
+        [tokens.redisHit] = await startTollgate('redis', {
+          redisUrl: redis.url,
+          extra: { TOLLGATE_CACHE_MAX: '1' },
+          tokenNames: ['bench-redis-hit'],
+        });
+      })(),
+    );
   }
   await Promise.all(tasks);
 }
@@ -431,7 +614,8 @@ async function startAll() {
 // ── Load ─────────────────────────────────────────────────────────────────────────────────────
 function malformedHeaders() {
   const valid = generateToken('production');
-  const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+  const flip = (/** @type {string} */ s, /** @type {number} */ i) =>
+    s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
   return [
     `Bearer ${flip(valid, valid.length - 1)}`, // checksum does not match
     `Bearer ${flip(valid, 10)}`, // body changed, checksum stale
@@ -448,6 +632,11 @@ function malformedHeaders() {
 /**
  * autocannon options for one run of a scenario on a route. `bound` is { durationS } or
  * { amount } (10 MiB: a request count, so no run ends with a wave of half-sent artifacts).
+ * @typedef {{ durationS?: number, amount?: number, maxS?: number }} Bound
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {Bound} bound
+ * @returns {autocannon.Options}
  */
 function loadOptions(scenario, route, bound, connections = opts.connections) {
   const target = targets[scenario.target];
@@ -471,24 +660,34 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
       const list = tokens.redisMiss;
       return {
         ...base,
-        requests: [{
-          method: 'GET',
-          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: list[i++ % list.length] } }),
-        }],
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: list[i++ % list.length] } }),
+          },
+        ],
       };
     }
     case 'malformed':
-      return { ...base, requests: malformedHeaders().map((authorization) => ({ method: 'GET', headers: { authorization } })) };
+      return {
+        ...base,
+        requests: malformedHeaders().map((authorization) => ({ method: 'GET', headers: { authorization } })),
+      };
     case 'random':
       return {
         ...base,
-        requests: [{
-          method: 'GET',
-          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${generateToken('production')}` } }),
-        }],
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => ({
+              ...req,
+              headers: { ...req.headers, authorization: `Bearer ${generateToken('production')}` },
+            }),
+          },
+        ],
       };
     default:
-      throw new Error(`unknown load ${scenario.load}`);
+      throw new Error(`unknown load ${String(scenario.load)}`);
   }
 }
 
@@ -499,19 +698,27 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
  * count-bounded run is done only at its next one-second sample, so its `duration` is rounded up
  * to whole seconds: a 10 MiB run that took 2.05 s read as 3 s, and its MiB/s as 331 against the
  * 497 of a run that took 1.95 s. For such a run `elapsedS` ends at the last response instead.
+ * @typedef {autocannon.Result & { elapsedS: number }} RunResult
+ * @param {autocannon.Options} options
+ * @param {number | undefined} maxS
+ * @returns {Promise<RunResult>}
  */
 function runAutocannon(options, maxS, quiet = false) {
   return new Promise((resolve, reject) => {
+    /** @type {NodeJS.Timeout | undefined} */
     let timer;
     const startedAt = performance.now();
     let lastResponseAt = startedAt;
-    currentLoad = autocannon(options, (err, result) => {
+    currentLoad = autocannon(options, (/** @type {Error | null} */ err, result) => {
       clearTimeout(timer);
       currentLoad = undefined;
       if (err) reject(err);
       else resolve({ ...result, elapsedS: options.amount ? (lastResponseAt - startedAt) / 1000 : result.duration });
     });
-    if (options.amount) currentLoad.on('response', () => { lastResponseAt = performance.now(); });
+    if (options.amount)
+      currentLoad.on('response', () => {
+        lastResponseAt = performance.now();
+      });
     if (maxS) {
       timer = setTimeout(() => {
         if (!quiet) log(`    (run stopped after ${maxS} s, before its ${options.amount} requests completed)`);
@@ -521,8 +728,10 @@ function runAutocannon(options, maxS, quiet = false) {
   });
 }
 
+/** @type {Record<string, boolean>} */
 const metricsAvailable = {}; // target name -> boolean
 
+/** @param {string} targetName */
 async function targetCounters(targetName) {
   const target = targets[targetName];
   if (!target?.adminPort) return null;
@@ -531,8 +740,14 @@ async function targetCounters(targetName) {
   return counters;
 }
 
-/** One measured run: CPU and counters around an autocannon run. */
-async function measure(scenario, route, round, { bound, record = true } = {}) {
+/**
+ * One measured run: CPU and counters around an autocannon run.
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {number} round
+ * @param {{ bound: Bound, record?: boolean }} options
+ */
+async function measure(scenario, route, round, { bound, record = true } = /** @type {{ bound: Bound }} */ ({})) {
   const runs = await measureTogether([scenario], route, round, { bound, record });
   return runs?.[0];
 }
@@ -540,8 +755,13 @@ async function measure(scenario, route, round, { bound, record = true } = {}) {
 /**
  * Runs the scenarios' loads at the same time (the connections shared out among them) and
  * measures each target's CPU over the same seconds. With one scenario, a plain run.
+ * @param {Scenario[]} list
+ * @param {Route} route
+ * @param {number} round
+ * @param {{ bound: Bound, record?: boolean }} options
  */
-async function measureTogether(list, route, round, { bound, record = true } = {}) {
+async function measureTogether(list, route, round, { bound, record = true } = /** @type {{ bound: Bound }} */ ({})) {
+  /** @type {Probe[]} */
   const before = [];
   for (const scenario of list) before.push(await probe(scenario));
   const originBefore = await originStats(targets.origin.port);
@@ -549,17 +769,33 @@ async function measureTogether(list, route, round, { bound, record = true } = {}
   const connections = Math.max(1, Math.floor(opts.connections / list.length));
   const maxS = bound.amount ? (bound.maxS ?? opts.maxLargeS) : undefined;
   const pinned = list.length > 1 && !pinning ? pinTogether(before.flatMap((b) => b.pids)) : undefined;
-  const results = await Promise.all(list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)));
+  const results = await Promise.all(
+    list.map((scenario) => runAutocannon(loadOptions(scenario, route, bound, connections), maxS, !record)),
+  );
   pinned?.undo();
   const selfCpu = process.cpuUsage(selfBefore);
+  /** @type {Probe[]} */
   const after = [];
   for (const [i, scenario] of list.entries()) after.push(await probe(scenario, before[i].pids));
   const originAfter = await originStats(targets.origin.port);
   if (!record) return undefined;
-  return list.map((scenario, i) => runRecord(scenario, route, round, results[i], before[i], after[i], {
-    // The origin's counts and the load generator's CPU are shared by loads run together.
-    selfCpu, originBefore, originAfter, together: list.length,
-  }));
+  return list.map((scenario, i) =>
+    runRecord(
+      scenario,
+      route,
+      round,
+      results[i],
+      /** @type {Reading} */ (before[i]),
+      /** @type {Reading} */ (after[i]),
+      {
+        // The origin's counts and the load generator's CPU are shared by loads run together.
+        selfCpu,
+        originBefore,
+        originAfter,
+        together: list.length,
+      },
+    ),
+  );
 }
 
 /** Why loads run together are not pinned apart (see the pairs in SCENARIOS), or undefined. */
@@ -568,6 +804,7 @@ const pinning = pinningUnavailable();
 /**
  * Pins `pids` (the servers of a pair) to the last CPU and the load generator, the origin and
  * Redis to the others, until undo().
+ * @param {(number | undefined)[]} pids
  */
 function pinTogether(pids) {
   const cpus = allowedCpus();
@@ -577,7 +814,26 @@ function pinTogether(pids) {
   return { undo: () => pin([...pids, ...others], cpus.join(',')) };
 }
 
-/** CPU, memory and counters of a scenario's target (and Redis), before or after a run. */
+/**
+ * @typedef {Awaited<ReturnType<typeof probe>>} Probe
+ * @typedef {object} Reading A probe's reading as runRecord uses it (NaN where a process had gone).
+ * @property {(number | undefined)[]} pids
+ * @property {import('./lib/probes.mjs').Counters | null} counters
+ * @property {Calls} redisCalls
+ * @property {{ user: number, sys: number }} split
+ * @property {number} cpu
+ * @property {number} origin
+ * @property {number} redis
+ * @property {Mem} mem
+ * @typedef {ReturnType<typeof sumMem>} Mem
+ * @typedef {Record<string, number>} Calls Redis commands by name, and how often each ran.
+ */
+
+/**
+ * CPU, memory and counters of a scenario's target (and Redis), before or after a run.
+ * @param {Scenario} scenario
+ * @param {(number | undefined)[]} [pids]
+ */
 async function probe(scenario, pids) {
   const target = targets[scenario.target];
   const redis = scenario.target === 'redis' ? targets.redisServer : undefined;
@@ -585,29 +841,50 @@ async function probe(scenario, pids) {
     const counters = await targetCounters(scenario.target);
     const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
     if (target.entry?.exited) {
-      throw new Error(`${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) `
-        + `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`);
+      throw new Error(
+        `${target.entry.name} (pid ${target.entry.pid}) has exited (code ${target.entry.exited.code}, signal ${target.entry.exited.signal}) ` +
+          `before ${scenario.name}:\n${group.logTail(target.entry, 20)}`,
+      );
     }
-    const now = target.pids();
-    return { pids: now, counters, redisCalls, split: sumCpuSplitUs(now), cpu: sumCpuUs(now), origin: cpuUs(targets.origin.entry.pid), redis: redis ? cpuUs(redis.entry.pid) : 0 };
+    const now = /** @type {NonNullable<Target['pids']>} */ (target.pids)();
+    return {
+      pids: now,
+      counters,
+      redisCalls,
+      split: sumCpuSplitUs(now),
+      cpu: sumCpuUs(now),
+      origin: cpuUs(targets.origin.entry.pid),
+      redis: redis ? cpuUs(redis.entry.pid) : 0,
+    };
   }
   const cpu = sumCpuUs(pids);
   const origin = cpuUs(targets.origin.entry.pid);
   const redisCpu = redis ? cpuUs(redis.entry.pid) : 0;
   const split = sumCpuSplitUs(pids);
-  const mem = sumMem(target.pids());
+  const mem = sumMem(/** @type {NonNullable<Target['pids']>} */ (target.pids)());
   const redisCalls = redis ? await redisCommandCalls(redis.port) : undefined;
   const counters = await targetCounters(scenario.target);
   return { pids, counters, redisCalls, split, cpu, origin, redis: redisCpu, mem };
 }
 
+/**
+ * @param {Scenario} scenario
+ * @param {Route} route
+ * @param {number} round
+ * @param {RunResult} result
+ * @param {Reading} before
+ * @param {Reading} after
+ * @param {{ selfCpu: NodeJS.CpuUsage, originBefore: Record<string, number>, originAfter: Record<string, number>, together: number }} shared
+ */
 function runRecord(scenario, route, round, result, before, after, { selfCpu, originBefore, originAfter, together }) {
   const redis = scenario.target === 'redis';
   const requests = result.requests.total;
-  const status = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
+  const status = Object.fromEntries(
+    Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, /** @type {number} */ (v.count)]),
+  );
   const expected = expectedStatuses(scenario).reduce((n, code) => n + (status[String(code)] ?? 0), 0);
   const responses = Object.values(status).reduce((a, b) => a + b, 0);
-  const perReq = (us) => (requests > 0 ? us / requests : NaN);
+  const perReq = (/** @type {number} */ us) => (requests > 0 ? us / requests : NaN);
   return {
     scenario: scenario.name,
     route,
@@ -650,38 +927,53 @@ function runRecord(scenario, route, round, result, before, after, { selfCpu, ori
   };
 }
 
-const expectedStatuses = (scenario) => [scenario.expect].flat();
-const sumValues = (o) => Object.entries(o).filter(([k]) => k !== 'info').reduce((a, [, v]) => a + v, 0);
+/** @typedef {ReturnType<typeof runRecord>} Run */
+const expectedStatuses = (/** @type {Scenario} */ scenario) => [scenario.expect].flat();
+const sumValues = (/** @type {Record<string, number>} */ o) =>
+  Object.entries(o)
+    .filter(([k]) => k !== 'info')
+    .reduce((a, [, v]) => a + v, 0);
 
-/** Aborts the bench when a run that should have been clean was not. */
+/** Aborts the bench when a run that should have been clean was not. @param {Run} run @param {Scenario} scenario */
 function assertClean(run, scenario) {
   if (run.unexpected === 0 && run.errors === 0 && run.requests > 0) return;
   const target = targets[scenario.target];
   const tail = target?.entry ? group.logTail(target.entry, 20) : '';
   const exited = target?.entry?.exited;
-  const died = exited ? `\n${target.entry.name} (pid ${target.entry.pid}) EXITED during the run: code ${exited.code}, signal ${exited.signal}` : '';
-  throw new Error(`${scenario.name} ${run.route} round ${run.round}: expected only ${expectedStatuses(scenario).join(' or ')}, got status ${JSON.stringify(run.status)}, `
-    + `${run.errors} socket errors, ${run.timeouts} timeouts, ${run.requests} requests.${died}\n--- ${target?.entry?.name} stderr (tail) ---\n${tail}`);
+  const died = exited
+    ? `\n${target.entry.name} (pid ${target.entry.pid}) EXITED during the run: code ${exited.code}, signal ${exited.signal}`
+    : '';
+  throw new Error(
+    `${scenario.name} ${run.route} round ${run.round}: expected only ${expectedStatuses(scenario).join(' or ')}, got status ${JSON.stringify(run.status)}, ` +
+      `${run.errors} socket errors, ${run.timeouts} timeouts, ${run.requests} requests.${died}\n--- ${target?.entry?.name} stderr (tail) ---\n${tail}`,
+  );
 }
 
 // ── Preflight: each target answers correctly before anything is measured ─────────────────────
 async function preflight() {
+  /** @type {Record<string, Buffer>} */
   const originBodies = {};
   for (const route of opts.routes) {
     const res = await httpGet(`http://127.0.0.1:${targets.origin.port}${ROUTES[route].path}`);
-    if (res.status !== 200 || res.body.length !== ROUTES[route].bytes) throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
+    if (res.status !== 200 || res.body.length !== ROUTES[route].bytes)
+      throw new Error(`origin ${route}: ${res.status}, ${res.body.length} bytes`);
     originBodies[route] = res.body;
   }
+  /** @param {string} name @param {Record<string, string | undefined>} headers @param {Route} route @param {number} status */
   const check = async (name, headers, route, status) => {
     const target = targets[name];
     const res = await httpGet(`http://127.0.0.1:${target.port}${ROUTES[route].path}`, headers, { timeoutMs: 15_000 });
-    if (res.status !== status) throw new Error(`preflight ${name} ${route}: expected ${status}, got ${res.status} ${res.body.toString('utf8', 0, 200)}`);
-    if (status === 200 && !res.body.equals(originBodies[route])) throw new Error(`preflight ${name} ${route}: body differs from the origin's (${res.body.length} bytes)`);
+    if (res.status !== status)
+      throw new Error(
+        `preflight ${name} ${route}: expected ${status}, got ${res.status} ${res.body.toString('utf8', 0, 200)}`,
+      );
+    if (status === 200 && !res.body.equals(originBodies[route]))
+      throw new Error(`preflight ${name} ${route}: body differs from the origin's (${res.body.length} bytes)`);
     if (status === 401 && !res.headers['www-authenticate'] && name !== 'bare') {
       throw new Error(`preflight ${name}: 401 without WWW-Authenticate`);
     }
   };
-  const bearer = (t) => ({ authorization: `Bearer ${t}` });
+  const bearer = (/** @type {string | undefined} */ t) => ({ authorization: `Bearer ${t}` });
   for (const name of ['bare', 'nginx', 'tollgate', 'flags', 'noauth']) {
     if (!targets[name]) continue;
     for (const route of opts.routes) await check(name, bearer(tokens.hit), route, 200);
@@ -706,19 +998,30 @@ async function preflight() {
 
 // ── Rounds ───────────────────────────────────────────────────────────────────────────────────
 async function runAll() {
+  /** @type {Run[]} */
   const runs = [];
+  /** @type {EvictionCheck[]} */
   const evictionChecks = [];
   const active = scenarios.filter((s) => !skipped.has(s.name));
 
   // Warm-up (JIT, connection pools, caches): each scenario once, briefly, unrecorded.
   if (active.some((s) => s.pair)) {
-    log(pinning ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
-      : `pairs run side by side with both servers pinned to CPU ${allowedCpus().at(-1)}, everything else to the other CPUs`);
+    log(
+      pinning
+        ? `pairs run side by side NOT pinned (${pinning}): their ratios are as noisy as alternating runs`
+        : `pairs run side by side with both servers pinned to CPU ${allowedCpus().at(-1)}, everything else to the other CPUs`,
+    );
   }
   log(`warm-up: ${active.length} scenario(s) × ${opts.warmupRequests} requests (at most ${opts.warmupS} s each)`);
   for (const scenario of active) {
-    const route = scenario.routes.includes('1k') && opts.routes.includes('1k') ? '1k' : scenario.routes.find((r) => opts.routes.includes(r));
-    await measure(scenario, route, 0, { bound: { amount: opts.warmupRequests, maxS: opts.warmupS }, record: false });
+    const route =
+      scenario.routes.includes('1k') && opts.routes.includes('1k')
+        ? '1k'
+        : scenario.routes.find((r) => opts.routes.includes(r));
+    await measure(scenario, /** @type {Route} */ (route), 0, {
+      bound: { amount: opts.warmupRequests, maxS: opts.warmupS },
+      record: false,
+    });
     await sleep(200);
   }
 
@@ -734,15 +1037,18 @@ async function runAll() {
         // A pair's members run together, when the first of them comes up.
         const together = scenario.pair ? order.filter((s) => s.pair === scenario.pair) : [scenario];
         if (scenario.name === 'flood-random') await evictionProbe('before');
-        const measured = await measureTogether(together, route, round, { bound });
+        const measured = /** @type {Run[]} */ (await measureTogether(together, route, round, { bound }));
         for (const [i, run] of measured.entries()) {
-          log(`  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  `
-            + `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`);
+          log(
+            `  ${route.padEnd(4)} r${round} ${together[i].name.padEnd(16)} ${fmt(run.reqPerSec, 0).padStart(7)} req/s  p99 ${fmt(run.p99Ms, 1).padStart(6)} ms  ` +
+              `${fmt(run.cpuUsPerReq, 0).padStart(6)} µs/req  ${fmt(run.mibPerSec, 1).padStart(7)} MiB/s`,
+          );
           runs.push(run);
           assertClean(run, together[i]);
           done.add(together[i]);
         }
-        if (scenario.name === 'flood-random') evictionChecks.push(await evictionProbe('after'));
+        if (scenario.name === 'flood-random')
+          evictionChecks.push(/** @type {EvictionCheck} */ (await evictionProbe('after')));
         await sleep(300);
       }
     }
@@ -753,6 +1059,9 @@ async function runAll() {
 /**
  * A flood of random tokens must not evict the real ones: the real token is used right before the
  * flood (so it is cached) and right after it; after the flood it must still be a cache hit.
+ * @typedef {{ status: number | undefined, cacheHit: boolean | undefined }} EvictionCheck
+ * @param {'before' | 'after'} phase
+ * @returns {Promise<EvictionCheck | undefined>}
  */
 async function evictionProbe(phase) {
   const url = `http://127.0.0.1:${targets.flood.port}${ROUTES['1k'].path}`;
@@ -772,14 +1081,18 @@ async function evictionProbe(phase) {
 }
 
 // ── Summary, ratios, checks ──────────────────────────────────────────────────────────────────
+/** @param {number[]} xs */
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const sum = (xs) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+const sum = (/** @type {number[]} */ xs) => xs.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 
+/** @typedef {ReturnType<typeof summarise>[number]} Summary */
+
+/** @param {Run[]} runs */
 function summarise(runs) {
   const out = [];
   for (const scenario of SCENARIOS) {
@@ -788,7 +1101,10 @@ function summarise(runs) {
       if (rs.length === 0) continue;
       const requests = sum(rs.map((r) => r.requests));
       const seconds = sum(rs.map((r) => r.durationS));
-      const authSum = (key) => (rs.every((r) => r.auth && r.auth[key] !== undefined) ? sum(rs.map((r) => r.auth[key])) : undefined);
+      const authSum = (/** @type {string} */ key) =>
+        rs.every((r) => r.auth && r.auth[key] !== undefined)
+          ? sum(rs.map((r) => /** @type {number} */ (/** @type {import('./lib/probes.mjs').Counters} */ (r.auth)[key])))
+          : undefined;
       out.push({
         scenario: scenario.name,
         route,
@@ -800,27 +1116,49 @@ function summarise(runs) {
         p99Ms: median(rs.map((r) => r.p99Ms)),
         cpuUsPerReq: sum(rs.map((r) => r.cpuUs)) / requests,
         originCpuUsPerReq: sum(rs.map((r) => r.originCpuUsPerReq * r.requests)) / requests,
-        redisCpuUsPerReq: rs[0].redisCpuUsPerReq === undefined ? undefined : sum(rs.map((r) => r.redisCpuUsPerReq * r.requests)) / requests,
+        redisCpuUsPerReq:
+          rs[0].redisCpuUsPerReq === undefined
+            ? undefined
+            : sum(rs.map((r) => /** @type {number} */ (r.redisCpuUsPerReq) * r.requests)) / requests,
         loadGenCpuUsPerReq: sum(rs.map((r) => r.loadGenCpuUsPerReq * r.requests)) / requests,
         peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
         status: rs.reduce((acc, r) => {
           for (const [k, v] of Object.entries(r.status)) acc[k] = (acc[k] ?? 0) + v;
           return acc;
-        }, {}),
+        }, /** @type {Record<string, number>} */ ({})),
         unexpected: sum(rs.map((r) => r.unexpected + r.errors)),
         originSawAuthorization: sum(rs.map((r) => r.originSawAuthorization)),
         originConnections: sum(rs.map((r) => r.originConnections)),
         maxOriginConnections: Math.max(...rs.map((r) => r.originConnections)),
-        redisHgetallPerReq: rs[0].redisHgetall === undefined ? undefined : sum(rs.map((r) => r.redisHgetall)) / requests,
+        redisHgetallPerReq:
+          rs[0].redisHgetall === undefined
+            ? undefined
+            : sum(rs.map((r) => /** @type {number} */ (r.redisHgetall))) / requests,
         storeReads: authSum('storeReads'),
         requestsSent: sum(rs.map((r) => r.requestsSent)),
-        perRound: rs.map((r) => ({ round: r.round, reqPerSec: r.reqPerSec, cpuUsPerReq: r.cpuUsPerReq, p99Ms: r.p99Ms, mibPerSec: r.mibPerSec })),
+        perRound: rs.map((r) => ({
+          round: r.round,
+          reqPerSec: r.reqPerSec,
+          cpuUsPerReq: r.cpuUsPerReq,
+          p99Ms: r.p99Ms,
+          mibPerSec: r.mibPerSec,
+        })),
       });
     }
   }
   return out;
 }
 
+/**
+ * @typedef {{ id: string, num: [string, Route], den: [string, Route], field: 'reqPerSec' | 'cpuUsPerReq' | 'p99Ms' | 'mibPerSec',
+ *   op?: '>=' | '<=', target?: number, aim?: number, note?: string, perRoundMedian?: boolean }} RatioDef
+ * @typedef {{ id: string, value: number | null, target: string, result: string, why?: string, cpuNum: number | undefined,
+ *   cpuDen: number | undefined, totals?: number, perRound?: number[], numerator?: string, denominator?: string, field?: string,
+ *   aggregate?: string }} Ratio
+ */
+
+/** @type {RatioDef[]} */
+// prettier-ignore
 const RATIOS = [
   { id: 'tollgate/bare req/s 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'reqPerSec', op: '>=', target: 0.9, aim: 0.95 },
   { id: 'tollgate/bare CPU/req 1k', num: ['tollgate', '1k'], den: ['bare-node', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.11, aim: 1.05 },
@@ -833,10 +1171,10 @@ const RATIOS = [
   { id: 'tollgate/bare MiB/s 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'mibPerSec', op: '>=', target: 0.9 },
   { id: 'tollgate/bare CPU/req 10m', num: ['tollgate', '10m'], den: ['bare-node', '10m'], field: 'cpuUsPerReq' },
   { id: 'tollgate/nginx MiB/s 10m', num: ['tollgate', '10m'], den: ['nginx', '10m'], field: 'mibPerSec' },
-  ...ALL_ROUTES.flatMap((route) => [
+  ...ALL_ROUTES.flatMap((route) => /** @type {RatioDef[]} */ ([
     { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
     { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
-  ]),
+  ])),
   { id: 'flags/shipped CPU/req 1k paired', num: ['flags-paired', '1k'], den: ['shipped-paired', '1k'], field: 'cpuUsPerReq', note: '--compare-flags', perRoundMedian: true },
   // The target is taken side by side (see the pairs in SCENARIOS); the alternating runs' ratio is
   // reported beside it.
@@ -852,57 +1190,101 @@ const RATIOS = [
   { id: 'limited flood/hit req/s', num: ['flood-limited', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'shipped limiter, one address' },
 ];
 
+/** @param {Summary[]} summary @returns {Ratio[]} */
 function computeRatios(summary) {
-  const find = ([scenario, route]) => summary.find((s) => s.scenario === scenario && s.route === route);
-  return RATIOS.map((def) => {
-    const a = find(def.num);
-    const b = find(def.den);
-    const targetText = def.op ? `${def.op === '>=' ? '≥' : '≤'} ${def.target.toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}` : (def.note ?? 'report');
-    if (!a || !b) {
-      const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
-      // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
-      if (!missing.some((s) => skipped.has(s))) return undefined;
-      const why = missing.map((s) => (skipped.has(s) ? `${s} skipped` : `${s} not run`)).join(', ');
-      return { id: def.id, value: null, target: targetText, result: 'n/a', why, cpuNum: a?.cpuUsPerReq, cpuDen: b?.cpuUsPerReq };
-    }
-    // The same ratio within each round: how far the machine's drift moved it.
-    const perRound = a.perRound.map((ra) => {
-      const rb = b.perRound.find((x) => x.round === ra.round);
-      return rb ? ra[def.field] / rb[def.field] : NaN;
-    });
-    const totals = a[def.field] / b[def.field];
-    // A pair's rounds are measurements of the same thing under the same conditions: their median.
-    // Totals weight each round by its CPU time, so one round that a disturbance hit on one side
-    // moves them most (1.02, 1.04, 1.04 and 1.21 made 1.10).
-    const value = def.perRoundMedian ? median(perRound) : totals;
-    let result = 'info';
-    if (def.op === '>=') result = value >= def.target ? 'PASS' : 'MISS';
-    if (def.op === '<=') result = value <= def.target ? 'PASS' : 'MISS';
-    if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim)) result = 'PASS (short of aim)';
-    return {
-      id: def.id, value, totals, perRound, target: targetText, result, cpuNum: a.cpuUsPerReq, cpuDen: b.cpuUsPerReq,
-      numerator: def.num.join(' '), denominator: def.den.join(' '), field: def.field, ...(def.perRoundMedian ? { aggregate: 'median of rounds' } : {}),
-    };
-  }).filter(Boolean);
+  const find = (/** @type {[string, Route]} */ [scenario, route]) =>
+    summary.find((s) => s.scenario === scenario && s.route === route);
+  return /** @type {Ratio[]} */ (
+    RATIOS.map((def) => {
+      const a = find(def.num);
+      const b = find(def.den);
+      const targetText = def.op
+        ? `${def.op === '>=' ? '≥' : '≤'} ${/** @type {number} */ (def.target).toFixed(2)}${def.aim ? ` (aim ${def.aim.toFixed(2)})` : ''}`
+        : (def.note ?? 'report');
+      if (!a || !b) {
+        const missing = [def.num, def.den].filter((x) => !find(x)).map(([s]) => s);
+        // Not selected (--only, --routes): leave the row out. Skipped (nginx missing): say so.
+        if (!missing.some((s) => skipped.has(s))) return undefined;
+        const why = missing.map((s) => (skipped.has(s) ? `${s} skipped` : `${s} not run`)).join(', ');
+        return {
+          id: def.id,
+          value: null,
+          target: targetText,
+          result: 'n/a',
+          why,
+          cpuNum: a?.cpuUsPerReq,
+          cpuDen: b?.cpuUsPerReq,
+        };
+      }
+      // The same ratio within each round: how far the machine's drift moved it.
+      const perRound = a.perRound.map((ra) => {
+        const rb = b.perRound.find((x) => x.round === ra.round);
+        return rb ? ra[def.field] / rb[def.field] : NaN;
+      });
+      const totals = a[def.field] / b[def.field];
+      // A pair's rounds are measurements of the same thing under the same conditions: their median.
+      // Totals weight each round by its CPU time, so one round that a disturbance hit on one side
+      // moves them most (1.02, 1.04, 1.04 and 1.21 made 1.10).
+      const value = def.perRoundMedian ? median(perRound) : totals;
+      let result = 'info';
+      if (def.op === '>=') result = value >= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
+      if (def.op === '<=') result = value <= /** @type {number} */ (def.target) ? 'PASS' : 'MISS';
+      if (result === 'PASS' && def.aim !== undefined && !(def.op === '>=' ? value >= def.aim : value <= def.aim))
+        result = 'PASS (short of aim)';
+      return {
+        id: def.id,
+        value,
+        totals,
+        perRound,
+        target: targetText,
+        result,
+        cpuNum: a.cpuUsPerReq,
+        cpuDen: b.cpuUsPerReq,
+        numerator: def.num.join(' '),
+        denominator: def.den.join(' '),
+        field: def.field,
+        ...(def.perRoundMedian ? { aggregate: 'median of rounds' } : {}),
+      };
+    }).filter(Boolean)
+  );
 }
 
+/**
+ * @param {Summary[]} summary
+ * @param {Awaited<ReturnType<typeof runAll>>['evictionChecks']} evictionChecks
+ */
 function computeChecks(summary, evictionChecks) {
+  /** @type {{ id: string, value: string, result: string, note?: string }[]} */
   const checks = [];
   // Peak RSS per Tollgate process (VmHWM is per process, so take the last reading of any of its scenarios).
   const processes = {
-    tollgate: 'Tollgate (SQLite)', flags: 'Tollgate (--compare-flags)', noauth: 'Tollgate (auth off)', redis: 'Tollgate (Redis)', flood: 'Tollgate (floods)', limited: 'Tollgate (limited flood)',
+    tollgate: 'Tollgate (SQLite)',
+    flags: 'Tollgate (--compare-flags)',
+    noauth: 'Tollgate (auth off)',
+    redis: 'Tollgate (Redis)',
+    flood: 'Tollgate (floods)',
+    limited: 'Tollgate (limited flood)',
   };
   for (const [target, label] of Object.entries(processes)) {
     const names = SCENARIOS.filter((x) => x.target === target).map((x) => x.name);
     const rows = summary.filter((r) => names.includes(r.scenario));
     if (rows.length === 0) continue;
     const peak = Math.max(...rows.map((r) => r.peakRssMiB));
-    checks.push({ id: `${label} peak RSS < 150 MiB`, value: `${fmt(peak, 1)} MiB`, result: peak < 150 ? 'PASS' : 'MISS', note: `VmHWM, lifetime peak over ${names.filter((n) => rows.some((r) => r.scenario === n)).join(', ')}` });
+    checks.push({
+      id: `${label} peak RSS < 150 MiB`,
+      value: `${fmt(peak, 1)} MiB`,
+      result: peak < 150 ? 'PASS' : 'MISS',
+      note: `VmHWM, lifetime peak over ${names.filter((n) => rows.some((r) => r.scenario === n)).join(', ')}`,
+    });
   }
   const proxied = summary.filter((s) => s.scenario !== 'direct');
   if (proxied.length > 0) {
     const leaked = sum(proxied.map((s) => s.originSawAuthorization));
-    checks.push({ id: 'Authorization never reaches the origin', value: String(leaked), result: leaked === 0 ? 'PASS' : 'MISS' });
+    checks.push({
+      id: 'Authorization never reaches the origin',
+      value: String(leaked),
+      result: leaked === 0 ? 'PASS' : 'MISS',
+    });
   }
   const forwarded = summary.filter((s) => s.scenario !== 'direct' && (s.status['200'] ?? 0) > 0);
   if (forwarded.length > 0) {
@@ -923,19 +1305,37 @@ function computeChecks(summary, evictionChecks) {
   }
   const malformed = summary.find((s) => s.scenario === 'flood-malformed');
   if (malformed) {
-    checks.push(malformed.storeReads === undefined
-      ? { id: 'malformed flood: no store read', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
-      : { id: 'malformed flood: no store read', value: String(malformed.storeReads), result: malformed.storeReads === 0 ? 'PASS' : 'MISS' });
+    checks.push(
+      malformed.storeReads === undefined
+        ? {
+            id: 'malformed flood: no store read',
+            value: 'n/a',
+            result: 'n/a',
+            note: 'gateway serves no /metrics with store reads yet',
+          }
+        : {
+            id: 'malformed flood: no store read',
+            value: String(malformed.storeReads),
+            result: malformed.storeReads === 0 ? 'PASS' : 'MISS',
+          },
+    );
   }
   const random = summary.find((s) => s.scenario === 'flood-random');
   if (random) {
-    checks.push(random.storeReads === undefined
-      ? { id: 'random flood: ≤ 1 store read per token', value: 'n/a', result: 'n/a', note: 'gateway serves no /metrics with store reads yet' }
-      : {
-        id: 'random flood: ≤ 1 store read per token',
-        value: `${random.storeReads} reads / ${random.requestsSent} tokens`,
-        result: random.storeReads <= random.requestsSent ? 'PASS' : 'MISS',
-      });
+    checks.push(
+      random.storeReads === undefined
+        ? {
+            id: 'random flood: ≤ 1 store read per token',
+            value: 'n/a',
+            result: 'n/a',
+            note: 'gateway serves no /metrics with store reads yet',
+          }
+        : {
+            id: 'random flood: ≤ 1 store read per token',
+            value: `${random.storeReads} reads / ${random.requestsSent} tokens`,
+            result: random.storeReads <= random.requestsSent ? 'PASS' : 'MISS',
+          },
+    );
   }
   if (evictionChecks.length > 0) {
     const allOk = evictionChecks.every((c) => c.status === 200);
@@ -943,7 +1343,9 @@ function computeChecks(summary, evictionChecks) {
     const allHit = evictionChecks.every((c) => c.cacheHit === true);
     checks.push({
       id: 'random flood does not evict the real token',
-      value: hitKnown ? `${evictionChecks.filter((c) => c.cacheHit).length}/${evictionChecks.length} still cache hits` : `${evictionChecks.filter((c) => c.status === 200).length}/${evictionChecks.length} answered 200`,
+      value: hitKnown
+        ? `${evictionChecks.filter((c) => c.cacheHit).length}/${evictionChecks.length} still cache hits`
+        : `${evictionChecks.filter((c) => c.status === 200).length}/${evictionChecks.length} answered 200`,
       result: !allOk ? 'MISS' : hitKnown ? (allHit ? 'PASS' : 'MISS') : 'n/a',
       note: hitKnown ? undefined : 'cache hit not observable without /metrics; status only',
     });
@@ -953,71 +1355,136 @@ function computeChecks(summary, evictionChecks) {
     checks.push({
       id: 'redis-miss: every request a store read',
       value: `${fmt(miss.redisHgetallPerReq, 3)} HGETALL/req`,
-      result: miss.redisHgetallPerReq >= 0.95 ? 'PASS' : 'MISS',
+      result: /** @type {number} */ (miss.redisHgetallPerReq) >= 0.95 ? 'PASS' : 'MISS',
       note: 'counted by Redis itself (INFO commandstats); < 1 would mean the scenario measures hits',
     });
   }
   const hit = summary.find((s) => s.scenario === 'redis-hit');
   if (hit) {
-    checks.push({ id: 'redis-hit: no store read per request', value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`, result: hit.redisHgetallPerReq < 0.01 ? 'PASS' : 'MISS' });
+    checks.push({
+      id: 'redis-hit: no store read per request',
+      value: `${fmt(hit.redisHgetallPerReq, 4)} HGETALL/req`,
+      result: /** @type {number} */ (hit.redisHgetallPerReq) < 0.01 ? 'PASS' : 'MISS',
+    });
   }
   return checks;
 }
 
 // ── Output ───────────────────────────────────────────────────────────────────────────────────
+/** @param {number | null | undefined} n */
 function fmt(n, digits = 0) {
   if (n === undefined || n === null || !Number.isFinite(n)) return '-';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** @param {string[]} headers @param {unknown[][]} rows @param {('l' | 'r')[]} align */
 function table(headers, rows, align) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (/** @type {unknown[]} */ cells) =>
+    cells
+      .map((c, i) => (align[i] === 'r' ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * @param {Meta} meta
+ * @param {Summary[]} summary
+ * @param {ReturnType<typeof computeRatios>} ratios
+ * @param {ReturnType<typeof computeChecks>} checks
+ */
 function render(meta, summary, ratios, checks) {
   const parts = [];
-  parts.push(`Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`);
-  parts.push(`${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`);
-  parts.push(`${Object.entries(meta.shippedEnv ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`);
+  parts.push(
+    `Tollgate bench ${meta.startedAt}  node ${meta.node}  ${meta.cpus}×${meta.cpuModel}  load avg at start ${meta.loadAvgAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  parts.push(
+    `${meta.rounds} round(s) per route, ${meta.connections} connections, TOLLGATE_WORKERS=${meta.workers}, ${meta.durationS} s per run (10 MiB: ${meta.requestsLarge} requests per run); commit ${meta.commit ?? '?'}${meta.dirty ? ' (dirty)' : ''}`,
+  );
+  parts.push(
+    `${Object.entries(meta.shippedEnv ?? {})
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        '',
+      )}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`,
+  );
   parts.push('');
   const rows = summary.map((s) => [
-    s.scenario, ROUTES[s.route].label, fmt(s.reqPerSec), fmt(s.p50Ms, 1), fmt(s.p99Ms, 1), fmt(s.mibPerSec, 1),
-    fmt(s.cpuUsPerReq, 1), fmt(s.peakRssMiB, 1),
-    Object.entries(s.status).map(([k, v]) => `${k}×${v}`).join(' '), String(s.unexpected),
+    s.scenario,
+    ROUTES[s.route].label,
+    fmt(s.reqPerSec),
+    fmt(s.p50Ms, 1),
+    fmt(s.p99Ms, 1),
+    fmt(s.mibPerSec, 1),
+    fmt(s.cpuUsPerReq, 1),
+    fmt(s.peakRssMiB, 1),
+    Object.entries(s.status)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' '),
+    String(s.unexpected),
   ]);
   for (const [name, reason] of skipped) rows.push([name, '-', 'skipped', '', '', '', '', '', reason, '']);
-  parts.push(table(
-    ['scenario', 'artifact', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'CPU µs/req', 'peak RSS MiB', 'status', 'bad'],
-    rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
-  ));
+  parts.push(
+    table(
+      ['scenario', 'artifact', 'req/s', 'p50 ms', 'p99 ms', 'MiB/s', 'CPU µs/req', 'peak RSS MiB', 'status', 'bad'],
+      rows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r'],
+    ),
+  );
   parts.push('');
-  parts.push(table(
-    ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)', 'per round'],
-    ratios.map((r) => [r.id, r.value === null ? '-' : fmt(r.value, 3), r.target, r.result === 'n/a' ? `n/a: ${r.why}` : r.result, `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`,
-      (r.perRound ?? []).map((v) => fmt(v, 2)).join(' ')]),
-    ['l', 'r', 'l', 'l', 'r', 'l'],
-  ));
+  parts.push(
+    table(
+      ['ratio', 'value', 'target (issue 6)', 'result', 'CPU µs/req (num / den)', 'per round'],
+      ratios.map((r) => [
+        r.id,
+        r.value === null ? '-' : fmt(r.value, 3),
+        r.target,
+        r.result === 'n/a' ? `n/a: ${r.why}` : r.result,
+        `${fmt(r.cpuNum, 1)} / ${fmt(r.cpuDen, 1)}`,
+        (r.perRound ?? []).map((v) => fmt(v, 2)).join(' '),
+      ]),
+      ['l', 'r', 'l', 'l', 'r', 'l'],
+    ),
+  );
   parts.push('');
-  parts.push(table(
-    ['check', 'value', 'result', 'note'],
-    checks.map((c) => [c.id, c.value, c.result, c.note ?? '']),
-    ['l', 'r', 'l', 'l'],
-  ));
+  parts.push(
+    table(
+      ['check', 'value', 'result', 'note'],
+      checks.map((c) => [c.id, c.value, c.result, c.note ?? '']),
+      ['l', 'r', 'l', 'l'],
+    ),
+  );
   parts.push('');
-  parts.push('CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.');
-  parts.push('per round: the ratio within each round (its two runs a few seconds apart); the value is over all rounds (totals),');
-  parts.push('except for the "paired" rows (two servers loaded at the same time): the median of their rounds, with the totals in the JSON.');
-  parts.push('peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),');
+  parts.push(
+    'CPU µs/req: utime+stime of the server process(es) over the run (nginx: master + worker), divided by completed requests.',
+  );
+  parts.push(
+    'per round: the ratio within each round (its two runs a few seconds apart); the value is over all rounds (totals),',
+  );
+  parts.push(
+    'except for the "paired" rows (two servers loaded at the same time): the median of their rounds, with the totals in the JSON.',
+  );
+  parts.push(
+    'peak RSS: VmHWM, the lifetime peak of the largest process (nginx: of master and worker; with TOLLGATE_WORKERS > 1, of primary and workers),',
+  );
   parts.push('so a later row includes earlier runs. The JSON also has the sum over the processes (peakRssSumMiB).');
   return parts.join('\n');
 }
 
 function gitInfo() {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() !== '';
     return { commit, dirty };
   } catch {
     return { commit: undefined, dirty: undefined };
@@ -1025,8 +1492,37 @@ function gitInfo() {
 }
 
 // ── Main ─────────────────────────────────────────────────────────────────────────────────────
+/**
+ * @typedef {object} Meta What the results say about the run itself.
+ * @property {string} startedAt
+ * @property {string} node
+ * @property {string | undefined} nginx
+ * @property {number} cpus
+ * @property {string} cpuModel
+ * @property {number[]} loadAvgAtStart
+ * @property {string | undefined} commit
+ * @property {boolean | undefined} dirty
+ * @property {boolean} quick
+ * @property {number} rounds
+ * @property {number} connections
+ * @property {number} workers
+ * @property {number} durationS
+ * @property {number | undefined} requestsLarge
+ * @property {number} maxLargeS
+ * @property {number} missTokens
+ * @property {Record<string, string>} shippedEnv
+ * @property {string[]} shippedNodeFlags
+ * @property {string} pairsPinned
+ * @property {string[] | undefined} compareFlags
+ * @property {Record<string, string> | undefined} compareEnv
+ * @property {{ name: string, what: string, routes: Route[] }[]} scenarios
+ * @property {string} [finishedAt]
+ * @property {Record<string, boolean>} [metricsEndpoint]
+ */
+
 async function main() {
   const startedAt = new Date();
+  /** @type {Meta} */
   const meta = {
     startedAt: startedAt.toISOString(),
     node: process.version,
@@ -1048,13 +1544,17 @@ async function main() {
     pairsPinned: pinning ? `no: ${pinning}` : 'yes',
     compareFlags: opts.compareFlags,
     compareEnv: opts.compareEnv,
-    scenarios: scenarios.map((s) => ({ name: s.name, what: s.what, routes: s.routes.filter((r) => opts.routes.includes(r)) })),
+    scenarios: scenarios.map((s) => ({
+      name: s.name,
+      what: s.what,
+      routes: s.routes.filter((r) => opts.routes.includes(r)),
+    })),
   };
   log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);
   log('starting origin, baselines and gateways ...');
   await startAll();
   await preflight();
-  log('preflight ok: every target answers 200 with the origin\'s bytes, and 401 without a token');
+  log("preflight ok: every target answers 200 with the origin's bytes, and 401 without a token");
 
   const { runs, evictionChecks } = await runAll();
   const summary = summarise(runs);
@@ -1067,7 +1567,11 @@ async function main() {
 
   if (opts.write) {
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const json = JSON.stringify({ meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text }, null, 2);
+    const json = JSON.stringify(
+      { meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text },
+      null,
+      2,
+    );
     const file = path.join(RESULTS_DIR, `${meta.startedAt.replace(/[:.]/g, '-')}${opts.quick ? '-quick' : ''}.json`);
     writeFileSync(file, `${json}\n`);
     writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${json}\n`);
@@ -1081,7 +1585,9 @@ try {
 } catch (err) {
   // After Ctrl-C the children die under the runs; the signal handler reports and exits.
   if (!interrupted) {
-    process.stderr.write(`\nbench FAILED: ${err.stack ?? err.message ?? err}\n`);
+    process.stderr.write(
+      `\nbench FAILED: ${/** @type {Error} */ (err).stack ?? /** @type {Error} */ (err).message ?? err}\n`,
+    );
     await cleanup();
     process.exit(1);
   }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // The `tollgate` command. The TypeScript sources are compiled to dist/ by `npm ci` (prepare).
 import { existsSync } from 'node:fs';
 

@@ -19,10 +19,13 @@ export const ErrorCodes = {
   TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },
   TOLLGATE_ERR_REQUEST_HOST: { status: 400, message: 'Bad Host header' },
   TOLLGATE_ERR_REQUEST_NO_ROUTE: { status: 404, message: 'Not found' },
+  TOLLGATE_ERR_REQUEST_BODY: { status: 413, message: 'Request body too large' },
+  TOLLGATE_ERR_INTERNAL: { status: 500, message: 'Internal error' },
 
   // The artifact server behind the gateway, and the client on the other side of a download.
   TOLLGATE_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'Upstream unreachable' },
   TOLLGATE_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timed out' },
+  TOLLGATE_ERR_UPSTREAM_SHARE: { status: 429, message: 'Too many downloads with this token are held by slow readers: finish some, then retry' },
   TOLLGATE_ERR_UPSTREAM_BAD_STATUS: { status: 502, message: 'Upstream sent an answer that cannot be relayed' },
   TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED: { status: 502, message: 'Upstream redirected to a destination this route does not allow' },
   /** Never sent: the reason an upstream exchange is aborted once its client has gone (nginx's 499). */

@@ -16,6 +16,7 @@ import type { MetricsSource } from './metrics/select.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
+import { createOwnEndpoints } from './proxy/own/index.js';
 import { upstreamErrorLabel } from './proxy/forward/errors.js';
 import type { RequestState } from './proxy/state.js';
 import { createAdminApp } from './admin/app.js';
@@ -83,6 +84,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     authenticate: deps.authenticate ?? createAuthenticator(cache),
     limiter: limits?.limiter,
     logger,
+    ownEndpoints: createOwnEndpoints({ endpoints: [], logger }),
     ownListeners: () => [proxyServer, adminServer].map((server) => {
       const { address, port } = server.address() as AddressInfo;
       return { address, port };
@@ -159,6 +161,8 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
         durationMs: state.durationMs,
         clientIp: state.clientIp,
         userAgent: incoming.headers['user-agent'],
+        // Not finished at 'close': the client went away before the end (the log line says aborted too).
+        aborted: !outgoing.writableFinished,
         endedAt: Date.now(),
       });
     }

@@ -6,7 +6,7 @@ let isoPrefix = '';
 
 /**
  * `new Date(ms).toISOString()`, keeping the text up to the second from the previous call: log lines and events
- * come many per second (measured: 0.46 µs per toISOString, 0.02 µs from the kept second).
+ * come many per second, and the date and time to the second change far less often.
  */
 export function isoTime(ms: number): string {
   if (!Number.isInteger(ms) || ms < 0 || ms > MAX_FOUR_DIGIT_YEAR_MS) return new Date(ms).toISOString();

@@ -1,3 +1,4 @@
+// @ts-check
 // Baseline A: the floor any Node gateway pays. A bare node:http reverse proxy with the same token
 // check as Tollgate's cache hit (parse "Bearer <token>", SHA-256 it, look the hash up in a Map),
 // a keep-alive agent to the origin, bodies piped both ways, Authorization not forwarded.
@@ -15,6 +16,7 @@ for (const token of (process.env.BENCH_TOKENS ?? '').split(',').filter(Boolean))
 const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: 'lifo' });
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="bench"', 'content-type': 'text/plain', 'content-length': '13' };
 
+/** @param {string | undefined} header */
 function authorised(header) {
   if (header === undefined || !header.startsWith('Bearer ')) return undefined;
   return tokens.get(createHash('sha256').update(header.slice(7)).digest('hex'));
@@ -29,15 +31,23 @@ const server = http.createServer(function bareProxy(req, res) {
   const headers = { ...req.headers };
   delete headers.authorization;
   delete headers.connection;
-  const upstream = http.request({
-    agent, hostname: '127.0.0.1', port: originPort, method: req.method, path: req.url, headers,
-  }, (upstreamRes) => {
-    const out = { ...upstreamRes.headers };
-    delete out.connection;
-    delete out['keep-alive'];
-    res.writeHead(upstreamRes.statusCode ?? 502, out);
-    upstreamRes.pipe(res);
-  });
+  const upstream = http.request(
+    {
+      agent,
+      hostname: '127.0.0.1',
+      port: originPort,
+      method: req.method,
+      path: req.url,
+      headers,
+    },
+    (upstreamRes) => {
+      const out = { ...upstreamRes.headers };
+      delete out.connection;
+      delete out['keep-alive'];
+      res.writeHead(upstreamRes.statusCode ?? 502, out);
+      upstreamRes.pipe(res);
+    },
+  );
   upstream.on('error', () => {
     if (!res.headersSent) {
       res.writeHead(502, { 'content-length': '0' });

@@ -1,3 +1,4 @@
+// @ts-check
 // Baseline B: nginx as the native reference. proxy_pass to the origin over a keep-alive upstream,
 // a static `map` of allowed Authorization values (the same token as the gateways), one worker,
 // its own prefix, config, pid file and logs under the run's temp dir, in the foreground.
@@ -9,28 +10,33 @@ export const NGINX_BIN = process.env.BENCH_NGINX ?? '/usr/sbin/nginx';
 
 /** Why nginx cannot run here, or undefined when it can. */
 export function nginxUnavailable() {
-  if (!existsSync(NGINX_BIN)) return `${NGINX_BIN} not found (install nginx, e.g. apt-get install nginx-light, or set BENCH_NGINX)`;
+  if (!existsSync(NGINX_BIN))
+    return `${NGINX_BIN} not found (install nginx, e.g. apt-get install nginx-light, or set BENCH_NGINX)`;
   try {
     execFileSync(NGINX_BIN, ['-v'], { stdio: 'ignore' });
   } catch (err) {
-    return `${NGINX_BIN} -v failed: ${err.message}`;
+    return `${NGINX_BIN} -v failed: ${/** @type {Error} */ (err).message}`;
   }
   return undefined;
 }
 
 export function nginxVersion() {
   try {
-    return execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
-      || undefined;
+    return execFileSync(NGINX_BIN, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || undefined;
   } catch (err) {
-    return String(err.stderr ?? '').trim() || undefined;
+    return String(/** @type {{ stderr?: Buffer | string }} */ (err).stderr ?? '').trim() || undefined;
   }
 }
 
-/** Writes the config; returns the arguments that run nginx in the foreground with it. */
+/**
+ * Writes the config; returns the arguments that run nginx in the foreground with it.
+ * @param {{ dir: string, port: number, originPort: number, tokens: readonly string[] }} options
+ */
 export function writeNginxConfig({ dir, port, originPort, tokens }) {
   mkdirSync(dir, { recursive: true });
-  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(path.join(dir, sub), { recursive: true });
+  /** @param {string} s */
   const quote = (s) => `"${s.replace(/["\\$]/g, (c) => `\\${c}`)}"`;
   const allowed = tokens.map((t) => `    ${quote(`Bearer ${t}`)} 1;`).join('\n');
   const runAsRoot = process.getuid?.() === 0 ? 'user root;\n' : '';
@@ -84,5 +90,8 @@ ${allowed}
 `;
   const file = path.join(dir, 'nginx.conf');
   writeFileSync(file, conf);
-  return { args: ['-p', dir, '-c', file, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'], errorLog: path.join(dir, 'error.log') };
+  return {
+    args: ['-p', dir, '-c', file, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
+    errorLog: path.join(dir, 'error.log'),
+  };
 }

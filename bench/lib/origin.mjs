@@ -1,3 +1,4 @@
+// @ts-check
 // Stub origin for the benchmark: three artifacts held in memory, keep-alive, nothing else.
 //   GET /files/1k.bin  (1 KiB)   /files/100k.bin  (100 KiB)   /files/10m.bin  (10 MiB)
 //   GET /__stats       {"requests": n, "withAuthorization": n, "connections": n}

@@ -1,3 +1,4 @@
+// @ts-check
 // Side channels the bench reads around a run: the gateway's /metrics (when it serves one) and
 // Redis's own command counters (independent of the gateway's instrumentation).
 import net from 'node:net';
@@ -12,7 +13,15 @@ import { httpGet } from './procs.mjs';
  */
 const COUNTER_FAMILIES = ['tollgate_token_cache_lookups_total', 'tollgate_token_store_duration_seconds'];
 
-/** Parsed Prometheus text: name -> [{ labels, value }]. Null when /metrics is absent. */
+/**
+ * @typedef {Map<string, { labels: Record<string, string>, value: number }[]>} Metrics
+ */
+
+/**
+ * Parsed Prometheus text: name -> [{ labels, value }]. Null when /metrics is absent.
+ * @param {number} adminPort
+ * @returns {Promise<Metrics | null>}
+ */
 export async function scrapeMetrics(adminPort) {
   let res;
   try {
@@ -21,11 +30,13 @@ export async function scrapeMetrics(adminPort) {
     return null;
   }
   if (res.status !== 200) return null;
+  /** @type {Metrics} */
   const out = new Map();
   for (const line of res.body.toString('utf8').split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m) continue;
+    /** @type {Record<string, string>} */
     const labels = {};
     if (m[2]) for (const lm of m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]] = lm[2];
     const list = out.get(m[1]) ?? [];
@@ -35,7 +46,12 @@ export async function scrapeMetrics(adminPort) {
   return out;
 }
 
-/** Sum of a metric's samples whose labels match `where`; undefined when the metric is absent. */
+/**
+ * Sum of a metric's samples whose labels match `where`; undefined when the metric is absent.
+ * @param {Metrics | null | undefined} metrics
+ * @param {string} name
+ * @param {Record<string, string>} [where]
+ */
 export function metricSum(metrics, name, where = {}) {
   const list = metrics?.get(name);
   if (!list) return undefined;
@@ -46,7 +62,15 @@ export function metricSum(metrics, name, where = {}) {
   return sum;
 }
 
-/** What the bench wants from /metrics: cache lookups by result and store reads. */
+/**
+ * @typedef {Record<string, number | undefined>} Counters
+ */
+
+/**
+ * What the bench wants from /metrics: cache lookups by result and store reads.
+ * @param {Metrics | null} metrics
+ * @returns {Counters | null}
+ */
 export function authCounters(metrics) {
   if (!metrics) return null;
   return {
@@ -57,8 +81,14 @@ export function authCounters(metrics) {
   };
 }
 
+/**
+ * @param {Counters | null | undefined} before
+ * @param {Counters | null | undefined} after
+ * @returns {Counters | null}
+ */
 export function diffCounters(before, after) {
   if (!before || !after) return null;
+  /** @type {Counters} */
   const out = {};
   for (const key of Object.keys(after)) {
     out[key] = after[key] === undefined || before[key] === undefined ? undefined : after[key] - before[key];
@@ -66,7 +96,12 @@ export function diffCounters(before, after) {
   return out;
 }
 
-/** One Redis command over a raw socket (RESP), returning the bulk string reply. */
+/**
+ * One Redis command over a raw socket (RESP), returning the bulk string reply.
+ * @param {number} port
+ * @param {readonly string[]} args
+ * @returns {Promise<string>}
+ */
 function redisCommand(port, args) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -98,17 +133,23 @@ function redisCommand(port, args) {
   });
 }
 
+/** @param {number} port */
 export const redisPing = (port) => redisCommand(port, ['PING']);
 
-/** Redis `INFO commandstats` as { hgetall: calls, ... }. */
+/** Redis `INFO commandstats` as { hgetall: calls, ... }. @param {number} port */
 export async function redisCommandCalls(port) {
   const text = await redisCommand(port, ['INFO', 'commandstats']);
+  /** @type {Record<string, number>} */
   const calls = {};
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
   return calls;
 }
 
-/** Origin's own counters (requests, requests that still carried an Authorization header). */
+/**
+ * Origin's own counters (requests, requests that still carried an Authorization header).
+ * @param {number} originPort
+ * @returns {Promise<Record<string, number>>}
+ */
 export async function originStats(originPort) {
   const res = await httpGet(`http://127.0.0.1:${originPort}/__stats`);
   return JSON.parse(res.body.toString('utf8'));

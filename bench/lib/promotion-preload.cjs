@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // What V8 promotes: a sampling heap profile of the objects that outlive young-generation GCs.
 //
@@ -26,7 +27,9 @@ if (process.argv.some((a) => a.endsWith('dist/main.js')) && process.env.PROMOTIO
   setTimeout(() => {
     session.post('HeapProfiler.enable');
     session.post('HeapProfiler.startSampling', {
-      samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false,
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: false,
     });
     setTimeout(() => {
       session.post('HeapProfiler.stopSampling', (err, result) => {

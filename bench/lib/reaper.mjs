@@ -1,3 +1,4 @@
+// @ts-check
 // Watchdog for the benchmark's child processes (nginx, redis-server, the gateways, the origin).
 //
 // run.mjs starts it first and writes "+<pid>" / "-<pid>" lines on its stdin as it starts and
@@ -19,6 +20,7 @@ let finishing = false;
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 
+/** @param {number} pid */
 function alive(pid) {
   try {
     process.kill(pid, 0);
@@ -28,6 +30,7 @@ function alive(pid) {
   }
 }
 
+/** @param {string} reason */
 function finish(reason) {
   if (finishing) return;
   finishing = true;
@@ -36,25 +39,44 @@ function finish(reason) {
     process.stderr.write(`bench reaper: ${reason}; stopping ${left.length} child process(es): ${left.join(', ')}\n`);
   }
   for (const pid of left) {
-    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   }
   if (reason === 'deadline' && alive(parentPid)) {
-    try { process.kill(parentPid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(parentPid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   }
-  setTimeout(() => {
-    for (const pid of left) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    if (reason !== 'done' && tmpDir && tmpDir.includes('tollgate-bench-')) {
-      try { rmSync(tmpDir, { recursive: true, force: true }); } catch { /* best effort */ }
-    }
-    process.exit(0);
-  }, left.length > 0 ? 1000 : 0);
+  setTimeout(
+    () => {
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      if (reason !== 'done' && tmpDir && tmpDir.includes('tollgate-bench-')) {
+        try {
+          rmSync(tmpDir, { recursive: true, force: true });
+        } catch {
+          /* best effort */
+        }
+      }
+      process.exit(0);
+    },
+    left.length > 0 ? 1000 : 0,
+  );
 }
 
 let buffered = '';
 process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => {
+process.stdin.on('data', (/** @type {string} */ chunk) => {
   buffered += chunk;
   let nl;
   while ((nl = buffered.indexOf('\n')) >= 0) {

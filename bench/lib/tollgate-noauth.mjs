@@ -1,3 +1,4 @@
+// @ts-check
 // "The same gateway with auth turned off", for the benchmark's auth-cost ratio.
 //
 // Wires the compiled gateway exactly as src/main.ts does (config from TOLLGATE_* env, logger,
@@ -13,18 +14,26 @@ import { createLogger } from '../../dist/logging/logger.js';
 import { openTokenStore } from '../../dist/tokens/index.js';
 import { startGateway } from '../../dist/gateway.js';
 
-const result = loadConfig();
+// Typed as the source it is compiled from.
+const result = /** @type {import('../../src/config/index.js').ConfigResult} */ (loadConfig());
 if (!result.ok) {
   process.stderr.write(`tollgate-noauth: invalid configuration\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
   process.exit(2);
 }
 const config = result.config;
 const logger = createLogger(config.logLevel);
-const store = await openTokenStore(config, (err) => logger.warn({ err: { message: err.message } }, 'token store connection problem'));
+const store = await openTokenStore(config, (/** @type {Error} */ err) =>
+  logger.warn({ err: { message: err.message } }, 'token store connection problem'),
+);
 
 const ALLOWED = Object.freeze({
   ok: true,
-  principal: Object.freeze({ tokenId: 'tok_benchAuthOff0000', tokenName: 'bench-auth-off', tokenType: 'production', project: 'default' }),
+  principal: Object.freeze({
+    tokenId: 'tok_benchAuthOff0000',
+    tokenName: 'bench-auth-off',
+    tokenType: 'production',
+    project: 'default',
+  }),
 });
 
 const gateway = await startGateway(config, {
@@ -34,7 +43,10 @@ const gateway = await startGateway(config, {
     return ALLOWED;
   },
 });
-logger.info({ proxyPort: gateway.proxyPort, adminPort: gateway.adminPort }, 'tollgate (auth off, bench only) listening');
+logger.info(
+  { proxyPort: gateway.proxyPort, adminPort: gateway.adminPort },
+  'tollgate (auth off, bench only) listening',
+);
 logger.flush();
 
 let stopping = false;

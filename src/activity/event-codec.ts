@@ -3,8 +3,10 @@
  * queue and the recent-activity views serialise and read events through this module, so an event
  * has one JSON form wherever it goes:
  *
- *   {"id":"…","time":"…",…,"sealed":false}\n       exactly the ActivityEvent fields, in
- *                                                  ACTIVITY_EVENT_FIELDS order, one line each
+ *   {"id":"…","time":"…",…,"sealed":false,"aborted":false,"truncated":[]}\n
+ *                                exactly the ActivityEvent fields, in ACTIVITY_EVENT_FIELDS order,
+ *                                one line each, under MAX_EVENT_LINE_BYTES for a recorded event
+ *                                (event-caps.ts)
  *
  * An allow-list: whatever else an object carries (a token above all) is never serialised.
  *
@@ -17,6 +19,7 @@ import type { ActivityEvent, EncodedActivityEvent } from './event.js';
 export const ACTIVITY_EVENT_FIELDS = [
   'id', 'time', 'requestId', 'tokenId', 'tokenName', 'tokenType', 'project', 'ecosystem', 'kind',
   'package', 'version', 'file', 'method', 'status', 'bytes', 'durationMs', 'clientIp', 'userAgent', 'sealed',
+  'aborted', 'truncated',
 ] as const satisfies readonly (keyof ActivityEvent)[];
 
 type MissingField = Exclude<keyof ActivityEvent, (typeof ACTIVITY_EVENT_FIELDS)[number]>;
@@ -59,6 +62,8 @@ function projectedJson(e: ActivityEvent): string {
     clientIp: e.clientIp ?? null,
     userAgent: e.userAgent ?? null,
     sealed: e.sealed ?? null,
+    aborted: e.aborted ?? null,
+    truncated: e.truncated ?? null,
   } satisfies Record<keyof ActivityEvent, unknown>);
 }
 
@@ -90,6 +95,8 @@ export class RecordedActivityEvent implements ActivityEvent {
   declare clientIp: string;
   declare userAgent: string | null;
   declare sealed: boolean;
+  declare aborted: boolean;
+  declare truncated: ActivityEvent['truncated'];
   #json: string | undefined = undefined;
 
   /** Copies the fields, in ACTIVITY_EVENT_FIELDS order (the order of own properties is the order of assignment). */
@@ -113,6 +120,8 @@ export class RecordedActivityEvent implements ActivityEvent {
     this.clientIp = e.clientIp;
     this.userAgent = e.userAgent;
     this.sealed = e.sealed;
+    this.aborted = e.aborted;
+    this.truncated = e.truncated;
   }
 
   /** The line activityEventJson gives, made on first use. */
@@ -138,7 +147,22 @@ export function encodedLine(encoded: EncodedActivityEvent): Buffer {
 
 /** The event an encoded one was made from, as a plain object with exactly the ActivityEvent fields. */
 export function decodeActivityEvent(encoded: EncodedActivityEvent): ActivityEvent {
-  return JSON.parse(encoded.bytes.toString('utf8', encoded.start, encoded.end)) as ActivityEvent;
+  return withLaterFields(JSON.parse(encoded.bytes.toString('utf8', encoded.start, encoded.end)) as ActivityEvent);
+}
+
+/** `truncated` of an event with no field cut: one shared, frozen empty list. */
+export const NOTHING_TRUNCATED: ActivityEvent['truncated'] = Object.freeze([]);
+
+/**
+ * A decoded event with the fields that lines of earlier versions lack (or hold as null) filled in
+ * as those versions meant them: `aborted` false, `truncated` empty. Every reader of stored lines
+ * (the runners' disk buffer, the recent-activity views) goes through this.
+ */
+export function withLaterFields(event: ActivityEvent): ActivityEvent {
+  if (typeof event !== 'object' || event === null) return event; // not an event: the caller's to refuse
+  if (typeof event.aborted !== 'boolean') event.aborted = false;
+  if (!Array.isArray(event.truncated)) event.truncated = NOTHING_TRUNCATED;
+  return event;
 }
 
 /** Runs past this many are copied into one buffer: one writev(2) takes at most IOV_MAX (1024) pieces. */

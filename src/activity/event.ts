@@ -32,7 +32,21 @@ export interface ActivityEvent {
   userAgent: string | null;
   /** True when the version is a patched build (+spN, and -spN where certain). */
   sealed: boolean;
+  /**
+   * True when the response was not sent in full: the client went away (or the transfer broke off)
+   * before the end of the body. `bytes` is then what was sent. Lines written before this field
+   * existed lack it: read as false.
+   */
+  aborted: boolean;
+  /**
+   * The fields cut to their cap (see event-caps.ts), in field order; empty when none was. A cut
+   * value ends with "…". Lines written before this field existed lack it: read as empty.
+   */
+  truncated: readonly CappedField[];
 }
+
+/** The fields that come from the client (or are otherwise unbounded) and are cut to a cap in the event. */
+export type CappedField = 'tokenName' | 'project' | 'package' | 'version' | 'file' | 'method' | 'clientIp' | 'userAgent';
 
 /**
  * A sink delivers batches of events somewhere (a Redis Stream, an NDJSON file, a webhook).

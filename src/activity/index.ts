@@ -65,16 +65,18 @@ export async function createActivityPipeline(
 
   let queryClient: Redis | Cluster | undefined;
   let query: ActivityQuery;
+  // Stored lines longer than any event (of an earlier version, or not the sinks'): skipped by the view, counted here.
+  const onSkipped = (n: number) => metrics.activityRecentSkipped.inc(n);
   const productionSinks = sinksFor('production');
   if (config.redis && redisModules && activity.sinks.includes('redis')) {
     queryClient = redisModules.connect.createRedisConnection(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
     queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
-    query = createRedisActivityQuery({ client: queryClient, key: streamKey('production') });
+    query = createRedisActivityQuery({ client: queryClient, key: streamKey('production'), onSkipped });
   } else if (activity.sinks.includes('file')) {
     // The file sink holds every event already: read it, no second copy on the request path's event loop.
-    query = createFileActivityQuery({ dir: config.dataDir, maxLines: activity.recentMax });
+    query = createFileActivityQuery({ dir: config.dataDir, maxLines: activity.recentMax, onSkipped });
   } else {
-    const recentLog = createSqliteActivityLog({ dataDir: config.dataDir, maxRows: activity.recentMax });
+    const recentLog = createSqliteActivityLog({ dataDir: config.dataDir, maxRows: activity.recentMax, onSkipped });
     productionSinks.push(recentLog);
     query = recentLog;
   }

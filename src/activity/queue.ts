@@ -1,6 +1,6 @@
 import type { ActivityEvent, EncodedActivityEvent, Sink } from './event.js';
 import { EncodedEventQueue } from './encoded-queue.js';
-import { decodeActivityEvent } from './event-codec.js';
+import { decodeActivityEvent, withLaterFields } from './event-codec.js';
 import { openSpool, type Spool } from './spool.js';
 
 export interface SinkRunnerOptions {
@@ -147,7 +147,11 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     }
     if (spool.events > 0) {
       const segment = await spool.peek();
-      if (segment) return { events: segment.events, count: segment.events.length, firstId: segment.events[0]?.id, ack: segment.ack };
+      if (segment) {
+        // A disk buffer left by an earlier version holds events without the later fields.
+        for (const event of segment.events) withLaterFields(event);
+        return { events: segment.events, count: segment.events.length, firstId: segment.events[0]?.id, ack: segment.ack };
+      }
     }
     if (spilling === 0 && spool.events === 0) toDisk = false;
     return undefined;

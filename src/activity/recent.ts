@@ -20,15 +20,19 @@ import type Database from 'better-sqlite3';
 import type { Cluster, Redis } from 'ioredis';
 import { openDatabase } from '../sqlite/open.js';
 import type { ActivityEvent, Sink } from './event.js';
-import { activityEventJson } from './event-codec.js';
-import { positiveInteger } from './positive-integer.js';
+import { activityEventJson, withLaterFields } from './event-codec.js';
+import { MAX_EVENT_LINE_BYTES } from './event-caps.js';
+import { positiveInteger } from '../positive-integer.js';
 
 export const DEFAULT_RECENT_LIMIT = 100;
 export const MAX_RECENT_LIMIT = 1_000;
 /** The Redis query reads at most this many stream entries per call looking for matches. */
 export const DEFAULT_RECENT_SCAN_MAX = 10_000;
-/** Stream entries read per XREVRANGE when a filter is set. */
-const REDIS_PAGE = 1_000;
+/**
+ * Stream entries read at most per XREVRANGE: one reply holds a page whole, so this bounds what
+ * a view holds at once (entries are under MAX_EVENT_LINE_BYTES, those of earlier versions maybe not).
+ */
+const REDIS_PAGE = 250;
 
 export interface RecentFilter {
   project?: string;
@@ -77,15 +81,24 @@ export function matchesRecentFilter(event: ActivityEvent, match: NormalizedRecen
   return true;
 }
 
-/** The event a stored JSON text holds; undefined when it does not parse, is not an object, or lacks a string id. */
+/**
+ * The event a stored JSON text holds; undefined when it does not parse, is not an object, or lacks
+ * a string id. Lines of earlier versions get the later fields' defaults (withLaterFields).
+ */
 export function parseRecentEvent(json: string | undefined): ActivityEvent | undefined {
   if (json === undefined) return undefined;
   try {
     const event = JSON.parse(json) as ActivityEvent | null;
-    return typeof event === 'object' && event !== null && typeof event.id === 'string' ? event : undefined;
+    return typeof event === 'object' && event !== null && typeof event.id === 'string' ? withLaterFields(event) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** True when a stored event text is longer than MAX_EVENT_LINE_BYTES in UTF-8: not one the recorder made, never kept by a view. */
+export function longerThanAnEvent(json: string): boolean {
+  if (json.length > MAX_EVENT_LINE_BYTES) return true;
+  return json.length * 3 > MAX_EVENT_LINE_BYTES && Buffer.byteLength(json, 'utf8') > MAX_EVENT_LINE_BYTES;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,6 +142,8 @@ export interface SqliteActivityLogOptions {
   maxRows: number;
   /** File name under dataDir. Default tollgate.db (the token store's file). */
   fileName?: string;
+  /** Told, after a read that skipped any, how many rows it skipped for being longer than MAX_EVENT_LINE_BYTES. */
+  onSkipped?: (rows: number) => void;
 }
 
 export type SqliteActivityLog = Sink & ActivityQuery & { readonly file: string };
@@ -181,14 +196,18 @@ export function createSqliteActivityLog(options: SqliteActivityLogOptions): Sqli
     trim.run(maxRows);
   });
 
-  /** One prepared statement per combination of filters, made on first use. */
-  const queries = new Map<string, Database.Statement<unknown[], { event: string }>>();
+  /**
+   * One prepared statement per combination of filters, made on first use. A row longer than an
+   * event can be (one of an earlier version) comes back as null: a view never holds it.
+   */
+  const queries = new Map<string, Database.Statement<unknown[], { event: string | null }>>();
   const queryFor = (fields: FilterField[]) => {
     const cacheKey = fields.join(',');
     let statement = queries.get(cacheKey);
     if (!statement) {
       const where = fields.length > 0 ? `WHERE ${fields.map((f) => `${COLUMNS[f]} = ?`).join(' AND ')}` : '';
-      statement = db.prepare<unknown[], { event: string }>(`SELECT event FROM activity ${where} ORDER BY id DESC LIMIT ?`);
+      statement = db.prepare<unknown[], { event: string | null }>(
+        `SELECT CASE WHEN length(CAST(event AS BLOB)) <= ${MAX_EVENT_LINE_BYTES} THEN event END AS event FROM activity ${where} ORDER BY id DESC LIMIT ?`);
       queries.set(cacheKey, statement);
     }
     return statement;
@@ -208,10 +227,13 @@ export function createSqliteActivityLog(options: SqliteActivityLogOptions): Sqli
       const fields = FILTER_FIELDS.filter((f) => match[f] !== undefined);
       const rows = queryFor(fields).all(...fields.map((f) => match[f]!), limit);
       const events: ActivityEvent[] = [];
+      let skipped = 0;
       for (const row of rows) {
-        const event = parseRecentEvent(row.event);
+        if (row.event === null) skipped++;
+        const event = parseRecentEvent(row.event ?? undefined);
         if (event) events.push(event);
       }
+      if (skipped > 0) options.onSkipped?.(skipped);
       return events;
     },
 
@@ -231,13 +253,17 @@ export interface RedisActivityQueryOptions {
   key: string;
   /** Stream entries read at most per call. Default 10 000. */
   scanMax?: number;
+  /** Told, after a call that skipped any, how many entries it skipped for being longer than MAX_EVENT_LINE_BYTES. */
+  onSkipped?: (entries: number) => void;
 }
 
 /**
- * XREVRANGE from the newest entry in pages (COUNT = limit without a filter, 1 000 with one) until
- * `limit` matches are found, the stream ends, or scanMax entries were read. With a filter that
- * matches rarely, fewer than `limit` events come back: only the newest scanMax entries are
- * searched, so one page view costs at most scanMax entries' worth of Redis work.
+ * XREVRANGE from the newest entry in pages (COUNT = limit without a filter, 250 with one, at most
+ * 250) until `limit` matches are found, the stream ends, or scanMax entries were read. With a
+ * filter that matches rarely, fewer than `limit` events come back: only the newest scanMax
+ * entries are searched, so one page view costs at most scanMax entries' worth of Redis work.
+ * An entry longer than an event can be (MAX_EVENT_LINE_BYTES) is skipped and counted
+ * (onSkipped): a view holds one page and at most `limit` events of at most 4 KiB.
  */
 export function createRedisActivityQuery(options: RedisActivityQueryOptions): ActivityQuery {
   const { client, key } = options;
@@ -247,10 +273,11 @@ export function createRedisActivityQuery(options: RedisActivityQueryOptions): Ac
     recent: async function recent(filter) {
       const { match, limit } = normalizeRecentFilter(filter);
       const filtered = Object.keys(match).length > 0;
-      const pageSize = filtered ? REDIS_PAGE : limit;
+      const pageSize = filtered ? REDIS_PAGE : Math.min(limit, REDIS_PAGE);
       const events: ActivityEvent[] = [];
       let end = '+';
       let scanned = 0;
+      let skipped = 0;
       while (events.length < limit && scanned < scanMax) {
         const count = Math.min(pageSize, scanMax - scanned);
         const entries = await client.xrevrange(key, end, '-', 'COUNT', count);
@@ -258,6 +285,10 @@ export function createRedisActivityQuery(options: RedisActivityQueryOptions): Ac
           scanned++;
           let json: string | undefined;
           for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'event') json = fields[i + 1];
+          if (json !== undefined && longerThanAnEvent(json)) {
+            skipped++;
+            continue;
+          }
           const event = parseRecentEvent(json);
           if (event && matchesRecentFilter(event, match)) {
             events.push(event);
@@ -267,6 +298,7 @@ export function createRedisActivityQuery(options: RedisActivityQueryOptions): Ac
         if (entries.length < count) break;
         end = `(${entries[entries.length - 1]![0]}`;
       }
+      if (skipped > 0) options.onSkipped?.(skipped);
       return events;
     },
   };

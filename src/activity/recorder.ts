@@ -3,9 +3,10 @@ import type { Principal } from '../auth/principal.js';
 import type { Metrics } from '../metrics/registry.js';
 import { newEventId, type ActivityEvent } from './event.js';
 import { isoTime } from '../iso-time.js';
-import { createArtifactPathParser } from './parse-path/index.js';
+import { createArtifactPathParser } from '../artifacts/parse-path/index.js';
 import type { SinkRunner } from './queue.js';
-import { RecordedActivityEvent } from './event-codec.js';
+import { NOTHING_TRUNCATED, RecordedActivityEvent } from './event-codec.js';
+import { capEventFields } from './event-caps.js';
 import { tallyFor, type Tally } from '../metrics/tally.js';
 
 /** What the proxy knows about one finished, authenticated request. */
@@ -22,6 +23,8 @@ export interface RequestActivity {
   durationMs: number;
   clientIp: string;
   userAgent: string | undefined;
+  /** The response was not sent in full (the client went away mid-body): `bytes` is what was sent. */
+  aborted: boolean;
   endedAt: number;
 }
 
@@ -53,7 +56,7 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
 
   function toEvent(a: RequestActivity): ActivityEvent {
     const ref = parsePath(a.ecosystem, a.path);
-    return new RecordedActivityEvent({
+    const event = new RecordedActivityEvent({
       id: newEventId(a.endedAt),
       time: isoTime(a.endedAt),
       requestId: a.requestId,
@@ -73,14 +76,19 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
       clientIp: a.clientIp,
       userAgent: a.userAgent ?? null,
       sealed: ref.sealed,
+      aborted: a.aborted,
+      truncated: NOTHING_TRUNCATED,
     });
+    // Before anything serialises it: every sink writes the same bounded line.
+    capEventFields(event);
+    return event;
   }
 
   // The label sets are bounded (ecosystems, limited projects, token names), so are these maps.
   // Nested by token name, project, ecosystem and sealed: cheaper than building and hashing one
   // joined string key per event. The counters themselves are tallied in plain numbers until a
   // scrape reads them (see tallyFor).
-  type Tallies = { downloads: Tally; bytes: Tally; metadata: Tally };
+  type Tallies = { downloads: Tally; aborted: Tally; bytes: Tally; metadata: Tally };
   const tallies = new Map<string, Map<string, Map<string, [unsealed?: Tallies, sealed?: Tallies]>>>();
   function talliesFor(ecosystem: string, project: string, tokenName: string, sealed: boolean): Tallies {
     let byProject = tallies.get(tokenName);
@@ -100,6 +108,7 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
     }
     return pair[sealed ? 1 : 0] ??= {
       downloads: tallyFor(metrics.productionDownloads, ecosystem, project, tokenName, String(sealed)),
+      aborted: tallyFor(metrics.productionDownloadsAborted, ecosystem, project, tokenName, String(sealed)),
       bytes: tallyFor(metrics.productionDownloadBytes, ecosystem, project, tokenName),
       metadata: tallyFor(metrics.productionMetadataRequests, ecosystem, project, tokenName),
     };
@@ -121,7 +130,10 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
       const project = projectLabel(event.project);
       const c = talliesFor(event.ecosystem, project, event.tokenName, event.sealed);
       if (event.kind === 'download') {
-        c.downloads.inc();
+        // A download the client abandoned is not a download; the bytes it was sent still count.
+        // Both series exist from a label set's first download, so either one's rate() has a start.
+        c.downloads.inc(event.aborted ? 0 : 1);
+        c.aborted.inc(event.aborted ? 1 : 0);
         c.bytes.inc(event.bytes);
       } else {
         c.metadata.inc();

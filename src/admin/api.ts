@@ -321,7 +321,7 @@ function activityView(e: ActivityEvent) {
   return {
     id: e.id, time: e.time, project: e.project, ecosystem: e.ecosystem, kind: e.kind,
     package: e.package, version: e.version, file: e.file, tokenId: e.tokenId, tokenName: e.tokenName,
-    sealed: e.sealed, status: e.status, bytes: e.bytes,
+    sealed: e.sealed, status: e.status, bytes: e.bytes, aborted: e.aborted === true,
   };
 }
 

@@ -1,9 +1,9 @@
 import { hashToken } from '../tokens/format.js';
-import type { CachedToken, TokenCache } from '../tokens/cache.js';
+import { NOT_CACHED, type CachedToken, type TokenCache } from '../tokens/cache.js';
 import { extractCredential, type Credential } from './credentials.js';
 import type { Principal } from './principal.js';
 
-export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired' | 'unavailable';
+export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired' | 'unavailable' | 'rate-limited';
 
 export type AuthOutcome =
   | { ok: true; principal: Principal }
@@ -16,6 +16,7 @@ const fail = {
   revoked: { ok: false, reason: 'revoked' },
   expired: { ok: false, reason: 'expired' },
   unavailable: { ok: false, reason: 'unavailable' },
+  'rate-limited': { ok: false, reason: 'rate-limited' },
 } as const satisfies Record<AuthFailure, AuthOutcome>;
 
 /**
@@ -31,7 +32,13 @@ export interface CredentialMemo {
   allowed?: AuthOutcome;
 }
 
-export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo) => AuthOutcome | Promise<AuthOutcome>;
+/**
+ * `storeReads` false: the client's address used up its failed authentications, so a token the
+ * cache does not know is refused ('rate-limited') rather than read from the store; a cached one
+ * is judged as usual (a cache hit costs nothing, and a shared NAT or CI egress address must not
+ * lock out everyone behind it).
+ */
+export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo, storeReads?: boolean) => AuthOutcome | Promise<AuthOutcome>;
 
 /**
  * The auth decision: parse the header (pure), hash, look the hash up in the cache. A cache hit
@@ -42,9 +49,8 @@ export type Authenticate = (authorization: string | undefined, now: number, memo
  * header is compared as a string. The hash is still looked up on every request, so a revocation,
  * expiry or outage applies to the very next request, and the outcome is reused only while the
  * cache hands back the very entry it came from. Only well-formed credentials are memoised.
- * Measured side by side (npm run bench's pairs, 1 KiB): parsing and hashing every request cost
- * 4.7-5.8% of the running gateway's CPU per request, where bench/auth-micro.mjs's hot loop puts
- * them at ~1%.
+ * Parsing and hashing every request cost the running gateway a measurable share of its CPU per
+ * request, far more than a hot loop suggests (bench/README.md, "The auth cost, side by side").
  */
 export function createAuthenticator(cache: TokenCache): Authenticate {
   function decide(token: CachedToken | undefined, credential: Credential, now: number, memo: CredentialMemo | undefined): AuthOutcome {
@@ -66,7 +72,7 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     return allowed;
   }
 
-  return function authenticate(authorization, now, memo) {
+  return function authenticate(authorization, now, memo, storeReads = true) {
     let credential: Credential;
     let hash: string;
     if (memo !== undefined && authorization !== undefined && authorization === memo.header) {
@@ -85,7 +91,8 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
         memo.allowed = undefined;
       }
     }
-    const found = cache.lookup(hash, now);
+    const found = cache.lookup(hash, now, storeReads);
+    if (found === NOT_CACHED) return fail['rate-limited'];
     if (found instanceof Promise) {
       return found.then((token) => decide(token, credential, now, memo), () => fail.unavailable);
     }

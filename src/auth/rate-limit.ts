@@ -57,7 +57,7 @@ interface Bucket {
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { burst, refillPerSecond, shared } = options;
   // maxSize with every bucket of size 1: bounded like `max`, without arrays for every address
-  // allocated up front (1.6 MiB of heap for the default 100,000).
+  // allocated up front (megabytes of heap for the default 100,000).
   const buckets = new LRUCache<string, Bucket>({ maxSize: options.maxAddresses, sizeCalculation: () => 1 });
   const pending = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;

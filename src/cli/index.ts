@@ -1,8 +1,6 @@
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { loadConfig } from '../config/index.js';
 import { isGatewayError } from '../errors.js';
-import { openTokenStore } from '../tokens/index.js';
 import { createToken, toTokenView, type TokenView } from '../tokens/service.js';
 import type { TokenStore } from '../tokens/store.js';
 /** Exit code for configuration and usage errors (as main.ts). */
@@ -14,6 +12,7 @@ const USAGE = `Usage:
                         [--expires never|<N>d|YYYY-MM-DD|<ISO timestamp>] [--json]
   tollgate token list [--json]
   tollgate token revoke <id|name> [--json]
+  tollgate loadtest --target URL --token-file FILE [...]   load a gateway or fleet (--help: options)
 
 Names: printable ASCII, not starting with tok_, unique among live tokens ignoring case.
 revoke takes an id, or a name (any case); a name two live tokens share (from before names were
@@ -27,6 +26,8 @@ TOLLGATE_REDIS_URL (Redis) or TOLLGATE_DATA_DIR (embedded, default ./data).
 class UsageError extends Error {}
 
 async function withStore<T>(fn: (store: TokenStore) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: `tollgate loadtest` runs where no config or store exists.
+  const [{ loadConfig }, { openTokenStore }] = await Promise.all([import('../config/index.js'), import('../tokens/index.js')]);
   const result = loadConfig();
   if (!result.ok) {
     process.stderr.write(`tollgate: invalid configuration\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
@@ -121,6 +122,11 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'token':
         await tokenCommand(rest);
         return 0;
+      case 'loadtest': {
+        // Loaded only here: it needs no config or store, and autocannon only when it runs.
+        const { loadtestCommand } = await import('../loadtest/index.js');
+        return await loadtestCommand(rest);
+      }
       case undefined:
       case 'help':
       case '--help':

@@ -60,6 +60,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
     logLevel: s.logLevel,
     ...network.value,
     upstreamTimeoutMs: s.upstreamTimeoutMs,
+    upstreamConnections: s.upstreamConnections,
+    upstreamHeldPerToken: s.upstreamHeldPerToken,
     headersTimeoutMs: s.headersTimeoutMs,
     clientIdleTimeoutMs: s.clientIdleTimeoutMs,
     cacheTtlMs: s.cacheTtlMs,

@@ -22,6 +22,7 @@ export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Ch
     const at = fromEnv ? where('upstream') : `${where('routes')}[${i}]`;
     const prefix = entry.prefix.endsWith('/') ? entry.prefix : `${entry.prefix}/`;
     if (seen.has(prefix)) problems.push(`${at}.prefix: duplicate route prefix "${prefix}"`);
+    if (prefix.startsWith(OWN_NAMESPACE)) problems.push(`${at}.prefix: "${prefix}" is under ${OWN_NAMESPACE}, Tollgate's own endpoints on the proxy port`);
     seen.add(prefix);
     const upstream = resolveUpstream(entry.upstream, fromEnv ? cwd : fileDir);
     if (typeof upstream === 'string') {
@@ -57,6 +58,8 @@ export function upstreamOnlyProblems(value: unknown, where: string, cwd: string)
 }
 
 const PUBLIC_ONLY: FollowRedirects = { hosts: [], cidrs: [] };
+/** Tollgate's own endpoints on the proxy port (src/proxy/own/): no route may take the namespace. */
+const OWN_NAMESPACE = '/-/tollgate/';
 
 function redirectPolicy(value: RouteFileEntry['followRedirects'], at: string, problems: string[]): FollowRedirects {
   if (value === undefined) return PUBLIC_ONLY;

@@ -3,7 +3,7 @@ import { parseRedisUrl } from '../redis/url.js';
 import {
   routeFileSchema, schemaShape, ROUTE_FIELDS, ACTIVITY_SINKS, LOG_LEVELS,
   DEFAULT_PORT, DEFAULT_HOST, DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_HOST, DEFAULT_REDIS_PREFIX, DEFAULT_DATA_DIR,
-  DEFAULT_LOG_LEVEL, DEFAULT_UPSTREAM_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+  DEFAULT_LOG_LEVEL, DEFAULT_UPSTREAM_TIMEOUT_MS, DEFAULT_UPSTREAM_CONNECTIONS, DEFAULT_UPSTREAM_HELD_PER_TOKEN, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
   DEFAULT_CACHE_TTL_MS, DEFAULT_CACHE_MAX, DEFAULT_NEGATIVE_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_MAX,
   DEFAULT_CHANGE_POLL_MS, DEFAULT_CACHE_STALE_MS, DEFAULT_LAST_USED_FLUSH_MS, DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS, DEFAULT_ACTIVITY_STREAM_MAXLEN, DEFAULT_ACTIVITY_MEMORY_EVENTS,
@@ -74,6 +74,8 @@ export const SETTINGS = {
   tlsCert: { env: 'TOLLGATE_TLS_CERT', group: 'listeners', schema: z.string().optional(), doc: 'PEM certificate file: the proxy port speaks HTTPS (with `TOLLGATE_TLS_KEY`)' },
   tlsKey: { env: 'TOLLGATE_TLS_KEY', group: 'listeners', schema: z.string().optional(), doc: 'PEM private key file (with `TOLLGATE_TLS_CERT`)' },
   upstreamTimeoutMs: { env: 'TOLLGATE_UPSTREAM_TIMEOUT_MS', group: 'listeners', schema: durationMs().default(DEFAULT_UPSTREAM_TIMEOUT_MS), doc: 'Wait for an upstream connection and its response headers, and longest silence mid-body (then 504 or a cut; a download held back by a slow client is not silent). One timer checks every request in flight each tenth of this (at most each second), so a timeout fires up to three such steps late. A pooled keep-alive connection idle this long is closed, or 2 s before the upstream\'s own `Keep-Alive: timeout` if that is shorter' },
+  upstreamConnections: { env: 'TOLLGATE_UPSTREAM_CONNECTIONS', group: 'listeners', schema: count().default(DEFAULT_UPSTREAM_CONNECTIONS), doc: 'Upstream requests one route may have in flight per worker process (a download held back by a slow client no longer counts, see the next setting). Past it, requests wait for a slot, at most TOLLGATE_UPSTREAM_TIMEOUT_MS (then 504)' },
+  upstreamHeldPerToken: { env: 'TOLLGATE_UPSTREAM_HELD_PER_TOKEN', group: 'listeners', schema: count().default(DEFAULT_UPSTREAM_HELD_PER_TOKEN), doc: 'Downloads one token may keep, per route and worker process, whose client has not read for more than a second (each holds an upstream connection). Past it, that token\'s new requests get 429 with Retry-After, so one credential cannot take a route\'s upstream connections from everyone else. Downloads a client reads at full speed never count: a CI fleet sharing one token is not limited by it' },
   headersTimeoutMs: { env: 'TOLLGATE_HEADERS_TIMEOUT_MS', group: 'listeners', schema: durationMs().default(DEFAULT_HEADERS_TIMEOUT_MS), doc: 'Time a client has to send its request headers (slowloris)' },
   clientIdleTimeoutMs: { env: 'TOLLGATE_CLIENT_IDLE_TIMEOUT_MS', group: 'listeners', schema: durationMs().default(DEFAULT_CLIENT_IDLE_TIMEOUT_MS), doc: 'A client connection with no traffic either way for this long is closed' },
   shutdownGraceMs: { env: 'TOLLGATE_SHUTDOWN_GRACE_MS', group: 'listeners', schema: durationMs(0).default(DEFAULT_SHUTDOWN_GRACE_MS), doc: 'How long SIGTERM waits for in-flight downloads' },

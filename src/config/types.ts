@@ -58,6 +58,10 @@ export interface Config {
   tls: { certFile: string; keyFile: string } | undefined;
   /** Time to wait for upstream response headers, and max idle time mid-body. Default 30000 ms. */
   upstreamTimeoutMs: number;
+  /** Upstream requests in flight per route and worker; past it they wait (up to upstreamTimeoutMs). Default 512. */
+  upstreamConnections: number;
+  /** Per token, route and worker: downloads held by a slow client (paused > 1 s) before 429. Default 128. */
+  upstreamHeldPerToken: number;
   /** Time a client has to send its request headers. Default 20000 ms. */
   headersTimeoutMs: number;
   /** A client connection with no traffic either way for this long is closed. Default 60000 ms. */

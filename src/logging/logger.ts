@@ -14,8 +14,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-    // Top-level paths only: wildcard redaction walks every logged object (measured: tens of
-    // µs per request line). Request lines are built from an allow-list and never hold these.
+    // Top-level paths only: wildcard redaction walks every logged object, which costs more than
+    // the rest of a request line. Request lines are built from an allow-list and never hold these.
     redact: { paths: ['authorization', 'headers', 'token', 'password'], censor: '[redacted]' },
   }, destination ?? bufferedStdout());
 }

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
  * Counter and histogram for metrics moved on every proxied request.
  *
  * prom-client's children still build a label object, validate it and hash it on every inc() or
- * observe() (~2 µs per request for the two request metrics in the bench's profile). These keep
+ * observe(), a visible cost per request in the bench's CPU profile. These keep
  * one slot of plain numbers per label set, resolved once by labels(), and hand prom-client the
  * totals when scraped: they implement its metric contract (`get()`, `reset()`, name, help, type,
  * aggregator), so the registry, the text format and the cluster aggregation treat them like its

@@ -60,7 +60,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     // ── Security: Production only ──────────────────────────────────────────────────────────
     productionDownloads: new Counter({
       name: 'tollgate_production_downloads_total',
-      help: 'Successful artifact downloads with a Production token.',
+      help: 'Successful artifact downloads with a Production token, sent in full (see tollgate_production_downloads_aborted_total).',
+      labelNames: ['ecosystem', 'project', 'token_name', 'sealed'] as const,
+      registers: [registry],
+      collect() {
+        flushTallies(this);
+      },
+    }),
+    productionDownloadsAborted: new Counter({
+      name: 'tollgate_production_downloads_aborted_total',
+      help: 'Artifact downloads with a Production token that the client abandoned before the end of the body (not counted as downloads).',
       labelNames: ['ecosystem', 'project', 'token_name', 'sealed'] as const,
       registers: [registry],
       collect() {
@@ -69,7 +78,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     productionDownloadBytes: new Counter({
       name: 'tollgate_production_download_bytes_total',
-      help: 'Artifact bytes sent for Production downloads.',
+      help: 'Artifact bytes sent for Production downloads, abandoned ones included.',
       labelNames: ['ecosystem', 'project', 'token_name'] as const,
       registers: [registry],
       collect() {
@@ -188,6 +197,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'tollgate_activity_events_total',
       help: 'Activity events by sink and outcome (delivered, retried, dropped).',
       labelNames: ['sink', 'outcome'] as const,
+      registers: [registry],
+    }),
+    activityRecentSkipped: new Counter({
+      name: 'tollgate_activity_recent_skipped_total',
+      help: 'Stored lines the recent-activity view skipped for being longer than an event can be (4 KiB).',
       registers: [registry],
     }),
   };

@@ -20,30 +20,24 @@ const FAILURE_CODES: Readonly<Record<AuthFailure, ErrorCode>> = {
   revoked: 'TOLLGATE_ERR_AUTH_INVALID',
   expired: 'TOLLGATE_ERR_AUTH_INVALID',
   unavailable: 'TOLLGATE_ERR_AUTH_UNAVAILABLE',
+  'rate-limited': 'TOLLGATE_ERR_AUTH_RATE_LIMITED',
 };
 const RETRY_SOON = { 'retry-after': '5' };
 
 /**
  * Answers a failed authentication, and counts it against the client's address, unless nothing
- * was sent (a challenge that Maven, pip and cargo wait for) or the store was out of reach (the
- * token may be fine).
+ * was sent (a challenge that Maven, pip and cargo wait for), the store was out of reach (the
+ * token may be fine), or the address was already limited (`retryAfterS`: its 429 says when to
+ * come back).
  */
-export function refuseAuthentication(reason: AuthFailure, state: RequestState, outgoing: ServerResponse, limiter: RateLimiter | undefined, now: number): void {
+export function refuseAuthentication(reason: AuthFailure, state: RequestState, outgoing: ServerResponse, limiter: RateLimiter | undefined, now: number, retryAfterS: number): void {
   state.authFailure = reason;
+  if (reason === 'rate-limited') {
+    sendError(outgoing, 'TOLLGATE_ERR_AUTH_RATE_LIMITED', state.requestId, { 'retry-after': String(retryAfterS) });
+    return;
+  }
   if (limiter && reason !== 'missing' && reason !== 'unavailable') limiter.fail(state.clientIp, now);
   sendError(outgoing, FAILURE_CODES[reason], state.requestId, reason === 'unavailable' ? RETRY_SOON : undefined);
-}
-
-/**
- * An address that used up its failed authentications is refused before its credential is looked
- * at: 429 with Retry-After. Returns true when it answered.
- */
-export function refuseLimitedAddress(limiter: RateLimiter, state: RequestState, outgoing: ServerResponse, now: number): boolean {
-  const wait = limiter.retryAfter(state.clientIp, now);
-  if (wait <= 0) return false;
-  state.authFailure = 'rate-limited';
-  sendError(outgoing, 'TOLLGATE_ERR_AUTH_RATE_LIMITED', state.requestId, { 'retry-after': String(wait) });
-  return true;
 }
 
 const CREDENTIAL_MEMO = Symbol('tollgate.credentialMemo');

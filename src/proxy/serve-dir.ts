@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ReadStream } from 'node:fs';
+import { realpath, realpathSync, type ReadStream } from 'node:fs';
+import path from 'node:path';
 import send from 'send';
 import type { RouteConfig } from '../config/index.js';
 import type { Forwarder } from './forward/http.js';
@@ -12,22 +13,62 @@ import type { RequestState } from './state.js';
  * Range, HEAD, ETag, Last-Modified and conditional requests, refuses paths that leave the root,
  * and streams from disk with backpressure. `index.html` is served for a directory with a trailing
  * slash, so a PEP 503 tree (`/simple/<name>/index.html`) works as is.
+ *
+ * Never anything outside the root, symbolic links included: each file's real path (every link
+ * resolved) must lie inside the root's real path, else 404. The root itself may be a link
+ * (resolved once, at start); links that stay inside the root keep working.
  */
-/** Served as text/html by send (a directory is served as its index.html). */
-const HTML_FILE = /\.html?$/i;
-
 export function createDirectoryServer(route: RouteConfig & { upstream: { kind: 'dir'; root: string } }): Forwarder {
   const { root } = route.upstream;
+  const realRoot = realpathSync(root);
+  const inside = (real: string) => real === realRoot || real.startsWith(realRoot + path.sep);
+
+  /**
+   * Calls `serve` when the file a path names (and, for a directory, its index.html) resolves
+   * inside the root; answers 404 when a link leads out. A path that does not exist is left to
+   * send, which answers 404 too.
+   */
+  function withinRoot(pathname: string, outgoing: ServerResponse, state: RequestState, serve: () => void): void {
+    let relative: string;
+    try {
+      relative = decodeURIComponent(pathname);
+    } catch {
+      serve(); // send answers a malformed path with 400
+      return;
+    }
+    const file = path.join(root, relative);
+    realpath(file, (err, real) => {
+      if (err) {
+        serve();
+      } else if (!inside(real)) {
+        sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+      } else if (relative.endsWith('/')) {
+        realpath(path.join(file, 'index.html'), (indexErr, index) => {
+          if (!indexErr && !inside(index)) sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+          else serve();
+        });
+      } else {
+        serve();
+      }
+    });
+  }
+
   function serveDir(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState): void {
     const q = rest.indexOf('?');
     const pathname = `/${q < 0 ? rest : rest.slice(0, q)}`;
+    withinRoot(pathname, outgoing, state, () => {
+      if (!outgoing.destroyed) sendFile(incoming, outgoing, pathname, state);
+    });
+  }
+
+  function sendFile(incoming: IncomingMessage, outgoing: ServerResponse, pathname: string, state: RequestState): void {
     outgoing.setHeader('cache-control', 'private');
     outgoing.setHeader('x-request-id', state.requestId);
     // As clientResponseHeaders does for an http upstream; decided on the path, so HEAD gets them too.
     outgoing.setHeader('x-content-type-options', 'nosniff');
     if (pathname.endsWith('/') || HTML_FILE.test(pathname)) outgoing.setHeader('content-security-policy', 'sandbox');
     send(incoming, pathname, {
-      root,
+      root: realRoot,
       index: ['index.html'],
       dotfiles: 'deny',
       cacheControl: false,
@@ -63,3 +104,6 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
   }
   return Object.assign(serveDir, { close() {} });
 }
+
+/** Served as text/html by send (a directory is served as its index.html). */
+const HTML_FILE = /\.html?$/i;

@@ -2,13 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from '../config/index.js';
+import { ErrorCodes } from '../errors.js';
 import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { createInfoLineWriter } from '../logging/info-line.js';
-import { authorizationHeader, credentialMemo, refuseAuthentication, refuseLimitedAddress } from './authorize.js';
+import { authorizationHeader, credentialMemo, refuseAuthentication } from './authorize.js';
 import { createHttpForwarder, type Forwarder } from './forward/http.js';
 import type { HttpRoute } from './forward/exchange.js';
 import { createForwardedResolver } from './forwarded.js';
+import { isOwnPath } from './own/index.js';
 import type { ForwardedInfo } from './headers.js';
 import { createRouteMatcher, isSafePath, removeSingleDotSegments, type RouteMatch } from './paths.js';
 import { requestLineMembers } from './request-line.js';
@@ -17,7 +19,7 @@ import type { createDirectoryServer } from './serve-dir.js';
 import type { RequestState } from './state.js';
 
 export interface ProxyHandlerOptions {
-  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs'>;
+  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs' | 'upstreamConnections' | 'upstreamHeldPerToken'>;
   authenticate: Authenticate;
   /** Brute-force limit on failed authentications per client address. */
   limiter?: RateLimiter;
@@ -27,6 +29,8 @@ export interface ProxyHandlerOptions {
    * loaded only by a gateway that has such a route.
    */
   directoryServer?: typeof createDirectoryServer;
+  /** Tollgate's own endpoints under `/-/tollgate/` (./own/index.ts); without it that namespace is a 404. */
+  ownEndpoints?: (incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void>;
   /** The gateway's own listeners, which a followed redirect may never reach (read when first needed). */
   ownListeners?: () => readonly { address: string; port: number }[];
   /** Called once per request when the response is over, after its log line (metrics, activity). */
@@ -44,12 +48,15 @@ export interface ProxyHandler {
 }
 
 const ALLOW_READ = { allow: 'GET, HEAD' };
+const INTERNAL_ERROR_BODY = `{"error":${JSON.stringify(ErrorCodes.TOLLGATE_ERR_INTERNAL.message)}}\n`;
 
 /**
  * The proxy port: nothing but artifacts. A plain node:http request listener; each request goes
  * through these steps, in order, and the first that refuses answers it:
  *
- *   path safety, Host (400) → route and method (405) → failure limit (429) → token (401/503)
+ *   path safety, Host (400) → Tollgate's own endpoints (`/-/tollgate/`, answered here)
+ *   → route and method (405) → token (401/503; 429 for a token that
+ *   would need a store read from an address past its failure limit)
  *   → route exists (404) → forward to the route's upstream or directory
  *
  * Every step works on the Node request and response: bodies stream without conversion, and a
@@ -109,9 +116,9 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   }
 
   /** The last step: the token decided, the request goes to its route (or 404). */
-  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number): void {
+  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number, retryAfterS: number): void {
     if (!outcome.ok) {
-      refuseAuthentication(outcome.reason, state, outgoing, limiter, now);
+      refuseAuthentication(outcome.reason, state, outgoing, limiter, now, retryAfterS);
       return;
     }
     state.principal = outcome.principal;
@@ -138,6 +145,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_HOST', state.requestId);
       return undefined;
     }
+    // Tollgate's own endpoints: before the method check, the failure limit and authentication,
+    // never forwarded.
+    if (isOwnPath(rawPath)) {
+      if (!options.ownEndpoints) {
+        sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+        return undefined;
+      }
+      incoming.url = rawPath;
+      return options.ownEndpoints(incoming, outgoing);
+    }
     const match = matchRoute(rawPath);
     if (match) {
       state.route = match.route;
@@ -150,12 +167,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 
     const header = authorizationHeader(incoming);
     const now = Date.now();
-    if (limiter && header && refuseLimitedAddress(limiter, state, outgoing, now)) return undefined;
-    const outcome = authenticate(header, now, credentialMemo(incoming.socket));
+    // An address that used up its failed authentications gets no store reads: a token the cache
+    // does not know is refused with 429 before the store is asked; a cached one still passes.
+    const retryAfterS = limiter && header ? limiter.retryAfter(state.clientIp, now) : 0;
+    const outcome = authenticate(header, now, credentialMemo(incoming.socket), retryAfterS === 0);
     if (outcome instanceof Promise) {
-      return outcome.then((o) => admit(o, state, incoming, outgoing, forwarded, now));
+      return outcome.then((o) => admit(o, state, incoming, outgoing, forwarded, now, retryAfterS));
     }
-    admit(outcome, state, incoming, outgoing, forwarded, now);
+    admit(outcome, state, incoming, outgoing, forwarded, now, retryAfterS);
     return undefined;
   }
 
@@ -164,7 +183,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     logger.error({ err: { message, name } }, 'unhandled error on proxy port');
     if (!outgoing.headersSent) {
       outgoing.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-      outgoing.end('{"error":"Internal error"}\n');
+      outgoing.end(INTERNAL_ERROR_BODY);
     } else {
       outgoing.destroy();
     }
@@ -198,6 +217,8 @@ function createForwarder(route: RouteConfig, options: ProxyHandlerOptions): Forw
     return createHttpForwarder({
       route: route as HttpRoute,
       upstreamTimeoutMs: options.config.upstreamTimeoutMs,
+      upstreamConnections: options.config.upstreamConnections,
+      upstreamHeldPerToken: options.config.upstreamHeldPerToken,
       publicUrl: options.config.publicUrl,
       logger: options.logger,
       ownListeners: options.ownListeners,

@@ -39,13 +39,17 @@ export interface TokenCacheOptions {
   onStoreRead?: (seconds: number, ok: boolean) => void;
 }
 
+/** What lookup returns, without reading the store, for a hash it does not know either way. */
+export const NOT_CACHED = Symbol('not cached');
+
 export interface TokenCache {
   /**
    * The token with this hash (revoked ones included), or undefined for an unknown one. A hit returns
-   * synchronously (no await, no I/O); a miss returns a promise, shared by concurrent callers.
-   * Expiry is the caller's check: a cached token may expire while cached.
+   * synchronously (no await, no I/O); a miss returns a promise, shared by concurrent callers, or,
+   * with `readStore` false, NOT_CACHED. Expiry is the caller's check: a cached token may expire
+   * while cached.
    */
-  lookup(hash: string, now?: number): CachedToken | undefined | Promise<CachedToken | undefined>;
+  lookup(hash: string, now?: number, readStore?: boolean): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined>;
   /** Remember that this token was used now; written to the store in batches. */
   touch(token: CachedToken, now: number): void;
   /** Catch up with the store now (also runs on notifications and every pollMs). */
@@ -144,7 +148,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     }
   }
 
-  function lookup(hash: string, now = Date.now()): CachedToken | undefined | Promise<CachedToken | undefined> {
+  function lookup(hash: string, now = Date.now(), readStore = true): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined> {
     const hit = positive.get(hash);
     if (hit !== undefined) {
       stats.hits++;
@@ -154,6 +158,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
       stats.negativeHits++;
       return outOfSync(now) ? unavailable() : undefined;
     }
+    if (!readStore) return NOT_CACHED;
     stats.misses++;
     let pending = inflight.get(hash);
     if (!pending) {

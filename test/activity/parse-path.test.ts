@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ECOSYSTEMS, type Ecosystem } from '../../src/config/schema.js';
-import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, MAX_REMEMBERED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/activity/parse-path/index.js';
+import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, MAX_REMEMBERED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/artifacts/parse-path/index.js';
 import { GENERIC, PATHS } from './fixtures/paths.js';
 
 const lastSegment = (path: string): string | null => {

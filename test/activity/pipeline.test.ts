@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent } from '../../src/activity/event.js';
 import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
@@ -275,9 +276,10 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
       expect(e.durationMs).toBeGreaterThanOrEqual(0);
       // Exactly the documented fields, nothing else.
       expect(Object.keys(e).sort()).toEqual([
-        'bytes', 'clientIp', 'durationMs', 'ecosystem', 'file', 'id', 'kind', 'method', 'package', 'project',
-        'requestId', 'sealed', 'status', 'time', 'tokenId', 'tokenName', 'tokenType', 'userAgent', 'version',
+        'aborted', 'bytes', 'clientIp', 'durationMs', 'ecosystem', 'file', 'id', 'kind', 'method', 'package', 'project',
+        'requestId', 'sealed', 'status', 'time', 'tokenId', 'tokenName', 'tokenType', 'truncated', 'userAgent', 'version',
       ]);
+      expect(e).toMatchObject({ aborted: false, truncated: [] });
     }
     // Request order = id order (ULIDs are time-ordered).
     expect(ids(file)).toEqual([npm, maven, sealed].map((r) => of(r).id));

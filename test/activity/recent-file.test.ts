@@ -240,14 +240,44 @@ describe('file activity query', () => {
     expect(ids(await createFileActivityQuery({ dir, maxLines: 10 }).recent({ limit: 1000 }))).toEqual(newestFirst(newer!).slice(0, 10));
   });
 
-  it('stops reading a file at a line longer than maxLineBytes', async () => {
+  it.each([256, 700, 64 * 1024])('skips a line longer than maxLineBytes, counts it, and reads on before it (chunks of %i bytes)', async (chunkBytes) => {
     const dir = dataDir();
-    const [a, b] = [makeEvent(), makeEvent()];
+    const [a, b, c] = [makeEvent(), makeEvent(), makeEvent()];
     const file = productionFile(dir, a!.time.slice(0, 10));
     mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, `${line(a!)}${'x'.repeat(5000)}\n${line(b!)}`);
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes: 256, maxLineBytes: 1000 }).recent())).toEqual([b!.id]);
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes: 256, maxLineBytes: 10_000 }).recent())).toEqual([b!.id, a!.id]);
+    // Long lines first, between events, and last (a line still being written, or never ended).
+    const long = (n: number) => `{"id":"${'Z'.repeat(26)}","userAgent":"${'x'.repeat(n)}"}`;
+    writeFileSync(file, `${long(5000)}\n${line(a!)}${long(1001)}\n${long(3000)}\n${line(b!)}${'y'.repeat(1001)}\n${line(c!)}${long(9000)}`);
+    const skipped: number[] = [];
+    const query = createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, onSkipped: (n) => skipped.push(n) });
+    expect(ids(await query.recent())).toEqual([c!.id, b!.id, a!.id]);
+    expect(skipped).toEqual([5]);
+    // Each skipped line counts against maxLines like any other.
+    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, maxLines: 5 }).recent())).toEqual([c!.id, b!.id]);
+    // Under a larger cap the long lines are read (and the one that is an event with no end is a torn line).
+    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 10_000 }).recent())).toEqual(['Z'.repeat(26), c!.id, b!.id, a!.id]);
+  });
+
+  it('reads at most maxBytes bytes per call, across files', async () => {
+    const dir = dataDir();
+    const events = Array.from({ length: 300 }, () => makeEvent());
+    await sink(dir).deliver(events, 'all');
+    const newest = [...events].reverse();
+    // The newest lines read whole within the budget, with the newline before each (where a line starts).
+    const fit = (budget: number) => {
+      let n = 0;
+      for (let used = 1; n < newest.length && used + Buffer.byteLength(line(newest[n]!)) <= budget; n++) used += Buffer.byteLength(line(newest[n]!));
+      return n;
+    };
+    expect(fit(20_000)).toBeGreaterThan(10);
+    expect(fit(20_000)).toBeLessThan(events.length);
+    const three = newest.slice(0, 3).reduce((sum, e) => sum + Buffer.byteLength(line(e)), 0);
+    expect(fit(three)).toBe(2);
+    expect(fit(three + 1)).toBe(3);
+    for (const maxBytes of [1, 1000, three, three + 1, 20_000]) {
+      const got = await createFileActivityQuery({ dir, maxBytes, chunkBytes: 512 }).recent({ limit: 1000 });
+      expect(ids(got)).toEqual(ids(newest.slice(0, fit(maxBytes))));
+    }
   });
 
   it('reads a file while it is appended to: a line still being written is skipped, and read next time', async () => {

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent } from '../../src/activity/event.js';
 import {
-  createRedisActivityQuery, createSqliteActivityLog, normalizeRecentFilter, type ActivityQuery, type RecentFilter,
+  createRedisActivityQuery, createSqliteActivityLog, normalizeRecentFilter, parseRecentEvent, type ActivityQuery, type RecentFilter,
 } from '../../src/activity/recent.js';
 import { createFileActivityQuery } from '../../src/activity/recent-file.js';
 import { createFileSink } from '../../src/activity/sinks/file.js';
@@ -48,8 +48,8 @@ interface Backend {
   name: string;
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  /** A fresh, empty log: deliver batches to it, query it. */
-  open(): Promise<{ deliver(events: ActivityEvent[], batchId: string): Promise<void>; query: ActivityQuery }>;
+  /** A fresh, empty log: deliver batches to it, query it (told of the lines it skips). */
+  open(onSkipped?: (n: number) => void): Promise<{ deliver(events: ActivityEvent[], batchId: string): Promise<void>; query: ActivityQuery }>;
 }
 
 const closers: (() => Promise<void>)[] = [];
@@ -68,8 +68,8 @@ function sqliteBackend(): Backend {
     async teardown() {
       rmSync(root, { recursive: true, force: true });
     },
-    async open() {
-      const log = createSqliteActivityLog({ dataDir: path.join(root, `db-${++n}`), maxRows: 10_000 });
+    async open(onSkipped) {
+      const log = createSqliteActivityLog({ dataDir: path.join(root, `db-${++n}`), maxRows: 10_000, onSkipped });
       closers.push(() => log.close());
       return { deliver: (events, batchId) => log.deliver(events, batchId), query: log };
     },
@@ -88,11 +88,11 @@ function fileBackend(): Backend {
     async teardown() {
       rmSync(root, { recursive: true, force: true });
     },
-    async open() {
+    async open(onSkipped) {
       const dir = path.join(root, `data-${++n}`);
       const sink = createFileSink({ dir, stream: 'production', fsync: false });
       closers.push(() => sink.close());
-      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createFileActivityQuery({ dir }) };
+      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createFileActivityQuery({ dir, onSkipped }) };
     },
   };
 }
@@ -111,11 +111,11 @@ function redisBackend(): Backend {
       client.disconnect();
       await server.stop();
     },
-    async open() {
+    async open(onSkipped) {
       const key = `{tollgate}:activity:recent-${++n}`;
       const sink = createRedisStreamSink({ url: server.url, key, maxLen: 100_000 });
       closers.push(() => sink.close());
-      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createRedisActivityQuery({ client, key }) };
+      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createRedisActivityQuery({ client, key, onSkipped }) };
     },
   };
 }
@@ -135,6 +135,23 @@ describe.each([sqliteBackend(), fileBackend(), redisBackend()])('$name recent ac
     const { query, events } = await filled();
     expect(ids(await query.recent())).toEqual(newestFirst(events));
     expect(await query.recent({ limit: 3 })).toEqual(JSON.parse(JSON.stringify(events.slice(-3).reverse())));
+  });
+
+  it('skips and counts a stored event longer than any the recorder makes (one of an earlier version), never holding it', async () => {
+    const skipped: number[] = [];
+    const { deliver, query } = await backend.open((n) => skipped.push(n));
+    const [a, big, b] = [makeEvent(), makeEvent({ userAgent: 'u'.repeat(16_000) }), makeEvent({ userAgent: 'é'.repeat(2100) })];
+    await deliver([a!, big!, b!], 'big');
+    expect(ids(await query.recent())).toEqual([a!.id]);
+    expect(skipped).toEqual([2]);
+    expect(ids(await query.recent({ project: a!.project }))).toEqual([a!.id]);
+  });
+
+  it('reads an event stored without aborted and truncated (an earlier version\'s) as not aborted, nothing truncated', async () => {
+    const { deliver, query } = await backend.open();
+    const old = { ...makeEvent(), aborted: undefined, truncated: undefined } as unknown as ActivityEvent;
+    await deliver([old], 'old');
+    expect(await query.recent()).toEqual([{ ...old, aborted: false, truncated: [] }]);
   });
 
   it('returns nothing from an empty log', async () => {
@@ -361,6 +378,15 @@ describe('redis activity query', () => {
     await own.stop();
     await expect(query.recent()).rejects.toThrow();
     c.disconnect();
+  });
+});
+
+describe('parseRecentEvent', () => {
+  it('reads a line written before aborted and truncated existed as not aborted, nothing truncated', () => {
+    const { aborted: _a, truncated: _t, ...old } = makeEvent();
+    const event = parseRecentEvent(JSON.stringify(old));
+    expect(event).toEqual({ ...old, aborted: false, truncated: [] });
+    expect(parseRecentEvent(JSON.stringify({ ...old, aborted: true, truncated: ['userAgent'] }))).toMatchObject({ aborted: true, truncated: ['userAgent'] });
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createActivityRecorder, type RequestActivity } from '../../src/activity/recorder.js';
-import { parseArtifactPath } from '../../src/activity/parse-path/index.js';
+import { parseArtifactPath } from '../../src/artifacts/parse-path/index.js';
 import { tallyFor } from '../../src/metrics/tally.js';
 import { createLabelLimiter, createMetrics, type Metrics } from '../../src/metrics/registry.js';
 
@@ -66,6 +66,7 @@ function activity(i: number): RequestActivity {
     durationMs: 1.25,
     clientIp: '10.0.0.1',
     userAgent: 'npm/10',
+    aborted: false,
     endedAt: 1_714_564_800_000 + i,
   };
 }

@@ -13,6 +13,7 @@ import { loadConfig, type Config, type Env } from '../../src/config/index.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import type { TokenStore } from '../../src/tokens/store.js';
+import { eventFactory } from '../helpers/activity-events.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 /** What app.request uses as the request origin (http://localhost/...). */
@@ -87,32 +88,9 @@ export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
   };
 }
 
-let eventSeq = 0;
+const makeEvent = eventFactory({ stepMs: 1000 });
 
 /** An activity event as the recorder would make it. */
 export function activityEvent(overrides: Partial<ActivityEvent> = {}): ActivityEvent {
-  eventSeq++;
-  const time = new Date(Date.UTC(2026, 0, 1, 12, 0, eventSeq)).toISOString();
-  return {
-    id: `01J000000000000000000${String(eventSeq).padStart(5, '0')}`,
-    time,
-    requestId: `req-${eventSeq}`,
-    tokenId: 'tok_1',
-    tokenName: 'ci-main',
-    tokenType: 'production',
-    project: 'default',
-    ecosystem: 'npm',
-    kind: 'download',
-    package: 'left-pad',
-    version: '1.3.0',
-    file: 'left-pad-1.3.0.tgz',
-    method: 'GET',
-    status: 200,
-    bytes: 1234,
-    durationMs: 5,
-    clientIp: '127.0.0.1',
-    userAgent: 'npm/10',
-    sealed: false,
-    ...overrides,
-  };
+  return makeEvent({ package: 'left-pad', version: '1.3.0', file: 'left-pad-1.3.0.tgz', ...overrides });
 }

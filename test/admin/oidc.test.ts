@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearer } from '../helpers/authorization.js';
 import { freePort } from '../helpers/process.js';
 import { ORIGIN, startAdminHarness, type AdminHarness } from './harness.js';
 
@@ -26,8 +27,6 @@ describe('OIDC bearer sign-in', () => {
     jwt.setExpirationTime(options.expiresIn ?? '5m');
     return jwt.sign(options.key ?? key);
   }
-
-  const bearer = (jwt: string) => ({ authorization: `Bearer ${jwt}` });
 
   beforeAll(async () => {
     ({ privateKey: key } = await generateKeyPair('ES256', { extractable: true }));
@@ -58,29 +57,29 @@ describe('OIDC bearer sign-in', () => {
   });
 
   it('accepts a JWT signed by a key in the JWKS with the right issuer, audience and admin claim', async () => {
-    const res = await h.request('/api/v1/tokens', { headers: bearer(await sign({})) });
+    const res = await h.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({})) } });
     expect(res.status).toBe(200);
     expect(jwksRequests).toBeGreaterThan(0);
-    const session = await (await h.request('/api/v1/session', { headers: bearer(await sign({})) })).json();
+    const session = await (await h.request('/api/v1/session', { headers: { authorization: bearer(await sign({})) } })).json();
     expect(session).toEqual({ identity: 'alice@example.com', via: 'oidc', csrfToken: null, expiresAt: null });
   });
 
   it('records the JWT email as createdBy and revokedBy (no CSRF token needed for a bearer)', async () => {
     const jwt = await sign({});
     const res = await h.request('/api/v1/tokens', {
-      method: 'POST', headers: { ...bearer(jwt), 'content-type': 'application/json' },
+      method: 'POST', headers: { authorization: bearer(jwt), 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'oidc-made', type: 'production' }),
     });
     expect(res.status).toBe(201);
     const created = await res.json() as { id: string; createdBy: string };
     expect(created.createdBy).toBe('alice@example.com');
-    const revoked = await h.request(`/api/v1/tokens/${created.id}/revoke`, { method: 'POST', headers: bearer(await sign({ email: undefined })) });
+    const revoked = await h.request(`/api/v1/tokens/${created.id}/revoke`, { method: 'POST', headers: { authorization: bearer(await sign({ email: undefined })) } });
     expect(revoked.status).toBe(200);
     expect(((await revoked.json()) as { token: { revokedBy: string } }).token.revokedBy).toBe('user-1234'); // sub when no email
   });
 
   it('turns a JWT into a browser session (POST /session with the bearer)', async () => {
-    const res = await h.request('/api/v1/session', { method: 'POST', headers: { ...bearer(await sign({})), origin: ORIGIN } });
+    const res = await h.request('/api/v1/session', { method: 'POST', headers: { authorization: bearer(await sign({})), origin: ORIGIN } });
     expect(res.status).toBe(200);
     const body = await res.json() as { identity: string; via: string; csrfToken: string };
     expect(body).toMatchObject({ identity: 'alice@example.com', via: 'oidc' });
@@ -109,14 +108,14 @@ describe('OIDC bearer sign-in', () => {
     }, 401, /Invalid admin credential/],
   ])('rejects %s', async (_what, make, status, message) => {
     const jwt = await make();
-    const res = await h.request('/api/v1/tokens', { headers: bearer(jwt) });
+    const res = await h.request('/api/v1/tokens', { headers: { authorization: bearer(jwt) } });
     expect(res.status).toBe(status);
     const body = await res.json() as { error: string; code: string };
     expect(body.error).toMatch(message);
     expect(JSON.stringify(body)).not.toContain(jwt);
     expect(h.logs()).not.toContain(jwt);
     // Nor can it open a browser session.
-    expect((await h.request('/api/v1/session', { method: 'POST', headers: bearer(jwt) })).status).toBe(status);
+    expect((await h.request('/api/v1/session', { method: 'POST', headers: { authorization: bearer(jwt) } })).status).toBe(status);
   });
 
   it.each([
@@ -128,8 +127,8 @@ describe('OIDC bearer sign-in', () => {
       TOLLGATE_OIDC_ISSUER: ISSUER, TOLLGATE_OIDC_AUDIENCE: AUDIENCE, TOLLGATE_OIDC_JWKS_URL: jwksUrl, TOLLGATE_OIDC_ADMIN_CLAIM: claim,
     });
     try {
-      expect((await other.request('/api/v1/tokens', { headers: bearer(await sign({ roles: undefined, ...yes })) })).status).toBe(200);
-      expect((await other.request('/api/v1/tokens', { headers: bearer(await sign({ roles: undefined, ...no })) })).status).toBe(403);
+      expect((await other.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({ roles: undefined, ...yes })) } })).status).toBe(200);
+      expect((await other.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({ roles: undefined, ...no })) } })).status).toBe(403);
     } finally {
       await other.close();
     }
@@ -141,7 +140,7 @@ describe('OIDC bearer sign-in', () => {
       TOLLGATE_OIDC_JWKS_URL: `http://127.0.0.1:${await freePort()}/jwks`,
     });
     try {
-      const res = await down.request('/api/v1/tokens', { headers: bearer(await sign({})) });
+      const res = await down.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({})) } });
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE' });
     } finally {
@@ -152,7 +151,7 @@ describe('OIDC bearer sign-in', () => {
   it('refuses JWTs when OIDC is not configured', async () => {
     const plain = await startAdminHarness();
     try {
-      const res = await plain.request('/api/v1/tokens', { headers: bearer(await sign({})) });
+      const res = await plain.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({})) } });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: string }).error).toMatch(/OIDC sign-in is not configured/);
     } finally {

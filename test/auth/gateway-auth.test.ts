@@ -4,7 +4,8 @@ import { generateToken, hashToken } from '../../src/tokens/format.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import type { TokenStore } from '../../src/tokens/store.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 
 /**

@@ -3,7 +3,8 @@ import { generateToken } from '../../src/tokens/format.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import type { TokenStore } from '../../src/tokens/store.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedisServer, startTcpRelay, type RedisServer, type TcpRelay } from '../helpers/redis-server.js';
 
 /**

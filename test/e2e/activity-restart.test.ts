@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent } from '../../src/activity/event.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { createReceiver } from '../helpers/webhook-receiver.js';
+import { basic } from '../helpers/authorization.js';
 import {
-  basic, createTokenWithCli, download, freePort, pollUntil, startGatewayProcess, tempDir, type GatewayProcess,
+  createTokenWithCli, download, freePort, startGatewayProcess, tempDir, type GatewayProcess,
 } from '../helpers/process.js';
 
 /**
@@ -79,14 +80,14 @@ describe('the webhook disk buffer across a restart', () => {
       gw = await startGatewayProcess(env);
       const requestIds: string[] = [];
       for (let i = 0; i < N; i++) {
-        const res = await download(`${gw.url}/npm/lodash/-/lodash-4.17.${i}.tgz`, { headers: basic('web-shop', token) });
+        const res = await download(`${gw.url}/npm/lodash/-/lodash-4.17.${i}.tgz`, { headers: { authorization: basic('web-shop', token) } });
         expect(res.status).toBe(200);
         expect(res.bytes).toBe(TARBALL_BYTES);
         requestIds.push(String(res.headers['x-request-id']));
       }
       // Every event is queued (memory + disk) and the sink has failed at least once.
-      expect(await pollUntil(async () => (await metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/)) === N, 10_000)).toBe(true);
-      expect(await pollUntil(async () => (await metricValue(gw!, /^tollgate_activity_events_total\{sink="webhook",outcome="retried"/)) > 0, 10_000)).toBe(true);
+      await expect.poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 }).toBe(N);
+      await expect.poll(() => metricValue(gw!, /^tollgate_activity_events_total\{sink="webhook",outcome="retried"/), { timeout: 10_000 }).toBeGreaterThan(0);
 
       const firstPid = gw.pid;
       const status = await gw.stop();
@@ -100,9 +101,9 @@ describe('the webhook disk buffer across a restart', () => {
       // Second life: the receiver is back on the same port.
       await receiver.listen();
       gw = await startGatewayProcess(env);
-      expect(await pollUntil(async () => receiver.events.length >= N, 20_000)).toBe(true);
+      await expect.poll(() => receiver.events.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(N);
       // Give a duplicate every chance to show up: wait until the queue is empty and nothing is in flight.
-      expect(await pollUntil(async () => (await metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/)) === 0, 10_000)).toBe(true);
+      await expect.poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 }).toBe(0);
 
       expect(receiver.rejected).toEqual([]);
       const got = receiver.events;

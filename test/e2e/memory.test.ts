@@ -3,8 +3,9 @@ import { closeSync, openSync, rmSync, writeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { bearer } from '../helpers/authorization.js';
 import {
-  bearer, createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess,
+  createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess,
 } from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
@@ -102,7 +103,7 @@ describe('memory while streaming a 200 MiB artifact to a slow client', () => {
       let result;
       try {
         result = await download(`${gw.url}/files/big.bin`, {
-          headers: bearer(token),
+          headers: { authorization: bearer(token) },
           bytesPerSecond: SLOW_READ_BYTES_PER_SECOND,
           timeoutMs: 100_000,
         });

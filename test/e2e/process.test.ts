@@ -2,8 +2,9 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSy
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { basic, bearer } from '../helpers/authorization.js';
 import {
-  allOutput, basic, bearer, createTokenWithCli, download, pollUntil, REPO_ROOT, runCli, sha256Hex,
+  allOutput, createTokenWithCli, download, REPO_ROOT, runCli, sha256Hex,
   spawnCli, spawnGateway, startGatewayProcess, tempDir, type CreatedToken, type GatewayProcess,
 } from '../helpers/process.js';
 
@@ -218,10 +219,10 @@ describe('the CLI and a running gateway share the embedded store', () => {
 
   it('accepts a token the CLI created while the gateway runs (Bearer and Basic)', async () => {
     const { token } = await create(env, 'live-create');
-    const viaBearer = await download(gw.url + tree.file, { headers: bearer(token) });
+    const viaBearer = await download(gw.url + tree.file, { headers: { authorization: bearer(token) } });
     expect(viaBearer.status).toBe(200);
     expect(viaBearer.text).toBe(tree.content);
-    const viaBasic = await download(gw.url + tree.file, { headers: basic('project-a', token) });
+    const viaBasic = await download(gw.url + tree.file, { headers: { authorization: basic('project-a', token) } });
     expect(viaBasic.status).toBe(200);
     expect(viaBasic.text).toBe(tree.content);
   });
@@ -231,7 +232,7 @@ describe('the CLI and a running gateway share the embedded store', () => {
     { how: 'id', by: (t: CreatedToken) => t.id },
   ])('refuses a token revoked by the CLI (by $how) within 1 second, after a cache hit, with a 600 s cache TTL', async ({ how, by }) => {
     const created = await create(env, `live-revoke-${how}`);
-    const headers = bearer(created.token);
+    const headers = { authorization: bearer(created.token) };
     // First request reads the store and caches the token; the second is served from the cache.
     expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
     expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
@@ -241,11 +242,8 @@ describe('the CLI and a running gateway share the embedded store', () => {
     // From the moment the CLI has committed and exited: short retries for at most one second.
     const revokedAt = Date.now();
     let last = { status: 0 } as Awaited<ReturnType<typeof download>>;
-    const refused = await pollUntil(async () => {
-      last = await download(gw.url + tree.file, { headers });
-      return last.status === 401;
-    }, 1000, 50);
-    expect(refused, `still ${last.status} one second after the revoke`).toBe(true);
+    await expect.poll(async () => (last = await download(gw.url + tree.file, { headers })).status,
+      { timeout: 1000, interval: 50, message: 'refused within one second of the revoke' }).toBe(401);
     console.log(`revoked by ${how}: first 401 within ${Date.now() - revokedAt} ms of the CLI's exit`);
     expect(last.status).toBe(401);
     expect(last.headers['www-authenticate']).toEqual(expect.stringContaining('Basic realm="tollgate"'));
@@ -285,7 +283,7 @@ describe('kill -9 durability of the embedded store', () => {
         const latest = created.at(-1);
         for (const t of latest ? [reader, latest] : [reader]) {
           try {
-            const r = await download(gwA.url + tree.file, { headers: bearer(t.token), timeoutMs: 5000 });
+            const r = await download(gwA.url + tree.file, { headers: { authorization: bearer(t.token) }, timeoutMs: 5000 });
             if (r.status === 200) downloadsViaA++;
           } catch {
             // The gateway is gone (killed): that is the point.
@@ -353,7 +351,7 @@ describe('kill -9 durability of the embedded store', () => {
     const gwB = await startGatewayProcess(env);
     try {
       for (const t of [reader, ...created]) {
-        const r = await download(gwB.url + tree.file, { headers: bearer(t.token) });
+        const r = await download(gwB.url + tree.file, { headers: { authorization: bearer(t.token) } });
         expect(r.status, `${t.name} after restart`).toBe(200);
       }
     } finally {
@@ -485,13 +483,13 @@ describe('npm start defaults', () => {
       const { token } = await create(env, 'first-try');
       const example = '/generic/hello/1.0.0/hello-1.0.0.txt';
       const shipped = readFileSync(path.join(REPO_ROOT, 'examples', 'artifacts', example), 'utf8');
-      const got = await download(gw.url + example, { headers: bearer(token) });
+      const got = await download(gw.url + example, { headers: { authorization: bearer(token) } });
       expect(got.status).toBe(200);
       expect(got.text).toBe(shipped);
       expect(got.headers['cache-control']).toMatch(/private/);
 
       // The token with its last character changed (to another one: it may already end in x).
-      const refused = await download(gw.url + example, { headers: bearer(`${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`) });
+      const refused = await download(gw.url + example, { headers: { authorization: bearer(`${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`) } });
       expect(refused.status).toBe(401);
 
       for (const p of ['/healthz', '/readyz']) {
@@ -502,7 +500,7 @@ describe('npm start defaults', () => {
       expect(proxyHealth.status).toBe(401);
       expect(proxyHealth.headers['www-authenticate']).toEqual(expect.stringContaining('Basic realm="tollgate"'));
       // Even with a valid token the proxy port has no health endpoint: it serves artifacts only.
-      const proxyHealthWithToken = await download(`${gw.url}/healthz`, { headers: bearer(token) });
+      const proxyHealthWithToken = await download(`${gw.url}/healthz`, { headers: { authorization: bearer(token) } });
       expect(proxyHealthWithToken.status).toBe(404);
     } finally {
       expect((await gw.stop()).code).toBe(0);

@@ -3,8 +3,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { bearer } from '../helpers/authorization.js';
 import {
-  bearer, connectionRefused, createTokenWithCli, download, pollUntil, startGatewayProcess, tempDir, type GatewayProcess,
+  connectionRefused, createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess,
 } from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
@@ -43,7 +44,7 @@ describe('SIGTERM', () => {
       });
       // ~8 s at 4 MiB/s: the signal arrives with most of the body still to come.
       const inFlight = download(`${gw.url}/big.bin`, {
-        headers: bearer(token),
+        headers: { authorization: bearer(token) },
         bytesPerSecond: 4 * MiB,
         onProgress: (bytes) => {
           if (bytes >= MiB) signalled?.();
@@ -56,8 +57,8 @@ describe('SIGTERM', () => {
 
       // New connections are refused while the download drains; the admin port says "not ready".
       // (Polled briefly: the log line and the listener closing are one tick apart in another process.)
-      expect(await pollUntil(() => connectionRefused(gw.proxyPort), 2000)).toBe(true);
-      expect(await pollUntil(async () => (await download(`${gw.adminUrl}/readyz`)).status === 503, 2000)).toBe(true);
+      await expect.poll(() => connectionRefused(gw.proxyPort), { timeout: 2000 }).toBe(true);
+      await expect.poll(async () => (await download(`${gw.adminUrl}/readyz`)).status, { timeout: 2000 }).toBe(503);
 
       // (The process may exit a little before the client has read everything: its last bytes
       // can sit in the kernel's socket buffers. What matters is that none of them is lost.)
@@ -89,7 +90,7 @@ describe('SIGTERM', () => {
       });
       // A client that would need ~64 s: far longer than the grace period.
       const stuck = download(`${gw.url}/big.bin`, {
-        headers: bearer(token),
+        headers: { authorization: bearer(token) },
         bytesPerSecond: 0.5 * MiB,
         onProgress: (bytes) => {
           if (bytes > 0) signalled?.();

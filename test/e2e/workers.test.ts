@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearer } from '../helpers/authorization.js';
 import {
-  allOutput, bearer, createTokenWithCli, pollUntil, runCli, startGatewayProcess, tempDir, type GatewayProcess,
+  allOutput, createTokenWithCli, runCli, startGatewayProcess, tempDir, type GatewayProcess,
 } from '../helpers/process.js';
 
 /**
@@ -18,15 +19,15 @@ describe('a gateway with two workers', () => {
 
   beforeAll(async () => {
     gw = await startGatewayProcess({ ...env, TOLLGATE_WORKERS: '2' }, { startTimeoutMs: 40_000 });
-    // Both workers are up once each has written its own listening line.
-    await pollUntil(async () => (gw.stdout().match(/"tollgate listening"/g) ?? []).length >= 2, 30_000);
+    // Both workers are up once each has written its own listening line: wait for the other one's.
+    await gw.waitForLine(new RegExp(`^(?!.*"pid":${String(gw.listening.pid)}[,}]).*"msg":"tollgate listening"`), 30_000);
   });
   afterAll(async () => {
     await gw?.stop();
   });
 
   const get = (token: string) => fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, {
-    headers: bearer(token), keepalive: false,
+    headers: { authorization: bearer(token) }, keepalive: false,
   });
 
   it('serves requests from both workers and sums their metrics', async () => {
@@ -34,12 +35,11 @@ describe('a gateway with two workers', () => {
     const N = 60;
     // New connections each time, so the kernel spreads them over both workers.
     for (let i = 0; i < N; i++) {
-      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { ...bearer(token), connection: 'close' } });
+      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { authorization: bearer(token), connection: 'close' } });
       expect(res.status).toBe(200);
       await res.arrayBuffer();
     }
-    await pollUntil(async () => new Set(requestPids(gw.stdout())).size >= 2, 5000);
-    expect(new Set(requestPids(gw.stdout())).size).toBe(2);
+    await expect.poll(() => new Set(requestPids(gw.stdout())).size, { timeout: 5000 }).toBe(2);
 
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     const total = Number(/^tollgate_http_requests_total\{token_type="production",status_class="2xx"\} (\d+)/m.exec(metrics)?.[1]);
@@ -53,17 +53,15 @@ describe('a gateway with two workers', () => {
   it('applies a revocation in every worker within one second', async () => {
     const { token, id } = await createTokenWithCli(env, 'workers-b');
     for (let i = 0; i < 20; i++) {
-      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { ...bearer(token), connection: 'close' } });
+      const res = await fetch(`${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`, { headers: { authorization: bearer(token), connection: 'close' } });
       expect(res.status).toBe(200);
     }
     const revoked = await runCli(['token', 'revoke', id], env);
     expect(revoked.code).toBe(0);
     const at = Date.now();
     // Every worker refuses it: 20 fresh connections in a row all get 401.
-    expect(await pollUntil(async () => {
-      const statuses = await Promise.all(Array.from({ length: 20 }, () => get(token).then((r) => r.status)));
-      return statuses.every((s) => s === 401);
-    }, 1000, 25)).toBe(true);
+    await expect.poll(async () => new Set(await Promise.all(Array.from({ length: 20 }, () => get(token).then((r) => r.status)))),
+      { timeout: 1000, interval: 25 }).toEqual(new Set([401]));
     expect(Date.now() - at).toBeLessThanOrEqual(1500);
   });
 
@@ -90,7 +88,7 @@ describe('a gateway with two workers', () => {
     });
     expect(out.status).toBe(204);
     const at = Date.now();
-    expect(await pollUntil(async () => (await statuses()).every((s) => s === 401), 1000, 25)).toBe(true);
+    await expect.poll(async () => new Set(await statuses()), { timeout: 1000, interval: 25 }).toEqual(new Set([401]));
     expect(Date.now() - at).toBeLessThanOrEqual(1500);
     expect(gw.stdout()).not.toContain(adminToken);
   });

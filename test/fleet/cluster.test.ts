@@ -4,10 +4,11 @@ import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-store.js';
 import type { NewTokenRecord, TokenStore } from '../../src/tokens/store.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilCacheHit } from '../helpers/fleet.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startRedisCluster, stopAllTopologies, waitFor, type RedisCluster } from '../helpers/redis-topologies.js';
+import { startRedisCluster, stopAllTopologies, type RedisCluster } from '../helpers/redis-topologies.js';
 import { awaitWindowRoom } from '../helpers/windows.js';
 
 /**
@@ -147,14 +148,14 @@ describe('the Redis token store on a Redis Cluster', () => {
     let notified = 0;
     other.onChange(() => { notified++; });
     // The subscriber calls its listeners once subscribed: wait for that, then count from there.
-    await waitFor('subscribed', 5000, () => notified > 0);
+    await expect.poll(() => notified, { timeout: 5000, message: 'subscribed' }).toBeGreaterThan(0);
     const record = newRecord();
     await store.insert(record);
     expect(await other.findByHash(record.hash)).toEqual(asStored(record));
     const before = notified;
     const started = Date.now();
     await store.revoke(record.id, 'bob');
-    await waitFor('onChange after a revoke', 1000, () => notified > before);
+    await expect.poll(() => notified, { timeout: 1000, message: 'onChange after a revoke' }).toBeGreaterThan(before);
     expect(Date.now() - started).toBeLessThanOrEqual(1000);
   });
 
@@ -212,7 +213,7 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     for (const gw of [a, b]) await untilCacheHit(gw, token);
     const started = Date.now();
     await b.store.revoke(record.id, 'cluster-test');
-    await Promise.all([a, b].map((gw) => waitFor(`401 on ${gw.url}`, 1000, async () => (await status(gw, bearer(token))) === 401)));
+    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, bearer(token)), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
     expect(Date.now() - started).toBeLessThanOrEqual(1500); // the revoke call itself included
   });
 
@@ -228,12 +229,12 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
       const statuses = await Promise.all(projects.map((p, i) => status(i % 2 ? a : b, basic(p, token), `/cluster/${i}.txt`)));
       expect(statuses.every((s) => s === 200)).toBe(true);
       let events: { id: string; project: string }[] = [];
-      await waitFor('N events in the stream', 10_000, async () => {
+      await expect.poll(async () => {
         const entries = (await client.xrange(key, '-', '+')).slice(before);
         events = entries.map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
           .filter((e) => e.tokenId === record.id);
-        return events.length >= N;
-      });
+        return events.length;
+      }, { timeout: 10_000, message: 'N events in the stream' }).toBeGreaterThanOrEqual(N);
       await new Promise((r) => setTimeout(r, 200));
       events = (await client.xrange(key, '-', '+')).slice(before)
         .map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
@@ -255,16 +256,23 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     // 19 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
     for (let i = 0; i < 18; i++) statuses.push(await fail(a), await fail(b));
     // A gateway reads the fleet-wide total when it flushes its own failures (every 250 ms while it
-    // has some). Let every count land, then one more failure each, so each flush sees the total.
-    await new Promise((r) => setTimeout(r, 600));
+    // has some). Wait until every count has landed in the cluster, then one more failure each, so
+    // each flush sees the total.
+    const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
+    const shared = async () => {
+      const [key] = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
+      return key ? Number(await owner.command('GET', key)) : 0;
+    };
+    await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
     statuses.push(await fail(a), await fail(b));
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+    // Probed with valid tokens neither gateway has cached: a cached token would pass (the limit
+    // refuses store reads, not service).
     for (const gw of [a, b]) {
-      await expect.poll(() => status(gw, bearer(token), '/x', address), { timeout: 3000, interval: 50 }).toBe(429);
+      await expect.poll(async () => status(gw, bearer((await a.createToken()).token), '/x', address), { timeout: 3000, interval: 50 }).toBe(429);
     }
     // Another address is not affected.
     expect(await status(b, bearer(token), '/x', '203.0.113.78')).toBe(200);
-    const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
     const keys = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
     expect(keys.length).toBeGreaterThan(0);
   });

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilAllAnswer, untilCacheHit } from '../helpers/fleet.js';
-import { waitFor } from '../helpers/redis-topologies.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { download, startGatewayProcess, type GatewayProcess } from '../helpers/process.js';
 import { startRedisServer, startTcpRelay, type RedisServer, type TcpRelay } from '../helpers/redis-server.js';
@@ -200,10 +200,8 @@ describe('an instance running TOLLGATE_WORKERS=2 (subprocess) next to an in-proc
     for (let i = 0; i < 6; i++) expect(await procStatus(token)).toBe(200);
     await a.store.revoke(record.id, 'fleet-test');
     const started = Date.now();
-    await waitFor('401 on every worker', 1000, async () => {
-      const statuses = await Promise.all(Array.from({ length: 6 }, () => procStatus(token)));
-      return statuses.every((s) => s === 401);
-    });
+    await expect.poll(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => procStatus(token)))),
+      { timeout: 1000, message: '401 on every worker' }).toEqual(new Set([401]));
     expect(Date.now() - started).toBeLessThanOrEqual(1500);
   });
 
@@ -222,7 +220,7 @@ describe('an instance running TOLLGATE_WORKERS=2 (subprocess) next to an in-proc
       type Event = { id: string; project: string; tokenId: string };
       const read = async (): Promise<Event[]> => (await raw.xrange(key, '-', '+'))
         .map(([, fields]) => JSON.parse(fields[1]!) as Event).filter((e) => e.tokenId === record.id);
-      await waitFor('N events', 10_000, async () => (await read()).length >= N);
+      await expect.poll(async () => (await read()).length, { timeout: 10_000, message: 'N events' }).toBeGreaterThanOrEqual(N);
       await new Promise((r) => setTimeout(r, 300));
       const events = await read();
       expect(events).toHaveLength(N);

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openTokenStore } from '../../src/tokens/index.js';
 import type { TokenStore } from '../../src/tokens/store.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilCacheHit } from '../helpers/fleet.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startSentinelSetup, stopAllTopologies, waitFor, type SentinelSetup } from '../helpers/redis-topologies.js';
+import { startSentinelSetup, stopAllTopologies, type SentinelSetup } from '../helpers/redis-topologies.js';
 
 /**
  * A Redis Sentinel failover during traffic. This suite starts, on loopback: a master, one replica
@@ -53,16 +54,6 @@ const status = (gw: TestGateway, token: string, path = '/sentinel/artifact.txt')
     return r.status;
   });
 
-/** Retries a store operation while the connection follows the new master (commands fail fast meanwhile). */
-async function retrying<T>(what: string, op: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-  let result: T | undefined;
-  await waitFor(what, timeoutMs, async () => {
-    result = await op();
-    return true;
-  });
-  return result as T;
-}
-
 describe('a Redis Sentinel failover during traffic', () => {
   it('starts with both gateways on the master the sentinels name', async () => {
     expect(await setup.masterPort()).toBe(setup.master.port);
@@ -99,7 +90,7 @@ describe('a Redis Sentinel failover during traffic', () => {
 
     // The token the gateways had not cached is read from the new master once they follow it.
     for (const gw of [a, b]) {
-      await waitFor(`uncached token accepted on ${gw.url} after failover`, 15_000, async () => (await status(gw, uncached.token)) === 200);
+      await expect.poll(() => status(gw, uncached.token), { timeout: 15_000, message: `uncached token accepted on ${gw.url} after failover` }).toBe(200);
     }
     traffic = false;
     await loop;
@@ -108,27 +99,26 @@ describe('a Redis Sentinel failover during traffic', () => {
 
     // Both gateways' change subscribers follow the new master (they reconnect through the sentinels).
     const promoted = setup.replicas[0]!;
-    await waitFor('both gateways subscribed on the new master', 15_000, async () => {
-      const [, count] = (await promoted.command('PUBSUB', 'NUMSUB', '{tollgate}:changes')) as [string, number];
-      return count >= 2;
-    });
+    await expect.poll(async () => ((await promoted.command('PUBSUB', 'NUMSUB', '{tollgate}:changes')) as [string, number])[1],
+      { timeout: 15_000, message: 'both gateways subscribed on the new master' }).toBeGreaterThanOrEqual(2);
 
     // A token created after the failover (through a separate handle, as the CLI would) works on both.
+    // Retried while the handle follows the new master (commands fail fast meanwhile).
     const { createToken } = await import('../../src/tokens/service.js');
-    const created = await retrying('create after failover', () =>
-      createToken(cli, { name: 'sentinel-after', type: 'production', createdBy: 'sentinel-test' }));
+    const created = await vi.waitFor(() =>
+      createToken(cli, { name: 'sentinel-after', type: 'production', createdBy: 'sentinel-test' }), { timeout: 15_000, interval: 50 });
     for (const gw of [a, b]) {
-      await waitFor(`new token accepted on ${gw.url}`, 5000, async () => (await status(gw, created.token)) === 200);
+      await expect.poll(() => status(gw, created.token), { timeout: 5000, message: `new token accepted on ${gw.url}` }).toBe(200);
     }
 
     // A revocation after the failover reaches both (pub/sub on the new master) within one second.
     for (const gw of [a, b]) await untilCacheHit(gw, created.token);
     const started = Date.now();
     await cli.revoke(created.record.id, 'sentinel-test');
-    await Promise.all([a, b].map((gw) => waitFor(`401 on ${gw.url}`, 1000, async () => (await status(gw, created.token)) === 401)));
+    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, created.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
     expect(Date.now() - started).toBeLessThanOrEqual(1500); // includes the revoke round trip
     // The cached token revoked after failover too, through the other gateway's store.
     await b.store.revoke(cached.record.id, 'sentinel-test');
-    await Promise.all([a, b].map((gw) => waitFor(`401 on ${gw.url}`, 1000, async () => (await status(gw, cached.token)) === 401)));
+    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, cached.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
   }, 90_000);
 });

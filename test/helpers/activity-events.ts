@@ -31,6 +31,8 @@ export function eventFactory(options: { stepMs: number; perEvent?: (seq: number)
       clientIp: '10.0.0.7',
       userAgent: 'npm/10.8.1 node/v20.15.0',
       sealed: false,
+      aborted: false,
+      truncated: [],
       ...options.perEvent?.(seq),
       ...over,
     };

@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { generateToken } from '../../src/tokens/format.js';
+import { selfSignedCert } from './certs.js';
 import {
   createTokenWithCli, REPO_ROOT, startGatewayProcess, tempDir, type GatewayProcess,
 } from './process.js';
+import { rawRequest } from './raw-http.js';
 import type { RouteEntry } from './route-config.js';
 
 /**
@@ -280,6 +282,11 @@ export async function startTreeServer(options: TreeServerOptions): Promise<TreeS
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   server.keepAliveTimeout = 30_000;
+  return listenOnLoopback(server, seen);
+}
+
+/** Listens on a free loopback port; `close` drops every connection (and the agent, if any) and stops listening. */
+async function listenOnLoopback(server: http.Server, seen: SeenUpstreamRequest[], agent?: http.Agent): Promise<TreeServer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
@@ -287,6 +294,7 @@ export async function startTreeServer(options: TreeServerOptions): Promise<TreeS
     port,
     seen,
     close: () => new Promise<void>((resolve) => {
+      agent?.destroy();
       server.closeAllConnections();
       server.close(() => resolve());
     }),
@@ -315,18 +323,7 @@ export async function startRecordingProxy(targetPort: number): Promise<TreeServe
     });
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    port,
-    seen,
-    close: () => new Promise<void>((resolve) => {
-      agent.destroy();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
+  return listenOnLoopback(server, seen, agent);
 }
 
 /** Requests an upstream saw that did not come through the gateway (which sends X-Request-Id). */
@@ -360,36 +357,28 @@ export function requestLog(gateway: GatewayProcess): LoggedRequest[] {
   return out;
 }
 
-/**
- * The request log once no new line has arrived for 400 ms (at most 5 s of waiting): longer than
- * the gateway's log flush interval (200 ms), so lines still in its buffer are not missed.
- */
-async function settledLog(gateway: GatewayProcess): Promise<LoggedRequest[]> {
-  let count = -1;
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const log = requestLog(gateway);
-    if (log.length === count || Date.now() > deadline) return log;
-    count = log.length;
-    await new Promise((r) => setTimeout(r, 400));
-  }
-}
+/** Requests the tests send to mark a point in the request log; never forwarded (no route, no credential: a 401). */
+const LOG_MARK_PATH = '/-tollgate-test-log-mark/';
+let logMarks = 0;
 
 export interface ClientGateway {
   gateway: GatewayProcess;
-  /** http://127.0.0.1:<port>, https:// with TOLLGATE_TLS_CERT (no trailing slash). */
+  /** http://127.0.0.1:<port>, https:// with `tls` (no trailing slash). */
   url: string;
   /** host:port, as clients' configuration files name it. */
   hostPort: string;
+  /** With `tls`: the self-signed certificate (PEM file) clients must trust, e.g. through SSL_CERT_FILE. */
+  caFile: string | undefined;
   /** A live Production token. */
   token: string;
   tokenId: string;
   /** Well-formed, checksum-valid, but unknown to the store: "a wrong token". */
   wrongToken: string;
   /**
-   * A mark in the request log, for `requestsSince`. Both wait until the log has been quiet for a
-   * moment: a client can exit before the gateway's last log lines have crossed the pipe to the
-   * test, and those lines belong before the mark, not after it.
+   * A mark in the request log, for `requestsSince`. Both send a request of their own and wait for
+   * its log line: a client can exit before the gateway's last log lines have crossed the pipe to
+   * the test, and those lines belong before the mark, not after it. The marks' own lines are left
+   * out of what `requestsSince` returns.
    */
   mark(): Promise<number>;
   /** The request log lines written since `mark`. */
@@ -400,25 +389,39 @@ export interface ClientGateway {
 }
 
 /**
- * Starts the built gateway with a config file listing these routes (and any other TOLLGATE_*
- * settings in `settings`, such as TLS), and creates a Production token.
+ * Starts the built gateway with a config file listing these routes (serving TLS with a
+ * self-signed certificate when `tls` is set), and creates a Production token.
  */
-export async function startClientGateway(label: string, routes: RouteEntry[], settings: Record<string, string> = {}): Promise<ClientGateway> {
+export async function startClientGateway(label: string, routes: RouteEntry[], options: { tls?: boolean } = {}): Promise<ClientGateway> {
   const dir = scratchDir(`${label}-gw`);
   const configFile = path.join(dir, 'tollgate.json');
   writeFileSync(configFile, JSON.stringify({ routes }, null, 2));
-  const env = { TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info', ...settings };
+  const cert = options.tls ? selfSignedCert(scratchDir(`${label}-tls`)) : undefined;
+  const env = {
+    TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info',
+    ...(cert ? { TOLLGATE_TLS_CERT: cert.certFile, TOLLGATE_TLS_KEY: cert.keyFile } : {}),
+  };
   const created = await createTokenWithCli(env, `${label}-ci`, 'production');
   const gateway = await startGatewayProcess(env);
+  const url = cert ? gateway.url.replace(/^http:/, 'https:') : gateway.url;
+  /** The whole request log, up to and including a mark of its own. */
+  const logThroughMark = async (): Promise<LoggedRequest[]> => {
+    const markPath = `${LOG_MARK_PATH}${++logMarks}`;
+    const logged = gateway.waitForLine(`"path":"${markPath}"`);
+    await rawRequest(url, { path: markPath, ca: cert?.cert });
+    await logged;
+    return requestLog(gateway);
+  };
   return {
     gateway,
-    url: settings.TOLLGATE_TLS_CERT ? gateway.url.replace(/^http:/, 'https:') : gateway.url,
+    url,
     hostPort: `127.0.0.1:${gateway.proxyPort}`,
+    caFile: cert?.certFile,
     token: created.token,
     tokenId: created.id,
     wrongToken: generateToken('production'),
-    mark: async () => (await settledLog(gateway)).length,
-    requestsSince: async (mark) => (await settledLog(gateway)).slice(mark),
+    mark: async () => (await logThroughMark()).length,
+    requestsSince: async (mark) => (await logThroughMark()).slice(mark).filter((l) => !l.path.startsWith(LOG_MARK_PATH)),
     async metrics() {
       const res = await fetch(`${gateway.adminUrl}/metrics`);
       return res.text();

@@ -1,5 +1,6 @@
-import { bearer, type TestGateway } from './gateway.js';
-import { waitFor } from './redis-topologies.js';
+import { expect, vi } from 'vitest';
+import { bearer } from './authorization.js';
+import type { TestGateway } from './gateway.js';
 
 /** One GET through a gateway's proxy port; the status (the body is drained). */
 export async function proxyStatus(gw: TestGateway, authorization: string, path = '/fleet/artifact.txt',
@@ -15,23 +16,21 @@ export async function proxyStatus(gw: TestGateway, authorization: string, path =
  * insert) can arrive after that read and drop the entry again, hence the retry.
  */
 export async function untilCacheHit(gw: TestGateway, token: string, withinMs = 3000): Promise<void> {
-  await waitFor(`a cache hit for the token on ${gw.url}`, withinMs, async () => {
+  await vi.waitFor(async () => {
     const { storeReads, hits } = gw.gateway.cache.stats;
     const status = await proxyStatus(gw, bearer(token));
-    return status === 200 && gw.gateway.cache.stats.storeReads === storeReads && gw.gateway.cache.stats.hits > hits;
-  });
+    const after = gw.gateway.cache.stats;
+    expect({ status, storeRead: after.storeReads !== storeReads, hit: after.hits > hits }, `a cache hit for the token on ${gw.url}`)
+      .toEqual({ status: 200, storeRead: false, hit: true });
+  }, { timeout: withinMs });
 }
 
 /** Polls until every gateway answers `expected` for the token; the elapsed ms per gateway, or throws after withinMs. */
 export async function untilAllAnswer(gws: TestGateway[], token: string, expected: number, withinMs: number): Promise<number[]> {
   const start = Date.now();
   return Promise.all(gws.map(async (gw) => {
-    for (;;) {
-      const got = await proxyStatus(gw, bearer(token));
-      const elapsed = Date.now() - start;
-      if (got === expected) return elapsed;
-      if (elapsed > withinMs) throw new Error(`${gw.url} still answers ${got} (not ${expected}) after ${elapsed} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await vi.waitFor(async () => expect(await proxyStatus(gw, bearer(token)), `${gw.url} answers ${expected}`).toBe(expected),
+      { timeout: withinMs, interval: 20 });
+    return Date.now() - start;
   }));
 }

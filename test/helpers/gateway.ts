@@ -76,11 +76,3 @@ export async function startTestGateway(env: Env = {}): Promise<TestGateway> {
     },
   };
 }
-
-export function basic(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
-export function bearer(token: string): string {
-  return `Bearer ${token}`;
-}

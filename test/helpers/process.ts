@@ -405,14 +405,6 @@ export function download(url: string, options: DownloadOptions = {}): Promise<Do
   });
 }
 
-export function bearer(token: string): Record<string, string> {
-  return { authorization: `Bearer ${token}` };
-}
-
-export function basic(user: string, token: string): Record<string, string> {
-  return { authorization: `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}` };
-}
-
 /** Resolves true when a TCP connection to host:port is refused (nothing listens), false when it connects. */
 export function connectionRefused(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve, reject) => {
@@ -426,16 +418,6 @@ export function connectionRefused(port: number, host = '127.0.0.1'): Promise<boo
       else reject(err);
     });
   });
-}
-
-/** Polls `check` every intervalMs until it returns true or timeoutMs passes; returns the last result. */
-export async function pollUntil(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
-  }
 }
 
 export function tempDir(prefix = 'tollgate-e2e-'): string {

@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { expect, vi } from 'vitest';
 import { freePort } from './redis-server.js';
 
 const READY_TIMEOUT_MS = 10_000;
@@ -61,23 +62,6 @@ async function rawCommand(port: number, name: string, args: (string | number)[])
   }
 }
 
-/** Polls `check` every 50 ms until it returns true; throws `what` after timeoutMs. */
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function assertInstalled(): void {
   for (const bin of ['redis-server', 'redis-cli']) {
     const probe = spawnSync(bin, ['--version'], { stdio: 'ignore' });
@@ -115,10 +99,10 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
     output: () => out,
   };
   try {
-    await waitFor(`${role} on port ${port} answers PING`, READY_TIMEOUT_MS, async () => {
+    await vi.waitFor(async () => {
       if (!node.running) throw new Error(`redis-server exited during start-up:\n${out}`);
-      return (await node.command('PING')) === 'PONG';
-    });
+      expect(await node.command('PING'), `${role} on port ${port} answers PING`).toBe('PONG');
+    }, { timeout: READY_TIMEOUT_MS });
   } catch (err) {
     await node.kill();
     throw new Error(`${String(err)}\n${out}`);
@@ -145,10 +129,20 @@ async function startNode(role: RedisNode['role'], argsFor: (port: number) => Pro
   throw lastError;
 }
 
-function tempDir(prefix: string): string {
+/** A topology's temp dir and its nodes (pushed as they start); `stop` kills them all and removes the dir. */
+function topology(prefix: string): { dir: string; nodes: RedisNode[]; stop(): Promise<void> } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   dirs.add(dir);
-  return dir;
+  const nodes: RedisNode[] = [];
+  return {
+    dir,
+    nodes,
+    async stop() {
+      await Promise.all(nodes.map((n) => n.kill()));
+      rmSync(dir, { recursive: true, force: true });
+      dirs.delete(dir);
+    },
+  };
 }
 
 function parseInfo(info: string): Record<string, string> {
@@ -199,13 +193,7 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
   const replicaCount = options.replicas ?? 1;
   const sentinelCount = options.sentinels ?? 3;
   const quorum = options.quorum ?? 2;
-  const dir = tempDir('tollgate-sentinel-');
-  const nodes: RedisNode[] = [];
-  const stop = async () => {
-    await Promise.all(nodes.map((n) => n.kill()));
-    rmSync(dir, { recursive: true, force: true });
-    dirs.delete(dir);
-  };
+  const { dir, nodes, stop } = topology('tollgate-sentinel-');
   try {
     const master = await startNode('master', (port) => {
       const d = path.join(dir, `m-${port}`);
@@ -223,10 +211,9 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
       nodes.push(replica);
       replicas.push(replica);
     }
-    await waitFor('replicas in sync with the master', READY_TIMEOUT_MS, async () => {
-      for (const r of replicas) if ((await nodeInfo(r, 'replication')).master_link_status !== 'up') return false;
-      return true;
-    });
+    await vi.waitFor(async () => {
+      for (const r of replicas) expect((await nodeInfo(r, 'replication')).master_link_status, `replica ${r.port} in sync with the master`).toBe('up');
+    }, { timeout: READY_TIMEOUT_MS });
 
     const sentinels: RedisNode[] = [];
     for (let i = 0; i < sentinelCount; i++) {
@@ -251,16 +238,15 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
       sentinels.push(sentinel);
     }
     // A failover needs the sentinels to know each other (hello messages every 2 s) and the replicas.
-    await waitFor('sentinels see each other and the replicas', 20_000, async () => {
+    await vi.waitFor(async () => {
       for (const s of sentinels) {
         const flat = (await s.command('SENTINEL', 'MASTER', masterName)) as string[];
         const fields: Record<string, string> = {};
         for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-        if (Number(fields['num-other-sentinels']) !== sentinelCount - 1) return false;
-        if (Number(fields['num-slaves']) !== replicaCount) return false;
+        expect({ sentinels: Number(fields['num-other-sentinels']), replicas: Number(fields['num-slaves']) },
+          `sentinel ${s.port} sees the other sentinels and the replicas`).toEqual({ sentinels: sentinelCount - 1, replicas: replicaCount });
       }
-      return true;
-    });
+    }, { timeout: 20_000 });
 
     const askSentinels = async (): Promise<number[]> => {
       const ports: number[] = [];
@@ -288,18 +274,16 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
         return port;
       },
       dataNodes: () => [master, ...replicas],
-      async waitForFailover(oldPort, timeoutMs = 30_000) {
-        let newPort = 0;
-        await waitFor(`sentinels name a new master instead of ${oldPort}`, timeoutMs, async () => {
+      waitForFailover(oldPort, timeoutMs = 30_000) {
+        return vi.waitFor(async () => {
           const ports = await askSentinels();
-          if (ports.length === 0 || ports.some((p) => p === oldPort || p !== ports[0])) return false;
+          const agreed = ports.length > 0 && ports.every((p) => p !== oldPort && p === ports[0]);
+          expect(agreed, `sentinels name one new master instead of ${oldPort} (they name ${ports.join(', ') || 'none'})`).toBe(true);
           const node = [master, ...replicas].find((n) => n.port === ports[0]);
-          if (!node?.running) return false;
-          if ((await nodeInfo(node, 'replication')).role !== 'master') return false;
-          newPort = ports[0]!;
-          return true;
-        });
-        return newPort;
+          expect(node?.running, `the new master ${ports[0]} runs`).toBe(true);
+          expect((await nodeInfo(node!, 'replication')).role, `${ports[0]} says it is a master`).toBe('master');
+          return ports[0]!;
+        }, { timeout: timeoutMs });
       },
       stop,
     };
@@ -323,13 +307,7 @@ export interface RedisCluster {
 export async function startRedisCluster(options: { masters?: number } = {}): Promise<RedisCluster> {
   assertInstalled();
   const count = options.masters ?? 3;
-  const dir = tempDir('tollgate-cluster-');
-  const nodes: RedisNode[] = [];
-  const stop = async () => {
-    await Promise.all(nodes.map((n) => n.kill()));
-    rmSync(dir, { recursive: true, force: true });
-    dirs.delete(dir);
-  };
+  const { dir, nodes, stop } = topology('tollgate-cluster-');
   try {
     for (let i = 0; i < count; i++) {
       nodes.push(await startNode('cluster', async (port) => {
@@ -347,13 +325,12 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes',
     ], { encoding: 'utf8', timeout: 30_000 });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed (${create.status ?? create.signal}):\n${create.stdout}\n${create.stderr}`);
-    await waitFor('cluster_state:ok on every node', 20_000, async () => {
+    await vi.waitFor(async () => {
       for (const n of nodes) {
         const info = parseInfo(String(await n.command('CLUSTER', 'INFO')));
-        if (info.cluster_state !== 'ok' || Number(info.cluster_known_nodes) !== count) return false;
+        expect({ state: info.cluster_state, known: Number(info.cluster_known_nodes) }, `CLUSTER INFO of ${n.port}`).toEqual({ state: 'ok', known: count });
       }
-      return true;
-    });
+    }, { timeout: 20_000 });
     return {
       nodes,
       url: `redis-cluster://${nodes.slice(0, 2).map((n) => `127.0.0.1:${n.port}`).join(',')}`,

@@ -70,7 +70,8 @@ export async function startSourceGateway(env: Record<string, string>, startTimeo
   const child = spawn(process.execPath, ['dist/main.js'], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  let onOutput = (): void => {};
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; onOutput(); });
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s; });
   let running = true;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -81,17 +82,22 @@ export async function startSourceGateway(env: Record<string, string>, startTimeo
   });
   process.once('exit', () => child.kill('SIGKILL'));
 
-  const started = Date.now();
-  let listening: Record<string, unknown> | undefined;
-  while (!listening) {
-    const line = out.split('\n').find((l) => l.includes('"tollgate listening"'));
-    if (line) listening = JSON.parse(line) as Record<string, unknown>;
-    else if (!running) throw new Error(`gateway exited during start-up:\n${out}${err}`);
-    else if (Date.now() - started > startTimeoutMs) {
+  // The "tollgate listening" line, as soon as it is written; start-up failing or taking too long rejects.
+  let timer: NodeJS.Timeout | undefined;
+  const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    onOutput = () => {
+      const line = out.split('\n').slice(0, -1).find((l) => l.includes('"tollgate listening"')); // whole lines only
+      if (line) resolve(JSON.parse(line) as Record<string, unknown>);
+    };
+    void exited.then(() => reject(new Error(`gateway exited during start-up:\n${out}${err}`)));
+    timer = setTimeout(() => {
       child.kill('SIGKILL');
-      throw new Error(`gateway not listening after ${startTimeoutMs} ms:\n${out}${err}`);
-    } else await new Promise((r) => setTimeout(r, 25));
-  }
+      reject(new Error(`gateway not listening after ${startTimeoutMs} ms:\n${out}${err}`));
+    }, startTimeoutMs);
+  }).finally(() => {
+    clearTimeout(timer);
+    onOutput = () => {};
+  });
   const proxyPort = new URL(String(listening.proxy)).port;
   const adminPort = new URL(String(listening.admin)).port;
   return {

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRewriteStream, replaceAll, replacementsFor } from '../../src/proxy/rewrite.js';
 import { resolveLocation } from '../../src/proxy/forward/location.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { tempDir } from '../helpers/route-config.js';
 
 const UP = 'http://127.0.0.1:4873/';

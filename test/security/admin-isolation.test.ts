@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Env } from '../../src/config/index.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js';
-import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { tempDir } from '../helpers/route-config.js';
+import { closesAfterAll } from '../helpers/teardown.js';
 
 /**
  * The admin listener's routes are never reachable through the proxy port, whatever the path,
@@ -25,19 +28,21 @@ function expectNotAdmin(res: RawResponse): void {
   expect(body).not.toMatch(/"keys"|"status":"(ok|ready|unavailable)"|"tokens"|"identity"|<html/i); // JWKS, health, API, page
 }
 
+const closing = closesAfterAll();
+
+/** A gateway with an admin token, in front of a stub origin; `routes` says how it reaches the origin. */
+async function startGatewayWithOrigin(routes: (origin: Origin) => Env): Promise<{ origin: Origin; gw: TestGateway; token: string }> {
+  const origin = closing(await startOrigin());
+  const gw = closing(await startTestGateway({ ...routes(origin), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }));
+  return { origin, gw, token: (await gw.createToken()).token };
+}
+
 describe('a gateway whose "/" route forwards everything to an upstream', () => {
   let origin: Origin;
   let gw: TestGateway;
   let token: string;
-
   beforeAll(async () => {
-    origin = await startOrigin();
-    gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN });
-    ({ token } = await gw.createToken());
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await origin?.close();
+    ({ origin, gw, token } = await startGatewayWithOrigin((o) => ({ TOLLGATE_UPSTREAM: o.url })));
   });
 
   it('serves those paths on the admin port (control: they exist there)', async () => {
@@ -115,23 +120,13 @@ describe('a gateway whose "/" route forwards everything to an upstream', () => {
 
 describe('a gateway whose routes do not cover the admin paths', () => {
   let origin: Origin;
-  let dir: TempDir;
   let gw: TestGateway;
   let token: string;
-
   beforeAll(async () => {
-    origin = await startOrigin();
-    dir = tempDir('tollgate-security-admin-');
-    gw = await startTestGateway({
-      TOLLGATE_CONFIG: dir.configFile([{ prefix: '/npm/', upstream: origin.url }, { prefix: '/files/', upstream: dir.path }]),
-      TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
-    });
-    ({ token } = await gw.createToken());
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await origin?.close();
-    dir?.remove();
+    const dir = closing(tempDir('tollgate-security-admin-'));
+    ({ origin, gw, token } = await startGatewayWithOrigin((o) => ({
+      TOLLGATE_CONFIG: dir.configFile([{ prefix: '/npm/', upstream: o.url }, { prefix: '/files/', upstream: dir.path }]),
+    })));
   });
 
   it.each(ADMIN_PATHS)('prevents admin exposure: %s with a valid token is 404, forwarded nowhere', async (p) => {

@@ -2,7 +2,8 @@ import http from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 
 /**
@@ -58,11 +59,14 @@ describe.each([
 
   it('prevents dodging the brute-force limit: 150 wrong tokens with a new X-Forwarded-For (and X-Real-IP, Forwarded) each are limited after 100', async () => {
     const statuses: number[] = [];
+    const started = Date.now();
     for (const address of randomAddresses) {
       statuses.push(await guess(gw, { 'x-forwarded-for': address, 'x-real-ip': address, forwarded: `for=${address}` }));
     }
+    const elapsedS = (Date.now() - started) / 1000;
     expect(statuses.slice(0, BURST).every((s) => s === 401)).toBe(true);
-    expect(statuses.slice(BURST).every((s) => s === 429)).toBe(true);
+    // Past the burst only what the bucket refilled meanwhile (one a second) gets through, however slow the machine.
+    expect(statuses.slice(BURST).filter((s) => s !== 429).length).toBeLessThanOrEqual(Math.ceil(elapsedS) + 1);
     // The log names the socket's address, never the claimed ones.
     expect(new Set(await loggedClientIps(gw, GUESSES))).toEqual(new Set(['127.0.0.1']));
   });

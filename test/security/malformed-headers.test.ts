@@ -1,9 +1,10 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { openRawConnection, requestBytes, type ParsedResponse, type RawConnection } from '../helpers/raw-connection.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bearer } from '../helpers/authorization.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { openRawConnection, requestBytes, type RawResponse, type RawConnection } from '../helpers/raw-http.js';
+import { startRedisGateway, type RedisGateway } from '../helpers/redis-gateway.js';
+import { closesAfterAll } from '../helpers/teardown.js';
 import {
   BASE62_CHARS, makeToken, specToken, TOKEN_LENGTH, wellFormedTokenArb,
 } from '../helpers/token-oracle.js';
@@ -181,32 +182,24 @@ const caseArb: fc.Arbitrary<Case> = fc.oneof(
 
 // ----- the run -----
 
-let redis: RedisServer;
-let origin: Origin;
+const closing = closesAfterAll();
+let stack: RedisGateway;
 let gw: TestGateway;
-const hgetalls = async () => (await redis.commandStats()).hgetall ?? 0;
+const hgetalls = async () => (await stack.redis.commandStats()).hgetall ?? 0;
 
 beforeAll(async () => {
-  redis = await startRedisServer();
-  origin = await startOrigin();
-  gw = await startTestGateway({
-    TOLLGATE_UPSTREAM: origin.url,
-    TOLLGATE_REDIS_URL: redis.url,
+  stack = closing(await startRedisGateway({
     TOLLGATE_AUTH_FAILURE_BURST: '0', // no brute-force limit: every header must reach the parser
     TOLLGATE_LOG_LEVEL: 'info',
-  });
-});
-afterAll(async () => {
-  await gw?.close();
-  await origin?.close();
-  await redis?.stop();
+  }));
+  ({ gw } = stack);
 });
 
 function wire(c: Case, host: string): Buffer {
   return requestBytes('GET', '/pkg/-/pkg-1.0.0.tgz', [['Host', host], ...c.lines, ['User-Agent', 'malformed-headers-test']]);
 }
 
-type Outcome = { c: Case; response?: ParsedResponse; error?: string; closed: boolean };
+type Outcome = { c: Case; response?: RawResponse; error?: string; closed: boolean };
 
 /** Runs cases over `n` kept-alive connections, reopening one only if the server closed it. */
 async function overKeptAliveConnections(cases: Case[], n: number): Promise<{ outcomes: Outcome[]; opened: number }> {
@@ -261,7 +254,7 @@ function show(o: Outcome): string {
   return `${o.c.label} [${value}] → ${o.response ? `${o.response.status} ${o.response.body.toString().slice(0, 80)}` : o.error}`;
 }
 
-function isChallenge(r: ParsedResponse): boolean {
+function isChallenge(r: RawResponse): boolean {
   const challenges = r.rawHeaders.filter(([n]) => n.toLowerCase() === 'www-authenticate').map(([, v]) => v);
   return r.status === 401 && challenges.some((v) => /^Basic realm="tollgate"/.test(v)) && challenges.some((v) => /^Bearer realm="tollgate"/.test(v));
 }
@@ -285,7 +278,7 @@ describe('malformed Authorization headers over real sockets (Redis store, no bru
       + `${carriable.length} over ${KEEP_ALIVE_CONNECTIONS} kept-alive connections, ${rejectedByHttp.length} that HTTP cannot carry over one connection each`);
 
     const readsBefore = await hgetalls();
-    const originBefore = origin.seen.length;
+    const originBefore = stack.origin.seen.length;
     const [kept, oneShot] = await Promise.all([
       overKeptAliveConnections(carriable, KEEP_ALIVE_CONNECTIONS),
       overOneShotConnections(rejectedByHttp, ONE_SHOT_CONCURRENCY),
@@ -305,7 +298,7 @@ describe('malformed Authorization headers over real sockets (Redis store, no bru
     for (const o of oneShot.filter((x) => oversize(x.c) && !isUnparseable(x.c))) expect(o.response!.status).toBe(431);
 
     expect([...kept.outcomes, ...oneShot].filter((o) => (o.response?.status ?? 0) >= 500)).toEqual([]);
-    expect(origin.seen.length).toBe(originBefore); // nothing reached the upstream
+    expect(stack.origin.seen.length).toBe(originBefore); // nothing reached the upstream
     expect(await hgetalls()).toBe(readsBefore); // and the token store was never read
     expect(gw.logs()).not.toContain('unhandled error');
   });

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { rawRequest } from '../helpers/raw-http.js';
-import { openRawConnection, type ParsedResponse } from '../helpers/raw-connection.js';
-import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { openRawConnection, rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { tempDir } from '../helpers/route-config.js';
+import { closesAfterAll } from '../helpers/teardown.js';
 
 /**
  * Paths, header injection and request smuggling against http upstreams, over raw sockets.
@@ -20,30 +21,23 @@ import { tempDir, type TempDir } from '../helpers/route-config.js';
 const NPM_BASE = '/registry/npm/';
 const PYPI_BASE = '/registry/pypi/';
 
+const closing = closesAfterAll();
 let npm: Origin;
 let pypi: Origin;
-let dir: TempDir;
 let gw: TestGateway;
 let token: string;
 let host: string;
 
 beforeAll(async () => {
-  npm = await startOrigin();
-  pypi = await startOrigin();
-  dir = tempDir('tollgate-security-paths-');
-  const config = dir.configFile([
+  npm = closing(await startOrigin());
+  pypi = closing(await startOrigin());
+  const config = closing(tempDir('tollgate-security-paths-')).configFile([
     { prefix: '/npm/', upstream: `${npm.url}${NPM_BASE}`, ecosystem: 'generic', allowPost: ['/-/npm/v1/security/'] },
     { prefix: '/pypi/', upstream: `${pypi.url}${PYPI_BASE}`, ecosystem: 'generic' },
   ]);
-  gw = await startTestGateway({ TOLLGATE_CONFIG: config, TOLLGATE_AUTH_FAILURE_BURST: '0' });
+  gw = closing(await startTestGateway({ TOLLGATE_CONFIG: config, TOLLGATE_AUTH_FAILURE_BURST: '0' }));
   ({ token } = await gw.createToken());
   host = new URL(gw.url).host;
-});
-afterAll(async () => {
-  await gw?.close();
-  await npm?.close();
-  await pypi?.close();
-  dir?.remove();
 });
 
 /** Every path an origin saw stays under its base path, as received and as a URL parser normalises it. */
@@ -218,23 +212,19 @@ describe('an upstream response cannot inject into the client response', () => {
   };
 
   beforeAll(async () => {
-    faulty = await startFaultyOrigin((socket, head) => {
+    faulty = closing(await startFaultyOrigin((socket, head) => {
       const reply = replies[head.split(' ')[1]!];
       socket.end(Buffer.from(reply ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1'));
-    });
-    fgw = await startTestGateway({ TOLLGATE_UPSTREAM: faulty.url, TOLLGATE_UPSTREAM_TIMEOUT_MS: '2000' });
+    }));
+    fgw = closing(await startTestGateway({ TOLLGATE_UPSTREAM: faulty.url, TOLLGATE_UPSTREAM_TIMEOUT_MS: '2000' }));
     ({ token: ftoken } = await fgw.createToken());
-  });
-  afterAll(async () => {
-    await fgw?.close();
-    await faulty?.close();
   });
 
   /** The request, then a second one pipelined on the same connection: every response received. */
-  async function exchange(path: string): Promise<ParsedResponse[]> {
+  async function exchange(path: string): Promise<RawResponse[]> {
     const conn = await openRawConnection(fgw.url);
     conn.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\n`);
-    const responses: ParsedResponse[] = [];
+    const responses: RawResponse[] = [];
     try {
       for (let i = 0; i < 3; i++) responses.push(await conn.next(i < 2 ? 5000 : 200));
     } catch {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { tempDir } from '../helpers/route-config.js';

@@ -1,12 +1,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
-import { closedPort, startFaultyOrigin, type FaultyOrigin } from '../helpers/faulty-origin.js';
-import { basic, bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { closedPort, startFaultyOrigin } from '../helpers/faulty-origin.js';
+import { basic, bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { openRawConnection, type ParsedResponse } from '../helpers/raw-connection.js';
-import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { openRawConnection, type RawResponse } from '../helpers/raw-http.js';
+import { tempDir } from '../helpers/route-config.js';
+import { closesAfterAll } from '../helpers/teardown.js';
 
 /**
  * No secret leaves the gateway by a side door: a gateway at debug log level, with upstream
@@ -27,9 +29,8 @@ const UPSTREAM_USER = 'svc-pypi';
 const UPSTREAM_PASSWORD = 'upstream-password-secret-Kd4Ls6Pf8';
 const UPSTREAM_HEADER_VALUE = 'upstream-header-secret-Wq2Er4Ty6Ui8';
 
+const closing = closesAfterAll();
 let origin: Origin;
-let stalling: FaultyOrigin;
-let dir: TempDir;
 let gw: TestGateway;
 
 /** Every secret used in this file, with what it is (for the failure message). */
@@ -56,29 +57,22 @@ function proxyGet(pathname: string, authorization?: string): Promise<Response> {
 }
 
 beforeAll(async () => {
-  origin = await startOrigin();
-  stalling = await startFaultyOrigin(() => {}); // accepts, never answers
-  dir = tempDir('tollgate-security-secrets-');
-  const config = dir.configFile([
+  origin = closing(await startOrigin());
+  const stalling = closing(await startFaultyOrigin(() => {})); // accepts, never answers
+  const config = closing(tempDir('tollgate-security-secrets-')).configFile([
     { prefix: '/npm/', upstream: origin.url, upstreamAuth: { type: 'bearer', token: UPSTREAM_BEARER } },
     { prefix: '/pypi/', upstream: origin.url, upstreamAuth: { type: 'basic', username: UPSTREAM_USER, password: UPSTREAM_PASSWORD } },
     { prefix: '/maven/', upstream: origin.url, upstreamAuth: { type: 'header', name: 'X-JFrog-Art-Api', value: UPSTREAM_HEADER_VALUE } },
     { prefix: '/down/', upstream: `http://127.0.0.1:${await closedPort()}`, upstreamAuth: { type: 'bearer', token: UPSTREAM_BEARER } },
     { prefix: '/slow/', upstream: stalling.url, upstreamAuth: { type: 'basic', username: UPSTREAM_USER, password: UPSTREAM_PASSWORD } },
   ]);
-  gw = await startTestGateway({
+  gw = closing(await startTestGateway({
     TOLLGATE_CONFIG: config,
     TOLLGATE_LOG_LEVEL: 'debug',
     TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
     TOLLGATE_UPSTREAM_TIMEOUT_MS: '300',
     TOLLGATE_ACTIVITY_FLUSH_MS: '50',
-  });
-});
-afterAll(async () => {
-  await gw?.close();
-  await origin?.close();
-  await stalling?.close();
-  dir?.remove();
+  }));
 });
 
 function activityEvents(): string {
@@ -198,7 +192,7 @@ describe('a token in the Basic user field', () => {
 
 describe('refusals that reveal nothing', () => {
   /** The response as bytes, without the lines that differ per request by design (Date, X-Request-Id). */
-  function comparable(r: ParsedResponse): string {
+  function comparable(r: RawResponse): string {
     const lines = r.head.split('\r\n').filter((l) => !/^(date|x-request-id):/i.test(l));
     return `${lines.join('\r\n')}\r\n\r\n${r.body.toString('latin1')}`;
   }

@@ -2,8 +2,9 @@ import http from 'node:http';
 import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 
 /**
@@ -113,19 +114,12 @@ async function startPausedDownload(gw: TestGateway, token: string, readFirst: nu
 
 /** Resolves once the origin has written nothing for `quietMs` (the gateway stopped reading). */
 async function originStalls(d: Download, quietMs: number, withinMs: number): Promise<number> {
-  const start = Date.now();
-  let last = d.written;
-  let since = Date.now();
-  while (Date.now() - start < withinMs) {
-    await sleep(50);
-    if (d.written !== last) {
-      last = d.written;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) {
-      return d.written;
-    }
-  }
-  throw new Error(`origin still writing after ${withinMs} ms (${d.written} bytes)`);
+  let last = { written: d.written, at: Date.now() };
+  await vi.waitFor(() => {
+    if (d.written !== last.written) last = { written: d.written, at: Date.now() };
+    if (Date.now() - last.at < quietMs) throw new Error(`origin still writing after ${withinMs} ms (${d.written} bytes)`);
+  }, { timeout: withinMs, interval: 50 });
+  return d.written;
 }
 
 describe('slow and stopped clients (TOLLGATE_HEADERS_TIMEOUT_MS=1000, TOLLGATE_CLIENT_IDLE_TIMEOUT_MS=1500)', () => {

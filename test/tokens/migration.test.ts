@@ -8,7 +8,8 @@ import { MIGRATIONS, SCHEMA_VERSION } from '../../src/tokens/migrations.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import { createToken } from '../../src/tokens/service.js';
 import { tokenState, type TokenStore } from '../../src/tokens/store.js';
-import { bearer, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { loadKeyspace } from '../helpers/redis-keyspace.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 

@@ -27,7 +27,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { createRedisConnection, quitOrDisconnect } from '../../redis/connect.js';
 import type { ActivityEvent, EncodedActivityEvent, Sink } from '../event.js';
 import { activityEventJson, ndjson } from '../event-codec.js';
-import { positiveInteger } from '../positive-integer.js';
+import { positiveInteger } from '../../positive-integer.js';
 
 /** How long a written batch is remembered. Longer than any retry of a batch whose reply was lost. */
 export const DEFAULT_ACTIVITY_DEDUPE_TTL_MS = 3_600_000;

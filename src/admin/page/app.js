@@ -1,18 +1,39 @@
+// @ts-check
 // Tollgate admin page: Settings › Tokens, Activity, Audit log. Plain DOM, no framework, no build:
-// three ES modules (this one, ui.js for the shared helpers, activity.js for the Activity and Audit
-// tabs). Everything that came from the server or a user is inserted as text (append /
+// ES modules (this one; ui.js, the shared helpers; dialogs.js; activity.js, the Activity and
+// Audit tabs). Everything that came from the server or a user is inserted as text (append /
 // textContent), never as HTML. The CSP (script-src 'self') would block inline code anyway.
 
 import { loadActivity, loadAudit, setTokens } from './activity.js';
+import { closeAllDialogs, closeDialog, openDialog, requestClose, setDialogHooks } from './dialogs.js';
 import {
-  $, DAY_MS, api, dateFmt, el, plural, relative, setCsrfToken, setStatus, timeEl, typeBadge, whenSessionEnds,
+  $,
+  ApiError,
+  DAY_MS,
+  api,
+  dateFmt,
+  el,
+  plural,
+  relative,
+  setCsrfToken,
+  setStatus,
+  timeEl,
+  typeBadge,
+  whenSessionEnds,
 } from './ui.js';
+
+/**
+ * @typedef {import('./ui.js').Session} Session
+ * @typedef {import('./ui.js').Token} Token
+ * @typedef {import('./ui.js').CreatedToken} CreatedToken
+ */
 
 // ------------------------------------------------------------------------------------------
 // Sign-in.
 
 whenSessionEnds(() => showSignIn('Your session has ended. Sign in again.'));
 
+/** @param {string} notice */
 function showSignIn(notice) {
   setCsrfToken(null);
   setTokens([]);
@@ -27,6 +48,7 @@ function showSignIn(notice) {
   $('admin-token').focus();
 }
 
+/** @param {Session} session */
 function showApp(session) {
   setCsrfToken(session.csrfToken);
   $('loading').hidden = true;
@@ -50,13 +72,18 @@ $('sign-in-form').addEventListener('submit', async (event) => {
   input.removeAttribute('aria-invalid');
   setStatus('sign-in-error', '');
   try {
-    const session = await api('POST', '/session', { token });
+    const session = /** @type {Session} */ (await api('POST', '/session', { token }));
     input.value = '';
     showApp(session);
     $('main').focus();
   } catch (err) {
     input.setAttribute('aria-invalid', 'true');
-    setStatus('sign-in-error', err.status === 401 ? 'That is not the admin token.' : err.message);
+    setStatus(
+      'sign-in-error',
+      /** @type {ApiError} */ (err).status === 401
+        ? 'That is not the admin token.'
+        : /** @type {ApiError} */ (err).message,
+    );
     input.focus();
     input.select();
   }
@@ -74,14 +101,17 @@ $('sign-out').addEventListener('click', async () => {
 // ------------------------------------------------------------------------------------------
 // Tabs (WAI-ARIA tabs: arrow keys move between tabs, the hash remembers the tab).
 
+/** @typedef {'tokens' | 'activity' | 'audit'} Tab */
+/** @type {Tab[]} */
 const TABS = ['tokens', 'activity', 'audit'];
 const TAB_TITLES = { tokens: 'Tokens', activity: 'Activity', audit: 'Audit log' };
 
 function tabFromHash() {
   const name = location.hash.replace(/^#/, '');
-  return TABS.includes(name) ? name : 'tokens';
+  return /** @type {Tab} */ (/** @type {string[]} */ (TABS).includes(name) ? name : 'tokens');
 }
 
+/** @param {Tab} name @param {boolean} focus */
 function selectTab(name, focus) {
   for (const tab of TABS) {
     const selected = tab === name;
@@ -122,15 +152,19 @@ window.addEventListener('hashchange', () => {
 // ------------------------------------------------------------------------------------------
 // Tokens tab.
 
+/** @param {Token} t */
 function stateCell(t) {
   const label = { active: 'Active', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
   const cell = el('td', { class: 'nowrap' }, el('span', { class: `badge badge-${t.state}` }, label));
   if (t.state === 'revoked' && t.revokedAt) {
-    cell.append(el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''));
+    cell.append(
+      el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
+    );
   }
   return cell;
 }
 
+/** @param {Token} t */
 function expiresCell(t) {
   if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
   const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
@@ -140,11 +174,16 @@ function expiresCell(t) {
   return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
 }
 
+/** @param {Token} t */
 function tokenRow(t) {
   const row = el('tr', { class: t.state === 'active' ? '' : 'inactive', 'data-token-id': t.id });
   const actions = el('td', { class: 'actions-cell' });
   if (t.state === 'active') {
-    const revoke = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` }, 'Revoke');
+    const revoke = el(
+      'button',
+      { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` },
+      'Revoke',
+    );
     revoke.addEventListener('click', () => openRevoke(t, revoke));
     actions.append(revoke);
   }
@@ -154,7 +193,13 @@ function tokenRow(t) {
     el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
     el('td', {}, t.createdBy),
     expiresCell(t),
-    el('td', { class: 'nowrap' }, t.lastUsedAt ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt)) : 'Never'),
+    el(
+      'td',
+      { class: 'nowrap' },
+      t.lastUsedAt
+        ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
+        : 'Never',
+    ),
     stateCell(t),
     actions,
   );
@@ -164,83 +209,33 @@ function tokenRow(t) {
 async function loadTokens() {
   setStatus('tokens-status', 'Loading tokens…');
   try {
-    const { tokens } = await api('GET', '/tokens');
+    const { tokens } = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens'));
     $('tokens-body').replaceChildren(...tokens.map(tokenRow));
     $('tokens-empty').hidden = tokens.length > 0;
     const active = tokens.filter((t) => t.state === 'active').length;
     setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
     setTokens(tokens);
   } catch (err) {
-    setStatus('tokens-status', `Could not load tokens: ${err.message}`);
+    setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
   }
 }
 
 // ------------------------------------------------------------------------------------------
-// Dialogs: native <dialog> (modal: the page behind is inert), Tab kept inside, Esc closes
-// (except while a new token has not been copied), focus returns to the opener.
+// Dialogs (dialogs.js): the create dialog stays open while a new token has not been copied, and
+// closing it takes the token off the page.
 
-const openers = new WeakMap();
-
-function focusables(dialog) {
-  return [...dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])')]
-    .filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
-}
-
-function openDialog(dialog, opener, focusTarget) {
-  openers.set(dialog, opener);
-  dialog.showModal();
-  (focusTarget || focusables(dialog)[0] || dialog).focus();
-}
-
-function closeDialog(dialog) {
-  if (!dialog.open) return;
-  dialog.close();
-}
-
-/** Esc: closes, except while a new token is shown and not yet copied. */
-function requestClose(dialog) {
-  if (dialog.id === 'create-dialog' && !$('reveal').hidden && !copied) {
-    setStatus('copy-status', 'Copy the token before closing: it cannot be shown again.');
-    return;
-  }
-  closeDialog(dialog);
-}
-
-function closeAllDialogs() {
-  for (const dialog of document.querySelectorAll('dialog')) closeDialog(dialog);
-}
-
-for (const dialog of document.querySelectorAll('dialog')) {
-  dialog.addEventListener('keydown', (event) => {
-    if (event.key === 'Tab') {
-      const items = focusables(dialog);
-      if (items.length === 0) return;
-      const first = items[0];
-      const last = items[items.length - 1];
-      if (event.shiftKey && document.activeElement === first) {
-        event.preventDefault();
-        last.focus();
-      } else if (!event.shiftKey && document.activeElement === last) {
-        event.preventDefault();
-        first.focus();
-      }
-    } else if (event.key === 'Escape') {
-      event.preventDefault(); // no native cancel: requestClose decides
-      requestClose(dialog);
+setDialogHooks({
+  mayClose(dialog) {
+    if (dialog.id === 'create-dialog' && !$('reveal').hidden && !copied) {
+      setStatus('copy-status', 'Copy the token before closing: it cannot be shown again.');
+      return false;
     }
-  });
-  // A close request that did not come through the keydown above (focus outside the dialog).
-  dialog.addEventListener('cancel', (event) => {
-    event.preventDefault();
-    requestClose(dialog);
-  });
-  dialog.addEventListener('close', () => {
-    if (dialog.id === 'create-dialog') resetCreate(); // the new token leaves the page with the dialog
-    const opener = openers.get(dialog);
-    if (opener && document.contains(opener) && !opener.closest('[hidden]')) opener.focus();
-    else if (!$('app').hidden) $('create-open').focus();
-  });
-}
+    return true;
+  },
+  closed(dialog) {
+    if (dialog.id === 'create-dialog') resetCreate();
+  },
+});
 
 // ------------------------------------------------------------------------------------------
 // Create a token, then show it once.
@@ -303,21 +298,25 @@ $('create-form').addEventListener('submit', async (event) => {
   setStatus('create-error', '');
   $('create-submit').disabled = true;
   try {
-    const created = await api('POST', '/tokens', { name, type, expires });
+    const created = /** @type {CreatedToken} */ (await api('POST', '/tokens', { name, type, expires }));
     showReveal(created);
     void loadTokens();
   } catch (err) {
+    const { status, message } = /** @type {ApiError} */ (err);
     // 409: the name is taken; 400 about the name: it breaks a naming rule (the message says which).
-    const badName = err.status === 409 || (err.status === 400 && /\bname\b/.test(err.message));
+    const badName = status === 409 || (status === 400 && /\bname\b/.test(message));
     if (badName) $('c-name').setAttribute('aria-invalid', 'true');
-    setStatus('create-error', err.status === 409
-      ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.` : err.message);
-    if (err.status !== 401) $(badName ? 'c-name' : 'create-submit').focus();
+    setStatus(
+      'create-error',
+      status === 409 ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.` : message,
+    );
+    if (status !== 401) $(badName ? 'c-name' : 'create-submit').focus();
   } finally {
     $('create-submit').disabled = false;
   }
 });
 
+/** @param {CreatedToken} created */
 function showReveal(created) {
   $('create-form').hidden = true;
   $('create-form').reset();
@@ -331,6 +330,7 @@ function showReveal(created) {
   $('reveal-title').focus();
 }
 
+/** @param {string} message */
 function markCopied(message) {
   copied = true;
   $('reveal-done').disabled = false;
@@ -360,7 +360,10 @@ async function copyToken() {
       ok = false;
     }
     if (!ok) {
-      setStatus('copy-status', 'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.');
+      setStatus(
+        'copy-status',
+        'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
+      );
       return;
     }
   }
@@ -381,8 +384,10 @@ $('reveal-done').addEventListener('click', () => requestClose($('create-dialog')
 // ------------------------------------------------------------------------------------------
 // Revoke, with a confirmation.
 
+/** @type {Token | null} */
 let revoking = null;
 
+/** @param {Token} token @param {HTMLElement} opener */
 function openRevoke(token, opener) {
   revoking = token;
   $('revoke-name').textContent = token.name;
@@ -403,7 +408,7 @@ $('revoke-confirm').addEventListener('click', async () => {
     setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
     $('create-open').focus();
   } catch (err) {
-    setStatus('revoke-error', err.message);
+    setStatus('revoke-error', /** @type {Error} */ (err).message);
   } finally {
     $('revoke-confirm').disabled = false;
   }
@@ -412,11 +417,15 @@ $('revoke-confirm').addEventListener('click', async () => {
 // ------------------------------------------------------------------------------------------
 // Start: signed in already (session cookie)? Otherwise the sign-in form.
 
-(async function start() {
+void (async function start() {
   try {
-    const session = await api('GET', '/session');
+    const session = /** @type {Session} */ (await api('GET', '/session'));
     showApp(session);
   } catch (err) {
-    showSignIn(err.status === 401 || err.status === undefined ? '' : err.message);
+    showSignIn(
+      /** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined
+        ? ''
+        : /** @type {ApiError} */ (err).message,
+    );
   }
 })();

@@ -2,14 +2,16 @@
 export interface Watched {
   prevWatched: Watched | null;
   nextWatched: Watched | null;
-  expireIfSilentSince(time: number): void;
+  /** Called every tick: `now` (performance.now()), and the time before which a silent exchange expires. */
+  onTick(now: number, silentBefore: number): void;
 }
 
 /**
  * The upstream timeouts of every exchange of one forwarder, kept by one interval timer. An
  * exchange with no response headers, or no body bytes, for timeoutMs is expired (the exchange
  * aborts with undici's HeadersTimeoutError or BodyTimeoutError); one paused because its client
- * reads slowly is not, as with undici's bodyTimeout.
+ * reads slowly is not, as with undici's bodyTimeout. The same tick times requests waiting for an
+ * upstream slot and notices downloads held by slow clients (slots.ts).
  *
  * undici's own headersTimeout and bodyTimeout are off: they made a timer object per request,
  * and undici's timer list holds each for up to a second after it is cleared, so every one
@@ -25,7 +27,7 @@ export class UpstreamDeadlines {
   /** performance.now() at the last tick: exchanges stamp their progress with it, no clock read per chunk. */
   now = performance.now();
   /** The list's sentinel: its next is the first exchange watched, its prev the last. */
-  readonly #head: Watched = { prevWatched: null, nextWatched: null, expireIfSilentSince: () => {} };
+  readonly #head: Watched = { prevWatched: null, nextWatched: null, onTick: () => {} };
   readonly #timeoutMs: number;
   readonly #tickMs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -69,7 +71,7 @@ export class UpstreamDeadlines {
     let exchange = this.#head.nextWatched;
     while (exchange !== this.#head && exchange !== null) {
       const next = exchange.nextWatched; // an expired exchange leaves the list
-      exchange.expireIfSilentSince(before);
+      exchange.onTick(this.now, before);
       exchange = next;
     }
   }

@@ -19,7 +19,8 @@ export function badStatus(status: number): Error {
  * the connection's errno code (ECONNREFUSED, ENOTFOUND, a TLS error...). undici names its own
  * failures with UND_ERR_* codes. The gateway adds its own kinds where it gives up on an answer:
  * `redirect` (a Location it cannot follow), `redirect-refused` (a destination the route's redirect
- * policy refuses) and `rewrite` (a metadata body it could not rewrite).
+ * policy refuses), `rewrite` (a metadata body it could not rewrite), `slot-timeout` (no free
+ * upstream slot in time) and `busy` (the token holds its share of slow downloads).
  */
 export function upstreamErrorKind(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
@@ -49,7 +50,8 @@ export function upstreamErrorKind(err: Error): string {
 
 /** The kind of an upstream failure as a bounded metric label (tollgate_upstream_errors_total{kind}). */
 const METRIC_LABELS: Readonly<Record<string, string>> = {
-  timeout: 'timeout', ETIMEDOUT: 'timeout',
+  timeout: 'timeout', ETIMEDOUT: 'timeout', 'slot-timeout': 'timeout',
+  busy: 'busy',
   reset: 'reset', ECONNRESET: 'reset', EPIPE: 'reset',
   ECONNREFUSED: 'refused',
   ENOTFOUND: 'dns', EAI_AGAIN: 'dns',

@@ -9,6 +9,7 @@ import { sendError } from '../respond.js';
 import { isRewritableType } from '../rewrite.js';
 import type { RequestState } from '../state.js';
 import type { UpstreamDeadlines, Watched } from './deadlines.js';
+import { HOLD_AFTER_MS, type SlotUser, type UpstreamSlots } from './slots.js';
 import { badStatus, clientGone, isClientGone, upstreamErrorKind } from './errors.js';
 import { resolveLocation } from './location.js';
 import { createBodyRewrite } from './rewrite-body.js';
@@ -26,6 +27,8 @@ export type HttpRoute = RouteConfig & { upstream: { kind: 'http'; url: URL } };
 export interface ForwarderContext {
   readonly route: HttpRoute;
   readonly deadlines: UpstreamDeadlines;
+  /** The route's upstream slots: every exchange takes one (slots.ts). */
+  readonly slots: UpstreamSlots;
   /** The upstream's origin (`http://registry.internal:4873`) and its base URL (with the route's base path). */
   readonly upstreamOrigin: string;
   readonly upstreamHref: string;
@@ -41,6 +44,10 @@ const FAILURE_CODES: Readonly<Record<string, ErrorCode>> = {
   'bad-status': 'TOLLGATE_ERR_UPSTREAM_BAD_STATUS',
   'redirect-refused': 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED',
 };
+const RETRY_SHARE = { 'retry-after': '10' };
+
+/** Where an exchange stands with the route's slots. */
+const enum Slot { None, Waiting, Active, Held }
 
 /**
  * One request to an upstream and its response relayed to the client, as an undici dispatch
@@ -50,10 +57,18 @@ const FAILURE_CODES: Readonly<Record<string, ErrorCode>> = {
  * (never a truncated body passed off as complete); a client that goes away aborts the upstream
  * request (state.onClientGone, called by the request's own 'close' listener).
  */
-export class Exchange implements Dispatcher.DispatchHandler, Watched {
-  /** Links in UpstreamDeadlines' list while the request is in flight. */
+export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
+  /** Links in UpstreamDeadlines' list while the request is in flight or waits for a slot. */
   prevWatched: Watched | null = null;
   nextWatched: Watched | null = null;
+  /** Links in the slots' queue while it waits for one. */
+  prevWaiting: SlotUser | null = null;
+  nextWaiting: SlotUser | null = null;
+  readonly slotKey: string;
+  #slot = Slot.None;
+  /** When it started to wait for a slot, or was last paused for a slow client (UpstreamDeadlines.now). */
+  #waitingSince = 0;
+  #pausedAt = 0;
   #controller: Dispatcher.DispatchController | undefined;
   /** Where body chunks go: the client's response, or the first stage of a body rewrite. */
   #sink: Writable | undefined;
@@ -84,17 +99,72 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
      */
     private readonly followed: { target: URL; hopsLeft: number } | undefined,
   ) {
+    this.slotKey = state.principal?.tokenId ?? '';
     state.onClientGone = () => {
       this.#clientGone = true;
+      if (this.#slot === Slot.Waiting) {
+        state.upstreamError ??= 'client-closed';
+        this.#finish();
+      }
       this.#controller?.abort(clientGone());
     };
   }
 
-  /** Sends the request through `dispatcher` (a pool, or the agent for followed redirects). */
+  /**
+   * Sends the request through `dispatcher` (the route's pool, or the agent for followed
+   * redirects) once it has one of the route's slots: at once, or when one frees. A token that
+   * holds its share of slow downloads gets 429.
+   */
   send(dispatcher: Dispatcher, request: Dispatcher.DispatchOptions): void {
     this.#dispatcher = dispatcher;
     this.#request = request;
-    dispatcher.dispatch(request, this);
+    const { slots, deadlines } = this.ctx;
+    if (slots.overShare(this.slotKey)) {
+      this.refuseShare();
+      return;
+    }
+    if (slots.acquire(this)) {
+      this.#slot = Slot.Active;
+      dispatcher.dispatch(request, this);
+      return;
+    }
+    this.#slot = Slot.Waiting;
+    this.#waitingSince = deadlines.now;
+    deadlines.watch(this);
+  }
+
+  startWithSlot(): void {
+    this.#slot = Slot.Active;
+    this.#progressAt = this.ctx.deadlines.now;
+    this.#dispatcher!.dispatch(this.#request!, this);
+  }
+
+  refuseShare(): void {
+    this.ctx.deadlines.unwatch(this);
+    this.#slot = Slot.None;
+    this.state.onClientGone = undefined;
+    this.state.upstreamError = 'busy';
+    if (!this.outgoing.destroyed) sendError(this.outgoing, 'TOLLGATE_ERR_UPSTREAM_SHARE', this.state.requestId, RETRY_SHARE);
+  }
+
+  /** The exchange is over (or never started): its slot goes back, once. */
+  #finish(): void {
+    const { slots, deadlines } = this.ctx;
+    switch (this.#slot) {
+      case Slot.Waiting:
+        slots.cancel(this);
+        deadlines.unwatch(this);
+        break;
+      case Slot.Active:
+        slots.release();
+        break;
+      case Slot.Held:
+        slots.unhold(this.slotKey, false);
+        break;
+      case Slot.None:
+        break;
+    }
+    this.#slot = Slot.None;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -164,12 +234,17 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
     if (!sink.write(chunk)) {
       controller.pause();
       this.#paused = true;
+      this.#pausedAt = this.ctx.deadlines.now;
       if (this.#resume === undefined) {
         // One listener for the whole response: once() per pause made a wrapper per chunk under backpressure.
         this.#resume = () => {
           if (!this.#paused) return;
           this.#paused = false;
           this.#progressAt = this.ctx.deadlines.now;
+          if (this.#slot === Slot.Held) {
+            this.ctx.slots.unhold(this.slotKey, true);
+            this.#slot = Slot.Active;
+          }
           controller.resume();
         };
         sink.on('drain', this.#resume);
@@ -177,14 +252,35 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
     }
   }
 
-  /** Aborts the request when the upstream has made no progress since `time` (UpstreamDeadlines). */
-  expireIfSilentSince(time: number): void {
-    if (this.#paused || this.#progressAt >= time) return;
+  /**
+   * Every tick of UpstreamDeadlines: a request that waited for a slot past the upstream timeout
+   * gets 504; a download paused for its client longer than HOLD_AFTER_MS is held (its slot goes
+   * to the next request, it counts against its token); an upstream silent since `silentBefore`
+   * is aborted.
+   */
+  onTick(now: number, silentBefore: number): void {
+    if (this.#slot === Slot.Waiting) {
+      if (this.#waitingSince >= silentBefore) return;
+      this.#finish();
+      this.state.onClientGone = undefined;
+      this.state.upstreamError = 'slot-timeout';
+      if (!this.outgoing.destroyed) sendError(this.outgoing, 'TOLLGATE_ERR_UPSTREAM_TIMEOUT', this.state.requestId);
+      return;
+    }
+    if (this.#paused) {
+      if (this.#slot === Slot.Active && this.#pausedAt <= now - HOLD_AFTER_MS) {
+        this.ctx.slots.hold(this.slotKey);
+        this.#slot = Slot.Held;
+      }
+      return;
+    }
+    if (this.#progressAt >= silentBefore) return;
     this.#controller?.abort(this.#headersIn ? new BodyTimeoutError() : new HeadersTimeoutError());
   }
 
   onResponseEnd(): void {
     this.ctx.deadlines.unwatch(this);
+    this.#finish();
     if (this.#superseded) return;
     // Drop the link from the request's state to this exchange once the response is over.
     this.state.onClientGone = undefined;
@@ -193,9 +289,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.ctx.deadlines.unwatch(this);
-    if (this.#superseded) return;
+    if (this.#superseded) {
+      this.#finish();
+      return;
+    }
     const { outgoing, state } = this;
     if (this.#clientGone || isClientGone(err)) {
+      this.#finish();
       state.onClientGone = undefined;
       state.upstreamError ??= 'client-closed';
       this.#sink?.destroy();
@@ -212,6 +312,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched {
       this.#dispatcher!.dispatch(this.#request!, this);
       return;
     }
+    this.#finish();
     state.onClientGone = undefined;
     if (this.#sink === undefined && !outgoing.headersSent) {
       state.upstreamError = kind;

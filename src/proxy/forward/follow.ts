@@ -73,7 +73,8 @@ export function createFollowAgent(options: FollowAgentOptions): UndiciAgent {
     });
   }
 
-  return new Agent({ connections: 64, ...options.timeouts, connect: guardedConnect as unknown as Connector });
+  // No connection limit of undici's own: the route's slots bound what runs (as for its pool).
+  return new Agent({ connections: null, ...options.timeouts, connect: guardedConnect as unknown as Connector });
 }
 
 function stripBrackets(host: string): string {

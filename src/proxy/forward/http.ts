@@ -8,12 +8,16 @@ import { UpstreamDeadlines } from './deadlines.js';
 import { Exchange, type ForwarderContext, type HttpRoute } from './exchange.js';
 import { createDestinationPolicy } from './destinations.js';
 import { createFollowAgent } from './follow.js';
+import { UpstreamSlots } from './slots.js';
 import { Pool } from './undici.js';
 
 export interface HttpForwarderOptions {
   route: HttpRoute;
   /** Time to wait for a connection and for response headers, and the longest silence mid-body. */
   upstreamTimeoutMs: number;
+  /** The route's upstream slots per worker, and the slow downloads one token may hold (slots.ts). */
+  upstreamConnections: number;
+  upstreamHeldPerToken: number;
   /** TOLLGATE_PUBLIC_URL: the origin clients use; else derived per request from Host. */
   publicUrl: string | undefined;
   logger: Logger;
@@ -49,12 +53,16 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     keepAliveTimeout: upstreamTimeoutMs,
     keepAliveMaxTimeout: upstreamTimeoutMs,
   };
-  const pool = new Pool(url.origin, { connections: 512, ...timeouts });
+  // No connection limit of undici's own: the slots bound what runs (a held download keeps its
+  // connection but not its slot), and a request waits for a slot in their queue, timed.
+  const pool = new Pool(url.origin, { connections: null, ...timeouts });
+  const slots = new UpstreamSlots(options.upstreamConnections, options.upstreamHeldPerToken);
   let followAgent: UndiciAgent | undefined;
   const deadlines = new UpstreamDeadlines(upstreamTimeoutMs);
   const ctx: ForwarderContext = {
     route,
     deadlines,
+    slots,
     upstreamOrigin: url.origin,
     upstreamHref: url.href,
     publicUrl,

@@ -1,11 +1,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selfSignedCert } from '../../helpers/certs.js';
-import {
-  clientEnv, freshHome, requestsAroundGateway, requireClient, requirePython, run, runOk, scratchDir, startClientGateway,
-  startTreeServer, type ClientGateway, type TreeServer,
-} from '../../helpers/clients.js';
+import { describe, expect, it } from 'vitest';
+import { clientSuite, expectAllRefused, expectOnlyForwarded } from '../../helpers/client-suite.js';
+import { clientEnv, freshHome, requireClient, requirePython, run, runOk } from '../../helpers/clients.js';
 
 /**
  * The go command fetches a private module through the gateway as a GOPROXY, with the token in
@@ -19,9 +16,13 @@ const MODULE = 'corp.example.com/acme/greet';
 const VERSION = 'v1.0.0';
 
 let go: string;
-let upstream: TreeServer;
-let gw: ClientGateway;
-let caFile: string;
+const { gw, upstream } = clientSuite({
+  label: 'go',
+  route: { prefix: '/go/', ecosystem: 'go' },
+  requireClients: () => { go = requireClient('go', 'apt-get install golang-go'); },
+  tls: true,
+  build: (root) => buildModuleProxy(root),
+});
 
 /** The module proxy tree (GOPROXY protocol) under `root`; the zip made with Python's zipfile. */
 async function buildModuleProxy(root: string): Promise<void> {
@@ -55,27 +56,11 @@ function goEnv(label: string, password: string | undefined): { env: NodeJS.Proce
       GOPATH: path.join(home.path, 'go'),
       GOCACHE: path.join(home.path, '.cache', 'go-build'),
       GOTOOLCHAIN: 'local',
-      SSL_CERT_FILE: caFile,
+      SSL_CERT_FILE: gw.caFile,
     }),
     work: home.dir('app'),
   };
 }
-
-beforeAll(async () => {
-  go = requireClient('go', 'apt-get install golang-go');
-  const root = scratchDir('go-upstream');
-  upstream = await startTreeServer({ roots: [root] });
-  await buildModuleProxy(root);
-  const tls = selfSignedCert(scratchDir('go-tls'));
-  caFile = tls.certFile;
-  gw = await startClientGateway('go', [{ prefix: '/go/', upstream: upstream.url, ecosystem: 'go' }],
-    { TOLLGATE_TLS_CERT: tls.certFile, TOLLGATE_TLS_KEY: tls.keyFile });
-});
-
-afterAll(async () => {
-  await gw?.stop();
-  await upstream?.close();
-});
 
 describe('go through the gateway', () => {
   it('downloads the module with the token in ~/.netrc: .info, .mod and .zip from the gateway, checksummed', async () => {
@@ -113,15 +98,8 @@ describe('go through the gateway', () => {
     expect(r.code, r.output).not.toBe(0);
     expect(r.output).toMatch(/401 Unauthorized/);
     expect(existsSync(path.join(env.GOPATH!, 'pkg', 'mod', 'cache', 'download', MODULE, '@v', `${VERSION}.zip`))).toBe(false);
-    const log = await gw.requestsSince(mark);
-    expect(log.length).toBeGreaterThan(0);
-    for (const l of log) expect(l.status, JSON.stringify(l)).toBe(401);
+    expectAllRefused(await gw.requestsSince(mark));
   });
 
-  it('the upstream saw only requests the gateway forwarded, and no token', () => {
-    expect(upstream.seen.length).toBeGreaterThan(0);
-    expect(requestsAroundGateway(upstream.seen)).toEqual([]);
-    for (const r of upstream.seen) expect(r.headers.authorization, r.url).toBeUndefined();
-    expect(gw.gateway.output()).not.toContain(gw.token);
-  });
+  it('the upstream saw only requests the gateway forwarded, and no token', () => expectOnlyForwarded(gw, upstream, { noAuthorization: true }));
 });

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { clientSuite, expectAllRefused } from '../../helpers/client-suite.js';
 import {
-  clientEnv, freshHome, scratchDir, requestsAroundGateway, requireClient, requireDevClient, run, runOk, startClientGateway,
-  startRecordingProxy, urlsIn, type ClientGateway, type Home, type TreeServer,
+  clientEnv, freshHome, scratchDir, requestsAroundGateway, requireClient, requireDevClient, run, runOk,
+  startRecordingProxy, urlsIn, type Home,
 } from '../../helpers/clients.js';
 import { freePort, REPO_ROOT } from '../../helpers/process.js';
 
@@ -16,15 +17,36 @@ import { freePort, REPO_ROOT } from '../../helpers/process.js';
 
 const AUDIT_PREFIX = '/npm/-/npm/v1/security/';
 
-let gw: ClientGateway;
-let registry: { url: string; port: number; child: ChildProcess; output: () => string };
-let upstream: TreeServer;
+interface Registry {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  output: () => string;
+}
+
+let registry: Registry | undefined;
 let npm: string;
 let pnpm: string;
 let yarn: string;
+const { gw, upstream } = clientSuite({
+  label: 'npm',
+  route: { prefix: '/npm/', ecosystem: 'npm', allowPost: ['/-/npm/v1/security/'] },
+  requireClients: () => {
+    npm = requireClient('npm', 'apt-get install npm (or Node.js 20 with npm)');
+    pnpm = requireDevClient('pnpm');
+    yarn = requireDevClient('yarn');
+  },
+  upstream: async () => {
+    registry = await startVerdaccio();
+    await publishPackages(registry);
+    // The gateway reaches verdaccio through a recorder, so the test sees every upstream request.
+    return startRecordingProxy(registry.port);
+  },
+  teardown: () => { registry?.child.kill('SIGTERM'); },
+});
 
 /** Verdaccio on a free loopback port with its own storage and htpasswd, no uplinks (no internet). */
-async function startVerdaccio(): Promise<typeof registry> {
+async function startVerdaccio(): Promise<Registry> {
   const dir = scratchDir('verdaccio');
   const port = await freePort();
   writeFileSync(path.join(dir, 'config.yaml'), [
@@ -71,7 +93,7 @@ async function startVerdaccio(): Promise<typeof registry> {
 }
 
 /** Publishes @acme/lib and @acme/app (which depends on it) straight to verdaccio, as its own user. */
-async function publishPackages(): Promise<void> {
+async function publishPackages(registry: Registry): Promise<void> {
   const res = await fetch(`${registry.url}-/user/org.couchdb.user:publisher`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
@@ -121,27 +143,8 @@ function expectLockfileOnGateway(lockfile: string): void {
   for (const u of urls) expect(u, lockfile).toMatch(new RegExp(`^${gw.url}/npm/`));
   expect(lockfile).toContain(`${gw.url}/npm/@acme/lib/-/lib-1.0.0.tgz`);
   expect(lockfile).toContain(`${gw.url}/npm/@acme/app/-/app-1.0.0.tgz`);
-  expect(lockfile).not.toContain(`:${registry.port}`);
+  expect(lockfile).not.toContain(`:${registry!.port}`);
 }
-
-beforeAll(async () => {
-  npm = requireClient('npm', 'apt-get install npm (or Node.js 20 with npm)');
-  pnpm = requireDevClient('pnpm');
-  yarn = requireDevClient('yarn');
-  registry = await startVerdaccio();
-  await publishPackages();
-  // The gateway reaches verdaccio through a recorder, so the test sees every upstream request.
-  upstream = await startRecordingProxy(registry.port);
-  gw = await startClientGateway('npm', [
-    { prefix: '/npm/', upstream: upstream.url, ecosystem: 'npm', allowPost: ['/-/npm/v1/security/'] },
-  ]);
-});
-
-afterAll(async () => {
-  await gw?.stop();
-  await upstream?.close();
-  registry?.child.kill('SIGTERM');
-});
 
 describe('npm through the gateway', () => {
   it('installs @acme/app and its dependency with a Bearer _authToken; package-lock.json resolves at the gateway', async () => {
@@ -247,9 +250,7 @@ describe('refusals', () => {
     const r = await installs[client]!(proj, env);
     expect(r.code, r.output).not.toBe(0);
     expect(existsSync(path.join(proj, 'node_modules', '@acme', 'app'))).toBe(false);
-    const log = await gw.requestsSince(mark);
-    expect(log.length).toBeGreaterThan(0);
-    for (const l of log) expect(l.status, JSON.stringify(l)).toBe(401);
+    expectAllRefused(await gw.requestsSince(mark));
     expect(r.output).toMatch(/401|Unauthorized|authenticat|Invalid or expired token/i);
   });
 });

@@ -8,7 +8,7 @@ import { parseMaven } from './maven.js';
 import { parseNpm } from './npm.js';
 import { parseNuget } from './nuget.js';
 import { parsePypi } from './pypi.js';
-import { positiveInteger } from '../positive-integer.js';
+import { positiveInteger } from '../../positive-integer.js';
 import { isSealedVersion } from './sealed.js';
 import { endsWithAny, last, meta, split, stripChecksum, type ArtifactKind, type Found, type Input, type Parser } from './segments.js';
 
