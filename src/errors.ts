@@ -32,13 +32,16 @@ export const ErrorCodes = {
   TOLLGATE_ERR_CLIENT_GONE: { status: 499, message: 'Client closed the connection' },
 
   // Token management (CLI and admin API).
-  TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists' },
+  TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists (names are compared ignoring case)' },
   TOLLGATE_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
+  TOLLGATE_ERR_TOKEN_AMBIGUOUS: { status: 409, message: 'Several live tokens have this name: use the token id' },
   TOLLGATE_ERR_TOKEN_INPUT: { status: 400, message: 'Invalid token input' },
 
   // The admin API (admin listener).
   TOLLGATE_ERR_ADMIN_UNAUTHENTICATED: { status: 401, message: 'Sign in required' },
   TOLLGATE_ERR_ADMIN_CREDENTIAL: { status: 401, message: 'Invalid admin credential' },
+  TOLLGATE_ERR_ADMIN_RATE_LIMITED: { status: 429, message: 'Too many failed admin sign-ins from this address, retry later' },
+  TOLLGATE_ERR_ADMIN_HOST: { status: 421, message: 'Misdirected request: this admin listener does not answer for that host name' },
   TOLLGATE_ERR_ADMIN_FORBIDDEN: { status: 403, message: 'This identity is not an admin' },
   TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE: { status: 503, message: 'The OIDC key set (TOLLGATE_OIDC_JWKS_URL) cannot be fetched, retry later' },
   TOLLGATE_ERR_ADMIN_CSRF: { status: 403, message: 'Missing or wrong CSRF token: reload the page and try again' },

@@ -54,9 +54,8 @@ export interface GatewayDeps {
  */
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const { logger, store } = deps;
-  // First: it may generate the admin token file, and fails before anything else has started.
-  const adminAuth = await createAdminAuth(config, { logger });
   const metrics = createMetrics();
+  // Not started yet: the admin sessions follow its change feed too.
   const cache = createTokenCache({
     store,
     ttlMs: config.cacheTtlMs,
@@ -69,6 +68,8 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     onError: (err, what) => logger.warn({ err: errorFields(err), what }, 'token store problem'),
     onStoreRead: (seconds, ok) => metrics.storeDuration.labels(ok ? 'ok' : 'error').observe(seconds),
   });
+  // First to start: it may generate the admin token file, and fails before anything else has started.
+  const adminAuth = await createAdminAuth(config, { logger, store, changes: cache.feed });
   await cache.start();
   metrics.sources.cacheStats = () => cache.stats;
   metrics.sources.productionTokens = () => activeProductionTokens(store);
@@ -94,7 +95,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const admin = createAdminApp({
     store, isAccepting: () => accepting, jwks: activity.jwks,
     registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
-    metricsToken: config.metrics.token,
+    metricsToken: config.metrics.token, adminHost: config.adminHost,
     auth: adminAuth, activity: activity.query, logger,
   });
 
@@ -123,6 +124,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       proxy.close();
       await activity.stop();
       limits?.stop();
+      adminAuth.close();
       await cache.stop();
       await new Promise<void>((resolve) => {
         adminServer.close(() => resolve());

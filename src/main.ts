@@ -30,6 +30,9 @@ export async function runGateway(): Promise<void> {
 
   let gateway;
   try {
+    // Before anything uses the store: a store of an earlier version is brought up to date (once).
+    const schema = await store.migrate();
+    if (schema.from !== schema.to) logger.info({ store: store.kind, from: schema.from, to: schema.to }, 'token store migrated');
     gateway = await startGateway(config, {
       logger,
       store,

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -28,6 +29,9 @@ import { sendAdminError } from './errors.js';
  *   GET    /activity             recent Production activity: ?project=&ecosystem=&token=<name>&tokenId=&kind=&limit=
  *   GET    /audit                token created/revoked entries (who, when, what), newest first: ?limit=
  *
+ * Failed admin credentials (POST /session, Authorization: Bearer on any route) count against the
+ * client's address: past 10 in a minute, 429 with Retry-After before any credential is checked.
+ *
  * CSRF: a request authenticated by the session cookie that is not GET/HEAD must carry
  * `X-CSRF-Token: <the session's token>` (from GET/POST /session) and an Origin header naming this
  * admin origin. Requests with an Authorization header carry no ambient credential and skip it.
@@ -52,6 +56,8 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   const { store, activity, auth, logger } = options;
   const now = options.now ?? Date.now;
   const api = new Hono<Env>();
+  /** The client's address (a trusted proxy's X-Forwarded-For believed); undefined without a socket (app.request in tests). */
+  const clientIp = (c: Context): string | undefined => auth.clientAddress((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
   const cookieOptions = {
     httpOnly: true,
     sameSite: 'Strict',
@@ -86,12 +92,37 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     }
   }
 
+  /** 429 with Retry-After while the address is over the sign-in limit, else undefined. */
+  async function refuseLimited(c: Context, address: string | undefined): Promise<Response | undefined> {
+    const wait = await auth.signInRetryAfter(address);
+    if (wait <= 0) return undefined;
+    c.header('retry-after', String(wait));
+    return sendAdminError(c, 'TOLLGATE_ERR_ADMIN_RATE_LIMITED');
+  }
+
+  /** Runs a credential check; a wrong credential counts against the address (a 503 does not). */
+  async function checkCredential<T>(address: string | undefined, check: () => Promise<T> | T): Promise<T> {
+    try {
+      return await check();
+    } catch (err) {
+      if (isGatewayError(err, 'TOLLGATE_ERR_ADMIN_CREDENTIAL') || isGatewayError(err, 'TOLLGATE_ERR_ADMIN_FORBIDDEN')) {
+        auth.signInFailed(address);
+      }
+      throw err;
+    }
+  }
+
   const requireAdmin: MiddlewareHandler<Env> = async function requireAdmin(c, next) {
     const authorization = c.req.header('authorization');
     if (authorization !== undefined) {
-      const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
-      if (!match) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
-      c.set('admin', await auth.verifyBearer(match[1]!));
+      const address = clientIp(c);
+      const limited = await refuseLimited(c, address);
+      if (limited) return limited;
+      c.set('admin', await checkCredential(address, () => {
+        const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
+        if (!match) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
+        return auth.verifyBearer(match[1]!);
+      }));
       return next();
     }
     const cookie = getCookie(c, auth.cookieName);
@@ -99,7 +130,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     const session = await auth.verifySession(cookie);
     if (!session) {
       deleteCookie(c, auth.cookieName, cookieOptions);
-      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired or was signed out, sign in again');
+      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired, was signed out or was ended by an admin token change, sign in again');
     }
     if (!SAFE_METHODS.has(c.req.method)) {
       checkOrigin(c, true);
@@ -133,37 +164,41 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
 
   api.post('/session', async (c) => {
     checkOrigin(c, false);
+    const address = clientIp(c);
+    // Before the credential is looked at: past the limit, even the right one is refused.
+    const limited = await refuseLimited(c, address);
+    if (limited) return limited;
     let principal: AdminPrincipal | undefined;
     const authorization = c.req.header('authorization');
     const match = authorization === undefined ? undefined : /^Bearer +([^\s]+) *$/i.exec(authorization);
     try {
-      if (match) {
-        principal = await auth.verifyBearer(match[1]!);
-      } else {
+      principal = await checkCredential(address, async (): Promise<AdminPrincipal> => {
+        if (match) return auth.verifyBearer(match[1]!);
         const body = await readJsonObject(c);
         if (typeof body.token !== 'string' || body.token === '') throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
         if (!auth.isAdminToken(body.token.trim())) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
-        principal = { identity: 'admin', via: 'token' };
-      }
+        return { identity: 'admin', via: 'token' };
+      });
     } catch (err) {
       if (isGatewayError(err, 'TOLLGATE_ERR_ADMIN_')) {
-        logger.warn({ event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: clientIp(c) }, 'admin sign-in refused');
+        logger.warn({ event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: address }, 'admin sign-in refused');
       }
       throw err;
     }
     const { cookie, session } = await auth.issueSession(principal);
     setCookie(c, auth.cookieName, cookie, { ...cookieOptions, maxAge: Math.floor(auth.sessionTtlMs / 1000) });
-    logger.info({ event: 'admin.sign_in', identity: session.identity, via: session.via, clientIp: clientIp(c) }, 'admin signed in');
+    logger.info({ event: 'admin.sign_in', identity: session.identity, via: session.via, clientIp: address }, 'admin signed in');
     return c.json(sessionBody(session));
   });
 
-  api.delete('/session', requireAdmin, (c) => {
+  api.delete('/session', requireAdmin, async (c) => {
     const admin = c.get('admin');
+    deleteCookie(c, auth.cookieName, cookieOptions);
     if (admin.session) {
-      auth.endSession(admin.session);
+      // Recorded in the token store before the answer: every worker and instance refuses it from now on.
+      await auth.endSession(admin.session);
       logger.info({ event: 'admin.sign_out', identity: admin.identity }, 'admin signed out');
     }
-    deleteCookie(c, auth.cookieName, cookieOptions);
     return c.body(null, 204);
   });
 
@@ -199,8 +234,11 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   api.post('/tokens/:id/revoke', requireAdmin, async (c) => {
     const admin = c.get('admin');
     const id = c.req.param('id');
-    const existing = await store.get(id);
-    // By id only: store.get also matches names, which the API does not take here.
+    // By id only: store.get also matches names (and refuses ambiguous ones), which the API does not take here.
+    const existing = await store.get(id).catch((err: unknown) => {
+      if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_AMBIGUOUS')) return undefined;
+      throw err;
+    });
     if (!existing || existing.id !== id) return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
     const record = await store.revoke(id, admin.identity, now());
     if (existing.revokedAt === null) {
@@ -277,10 +315,6 @@ function parseLimit(value: string | undefined, fallback: number, max: number): n
   return Math.min(max, Math.max(1, Math.floor(n)));
 }
 
-function clientIp(c: Context): string | undefined {
-  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
-  return incoming?.socket?.remoteAddress;
-}
 
 /** What the page shows of an event (not the client's address or user agent). */
 function activityView(e: ActivityEvent) {

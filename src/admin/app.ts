@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { Hono, type Context } from 'hono';
 import type { ActivityQuery } from '../activity/recent.js';
 import type { Logger } from '../logging/logger.js';
@@ -6,7 +7,9 @@ import { MAX_METRIC_NAMES, METRIC_NAME, selectMetrics, type MetricsSource } from
 import type { TokenStore } from '../tokens/store.js';
 import { createAdminApi } from './api.js';
 import type { AdminAuth } from './auth.js';
-import { loadPageAssets, type PageFile } from './page.js';
+import { sendAdminError } from './errors.js';
+import { createAdminHostCheck } from './host.js';
+import { loadPageAssets, PAGE_FILES, type PageFile } from './page.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
@@ -25,6 +28,8 @@ export interface AdminAppOptions {
   logger: Logger;
   /** Clock (epoch ms) for the API. Default Date.now. */
   now?: () => number;
+  /** TOLLGATE_ADMIN_HOST: the Host names the listener answers (host.ts) include it when it is a name. */
+  adminHost?: string;
 }
 
 /** Applied to every admin response: the page runs only its own script and style, never framed. */
@@ -33,7 +38,8 @@ export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; s
 
 /**
  * The admin listener (never the proxy port): health, /metrics, the JWKS, the admin API under
- * /api/v1 and the Settings › Tokens page at /settings.
+ * /api/v1 and the Settings › Tokens page at /settings. Every path answers only its own Host
+ * names (host.ts), else 421.
  */
 export function createAdminApp(options: AdminAppOptions): Hono {
   const app = new Hono();
@@ -44,6 +50,19 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     c.header('x-frame-options', 'DENY');
     c.header('referrer-policy', 'no-referrer');
     c.header('cross-origin-opener-policy', 'same-origin');
+  });
+  const isAdminHost = createAdminHostCheck({ adminHost: options.adminHost, publicOrigin: options.auth.publicOrigin });
+  app.use('*', async function misdirected(c, next) {
+    // The Host header as sent, and the request target's host (they differ for an absolute-form
+    // target); without a socket (app.request) only the URL's.
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const local = incoming?.socket?.localAddress;
+    const urlHost = new URL(c.req.url).host;
+    const hostHeader = incoming ? incoming.headers.host : urlHost;
+    if (!isAdminHost(hostHeader, local) || (urlHost !== hostHeader && !isAdminHost(urlHost, local))) {
+      return sendAdminError(c, 'TOLLGATE_ERR_ADMIN_HOST');
+    }
+    return next();
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -101,8 +120,9 @@ export function createAdminApp(options: AdminAppOptions): Hono {
   };
   app.get('/', (c) => c.redirect('/settings', 302));
   app.get('/settings', (c) => servePage(c, 'index.html'));
-  app.get('/assets/app.js', (c) => servePage(c, 'app.js'));
-  app.get('/assets/app.css', (c) => servePage(c, 'app.css'));
+  for (const name of Object.keys(PAGE_FILES) as PageFile[]) {
+    if (name !== 'index.html') app.get(`/assets/${name}`, (c) => servePage(c, name));
+  }
 
   app.notFound((c) => c.json({ error: 'Not found' }, 404));
   return app;

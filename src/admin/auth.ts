@@ -1,8 +1,14 @@
 import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, jwtVerify, SignJWT, errors as joseErrors, type JWTPayload } from 'jose';
-import type { AdminConfig, Config, OidcConfig } from '../config/index.js';
+import proxyAddr from 'proxy-addr';
+import type { Config, OidcConfig } from '../config/index.js';
 import type { Logger } from '../logging/logger.js';
+import type { ChangeFeed } from '../tokens/change-feed.js';
+import type { AdminRecords } from '../tokens/store.js';
 import { loadAdminCredential, type AdminCredential } from './credential.js';
+import { createAdminSessionState } from './sessions.js';
+import { createSignInLimit, type SignInLimit } from './sign-in-limit.js';
 import { createError, type GatewayError } from '../errors.js';
 
 /**
@@ -18,8 +24,10 @@ import { createError, type GatewayError } from '../errors.js';
  *   `__Host-` prefixed when TOLLGATE_PUBLIC_ADMIN_URL is https), valid for the session TTL, no
  *   renewal. Its key is derived from the admin token with HKDF, so rotating the admin token signs
  *   everyone out. It carries a random per-session CSRF token that state-changing requests must
- *   echo in X-CSRF-Token. Signing out puts the session id on a per-process deny list until it
- *   expires.
+ *   echo in X-CSRF-Token. Signing out, and an instance starting with another admin token, end
+ *   sessions on every worker and instance sharing the token store (sessions.ts).
+ * - Failed admin credentials are limited per client address (sign-in-limit.ts); the address is
+ *   the socket's, or a trusted proxy's X-Forwarded-For (TOLLGATE_TRUSTED_PROXIES).
  */
 
 export type SignInMethod = 'token' | 'oidc';
@@ -41,6 +49,8 @@ export interface Session {
   id: string;
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms. */
+  issuedAt: number;
 }
 
 export interface AdminAuth {
@@ -59,15 +69,30 @@ export interface AdminAuth {
   /** The value of an `Authorization: Bearer` header: the admin token or an OIDC JWT. Throws a GatewayError. */
   verifyBearer(credential: string): Promise<AdminPrincipal>;
   issueSession(principal: Pick<AdminPrincipal, 'identity' | 'via'>): Promise<{ cookie: string; session: Session }>;
-  /** undefined for anything but a valid, unexpired, not signed-out session. */
+  /**
+   * undefined for anything but a valid, unexpired session that was neither signed out nor issued
+   * before the admin credential last changed. Throws TOLLGATE_ERR_STORE when the store cannot say.
+   */
   verifySession(cookie: string): Promise<Session | undefined>;
-  endSession(session: Session): void;
+  /** Signs the session out on every worker and instance sharing the token store. */
+  endSession(session: Session): Promise<void>;
   /** Constant-time comparison of a request's CSRF header with the session's token. */
   checkCsrf(session: Session, header: string | undefined): boolean;
+  /** The client address failed credentials count against (undefined: no socket, nothing counted). */
+  clientAddress(incoming: IncomingMessage | undefined): string | undefined;
+  /** Seconds before this address may present an admin credential again (0: now). */
+  signInRetryAfter(address: string | undefined): Promise<number>;
+  /** Counts a failed admin credential from the address. */
+  signInFailed(address: string | undefined): void;
+  close(): void;
 }
 
 export interface AdminAuthDeps {
   logger: Logger;
+  /** Where signed-out sessions and the admin credential record are kept (the token store). */
+  store: AdminRecords;
+  /** The process's change feed over that store (the token cache's): answers are then cached. */
+  changes?: ChangeFeed;
   /** Clock (epoch ms); tests move it. Default Date.now. */
   now?: () => number;
 }
@@ -75,30 +100,50 @@ export interface AdminAuthDeps {
 const SESSION_ISSUER = 'tollgate-admin';
 const SESSION_AUDIENCE = 'tollgate-admin-session';
 const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
-/** Bound on the sign-out deny list (entries leave when their session would have expired anyway). */
-const MAX_ENDED_SESSIONS = 10_000;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-/** Loads (or generates) the admin token and builds the verifiers. */
-export async function createAdminAuth(config: Pick<Config, 'admin' | 'dataDir'>, deps: AdminAuthDeps): Promise<AdminAuth> {
+type AdminAuthConfig = Pick<Config, 'admin' | 'dataDir' | 'redis' | 'trustedProxies' | 'cacheTtlMs'>;
+
+/**
+ * Loads (or generates) the admin token, records it in the token store (voiding older sessions
+ * everywhere if it changed) and builds the verifiers.
+ */
+export async function createAdminAuth(config: AdminAuthConfig, deps: AdminAuthDeps): Promise<AdminAuth> {
   const credential = await loadAdminCredential(config.admin, config.dataDir, deps.logger);
-  return createAdminAuthFromCredential(config.admin, credential, deps);
+  const signInLimit = await createSignInLimit(config);
+  try {
+    const auth = createAdminAuthFromCredential(config, credential, signInLimit, deps);
+    await auth.ready;
+    return auth;
+  } catch (err) {
+    signInLimit.stop();
+    throw err;
+  }
 }
 
-export function createAdminAuthFromCredential(admin: AdminConfig, credential: AdminCredential, deps: AdminAuthDeps): AdminAuth {
+function createAdminAuthFromCredential(config: AdminAuthConfig, credential: AdminCredential, signInLimit: SignInLimit,
+  deps: AdminAuthDeps): AdminAuth & { ready: Promise<void> } {
+  const { admin } = config;
   const now = deps.now ?? Date.now;
   const adminDigest = sha256(credential.token);
   const sessionKey = new Uint8Array(hkdfSync('sha256', credential.token, 'tollgate-admin-session', 'session-key-v1', 32));
   const secureCookies = admin.publicUrl?.startsWith('https:') ?? false;
   const verifyOidc = admin.oidc ? createOidcVerifier(admin.oidc, now) : undefined;
-  /** Signed-out session ids → their expiry (epoch ms). */
-  const ended = new Map<string, number>();
+  const sessions = createAdminSessionState({
+    store: deps.store, feed: deps.changes, cacheTtlMs: config.cacheTtlMs, logger: deps.logger, now,
+  });
+  const ready = sessions.registerCredential(credential.token).catch((err: unknown) => {
+    sessions.close();
+    throw err;
+  });
+  const trust = proxyAddr.compile(config.trustedProxies);
 
   function isAdminToken(candidate: string): boolean {
     return timingSafeEqual(sha256(candidate), adminDigest);
   }
 
   return {
+    ready,
     cookieName: secureCookies ? '__Host-tollgate_session' : 'tollgate_session',
     secureCookies,
     publicOrigin: admin.publicUrl,
@@ -123,8 +168,10 @@ export function createAdminAuthFromCredential(admin: AdminConfig, credential: Ad
         id: randomBytes(16).toString('base64url'),
         // JWT times are whole seconds: round down so the cookie never outlives the JWT.
         expiresAt: Math.floor((issuedAt + admin.sessionTtlMs) / 1000) * 1000,
+        issuedAt,
       };
-      const cookie = await new SignJWT({ via: session.via, csrf: session.csrf })
+      // iatMs: the issue time to the millisecond, compared with when the admin credential changed.
+      const cookie = await new SignJWT({ via: session.via, csrf: session.csrf, iatMs: issuedAt })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setSubject(session.identity)
         .setIssuer(SESSION_ISSUER)
@@ -151,26 +198,37 @@ export function createAdminAuthFromCredential(admin: AdminConfig, credential: Ad
       } catch {
         return undefined;
       }
-      const { sub, jti, exp, via, csrf } = payload;
-      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof csrf !== 'string'
-        || (via !== 'token' && via !== 'oidc')) return undefined;
-      if (ended.has(jti)) return undefined;
-      return { identity: sub, via, csrf, id: jti, expiresAt: exp * 1000 };
+      const { sub, jti, exp, iat, iatMs, via, csrf } = payload;
+      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number'
+        || typeof csrf !== 'string' || (via !== 'token' && via !== 'oidc')) return undefined;
+      // Cookies of the previous version carry iat (seconds) only.
+      const issuedAt = typeof iatMs === 'number' ? iatMs : iat * 1000;
+      if (!(await sessions.isLive(jti, issuedAt))) return undefined;
+      return { identity: sub, via, csrf, id: jti, expiresAt: exp * 1000, issuedAt };
     },
 
     endSession: function endSession(session) {
-      const t = now();
-      if (ended.size >= MAX_ENDED_SESSIONS) {
-        for (const [id, exp] of ended) if (exp <= t) ended.delete(id);
-        // Still full: forget the oldest (insertion order); sessions are short-lived anyway.
-        while (ended.size >= MAX_ENDED_SESSIONS) ended.delete(ended.keys().next().value!);
-      }
-      ended.set(session.id, session.expiresAt);
+      return sessions.end(session.id, session.expiresAt);
     },
 
     checkCsrf: function checkCsrf(session, header) {
       if (!header) return false;
       return timingSafeEqual(sha256(header), sha256(session.csrf));
+    },
+
+    clientAddress: function clientAddress(incoming) {
+      if (!incoming?.socket?.remoteAddress) return undefined;
+      return proxyAddr(incoming, trust);
+    },
+
+    signInRetryAfter: async (address) => (address === undefined ? 0 : signInLimit.retryAfter(address)),
+    signInFailed: (address) => {
+      if (address !== undefined) signInLimit.fail(address);
+    },
+
+    close() {
+      sessions.close();
+      signInLimit.stop();
     },
   };
 }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The Settings › Tokens page: three static files (HTML, one script, one stylesheet) in
+ * The Settings › Tokens page: static files (HTML, four ES modules, one stylesheet) in
  * src/admin/page/, read once at start and served from memory. No build step, no CDN.
  *
  * Where they are found: next to this module (`page/`, as in src/ and in a dist/ that has the
@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 export const PAGE_FILES = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
+  'ui.js': 'text/javascript; charset=utf-8',
+  'dialogs.js': 'text/javascript; charset=utf-8',
+  'activity.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 } as const;
 

@@ -8,14 +8,18 @@ import type { SharedFailureCounter } from './rate-limit.js';
  */
 export function createRedisFailureCounter(options: { client: Redis | Cluster; prefix: string; windowMs: number }): SharedFailureCounter {
   const { client, prefix, windowMs } = options;
+  const keyOf = (window: number, address: string) => `${prefix}authfail:${window}:${address}`;
   return {
     windowMs,
+    async total(address) {
+      return Number((await client.get(keyOf(Math.floor(Date.now() / windowMs), address))) ?? 0);
+    },
     async add(counts) {
       const window = Math.floor(Date.now() / windowMs);
       const pipeline = client.pipeline();
       const addresses = [...counts.keys()];
       for (const address of addresses) {
-        const key = `${prefix}authfail:${window}:${address}`;
+        const key = keyOf(window, address);
         pipeline.incrby(key, counts.get(address)!);
         pipeline.pexpire(key, windowMs * 2);
       }

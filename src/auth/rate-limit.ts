@@ -22,6 +22,12 @@ export interface RateLimiterOptions {
   shared?: SharedFailureCounter;
   /** How often local failure counts are flushed to the shared counter. */
   flushMs?: number;
+  /**
+   * With a shared counter: the failures per address per window (fleet-wide) at which the address
+   * is refused until the window ends. Default: any count past what one gateway's bucket allows in
+   * a window (burst + refill over the window).
+   */
+  windowLimit?: number;
 }
 
 /** Adds failures for addresses and returns the fleet-wide totals in the current window. */
@@ -29,6 +35,8 @@ export interface SharedFailureCounter {
   /** Window length: totals reset at its end. */
   readonly windowMs: number;
   add(counts: Map<string, number>): Promise<Map<string, number>>;
+  /** The address's total in the current window, without adding (a caller that asks before each check). */
+  total?(address: string): Promise<number>;
 }
 
 export interface RateLimiter {
@@ -82,8 +90,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       const windowEnd = Math.ceil(now / shared.windowMs) * shared.windowMs;
       // The fleet-wide allowance per window: what one gateway's bucket allows in that time.
       const allowed = burst + (refillPerSecond * shared.windowMs) / 1000;
+      const { windowLimit } = options;
       for (const [address, total] of totals) {
-        if (total <= allowed) continue;
+        if (windowLimit === undefined ? total <= allowed : total < windowLimit) continue;
         const b = buckets.get(address) ?? { tokens: 0, updatedAt: now, sharedBlockUntil: 0 };
         b.sharedBlockUntil = windowEnd;
         buckets.set(address, b);

@@ -14,6 +14,10 @@ const USAGE = `Usage:
   tollgate token revoke <id|name> [--json]
   tollgate loadtest --target URL --token-file FILE [...]   load a gateway or fleet (--help: options)
 
+Names: printable ASCII, not starting with tok_, unique among live tokens ignoring case.
+revoke takes an id, or a name (any case); a name two live tokens share (from before names were
+compared ignoring case) is refused: revoke each by its id.
+
 The token store is chosen by the same settings as the gateway:
 TOLLGATE_REDIS_URL (Redis) or TOLLGATE_DATA_DIR (embedded, default ./data).
 `;

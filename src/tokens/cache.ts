@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
+import { createChangeFeed, type ChangeBatch, type ChangeFeed } from './change-feed.js';
 import type { TokenType } from './format.js';
-import type { LastUsed, TokenRecord, TokenStore } from './store.js';
+import { changeSubject, type LastUsed, type TokenRecord, type TokenStore } from './store.js';
 
 /** What the gateway needs to authorise a request: no hash, no secrets, no mutable state. */
 export interface CachedToken {
@@ -21,6 +22,11 @@ export interface TokenCacheOptions {
   negativeMax: number;
   /** How often the store's revision is checked (backstop for pushed notifications). */
   pollMs: number;
+  /**
+   * The process's change feed over the same store; by default the cache makes its own (and
+   * starts and stops it). Given, its owner starts and stops it.
+   */
+  feed?: ChangeFeed;
   lastUsedFlushMs: number;
   /**
    * How long cached answers stay usable after the store was last reached (serve-stale). Past
@@ -49,6 +55,8 @@ export interface TokenCache {
   /** Catch up with the store now (also runs on notifications and every pollMs). */
   sync(): Promise<void>;
   readonly stats: { hits: number; misses: number; negativeHits: number; storeReads: number; invalidations: number };
+  /** The change feed the cache follows: others that cache what the store holds can follow it too. */
+  readonly feed: ChangeFeed;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -61,9 +69,9 @@ const RENEW_INFLIGHT_AFTER = 256;
 /**
  * Token cache in front of the store (Kong's mlcache shape): a bounded positive LRU, a separate
  * bounded negative LRU (so a flood of made-up tokens cannot evict real ones), single-flight
- * store reads, and invalidation driven by the store's change log. Changes are pushed (Redis
- * pub/sub) and polled (store revision), and a reader that fell behind the log drops everything,
- * so no revocation is lost to a reconnect. The TTL is a backstop only.
+ * store reads, and invalidation driven by the store's change log (change-feed.ts: pushed and
+ * polled; a reader that fell behind the log drops everything, so no revocation is lost to a
+ * reconnect). The TTL is a backstop only.
  */
 export function createTokenCache(options: TokenCacheOptions): TokenCache {
   const { store } = options;
@@ -94,18 +102,15 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   const stats = { hits: 0, misses: 0, negativeHits: 0, storeReads: 0, invalidations: 0 };
   let pendingLastUsed = new Map<string, LastUsed>();
 
-  let lastRevision = 0;
-  /** When the store last answered a sync: the start of the serve-stale window. */
-  let lastSyncOk = Date.now();
-  const outOfSync = (now: number): boolean => now - lastSyncOk > options.staleMaxMs;
+  const report = options.onError ?? (() => {});
+  const ownsFeed = options.feed === undefined;
+  const feed = options.feed ?? createChangeFeed({ store, pollMs: options.pollMs, onError: report });
+  /** Past the serve-stale window since the store last answered a sync. */
+  const outOfSync = (now: number): boolean => now - feed.lastSyncOk > options.staleMaxMs;
   /** Bumped on every invalidation; a store read that straddles one is not cached. */
   let epoch = 0;
-  let syncing: Promise<void> | undefined;
-  let resync = false;
-  let pollTimer: NodeJS.Timeout | undefined;
   let flushTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
-  const report = options.onError ?? (() => {});
 
   function toCached(record: TokenRecord): CachedToken {
     return {
@@ -173,38 +178,18 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     stats.invalidations++;
   }
 
-  async function catchUp(): Promise<void> {
-    const { changes, revision, complete } = await store.changesSince(lastRevision);
-    if (revision === lastRevision) return;
+  function applyChanges(batch: ChangeBatch): void {
     epoch++;
-    if (!complete || revision < lastRevision) {
-      // Fell behind the change log (or the store was reset): nothing cached can be trusted.
+    if (batch === 'reset') {
       positive.clear();
       negative.clear();
       stats.invalidations++;
-    } else {
-      for (const change of changes) invalidate(change.hash);
+      return;
     }
-    lastRevision = revision;
-  }
-
-  function sync(): Promise<void> {
-    if (syncing) {
-      resync = true;
-      return syncing;
+    for (const change of batch) {
+      const subject = changeSubject(change);
+      if (subject.kind === 'token') invalidate(subject.hash);
     }
-    syncing = (async () => {
-      try {
-        do {
-          resync = false;
-          await catchUp();
-          lastSyncOk = Date.now();
-        } while (resync);
-      } finally {
-        syncing = undefined;
-      }
-    })();
-    return syncing;
   }
 
   async function flushLastUsed(): Promise<void> {
@@ -221,29 +206,23 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   return {
     lookup,
     stats,
-    sync,
+    feed,
+    sync: () => feed.sync(),
     touch(token, now) {
       const entry = pendingLastUsed.get(token.id);
       if (entry) entry.at = now;
       else pendingLastUsed.set(token.id, { id: token.id, hash: token.hash, at: now });
     },
     async start() {
-      lastRevision = await store.revision();
-      lastSyncOk = Date.now();
-      unsubscribe = store.onChange(() => {
-        sync().catch((err) => report(err, 'change sync'));
-      });
-      pollTimer = setInterval(() => {
-        sync().catch((err) => report(err, 'change poll'));
-      }, options.pollMs);
-      pollTimer.unref();
+      unsubscribe = feed.subscribe(applyChanges);
+      if (ownsFeed) await feed.start();
       flushTimer = setInterval(() => void flushLastUsed(), options.lastUsedFlushMs);
       flushTimer.unref();
     },
     async stop() {
-      clearInterval(pollTimer);
       clearInterval(flushTimer);
       unsubscribe?.();
+      if (ownsFeed) feed.stop();
       await flushLastUsed();
     },
   };

@@ -8,13 +8,22 @@
  *   P token:<hash>  HASH    the record: id, name, type, hash, createdAt, createdBy, and when set
  *                           expiresAt, revokedAt, revokedBy, lastUsedAt (an absent field is null)
  *   P id:<id>       STRING  → hash
- *   P name:<name>   ZSET    hashes of the NOT revoked tokens with this name, scored by createdAt.
- *                           Expired ones stay: `get(name)` returns the newest non-revoked token,
- *                           as the SQLite store does; insert checks the members' expiry.
+ *   P namekey:<folded name>  ZSET  hashes of the NOT revoked tokens whose name folds to this
+ *                           (foldName: ASCII letters lower-cased), scored by createdAt. Expired
+ *                           ones stay: `get(name)` resolves among them (names.ts resolveName), as
+ *                           the SQLite store does; insert checks the members' expiry. (Schema 2.)
+ *   P name:<name>   ZSET    the same by exact name: schema 1's index, still written for gateways
+ *                           of that version during an upgrade, and read beside namekey for the
+ *                           tokens they write meanwhile (which namekey does not list)
  *   P tokens        ZSET    every hash, scored by createdAt (list, newest first)
  *   P rev           STRING  revision counter (see "Revisions" below)
- *   P changes       ZSET    members `<rev>:<hash>` scored by rev, trimmed to the newest changeLogKeep
+ *   P changes       ZSET    members `<rev>:<subject>` scored by rev, trimmed to the newest
+ *                           changeLogKeep; the subject is a token hash, `session:<id>` or
+ *                           `admin-credential` (store.ts changeSubject)
  *   channel P changes       pub/sub; each message is a new revision (channels are not keys)
+ *   P revoked-session:<id>  STRING  a signed-out admin session, expiring when it would have (schema 2)
+ *   P admin-credential HASH salt, fingerprint, since: the admin credential record (schema 2)
+ *   P schema        STRING  the schema version (migrations.ts); absent: 0
  *
  * Differences from the suggested layout, for simplicity:
  * - lastUsedAt lives in the token hash, not in a separate `P lastused` hash. A batch is still one
@@ -26,15 +35,22 @@
  * reuses revision numbers a gateway has already seen: changesSince() reports complete:false and
  * the gateway drops its cache, instead of trusting entries for tokens that no longer exist.
  *
- * The scripts read a few keys they derive from others (the token hash behind an id or a name).
- * They are in the same slot as the declared keys, which Redis Cluster allows for scripts
- * without a `#!lua flags=` header.
+ * Split by job: the record codec (redis-codec.ts), the Lua scripts (redis-scripts.ts), and here
+ * the connections and the operations.
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { createRedisConnection, quitOrDisconnect } from '../redis/connect.js';
-import type { TokenType } from './format.js';
-import type { ChangesSince, LastUsed, NewTokenRecord, TokenChange, TokenRecord, TokenStore } from './store.js';
+import { migrateRedis } from './migrations.js';
+import { foldName, resolveName } from './names.js';
+import {
+  fieldsToAdminCredential, fieldsToRecord, pairsToFields, pairsToRecord, parseChange, recordToFields,
+} from './redis-codec.js';
+import { defineScripts } from './redis-scripts.js';
+import {
+  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, type ChangesSince, type LastUsed, type NewTokenRecord,
+  type SchemaReport, type TokenRecord, type TokenStore,
+} from './store.js';
 
 export const DEFAULT_REDIS_PREFIX = '{tollgate}:';
 export const DEFAULT_REDIS_CHANGE_LOG_KEEP = 10_000;
@@ -62,149 +78,8 @@ export interface RedisStoreOptions {
   onError?: (err: Error) => void;
 }
 
-/*
- * Lua. Numbers above 1e14 must not go through Lua's tostring ("%.14g" loses digits), so revisions
- * are formatted with %d and handed back to the client as strings.
- */
-
-/** Bumps the revision, appends to the change log, trims it, publishes. Returns the revision string. */
-const LOG_CHANGE_LUA = `
-local function logChange(revKey, changesKey, hash, keep, channel)
-  local rev = redis.call('INCR', revKey)
-  if rev == 1 then
-    local t = redis.call('TIME')
-    rev = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', revKey, string.format('%d', rev))
-  end
-  local r = string.format('%d', rev)
-  redis.call('ZADD', changesKey, r, r .. ':' .. hash)
-  redis.call('ZREMRANGEBYRANK', changesKey, 0, -(keep + 1))
-  redis.call('PUBLISH', channel, r)
-  return r
-end
-`;
-
-/**
- * KEYS: token:<hash>, id:<id>, name:<name>, tokens, rev, changes
- * ARGV: prefix, now, keep, channel, hash, createdAt, field, value, ...
- */
-const INSERT_LUA = `${LOG_CHANGE_LUA}
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return {'duplicate'}
-end
-local now = tonumber(ARGV[2])
-for _, h in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  local expiresAt = redis.call('HGET', ARGV[1] .. 'token:' .. h, 'expiresAt')
-  if not expiresAt or tonumber(expiresAt) > now then return {'taken'} end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('SET', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-return {'ok', logChange(KEYS[5], KEYS[6], ARGV[5], tonumber(ARGV[3]), ARGV[4])}
-`;
-
-/**
- * KEYS: id:<idOrName>, name:<idOrName>, rev, changes
- * ARGV: prefix, keep, channel, revokedAt, revokedBy
- */
-const REVOKE_LUA = `${LOG_CHANGE_LUA}
-local hash = redis.call('GET', KEYS[1]) or redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
-if not hash then return {'notfound'} end
-local key = ARGV[1] .. 'token:' .. hash
-if redis.call('EXISTS', key) == 0 then return {'notfound'} end
-if redis.call('HEXISTS', key, 'revokedAt') == 0 then
-  redis.call('HSET', key, 'revokedAt', ARGV[4], 'revokedBy', ARGV[5])
-  redis.call('ZREM', ARGV[1] .. 'name:' .. redis.call('HGET', key, 'name'), hash)
-  logChange(KEYS[3], KEYS[4], hash, tonumber(ARGV[2]), ARGV[3])
-end
-return {'ok', redis.call('HGETALL', key)}
-`;
-
-/** KEYS: id:<idOrName>, name:<idOrName>. ARGV: prefix. The record's fields, flat; empty when unknown. */
-const GET_LUA = `
-local hash = redis.call('GET', KEYS[1]) or redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
-if not hash then return {} end
-return redis.call('HGETALL', ARGV[1] .. 'token:' .. hash)
-`;
-
-/** KEYS: token:<hash> per entry. ARGV: id, at per entry. Keeps the latest time; ignores unknown tokens. */
-const TOUCH_LUA = `
-for i, key in ipairs(KEYS) do
-  local at = ARGV[2 * i]
-  local current = redis.call('HMGET', key, 'id', 'lastUsedAt')
-  if current[1] == ARGV[2 * i - 1] and (not current[2] or tonumber(current[2]) < tonumber(at)) then
-    redis.call('HSET', key, 'lastUsedAt', at)
-  end
-end
-return 0
-`;
-
-/**
- * KEYS: rev, changes. ARGV: since. Returns {revision, members, complete (1|0)}.
- * A revision behind the caller's means the data was lost: incomplete.
- */
-const CHANGES_SINCE_LUA = `
-local raw = redis.call('GET', KEYS[1]) or '0'
-local current = tonumber(raw)
-local since = tonumber(ARGV[1])
-if current < since then return {raw, {}, 0} end
-if current == since then return {raw, {}, 1} end
-local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
-local complete = oldest ~= nil and tonumber(oldest) <= since + 1
-return {raw, redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf'), complete and 1 or 0}
-`;
-
-/** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL once per connection). */
-interface ScriptCommands {
-  tollgateInsert(...args: string[]): Promise<[string, string?]>;
-  tollgateRevoke(...args: string[]): Promise<[string, string[]?]>;
-  tollgateGet(...args: string[]): Promise<string[]>;
-  tollgateTouch(numKeys: number, ...args: string[]): Promise<number>;
-  tollgateChangesSince(...args: string[]): Promise<[string, string[], number]>;
-}
-
-function defineScripts(client: RedisClient): ScriptCommands {
-  client.defineCommand('tollgateInsert', { lua: INSERT_LUA, numberOfKeys: 6 });
-  client.defineCommand('tollgateRevoke', { lua: REVOKE_LUA, numberOfKeys: 4 });
-  client.defineCommand('tollgateGet', { lua: GET_LUA, numberOfKeys: 2, readOnly: true });
-  client.defineCommand('tollgateTouch', { lua: TOUCH_LUA });
-  client.defineCommand('tollgateChangesSince', { lua: CHANGES_SINCE_LUA, numberOfKeys: 2, readOnly: true });
-  return client as unknown as ScriptCommands;
-}
-
 function reconnectDelayMs(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 16), REDIS_RECONNECT_MAX_DELAY_MS);
-}
-
-const num = (value: string | undefined): number | null => (value === undefined ? null : Number(value));
-
-function fieldsToRecord(f: Record<string, string>): TokenRecord | undefined {
-  const { id, name, type, hash, createdAt, createdBy } = f;
-  if (id === undefined || name === undefined || hash === undefined || createdAt === undefined) return undefined;
-  return {
-    id,
-    name,
-    type: type as TokenType,
-    hash,
-    createdAt: Number(createdAt),
-    createdBy: createdBy ?? '',
-    expiresAt: num(f.expiresAt),
-    revokedAt: num(f.revokedAt),
-    revokedBy: f.revokedBy ?? null,
-    lastUsedAt: num(f.lastUsedAt),
-  };
-}
-
-function pairsToRecord(flat: string[]): TokenRecord | undefined {
-  const fields: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-  return fieldsToRecord(fields);
-}
-
-function parseChange(member: string): TokenChange {
-  const colon = member.indexOf(':');
-  return { rev: Number(member.slice(0, colon)), hash: member.slice(colon + 1) };
 }
 
 /**
@@ -232,6 +107,9 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const tokenKey = (hash: string) => `${prefix}token:${hash}`;
   const idKey = (id: string) => `${prefix}id:${id}`;
   const nameKey = (name: string) => `${prefix}name:${name}`;
+  const nameIndexKey = (name: string) => `${prefix}namekey:${foldName(name)}`;
+  const sessionKey = (id: string) => `${prefix}revoked-session:${id}`;
+  const credentialKey = `${prefix}admin-credential`;
 
   const reportError = (err: Error): void => {
     try {
@@ -294,10 +172,26 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return firstReady;
   };
 
-  /** Runs one store operation: waits for the first connection, maps Redis failures to TOLLGATE_ERR_STORE. */
+  // Every operation waits for the schema migration of this handle (once; retried after a failure).
+  let migrated = false;
+  let migrating: Promise<SchemaReport> | undefined;
+  const migrate = (): Promise<SchemaReport> => {
+    migrating ??= (async () => {
+      if (!everReady) await untilFirstReady();
+      const report = await migrateRedis(client, prefix);
+      migrated = true;
+      return report;
+    })().catch((err: unknown) => {
+      migrating = undefined;
+      throw err;
+    });
+    return migrating;
+  };
+
+  /** Runs one store operation: waits for the first connection and the migration, maps Redis failures to TOLLGATE_ERR_STORE. */
   async function run<T>(operation: () => Promise<T>): Promise<T> {
     try {
-      if (!everReady) await untilFirstReady();
+      if (!migrated) await migrate();
       return await operation();
     } catch (err) {
       if (isGatewayError(err)) throw err;
@@ -338,10 +232,22 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return sub;
   }
 
+  /** By id, else the token the name designates among those whose name folds the same. */
+  async function lookup(idOrName: string): Promise<TokenRecord | undefined> {
+    const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), nameKey(idOrName), prefix))
+      .map((flat) => fieldsToRecord(pairsToFields(flat)))
+      .filter((r): r is TokenRecord => r !== undefined);
+    return found.find((r) => r.id === idOrName) ?? resolveName(idOrName, found);
+  }
+
   let closed = false;
 
   return {
     kind: 'redis',
+
+    migrate: function migrateStore() {
+      return run(migrate);
+    },
 
     /** One HGETALL: the cache-miss path of every request. */
     findByHash: function findByHash(hash) {
@@ -349,7 +255,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     },
 
     get: function get(idOrName) {
-      return run(async () => pairsToRecord(await scripts.tollgateGet(idKey(idOrName), nameKey(idOrName), prefix)));
+      return run(() => lookup(idOrName));
     },
 
     list: function list() {
@@ -371,13 +277,9 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
 
     insert: function insert(record) {
       return run(async () => {
-        const fields: string[] = [
-          'id', record.id, 'name', record.name, 'type', record.type, 'hash', record.hash,
-          'createdAt', String(record.createdAt), 'createdBy', record.createdBy,
-        ];
-        if (record.expiresAt !== null) fields.push('expiresAt', String(record.expiresAt));
+        const fields = recordToFields(record);
         const [status] = await scripts.tollgateInsert(
-          tokenKey(record.hash), idKey(record.id), nameKey(record.name), tokensKey, revKey, changesKey,
+          tokenKey(record.hash), idKey(record.id), nameKey(record.name), nameIndexKey(record.name), tokensKey, revKey, changesKey,
           prefix, String(Date.now()), keep, channel, record.hash, String(record.createdAt), ...fields);
         if (status === 'taken') throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
@@ -391,8 +293,12 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
 
     revoke: function revoke(idOrName, revokedBy, at = Date.now()) {
       return run(async () => {
+        // Resolved first (by id, else by name), then revoked by id: the script is idempotent, so a
+        // revocation by someone else in between changes nothing.
+        const found = await lookup(idOrName);
+        if (!found) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
         const [status, fields] = await scripts.tollgateRevoke(
-          idKey(idOrName), nameKey(idOrName), revKey, changesKey, prefix, keep, channel, String(at), revokedBy);
+          idKey(found.id), revKey, changesKey, prefix, keep, channel, String(at), revokedBy);
         const record = status === 'ok' && fields ? pairsToRecord(fields) : undefined;
         if (!record) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
         return record;
@@ -417,6 +323,27 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
         const [current, members, complete] = await scripts.tollgateChangesSince(revKey, changesKey, String(since));
         return { changes: members.map(parseChange), revision: Number(current), complete: complete === 1 };
       });
+    },
+
+    revokeSession: function revokeSession(id, expiresAt) {
+      return run(async () => {
+        if (expiresAt <= Date.now()) return;
+        await scripts.tollgateRevokeSession(sessionKey(id), revKey, changesKey, keep, channel, String(expiresAt), SESSION_CHANGE_PREFIX + id);
+      });
+    },
+
+    isSessionRevoked: function isSessionRevoked(id) {
+      return run(async () => (await client.exists(sessionKey(id))) === 1);
+    },
+
+    readAdminCredential: function readAdminCredential() {
+      return run(async () => fieldsToAdminCredential(await client.hgetall(credentialKey)));
+    },
+
+    replaceAdminCredential: function replaceAdminCredential(expected, next) {
+      return run(async () => (await scripts.tollgateReplaceAdminCredential(
+        credentialKey, revKey, changesKey, expected ?? '', next.salt, next.fingerprint, String(next.since), keep, channel,
+        ADMIN_CREDENTIAL_CHANGE)) === 1);
     },
 
     onChange: function onChange(listener) {

@@ -1,11 +1,12 @@
 import { GatewayError } from '../errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from './format.js';
+import { validateName } from './names.js';
 import { tokenState, type TokenRecord, type TokenState, type TokenStore } from './store.js';
 
 /** Token management shared by the CLI and (later) the admin API: one code path for both. */
 
 export const TOKEN_TYPES: readonly TokenType[] = ['production', 'development'];
-export const MAX_NAME_LENGTH = 100;
+export { MAX_NAME_LENGTH, validateName } from './names.js';
 const DAY_MS = 86_400_000;
 
 /**
@@ -45,15 +46,6 @@ export function parseTokenTypeInput(input: string | undefined): TokenType {
   const value = (input ?? '').trim().toLowerCase();
   if (value === 'production' || value === 'development') return value;
   throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `type must be production or development, got "${input ?? ''}"`);
-}
-
-export function validateName(input: string | undefined): string {
-  const name = (input ?? '').trim();
-  if (name.length === 0) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name is required');
-  if (name.length > MAX_NAME_LENGTH) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `name must be at most ${MAX_NAME_LENGTH} characters`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name must not contain control characters');
-  return name;
 }
 
 export interface CreateTokenInput {

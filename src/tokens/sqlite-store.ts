@@ -1,31 +1,15 @@
 import { GatewayError } from '../errors.js';
 import { openDatabase } from '../sqlite/open.js';
 import type { TokenType } from './format.js';
-import type { ChangesSince, LastUsed, NewTokenRecord, TokenRecord, TokenStore } from './store.js';
+import { migrateSqlite } from './migrations.js';
+import { foldName, resolveName } from './names.js';
+import {
+  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, type AdminCredentialRecord, type ChangesSince, type LastUsed,
+  type NewTokenRecord, type TokenRecord, type TokenStore,
+} from './store.js';
 
 /** How many change-log entries are kept; a gateway further behind than this drops its whole cache. */
 export const CHANGE_LOG_KEEP = 10_000;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tokens (
-  id           TEXT PRIMARY KEY,
-  name         TEXT NOT NULL,
-  type         TEXT NOT NULL CHECK (type IN ('production', 'development')),
-  hash         TEXT NOT NULL UNIQUE,
-  created_at   INTEGER NOT NULL,
-  created_by   TEXT NOT NULL,
-  expires_at   INTEGER,
-  revoked_at   INTEGER,
-  revoked_by   TEXT,
-  last_used_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS tokens_name ON tokens (name);
-CREATE TABLE IF NOT EXISTS token_changes (
-  rev  INTEGER PRIMARY KEY AUTOINCREMENT,
-  hash TEXT NOT NULL,
-  at   INTEGER NOT NULL
-);
-`;
 
 interface Row {
   id: string;
@@ -64,18 +48,26 @@ export interface SqliteStoreOptions {
 /**
  * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so the CLI and a
  * running gateway can use it at once and a kill -9 loses no committed token. better-sqlite3
- * is synchronous; every statement here takes microseconds on a local file.
+ * is synchronous; every statement here takes microseconds on a local file. Opening it migrates
+ * the file to this version's schema (migrations.ts) before anything else.
  */
 export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore & { readonly file: string } {
   const { db, file } = openDatabase({ dataDir: options.dataDir, fileName: options.fileName, synchronous: 'FULL' });
-  db.exec(SCHEMA);
+  let schema;
+  try {
+    schema = migrateSqlite(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   const byHash = db.prepare<[string], Row>('SELECT * FROM tokens WHERE hash = ?');
   const byId = db.prepare<[string], Row>('SELECT * FROM tokens WHERE id = ?');
+  // lower(name) is the expression of the tokens_name_folded index: foldName's fold.
   const byName = db.prepare<[string], Row>(
-    'SELECT * FROM tokens WHERE name = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1');
+    'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC');
   const liveByName = db.prepare<[string, number], Row>(
-    'SELECT * FROM tokens WHERE name = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1');
+    'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1');
   const all = db.prepare<[], Row>('SELECT * FROM tokens ORDER BY created_at DESC, rowid DESC');
   const insertRow = db.prepare(
     `INSERT INTO tokens (id, name, type, hash, created_at, created_by, expires_at)
@@ -88,6 +80,22 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   const minRev = db.prepare<[], { rev: number | null }>('SELECT min(rev) AS rev FROM token_changes');
   const since = db.prepare<[number], { rev: number; hash: string }>('SELECT rev, hash FROM token_changes WHERE rev > ? ORDER BY rev');
   const touch = db.prepare('UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?');
+  const addSession = db.prepare('INSERT OR IGNORE INTO revoked_sessions (id, expires_at) VALUES (?, ?)');
+  const purgeSessions = db.prepare('DELETE FROM revoked_sessions WHERE expires_at <= ?');
+  const sessionRevoked = db.prepare<[string, number], { id: string }>('SELECT id FROM revoked_sessions WHERE id = ? AND expires_at > ?');
+  const readCredential = db.prepare<[], AdminCredentialRecord>('SELECT salt, fingerprint, since FROM admin_credential WHERE id = 1');
+  const writeCredential = db.prepare(
+    `INSERT INTO admin_credential (id, salt, fingerprint, since) VALUES (1, @salt, @fingerprint, @since)
+     ON CONFLICT (id) DO UPDATE SET salt = excluded.salt, fingerprint = excluded.fingerprint, since = excluded.since`);
+
+  /** By id, else by name ignoring case (resolveName: ambiguous names throw). */
+  const lookup = (idOrName: string, now: number): Row | undefined => {
+    const row = byId.get(idOrName);
+    if (row) return row;
+    const rows = byName.all(foldName(idOrName));
+    const chosen = resolveName(idOrName, rows.map(toRecord), now);
+    return chosen && rows.find((r) => r.id === chosen.id);
+  };
 
   /** The revision survives trimming: AUTOINCREMENT's sequence never goes back. */
   const currentRevision = (): number => seqRev.get()?.seq ?? maxRev.get()?.rev ?? 0;
@@ -99,7 +107,7 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   };
 
   const insertTx = db.transaction((record: NewTokenRecord): TokenRecord => {
-    if (liveByName.get(record.name, Date.now())) {
+    if (liveByName.get(foldName(record.name), Date.now())) {
       throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
     }
     insertRow.run(record);
@@ -108,7 +116,7 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   });
 
   const revokeTx = db.transaction((idOrName: string, by: string, at: number): TokenRecord => {
-    const row = byId.get(idOrName) ?? byName.get(idOrName);
+    const row = lookup(idOrName, Date.now());
     if (!row) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
     if (row.revoked_at === null) {
       revokeRow.run(at, by, row.id);
@@ -121,15 +129,30 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     for (const e of entries) touch.run(e.at, e.id);
   });
 
+  const revokeSessionTx = db.transaction((id: string, expiresAt: number, now: number) => {
+    purgeSessions.run(now);
+    if (addSession.run(id, expiresAt).changes > 0) logChange(SESSION_CHANGE_PREFIX + id, now);
+  });
+
+  const replaceCredentialTx = db.transaction((expected: string | undefined, next: AdminCredentialRecord): boolean => {
+    if (readCredential.get()?.fingerprint !== expected) return false;
+    writeCredential.run(next);
+    logChange(ADMIN_CREDENTIAL_CHANGE, Date.now());
+    return true;
+  });
+
   return {
     kind: 'sqlite',
     file,
+    async migrate() {
+      return schema;
+    },
     async findByHash(hash) {
       const row = byHash.get(hash);
       return row ? toRecord(row) : undefined;
     },
     async get(idOrName) {
-      const row = byId.get(idOrName) ?? byName.get(idOrName);
+      const row = lookup(idOrName, Date.now());
       return row ? toRecord(row) : undefined;
     },
     async list() {
@@ -158,6 +181,19 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     },
     onChange() {
       return () => {};
+    },
+    async revokeSession(id, expiresAt) {
+      const now = Date.now();
+      if (expiresAt > now) revokeSessionTx.immediate(id, expiresAt, now);
+    },
+    async isSessionRevoked(id, now = Date.now()) {
+      return sessionRevoked.get(id, now) !== undefined;
+    },
+    async readAdminCredential() {
+      return readCredential.get();
+    },
+    async replaceAdminCredential(expected, next) {
+      return replaceCredentialTx.immediate(expected, next);
     },
     async ping() {
       db.prepare('SELECT 1').get();

@@ -25,10 +25,33 @@ export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt'>,
   return 'active';
 }
 
-/** One entry of the store's change log: the token with this hash changed at this revision. */
+/**
+ * One entry of the store's change log: what changed at this revision. `hash` names the subject:
+ * a token's hash (64 hex characters), `session:<id>` for a signed-out admin session, or
+ * `admin-credential` when an instance started with another admin token (see changeSubject).
+ */
 export interface TokenChange {
   rev: number;
   hash: string;
+}
+
+export const SESSION_CHANGE_PREFIX = 'session:';
+export const ADMIN_CREDENTIAL_CHANGE = 'admin-credential';
+const TOKEN_HASH = /^[0-9a-f]{64}$/;
+
+export type ChangeSubject =
+  | { kind: 'token'; hash: string }
+  | { kind: 'session'; id: string }
+  | { kind: 'admin-credential' }
+  | { kind: 'other' };
+
+/** What a change-log entry is about. Unknown subjects (from a newer version) are 'other': ignore them. */
+export function changeSubject(change: TokenChange): ChangeSubject {
+  const { hash } = change;
+  if (TOKEN_HASH.test(hash)) return { kind: 'token', hash };
+  if (hash.startsWith(SESSION_CHANGE_PREFIX)) return { kind: 'session', id: hash.slice(SESSION_CHANGE_PREFIX.length) };
+  if (hash === ADMIN_CREDENTIAL_CHANGE) return { kind: 'admin-credential' };
+  return { kind: 'other' };
 }
 
 export interface ChangesSince {
@@ -46,20 +69,63 @@ export interface LastUsed {
 }
 
 /**
- * Where token records live. Two implementations: SQLite under the data dir (embedded default)
- * and Redis. Every mutation (create, revoke) appends to a change log with a monotonically
- * increasing revision, so a gateway that missed notifications can catch up exactly.
+ * The admin credential instances sharing the store started with: a salted scrypt fingerprint of
+ * the admin token (never the token), and since when it is the current one. Sessions issued before
+ * `since` are void on every instance.
  */
-export interface TokenStore {
+export interface AdminCredentialRecord {
+  salt: string;
+  fingerprint: string;
+  /** Epoch ms; 0 for the first credential a store saw. */
+  since: number;
+}
+
+/** What the admin listener keeps in the token store, so that every instance sharing it agrees. */
+export interface AdminRecords {
+  /** Records a signed-out session until it would have expired; logs a `session:<id>` change. */
+  revokeSession(id: string, expiresAt: number): Promise<void>;
+  isSessionRevoked(id: string, now?: number): Promise<boolean>;
+  readAdminCredential(): Promise<AdminCredentialRecord | undefined>;
+  /**
+   * Replaces the record if its fingerprint is still `expected` (undefined: there was none), and
+   * logs an `admin-credential` change. False when another instance changed it first: read again.
+   */
+  replaceAdminCredential(expected: string | undefined, next: AdminCredentialRecord): Promise<boolean>;
+}
+
+/** The store's schema version before and after the migrations this handle ran (equal: none ran). */
+export interface SchemaReport {
+  from: number;
+  to: number;
+}
+
+/**
+ * Where token records live. Two implementations: SQLite under the data dir (embedded default)
+ * and Redis. Every mutation (create, revoke, a session signed out, a new admin credential)
+ * appends to a change log with a monotonically increasing revision, so a gateway that missed
+ * notifications can catch up exactly.
+ */
+export interface TokenStore extends AdminRecords {
   readonly kind: 'sqlite' | 'redis';
+  /**
+   * Brings the store to this version's schema (migrations.ts), once per handle; every other
+   * operation waits for it. Resolves to what it found and left.
+   */
+  migrate(): Promise<SchemaReport>;
   findByHash(hash: string): Promise<TokenRecord | undefined>;
-  /** Looks up by id, else by name among tokens that are not revoked (newest first). */
+  /**
+   * Looks up by id, else by name, ignoring case, among tokens that are not revoked (see
+   * resolveName in names.ts: several live tokens with that name are TOLLGATE_ERR_TOKEN_AMBIGUOUS).
+   */
   get(idOrName: string): Promise<TokenRecord | undefined>;
   /** All tokens, newest first. */
   list(): Promise<TokenRecord[]>;
-  /** Throws GatewayError TOLLGATE_ERR_TOKEN_NAME_TAKEN when a live token has this name. */
+  /** Throws GatewayError TOLLGATE_ERR_TOKEN_NAME_TAKEN when a live token has this name, ignoring case. */
   insert(record: NewTokenRecord): Promise<TokenRecord>;
-  /** Throws GatewayError TOLLGATE_ERR_TOKEN_NOT_FOUND. Revoking a revoked token returns it unchanged. */
+  /**
+   * Resolves idOrName as get() does. Throws GatewayError TOLLGATE_ERR_TOKEN_NOT_FOUND or
+   * TOLLGATE_ERR_TOKEN_AMBIGUOUS. Revoking a revoked token returns it unchanged.
+   */
   revoke(idOrName: string, revokedBy: string, at?: number): Promise<TokenRecord>;
   /** Batched last-used times; never called per request. */
   recordLastUsed(entries: LastUsed[]): Promise<void>;

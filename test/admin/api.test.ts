@@ -1,3 +1,5 @@
+import Database from 'better-sqlite3';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTENT_SECURITY_POLICY } from '../../src/admin/app.js';
 import { hashToken } from '../../src/tokens/format.js';
@@ -257,6 +259,9 @@ describe('admin API /api/v1', () => {
       ['a bad expiry', { name: 'x3', type: 'production', expires: 'soon' }, 400, /expiry must be/],
       ['a non-string name', { name: 42, type: 'production' }, 400, /name must be a string/],
       ['a taken name', { name: 'ci-main', type: 'production' }, 409, /live token with this name/],
+      ['a taken name in another case', { name: 'CI-Main', type: 'production' }, 409, /ignoring case/],
+      ['a name shaped like a token id', { name: 'tok_0123456789abcdef', type: 'production' }, 400, /must not start with "tok_"/],
+      ['a name with a look-alike letter', { name: 'ci-m\u0430in', type: 'production' }, 400, /printable ASCII/],
     ])('refuses %s with a clear JSON error', async (_what, body, status, message) => {
       const res = await write('/api/v1/tokens', body);
       expect(res.status).toBe(status);
@@ -273,6 +278,20 @@ describe('admin API /api/v1', () => {
       });
       expect(res.status).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_BODY' });
+    });
+
+    it('lists two live tokens whose names clash from before the case rule, and revokes them by id only', async () => {
+      // Written as a store of the previous version could hold them: straight into the table.
+      const db = new Database(path.join(h.dataDir, 'tollgate.db'));
+      const row = db.prepare('INSERT INTO tokens (id, name, type, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)');
+      row.run('tok_twinUpper0000000', 'Twin', 'production', hashToken('tgp_twin-upper'), h.clock.now, 'legacy');
+      row.run('tok_twinLower0000000', 'twin', 'production', hashToken('tgp_twin-lower'), h.clock.now, 'legacy');
+      db.close();
+      const list = await (await read('/api/v1/tokens')).json() as { tokens: TokenJson[] };
+      expect(list.tokens.filter((t) => t.name.toLowerCase() === 'twin').map((t) => t.state)).toEqual(['active', 'active']);
+      expect((await write('/api/v1/tokens/twin/revoke')).status).toBe(404);
+      expect((await write('/api/v1/tokens/tok_twinLower0000000/revoke')).status).toBe(200);
+      expect((await write('/api/v1/tokens/tok_twinUpper0000000/revoke')).status).toBe(200);
     });
 
     it('revokes by id, records who and when, and keeps the token listed as revoked', async () => {
@@ -387,14 +406,19 @@ describe('admin API /api/v1', () => {
       expect(html).not.toMatch(/\sstyle=/);
       expect(html).not.toMatch(/\son[a-z]+=/);
       expect(html).not.toMatch(/https?:\/\//); // nothing fetched from elsewhere
-      for (const asset of ['/assets/app.js', '/assets/app.css']) {
+      for (const asset of ['/assets/app.js', '/assets/ui.js', '/assets/dialogs.js', '/assets/activity.js', '/assets/app.css']) {
         const a = await h.request(asset);
         expect(a.status).toBe(200);
         const etag = a.headers.get('etag')!;
         expect((await h.request(asset, { headers: { 'if-none-match': etag } })).status).toBe(304);
       }
-      const js = await (await h.request('/assets/app.js')).text();
-      expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+      for (const module of ['/assets/app.js', '/assets/ui.js', '/assets/dialogs.js', '/assets/activity.js']) {
+        const js = await (await h.request(module)).text();
+        expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+        // Only its sibling modules, never elsewhere (JSDoc's import('./ui.js') types aside).
+        const code = js.replace(/\/\*[\s\S]*?\*\//g, '');
+        expect(code).not.toMatch(/\bimport\s*\(|from\s+'(?!\.\/)/);
+      }
     });
 
     it('redirects / to /settings and keeps health, readiness and unknown paths as before', async () => {

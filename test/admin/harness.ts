@@ -60,7 +60,7 @@ export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
     ...createFileSink({ dir: dataDir, stream: 'production', fsync: false }),
     ...createFileActivityQuery({ dir: dataDir, maxLines: config.activity.recentMax }),
   };
-  const auth = await createAdminAuth(config, { logger, now });
+  const auth = await createAdminAuth(config, { logger, store, now });
   const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now });
 
   const request = (pathname: string, init?: RequestInit) => Promise.resolve(app.request(`${ORIGIN}${pathname}`, init));
@@ -80,6 +80,7 @@ export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
       return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie };
     },
     async close() {
+      auth.close();
       await activity.close();
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -343,6 +343,15 @@ describe('Settings › Tokens in chromium', () => {
     expect(await page.getByLabel('Expiry date').isVisible()).toBe(true);
     await page.getByRole('button', { name: 'Create token' }).click();
     await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/already exists/);
+    // So does a name in another case, and a name shaped like a token id, with the field marked.
+    await page.getByLabel('Name').fill('TAKEN-NAME');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/already exists \(names are compared ignoring case\)/);
+    await page.getByLabel('Name').fill('tok_0123456789abcdef');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/must not start with "tok_"/);
+    expect(await page.getByLabel('Name').getAttribute('aria-invalid')).toBe('true');
+    expect(await inPage(page, 'document.activeElement?.id')).toBe('c-name');
     expect(incidents).toEqual([]);
   });
 

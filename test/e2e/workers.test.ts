@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer } from '../helpers/authorization.js';
 import {
@@ -6,8 +8,9 @@ import {
 
 /**
  * TOLLGATE_WORKERS=2: two processes share the ports and the embedded store. Requests are served
- * by both, /metrics counts every worker's requests, a revocation reaches both within a second,
- * and SIGTERM stops the whole tree with exit 0.
+ * by both, /metrics counts every worker's requests, a revocation (of a token, or of an admin
+ * session by signing out) reaches both within a second, and SIGTERM stops the whole tree with
+ * exit 0.
  */
 describe('a gateway with two workers', () => {
   const dataDir = tempDir();
@@ -60,6 +63,34 @@ describe('a gateway with two workers', () => {
     await expect.poll(async () => new Set(await Promise.all(Array.from({ length: 20 }, () => get(token).then((r) => r.status)))),
       { timeout: 1000, interval: 25 }).toEqual(new Set([401]));
     expect(Date.now() - at).toBeLessThanOrEqual(1500);
+  });
+
+  it('prevents a signed-out admin session from working on the other worker: refused by every worker within one second', async () => {
+    const adminToken = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    const signIn = await fetch(`${gw.adminUrl}/api/v1/session`, {
+      method: 'POST', headers: { 'content-type': 'application/json', origin: gw.adminUrl, connection: 'close' },
+      body: JSON.stringify({ token: adminToken }),
+    });
+    expect(signIn.status).toBe(200);
+    const { csrfToken } = await signIn.json() as { csrfToken: string };
+    const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
+    // Fresh connections, so the kernel spreads them over both workers.
+    const statuses = () => Promise.all(Array.from({ length: 20 }, () => fetch(`${gw.adminUrl}/api/v1/tokens`, {
+      headers: { cookie, connection: 'close' },
+    }).then(async (r) => {
+      await r.arrayBuffer();
+      return r.status;
+    })));
+    expect(new Set(await statuses())).toEqual(new Set([200]));
+
+    const out = await fetch(`${gw.adminUrl}/api/v1/session`, {
+      method: 'DELETE', headers: { cookie, origin: gw.adminUrl, 'x-csrf-token': csrfToken, connection: 'close' },
+    });
+    expect(out.status).toBe(204);
+    const at = Date.now();
+    await expect.poll(async () => new Set(await statuses()), { timeout: 1000, interval: 25 }).toEqual(new Set([401]));
+    expect(Date.now() - at).toBeLessThanOrEqual(1500);
+    expect(gw.stdout()).not.toContain(adminToken);
   });
 
   it('stops the primary and both workers on SIGTERM, exit code 0', async () => {

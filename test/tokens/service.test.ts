@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { foldName } from '../../src/tokens/names.js';
 import { parseExpiry, parseTokenTypeInput, validateName } from '../../src/tokens/service.js';
 
 const NOW = Date.parse('2026-11-27T12:00:00.000Z');
@@ -41,5 +42,32 @@ describe('token input', () => {
     expect(() => validateName('')).toThrow(/required/);
     expect(() => validateName('x'.repeat(101))).toThrow(/at most 100/);
     expect(() => validateName('a\nb')).toThrow(/control/);
+  });
+
+  it.each([
+    ['tok_AbCdEfGhIjKlMnOp'],
+    ['TOK_deploy'],
+    ['tok_'],
+  ])('prevents a name shaped like a token id (%s) from shadowing that id in revoke: refused', (name) => {
+    expect(() => validateName(name)).toThrow(/must not start with "tok_"/);
+  });
+
+  it.each([
+    ['Cyrillic а in a Latin word', 'deploy-bot-\u0430'],
+    ['Greek Ο for O', 'CI-\u039F'],
+    ['a non-breaking space', 'ci\u00a0main'],
+    ['an emoji', 'ci-\u{1F680}'],
+  ])('prevents look-alike names: %s is refused (printable ASCII only)', (_what, name) => {
+    expect(() => validateName(name)).toThrow(/printable ASCII/);
+  });
+
+  it('keeps accepting printable ASCII names, spaces and punctuation included', () => {
+    expect(validateName('Team A / nightly (CI) #3 @x_tok_y')).toBe('Team A / nightly (CI) #3 @x_tok_y');
+    expect(validateName('token-for-tok_things')).toBe('token-for-tok_things');
+  });
+
+  it('folds names as the stores\' indexes do: ASCII letters only', () => {
+    expect(foldName('Deploy-Bot')).toBe('deploy-bot');
+    expect(foldName('ÄRGER-X')).toBe('Ärger-x');
   });
 });

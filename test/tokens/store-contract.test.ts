@@ -8,7 +8,7 @@ import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore, DEFAULT_REDIS_PREFIX } from '../../src/tokens/redis-store.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
-import { tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
+import { changeSubject, tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 
 const T0 = Date.now() - 3_600_000;
@@ -269,6 +269,52 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
     expect(await store.changesSince(current)).toEqual({ changes: [], revision: current, complete: true });
   });
 
+  it('refuses a second live token whose name differs only in case, and finds a token by its name in any case', async () => {
+    const { store } = backend.open();
+    const first = newRecord({ name: 'Deploy-Bot' });
+    await store.insert(first);
+    await expectCode(store.insert(newRecord({ name: 'deploy-bot' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+    await expectCode(store.insert(newRecord({ name: 'DEPLOY-BOT' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+    expect((await store.get('dEPLOY-bOT'))?.id).toBe(first.id);
+    expect((await store.revoke('deploy-bot', 'bob')).id).toBe(first.id);
+    const second = newRecord({ name: 'deploy-bot' });
+    await store.insert(second);
+    expect((await store.get('Deploy-Bot'))?.id).toBe(second.id);
+  });
+
+  it('records a signed-out session until its expiry and tells every handle, logging one change', async () => {
+    const { store, second } = backend.open();
+    const other = second();
+    const since = await other.revision();
+    const expiresAt = Date.now() + 60_000;
+    expect(await other.isSessionRevoked('s1')).toBe(false);
+    await store.revokeSession('s1', expiresAt);
+    await store.revokeSession('s1', expiresAt);
+    await store.revokeSession('s-expired', Date.now() - 1);
+    expect(await other.isSessionRevoked('s1')).toBe(true);
+    expect(await other.isSessionRevoked('s-expired')).toBe(false);
+    expect(await other.isSessionRevoked('s2')).toBe(false);
+    const { changes } = await other.changesSince(since);
+    expect(changes.map((c) => [c.hash, changeSubject(c)])).toEqual([['session:s1', { kind: 'session', id: 's1' }]]);
+  });
+
+  it('replaces the admin credential record only over the one read, logging a change each time', async () => {
+    const { store, second } = backend.open();
+    const other = second();
+    expect(await store.readAdminCredential()).toBeUndefined();
+    const first = { salt: 'salt', fingerprint: 'fp-1', since: 0 };
+    const since = await store.revision();
+    expect(await store.replaceAdminCredential(undefined, first)).toBe(true);
+    expect(await other.readAdminCredential()).toEqual(first);
+    expect(await other.replaceAdminCredential(undefined, { ...first, fingerprint: 'fp-x' })).toBe(false);
+    const next = { salt: 'salt', fingerprint: 'fp-2', since: T0 };
+    expect(await other.replaceAdminCredential('fp-1', next)).toBe(true);
+    expect(await store.replaceAdminCredential('fp-1', { ...first, fingerprint: 'fp-3' })).toBe(false);
+    expect(await store.readAdminCredential()).toEqual(next);
+    const { changes } = await store.changesSince(since);
+    expect(changes.map((c) => changeSubject(c))).toEqual([{ kind: 'admin-credential' }, { kind: 'admin-credential' }]);
+  });
+
   it('shares its data with a second handle on the same backend', async () => {
     const { store, second } = backend.open();
     const other = second();
@@ -428,6 +474,28 @@ describe('redis token store', () => {
     } finally {
       await own.stop();
     }
+  });
+
+  it('finds, refuses to duplicate and revokes a token a gateway of schema 1 writes during an upgrade (no namekey entry)', async () => {
+    const prefix = nextPrefix();
+    const store = track(createRedisTokenStore({ url: server.url, prefix }));
+    await store.migrate();
+    const legacy = newRecord({ name: 'Legacy-CI' });
+    const admin = new Redis(server.url);
+    try {
+      // What the schema 1 insert script wrote: the record, the id, the exact-name index, the list.
+      await admin.hset(`${prefix}token:${legacy.hash}`, { id: legacy.id, name: legacy.name, type: legacy.type,
+        hash: legacy.hash, createdAt: String(legacy.createdAt), createdBy: legacy.createdBy });
+      await admin.set(`${prefix}id:${legacy.id}`, legacy.hash);
+      await admin.zadd(`${prefix}name:${legacy.name}`, legacy.createdAt, legacy.hash);
+      await admin.zadd(`${prefix}tokens`, legacy.createdAt, legacy.hash);
+    } finally {
+      admin.disconnect();
+    }
+    expect((await store.get('Legacy-CI'))?.id).toBe(legacy.id);
+    await expectCode(store.insert(newRecord({ name: 'Legacy-CI' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+    expect((await store.revoke('Legacy-CI', 'bob')).id).toBe(legacy.id);
+    expect(await store.get('Legacy-CI')).toBeUndefined();
   });
 
   it('keeps every key under the configured prefix', async () => {

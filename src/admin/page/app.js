@@ -1,762 +1,431 @@
 // @ts-check
-// Tollgate admin page: Settings › Tokens, Activity, Audit log. Plain DOM, no framework, no build.
-// Everything that came from the server or a user is inserted as text (append / textContent),
-// never as HTML. The CSP (script-src 'self') would block inline code anyway.
-'use strict';
+// Tollgate admin page: Settings › Tokens, Activity, Audit log. Plain DOM, no framework, no build:
+// ES modules (this one; ui.js, the shared helpers; dialogs.js; activity.js, the Activity and
+// Audit tabs). Everything that came from the server or a user is inserted as text (append /
+// textContent), never as HTML. The CSP (script-src 'self') would block inline code anyway.
+
+import { loadActivity, loadAudit, setTokens } from './activity.js';
+import { closeAllDialogs, closeDialog, openDialog, requestClose, setDialogHooks } from './dialogs.js';
+import {
+  $,
+  ApiError,
+  DAY_MS,
+  api,
+  dateFmt,
+  el,
+  plural,
+  relative,
+  setCsrfToken,
+  setStatus,
+  timeEl,
+  typeBadge,
+  whenSessionEnds,
+} from './ui.js';
 
 /**
- * What the admin API answers (src/admin/api.ts).
- * @typedef {{ identity: string, csrfToken: string | null }} Session
- * @typedef {object} Token
- * @property {string} id
- * @property {string} name
- * @property {'production' | 'development'} type
- * @property {'active' | 'expired' | 'revoked'} state
- * @property {string} createdAt
- * @property {string} createdBy
- * @property {string | null} expiresAt
- * @property {string | null} lastUsedAt
- * @property {string | null} revokedAt
- * @property {string | null} revokedBy
- */
-/**
- * @typedef {Token & { token: string }} CreatedToken The new token, its plaintext shown once.
- * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
- *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number }} ActivityEvent
- * @typedef {{ time: string, action: 'created' | 'revoked', tokenName: string, tokenType: string, by: string }} AuditEntry
- */
-/**
- * The elements the script reads or writes beyond what every HTMLElement has, by id.
- * @typedef {object} PageElements
- * @property {HTMLInputElement} admin-token
- * @property {HTMLFormElement} sign-in-form
- * @property {HTMLFormElement & { elements: { type: RadioNodeList } }} create-form
- * @property {HTMLInputElement} c-name
- * @property {HTMLSelectElement} c-expiry
- * @property {HTMLInputElement} c-date
- * @property {HTMLButtonElement} create-submit
- * @property {HTMLDialogElement} create-dialog
- * @property {HTMLDialogElement} revoke-dialog
- * @property {HTMLButtonElement} revoke-confirm
- * @property {HTMLInputElement} reveal-value
- * @property {HTMLButtonElement} reveal-done
- * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, metadata: HTMLInputElement } }} activity-filters
- * @property {HTMLSelectElement} f-token
- * @property {HTMLSelectElement} f-ecosystem
+ * @typedef {import('./ui.js').Session} Session
+ * @typedef {import('./ui.js').Token} Token
+ * @typedef {import('./ui.js').CreatedToken} CreatedToken
  */
 
-(function main() {
-  const API = '/api/v1';
-  const DAY_MS = 86_400_000;
-  /**
-   * @template {string} K
-   * @param {K} id
-   * @returns {K extends keyof PageElements ? PageElements[K] : HTMLElement}
-   */
-  const $ = (id) => {
-    const el = document.getElementById(id);
-    if (!el) throw new Error(`#${id} missing`);
-    return /** @type {K extends keyof PageElements ? PageElements[K] : HTMLElement} */ (el);
-  };
+// ------------------------------------------------------------------------------------------
+// Sign-in.
 
-  /** The per-session CSRF token, sent as X-CSRF-Token on every state-changing request. */
-  /** @type {string | null} */
-  let csrfToken = null;
-  /** @type {Token[]} */
-  let tokens = [];
-  let ecosystemsLoaded = false;
+whenSessionEnds(() => showSignIn('Your session has ended. Sign in again.'));
 
-  // ------------------------------------------------------------------------------------------
-  // DOM helpers: text only.
+/** @param {string} notice */
+function showSignIn(notice) {
+  setCsrfToken(null);
+  setTokens([]);
+  closeAllDialogs();
+  $('loading').hidden = true;
+  $('app').hidden = true;
+  $('who').hidden = true;
+  $('sign-in').hidden = false;
+  setStatus('sign-in-notice', notice);
+  setStatus('sign-in-error', '');
+  $('admin-token').value = '';
+  $('admin-token').focus();
+}
 
-  /**
-   * el('td', {class: 'x', 'aria-label': 'y'}, 'text', otherNode)
-   * @template {keyof HTMLElementTagNameMap} T
-   * @param {T} tag
-   * @param {Record<string, string | number | boolean | null | undefined>} [attrs]
-   * @param {...(Node | string | number | null | undefined)} children
-   * @returns {HTMLElementTagNameMap[T]}
-   */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === 'class') node.className = /** @type {string} */ (value);
-      else node.setAttribute(key, value === true ? '' : String(value));
-    }
-    for (const child of children) {
-      if (child === undefined || child === null) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
+/** @param {Session} session */
+function showApp(session) {
+  setCsrfToken(session.csrfToken);
+  $('loading').hidden = true;
+  $('sign-in').hidden = true;
+  $('who-name').textContent = session.identity;
+  $('who').hidden = false;
+  $('app').hidden = false;
+  selectTab(tabFromHash(), false);
+}
+
+$('sign-in-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const input = $('admin-token');
+  const token = input.value.trim();
+  if (!token) {
+    input.setAttribute('aria-invalid', 'true');
+    setStatus('sign-in-error', 'Enter the admin token.');
+    input.focus();
+    return;
   }
-
-  /** @param {string} id @param {string} text */
-  function setStatus(id, text) {
-    $(id).textContent = text || '';
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Formatting.
-
-  const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-  const timeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-  const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-
-  /** @param {string} iso @param {Intl.DateTimeFormat} fmt */
-  function timeEl(iso, fmt) {
-    return el('time', { datetime: iso, title: new Date(iso).toString() }, fmt.format(new Date(iso)));
-  }
-
-  /** @param {string} iso */
-  function relative(iso) {
-    const diff = Date.parse(iso) - Date.now();
-    const abs = Math.abs(diff);
-    if (abs < 60_000) return relFmt.format(Math.round(diff / 1000), 'second');
-    if (abs < 3_600_000) return relFmt.format(Math.round(diff / 60_000), 'minute');
-    if (abs < DAY_MS) return relFmt.format(Math.round(diff / 3_600_000), 'hour');
-    return relFmt.format(Math.round(diff / DAY_MS), 'day');
-  }
-
-  /** @param {number} n @param {string} word */
-  function plural(n, word) {
-    return `${n} ${word}${n === 1 ? '' : 's'}`;
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // API.
-
-  class ApiError extends Error {
-    /** @param {number} status @param {string} message @param {string | null} [code] */
-    constructor(status, message, code) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  /**
-   * @param {'GET' | 'POST' | 'DELETE'} method
-   * @param {string} path
-   * @param {unknown} [body]
-   * @returns {Promise<unknown>} The JSON answer (null for 204); an ApiError for any other answer than 2xx.
-   */
-  async function api(method, path, body) {
-    /** @type {Record<string, string>} */
-    const headers = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
-    let res;
-    try {
-      res = await fetch(API + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
-        cache: 'no-store',
-      });
-    } catch {
-      throw new ApiError(0, 'The gateway cannot be reached. Check that it is running, then try again.');
-    }
-    /** @type {{ error?: unknown, code?: string } | null} */
-    let data = null;
-    if (res.status !== 204) {
-      try {
-        data = await res.json();
-      } catch {
-        data = null;
-      }
-    }
-    if (!res.ok) {
-      const message = data && typeof data.error === 'string' ? data.error : `Request failed (HTTP ${res.status})`;
-      const error = new ApiError(res.status, message, data && data.code);
-      if (res.status === 401 && path !== '/session') showSignIn('Your session has ended. Sign in again.');
-      throw error;
-    }
-    return data;
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Sign-in.
-
-  /** @param {string} notice */
-  function showSignIn(notice) {
-    csrfToken = null;
-    tokens = [];
-    closeAllDialogs();
-    $('loading').hidden = true;
-    $('app').hidden = true;
-    $('who').hidden = true;
-    $('sign-in').hidden = false;
-    setStatus('sign-in-notice', notice);
-    setStatus('sign-in-error', '');
-    $('admin-token').value = '';
-    $('admin-token').focus();
-  }
-
-  /** @param {Session} session */
-  function showApp(session) {
-    csrfToken = session.csrfToken;
-    $('loading').hidden = true;
-    $('sign-in').hidden = true;
-    $('who-name').textContent = session.identity;
-    $('who').hidden = false;
-    $('app').hidden = false;
-    selectTab(tabFromHash(), false);
-  }
-
-  $('sign-in-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const input = $('admin-token');
-    const token = input.value.trim();
-    if (!token) {
-      input.setAttribute('aria-invalid', 'true');
-      setStatus('sign-in-error', 'Enter the admin token.');
-      input.focus();
-      return;
-    }
-    input.removeAttribute('aria-invalid');
-    setStatus('sign-in-error', '');
-    try {
-      const session = /** @type {Session} */ (await api('POST', '/session', { token }));
-      input.value = '';
-      showApp(session);
-      $('main').focus();
-    } catch (err) {
-      input.setAttribute('aria-invalid', 'true');
-      setStatus(
-        'sign-in-error',
-        /** @type {ApiError} */ (err).status === 401
-          ? 'That is not the admin token.'
-          : /** @type {ApiError} */ (err).message,
-      );
-      input.focus();
-      input.select();
-    }
-  });
-
-  $('sign-out').addEventListener('click', async () => {
-    try {
-      await api('DELETE', '/session');
-    } catch {
-      // Signed out either way: the session is gone or unusable.
-    }
-    showSignIn('You have signed out.');
-  });
-
-  // ------------------------------------------------------------------------------------------
-  // Tabs (WAI-ARIA tabs: arrow keys move between tabs, the hash remembers the tab).
-
-  /** @typedef {'tokens' | 'activity' | 'audit'} Tab */
-  /** @type {Tab[]} */
-  const TABS = ['tokens', 'activity', 'audit'];
-  const TAB_TITLES = { tokens: 'Tokens', activity: 'Activity', audit: 'Audit log' };
-
-  function tabFromHash() {
-    const name = location.hash.replace(/^#/, '');
-    return /** @type {Tab} */ (/** @type {string[]} */ (TABS).includes(name) ? name : 'tokens');
-  }
-
-  /** @param {Tab} name @param {boolean} focus */
-  function selectTab(name, focus) {
-    for (const tab of TABS) {
-      const selected = tab === name;
-      const button = $(`tab-${tab}`);
-      button.setAttribute('aria-selected', String(selected));
-      button.tabIndex = selected ? 0 : -1;
-      $(`panel-${tab}`).hidden = !selected;
-    }
-    $('crumb-current').textContent = TAB_TITLES[name];
-    document.title = `Settings › ${TAB_TITLES[name]} · Tollgate`;
-    if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
-    if (focus) $(`tab-${name}`).focus();
-    if (name === 'tokens') void loadTokens();
-    if (name === 'activity') void loadActivity();
-    if (name === 'audit') void loadAudit();
-  }
-
-  for (const tab of TABS) {
-    const button = $(`tab-${tab}`);
-    button.addEventListener('click', () => selectTab(tab, false));
-    button.addEventListener('keydown', (event) => {
-      const i = TABS.indexOf(tab);
-      let next;
-      if (event.key === 'ArrowRight') next = TABS[(i + 1) % TABS.length];
-      else if (event.key === 'ArrowLeft') next = TABS[(i + TABS.length - 1) % TABS.length];
-      else if (event.key === 'Home') next = TABS[0];
-      else if (event.key === 'End') next = TABS[TABS.length - 1];
-      if (next) {
-        event.preventDefault();
-        selectTab(next, true);
-      }
-    });
-  }
-  window.addEventListener('hashchange', () => {
-    if (!$('app').hidden) selectTab(tabFromHash(), false);
-  });
-
-  // ------------------------------------------------------------------------------------------
-  // Tokens tab.
-
-  /** @param {string} type */
-  function typeBadge(type) {
-    return el('span', { class: `badge badge-${type}` }, type === 'production' ? 'Production' : 'Development');
-  }
-
-  /** @param {Token} t */
-  function stateCell(t) {
-    const label = { active: 'Active', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
-    const cell = el('td', { class: 'nowrap' }, el('span', { class: `badge badge-${t.state}` }, label));
-    if (t.state === 'revoked' && t.revokedAt) {
-      cell.append(
-        el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
-      );
-    }
-    return cell;
-  }
-
-  /** @param {Token} t */
-  function expiresCell(t) {
-    if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
-    const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
-    let note;
-    if (t.state === 'expired' || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
-    else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
-    return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
-  }
-
-  /** @param {Token} t */
-  function tokenRow(t) {
-    const row = el('tr', { class: t.state === 'active' ? '' : 'inactive', 'data-token-id': t.id });
-    const actions = el('td', { class: 'actions-cell' });
-    if (t.state === 'active') {
-      const revoke = el(
-        'button',
-        { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` },
-        'Revoke',
-      );
-      revoke.addEventListener('click', () => openRevoke(t, revoke));
-      actions.append(revoke);
-    }
-    row.append(
-      el('td', { class: 'name' }, t.name),
-      el('td', {}, typeBadge(t.type)),
-      el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
-      el('td', {}, t.createdBy),
-      expiresCell(t),
-      el(
-        'td',
-        { class: 'nowrap' },
-        t.lastUsedAt
-          ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
-          : 'Never',
-      ),
-      stateCell(t),
-      actions,
+  input.removeAttribute('aria-invalid');
+  setStatus('sign-in-error', '');
+  try {
+    const session = /** @type {Session} */ (await api('POST', '/session', { token }));
+    input.value = '';
+    showApp(session);
+    $('main').focus();
+  } catch (err) {
+    input.setAttribute('aria-invalid', 'true');
+    setStatus(
+      'sign-in-error',
+      /** @type {ApiError} */ (err).status === 401
+        ? 'That is not the admin token.'
+        : /** @type {ApiError} */ (err).message,
     );
-    return row;
+    input.focus();
+    input.select();
   }
+});
 
-  async function loadTokens() {
-    setStatus('tokens-status', 'Loading tokens…');
-    try {
-      const data = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens'));
-      tokens = data.tokens;
-      $('tokens-body').replaceChildren(...tokens.map(tokenRow));
-      $('tokens-empty').hidden = tokens.length > 0;
-      const active = tokens.filter((t) => t.state === 'active').length;
-      setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
-      fillTokenFilter();
-    } catch (err) {
-      setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
+$('sign-out').addEventListener('click', async () => {
+  try {
+    await api('DELETE', '/session');
+  } catch {
+    // Signed out either way: the session is gone or unusable.
+  }
+  showSignIn('You have signed out.');
+});
+
+// ------------------------------------------------------------------------------------------
+// Tabs (WAI-ARIA tabs: arrow keys move between tabs, the hash remembers the tab).
+
+/** @typedef {'tokens' | 'activity' | 'audit'} Tab */
+/** @type {Tab[]} */
+const TABS = ['tokens', 'activity', 'audit'];
+const TAB_TITLES = { tokens: 'Tokens', activity: 'Activity', audit: 'Audit log' };
+
+function tabFromHash() {
+  const name = location.hash.replace(/^#/, '');
+  return /** @type {Tab} */ (/** @type {string[]} */ (TABS).includes(name) ? name : 'tokens');
+}
+
+/** @param {Tab} name @param {boolean} focus */
+function selectTab(name, focus) {
+  for (const tab of TABS) {
+    const selected = tab === name;
+    const button = $(`tab-${tab}`);
+    button.setAttribute('aria-selected', String(selected));
+    button.tabIndex = selected ? 0 : -1;
+    $(`panel-${tab}`).hidden = !selected;
+  }
+  $('crumb-current').textContent = TAB_TITLES[name];
+  document.title = `Settings › ${TAB_TITLES[name]} · Tollgate`;
+  if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
+  if (focus) $(`tab-${name}`).focus();
+  if (name === 'tokens') void loadTokens();
+  if (name === 'activity') void loadActivity();
+  if (name === 'audit') void loadAudit();
+}
+
+for (const tab of TABS) {
+  const button = $(`tab-${tab}`);
+  button.addEventListener('click', () => selectTab(tab, false));
+  button.addEventListener('keydown', (event) => {
+    const i = TABS.indexOf(tab);
+    let next;
+    if (event.key === 'ArrowRight') next = TABS[(i + 1) % TABS.length];
+    else if (event.key === 'ArrowLeft') next = TABS[(i + TABS.length - 1) % TABS.length];
+    else if (event.key === 'Home') next = TABS[0];
+    else if (event.key === 'End') next = TABS[TABS.length - 1];
+    if (next) {
+      event.preventDefault();
+      selectTab(next, true);
     }
+  });
+}
+window.addEventListener('hashchange', () => {
+  if (!$('app').hidden) selectTab(tabFromHash(), false);
+});
+
+// ------------------------------------------------------------------------------------------
+// Tokens tab.
+
+/** @param {Token} t */
+function stateCell(t) {
+  const label = { active: 'Active', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
+  const cell = el('td', { class: 'nowrap' }, el('span', { class: `badge badge-${t.state}` }, label));
+  if (t.state === 'revoked' && t.revokedAt) {
+    cell.append(
+      el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
+    );
   }
+  return cell;
+}
 
-  // ------------------------------------------------------------------------------------------
-  // Dialogs: native <dialog> (modal: the page behind is inert), Tab kept inside, Esc closes
-  // (except while a new token has not been copied), focus returns to the opener.
+/** @param {Token} t */
+function expiresCell(t) {
+  if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
+  const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
+  let note;
+  if (t.state === 'expired' || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
+  else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
+  return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
+}
 
-  /** @type {WeakMap<HTMLDialogElement, HTMLElement>} */
-  const openers = new WeakMap();
-
-  /** @param {HTMLDialogElement} dialog @returns {HTMLElement[]} */
-  function focusables(dialog) {
-    return [
-      .../** @type {NodeListOf<HTMLElement & { disabled?: boolean }>} */ (
-        dialog.querySelectorAll('button, input, select, textarea, [href], [tabindex]:not([tabindex="-1"])')
-      ),
-    ].filter((n) => !n.disabled && !n.closest('[hidden]') && n.getClientRects().length > 0);
+/** @param {Token} t */
+function tokenRow(t) {
+  const row = el('tr', { class: t.state === 'active' ? '' : 'inactive', 'data-token-id': t.id });
+  const actions = el('td', { class: 'actions-cell' });
+  if (t.state === 'active') {
+    const revoke = el(
+      'button',
+      { type: 'button', class: 'btn btn-small', 'aria-label': `Revoke ${t.name}` },
+      'Revoke',
+    );
+    revoke.addEventListener('click', () => openRevoke(t, revoke));
+    actions.append(revoke);
   }
+  row.append(
+    el('td', { class: 'name' }, t.name),
+    el('td', {}, typeBadge(t.type)),
+    el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
+    el('td', {}, t.createdBy),
+    expiresCell(t),
+    el(
+      'td',
+      { class: 'nowrap' },
+      t.lastUsedAt
+        ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
+        : 'Never',
+    ),
+    stateCell(t),
+    actions,
+  );
+  return row;
+}
 
-  /** @param {HTMLDialogElement} dialog @param {HTMLElement} opener @param {HTMLElement} [focusTarget] */
-  function openDialog(dialog, opener, focusTarget) {
-    openers.set(dialog, opener);
-    dialog.showModal();
-    (focusTarget || focusables(dialog)[0] || dialog).focus();
+async function loadTokens() {
+  setStatus('tokens-status', 'Loading tokens…');
+  try {
+    const { tokens } = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens'));
+    $('tokens-body').replaceChildren(...tokens.map(tokenRow));
+    $('tokens-empty').hidden = tokens.length > 0;
+    const active = tokens.filter((t) => t.state === 'active').length;
+    setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
+    setTokens(tokens);
+  } catch (err) {
+    setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
   }
+}
 
-  /** @param {HTMLDialogElement} dialog */
-  function closeDialog(dialog) {
-    if (!dialog.open) return;
-    dialog.close();
-  }
+// ------------------------------------------------------------------------------------------
+// Dialogs (dialogs.js): the create dialog stays open while a new token has not been copied, and
+// closing it takes the token off the page.
 
-  /** Esc: closes, except while a new token is shown and not yet copied. @param {HTMLDialogElement} dialog */
-  function requestClose(dialog) {
+setDialogHooks({
+  mayClose(dialog) {
     if (dialog.id === 'create-dialog' && !$('reveal').hidden && !copied) {
       setStatus('copy-status', 'Copy the token before closing: it cannot be shown again.');
-      return;
+      return false;
     }
-    closeDialog(dialog);
+    return true;
+  },
+  closed(dialog) {
+    if (dialog.id === 'create-dialog') resetCreate();
+  },
+});
+
+// ------------------------------------------------------------------------------------------
+// Create a token, then show it once.
+
+let copied = false;
+
+function resetCreate() {
+  $('create-form').reset();
+  $('create-form').hidden = false;
+  $('c-date-field').hidden = true;
+  $('c-name').removeAttribute('aria-invalid');
+  setStatus('create-error', '');
+  $('reveal').hidden = true;
+  $('reveal-value').value = '';
+  $('reveal-name').textContent = '';
+  setStatus('copy-status', '');
+  $('reveal-done').disabled = true;
+  $('create-submit').disabled = false;
+  $('create-dialog').setAttribute('aria-labelledby', 'create-title');
+  copied = false;
+}
+
+$('create-open').addEventListener('click', () => {
+  resetCreate();
+  openDialog($('create-dialog'), $('create-open'), $('c-name'));
+});
+$('create-cancel').addEventListener('click', () => closeDialog($('create-dialog')));
+
+$('c-expiry').addEventListener('change', () => {
+  const onDate = $('c-expiry').value === 'date';
+  $('c-date-field').hidden = !onDate;
+  if (onDate) {
+    const tomorrow = new Date(Date.now() + DAY_MS).toISOString().slice(0, 10);
+    $('c-date').min = tomorrow;
+    if (!$('c-date').value) $('c-date').value = new Date(Date.now() + 90 * DAY_MS).toISOString().slice(0, 10);
+    $('c-date').focus();
   }
+});
 
-  function closeAllDialogs() {
-    for (const dialog of document.querySelectorAll('dialog')) closeDialog(dialog);
+$('create-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const name = $('c-name').value.trim();
+  const type = $('create-form').elements.type.value;
+  let expires = $('c-expiry').value;
+  if (!name) {
+    $('c-name').setAttribute('aria-invalid', 'true');
+    setStatus('create-error', 'A name is required.');
+    $('c-name').focus();
+    return;
   }
-
-  for (const dialog of document.querySelectorAll('dialog')) {
-    dialog.addEventListener('keydown', (event) => {
-      if (event.key === 'Tab') {
-        const items = focusables(dialog);
-        if (items.length === 0) return;
-        const first = items[0];
-        const last = items[items.length - 1];
-        if (event.shiftKey && document.activeElement === first) {
-          event.preventDefault();
-          last.focus();
-        } else if (!event.shiftKey && document.activeElement === last) {
-          event.preventDefault();
-          first.focus();
-        }
-      } else if (event.key === 'Escape') {
-        event.preventDefault(); // no native cancel: requestClose decides
-        requestClose(dialog);
-      }
-    });
-    // A close request that did not come through the keydown above (focus outside the dialog).
-    dialog.addEventListener('cancel', (event) => {
-      event.preventDefault();
-      requestClose(dialog);
-    });
-    dialog.addEventListener('close', () => {
-      if (dialog.id === 'create-dialog') resetCreate(); // the new token leaves the page with the dialog
-      const opener = openers.get(dialog);
-      if (opener && document.contains(opener) && !opener.closest('[hidden]')) opener.focus();
-      else if (!$('app').hidden) $('create-open').focus();
-    });
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Create a token, then show it once.
-
-  let copied = false;
-
-  function resetCreate() {
-    $('create-form').reset();
-    $('create-form').hidden = false;
-    $('c-date-field').hidden = true;
-    $('c-name').removeAttribute('aria-invalid');
-    setStatus('create-error', '');
-    $('reveal').hidden = true;
-    $('reveal-value').value = '';
-    $('reveal-name').textContent = '';
-    setStatus('copy-status', '');
-    $('reveal-done').disabled = true;
-    $('create-submit').disabled = false;
-    $('create-dialog').setAttribute('aria-labelledby', 'create-title');
-    copied = false;
-  }
-
-  $('create-open').addEventListener('click', () => {
-    resetCreate();
-    openDialog($('create-dialog'), $('create-open'), $('c-name'));
-  });
-  $('create-cancel').addEventListener('click', () => closeDialog($('create-dialog')));
-
-  $('c-expiry').addEventListener('change', () => {
-    const onDate = $('c-expiry').value === 'date';
-    $('c-date-field').hidden = !onDate;
-    if (onDate) {
-      const tomorrow = new Date(Date.now() + DAY_MS).toISOString().slice(0, 10);
-      $('c-date').min = tomorrow;
-      if (!$('c-date').value) $('c-date').value = new Date(Date.now() + 90 * DAY_MS).toISOString().slice(0, 10);
+  if (expires === 'date') {
+    expires = $('c-date').value;
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(expires)) {
+      setStatus('create-error', 'Choose an expiry date.');
       $('c-date').focus();
-    }
-  });
-
-  $('create-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const name = $('c-name').value.trim();
-    const type = $('create-form').elements.type.value;
-    let expires = $('c-expiry').value;
-    if (!name) {
-      $('c-name').setAttribute('aria-invalid', 'true');
-      setStatus('create-error', 'A name is required.');
-      $('c-name').focus();
       return;
     }
-    if (expires === 'date') {
-      expires = $('c-date').value;
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(expires)) {
-        setStatus('create-error', 'Choose an expiry date.');
-        $('c-date').focus();
-        return;
-      }
-    }
-    $('c-name').removeAttribute('aria-invalid');
-    setStatus('create-error', '');
-    $('create-submit').disabled = true;
+  }
+  $('c-name').removeAttribute('aria-invalid');
+  setStatus('create-error', '');
+  $('create-submit').disabled = true;
+  try {
+    const created = /** @type {CreatedToken} */ (await api('POST', '/tokens', { name, type, expires }));
+    showReveal(created);
+    void loadTokens();
+  } catch (err) {
+    const { status, message } = /** @type {ApiError} */ (err);
+    // 409: the name is taken; 400 about the name: it breaks a naming rule (the message says which).
+    const badName = status === 409 || (status === 400 && /\bname\b/.test(message));
+    if (badName) $('c-name').setAttribute('aria-invalid', 'true');
+    setStatus(
+      'create-error',
+      status === 409 ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.` : message,
+    );
+    if (status !== 401) $(badName ? 'c-name' : 'create-submit').focus();
+  } finally {
+    $('create-submit').disabled = false;
+  }
+});
+
+/** @param {CreatedToken} created */
+function showReveal(created) {
+  $('create-form').hidden = true;
+  $('create-form').reset();
+  $('reveal').hidden = false;
+  $('create-dialog').setAttribute('aria-labelledby', 'reveal-title');
+  $('reveal-name').textContent = `“${created.name}”`;
+  $('reveal-value').value = created.token;
+  $('reveal-done').disabled = true;
+  copied = false;
+  setStatus('copy-status', '');
+  $('reveal-title').focus();
+}
+
+/** @param {string} message */
+function markCopied(message) {
+  copied = true;
+  $('reveal-done').disabled = false;
+  setStatus('copy-status', message);
+}
+
+/** Clipboard API in a secure context (localhost, TLS); otherwise select the text and copy that. */
+async function copyToken() {
+  const input = $('reveal-value');
+  const value = input.value;
+  if (!value) return;
+  let ok = false;
+  if (window.isSecureContext && navigator.clipboard && typeof navigator.clipboard.writeText === 'function') {
     try {
-      const created = /** @type {CreatedToken} */ (await api('POST', '/tokens', { name, type, expires }));
-      showReveal(created);
-      void loadTokens();
-    } catch (err) {
-      if (/** @type {ApiError} */ (err).status === 409) $('c-name').setAttribute('aria-invalid', 'true');
-      setStatus(
-        'create-error',
-        /** @type {ApiError} */ (err).status === 409
-          ? `A token named “${name}” already exists. Choose another name.`
-          : /** @type {ApiError} */ (err).message,
-      );
-      if (/** @type {ApiError} */ (err).status !== 401)
-        $(/** @type {ApiError} */ (err).status === 409 ? 'c-name' : 'create-submit').focus();
-    } finally {
-      $('create-submit').disabled = false;
+      await navigator.clipboard.writeText(value);
+      ok = true;
+    } catch {
+      ok = false;
     }
-  });
-
-  /** @param {CreatedToken} created */
-  function showReveal(created) {
-    $('create-form').hidden = true;
-    $('create-form').reset();
-    $('reveal').hidden = false;
-    $('create-dialog').setAttribute('aria-labelledby', 'reveal-title');
-    $('reveal-name').textContent = `“${created.name}”`;
-    $('reveal-value').value = created.token;
-    $('reveal-done').disabled = true;
-    copied = false;
-    setStatus('copy-status', '');
-    $('reveal-title').focus();
   }
-
-  /** @param {string} message */
-  function markCopied(message) {
-    copied = true;
-    $('reveal-done').disabled = false;
-    setStatus('copy-status', message);
-  }
-
-  /** Clipboard API in a secure context (localhost, TLS); otherwise select the text and copy that. */
-  async function copyToken() {
-    const input = $('reveal-value');
-    const value = input.value;
-    if (!value) return;
-    let ok = false;
-    if (window.isSecureContext && navigator.clipboard && typeof navigator.clipboard.writeText === 'function') {
-      try {
-        await navigator.clipboard.writeText(value);
-        ok = true;
-      } catch {
-        ok = false;
-      }
+  if (!ok) {
+    input.focus();
+    input.setSelectionRange(0, value.length);
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
     }
     if (!ok) {
-      input.focus();
-      input.setSelectionRange(0, value.length);
-      try {
-        ok = document.execCommand('copy');
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        setStatus(
-          'copy-status',
-          'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
-        );
-        return;
-      }
+      setStatus(
+        'copy-status',
+        'Copying was blocked by the browser. The token is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
+      );
+      return;
     }
-    markCopied('Copied to the clipboard. Store it in your secret manager now.');
-    $('reveal-done').focus();
   }
+  markCopied('Copied to the clipboard. Store it in your secret manager now.');
+  $('reveal-done').focus();
+}
 
-  $('reveal-copy').addEventListener('click', () => void copyToken());
-  // A manual copy (Ctrl+C, context menu) of the selected token counts too.
-  $('reveal-value').addEventListener('copy', () => {
-    if (!copied) markCopied('Copied. Store it in your secret manager now.');
-  });
-  $('reveal-value').addEventListener('focus', () => $('reveal-value').select());
+$('reveal-copy').addEventListener('click', () => void copyToken());
+// A manual copy (Ctrl+C, context menu) of the selected token counts too.
+$('reveal-value').addEventListener('copy', () => {
+  if (!copied) markCopied('Copied. Store it in your secret manager now.');
+});
+$('reveal-value').addEventListener('focus', () => $('reveal-value').select());
 
-  // Closing resets the dialog (see 'close' above): the token leaves the page; a reload never brings it back.
-  $('reveal-done').addEventListener('click', () => requestClose($('create-dialog')));
+// Closing resets the dialog (see 'close' above): the token leaves the page; a reload never brings it back.
+$('reveal-done').addEventListener('click', () => requestClose($('create-dialog')));
 
-  // ------------------------------------------------------------------------------------------
-  // Revoke, with a confirmation.
+// ------------------------------------------------------------------------------------------
+// Revoke, with a confirmation.
 
-  /** @type {Token | null} */
-  let revoking = null;
+/** @type {Token | null} */
+let revoking = null;
 
-  /** @param {Token} token @param {HTMLElement} opener */
-  function openRevoke(token, opener) {
-    revoking = token;
-    $('revoke-name').textContent = token.name;
-    setStatus('revoke-error', '');
-    openDialog($('revoke-dialog'), opener, $('revoke-cancel'));
+/** @param {Token} token @param {HTMLElement} opener */
+function openRevoke(token, opener) {
+  revoking = token;
+  $('revoke-name').textContent = token.name;
+  setStatus('revoke-error', '');
+  openDialog($('revoke-dialog'), opener, $('revoke-cancel'));
+}
+
+$('revoke-cancel').addEventListener('click', () => closeDialog($('revoke-dialog')));
+$('revoke-confirm').addEventListener('click', async () => {
+  if (!revoking) return;
+  const token = revoking;
+  $('revoke-confirm').disabled = true;
+  try {
+    await api('POST', `/tokens/${encodeURIComponent(token.id)}/revoke`);
+    revoking = null;
+    closeDialog($('revoke-dialog'));
+    await loadTokens();
+    setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
+    $('create-open').focus();
+  } catch (err) {
+    setStatus('revoke-error', /** @type {Error} */ (err).message);
+  } finally {
+    $('revoke-confirm').disabled = false;
   }
+});
 
-  $('revoke-cancel').addEventListener('click', () => closeDialog($('revoke-dialog')));
-  $('revoke-confirm').addEventListener('click', async () => {
-    if (!revoking) return;
-    const token = revoking;
-    $('revoke-confirm').disabled = true;
-    try {
-      await api('POST', `/tokens/${encodeURIComponent(token.id)}/revoke`);
-      revoking = null;
-      closeDialog($('revoke-dialog'));
-      await loadTokens();
-      setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
-      $('create-open').focus();
-    } catch (err) {
-      setStatus('revoke-error', /** @type {Error} */ (err).message);
-    } finally {
-      $('revoke-confirm').disabled = false;
-    }
-  });
+// ------------------------------------------------------------------------------------------
+// Start: signed in already (session cookie)? Otherwise the sign-in form.
 
-  // ------------------------------------------------------------------------------------------
-  // Activity tab.
-
-  function fillTokenFilter() {
-    const select = $('f-token');
-    const current = select.value;
-    const names = [...new Set(tokens.filter((t) => t.type === 'production').map((t) => t.name))].sort();
-    select.replaceChildren(
-      el('option', { value: '' }, 'Any token'),
-      ...names.map((n) => el('option', { value: n }, n)),
-    );
-    if (current && !names.includes(current)) select.append(el('option', { value: current }, current));
-    select.value = current;
-  }
-
-  /** @param {unknown} list */
-  function fillEcosystems(list) {
-    if (ecosystemsLoaded || !Array.isArray(list)) return;
-    ecosystemsLoaded = true;
-    const select = $('f-ecosystem');
-    select.append(.../** @type {string[]} */ (list).map((e) => el('option', { value: e }, e)));
-  }
-
-  /** @param {ActivityEvent} e */
-  function activityRow(e) {
-    const pkg = el('td', { class: 'mono' }, e.package || e.file || '—');
-    if (e.kind === 'metadata') pkg.append(el('span', { class: 'sub' }, 'metadata'));
-    if (e.aborted) pkg.append(el('span', { class: 'sub soon' }, `aborted after ${e.bytes.toLocaleString('en-US')} bytes`));
-    return el(
-      'tr',
-      {},
-      el('td', { class: 'nowrap' }, timeEl(e.time, timeFmt)),
-      el('td', {}, e.project),
-      el('td', {}, e.ecosystem),
-      pkg,
-      el('td', { class: 'mono' }, e.version || '—'),
-      el('td', {}, e.tokenName),
-      el(
-        'td',
-        {},
-        e.sealed
-          ? el('span', { class: 'badge badge-sealed' }, 'Sealed')
-          : el('span', { class: 'badge badge-neutral' }, 'No'),
-      ),
+void (async function start() {
+  try {
+    const session = /** @type {Session} */ (await api('GET', '/session'));
+    showApp(session);
+  } catch (err) {
+    showSignIn(
+      /** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined
+        ? ''
+        : /** @type {ApiError} */ (err).message,
     );
   }
-
-  async function loadActivity() {
-    if (tokens.length === 0) {
-      try {
-        tokens = /** @type {{ tokens: Token[] }} */ (await api('GET', '/tokens')).tokens;
-        fillTokenFilter();
-      } catch {
-        // the filter just stays short
-      }
-    }
-    const form = $('activity-filters');
-    const params = new URLSearchParams();
-    for (const key of /** @type {const} */ (['project', 'ecosystem', 'token'])) {
-      const value = form.elements[key].value.trim();
-      if (value) params.set(key, value);
-    }
-    if (!form.elements.metadata.checked) params.set('kind', 'download');
-    params.set('limit', '200');
-    setStatus('activity-status', 'Loading activity…');
-    try {
-      const data = /** @type {{ events: ActivityEvent[], ecosystems: string[] }} */ (
-        await api('GET', `/activity?${params}`)
-      );
-      fillEcosystems(data.ecosystems);
-      $('activity-body').replaceChildren(...data.events.map(activityRow));
-      $('activity-empty').hidden = data.events.length > 0;
-      setStatus('activity-status', `${plural(data.events.length, 'event')}, newest first.`);
-    } catch (err) {
-      setStatus('activity-status', `Could not load activity: ${/** @type {Error} */ (err).message}`);
-    }
-  }
-
-  $('activity-filters').addEventListener('submit', (event) => {
-    event.preventDefault();
-    void loadActivity();
-  });
-  $('activity-filters').addEventListener('reset', () => setTimeout(() => void loadActivity(), 0));
-  $('activity-refresh').addEventListener('click', () => void loadActivity());
-
-  // ------------------------------------------------------------------------------------------
-  // Audit tab.
-
-  async function loadAudit() {
-    setStatus('audit-status', 'Loading…');
-    try {
-      const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', '/audit'));
-      $('audit-body').replaceChildren(
-        ...data.entries.map((a) =>
-          el(
-            'tr',
-            {},
-            el('td', { class: 'nowrap' }, timeEl(a.time, timeFmt)),
-            el(
-              'td',
-              {},
-              el(
-                'span',
-                { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
-                a.action === 'revoked' ? 'Revoked' : 'Created',
-              ),
-            ),
-            el('td', { class: 'name' }, a.tokenName),
-            el('td', {}, typeBadge(a.tokenType)),
-            el('td', {}, a.by),
-          ),
-        ),
-      );
-      $('audit-empty').hidden = data.entries.length > 0;
-      const n = data.entries.length;
-      setStatus('audit-status', `${n} ${n === 1 ? 'entry' : 'entries'}, newest first.`);
-    } catch (err) {
-      setStatus('audit-status', `Could not load the audit log: ${/** @type {Error} */ (err).message}`);
-    }
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // Start: signed in already (session cookie)? Otherwise the sign-in form.
-
-  void (async function start() {
-    try {
-      const session = /** @type {Session} */ (await api('GET', '/session'));
-      showApp(session);
-    } catch (err) {
-      showSignIn(
-        /** @type {ApiError} */ (err).status === 401 || /** @type {ApiError} */ (err).status === undefined
-          ? ''
-          : /** @type {ApiError} */ (err).message,
-      );
-    }
-  })();
 })();

@@ -1,0 +1,166 @@
+import Database from 'better-sqlite3';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../src/tokens/migrations.js';
+import { openTokenStore } from '../../src/tokens/index.js';
+import { createToken } from '../../src/tokens/service.js';
+import { tokenState, type TokenStore } from '../../src/tokens/store.js';
+import { bearer } from '../helpers/authorization.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { loadKeyspace } from '../helpers/redis-keyspace.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+
+/**
+ * A token store written by the version before schema versions (test/tokens/fixtures/v1, see its
+ * README), opened by today's gateway: it is migrated on start, once, and every token in it works
+ * exactly as it did.
+ */
+const FIXTURES = new URL('./fixtures/v1/', import.meta.url);
+const fixture = JSON.parse(readFileSync(new URL('redis-keyspace.json', FIXTURES), 'utf8')) as {
+  tokens: { id: string; name: string; type: string; token: string; revoke?: boolean; expiresAt?: number }[];
+};
+const ARTIFACT = '/generic/hello/1.0.0/hello-1.0.0.txt';
+const byName = (name: string) => fixture.tokens.find((t) => t.name === name)!;
+
+interface Backend {
+  name: string;
+  start(): Promise<TestGateway>;
+  /** The schema version the store records, read without Tollgate. */
+  recordedVersion(): Promise<number | undefined>;
+  /** A second handle on the same data, as the CLI opens one. */
+  openAgain(): Promise<TokenStore>;
+  stop(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-migrate-'));
+  let gw: TestGateway | undefined;
+  return {
+    name: 'sqlite (tollgate.db)',
+    async start() {
+      copyFileSync(new URL('tollgate.db', FIXTURES), path.join(dataDir, 'tollgate.db'));
+      gw = await startTestGateway({ TOLLGATE_DATA_DIR: dataDir });
+      return gw;
+    },
+    async recordedVersion() {
+      const db = new Database(path.join(dataDir, 'tollgate.db'), { readonly: true });
+      try {
+        return db.prepare<[], { version: number }>("SELECT version FROM tollgate_schema WHERE component = 'tokens'").get()?.version;
+      } finally {
+        db.close();
+      }
+    },
+    openAgain: () => openTokenStore({ redis: undefined, dataDir }),
+    async stop() {
+      await gw?.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function redisBackend(): Backend {
+  let server: RedisServer | undefined;
+  let gw: TestGateway | undefined;
+  return {
+    name: 'redis (redis-keyspace.json)',
+    async start() {
+      server = await startRedisServer();
+      await loadKeyspace(server.url, new URL('redis-keyspace.json', FIXTURES));
+      gw = await startTestGateway({ TOLLGATE_REDIS_URL: server.url });
+      return gw;
+    },
+    async recordedVersion() {
+      const client = new Redis(server!.url);
+      try {
+        const value = await client.get('{tollgate}:schema');
+        return value === null ? undefined : Number(value);
+      } finally {
+        client.disconnect();
+      }
+    },
+    openAgain: () => openTokenStore({ redis: { url: server!.url, prefix: '{tollgate}:' }, dataDir: gw!.dataDir }),
+    async stop() {
+      await gw?.close();
+      await server?.stop();
+    },
+  };
+}
+
+describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by today\'s gateway: $name', (backend) => {
+  let gw: TestGateway;
+  const status = async (token: string) => {
+    const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+
+  beforeAll(async () => {
+    gw = await backend.start();
+  });
+  afterAll(() => backend.stop());
+
+  it('migrates it on start and records the schema version, so the migration runs once', async () => {
+    expect(await gw.store.migrate()).toEqual({ from: 0, to: SCHEMA_VERSION });
+    expect(await backend.recordedVersion()).toBe(SCHEMA_VERSION);
+    expect(SCHEMA_VERSION).toBe(MIGRATIONS.at(-1)!.version);
+    const again = await backend.openAgain();
+    try {
+      expect(await again.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('authenticates every fixture token (or refuses it) exactly as before', async () => {
+    const expected = fixture.tokens.map((t) => [t.name, t.revoke || t.expiresAt !== undefined ? 401 : 200]);
+    const got = [];
+    for (const t of fixture.tokens) got.push([t.name, await status(t.token)]);
+    expect(got).toEqual(expected);
+  });
+
+  it('keeps every token listed with its name, state and last use, the clashing names included', async () => {
+    const listed = await gw.store.list();
+    expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(fixture.tokens.map((t) => [
+      t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active',
+    ]).sort());
+    expect(listed.find((r) => r.name === 'ci-main')?.lastUsedAt).toBe(1793534460000);
+    expect(listed.filter((r) => r.name.toLowerCase() === 'deploy-bot')).toHaveLength(2);
+  });
+
+  it('refuses to revoke by a name two live tokens share ignoring case, and asks for the id', async () => {
+    for (const name of ['deploy-bot', 'Deploy-Bot', 'DEPLOY-BOT']) {
+      const err = await gw.store.revoke(name, 'test').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_AMBIGUOUS' });
+      expect(String((err as Error).message)).toContain(byName('Deploy-Bot').id);
+      expect(String((err as Error).message)).toContain(byName('deploy-bot').id);
+    }
+    expect(await status(byName('Deploy-Bot').token)).toBe(200);
+    expect(await status(byName('deploy-bot').token)).toBe(200);
+  });
+
+  it('refuses a new token whose name clashes ignoring case with a live one', async () => {
+    const err = await createToken(gw.store, { name: 'CI-MAIN', type: 'production', createdBy: 'test' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NAME_TAKEN' });
+  });
+
+  it('revokes by id, by a legacy id-shaped name, and by a name that is no longer ambiguous; the gateway refuses them', async () => {
+    const lower = byName('deploy-bot');
+    expect((await gw.store.revoke(lower.id, 'test')).name).toBe('deploy-bot');
+    expect((await gw.store.revoke('deploy-BOT', 'test')).id).toBe(byName('Deploy-Bot').id);
+    expect((await gw.store.revoke('tok_looksLikeAnId12', 'test')).id).toBe(byName('tok_looksLikeAnId12').id);
+    expect((await gw.store.revoke('LAPTOP', 'test')).id).toBe(byName('laptop').id);
+    for (const name of ['deploy-bot', 'Deploy-Bot', 'tok_looksLikeAnId12', 'laptop']) {
+      await expect.poll(() => status(byName(name).token), { timeout: 1000, interval: 20 }).toBe(401);
+    }
+    expect(await status(byName('ci-main').token)).toBe(200);
+  });
+
+  it('lets a revoked clashing name be taken again, in any case', async () => {
+    const { record, token } = await createToken(gw.store, { name: 'DEPLOY-BOT', type: 'development', createdBy: 'test' });
+    expect((await gw.store.get('deploy-bot'))?.id).toBe(record.id);
+    expect(await status(token)).toBe(200);
+  });
+});
