@@ -14,6 +14,12 @@ export const ErrorCodes = {
   TOLLGATE_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'Token store unavailable, retry later' },
   TOLLGATE_ERR_AUTH_RATE_LIMITED: { status: 429, message: 'Too many failed authentications from this address, retry later' },
 
+  // A valid token used beyond its restrictions. A network refusal is TOLLGATE_ERR_AUTH_INVALID
+  // instead: a leaked token used from elsewhere must not learn that it is live.
+  TOLLGATE_ERR_TOKEN_RESTRICTED_ROUTE: { status: 403, message: 'This token is restricted: not allowed on this route' },
+  TOLLGATE_ERR_TOKEN_RESTRICTED_PACKAGE: { status: 403, message: 'This token is restricted: not allowed to fetch this package' },
+  TOLLGATE_ERR_TOKEN_RESTRICTED_RATE: { status: 429, message: 'This token is restricted: its request rate is used up, retry later' },
+
   // Requests the proxy port refuses before forwarding.
   TOLLGATE_ERR_REQUEST_METHOD: { status: 405, message: 'Method not allowed: tokens only allow downloads' },
   TOLLGATE_ERR_REQUEST_PATH: { status: 400, message: 'Bad request path' },

@@ -9,7 +9,7 @@ import type { TokenStore } from './tokens/store.js';
 import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { activeProductionTokens } from './tokens/service.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
-import { createFailureLimiter } from './auth/failure-limiter.js';
+import { createRequestLimits } from './auth/request-limits.js';
 import { createMetrics, type Metrics } from './metrics/registry.js';
 import { createRequestMetrics } from './metrics/requests.js';
 import type { MetricsSource } from './metrics/select.js';
@@ -75,14 +75,21 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   metrics.sources.productionTokens = () => activeProductionTokens(store);
 
   const activity = await createActivityPipeline(config, { metrics, logger });
-  const limits = await createFailureLimiter(config);
+  let rateWarnedAt = 0;
+  const limits = await createRequestLimits(config, (err) => {
+    // Once a minute at most: while Redis is down every rate-limited request would say it.
+    if (Date.now() - rateWarnedAt < 60_000) return;
+    rateWarnedAt = Date.now();
+    logger.warn({ err: errorFields(err) }, 'token rate limits: Redis unreachable, counting in this process meanwhile');
+  });
   const proxy = createProxyHandler({
     config,
     directoryServer: config.routes.some((r) => r.upstream.kind === 'dir')
       ? (await import('./proxy/serve-dir.js')).createDirectoryServer
       : undefined,
     authenticate: deps.authenticate ?? createAuthenticator(cache),
-    limiter: limits?.limiter,
+    limiter: limits.failures,
+    tokenRate: limits.tokenRate,
     logger,
     ownEndpoints: createOwnEndpoints({ endpoints: [], logger }),
     ownListeners: () => [proxyServer, adminServer].map((server) => {
@@ -123,7 +130,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       await closed;
       proxy.close();
       await activity.stop();
-      limits?.stop();
+      limits.stop();
       adminAuth.close();
       await cache.stop();
       await new Promise<void>((resolve) => {
@@ -148,8 +155,9 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
     const status = outgoing.statusCode;
     const { principal, upstreamError } = state;
     observeRequest(principal?.tokenType ?? 'none', status, state.durationMs, state.authFailure,
-      upstreamError !== undefined && upstreamError !== 'client-closed' ? upstreamErrorLabel(upstreamError) : undefined);
-    if (principal && state.route) {
+      upstreamError !== undefined && upstreamError !== 'client-closed' ? upstreamErrorLabel(upstreamError) : undefined, state.refusedBy);
+    // A request a token's restrictions refused is no download: counted above, no activity event.
+    if (principal && state.route && state.refusedBy === undefined) {
       activity.recorder.record({
         requestId: state.requestId,
         principal,

@@ -63,7 +63,10 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     if (memo !== undefined && memo.token === token && memo.credential === credential) return memo.allowed!;
     const allowed: AuthOutcome = {
       ok: true,
-      principal: { tokenId: token.id, tokenName: token.name, tokenType: token.type, project: credential.project },
+      principal: {
+        tokenId: token.id, tokenName: token.name, tokenType: token.type, project: token.ci?.project ?? credential.project,
+        restrictions: token.restrictions, ci: token.ci,
+      },
     };
     if (memo !== undefined && memo.credential === credential) {
       memo.token = token;

@@ -147,6 +147,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    restrictionRefusals: new Counter({
+      name: 'tollgate_token_restriction_refusals_total',
+      help: 'Requests of valid tokens refused by their restrictions, by restriction (route, package, network, rate). Network refusals are failed authentications too.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     authChallenges: new Counter({
       name: 'tollgate_auth_challenges_total',
       help: 'Requests without any credential, answered with a 401 challenge (Maven, pip and cargo do this by design).',

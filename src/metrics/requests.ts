@@ -3,9 +3,10 @@ import { statusClass, type Metrics } from './registry.js';
 /**
  * Observes one finished proxy request: its token type (`none` when unauthenticated), status,
  * duration, why authentication failed (if it did) and the upstream failure's metric label (when
- * the upstream failed; not when the client went away). Plain arguments: no object per request.
+ * the upstream failed; not when the client went away), and which token restriction refused it.
+ * Plain arguments: no object per request.
  */
-export type ObserveRequest = (tokenType: string, status: number, durationMs: number, authFailure: string | undefined, upstreamErrorLabel: string | undefined) => void;
+export type ObserveRequest = (tokenType: string, status: number, durationMs: number, authFailure: string | undefined, upstreamErrorLabel: string | undefined, refusedBy: string | undefined) => void;
 
 /**
  * The operations metrics of every proxied request: count and duration by token type and status
@@ -26,12 +27,14 @@ export function createRequestMetrics(metrics: Metrics): ObserveRequest {
     }
     return c;
   };
-  return function observeRequest(tokenType, status, durationMs, authFailure, upstreamErrorLabel) {
+  return function observeRequest(tokenType, status, durationMs, authFailure, upstreamErrorLabel, refusedBy) {
     const child = childrenFor(tokenType, statusClass(status));
     child.requests.inc();
     child.duration.observe(durationMs / 1000);
     if (authFailure === 'missing') metrics.authChallenges.inc();
     else if (authFailure) metrics.authFailures.labels(authFailure === 'rate-limited' ? 'rate_limited' : authFailure).inc();
+    if (authFailure === 'network') metrics.restrictionRefusals.labels('network').inc();
+    else if (refusedBy) metrics.restrictionRefusals.labels(refusedBy).inc();
     if (upstreamErrorLabel) metrics.upstreamErrors.labels(upstreamErrorLabel).inc();
   };
 }

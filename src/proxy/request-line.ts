@@ -13,6 +13,7 @@ export function requestLineMembers(state: RequestState, incoming: IncomingMessag
     + `,"durationMs":${state.durationMs},"clientIp":${JSON.stringify(state.clientIp)}`;
   if (p) line += `,"tokenId":${JSON.stringify(p.tokenId)},"tokenType":"${p.tokenType}","project":${JSON.stringify(p.project)}`;
   if (state.authFailure) line += `,"authFailure":"${state.authFailure}"`;
+  if (state.refusedBy) line += `,"refusedBy":"${state.refusedBy}"`;
   if (state.upstreamError) line += `,"upstreamError":${JSON.stringify(state.upstreamError)}`;
   if (!outgoing.writableFinished) line += ',"aborted":true';
   return line;

@@ -5,6 +5,7 @@ import type { Config, RouteConfig } from '../config/index.js';
 import { ErrorCodes } from '../errors.js';
 import type { Authenticate, AuthOutcome } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
+import { createLocalTokenRateLimiter, type TokenRateLimiter } from '../auth/token-rate.js';
 import { createInfoLineWriter } from '../logging/info-line.js';
 import { authorizationHeader, credentialMemo, refuseAuthentication } from './authorize.js';
 import { createHttpForwarder, type Forwarder } from './forward/http.js';
@@ -14,6 +15,7 @@ import { isOwnPath } from './own/index.js';
 import type { ForwardedInfo } from './headers.js';
 import { createRouteMatcher, isSafePath, removeSingleDotSegments, type RouteMatch } from './paths.js';
 import { requestLineMembers } from './request-line.js';
+import { RESTRICTION_CODES, restrictionRefusal } from './restrict.js';
 import { sendError } from './respond.js';
 import type { createDirectoryServer } from './serve-dir.js';
 import type { RequestState } from './state.js';
@@ -23,6 +25,8 @@ export interface ProxyHandlerOptions {
   authenticate: Authenticate;
   /** Brute-force limit on failed authentications per client address. */
   limiter?: RateLimiter;
+  /** Request rates of tokens restricted to one. Default: counted in this process. */
+  tokenRate?: TokenRateLimiter;
   logger: Logger;
   /**
    * Serves a `dir` route (./serve-dir.js). Passed in so that `send` and its MIME database are
@@ -65,6 +69,7 @@ const INTERNAL_ERROR_BODY = `{"error":${JSON.stringify(ErrorCodes.TOLLGATE_ERR_I
  */
 export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   const { config, authenticate, logger, limiter } = options;
+  const tokenRate = options.tokenRate ?? createLocalTokenRateLimiter();
   const matchRoute = createRouteMatcher(config.routes);
   const forwardedInfo = createForwardedResolver(config);
   const forwarders = new Map<RouteConfig, Forwarder>();
@@ -90,6 +95,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       rest: '',
       durationMs: 0,
       onClientGone: undefined,
+      refusedBy: undefined,
     };
     inFlight++;
     // The one 'close' listener of the request: stops an upstream transfer the client no longer
@@ -115,18 +121,54 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     return method === 'POST' && match !== undefined && match.route.allowPost.some((p) => rawPath.startsWith(p));
   }
 
-  /** The last step: the token decided, the request goes to its route (or 404). */
-  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number, retryAfterS: number): void {
+  /** The token decided: the request goes to its route (or 404), within the token's restrictions. */
+  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number, retryAfterS: number): Promise<void> | undefined {
     if (!outcome.ok) {
       refuseAuthentication(outcome.reason, state, outgoing, limiter, now, retryAfterS);
-      return;
+      return undefined;
     }
-    state.principal = outcome.principal;
-    if (!state.route) {
+    const { principal } = outcome;
+    const route = state.route;
+    if (!route) {
+      state.principal = principal;
       sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
-      return;
+      return undefined;
     }
-    forwarders.get(state.route)!(incoming, outgoing, state.rest, state, forwarded);
+    const r = principal.restrictions;
+    if (r === undefined) {
+      state.principal = principal;
+      forwarders.get(route)!(incoming, outgoing, state.rest, state, forwarded);
+      return undefined;
+    }
+    const refusal = restrictionRefusal(r, route, state.rest, state.clientIp);
+    if (refusal === 'network') {
+      // Answered as an unknown token, and counted as a failed authentication.
+      refuseAuthentication('invalid', state, outgoing, limiter, now, 0);
+      state.authFailure = 'network';
+      return undefined;
+    }
+    state.principal = principal;
+    if (refusal !== undefined) {
+      state.refusedBy = refusal;
+      sendError(outgoing, RESTRICTION_CODES[refusal], state.requestId);
+      return undefined;
+    }
+    if (r.ratePerMinute === undefined) {
+      forwarders.get(route)!(incoming, outgoing, state.rest, state, forwarded);
+      return undefined;
+    }
+    const forwardWithin = (waitS: number): void => {
+      if (waitS > 0) {
+        state.refusedBy = 'rate';
+        sendError(outgoing, RESTRICTION_CODES.rate, state.requestId, { 'retry-after': String(waitS) });
+      } else if (!outgoing.destroyed) {
+        forwarders.get(route)!(incoming, outgoing, state.rest, state, forwarded);
+      }
+    };
+    const wait = tokenRate.take(principal.tokenId, r.ratePerMinute, now);
+    if (wait instanceof Promise) return wait.then(forwardWithin);
+    forwardWithin(wait);
+    return undefined;
   }
 
   function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> | undefined {
@@ -174,8 +216,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     if (outcome instanceof Promise) {
       return outcome.then((o) => admit(o, state, incoming, outgoing, forwarded, now, retryAfterS));
     }
-    admit(outcome, state, incoming, outgoing, forwarded, now, retryAfterS);
-    return undefined;
+    return admit(outcome, state, incoming, outgoing, forwarded, now, retryAfterS);
   }
 
   function internalError(err: unknown, outgoing: ServerResponse): void {

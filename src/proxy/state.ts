@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.js';
 import type { AuthFailure } from '../auth/authenticate.js';
 import type { RouteConfig } from '../config/index.js';
+import type { RestrictionKind } from '../tokens/restrictions.js';
 
 /** What one proxied request accumulates for its log line (and, later, its activity event). */
 export interface RequestState {
@@ -24,5 +25,7 @@ export interface RequestState {
    */
   onClientGone: (() => void) | undefined;
   /** Why authentication failed, when it did. */
-  authFailure: AuthFailure | 'rate-limited' | undefined;
+  authFailure: AuthFailure | 'network' | undefined;
+  /** Which of the token's restrictions refused the request, when one did (no activity event then). */
+  refusedBy: RestrictionKind | undefined;
 }

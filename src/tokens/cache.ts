@@ -1,17 +1,23 @@
 import { LRUCache } from 'lru-cache';
 import { createChangeFeed, type ChangeBatch, type ChangeFeed } from './change-feed.js';
 import type { TokenType } from './format.js';
-import { changeSubject, type LastUsed, type TokenRecord, type TokenStore } from './store.js';
+import { changeSubject, tokenEndsAt, type CiIdentity, type LastUsed, type TokenRecord, type TokenStore } from './store.js';
+import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
 
-/** What the gateway needs to authorise a request: no hash, no secrets, no mutable state. */
+/** What the gateway needs to authorise a request: no secrets, no mutable state. */
 export interface CachedToken {
   id: string;
   name: string;
   type: TokenType;
   hash: string;
+  /** When it stops working: its expiry or the end of its rotation overlap (tokenEndsAt). */
   expiresAt: number | null;
   /** Revoked tokens stay cached (they are real and few) so failures can say why. */
   revoked: boolean;
+  /** Its restrictions, compiled once for the request path; undefined: none (the common case, free). */
+  restrictions: CompiledRestrictions | undefined;
+  /** A CI job's identity, for its activity events; undefined for tokens made by an admin. */
+  ci: CiIdentity | undefined;
 }
 
 export interface TokenCacheOptions {
@@ -115,7 +121,8 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   function toCached(record: TokenRecord): CachedToken {
     return {
       id: record.id, name: record.name, type: record.type, hash: record.hash,
-      expiresAt: record.expiresAt, revoked: record.revokedAt !== null,
+      expiresAt: tokenEndsAt(record), revoked: record.revokedAt !== null,
+      restrictions: compileRestrictions(record.restrictions), ci: record.ci ?? undefined,
     };
   }
 

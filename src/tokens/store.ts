@@ -1,4 +1,5 @@
 import type { TokenType } from './format.js';
+import type { TokenRestrictions } from './restrictions.js';
 
 /** Times are epoch milliseconds; null means "never" / "not yet". */
 export interface TokenRecord {
@@ -13,15 +14,62 @@ export interface TokenRecord {
   revokedAt: number | null;
   revokedBy: string | null;
   lastUsedAt: number | null;
+  /** What the token may reach (routes, packages, networks, rate); null or absent: everything. */
+  restrictions?: TokenRestrictions | null;
+  /** Rotation: the token that replaced this one, and when this one stops working (its overlap's end). */
+  replacedBy?: string | null;
+  overlapEndsAt?: number | null;
+  /** Rotation: the token this one replaced. */
+  replaces?: string | null;
+  /** Revoked because its value was reported leaked: by whom (a scanner) and where it was found. */
+  leak?: LeakReport | null;
+  /** Issued to a CI job in exchange for its OIDC identity: who the job is. */
+  ci?: CiIdentity | null;
+}
+
+/** Where a leaked token was found, as its report said. */
+export interface LeakReport {
+  /** The reporter: `github` (secret scanning partner reports), or what an admin's scanner calls itself. */
+  source: string;
+  /** Where it was found (a commit URL), when the report says. */
+  url: string | null;
+  /** The report's own kind of place (GitHub's `source`: content, commit, issue...), when it says. */
+  location: string | null;
+}
+
+/** A CI job's identity from its OIDC ID token, carried by the token issued for it. */
+export interface CiIdentity {
+  /** The trust policy (ciProviders[].name) that accepted the ID token. */
+  provider: string;
+  /** The ID token's `sub`. */
+  subject: string;
+  /** The project its downloads count against (the policy's `project` claim); wins over a Basic user. */
+  project?: string;
+  repository?: string;
+  ref?: string;
+  sha?: string;
+  workflow?: string;
+  runId?: string;
+  actor?: string;
 }
 
 export type NewTokenRecord = Omit<TokenRecord, 'revokedAt' | 'revokedBy' | 'lastUsedAt'>;
 
-export type TokenState = 'active' | 'expired' | 'revoked';
+/** `rotated`: replaced by a newer token, still working until its overlap ends. */
+export type TokenState = 'active' | 'rotated' | 'expired' | 'revoked';
 
-export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt'>, now = Date.now()): TokenState {
+/** When the token stops working: its expiry, or the end of its rotation overlap, whichever is first. */
+export function tokenEndsAt(record: Pick<TokenRecord, 'expiresAt' | 'overlapEndsAt'>): number | null {
+  const overlap = record.overlapEndsAt ?? null;
+  if (overlap === null) return record.expiresAt;
+  return record.expiresAt === null ? overlap : Math.min(record.expiresAt, overlap);
+}
+
+export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>, now = Date.now()): TokenState {
   if (record.revokedAt !== null) return 'revoked';
-  if (record.expiresAt !== null && record.expiresAt <= now) return 'expired';
+  const endsAt = tokenEndsAt(record);
+  if (endsAt !== null && endsAt <= now) return 'expired';
+  if (record.overlapEndsAt !== undefined && record.overlapEndsAt !== null) return 'rotated';
   return 'active';
 }
 

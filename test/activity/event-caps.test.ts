@@ -58,7 +58,7 @@ function activity(over: Partial<RequestActivity> & { project?: string; tokenName
   const { project = 'web', tokenName = 'ci', ...rest } = over;
   return {
     requestId: '0a1b2c3d-1',
-    principal: { tokenId: 'tok_0123456789abcdef', tokenName, tokenType: 'production', project },
+    principal: { tokenId: 'tok_0123456789abcdef', tokenName, tokenType: 'production', project, restrictions: undefined, ci: undefined },
     ecosystem: 'generic',
     path: '/tools/1.0.0/tools-1.0.0.tgz',
     method: 'GET',

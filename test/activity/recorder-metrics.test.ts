@@ -57,6 +57,8 @@ function activity(i: number): RequestActivity {
       tokenName: `ci-${i % 3}`,
       tokenType: i % 11 === 5 ? 'development' : 'production',
       project: ['default', 'web', 'billing', 'mobile', 'data'][(i >> 1) % 5]!,
+      restrictions: undefined,
+      ci: undefined,
     },
     ecosystem,
     path,

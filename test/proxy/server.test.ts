@@ -14,7 +14,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-const allowed: AuthOutcome = { ok: true, principal: { tokenId: 'tok_x', tokenName: 'x', tokenType: 'development', project: 'default' } };
+const allowed: AuthOutcome = { ok: true, principal: { tokenId: 'tok_x', tokenName: 'x', tokenType: 'development', project: 'default', restrictions: undefined, ci: undefined } };
 
 /** The proxy handler on a real socket, with one directory route whose "forwarder" is `forward`. */
 async function serve(forward: (path: string) => void, authenticate: () => AuthOutcome | Promise<AuthOutcome>) {

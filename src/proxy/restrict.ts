@@ -1,0 +1,29 @@
+import { parseArtifactPath } from '../artifacts/parse-path/index.js';
+import type { RouteConfig } from '../config/index.js';
+import type { ErrorCode } from '../errors.js';
+import { networkAllowed, packageAllowed, type CompiledRestrictions, type RestrictionKind } from '../tokens/restrictions.js';
+
+/**
+ * A restricted token's checks that need nothing but the request: where it came from (networks),
+ * which route it asks for, which package. The first that refuses is returned. Rate is separate
+ * (it counts, and may ask Redis).
+ *
+ * A path that names no package (an index: `/simple/`, `InRelease`, `repomd.xml`, a packument
+ * list) passes a package restriction: it reveals no package's artifacts.
+ */
+export function restrictionRefusal(r: CompiledRestrictions, route: RouteConfig, rest: string, clientIp: string): RestrictionKind | undefined {
+  if (!networkAllowed(r, clientIp)) return 'network';
+  if (r.routes !== undefined && !r.routes.has(route.prefix)) return 'route';
+  if (r.packages !== undefined) {
+    const name = parseArtifactPath(route.ecosystem, rest).package;
+    if (name !== null && !packageAllowed(r, name)) return 'package';
+  }
+  return undefined;
+}
+
+/** The answers to a refused restriction (a network refusal is answered as an unknown token instead). */
+export const RESTRICTION_CODES: Readonly<Record<Exclude<RestrictionKind, 'network'>, ErrorCode>> = {
+  route: 'TOLLGATE_ERR_TOKEN_RESTRICTED_ROUTE',
+  package: 'TOLLGATE_ERR_TOKEN_RESTRICTED_PACKAGE',
+  rate: 'TOLLGATE_ERR_TOKEN_RESTRICTED_RATE',
+};
