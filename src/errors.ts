@@ -41,6 +41,7 @@ export const ErrorCodes = {
   TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists (names are compared ignoring case)' },
   TOLLGATE_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },
   TOLLGATE_ERR_TOKEN_AMBIGUOUS: { status: 409, message: 'Several live tokens have this name: use the token id' },
+  TOLLGATE_ERR_TOKEN_NOT_LIVE: { status: 409, message: 'This token cannot be rotated: it is revoked, has ended or was rotated already' },
   TOLLGATE_ERR_TOKEN_INPUT: { status: 400, message: 'Invalid token input' },
 
   // The admin API (admin listener).

@@ -104,6 +104,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
     metricsToken: config.metrics.token, adminHost: config.adminHost,
     auth: adminAuth, activity: activity.query, logger,
+    routes: config.routes.map((r) => r.prefix),
   });
 
   const proxyServer = createProxyServer(config, proxy.listener);

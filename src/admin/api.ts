@@ -8,10 +8,11 @@ import type { Logger } from '../logging/logger.js';
 import { ECOSYSTEMS } from '../config/index.js';
 import type { ActivityEvent } from '../activity/event.js';
 import { MAX_RECENT_LIMIT, type ActivityQuery } from '../activity/recent.js';
-import { createToken, toTokenView } from '../tokens/service.js';
-import type { TokenRecord, TokenStore } from '../tokens/store.js';
-import type { AdminAuth, AdminPrincipal, Session } from './auth.js';
+import type { TokenStore } from '../tokens/store.js';
+import type { AdminAuth, AdminEnv, AdminPrincipal, Session } from './auth.js';
 import { sendAdminError } from './errors.js';
+import { readJsonObject } from './json-body.js';
+import { LEAK_BODY_MAX_BYTES, parseLimit, registerTokenRoutes, type ReportLeaks } from './token-api.js';
 
 /**
  * The admin JSON API, mounted at /api/v1 on the admin listener. Every route but POST /session
@@ -22,12 +23,9 @@ import { sendAdminError } from './errors.js';
  *   POST   /session              sign in: {"token": "<admin token>"} (or an Authorization: Bearer
  *                                admin token / OIDC JWT) → session cookie
  *   DELETE /session              sign out
- *   GET    /tokens               every token, newest first (never the token itself)
- *   POST   /tokens               {"name", "type": "production"|"development", "expires"} → 201 with
- *                                the token, this once
- *   POST   /tokens/:id/revoke    revoke (a revoked token stays listed, marked)
+ *   GET    /tokens, POST /tokens, POST /tokens/:id/rotate, POST /tokens/:id/revoke,
+ *   POST   /tokens/revoke-leaked, GET /audit: the tokens (token-api.ts)
  *   GET    /activity             recent Production activity: ?project=&ecosystem=&token=<name>&tokenId=&kind=&limit=
- *   GET    /audit                token created/revoked entries (who, when, what), newest first: ?limit=
  *
  * Failed admin credentials (POST /session, Authorization: Bearer on any route) count against the
  * client's address: past 10 in a minute, 429 with Retry-After before any credential is checked.
@@ -44,12 +42,15 @@ export interface AdminApiOptions {
   logger: Logger;
   /** Clock (epoch ms). Default Date.now. */
   now?: () => number;
+  /** The gateway's route prefixes (a token's route restriction names some). Default: none. */
+  routes?: readonly string[];
+  /** What revoke-leaked calls (token-api.ts ReportLeaks). Default: revokeLeakedTokens, without an alert. */
+  reportLeaks?: ReportLeaks | undefined;
 }
 
-type Env = { Variables: { admin: AdminPrincipal } };
+type Env = AdminEnv;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
-const DEFAULT_AUDIT_LIMIT = 100;
 const MAX_BODY_BYTES = 16 * 1024;
 
 export function createAdminApi(options: AdminApiOptions): Hono<Env> {
@@ -151,10 +152,15 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     await next();
     c.header('cache-control', 'no-store');
   });
-  api.use('*', bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: (c) => c.json({ error: `Request body over ${MAX_BODY_BYTES} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
-  }));
+  const limitBody = (maxSize: number) => bodyLimit({
+    maxSize,
+    onError: (c) => c.json({ error: `Request body over ${maxSize} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
+  });
+  const smallBody = limitBody(MAX_BODY_BYTES);
+  const leakBody = limitBody(LEAK_BODY_MAX_BYTES);
+  api.use('*', function limitBodies(c, next) {
+    return (c.req.path.endsWith('/tokens/revoke-leaked') ? leakBody : smallBody)(c, next);
+  });
 
   api.get('/session', requireAdmin, (c) => {
     const admin = c.get('admin');
@@ -202,53 +208,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     return c.body(null, 204);
   });
 
-  api.get('/tokens', requireAdmin, async (c) => {
-    const t = now();
-    const records = await store.list();
-    return c.json({ tokens: records.map((r) => toTokenView(r, t)) });
-  });
-
-  api.post('/tokens', requireAdmin, async (c) => {
-    const admin = c.get('admin');
-    const body = await readJsonObject(c);
-    for (const key of ['name', 'type', 'expires'] as const) {
-      if (body[key] !== undefined && typeof body[key] !== 'string') {
-        return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_INPUT', `Invalid token input: ${key} must be a string`);
-      }
-    }
-    const created = await createToken(store, {
-      name: body.name as string | undefined,
-      type: body.type as string | undefined,
-      expires: body.expires as string | undefined,
-      createdBy: admin.identity,
-    }, now());
-    const view = toTokenView(created.record, now());
-    logger.info({
-      event: 'admin.token_created', tokenId: view.id, tokenName: view.name, tokenType: view.type,
-      expiresAt: view.expiresAt, by: admin.identity, via: admin.via,
-    }, 'admin: token created');
-    // Same fields as `tollgate token create --json`, plus the full record. The token: this once.
-    return c.json({ ...view, token: created.token }, 201);
-  });
-
-  api.post('/tokens/:id/revoke', requireAdmin, async (c) => {
-    const admin = c.get('admin');
-    const id = c.req.param('id');
-    // By id only: store.get also matches names (and refuses ambiguous ones), which the API does not take here.
-    const existing = await store.get(id).catch((err: unknown) => {
-      if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_AMBIGUOUS')) return undefined;
-      throw err;
-    });
-    if (!existing || existing.id !== id) return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
-    const record = await store.revoke(id, admin.identity, now());
-    if (existing.revokedAt === null) {
-      logger.info({
-        event: 'admin.token_revoked', tokenId: record.id, tokenName: record.name, tokenType: record.type,
-        by: admin.identity, via: admin.via,
-      }, 'admin: token revoked');
-    }
-    return c.json({ token: toTokenView(record, now()) });
-  });
+  registerTokenRoutes(api, requireAdmin, { store, logger, now, routes: options.routes ?? [], reportLeaks: options.reportLeaks });
 
   api.get('/activity', requireAdmin, async (c) => {
     const q = c.req.query();
@@ -270,11 +230,6 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     return c.json({ events: shown.map(activityView), ecosystems: ECOSYSTEMS });
   });
 
-  api.get('/audit', requireAdmin, async (c) => {
-    const limit = parseLimit(c.req.query('limit'), DEFAULT_AUDIT_LIMIT, 1000);
-    return c.json({ entries: auditEntries(await store.list()).slice(0, limit) });
-  });
-
   api.notFound((c) => sendAdminError(c, 'TOLLGATE_ERR_ADMIN_NOT_FOUND'));
 
   api.onError((err, c) => {
@@ -294,28 +249,6 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   return api;
 }
 
-async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
-  const type = c.req.header('content-type') ?? '';
-  if (!/^application\/json\s*(;|$)/i.test(type)) throw createError('TOLLGATE_ERR_ADMIN_CONTENT_TYPE');
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    throw createError('TOLLGATE_ERR_ADMIN_BODY');
-  }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw createError('TOLLGATE_ERR_ADMIN_BODY', 'expected a JSON object');
-  }
-  return body as Record<string, unknown>;
-}
-
-function parseLimit(value: string | undefined, fallback: number, max: number): number {
-  const n = Number(value);
-  if (value === undefined || value === '' || !Number.isFinite(n)) return fallback;
-  return Math.min(max, Math.max(1, Math.floor(n)));
-}
-
-
 /** What the page shows of an event (not the client's address or user agent). */
 function activityView(e: ActivityEvent) {
   return {
@@ -323,29 +256,4 @@ function activityView(e: ActivityEvent) {
     package: e.package, version: e.version, file: e.file, tokenId: e.tokenId, tokenName: e.tokenName,
     sealed: e.sealed, status: e.status, bytes: e.bytes, aborted: e.aborted === true,
   };
-}
-
-export interface AuditEntry {
-  time: string;
-  action: 'created' | 'revoked';
-  by: string;
-  tokenId: string;
-  tokenName: string;
-  tokenType: TokenRecord['type'];
-}
-
-/**
- * The audit trail of token changes, read from the token records themselves (createdAt/By,
- * revokedAt/By): it lives in the store, so it is fleet-wide and cannot drift from the tokens.
- */
-export function auditEntries(records: readonly TokenRecord[]): AuditEntry[] {
-  const entries: AuditEntry[] = [];
-  for (const r of records) {
-    const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type };
-    entries.push({ time: new Date(r.createdAt).toISOString(), action: 'created', by: r.createdBy, ...what });
-    if (r.revokedAt !== null) {
-      entries.push({ time: new Date(r.revokedAt).toISOString(), action: 'revoked', by: r.revokedBy ?? 'unknown', ...what });
-    }
-  }
-  return entries.sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
 }

@@ -10,6 +10,7 @@ import type { AdminAuth } from './auth.js';
 import { sendAdminError } from './errors.js';
 import { createAdminHostCheck } from './host.js';
 import { loadPageAssets, PAGE_FILES, type PageFile } from './page.js';
+import type { ReportLeaks } from './token-api.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
@@ -30,6 +31,13 @@ export interface AdminAppOptions {
   now?: () => number;
   /** TOLLGATE_ADMIN_HOST: the Host names the listener answers (host.ts) include it when it is a name. */
   adminHost?: string;
+  /** The configured route prefixes: what a token's route restriction may name (the page offers them). */
+  routes?: readonly string[];
+  /**
+   * What POST /api/v1/tokens/revoke-leaked calls with the reported values (token-api.ts): the
+   * gateway wires revokeLeakedTokens plus its alert. Default: revokeLeakedTokens alone.
+   */
+  reportLeaks?: ReportLeaks;
 }
 
 /** Applied to every admin response: the page runs only its own script and style, never framed. */
@@ -105,6 +113,7 @@ export function createAdminApp(options: AdminAppOptions): Hono {
 
   app.route('/api/v1', createAdminApi({
     store: options.store, activity: options.activity, auth: options.auth, logger: options.logger, now: options.now,
+    routes: options.routes, reportLeaks: options.reportLeaks,
   }));
 
   const assets = loadPageAssets();

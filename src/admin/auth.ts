@@ -40,6 +40,9 @@ export interface AdminPrincipal {
   session?: Session;
 }
 
+/** The admin API's Hono environment: requireAdmin sets `admin`. */
+export type AdminEnv = { Variables: { admin: AdminPrincipal } };
+
 export interface Session {
   identity: string;
   via: SignInMethod;

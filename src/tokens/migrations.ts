@@ -99,6 +99,23 @@ for _, hash in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
 end
 `,
   },
+  {
+    version: 3,
+    summary: 'token restrictions, rotation (replaces, replaced by, overlap end), leak reports, CI identity',
+    // New nullable columns (JSON text for the structured ones); every existing token has none of
+    // them, which is what it had. The version bump matters more than the columns: a gateway of
+    // schema 2 would serve a restricted token unrestricted, so it must refuse this store.
+    sqlite(db) {
+      const have = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(tokens)').all().map((c) => c.name));
+      const columns: [string, string][] = [
+        ['restrictions', 'TEXT'], ['replaced_by', 'TEXT'], ['overlap_ends_at', 'INTEGER'],
+        ['replaces', 'TEXT'], ['leak', 'TEXT'], ['ci', 'TEXT'],
+      ];
+      for (const [name, type] of columns) if (!have.has(name)) db.exec(`ALTER TABLE tokens ADD COLUMN ${name} ${type}`);
+    },
+    // New hash fields (restrictions, replacedBy, overlapEndsAt, replaces, leak, ci), absent: none.
+    redis: '',
+  },
 ];
 
 /** The version this code writes. */

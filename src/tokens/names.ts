@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.js';
-import { tokenState, type TokenRecord } from './store.js';
+import { isLive, tokenState, type TokenRecord } from './store.js';
 
 /**
  * Token names: what a new one may be, how names compare, and which token a name designates.
@@ -10,7 +10,9 @@ import { tokenState, type TokenRecord } from './store.js';
  * name spelled like an id would make one stand for the other. Names are unique among live tokens
  * ignoring case. Tokens created before these rules keep their names: two live tokens whose names
  * differ only in case stay usable and listed, and a lookup by such a name is refused as ambiguous
- * (use the id) rather than guessed.
+ * (use the id) rather than guessed. A rotation makes two live tokens of one name on purpose: the
+ * replacement is active, its predecessor `rotated` until its overlap ends; they are one token's two
+ * generations, so only active tokens hold a name and count towards an ambiguity.
  */
 
 export const MAX_NAME_LENGTH = 100;
@@ -43,16 +45,28 @@ export function foldName(name: string): string {
 
 /**
  * Which of the non-revoked tokens whose name folds like the one asked for it designates: the one
- * live token; several live ones (names that clash from before the case rule) is ambiguous and
- * refused; none live, the newest expired one (revoking it changes nothing but its label).
+ * active token; several active ones (names that clash from before the case rule) is ambiguous and
+ * refused; none active, the newest still in a rotation overlap, else the newest expired one
+ * (revoking that changes nothing but its label).
  */
 export function resolveName(name: string, candidates: readonly TokenRecord[], now = Date.now()): TokenRecord | undefined {
   const open = candidates.filter((r) => r.revokedAt === null);
-  const live = open.filter((r) => tokenState(r, now) === 'active');
-  if (live.length > 1) {
+  const active = open.filter((r) => tokenState(r, now) === 'active');
+  if (active.length > 1) {
     throw new GatewayError('TOLLGATE_ERR_TOKEN_AMBIGUOUS',
-      `${live.length} live tokens are named "${name}" ignoring case (${live.map((r) => r.id).join(', ')}): use the id`);
+      `${active.length} live tokens are named "${name}" ignoring case (${active.map((r) => r.id).join(', ')}): use the id`);
   }
-  if (live.length === 1) return live[0];
-  return open.sort((a, b) => b.createdAt - a.createdAt)[0];
+  if (active.length === 1) return active[0];
+  const newest = [...open].sort((a, b) => b.createdAt - a.createdAt);
+  return newest.find((r) => isLive(r, now)) ?? newest[0];
+}
+
+/**
+ * What a name designates for revocation: the token resolveName chooses, then every other live
+ * token of that name (earlier generations still in their rotation overlap). Empty for none.
+ */
+export function designatedByName(name: string, candidates: readonly TokenRecord[], now = Date.now()): TokenRecord[] {
+  const chosen = resolveName(name, candidates, now);
+  if (!chosen) return [];
+  return [chosen, ...candidates.filter((r) => r.id !== chosen.id && isLive(r, now))];
 }

@@ -1,10 +1,12 @@
 import type { TokenType } from './format.js';
+import { decodeCi, decodeLeak, decodeRestrictions, encodeJson } from './record-codec.js';
 import type { AdminCredentialRecord, NewTokenRecord, TokenChange, TokenRecord } from './store.js';
 
 /**
  * How the Redis store writes a record and reads it back. A token is a HASH with the fields id,
  * name, type, hash, createdAt, createdBy, and when set expiresAt, revokedAt, revokedBy,
- * lastUsedAt (an absent field is null); numbers are decimal strings.
+ * lastUsedAt, and (schema 3) restrictions, leak, ci (JSON), replacedBy, overlapEndsAt, replaces
+ * (an absent field is null); numbers are decimal strings.
  */
 
 const num = (value: string | undefined): number | null => (value === undefined ? null : Number(value));
@@ -23,6 +25,12 @@ export function fieldsToRecord(f: Record<string, string>): TokenRecord | undefin
     revokedAt: num(f.revokedAt),
     revokedBy: f.revokedBy ?? null,
     lastUsedAt: num(f.lastUsedAt),
+    restrictions: decodeRestrictions(f.restrictions, id),
+    replacedBy: f.replacedBy ?? null,
+    overlapEndsAt: num(f.overlapEndsAt),
+    replaces: f.replaces ?? null,
+    leak: decodeLeak(f.leak, id),
+    ci: decodeCi(f.ci, id),
   };
 }
 
@@ -37,13 +45,18 @@ export function pairsToRecord(flat: string[]): TokenRecord | undefined {
   return fieldsToRecord(pairsToFields(flat));
 }
 
-/** A new record as HSET's field/value list. */
-export function recordToFields(record: NewTokenRecord): string[] {
+/** A new record (a rotation's: with the token it replaces) as HSET's field/value list. */
+export function recordToFields(record: NewTokenRecord, replaces: string | null = null): string[] {
   const fields: string[] = [
     'id', record.id, 'name', record.name, 'type', record.type, 'hash', record.hash,
     'createdAt', String(record.createdAt), 'createdBy', record.createdBy,
   ];
   if (record.expiresAt !== null) fields.push('expiresAt', String(record.expiresAt));
+  const restrictions = encodeJson(record.restrictions);
+  if (restrictions !== null) fields.push('restrictions', restrictions);
+  const ci = encodeJson(record.ci);
+  if (ci !== null) fields.push('ci', ci);
+  if (replaces !== null) fields.push('replaces', replaces);
   return fields;
 }
 

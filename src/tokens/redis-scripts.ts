@@ -43,10 +43,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
 end
 local now = tonumber(ARGV[2])
 -- namekey: names ignoring case; name: the exact name, for tokens a gateway of schema 1 wrote.
+-- A rotated-out token (overlapEndsAt set) no longer holds its name.
 for _, index in ipairs({KEYS[4], KEYS[3]}) do
   for _, h in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local expiresAt = redis.call('HGET', ARGV[1] .. 'token:' .. h, 'expiresAt')
-    if not expiresAt or tonumber(expiresAt) > now then return {'taken'} end
+    local f = redis.call('HMGET', ARGV[1] .. 'token:' .. h, 'expiresAt', 'overlapEndsAt')
+    if not f[2] and (not f[1] or tonumber(f[1]) > now) then return {'taken'} end
   end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
@@ -58,22 +59,50 @@ return {'ok', logChange(KEYS[6], KEYS[7], ARGV[5], tonumber(ARGV[3]), ARGV[4])}
 `;
 
 /**
- * KEYS: id:<id>, rev, changes
- * ARGV: prefix, keep, channel, revokedAt, revokedBy
+ * KEYS: rev, changes, id:<id>... ARGV: prefix, keep, channel, revokedAt, revokedBy, leak (JSON, '' for none).
+ * Revokes each token not revoked yet; returns those it revoked, each as HGETALL's flat list.
  */
-const REVOKE_LUA = `${LOG_CHANGE_LUA}
-local hash = redis.call('GET', KEYS[1])
-if not hash then return {'notfound'} end
-local key = ARGV[1] .. 'token:' .. hash
-if redis.call('EXISTS', key) == 0 then return {'notfound'} end
-if redis.call('HEXISTS', key, 'revokedAt') == 0 then
-  redis.call('HSET', key, 'revokedAt', ARGV[4], 'revokedBy', ARGV[5])
-  local name = redis.call('HGET', key, 'name')
-  redis.call('ZREM', ARGV[1] .. 'name:' .. name, hash)
-  redis.call('ZREM', ARGV[1] .. 'namekey:' .. string.lower(name), hash)
-  logChange(KEYS[2], KEYS[3], hash, tonumber(ARGV[2]), ARGV[3])
+const REVOKE_IDS_LUA = `${LOG_CHANGE_LUA}
+local revoked = {}
+for i = 3, #KEYS do
+  local hash = redis.call('GET', KEYS[i])
+  local key = hash and (ARGV[1] .. 'token:' .. hash)
+  if key and redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'revokedAt') == 0 then
+    redis.call('HSET', key, 'revokedAt', ARGV[4], 'revokedBy', ARGV[5])
+    if ARGV[6] ~= '' then redis.call('HSET', key, 'leak', ARGV[6]) end
+    local name = redis.call('HGET', key, 'name')
+    redis.call('ZREM', ARGV[1] .. 'name:' .. name, hash)
+    redis.call('ZREM', ARGV[1] .. 'namekey:' .. string.lower(name), hash)
+    logChange(KEYS[1], KEYS[2], hash, tonumber(ARGV[2]), ARGV[3])
+    revoked[#revoked + 1] = redis.call('HGETALL', key)
+  end
 end
-return {'ok', redis.call('HGETALL', key)}
+return revoked
+`;
+
+/**
+ * KEYS: id:<old id>, token:<new hash>, id:<new id>, name:<name>, namekey:<folded name>, tokens, rev, changes
+ * ARGV: prefix, now, keep, channel, new hash, createdAt, new id, overlapEndsAt, field, value, ...
+ * The old token must be active: not revoked, not expired, not rotated already.
+ */
+const ROTATE_LUA = `${LOG_CHANGE_LUA}
+local old = redis.call('GET', KEYS[1])
+local oldKey = old and (ARGV[1] .. 'token:' .. old)
+if not oldKey or redis.call('EXISTS', oldKey) == 0 then return {'notfound'} end
+local f = redis.call('HMGET', oldKey, 'revokedAt', 'expiresAt', 'overlapEndsAt')
+if f[1] then return {'revoked'} end
+if f[2] and tonumber(f[2]) <= tonumber(ARGV[2]) then return {'expired'} end
+if f[3] then return {'rotated'} end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'duplicate'} end
+redis.call('HSET', oldKey, 'replacedBy', ARGV[7], 'overlapEndsAt', ARGV[8])
+redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+redis.call('SET', KEYS[3], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[5])
+logChange(KEYS[7], KEYS[8], old, tonumber(ARGV[3]), ARGV[4])
+logChange(KEYS[7], KEYS[8], ARGV[5], tonumber(ARGV[3]), ARGV[4])
+return {'ok', redis.call('HGETALL', oldKey), redis.call('HGETALL', KEYS[2])}
 `;
 
 /**
@@ -150,7 +179,8 @@ return 1
 /** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL once per connection). */
 export interface ScriptCommands {
   tollgateInsert(...args: string[]): Promise<[string, string?]>;
-  tollgateRevoke(...args: string[]): Promise<[string, string[]?]>;
+  tollgateRevokeIds(numKeys: number, ...args: string[]): Promise<string[][]>;
+  tollgateRotate(...args: string[]): Promise<[string, string[]?, string[]?]>;
   tollgateGet(...args: string[]): Promise<string[][]>;
   tollgateTouch(numKeys: number, ...args: string[]): Promise<number>;
   tollgateChangesSince(...args: string[]): Promise<[string, string[], number]>;
@@ -160,7 +190,8 @@ export interface ScriptCommands {
 
 export function defineScripts(client: Redis | Cluster): ScriptCommands {
   client.defineCommand('tollgateInsert', { lua: INSERT_LUA, numberOfKeys: 7 });
-  client.defineCommand('tollgateRevoke', { lua: REVOKE_LUA, numberOfKeys: 3 });
+  client.defineCommand('tollgateRevokeIds', { lua: REVOKE_IDS_LUA });
+  client.defineCommand('tollgateRotate', { lua: ROTATE_LUA, numberOfKeys: 8 });
   client.defineCommand('tollgateGet', { lua: GET_LUA, numberOfKeys: 3, readOnly: true });
   client.defineCommand('tollgateTouch', { lua: TOUCH_LUA });
   client.defineCommand('tollgateChangesSince', { lua: CHANGES_SINCE_LUA, numberOfKeys: 2, readOnly: true });

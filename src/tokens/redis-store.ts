@@ -6,7 +6,9 @@
  * on a Cluster. A custom prefix must keep a hash tag (and put it first) to stay Cluster-safe.
  *
  *   P token:<hash>  HASH    the record: id, name, type, hash, createdAt, createdBy, and when set
- *                           expiresAt, revokedAt, revokedBy, lastUsedAt (an absent field is null)
+ *                           expiresAt, revokedAt, revokedBy, lastUsedAt, and (schema 3)
+ *                           restrictions, leak, ci (JSON), replacedBy, overlapEndsAt, replaces
+ *                           (an absent field is null; redis-codec.ts)
  *   P id:<id>       STRING  → hash
  *   P namekey:<folded name>  ZSET  hashes of the NOT revoked tokens whose name folds to this
  *                           (foldName: ASCII letters lower-cased), scored by createdAt. Expired
@@ -42,14 +44,15 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { createRedisConnection, quitOrDisconnect } from '../redis/connect.js';
 import { migrateRedis } from './migrations.js';
-import { foldName, resolveName } from './names.js';
+import { designatedByName, foldName } from './names.js';
 import {
   fieldsToAdminCredential, fieldsToRecord, pairsToFields, pairsToRecord, parseChange, recordToFields,
 } from './redis-codec.js';
 import { defineScripts } from './redis-scripts.js';
+import { encodeJson } from './record-codec.js';
 import {
-  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, type ChangesSince, type LastUsed, type NewTokenRecord,
-  type SchemaReport, type TokenRecord, type TokenStore,
+  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, storedRecord, type ChangesSince, type LastUsed, type SchemaReport,
+  type TokenRecord, type TokenStore,
 } from './store.js';
 
 export const DEFAULT_REDIS_PREFIX = '{tollgate}:';
@@ -232,12 +235,20 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return sub;
   }
 
-  /** By id, else the token the name designates among those whose name folds the same. */
-  async function lookup(idOrName: string): Promise<TokenRecord | undefined> {
+  /** By id, else what the name designates among the tokens whose name folds the same (designatedByName). */
+  async function lookup(idOrName: string): Promise<TokenRecord[]> {
     const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), nameKey(idOrName), prefix))
       .map((flat) => fieldsToRecord(pairsToFields(flat)))
       .filter((r): r is TokenRecord => r !== undefined);
-    return found.find((r) => r.id === idOrName) ?? resolveName(idOrName, found);
+    const byId = found.find((r) => r.id === idOrName);
+    return byId ? [byId] : designatedByName(idOrName, found);
+  }
+
+  async function revokeIds(ids: readonly string[], revokedBy: string, at: number, leak: string | null): Promise<TokenRecord[]> {
+    if (ids.length === 0) return [];
+    const keys = [revKey, changesKey, ...new Set(ids)].map((k, i) => (i < 2 ? k : idKey(k)));
+    const revoked = await scripts.tollgateRevokeIds(keys.length, ...keys, prefix, keep, channel, String(at), revokedBy, leak ?? '');
+    return revoked.map(pairsToRecord).filter((r): r is TokenRecord => r !== undefined);
   }
 
   let closed = false;
@@ -255,6 +266,10 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     },
 
     get: function get(idOrName) {
+      return run(async () => (await lookup(idOrName))[0]);
+    },
+
+    lookup: function lookupTokens(idOrName) {
       return run(() => lookup(idOrName));
     },
 
@@ -283,11 +298,7 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
           prefix, String(Date.now()), keep, channel, record.hash, String(record.createdAt), ...fields);
         if (status === 'taken') throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
-        const inserted: NewTokenRecord = {
-          id: record.id, name: record.name, type: record.type, hash: record.hash,
-          createdAt: record.createdAt, createdBy: record.createdBy, expiresAt: record.expiresAt,
-        };
-        return { ...inserted, revokedAt: null, revokedBy: null, lastUsedAt: null };
+        return storedRecord(record);
       });
     },
 
@@ -295,13 +306,30 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
       return run(async () => {
         // Resolved first (by id, else by name), then revoked by id: the script is idempotent, so a
         // revocation by someone else in between changes nothing.
-        const found = await lookup(idOrName);
-        if (!found) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
-        const [status, fields] = await scripts.tollgateRevoke(
-          idKey(found.id), revKey, changesKey, prefix, keep, channel, String(at), revokedBy);
-        const record = status === 'ok' && fields ? pairsToRecord(fields) : undefined;
-        if (!record) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
-        return record;
+        const [designated, ...others] = await lookup(idOrName);
+        if (!designated) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
+        const revoked = await revokeIds([designated.id, ...others.map((r) => r.id)], revokedBy, at, null);
+        return revoked.find((r) => r.id === designated.id) ?? (await lookup(designated.id))[0] ?? designated;
+      });
+    },
+
+    revokeIds: function revokeTokens(ids, revokedBy, at, leak = null) {
+      return run(() => revokeIds(ids, revokedBy, at, encodeJson(leak)));
+    },
+
+    rotate: function rotate(id, next, overlapEndsAt, at) {
+      return run(async () => {
+        const [previous] = await lookup(id);
+        if (!previous || previous.id !== id) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${id}"`);
+        const record = { ...next, name: previous.name };
+        const [status, old, current] = await scripts.tollgateRotate(
+          idKey(id), tokenKey(record.hash), idKey(record.id), nameKey(record.name), nameIndexKey(record.name), tokensKey, revKey,
+          changesKey, prefix, String(at), keep, channel, record.hash, String(record.createdAt), record.id, String(overlapEndsAt),
+          ...recordToFields(record, id));
+        if (status === 'notfound') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${id}"`);
+        if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
+        if (status !== 'ok') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_LIVE', `"${previous.name}" (${id}) is ${status}`);
+        return { previous: pairsToRecord(old!)!, current: pairsToRecord(current!)! };
       });
     },
 

@@ -2,10 +2,11 @@ import { GatewayError } from '../errors.js';
 import { openDatabase } from '../sqlite/open.js';
 import type { TokenType } from './format.js';
 import { migrateSqlite } from './migrations.js';
-import { foldName, resolveName } from './names.js';
+import { designatedByName, foldName } from './names.js';
+import { decodeCi, decodeLeak, decodeRestrictions, encodeJson } from './record-codec.js';
 import {
-  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, type AdminCredentialRecord, type ChangesSince, type LastUsed,
-  type NewTokenRecord, type TokenRecord, type TokenStore,
+  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, tokenState, type AdminCredentialRecord, type ChangesSince, type LastUsed,
+  type LeakReport, type NewTokenRecord, type TokenRecord, type TokenStore,
 } from './store.js';
 
 /** How many change-log entries are kept; a gateway further behind than this drops its whole cache. */
@@ -22,6 +23,13 @@ interface Row {
   revoked_at: number | null;
   revoked_by: string | null;
   last_used_at: number | null;
+  // Schema 3.
+  restrictions: string | null;
+  replaced_by: string | null;
+  overlap_ends_at: number | null;
+  replaces: string | null;
+  leak: string | null;
+  ci: string | null;
 }
 
 function toRecord(row: Row): TokenRecord {
@@ -36,6 +44,21 @@ function toRecord(row: Row): TokenRecord {
     revokedAt: row.revoked_at,
     revokedBy: row.revoked_by,
     lastUsedAt: row.last_used_at,
+    restrictions: decodeRestrictions(row.restrictions, row.id),
+    replacedBy: row.replaced_by,
+    overlapEndsAt: row.overlap_ends_at,
+    replaces: row.replaces,
+    leak: decodeLeak(row.leak, row.id),
+    ci: decodeCi(row.ci, row.id),
+  };
+}
+
+/** A new record's columns (insertRow's named parameters). */
+function toParams(record: NewTokenRecord, replaces: string | null) {
+  return {
+    id: record.id, name: record.name, type: record.type, hash: record.hash, createdAt: record.createdAt,
+    createdBy: record.createdBy, expiresAt: record.expiresAt, restrictions: encodeJson(record.restrictions),
+    replaces, ci: encodeJson(record.ci),
   };
 }
 
@@ -66,13 +89,17 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   // lower(name) is the expression of the tokens_name_folded index: foldName's fold.
   const byName = db.prepare<[string], Row>(
     'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC');
+  // The active token holding a name: not revoked, not expired, not rotated out.
   const liveByName = db.prepare<[string, number], Row>(
-    'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1');
+    `SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL AND overlap_ends_at IS NULL
+     AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`);
   const all = db.prepare<[], Row>('SELECT * FROM tokens ORDER BY created_at DESC, rowid DESC');
   const insertRow = db.prepare(
-    `INSERT INTO tokens (id, name, type, hash, created_at, created_by, expires_at)
-     VALUES (@id, @name, @type, @hash, @createdAt, @createdBy, @expiresAt)`);
-  const revokeRow = db.prepare('UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL');
+    `INSERT INTO tokens (id, name, type, hash, created_at, created_by, expires_at, restrictions, replaces, ci)
+     VALUES (@id, @name, @type, @hash, @createdAt, @createdBy, @expiresAt, @restrictions, @replaces, @ci)`);
+  const revokeRow = db.prepare<[number, string, string | null, string]>(
+    'UPDATE tokens SET revoked_at = ?, revoked_by = ?, leak = ? WHERE id = ? AND revoked_at IS NULL');
+  const rotateRow = db.prepare<[string, number, string]>('UPDATE tokens SET replaced_by = ?, overlap_ends_at = ? WHERE id = ?');
   const addChange = db.prepare('INSERT INTO token_changes (hash, at) VALUES (?, ?)');
   const trimChanges = db.prepare('DELETE FROM token_changes WHERE rev <= ?');
   const maxRev = db.prepare<[], { rev: number | null }>('SELECT max(rev) AS rev FROM token_changes');
@@ -88,13 +115,11 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     `INSERT INTO admin_credential (id, salt, fingerprint, since) VALUES (1, @salt, @fingerprint, @since)
      ON CONFLICT (id) DO UPDATE SET salt = excluded.salt, fingerprint = excluded.fingerprint, since = excluded.since`);
 
-  /** By id, else by name ignoring case (resolveName: ambiguous names throw). */
-  const lookup = (idOrName: string, now: number): Row | undefined => {
+  /** By id, else by name ignoring case (names.ts designatedByName: ambiguous names throw). */
+  const lookup = (idOrName: string, now: number): TokenRecord[] => {
     const row = byId.get(idOrName);
-    if (row) return row;
-    const rows = byName.all(foldName(idOrName));
-    const chosen = resolveName(idOrName, rows.map(toRecord), now);
-    return chosen && rows.find((r) => r.id === chosen.id);
+    if (row) return [toRecord(row)];
+    return designatedByName(idOrName, byName.all(foldName(idOrName)).map(toRecord), now);
   };
 
   /** The revision survives trimming: AUTOINCREMENT's sequence never goes back. */
@@ -110,19 +135,39 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     if (liveByName.get(foldName(record.name), Date.now())) {
       throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
     }
-    insertRow.run(record);
+    insertRow.run(toParams(record, null));
     logChange(record.hash, record.createdAt);
     return toRecord(byId.get(record.id)!);
   });
 
-  const revokeTx = db.transaction((idOrName: string, by: string, at: number): TokenRecord => {
-    const row = lookup(idOrName, Date.now());
-    if (!row) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
-    if (row.revoked_at === null) {
-      revokeRow.run(at, by, row.id);
+  const revokeIdsTx = db.transaction((ids: readonly string[], by: string, at: number, leak: LeakReport | null): TokenRecord[] => {
+    const revoked: TokenRecord[] = [];
+    for (const id of new Set(ids)) {
+      const row = byId.get(id);
+      if (!row || revokeRow.run(at, by, encodeJson(leak), id).changes === 0) continue;
       logChange(row.hash, at);
+      revoked.push(toRecord(byId.get(id)!));
     }
-    return toRecord(byId.get(row.id)!);
+    return revoked;
+  });
+
+  const revokeTx = db.transaction((idOrName: string, by: string, at: number): TokenRecord => {
+    const [designated, ...others] = lookup(idOrName, Date.now());
+    if (!designated) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
+    revokeIdsTx([designated.id, ...others.map((r) => r.id)], by, at, null);
+    return toRecord(byId.get(designated.id)!);
+  });
+
+  const rotateTx = db.transaction((id: string, next: NewTokenRecord, overlapEndsAt: number, at: number) => {
+    const row = byId.get(id);
+    if (!row) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${id}"`);
+    const state = tokenState(toRecord(row), at);
+    if (state !== 'active') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_LIVE', `"${row.name}" (${id}) is ${state}`);
+    insertRow.run(toParams({ ...next, name: row.name }, id));
+    rotateRow.run(next.id, overlapEndsAt, id);
+    logChange(row.hash, at);
+    logChange(next.hash, at);
+    return { previous: toRecord(byId.get(id)!), current: toRecord(byId.get(next.id)!) };
   });
 
   const touchTx = db.transaction((entries: LastUsed[]) => {
@@ -152,8 +197,10 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
       return row ? toRecord(row) : undefined;
     },
     async get(idOrName) {
-      const row = lookup(idOrName, Date.now());
-      return row ? toRecord(row) : undefined;
+      return lookup(idOrName, Date.now())[0];
+    },
+    async lookup(idOrName) {
+      return lookup(idOrName, Date.now());
     },
     async list() {
       return all.all().map(toRecord);
@@ -163,6 +210,12 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     },
     async revoke(idOrName, revokedBy, at = Date.now()) {
       return revokeTx.immediate(idOrName, revokedBy, at);
+    },
+    async revokeIds(ids, revokedBy, at, leak = null) {
+      return revokeIdsTx.immediate(ids, revokedBy, at, leak);
+    },
+    async rotate(id, next, overlapEndsAt, at) {
+      return rotateTx.immediate(id, next, overlapEndsAt, at);
     },
     async recordLastUsed(entries) {
       if (entries.length > 0) touchTx.immediate(entries);

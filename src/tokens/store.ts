@@ -14,17 +14,17 @@ export interface TokenRecord {
   revokedAt: number | null;
   revokedBy: string | null;
   lastUsedAt: number | null;
-  /** What the token may reach (routes, packages, networks, rate); null or absent: everything. */
-  restrictions?: TokenRestrictions | null;
+  /** What the token may reach (routes, packages, networks, rate); null: everything. */
+  restrictions: TokenRestrictions | null;
   /** Rotation: the token that replaced this one, and when this one stops working (its overlap's end). */
-  replacedBy?: string | null;
-  overlapEndsAt?: number | null;
+  replacedBy: string | null;
+  overlapEndsAt: number | null;
   /** Rotation: the token this one replaced. */
-  replaces?: string | null;
+  replaces: string | null;
   /** Revoked because its value was reported leaked: by whom (a scanner) and where it was found. */
-  leak?: LeakReport | null;
+  leak: LeakReport | null;
   /** Issued to a CI job in exchange for its OIDC identity: who the job is. */
-  ci?: CiIdentity | null;
+  ci: CiIdentity | null;
 }
 
 /** Where a leaked token was found, as its report said. */
@@ -53,14 +53,32 @@ export interface CiIdentity {
   actor?: string;
 }
 
-export type NewTokenRecord = Omit<TokenRecord, 'revokedAt' | 'revokedBy' | 'lastUsedAt'>;
+/** What insert takes: a new token's own fields (restrictions and CI identity optional: null). */
+export type NewTokenRecord = Omit<TokenRecord,
+  'revokedAt' | 'revokedBy' | 'lastUsedAt' | 'restrictions' | 'replacedBy' | 'overlapEndsAt' | 'replaces' | 'leak' | 'ci'>
+  & { restrictions?: TokenRestrictions | null; ci?: CiIdentity | null };
+
+/** A new record as the stores return it: every field that insert does not take is null. */
+export function storedRecord(record: NewTokenRecord, replaces: string | null = null): TokenRecord {
+  return {
+    id: record.id, name: record.name, type: record.type, hash: record.hash, createdAt: record.createdAt,
+    createdBy: record.createdBy, expiresAt: record.expiresAt, revokedAt: null, revokedBy: null, lastUsedAt: null,
+    restrictions: record.restrictions ?? null, replacedBy: null, overlapEndsAt: null, replaces, leak: null, ci: record.ci ?? null,
+  };
+}
+
+/** A rotation as the store carried it out: the token replaced (now in its overlap) and its replacement. */
+export interface Rotation {
+  previous: TokenRecord;
+  current: TokenRecord;
+}
 
 /** `rotated`: replaced by a newer token, still working until its overlap ends. */
 export type TokenState = 'active' | 'rotated' | 'expired' | 'revoked';
 
 /** When the token stops working: its expiry, or the end of its rotation overlap, whichever is first. */
 export function tokenEndsAt(record: Pick<TokenRecord, 'expiresAt' | 'overlapEndsAt'>): number | null {
-  const overlap = record.overlapEndsAt ?? null;
+  const overlap = record.overlapEndsAt;
   if (overlap === null) return record.expiresAt;
   return record.expiresAt === null ? overlap : Math.min(record.expiresAt, overlap);
 }
@@ -69,8 +87,14 @@ export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' |
   if (record.revokedAt !== null) return 'revoked';
   const endsAt = tokenEndsAt(record);
   if (endsAt !== null && endsAt <= now) return 'expired';
-  if (record.overlapEndsAt !== undefined && record.overlapEndsAt !== null) return 'rotated';
+  if (record.overlapEndsAt !== null) return 'rotated';
   return 'active';
+}
+
+/** Still working: not revoked, not past its expiry or its rotation overlap. */
+export function isLive(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>, now = Date.now()): boolean {
+  const state = tokenState(record, now);
+  return state === 'active' || state === 'rotated';
 }
 
 /**
@@ -149,7 +173,7 @@ export interface SchemaReport {
 
 /**
  * Where token records live. Two implementations: SQLite under the data dir (embedded default)
- * and Redis. Every mutation (create, revoke, a session signed out, a new admin credential)
+ * and Redis. Every mutation (create, revoke, rotate, a session signed out, a new admin credential)
  * appends to a change log with a monotonically increasing revision, so a gateway that missed
  * notifications can catch up exactly.
  */
@@ -163,18 +187,42 @@ export interface TokenStore extends AdminRecords {
   findByHash(hash: string): Promise<TokenRecord | undefined>;
   /**
    * Looks up by id, else by name, ignoring case, among tokens that are not revoked (see
-   * resolveName in names.ts: several live tokens with that name are TOLLGATE_ERR_TOKEN_AMBIGUOUS).
+   * resolveName in names.ts: several active tokens with that name are TOLLGATE_ERR_TOKEN_AMBIGUOUS;
+   * a token and its rotated-out predecessor are one token's two generations, not a clash).
    */
   get(idOrName: string): Promise<TokenRecord | undefined>;
+  /**
+   * What an id or a name designates (names.ts designated): by id, that token; by name, the token
+   * get() returns first, then every other live token of that name (a rotated-out generation still
+   * in its overlap). Empty when nothing matches; throws as get() does.
+   */
+  lookup(idOrName: string): Promise<TokenRecord[]>;
   /** All tokens, newest first. */
   list(): Promise<TokenRecord[]>;
-  /** Throws GatewayError TOLLGATE_ERR_TOKEN_NAME_TAKEN when a live token has this name, ignoring case. */
+  /**
+   * Throws GatewayError TOLLGATE_ERR_TOKEN_NAME_TAKEN when an active token has this name, ignoring
+   * case (a rotated-out token, still in its overlap, does not hold its name).
+   */
   insert(record: NewTokenRecord): Promise<TokenRecord>;
   /**
-   * Resolves idOrName as get() does. Throws GatewayError TOLLGATE_ERR_TOKEN_NOT_FOUND or
+   * Revokes what lookup(idOrName) designates: by id, that token; by name, every live generation.
+   * Returns the designated token. Throws GatewayError TOLLGATE_ERR_TOKEN_NOT_FOUND or
    * TOLLGATE_ERR_TOKEN_AMBIGUOUS. Revoking a revoked token returns it unchanged.
    */
   revoke(idOrName: string, revokedBy: string, at?: number): Promise<TokenRecord>;
+  /**
+   * Revokes, in one atomic step, each of these tokens (by id) that is not revoked yet, recording
+   * who, when and (a leaked token) the leak report; logs a change for each. Returns the records it
+   * revoked, now revoked; unknown and already revoked ids are left out.
+   */
+  revokeIds(ids: readonly string[], revokedBy: string, at: number, leak?: LeakReport | null): Promise<TokenRecord[]>;
+  /**
+   * Rotation, atomically: inserts `next` (the token's name, and replacing it) and lets the token
+   * `id` work until `overlapEndsAt`, logging a change for both. The name is not checked again: the
+   * replacement takes its predecessor's place. Throws TOLLGATE_ERR_TOKEN_NOT_FOUND, or
+   * TOLLGATE_ERR_TOKEN_NOT_LIVE when that token is revoked, has ended or was rotated already.
+   */
+  rotate(id: string, next: NewTokenRecord, overlapEndsAt: number, at: number): Promise<Rotation>;
   /** Batched last-used times; never called per request. */
   recordLastUsed(entries: LastUsed[]): Promise<void>;
   revision(): Promise<number>;

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-store.js';
-import type { NewTokenRecord, TokenStore } from '../../src/tokens/store.js';
+import { storedRecord, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
 import { basic, bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilCacheHit } from '../helpers/fleet.js';
@@ -41,7 +41,8 @@ function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): N
     createdAt: T0 + seq * 1000, createdBy: 'alice', expiresAt: null, ...over,
   };
 }
-const asStored = (record: NewTokenRecord) => ({ ...record, revokedAt: null, revokedBy: null, lastUsedAt: null });
+/** As the stores return a new record: every field insert does not take is null. */
+const asStored = (record: NewTokenRecord) => storedRecord(record);
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   const err = await promise.then(() => undefined, (e: unknown) => e);

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/tokens/migrations.js';
 import { openTokenStore } from '../../src/tokens/index.js';
-import { createToken } from '../../src/tokens/service.js';
+import { createToken, rotateToken } from '../../src/tokens/service.js';
 import { tokenState, type TokenStore } from '../../src/tokens/store.js';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -14,14 +14,18 @@ import { loadKeyspace } from '../helpers/redis-keyspace.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 
 /**
- * A token store written by the version before schema versions (test/tokens/fixtures/v1, see its
- * README), opened by today's gateway: it is migrated on start, once, and every token in it works
- * exactly as it did.
+ * Token stores written by earlier versions (test/tokens/fixtures/v1: before schema versions;
+ * fixtures/v2: schema 2; see their READMEs), opened by today's gateway: each is migrated on start,
+ * once, and every token in it works exactly as it did.
  */
-const FIXTURES = new URL('./fixtures/v1/', import.meta.url);
-const fixture = JSON.parse(readFileSync(new URL('redis-keyspace.json', FIXTURES), 'utf8')) as {
+interface Fixture {
   tokens: { id: string; name: string; type: string; token: string; revoke?: boolean; expiresAt?: number }[];
-};
+}
+const readFixture = (dir: URL) => JSON.parse(readFileSync(new URL('redis-keyspace.json', dir), 'utf8')) as Fixture;
+const FIXTURES = new URL('./fixtures/v1/', import.meta.url);
+const FIXTURES_V2 = new URL('./fixtures/v2/', import.meta.url);
+const fixture = readFixture(FIXTURES);
+const fixtureV2 = readFixture(FIXTURES_V2);
 const ARTIFACT = '/generic/hello/1.0.0/hello-1.0.0.txt';
 const byName = (name: string) => fixture.tokens.find((t) => t.name === name)!;
 
@@ -35,13 +39,13 @@ interface Backend {
   stop(): Promise<void>;
 }
 
-function sqliteBackend(): Backend {
+function sqliteBackend(fixtures = FIXTURES): Backend {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-migrate-'));
   let gw: TestGateway | undefined;
   return {
     name: 'sqlite (tollgate.db)',
     async start() {
-      copyFileSync(new URL('tollgate.db', FIXTURES), path.join(dataDir, 'tollgate.db'));
+      copyFileSync(new URL('tollgate.db', fixtures), path.join(dataDir, 'tollgate.db'));
       gw = await startTestGateway({ TOLLGATE_DATA_DIR: dataDir });
       return gw;
     },
@@ -61,14 +65,14 @@ function sqliteBackend(): Backend {
   };
 }
 
-function redisBackend(): Backend {
+function redisBackend(fixtures = FIXTURES): Backend {
   let server: RedisServer | undefined;
   let gw: TestGateway | undefined;
   return {
     name: 'redis (redis-keyspace.json)',
     async start() {
       server = await startRedisServer();
-      await loadKeyspace(server.url, new URL('redis-keyspace.json', FIXTURES));
+      await loadKeyspace(server.url, new URL('redis-keyspace.json', fixtures));
       gw = await startTestGateway({ TOLLGATE_REDIS_URL: server.url });
       return gw;
     },
@@ -89,13 +93,15 @@ function redisBackend(): Backend {
   };
 }
 
+async function statusWith(gw: TestGateway, token: string): Promise<number> {
+  const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
 describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by today\'s gateway: $name', (backend) => {
   let gw: TestGateway;
-  const status = async (token: string) => {
-    const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
-    await res.arrayBuffer();
-    return res.status;
-  };
+  const status = (token: string) => statusWith(gw, token);
 
   beforeAll(async () => {
     gw = await backend.start();
@@ -162,5 +168,60 @@ describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by tod
     const { record, token } = await createToken(gw.store, { name: 'DEPLOY-BOT', type: 'development', createdBy: 'test' });
     expect((await gw.store.get('deploy-bot'))?.id).toBe(record.id);
     expect(await status(token)).toBe(200);
+  });
+});
+
+describe.each([sqliteBackend(FIXTURES_V2), redisBackend(FIXTURES_V2)])('a schema-2 token store opened by today\'s gateway: $name', (backend) => {
+  let gw: TestGateway;
+  const status = (token: string) => statusWith(gw, token);
+  const v2 = (name: string) => fixtureV2.tokens.find((t) => t.name === name)!;
+
+  beforeAll(async () => {
+    gw = await backend.start();
+  });
+  afterAll(() => backend.stop());
+
+  it('migrates it from schema 2 on start, once', async () => {
+    expect(await gw.store.migrate()).toEqual({ from: 2, to: SCHEMA_VERSION });
+    expect(await backend.recordedVersion()).toBe(SCHEMA_VERSION);
+    const again = await backend.openAgain();
+    try {
+      expect(await again.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
+    const got = [];
+    for (const t of fixtureV2.tokens) got.push([t.name, await status(t.token)]);
+    expect(got).toEqual(fixtureV2.tokens.map((t) => [t.name, t.revoke || t.expiresAt !== undefined ? 401 : 200]));
+    const listed = await gw.store.list();
+    expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(fixtureV2.tokens.map((t) => [
+      t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active',
+    ]).sort());
+    expect(listed.find((r) => r.name === 'ci-main')).toMatchObject({
+      lastUsedAt: 1795168800000, restrictions: null, replaces: null, replacedBy: null, overlapEndsAt: null, leak: null, ci: null,
+    });
+    expect(listed.find((r) => r.name === 'old-ci')).toMatchObject({ revokedBy: 'admin', revokedAt: 1795165210000 });
+    expect(await gw.store.isSessionRevoked('session-fixture-1')).toBe(true);
+    expect((await gw.store.get('laptop-alice'))?.id).toBe(v2('Laptop-Alice').id);
+  });
+
+  it('rotates a token written by schema 2: both generations work during the overlap, the name designates the new one', async () => {
+    const rotated = await rotateToken(gw.store, 'ci-main', { overlap: '1h', by: 'test' });
+    expect(rotated.record).toMatchObject({ name: 'ci-main', replaces: v2('ci-main').id });
+    expect(await status(rotated.token)).toBe(200);
+    expect(tokenState((await gw.store.findByHash(rotated.previous.hash))!)).toBe('rotated');
+    expect(await status(v2('ci-main').token)).toBe(200);
+    expect((await gw.store.get('CI-MAIN'))?.id).toBe(rotated.record.id);
+  });
+
+  it('keeps the restrictions of a token created after the migration', async () => {
+    const { record } = await createToken(gw.store, {
+      name: 'restricted-after-upgrade', type: 'production', createdBy: 'test',
+      restrictions: { packages: ['hello'], rate: '60/min' }, knownRoutes: [],
+    });
+    expect((await gw.store.findByHash(record.hash))?.restrictions).toEqual({ packages: ['hello'], ratePerMinute: 60 });
   });
 });

@@ -8,7 +8,7 @@ import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore, DEFAULT_REDIS_PREFIX } from '../../src/tokens/redis-store.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
-import { changeSubject, tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
+import { changeSubject, storedRecord, tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 
 const T0 = Date.now() - 3_600_000;
@@ -29,7 +29,8 @@ function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): N
   };
 }
 
-const asStored = (record: NewTokenRecord) => ({ ...record, revokedAt: null, revokedBy: null, lastUsedAt: null });
+/** As the stores return a new record: every field insert does not take is null. */
+const asStored = (record: NewTokenRecord) => storedRecord(record);
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
@@ -326,6 +327,130 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
     expect((await store.get(record.id))?.revokedAt).toBe(T0 + 5);
     expect(await store.revision()).toBe(await other.revision());
     expect((await store.changesSince(since)).changes.map((change) => change.hash)).toEqual([record.hash, record.hash]);
+  });
+
+  it('keeps a token\'s restrictions and CI identity, and returns them wherever it returns the token', async () => {
+    const { store, second } = backend.open();
+    const restrictions = { routes: ['/npm/'], packages: ['@acme/*', 'left-pad'], networks: ['10.0.0.0/8'], ratePerMinute: 600 };
+    const ci = { provider: 'github', subject: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', runId: '42' };
+    const record = newRecord({ restrictions, ci });
+    const stored = { ...asStored(record), restrictions, ci };
+    expect(await store.insert(record)).toEqual(stored);
+    const other = second();
+    expect(await other.findByHash(record.hash)).toEqual(stored);
+    expect(await other.get(record.name)).toEqual(stored);
+    expect((await other.list()).find((r) => r.id === record.id)).toEqual(stored);
+    const plain = newRecord();
+    await store.insert(plain);
+    expect(await other.findByHash(plain.hash)).toMatchObject({ restrictions: null, ci: null });
+  });
+
+  describe('rotation', () => {
+    const at = () => Date.now();
+
+    it('replaces a token: the new one takes its name, type and restrictions; the old one works until the overlap ends', async () => {
+      const { store, second } = backend.open();
+      const old = newRecord({ name: 'deploy', restrictions: { packages: ['@acme/*'] }, expiresAt: Date.now() + 86_400_000 });
+      await store.insert(old);
+      const now = at();
+      const next = newRecord({ name: 'deploy', restrictions: { packages: ['@acme/*'] }, expiresAt: old.expiresAt, createdAt: now });
+      const since = await store.revision();
+      const { previous, current } = await store.rotate(old.id, next, now + 60_000, now);
+      expect(current).toEqual({ ...asStored(next), replaces: old.id });
+      expect(previous).toEqual({ ...asStored(old), replacedBy: next.id, overlapEndsAt: now + 60_000 });
+      expect(tokenState(previous, now)).toBe('rotated');
+      expect(tokenState(previous, now + 60_000)).toBe('expired');
+      const other = second();
+      expect(await other.findByHash(old.hash)).toEqual(previous);
+      expect(await other.findByHash(next.hash)).toEqual(current);
+      // Every gateway hears of both: the old token's new end, and the new token.
+      expect((await other.changesSince(since)).changes.map((c) => c.hash)).toEqual([old.hash, next.hash]);
+      // The name designates the new generation; lookup adds the old one, still live.
+      expect((await other.get('DEPLOY'))?.id).toBe(next.id);
+      expect((await other.lookup('deploy')).map((r) => r.id)).toEqual([next.id, old.id]);
+      expect((await other.lookup(old.id)).map((r) => r.id)).toEqual([old.id]);
+    });
+
+    it.each([
+      ['revoked', async (store: TokenStore, id: string) => { await store.revoke(id, 'bob'); }],
+      ['rotated already', async (store: TokenStore, id: string) => {
+        await store.rotate(id, newRecord({ name: 'twice' }), Date.now() + 60_000, Date.now());
+      }],
+    ])('refuses to rotate a token that is %s (TOLLGATE_ERR_TOKEN_NOT_LIVE), changing nothing', async (_what, prepare) => {
+      const { store } = backend.open();
+      const old = newRecord({ name: 'twice' });
+      await store.insert(old);
+      await prepare(store, old.id);
+      const before = await store.list();
+      const revision = await store.revision();
+      const next = newRecord({ name: 'twice' });
+      await expectCode(store.rotate(old.id, next, Date.now() + 60_000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_LIVE');
+      expect(await store.findByHash(next.hash)).toBeUndefined();
+      expect(await store.list()).toEqual(before);
+      expect(await store.revision()).toBe(revision);
+    });
+
+    it('refuses to rotate an expired token, and an unknown id', async () => {
+      const { store } = backend.open();
+      const expired = newRecord({ expiresAt: Date.now() - 1000 });
+      await store.insert(expired);
+      await expectCode(store.rotate(expired.id, newRecord({ name: expired.name }), Date.now() + 1000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_LIVE');
+      await expectCode(store.rotate(generateTokenId(), newRecord(), Date.now() + 1000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
+    });
+
+    it('lets a rotated-out token keep working without holding its name', async () => {
+      const { store } = backend.open();
+      const old = newRecord({ name: 'ci' });
+      await store.insert(old);
+      const next = newRecord({ name: 'ci' });
+      await store.rotate(old.id, next, Date.now() + 60_000, Date.now());
+      // The new generation holds the name...
+      await expectCode(store.insert(newRecord({ name: 'CI' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
+      // ...the old one, in its overlap, does not: once the new one is revoked the name is free.
+      await store.revoke(next.id, 'bob');
+      const third = newRecord({ name: 'ci' });
+      await store.insert(third);
+      expect((await store.get('ci'))?.id).toBe(third.id);
+      expect(tokenState((await store.findByHash(old.hash))!)).toBe('rotated');
+    });
+
+    it('revokes both generations by name, and only the one named by id', async () => {
+      const { store } = backend.open();
+      const old = newRecord({ name: 'pair' });
+      await store.insert(old);
+      const next = newRecord({ name: 'pair' });
+      await store.rotate(old.id, next, Date.now() + 60_000, Date.now());
+      const since = await store.revision();
+      const revoked = await store.revoke('PAIR', 'bob', T0 + 5);
+      expect(revoked).toMatchObject({ id: next.id, revokedAt: T0 + 5, revokedBy: 'bob' });
+      expect(await store.findByHash(old.hash)).toMatchObject({ revokedAt: T0 + 5, revokedBy: 'bob' });
+      expect((await store.changesSince(since)).changes.map((c) => c.hash).sort()).toEqual([old.hash, next.hash].sort());
+
+      const a = newRecord({ name: 'by-id' });
+      await store.insert(a);
+      const b = newRecord({ name: 'by-id' });
+      await store.rotate(a.id, b, Date.now() + 60_000, Date.now());
+      await store.revoke(a.id, 'bob');
+      expect(tokenState((await store.findByHash(a.hash))!)).toBe('revoked');
+      expect(tokenState((await store.findByHash(b.hash))!)).toBe('active');
+    });
+  });
+
+  it('revokes by ids at once, recording a leak report, and returns only what it revoked', async () => {
+    const { store } = backend.open();
+    const a = newRecord();
+    const b = newRecord();
+    await store.insert(a);
+    await store.insert(b);
+    await store.revoke(b.id, 'carol', T0 + 1);
+    const since = await store.revision();
+    const leak = { source: 'gitleaks', url: 'https://git.example/acme/app/commit/abc', location: 'commit' };
+    const revoked = await store.revokeIds([a.id, b.id, generateTokenId(), a.id], 'admin', T0 + 2, leak);
+    expect(revoked).toEqual([{ ...asStored(a), revokedAt: T0 + 2, revokedBy: 'admin', leak }]);
+    expect(await store.findByHash(b.hash)).toMatchObject({ revokedBy: 'carol', leak: null });
+    expect((await store.changesSince(since)).changes.map((c) => c.hash)).toEqual([a.hash]);
+    expect(await store.revokeIds([a.id], 'admin', T0 + 3)).toEqual([]);
+    expect(await store.revokeIds([], 'admin', T0 + 3)).toEqual([]);
   });
 });
 
