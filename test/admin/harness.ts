@@ -7,7 +7,7 @@ import type { ActivityQuery } from '../../src/activity/recent.js';
 import { createFileActivityQuery } from '../../src/activity/recent-file.js';
 import { createFileSink } from '../../src/activity/sinks/file.js';
 import type { ActivityEvent, Sink } from '../../src/activity/event.js';
-import { createAdminApp } from '../../src/admin/app.js';
+import { createAdminApp, type AdminAppOptions } from '../../src/admin/app.js';
 import { createAdminAuth, type AdminAuth } from '../../src/admin/auth.js';
 import { loadConfig, type Config, type Env } from '../../src/config/index.js';
 import { createLogger } from '../../src/logging/logger.js';
@@ -41,7 +41,7 @@ export interface AdminHarness {
  * the embedded default, recent activity read from the NDJSON file sink's Production files,
  * configured through env like production.
  */
-export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
+export async function startAdminHarness(env: Env = {}, extra: Pick<AdminAppOptions, 'reportLeaks'> = {}): Promise<AdminHarness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-admin-'));
   const result = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env });
   if (!result.ok) throw new Error(`config invalid:\n${result.problems.join('\n')}`);
@@ -61,7 +61,8 @@ export async function startAdminHarness(env: Env = {}): Promise<AdminHarness> {
     ...createFileActivityQuery({ dir: dataDir, maxLines: config.activity.recentMax }),
   };
   const auth = await createAdminAuth(config, { logger, store, now });
-  const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now });
+  // As the gateway wires it: the configured route prefixes, and (unless given) the default reportLeaks.
+  const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now, routes: config.routes.map((r) => r.prefix), ...extra });
 
   const request = (pathname: string, init?: RequestInit) => Promise.resolve(app.request(`${ORIGIN}${pathname}`, init));
   return {
