@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The Settings › Tokens page: static files (HTML, four ES modules, one stylesheet) in
+ * The Settings › Tokens page: static files (HTML, seven ES modules, one stylesheet) in
  * src/admin/page/, read once at start and served from memory. No build step, no CDN.
  *
  * Where they are found: next to this module (`page/`, as in src/ and in a dist/ that has the
@@ -15,6 +15,9 @@ export const PAGE_FILES = {
   'app.js': 'text/javascript; charset=utf-8',
   'ui.js': 'text/javascript; charset=utf-8',
   'dialogs.js': 'text/javascript; charset=utf-8',
+  'tokens.js': 'text/javascript; charset=utf-8',
+  'create.js': 'text/javascript; charset=utf-8',
+  'reveal.js': 'text/javascript; charset=utf-8',
   'activity.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
 } as const;

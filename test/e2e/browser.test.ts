@@ -253,6 +253,101 @@ describe('Settings › Tokens in chromium', () => {
     expect(incidents).toEqual([]);
   });
 
+  it('restricts a token in the Create dialog, rotates it (the new token shown once, Copy before Done), and shows a leaked one as such', async () => {
+    const page = await open({ clipboard: ['clipboard-read', 'clipboard-write'] });
+    await signIn(page);
+    await page.getByRole('button', { name: 'Create new token' }).click();
+    await page.getByRole('dialog', { name: 'Create new token' }).waitFor();
+    await page.getByLabel('Name').fill('restricted-ci');
+    await page.getByText('Restrict this token').click();
+    // The routes are the gateway's own (this one has one route, "/").
+    await page.getByRole('checkbox', { name: '/' }).check();
+    await page.getByLabel('Packages').fill('hello, @acme/*');
+    await page.getByLabel('Networks').fill('10.0.0.0/33');
+    await page.getByLabel('Rate (requests a minute)').fill('100');
+    await page.screenshot({ path: `${SCREENSHOTS}create-restricted.png` });
+    await page.getByRole('button', { name: 'Create token' }).click();
+    // A bad network comes back naming the field, which is marked and focused.
+    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/networks: "10.0.0.0\/33" is not an IP address or CIDR/);
+    expect(await page.getByLabel('Networks').getAttribute('aria-invalid')).toBe('true');
+    expect(await inPage(page, ACTIVE_ID)).toBe('c-networks');
+    await page.getByLabel('Networks').fill('127.0.0.1 ::1');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const value = page.getByLabel(/^Token /);
+    await value.waitFor();
+    const first = await value.inputValue();
+    shownTokens.push(first);
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await page.getByRole('button', { name: 'Done' }).click();
+    expect(await download(first)).toBe(200);
+
+    const restricted = row(page, 'restricted-ci');
+    await expect.poll(() => restricted.locator('td').nth(7).locator('li').allTextContents()).toEqual([
+      'Routes: /', 'Packages: hello, @acme/*', 'Networks: 127.0.0.1, ::1', '100 requests/min',
+    ]);
+
+    // Rotate: choose the overlap, then the new token is shown once, as on create.
+    await page.getByRole('button', { name: 'Rotate restricted-ci' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Rotate token?' });
+    await confirm.waitFor();
+    expect(await page.getByLabel('Overlap').inputValue()).toBe('24h');
+    await page.getByLabel('Overlap').selectOption('1h');
+    await page.screenshot({ path: `${SCREENSHOTS}rotate-confirm.png` });
+    await page.getByRole('button', { name: 'Rotate token' }).click();
+    const reveal = page.getByRole('dialog', { name: 'Copy your new token' });
+    await reveal.waitFor();
+    const second = await value.inputValue();
+    shownTokens.push(second);
+    expect(second).toMatch(/^tgp_/);
+    expect(second).not.toBe(first);
+    expect(await page.locator('#reveal-note').textContent()).toMatch(/previous token keeps working until/);
+    const done = page.getByRole('button', { name: 'Done' });
+    expect(await done.isDisabled()).toBe(true);
+    await page.keyboard.press('Escape');
+    expect(await reveal.isVisible()).toBe(true);
+    await page.screenshot({ path: `${SCREENSHOTS}rotate-reveal.png` });
+    await page.getByRole('button', { name: 'Copy', exact: true }).click();
+    await expect.poll(() => done.isEnabled()).toBe(true);
+    expect(await inPage<string>(page, READ_CLIPBOARD)).toBe(second);
+    await done.click();
+    await reveal.waitFor({ state: 'hidden' });
+    expect(await page.content()).not.toContain(second);
+
+    // Both generations work during the overlap; the table shows the old one rotated, with its end.
+    expect(await download(second)).toBe(200);
+    expect(await download(first)).toBe(200);
+    const generations = row(page, 'restricted-ci');
+    await expect.poll(() => generations.count()).toBe(2);
+    const rotatedRow = generations.filter({ has: page.locator('.badge-rotated') });
+    expect(await rotatedRow.locator('td').nth(6).textContent()).toMatch(/^Rotatedends at /);
+    expect(await rotatedRow.getByRole('button', { name: 'Rotate restricted-ci' }).count()).toBe(0);
+    expect(await rotatedRow.getByRole('button', { name: 'Revoke restricted-ci' }).count()).toBe(1);
+    expect(await generations.filter({ has: page.locator('.badge-active') }).locator('td').nth(7).locator('li').count()).toBe(4);
+    await page.screenshot({ path: `${SCREENSHOTS}tokens-rotated.png` });
+
+    // A token reported leaked (a scanner through the admin API) shows as revoked as leaked.
+    const leaked = await gw.createToken({ name: 'leaked-in-a-commit', type: 'production' });
+    const report = await fetch(`${gw.adminUrl}/api/v1/tokens/revoke-leaked`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'gitleaks', tokens: [{ token: leaked.token, url: 'https://git.example/acme/app/commit/abc' }] }),
+    });
+    expect(await report.json()).toMatchObject({ results: [{ label: 'true_positive' }] });
+    await page.reload();
+    const leakedRow = row(page, 'leaked-in-a-commit');
+    await expect.poll(() => leakedRow.locator('td').nth(6).textContent()).toMatch(/^Revokedleaked, found by gitleaks/);
+
+    // The audit log: the rotation, and the leak with where it was found.
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    const rotation = page.locator('#audit-body tr').filter({ hasText: 'restricted-ci' }).filter({ hasText: 'Rotated' });
+    await expect.poll(() => rotation.count()).toBe(1);
+    expect(await rotation.locator('td').nth(1).textContent()).toMatch(/^Rotatedreplaces tok_\w+, which works until /);
+    const leak = page.locator('#audit-body tr').filter({ hasText: 'leaked-in-a-commit' }).filter({ hasText: 'Revoked' });
+    expect(await leak.locator('td').nth(1).textContent()).toBe('Revokedleaked, found by gitleaks at https://git.example/acme/app/commit/abc');
+    await page.screenshot({ path: `${SCREENSHOTS}audit-rotation-leak.png` });
+    expect(incidents).toEqual([]);
+  });
+
   it.each([
     ['the Clipboard API refuses',
       "Object.defineProperty(navigator.clipboard, 'writeText', { value: () => Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError')) });"],

@@ -105,7 +105,10 @@ $('activity-filters').addEventListener('reset', () => setTimeout(() => void load
 $('activity-refresh').addEventListener('click', () => void loadActivity());
 
 // ------------------------------------------------------------------------------------------
-// Audit tab.
+// Audit tab. A rotation or a leak says more under its action (`replaces tok_...`, `leaked, found by ...`).
+
+const AUDIT_LABELS = { created: 'Created', rotated: 'Rotated', revoked: 'Revoked' };
+const AUDIT_BADGES = { created: 'active', rotated: 'rotated', revoked: 'revoked' };
 
 export async function loadAudit() {
   setStatus('audit-status', 'Loading…');
@@ -120,11 +123,8 @@ export async function loadAudit() {
           el(
             'td',
             {},
-            el(
-              'span',
-              { class: a.action === 'revoked' ? 'badge badge-revoked' : 'badge badge-active' },
-              a.action === 'revoked' ? 'Revoked' : 'Created',
-            ),
+            el('span', { class: `badge badge-${AUDIT_BADGES[a.action]}` }, AUDIT_LABELS[a.action]),
+            a.detail ? el('span', { class: 'sub' }, a.detail) : null,
           ),
           el('td', { class: 'name' }, a.tokenName),
           el('td', {}, typeBadge(a.tokenType)),

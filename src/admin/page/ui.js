@@ -4,25 +4,33 @@
 // never as HTML. The CSP (script-src 'self') would block inline code anyway.
 
 /**
- * What the admin API answers (src/admin/api.ts).
+ * What the admin API answers (src/admin/api.ts, token-api.ts).
  * @typedef {{ identity: string, csrfToken: string | null }} Session
+ * @typedef {{ routes?: string[], packages?: string[], networks?: string[], rate?: number }} Restrictions
+ * @typedef {{ source: string, url: string | null, location: string | null }} Leak
  * @typedef {object} Token
  * @property {string} id
  * @property {string} name
  * @property {'production' | 'development'} type
- * @property {'active' | 'expired' | 'revoked'} state
+ * @property {'active' | 'rotated' | 'expired' | 'revoked'} state
  * @property {string} createdAt
  * @property {string} createdBy
  * @property {string | null} expiresAt
  * @property {string | null} lastUsedAt
  * @property {string | null} revokedAt
  * @property {string | null} revokedBy
+ * @property {Restrictions | null} restrictions
+ * @property {string | null} replaces
+ * @property {string | null} replacedBy
+ * @property {string | null} endsAt When it stops working: its expiry or its rotation overlap's end.
+ * @property {Leak | null} leak
  */
 /**
- * @typedef {Token & { token: string }} CreatedToken The new token, its plaintext shown once.
+ * @typedef {Token & { token: string, previous?: Token }} CreatedToken The new token, its plaintext shown once.
  * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
  *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number }} ActivityEvent
- * @typedef {{ time: string, action: 'created' | 'revoked', tokenName: string, tokenType: string, by: string }} AuditEntry
+ * @typedef {{ time: string, action: 'created' | 'rotated' | 'revoked', tokenName: string, tokenType: string, by: string,
+ *   detail: string | null }} AuditEntry
  */
 /**
  * The elements the script reads or writes beyond what every HTMLElement has, by id.
@@ -33,10 +41,17 @@
  * @property {HTMLInputElement} c-name
  * @property {HTMLSelectElement} c-expiry
  * @property {HTMLInputElement} c-date
+ * @property {HTMLDetailsElement} c-restrict
+ * @property {HTMLInputElement} c-packages
+ * @property {HTMLInputElement} c-networks
+ * @property {HTMLInputElement} c-rate
  * @property {HTMLButtonElement} create-submit
  * @property {HTMLDialogElement} create-dialog
  * @property {HTMLDialogElement} revoke-dialog
  * @property {HTMLButtonElement} revoke-confirm
+ * @property {HTMLDialogElement} rotate-dialog
+ * @property {HTMLSelectElement} rotate-overlap
+ * @property {HTMLButtonElement} rotate-confirm
  * @property {HTMLInputElement} reveal-value
  * @property {HTMLButtonElement} reveal-done
  * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, metadata: HTMLInputElement } }} activity-filters

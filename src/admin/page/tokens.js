@@ -1,0 +1,185 @@
+// @ts-check
+// Tollgate admin page: the Tokens table, and its row actions (Rotate, Revoke) with their dialogs.
+
+import { setTokens } from './activity.js';
+import { closeDialog, openDialog } from './dialogs.js';
+import { openReveal } from './reveal.js';
+import { $, DAY_MS, api, dateFmt, el, plural, relative, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
+
+/**
+ * @typedef {import('./ui.js').Token} Token
+ * @typedef {import('./ui.js').CreatedToken} CreatedToken
+ * @typedef {import('./ui.js').Restrictions} Restrictions
+ */
+
+/** @type {string[] | null} The gateway's route prefixes, from the last load (null: not loaded yet). */
+let routes = null;
+
+/** The route prefixes a token may be restricted to (loads the tokens once if need be). */
+export async function knownRoutes() {
+  if (routes === null) await loadTokens();
+  return routes || [];
+}
+
+/** @param {Token} t */
+function stateCell(t) {
+  const label = { active: 'Active', rotated: 'Rotated', expired: 'Expired', revoked: 'Revoked' }[t.state] || t.state;
+  const cell = el('td', { class: 'state' }, el('span', { class: `badge badge-${t.state}` }, label));
+  if (t.state === 'rotated' && t.endsAt) {
+    cell.append(el('span', { class: 'sub soon' }, 'ends at ', timeEl(t.endsAt, timeFmt)));
+  } else if (t.state === 'expired' && t.replacedBy) {
+    cell.append(el('span', { class: 'sub' }, 'rotated'));
+  }
+  if (t.state === 'revoked' && t.leak) {
+    cell.append(el('span', { class: 'sub soon' }, `leaked, found by ${t.leak.source}`));
+  }
+  if (t.state === 'revoked' && t.revokedAt) {
+    cell.append(
+      el('span', { class: 'sub' }, dateFmt.format(new Date(t.revokedAt)), t.revokedBy ? ` by ${t.revokedBy}` : ''),
+    );
+  }
+  return cell;
+}
+
+/** @param {Restrictions | null} r */
+function restrictionsCell(r) {
+  if (!r) return el('td', { class: 'muted' }, 'None');
+  const items = [];
+  if (r.routes) items.push(`Routes: ${r.routes.join(', ')}`);
+  if (r.packages) items.push(`Packages: ${r.packages.join(', ')}`);
+  if (r.networks) items.push(`Networks: ${r.networks.join(', ')}`);
+  if (r.rate !== undefined) items.push(`${r.rate.toLocaleString('en-US')} requests/min`);
+  return el('td', {}, el('ul', { class: 'restrictions' }, ...items.map((text) => el('li', {}, text))));
+}
+
+/** @param {Token} t */
+function expiresCell(t) {
+  if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
+  const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
+  let note;
+  if ((t.state === 'expired' && !t.replacedBy) || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
+  else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
+  return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
+}
+
+/** @param {string} label @param {string} name @param {(button: HTMLButtonElement) => void} onClick */
+function actionButton(label, name, onClick) {
+  const button = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `${label} ${name}` }, label);
+  button.addEventListener('click', () => onClick(button));
+  return button;
+}
+
+/** @param {Token} t */
+function tokenRow(t) {
+  const live = t.state === 'active' || t.state === 'rotated';
+  const row = el('tr', { class: live ? '' : 'inactive', 'data-token-id': t.id });
+  const actions = el('td', { class: 'actions-cell' });
+  if (t.state === 'active') actions.append(actionButton('Rotate', t.name, (b) => openRotate(t, b)));
+  if (live) actions.append(actionButton('Revoke', t.name, (b) => openRevoke(t, b)));
+  row.append(
+    el('td', { class: 'name' }, t.name),
+    el('td', {}, typeBadge(t.type)),
+    el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
+    el('td', {}, t.createdBy),
+    expiresCell(t),
+    el(
+      'td',
+      { class: 'nowrap' },
+      t.lastUsedAt
+        ? el('time', { datetime: t.lastUsedAt, title: new Date(t.lastUsedAt).toString() }, relative(t.lastUsedAt))
+        : 'Never',
+    ),
+    stateCell(t),
+    restrictionsCell(t.restrictions),
+    actions,
+  );
+  return row;
+}
+
+export async function loadTokens() {
+  setStatus('tokens-status', 'Loading tokens…');
+  try {
+    const data = /** @type {{ tokens: Token[], routes: string[] }} */ (await api('GET', '/tokens'));
+    routes = data.routes;
+    const { tokens } = data;
+    $('tokens-body').replaceChildren(...tokens.map(tokenRow));
+    $('tokens-empty').hidden = tokens.length > 0;
+    const active = tokens.filter((t) => t.state === 'active').length;
+    setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
+    setTokens(tokens);
+  } catch (err) {
+    setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Rotate: choose the overlap, then the new token is shown once (reveal.js).
+
+/** @type {Token | null} */
+let rotating = null;
+
+/** @param {Token} token @param {HTMLElement} opener */
+function openRotate(token, opener) {
+  rotating = token;
+  $('rotate-name').textContent = token.name;
+  $('rotate-overlap').value = '24h';
+  setStatus('rotate-error', '');
+  openDialog($('rotate-dialog'), opener, $('rotate-overlap'));
+}
+
+$('rotate-cancel').addEventListener('click', () => closeDialog($('rotate-dialog')));
+$('rotate-confirm').addEventListener('click', async () => {
+  if (!rotating) return;
+  const token = rotating;
+  $('rotate-confirm').disabled = true;
+  try {
+    const created = /** @type {CreatedToken} */ (
+      await api('POST', `/tokens/${encodeURIComponent(token.id)}/rotate`, { overlap: $('rotate-overlap').value })
+    );
+    rotating = null;
+    closeDialog($('rotate-dialog'));
+    const endsAt = created.previous && created.previous.endsAt;
+    const note = endsAt && Date.parse(endsAt) > Date.now()
+      ? `The previous token keeps working until ${timeFmt.format(new Date(endsAt))}, then is refused.`
+      : 'The previous token is refused from now on.';
+    openReveal(created, note, $('create-open'));
+    void loadTokens();
+  } catch (err) {
+    setStatus('rotate-error', /** @type {Error} */ (err).message);
+  } finally {
+    $('rotate-confirm').disabled = false;
+  }
+});
+
+// ------------------------------------------------------------------------------------------
+// Revoke, with a confirmation.
+
+/** @type {Token | null} */
+let revoking = null;
+
+/** @param {Token} token @param {HTMLElement} opener */
+function openRevoke(token, opener) {
+  revoking = token;
+  $('revoke-name').textContent = token.name;
+  setStatus('revoke-error', '');
+  openDialog($('revoke-dialog'), opener, $('revoke-cancel'));
+}
+
+$('revoke-cancel').addEventListener('click', () => closeDialog($('revoke-dialog')));
+$('revoke-confirm').addEventListener('click', async () => {
+  if (!revoking) return;
+  const token = revoking;
+  $('revoke-confirm').disabled = true;
+  try {
+    await api('POST', `/tokens/${encodeURIComponent(token.id)}/revoke`);
+    revoking = null;
+    closeDialog($('revoke-dialog'));
+    await loadTokens();
+    setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
+    $('create-open').focus();
+  } catch (err) {
+    setStatus('revoke-error', /** @type {Error} */ (err).message);
+  } finally {
+    $('revoke-confirm').disabled = false;
+  }
+});
