@@ -15,7 +15,7 @@ import {
  */
 
 const TOKEN_RE = { production: /^tgp_[0-9A-Za-z]{36}$/, development: /^tgd_[0-9A-Za-z]{36}$/ };
-const CREATE_FIELDS = ['createdAt', 'expiresAt', 'id', 'name', 'token', 'type'];
+const CREATE_FIELDS = ['createdAt', 'expiresAt', 'id', 'name', 'restrictions', 'token', 'type'];
 const LIST_FIELDS = ['createdAt', 'createdBy', 'expiresAt', 'id', 'lastUsedAt', 'name', 'state', 'type'];
 const NO_STACK = '    at ';
 
@@ -40,7 +40,7 @@ interface ListedToken {
   id: string;
   name: string;
   type: string;
-  state: 'active' | 'expired' | 'revoked';
+  state: 'active' | 'rotated' | 'expired' | 'revoked';
   expiresAt: string | null;
   [field: string]: unknown;
 }
@@ -70,12 +70,12 @@ describe('tollgate token (CLI)', () => {
     env = { TOLLGATE_DATA_DIR: newDataDir() };
   });
 
-  it('creates a production token and prints id, name, type, token, createdAt, expiresAt with --json', async () => {
+  it('creates a production token and prints id, name, type, token, createdAt, expiresAt, restrictions with --json', async () => {
     const before = Date.now();
     const created = await create(env, 'ci-prod', 'production');
     expect(Object.keys(created).sort()).toEqual(CREATE_FIELDS);
     expect(created.token).toMatch(TOKEN_RE.production);
-    expect(created).toMatchObject({ name: 'ci-prod', type: 'production', expiresAt: null });
+    expect(created).toMatchObject({ name: 'ci-prod', type: 'production', expiresAt: null, restrictions: null });
     expect(created.id).toMatch(/^tok_[0-9A-Za-z]+$/);
     const createdAt = Date.parse(created.createdAt);
     expect(createdAt).toBeGreaterThanOrEqual(before - 1000);
@@ -121,6 +121,11 @@ describe('tollgate token (CLI)', () => {
     { what: 'a past date', args: ['--name', 'past', '--type', 'production', '--expires', '2001-05-04'], says: /in the past/ },
     { what: 'a past timestamp', args: ['--name', 'past-ts', '--type', 'production', '--expires', '2001-05-04T10:00:00Z'], says: /in the past/ },
     { what: 'an unknown option', args: ['--name', 'opt', '--type', 'production', '--colour', 'red'], says: /colour/ },
+    { what: 'a bad CIDR', args: ['--name', 'cidr', '--type', 'production', '--allow-ip', '10.0.0.0/33'], says: /networks: "10.0.0.0\/33" is not an IP address or CIDR/ },
+    { what: 'a host name as a network', args: ['--name', 'host', '--type', 'production', '--allow-ip', 'ci.example.com'], says: /networks: "ci.example.com"/ },
+    { what: 'an empty package pattern', args: ['--name', 'glob', '--type', 'production', '--package', ''], says: /packages: a pattern must not be empty/ },
+    { what: 'an unknown route prefix', args: ['--name', 'route', '--type', 'production', '--route', '/npm/'], says: /routes: "\/npm\/" is not a route prefix of this gateway \(\/\)/ },
+    { what: 'a rate that is not N/min', args: ['--name', 'rate', '--type', 'production', '--rate', '5/s'], says: /rate must be a whole number of requests a minute/ },
   ])('refuses $what with a clear message and exit code 2', async ({ args, says }) => {
     const r = await runCli(['token', 'create', ...args, '--json'], env);
     expect(r.code).toBe(2);
@@ -188,6 +193,84 @@ describe('tollgate token (CLI)', () => {
     expect(after.map((t) => `${t.id}:${t.state}`).sort()).toEqual([`${byName.id}:revoked`, `${again.id}:active`].sort());
   });
 
+  it('creates a restricted token from repeated flags and prints its restrictions with --json', async () => {
+    const created = await create(env, 'restricted', 'production', [
+      '--route', '/', '--package', '@acme/*', '--package', 'left-pad', '--allow-ip', '10.1.0.0/16', '--allow-ip', '192.0.2.7', '--rate', '600/min',
+    ]);
+    expect(Object.keys(created).sort()).toEqual(CREATE_FIELDS);
+    expect(created.restrictions).toEqual({ routes: ['/'], packages: ['@acme/*', 'left-pad'], networks: ['10.1.0.0/16', '192.0.2.7'], rate: 600 });
+    const plain = await runCli(['token', 'create', '--name', 'restricted-plain', '--type', 'development', '--package', 'demo'], env);
+    expect(plain.code, plain.stderr).toBe(0);
+    createdTokens.push(plain.stdout.trim());
+    expect(plain.stderr).toContain('restricted to packages demo');
+  });
+
+  it('rotates by name, printing the new token as create does (--json), and lists the old one as rotated until its overlap ends', async () => {
+    const old = await create(env, 'to-rotate', 'development', ['--expires', '2031-05-04', '--package', 'demo']);
+    const r = await runCli(['token', 'rotate', 'TO-ROTATE', '--overlap', '2h', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const rotated = JSON.parse(r.stdout) as CreatedToken & { replaces: string; previousEndsAt: string };
+    createdTokens.push(rotated.token);
+    expect(Object.keys(rotated).sort()).toEqual([...CREATE_FIELDS, 'previousEndsAt', 'replaces'].sort());
+    expect(rotated.token).toMatch(TOKEN_RE.development);
+    expect(rotated).toMatchObject({
+      name: 'to-rotate', type: 'development', expiresAt: old.expiresAt, restrictions: { packages: ['demo'] }, replaces: old.id,
+    });
+    expect(Date.parse(rotated.previousEndsAt) - Date.parse(rotated.createdAt)).toBe(2 * 3_600_000);
+
+    const { tokens } = await list(env);
+    expect(tokens.find((t) => t.id === old.id)).toMatchObject({ state: 'rotated', replacedBy: rotated.id, endsAt: rotated.previousEndsAt });
+    expect(tokens.find((t) => t.id === rotated.id)).toMatchObject({ state: 'active', replaces: old.id });
+    const table = await runCli(['token', 'list'], env);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toMatch(/^id +name +type +state +createdAt +createdBy +expiresAt +lastUsedAt +restrictions$/);
+    expect(lines.find((l) => l.startsWith(old.id))).toContain(`rotated, ends at ${rotated.previousEndsAt}`);
+    expect(lines.find((l) => l.startsWith(rotated.id))).toMatch(/ active .* packages demo$/);
+    expect(lines.find((l) => l.startsWith(old.id))).not.toContain(rotated.token);
+
+    // Without --json: the token alone on stdout, what happened on stderr.
+    const again = await runCli(['token', 'rotate', rotated.id, '--overlap', '0'], env);
+    expect(again.code, again.stderr).toBe(0);
+    createdTokens.push(again.stdout.trim());
+    expect(again.stdout.trim()).toMatch(TOKEN_RE.development);
+    expect(again.stderr).toMatch(new RegExp(`previous one \\(${rotated.id}\\) is refused from now on`));
+  });
+
+  it.each([
+    { what: 'an unknown token', args: ['no-such-token'], code: 1, says: /No such token/ },
+    { what: 'a bad overlap', args: ['ci-prod', '--overlap', '1w'], code: 2, says: /overlap must be 0, <N>s, <N>m, <N>h or <N>d/ },
+    { what: 'no token', args: [], code: 2, says: /token rotate needs exactly one <id\|name>/ },
+  ])('refuses to rotate $what with exit code $code', async ({ args, code, says }) => {
+    const r = await runCli(['token', 'rotate', ...args, '--json'], env);
+    expect(r.code).toBe(code);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(says);
+    expect(r.stderr).not.toContain(NO_STACK);
+  });
+
+  it('refuses to rotate a revoked token with exit code 1, saying why', async () => {
+    const revoked = await create(env, 'revoked-not-rotated');
+    expect((await runCli(['token', 'revoke', revoked.id], env)).code).toBe(0);
+    const r = await runCli(['token', 'rotate', revoked.id], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/cannot be rotated: it is revoked, has ended or was rotated already: "revoked-not-rotated" \(tok_\w+\) is revoked/);
+  });
+
+  it('revokes every live generation by name, and says so', async () => {
+    const old = await create(env, 'two-generations');
+    const rotated = await runCli(['token', 'rotate', 'two-generations', '--json'], env);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const current = JSON.parse(rotated.stdout) as CreatedToken;
+    createdTokens.push(current.token);
+    const r = await runCli(['token', 'revoke', 'Two-Generations'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`Revoked token "two-generations" (${current.id}). Also revoked its earlier generation still in its rotation overlap: ${old.id}.`);
+    const { tokens } = await list(env);
+    expect(tokens.filter((t) => t.name === 'two-generations').map((t) => t.state)).toEqual(['revoked', 'revoked']);
+  });
+
   it('says so with exit code 1 when the token to revoke does not exist', async () => {
     const r = await runCli(['token', 'revoke', 'no-such-token'], env);
     expect(r.code).toBe(1);
@@ -248,6 +331,27 @@ describe('the CLI and a running gateway share the embedded store', () => {
     expect(last.status).toBe(401);
     expect(last.headers['www-authenticate']).toEqual(expect.stringContaining('Basic realm="tollgate"'));
     expect(last.text).not.toContain(created.token);
+  });
+
+  it('enforces the restrictions a CLI-created token carries, and refuses the old token after a rotation with no overlap within 1 second', async () => {
+    const restricted = await create(env, 'live-restricted', 'production', ['--package', 'demo', '--allow-ip', '127.0.0.1', '--allow-ip', '::1']);
+    const headers = { authorization: bearer(restricted.token) };
+    expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
+    expect((await download(`${gw.url}/generic/other/1.0/other-1.0.txt`, { headers })).status).toBe(403);
+    const elsewhere = await create(env, 'live-elsewhere', 'production', ['--allow-ip', '10.0.0.0/8']);
+    expect((await download(gw.url + tree.file, { headers: { authorization: bearer(elsewhere.token) } })).status).toBe(401);
+
+    const r = await runCli(['token', 'rotate', 'live-restricted', '--overlap', '0', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const rotated = JSON.parse(r.stdout) as CreatedToken;
+    createdTokens.push(rotated.token);
+    const rotatedAt = Date.now();
+    await expect.poll(async () => (await download(gw.url + tree.file, { headers })).status,
+      { timeout: 1000, interval: 50, message: 'the old token refused within one second of the rotation' }).toBe(401);
+    expect(Date.now() - rotatedAt).toBeLessThan(1000);
+    const fresh = { authorization: bearer(rotated.token) };
+    expect((await download(gw.url + tree.file, { headers: fresh })).status).toBe(200);
+    expect((await download(`${gw.url}/generic/other/1.0/other-1.0.txt`, { headers: fresh })).status).toBe(403);
   });
 });
 
@@ -531,10 +635,11 @@ describe('tollgate serve', () => {
 });
 
 describe('the whole run', () => {
-  it('never printed a token: not in any gateway log, not on any CLI stderr, nor any non-create stdout', () => {
+  it('never printed a token: not in any gateway log, not on any CLI stderr, nor any stdout but create\'s and rotate\'s', () => {
     expect(createdTokens.length).toBeGreaterThan(60);
-    // `token create` prints the token on stdout by design; everything else must not contain it.
-    const output = allOutput((what, stream) => !(what.startsWith('tollgate token create') && stream === 'stdout'));
+    // `token create` and `token rotate` print the new token on stdout by design; nothing else may contain it.
+    const printsToken = (what: string) => what.startsWith('tollgate token create') || what.startsWith('tollgate token rotate');
+    const output = allOutput((what, stream) => !(printsToken(what) && stream === 'stdout'));
     expect(output).toContain('tollgate listening');
     expect(output).toContain('"msg":"request"');
     for (const token of createdTokens) {

@@ -312,6 +312,8 @@ export interface CreatedToken {
   token: string;
   createdAt: string;
   expiresAt: string | null;
+  /** `{routes, packages, networks, rate}` as given (only the kinds set), or null. */
+  restrictions: { routes?: string[]; packages?: string[]; networks?: string[]; rate?: number } | null;
 }
 
 /** `tollgate token create --json`, failing the test with the CLI's stderr when it does not exit 0. */
