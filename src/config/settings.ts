@@ -13,6 +13,10 @@ import {
   DEFAULT_SESSION_TTL_MS, DEFAULT_OIDC_ADMIN_CLAIM,
   type Field,
 } from './schema.js';
+import {
+  CI_PROVIDER_FIELDS, ciProviderSchema, DEFAULT_CI_CLOCK_SKEW_MS, DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE, DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE,
+  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS,
+} from './ci.js';
 
 // Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
 
@@ -42,6 +46,7 @@ export const GROUPS = {
   tokens: 'Tokens, cache and brute-force limit',
   activity: 'Production activity and metrics',
   admin: 'Admin API and page',
+  ci: 'CI token exchange',
 } as const;
 
 /**
@@ -49,7 +54,7 @@ export const GROUPS = {
  * secrecy. The config file names it by its key (camelCase); the environment wins over the file.
  */
 export interface Setting extends Field {
-  /** Every setting but `routes` (a list only the file can hold) has an env var. */
+  /** Every setting but `routes` and `ciProviders` (lists only the file can hold) has an env var. */
   env?: `TOLLGATE_${string}`;
   group: keyof typeof GROUPS;
   /** The fields of each entry, for a list of objects. */
@@ -137,6 +142,12 @@ export const SETTINGS = {
   oidcAudience: { env: 'TOLLGATE_OIDC_AUDIENCE', group: 'admin', schema: z.string().optional(), doc: 'The `aud` those bearers must carry' },
   oidcJwksUrl: { env: 'TOLLGATE_OIDC_JWKS_URL', group: 'admin', schema: z.string().optional(), secret: 'url', doc: 'JWKS their signature is checked against (https, or http on loopback)' },
   oidcAdminClaim: { env: 'TOLLGATE_OIDC_ADMIN_CLAIM', group: 'admin', schema: z.string().optional(), shown: `\`${DEFAULT_OIDC_ADMIN_CLAIM}\``, doc: '`<claim>=<value>` an admin\'s JWT must carry (a dot path or a top-level name; arrays match a member)' },
+
+  ciProviders: { group: 'ci', schema: z.array(ciProviderSchema).optional(), items: CI_PROVIDER_FIELDS, shown: 'none', doc: 'Trust policies for CI jobs\' OIDC ID tokens, see [CI trust policies](#ci-trust-policies) and [docs/ci.md](ci.md)' },
+  ciMaxIdTokenLifetimeMs: { env: 'TOLLGATE_CI_MAX_ID_TOKEN_LIFETIME_MS', group: 'ci', schema: durationMs(1000).max(86_400_000, 'must be at most 86400000 ms (24 h)').default(DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS), doc: 'Longest ID-token lifetime (`exp - iat`) accepted; an ID token without `exp` (a legacy Kubernetes service-account token) is refused' },
+  ciClockSkewMs: { env: 'TOLLGATE_CI_CLOCK_SKEW_MS', group: 'ci', schema: durationMs(0).default(DEFAULT_CI_CLOCK_SKEW_MS), doc: 'Clock skew allowed on an ID token\'s `exp`, `nbf` and `iat` (at most 300000)' },
+  ciExchangesPerAddressPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE), doc: 'Token exchanges one client address may make in any 60 seconds (then 429)' },
+  ciExchangesPerSubjectPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE), doc: 'Token exchanges one CI identity (policy and `sub`) may make in any 60 seconds (then 429)' },
 } satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
