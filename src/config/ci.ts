@@ -91,7 +91,7 @@ export const CI_PROVIDER_FIELDS = {
     doc: `How claims map to the token's CI identity (docs/ci.md): ${CI_PROVIDER_KINDS.map((k) => `\`${k}\``).join(', ')}`,
   },
   claims: {
-    schema: z.partialRecord(z.enum(CI_IDENTITY_FIELDS, { error: `claims keys must be among ${CI_IDENTITY_FIELDS.join(', ')}` }), claimName).optional(),
+    schema: z.partialRecord(z.enum(CI_IDENTITY_FIELDS), claimName).optional(),
     shown: 'none',
     doc: `Identity field → claim, over the kind's mapping (${CI_IDENTITY_FIELDS.map((k) => `\`${k}\``).join(', ')})`,
   },
