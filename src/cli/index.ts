@@ -12,6 +12,8 @@ const USAGE = `Usage:
                         [--expires never|<N>d|YYYY-MM-DD|<ISO timestamp>] [--json]
   tollgate token list [--json]
   tollgate token revoke <id|name> [--json]
+  tollgate token exchange --gateway URL [--audience AUD] [--id-token-env NAME] [--json]
+                                      in a CI job: its OIDC identity for a short-lived token (--help)
   tollgate loadtest --target URL --token-file FILE [...]   load a gateway or fleet (--help: options)
 
 Names: printable ASCII, not starting with tok_, unique among live tokens ignoring case.
@@ -120,6 +122,11 @@ export async function runCli(argv: string[]): Promise<number> {
         return -1; // keeps running
       }
       case 'token':
+        if (rest[0] === 'exchange') {
+          // Loaded only here: it runs in CI jobs, with no config, data dir or store.
+          const { exchangeCommand } = await import('./exchange.js');
+          return await exchangeCommand(rest.slice(1));
+        }
         await tokenCommand(rest);
         return 0;
       case 'loadtest': {

@@ -1,8 +1,8 @@
-import { createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createCiVerifier, type CiRefused, type CiVerification, type CiVerified } from '../../src/ci/index.js';
 import { DEFAULT_AUDIENCE, githubClaims, startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.js';
+import { freePort } from '../helpers/process.js';
 import { closesAfterAll } from '../helpers/teardown.js';
 import { ciConfig, githubPolicy } from './ci-config.js';
 
@@ -206,13 +206,7 @@ describe('keys', () => {
   });
 
   it('fail as unavailable when the issuer cannot be reached or its discovery document names another issuer', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const { port: p } = probe.address() as { port: number };
-        probe.close(() => resolve(p));
-      });
-    });
-    const gone = `http://127.0.0.1:${port}`;
+    const gone = `http://127.0.0.1:${await freePort()}`;
     const unreachable = verifierFor([githubPolicy(gone)]);
     const result = await unreachable.verify(await issuer.mint(githubClaims({ iss: gone })));
     expect(result).toMatchObject({ ok: false, reason: 'unavailable', detail: expect.stringContaining('cannot be fetched') });
