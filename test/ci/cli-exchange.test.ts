@@ -137,7 +137,7 @@ describe('tollgate token exchange, bad usage and failures', () => {
     [['--gateway', 'https://artifacts.example.com', '--id-token-env', 'A-B'], /--id-token-env must name an environment variable/],
     [['--gateway', 'https://artifacts.example.com'], /no ID token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere .*--id-token-env/],
   ])('exits 2 for %j, with the usage', async (args, message) => {
-    const r = await run(args as string[], {});
+    const r = await run(args, {});
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toContain('Usage:\n  tollgate token exchange');

@@ -33,7 +33,7 @@ describe('parseExchangeRequest (RFC 8693 section 2.1)', () => {
     ['an actor token', { ...valid, actor_token: ID_TOKEN, actor_token_type: ID_TOKEN_TYPE }, /delegation/],
     ['another requested token type', { ...valid, requested_token_type: ID_TOKEN_TYPE }, /requested_token_type must be/],
   ])('answers invalid_request for %s, never echoing the token', (_, fields, description) => {
-    const answer = parseExchangeRequest(FORM, form(fields as Record<string, string>));
+    const answer = parseExchangeRequest(FORM, form(fields));
     expect(answer).toMatchObject({ ok: false, status: 400, body: { error: 'invalid_request', error_description: expect.stringMatching(description) } });
     expect(JSON.stringify(answer)).not.toContain(ID_TOKEN);
   });
