@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { checkActivity } from './activity.js';
+import { checkSecretScanning } from './scanning.js';
 import { checkAdmin } from './admin.js';
 import { checkNetwork } from './network.js';
 import { schemaProblems } from './report.js';
@@ -46,7 +47,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
   const network = checkNetwork(ctx);
   const activity = checkActivity(ctx);
   const admin = checkAdmin(ctx);
-  const problems = [...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems];
+  const scanning = checkSecretScanning(ctx);
+  const problems = [...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems, ...scanning.problems];
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -82,6 +84,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       windowMs: s.authFailureWindowMs,
     },
     admin: admin.value,
+    secretScanning: scanning.value,
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -32,6 +32,9 @@ export interface RouteConfig {
 /** A route's redirect policy: false (never follow), or what is allowed besides public addresses. */
 export type FollowRedirects = false | { hosts: readonly string[]; cidrs: readonly string[] };
 
+/** Where the public keys that sign secret-scanning reports come from. */
+export type SecretScanningConfig = { keysFile: string; keysUrl?: undefined } | { keysUrl: string; keysFile?: undefined };
+
 /** Every field gives its default and unit. */
 export interface Config {
   /** Proxy listener port. Default 8080. */
@@ -111,6 +114,8 @@ export interface Config {
   };
   /** Admin API and page sign-in. */
   admin: AdminConfig;
+  /** Signed secret-scanning reports (POST /-/tollgate/secret-scanning). Default: unset (the endpoint is a 404). */
+  secretScanning: SecretScanningConfig | undefined;
 }
 
 /** The admin API and the Settings › Tokens page (admin listener). */
