@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { checkActivity } from './activity.js';
+import { checkSecretScanning } from './scanning.js';
 import { checkAdmin } from './admin.js';
 import { checkCi } from './ci.js';
 import { checkNetwork } from './network.js';
@@ -48,8 +49,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
   const network = checkNetwork(ctx);
   const activity = checkActivity(ctx);
   const admin = checkAdmin(ctx);
+  const scanning = checkSecretScanning(ctx);
   const ci = checkCi(ctx, routes.value.map((r) => r.prefix));
-  const problems = [...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems, ...ci.problems];
+  const problems = [
+    ...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems, ...scanning.problems, ...ci.problems,
+  ];
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -85,6 +89,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       windowMs: s.authFailureWindowMs,
     },
     admin: admin.value,
+    secretScanning: scanning.value,
     ...ci.value,
   };
   return { ok: true, config: deepFreeze(config) };

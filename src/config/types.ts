@@ -34,6 +34,9 @@ export interface RouteConfig {
 /** A route's redirect policy: false (never follow), or what is allowed besides public addresses. */
 export type FollowRedirects = false | { hosts: readonly string[]; cidrs: readonly string[] };
 
+/** Where the public keys that sign secret-scanning reports come from. */
+export type SecretScanningConfig = { keysFile: string; keysUrl?: undefined } | { keysUrl: string; keysFile?: undefined };
+
 /** Every field gives its default and unit. */
 export interface Config {
   /** Proxy listener port. Default 8080. */
@@ -113,6 +116,8 @@ export interface Config {
   };
   /** Admin API and page sign-in. */
   admin: AdminConfig;
+  /** Signed secret-scanning reports (POST /-/tollgate/secret-scanning). Default: unset (the endpoint is a 404). */
+  secretScanning: SecretScanningConfig | undefined;
   /** CI trust policies: whose OIDC ID tokens may be exchanged for short-lived tokens, in order. Default: none. */
   ciProviders: CiProviderConfig[];
   /** Limits of every exchange of a CI job's ID token. */
