@@ -37,6 +37,13 @@ export const ErrorCodes = {
   /** Never sent: the reason an upstream exchange is aborted once its client has gone (nginx's 499). */
   TOLLGATE_ERR_CLIENT_GONE: { status: 499, message: 'Client closed the connection' },
 
+  // Signed secret-scanning reports (POST /-/tollgate/secret-scanning). Nothing is revoked on any of these.
+  TOLLGATE_ERR_SCANNING_SIGNATURE: { status: 401, message: 'The report\'s signature does not verify' },
+  TOLLGATE_ERR_SCANNING_KEY: { status: 401, message: 'The report names a public key this gateway does not know' },
+  TOLLGATE_ERR_SCANNING_BODY: { status: 400, message: 'The report must be a JSON array of {"token", "type", "url", "source"} objects' },
+  TOLLGATE_ERR_SCANNING_RATE: { status: 429, message: 'Too many reports from this address, retry later' },
+  TOLLGATE_ERR_SCANNING_UNAVAILABLE: { status: 503, message: 'The reporters\' public keys cannot be read, retry later' },
+
   // Token management (CLI and admin API).
   TOLLGATE_ERR_TOKEN_NAME_TAKEN: { status: 409, message: 'A live token with this name exists (names are compared ignoring case)' },
   TOLLGATE_ERR_TOKEN_NOT_FOUND: { status: 404, message: 'No such token' },

@@ -9,37 +9,47 @@
  * is cut at a character boundary (never inside a UTF-8 sequence or a surrogate pair) and ends
  * with "…" (U+2026, 3 bytes, within the cap); the event's `truncated` lists the fields cut.
  *
- *   userAgent   512
- *   package     1024   (from the path, like version and file)
- *   version     256    npm's semver refuses longer versions; real ones of every ecosystem are shorter
- *   file        1024
+ *   userAgent   384
+ *   package     768    (from the path, like version and file)
+ *   version     128    real versions of every ecosystem are far shorter
+ *   file        512
  *   project     384    128 characters (all credentials.ts accepts) of at most 3 bytes: never cut
  *   tokenName   300    100 characters (all the token service accepts): never cut
  *   clientIp    64     an IP address is at most 45 characters; longer is not an address
  *   method      24     the proxy passes GET, HEAD and POST only (4 characters: never measured)
+ *   ci          each claim of a CI identity (from a signed ID token, still not the gateway's own):
+ *               provider 48, subject 256, repository 160, ref 160, sha 72, workflow 128,
+ *               runId 32, actor 64; the event lists `ci` as truncated when any was cut
+ *   leak        source 64, url 1024, location 32 (only on `leaked` alerts, which have no path)
  *
  * The other fields are the gateway's own, bounded by construction: the ULID, the time, the
  * request id, the store's token id, the token type, ecosystem and kind, numbers and booleans.
- * With every capped field full and the longest numbers, the line stays under 4096 bytes
- * (test/activity/event-caps.test.ts builds that worst case).
+ * With every capped field full and the longest numbers, a CI identity included, the line stays
+ * under 4096 bytes (test/activity/event-caps.test.ts builds that worst case).
  *
  * Cost: a value of at most cap/6 UTF-16 units cannot be over its cap (6 bytes is the most one
  * unit takes), so the usual short fields are passed by one length comparison, with no call;
  * only longer ones are measured, one charCodeAt loop, with no allocation unless the value is cut.
  */
-import type { ActivityEvent, CappedField } from './event.js';
+import type { ActivityCi, ActivityEvent, ActivityLeak, CappedField } from './event.js';
 
 /** A recorded event's JSON line, newline included, is always shorter than this. */
 export const MAX_EVENT_LINE_BYTES = 4096;
 
 const TOKEN_NAME_CAP = 300;
 const PROJECT_CAP = 384;
-const PACKAGE_CAP = 1024;
-const VERSION_CAP = 256;
-const FILE_CAP = 1024;
+const PACKAGE_CAP = 768;
+const VERSION_CAP = 128;
+const FILE_CAP = 512;
 const METHOD_CAP = 24;
 const CLIENT_IP_CAP = 64;
-const USER_AGENT_CAP = 512;
+const USER_AGENT_CAP = 384;
+
+/** Bytes each claim of a CI identity may take (see above). */
+export const CI_CAPS: Readonly<Record<keyof ActivityCi, number>> = Object.freeze({
+  provider: 48, subject: 256, repository: 160, ref: 160, sha: 72, workflow: 128, runId: 32, actor: 64,
+});
+export const LEAK_CAPS: Readonly<Record<keyof ActivityLeak, number>> = Object.freeze({ source: 64, url: 1024, location: 32 });
 
 /** Bytes each capped field may take in the JSON line, escapes included. */
 export const FIELD_CAPS: Readonly<Record<CappedField, number>> = Object.freeze({
@@ -51,6 +61,9 @@ export const FIELD_CAPS: Readonly<Record<CappedField, number>> = Object.freeze({
   method: METHOD_CAP,
   clientIp: CLIENT_IP_CAP,
   userAgent: USER_AGENT_CAP,
+  // Objects: each of their strings has its own cap (CI_CAPS, LEAK_CAPS); these are their sums.
+  ci: Object.values(CI_CAPS).reduce((a, b) => a + b, 0),
+  leak: Object.values(LEAK_CAPS).reduce((a, b) => a + b, 0),
 });
 
 /** What a cut value ends with. */
@@ -143,5 +156,38 @@ export function capEventFields(e: ActivityEvent): void {
   if (!fits(e.method, METHOD_CAP)) cut = cutField(e, 'method', cut);
   if (!fits(e.clientIp, CLIENT_IP_CAP)) cut = cutField(e, 'clientIp', cut);
   if (e.userAgent !== null && !fits(e.userAgent, USER_AGENT_CAP)) cut = cutField(e, 'userAgent', cut);
+  if (e.ci !== null && cutIdentities.has(e.ci)) (cut ??= []).push('ci');
   if (cut !== undefined) e.truncated = cut;
+}
+
+/** The CI identities capIdentity returned with a claim cut: their events list `ci` as truncated. */
+const cutIdentities = new WeakSet<object>();
+
+/**
+ * A CI identity as events carry it: only the claims it has, each cut to its cap. Made once per
+ * cached token (the recorder remembers it), not per event.
+ */
+export function capIdentity(ci: Readonly<Record<string, unknown>>): ActivityCi {
+  let wasCut = false;
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(CI_CAPS) as (keyof ActivityCi)[]) {
+    const value = ci[key];
+    if (typeof value !== 'string') continue;
+    const fitted = capJsonString(value, CI_CAPS[key]);
+    if (fitted !== value) wasCut = true;
+    out[key] = fitted;
+  }
+  out.provider ??= '';
+  out.subject ??= '';
+  const identity = Object.freeze(out) as unknown as ActivityCi;
+  if (wasCut) cutIdentities.add(identity);
+  return identity;
+}
+
+/** A leak report as a `leaked` alert carries it, each field cut to its cap; the second value says whether one was. */
+export function capLeak(leak: ActivityLeak): [ActivityLeak, boolean] {
+  const source = capJsonString(leak.source, LEAK_CAPS.source);
+  const url = leak.url === null ? null : capJsonString(leak.url, LEAK_CAPS.url);
+  const location = leak.location === null ? null : capJsonString(leak.location, LEAK_CAPS.location);
+  return [{ source, url, location }, source !== leak.source || url !== leak.url || location !== leak.location];
 }

@@ -19,7 +19,7 @@ import type { ActivityEvent, EncodedActivityEvent } from './event.js';
 export const ACTIVITY_EVENT_FIELDS = [
   'id', 'time', 'requestId', 'tokenId', 'tokenName', 'tokenType', 'project', 'ecosystem', 'kind',
   'package', 'version', 'file', 'method', 'status', 'bytes', 'durationMs', 'clientIp', 'userAgent', 'sealed',
-  'aborted', 'truncated',
+  'aborted', 'truncated', 'ci', 'leak',
 ] as const satisfies readonly (keyof ActivityEvent)[];
 
 type MissingField = Exclude<keyof ActivityEvent, (typeof ACTIVITY_EVENT_FIELDS)[number]>;
@@ -64,6 +64,8 @@ function projectedJson(e: ActivityEvent): string {
     sealed: e.sealed ?? null,
     aborted: e.aborted ?? null,
     truncated: e.truncated ?? null,
+    ci: e.ci ?? null,
+    leak: e.leak ?? null,
   } satisfies Record<keyof ActivityEvent, unknown>);
 }
 
@@ -97,6 +99,8 @@ export class RecordedActivityEvent implements ActivityEvent {
   declare sealed: boolean;
   declare aborted: boolean;
   declare truncated: ActivityEvent['truncated'];
+  declare ci: ActivityEvent['ci'];
+  declare leak: ActivityEvent['leak'];
   #json: string | undefined = undefined;
 
   /** Copies the fields, in ACTIVITY_EVENT_FIELDS order (the order of own properties is the order of assignment). */
@@ -122,6 +126,8 @@ export class RecordedActivityEvent implements ActivityEvent {
     this.sealed = e.sealed;
     this.aborted = e.aborted;
     this.truncated = e.truncated;
+    this.ci = e.ci;
+    this.leak = e.leak;
   }
 
   /** The line activityEventJson gives, made on first use. */
@@ -155,13 +161,15 @@ export const NOTHING_TRUNCATED: ActivityEvent['truncated'] = Object.freeze([]);
 
 /**
  * A decoded event with the fields that lines of earlier versions lack (or hold as null) filled in
- * as those versions meant them: `aborted` false, `truncated` empty. Every reader of stored lines
+ * as those versions meant them: `aborted` false, `truncated` empty, `ci` and `leak` null. Every reader of stored lines
  * (the runners' disk buffer, the recent-activity views) goes through this.
  */
 export function withLaterFields(event: ActivityEvent): ActivityEvent {
   if (typeof event !== 'object' || event === null) return event; // not an event: the caller's to refuse
   if (typeof event.aborted !== 'boolean') event.aborted = false;
   if (!Array.isArray(event.truncated)) event.truncated = NOTHING_TRUNCATED;
+  if (typeof event.ci !== 'object') event.ci = null;
+  if (typeof event.leak !== 'object') event.leak = null;
   return event;
 }
 

@@ -18,8 +18,11 @@ export interface ActivityEvent {
   /** The Basic user; `default` when empty or Bearer. */
   project: string;
   ecosystem: Ecosystem;
-  /** download, or metadata (index pages, packuments, checksums): a kind of its own. */
-  kind: 'download' | 'metadata';
+  /**
+   * download, or metadata (index pages, packuments, checksums): a kind of its own. `leaked`: not a
+   * request but an alert, the token was reported leaked and revoked (see `leak`).
+   */
+  kind: 'download' | 'metadata' | 'leaked';
   /** Maven as group:artifact, npm with its scope; null when the path names none. */
   package: string | null;
   version: string | null;
@@ -43,10 +46,35 @@ export interface ActivityEvent {
    * value ends with "…". Lines written before this field existed lack it: read as empty.
    */
   truncated: readonly CappedField[];
+  /**
+   * The CI job a token exchanged for an OIDC identity was issued to (the claims its provider has);
+   * null for tokens an admin made. Lines written before this field existed lack it: read as null.
+   */
+  ci: ActivityCi | null;
+  /** For kind `leaked`: who reported the token and where it was found; null otherwise. */
+  leak: ActivityLeak | null;
+}
+
+/** A CI job's identity in an event: only the claims its provider has. */
+export interface ActivityCi {
+  provider: string;
+  subject: string;
+  repository?: string;
+  ref?: string;
+  sha?: string;
+  workflow?: string;
+  runId?: string;
+  actor?: string;
+}
+
+export interface ActivityLeak {
+  source: string;
+  url: string | null;
+  location: string | null;
 }
 
 /** The fields that come from the client (or are otherwise unbounded) and are cut to a cap in the event. */
-export type CappedField = 'tokenName' | 'project' | 'package' | 'version' | 'file' | 'method' | 'clientIp' | 'userAgent';
+export type CappedField = 'tokenName' | 'project' | 'package' | 'version' | 'file' | 'method' | 'clientIp' | 'userAgent' | 'ci' | 'leak';
 
 /**
  * A sink delivers batches of events somewhere (a Redis Stream, an NDJSON file, a webhook).

@@ -1,12 +1,12 @@
 import type { Ecosystem } from '../config/schema.js';
 import type { Principal } from '../auth/principal.js';
 import type { Metrics } from '../metrics/registry.js';
-import { newEventId, type ActivityEvent } from './event.js';
+import { newEventId, type ActivityCi, type ActivityEvent, type ActivityLeak } from './event.js';
 import { isoTime } from '../iso-time.js';
 import { createArtifactPathParser } from '../artifacts/parse-path/index.js';
 import type { SinkRunner } from './queue.js';
 import { NOTHING_TRUNCATED, RecordedActivityEvent } from './event-codec.js';
-import { capEventFields } from './event-caps.js';
+import { capEventFields, capIdentity, capLeak } from './event-caps.js';
 import { tallyFor, type Tally } from '../metrics/tally.js';
 
 /** What the proxy knows about one finished, authenticated request. */
@@ -38,9 +38,25 @@ export interface ActivityRecorderOptions {
   projectLabel: (project: string) => string;
 }
 
+/** A token reported leaked and revoked: an alert for the security team, whatever the token's type. */
+export interface LeakActivity {
+  tokenId: string;
+  tokenName: string;
+  tokenType: 'production' | 'development';
+  leak: ActivityLeak;
+  /** The reporter's address, as the gateway believes it. */
+  clientIp: string;
+  at: number;
+}
+
 export interface ActivityRecorder {
   /** Synchronous: builds the event and enqueues it. Never awaits a sink. */
   record(activity: RequestActivity): void;
+  /**
+   * A `leaked` alert in every Production sink, for Development tokens too: a leaked token of
+   * either type downloads until it is revoked, so its report is the security team's business.
+   */
+  recordLeak(leak: LeakActivity): void;
 }
 
 /**
@@ -53,6 +69,14 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
   const recordDevelopment = development.length > 0;
   // Remembers recent paths: CI jobs fetch the same artifacts again and again.
   const parsePath = createArtifactPathParser();
+  // A CI token's identity as events carry it, made once per cached token (the principal's `ci` is
+  // the cached token's object, the same for every request of that token).
+  const identities = new WeakMap<object, ActivityCi>();
+  const identityOf = (ci: NonNullable<Principal['ci']>): ActivityCi => {
+    let identity = identities.get(ci);
+    if (identity === undefined) identities.set(ci, identity = capIdentity(ci as unknown as Record<string, unknown>));
+    return identity;
+  };
 
   function toEvent(a: RequestActivity): ActivityEvent {
     const ref = parsePath(a.ecosystem, a.path);
@@ -78,6 +102,8 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
       sealed: ref.sealed,
       aborted: a.aborted,
       truncated: NOTHING_TRUNCATED,
+      ci: a.principal.ci === undefined ? null : identityOf(a.principal.ci),
+      leak: null,
     });
     // Before anything serialises it: every sink writes the same bounded line.
     capEventFields(event);
@@ -115,6 +141,37 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
   }
 
   return {
+    recordLeak(l) {
+      const [leak, cut] = capLeak(l.leak);
+      const event = new RecordedActivityEvent({
+        id: newEventId(l.at),
+        time: isoTime(l.at),
+        requestId: '',
+        tokenId: l.tokenId,
+        tokenName: l.tokenName,
+        tokenType: l.tokenType,
+        project: 'default',
+        ecosystem: 'generic',
+        kind: 'leaked',
+        package: null,
+        version: null,
+        file: null,
+        method: '',
+        status: 0,
+        bytes: 0,
+        durationMs: 0,
+        clientIp: l.clientIp,
+        userAgent: null,
+        sealed: false,
+        aborted: false,
+        truncated: NOTHING_TRUNCATED,
+        ci: null,
+        leak,
+      });
+      capEventFields(event);
+      if (cut) event.truncated = [...event.truncated, 'leak']; // the last capped field: field order kept
+      for (const runner of production) runner.enqueue(event);
+    },
     record(a) {
       if (a.principal.tokenType !== 'production') {
         if (recordDevelopment) {

@@ -4,6 +4,8 @@ import { EXIT_CONFIG, TOKEN_NOTES, TOKEN_USAGE, tokenCommand, UsageError } from 
 const USAGE = `Usage:
   tollgate serve                      run the gateway (same as npm start)
 ${TOKEN_USAGE}
+  tollgate token exchange --gateway URL [--audience AUD] [--id-token-env NAME] [--json]
+                                      in a CI job: its OIDC identity for a short-lived token (--help)
   tollgate loadtest --target URL --token-file FILE [...]   load a gateway or fleet (--help: options)
 
 ${TOKEN_NOTES}
@@ -24,6 +26,11 @@ export async function runCli(argv: string[]): Promise<number> {
         return -1; // keeps running
       }
       case 'token':
+        if (rest[0] === 'exchange') {
+          // Loaded only here: it runs in CI jobs, with no config, data dir or store.
+          const { exchangeCommand } = await import('./exchange.js');
+          return await exchangeCommand(rest.slice(1));
+        }
         await tokenCommand(rest);
         return 0;
       case 'loadtest': {

@@ -35,9 +35,7 @@ export function configReference(): string {
     '',
     'The config file\'s `routes` list; each entry has these fields:',
     '',
-    '| Field | Default | Meaning |',
-    '| --- | --- | --- |',
-    ...Object.entries(SETTINGS.routes.items as Record<string, Field>).map(([key, f]) => row([`\`${key}\``, defaultText(f), meaning(f)])),
+    ...fieldTable(SETTINGS.routes.items),
     '',
     '```json',
     '{',
@@ -51,7 +49,35 @@ export function configReference(): string {
     '}',
     '```',
     '',
+    '## CI trust policies',
+    '',
+    'The config file\'s `ciProviders` list: whose OIDC ID tokens a CI job may exchange for a short-lived',
+    'token, and of which type. [docs/ci.md](ci.md) has set-ups for GitHub Actions, GitLab CI and',
+    'Kubernetes. Each entry has these fields:',
+    '',
+    ...fieldTable(SETTINGS.ciProviders.items),
+    '',
+    '```json',
+    '{',
+    '  "ciProviders": [',
+    '    { "name": "github", "issuer": "https://token.actions.githubusercontent.com",',
+    '      "audience": "https://artifacts.example.com", "allow": { "repository_owner_id": "1234567" },',
+    '      "production": { "ref": "refs/heads/main" }, "project": "repository", "tokenTtl": "1h",',
+    '      "restrictions": { "routes": ["/npm/"], "rate": "600/min" } }',
+    '  ]',
+    '}',
+    '```',
+    '',
   ].join('\n');
+}
+
+/** The table of a list setting's entry fields. */
+function fieldTable(fields: Record<string, Field>): string[] {
+  return [
+    '| Field | Default | Meaning |',
+    '| --- | --- | --- |',
+    ...Object.entries(fields).map(([key, f]) => row([`\`${key}\``, defaultText(f), meaning(f)])),
+  ];
 }
 
 /** A setting's default as the reference shows it: its `shown` text, else the schema's default, else unset. */

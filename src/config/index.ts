@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { checkActivity } from './activity.js';
+import { checkSecretScanning } from './scanning.js';
 import { checkAdmin } from './admin.js';
+import { checkCi } from './ci.js';
 import { checkNetwork } from './network.js';
 import { schemaProblems } from './report.js';
 import { checkRoutes, upstreamOnlyProblems } from './routes.js';
@@ -12,6 +14,7 @@ import type { Config, ConfigResult, Env } from './types.js';
 // The public face of config/: what the rest of the gateway imports.
 export * from './schema.js';
 export * from './types.js';
+export { CI_IDENTITY_FIELDS, CI_PROVIDER_KINDS, MAX_CI_TOKEN_TTL_MS } from './ci.js';
 export { SETTINGS, ENV_NAMES, GROUPS, settingsSchema, type Setting, type SettingKey, type Settings } from './settings.js';
 export { isLoopbackHost, showUrl } from './urls.js';
 
@@ -24,7 +27,7 @@ export class ConfigError extends Error {
 
 /**
  * Load, check and freeze the configuration, collecting every problem. Each concern (routes,
- * network, activity, admin) checks its own slice and returns its problems; the config is built
+ * network, activity, admin, CI) checks its own slice and returns its problems; the config is built
  * only when there are none.
  */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigResult {
@@ -46,7 +49,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
   const network = checkNetwork(ctx);
   const activity = checkActivity(ctx);
   const admin = checkAdmin(ctx);
-  const problems = [...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems];
+  const scanning = checkSecretScanning(ctx);
+  const ci = checkCi(ctx, routes.value.map((r) => r.prefix));
+  const problems = [
+    ...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems, ...scanning.problems, ...ci.problems,
+  ];
   if (problems.length > 0) return { ok: false, problems };
 
   const config: Config = {
@@ -82,6 +89,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
       windowMs: s.authFailureWindowMs,
     },
     admin: admin.value,
+    secretScanning: scanning.value,
+    ...ci.value,
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -13,6 +13,10 @@ import {
   DEFAULT_SESSION_TTL_MS, DEFAULT_OIDC_ADMIN_CLAIM,
   type Field,
 } from './schema.js';
+import {
+  CI_PROVIDER_FIELDS, ciProviderSchema, DEFAULT_CI_CLOCK_SKEW_MS, DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE, DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE,
+  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS,
+} from './ci.js';
 
 // Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
 
@@ -42,6 +46,7 @@ export const GROUPS = {
   tokens: 'Tokens, cache and brute-force limit',
   activity: 'Production activity and metrics',
   admin: 'Admin API and page',
+  ci: 'CI token exchange',
 } as const;
 
 /**
@@ -49,7 +54,7 @@ export const GROUPS = {
  * secrecy. The config file names it by its key (camelCase); the environment wins over the file.
  */
 export interface Setting extends Field {
-  /** Every setting but `routes` (a list only the file can hold) has an env var. */
+  /** Every setting but `routes` and `ciProviders` (lists only the file can hold) has an env var. */
   env?: `TOLLGATE_${string}`;
   group: keyof typeof GROUPS;
   /** The fields of each entry, for a list of objects. */
@@ -97,6 +102,8 @@ export const SETTINGS = {
   negativeCacheMax: { env: 'TOLLGATE_NEGATIVE_CACHE_MAX', group: 'tokens', schema: count().default(DEFAULT_NEGATIVE_CACHE_MAX), doc: 'Unknown-token cache entries (apart, so a flood cannot evict real tokens)' },
   cacheStaleMs: { env: 'TOLLGATE_CACHE_STALE_MS', group: 'tokens', schema: durationMs(0).default(DEFAULT_CACHE_STALE_MS), doc: 'Serve-stale: cached tokens keep working this long after the store was last reached; then 503' },
   changePollMs: { env: 'TOLLGATE_CHANGE_POLL_MS', group: 'tokens', schema: durationMs(10).default(DEFAULT_CHANGE_POLL_MS), doc: 'How often the store\'s change counter is checked (besides Redis pub/sub)' },
+  secretScanningKeysFile: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_FILE', group: 'tokens', schema: z.string().optional(), doc: 'Public keys, in GitHub\'s format (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), that sign secret-scanning reports: turns on `POST /-/tollgate/secret-scanning` on the proxy port ([docs/tokens.md](tokens.md#leaked-tokens))' },
+  secretScanningKeysUrl: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_URL', group: 'tokens', schema: z.string().optional(), secret: 'url', doc: 'The same keys fetched from this URL (https, or http on loopback), again at most every 5 s when a report names a key not yet known; GitHub publishes its at `https://api.github.com/meta/public_keys/secret_scanning` (never a default)' },
   lastUsedFlushMs: { env: 'TOLLGATE_LAST_USED_FLUSH_MS', group: 'tokens', schema: durationMs(100).default(DEFAULT_LAST_USED_FLUSH_MS), doc: 'How often last-used times are written to the store (batched, never per request)' },
   authFailureBurst: { env: 'TOLLGATE_AUTH_FAILURE_BURST', group: 'tokens', schema: count(0).default(DEFAULT_AUTH_FAILURE_BURST), doc: 'Failed authentications one client address may make in a row (`0` turns the limit off)' },
   authFailureRefillPerMinute: { env: 'TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE', group: 'tokens', schema: count(1).default(DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE), doc: 'How fast that allowance refills' },
@@ -137,6 +144,12 @@ export const SETTINGS = {
   oidcAudience: { env: 'TOLLGATE_OIDC_AUDIENCE', group: 'admin', schema: z.string().optional(), doc: 'The `aud` those bearers must carry' },
   oidcJwksUrl: { env: 'TOLLGATE_OIDC_JWKS_URL', group: 'admin', schema: z.string().optional(), secret: 'url', doc: 'JWKS their signature is checked against (https, or http on loopback)' },
   oidcAdminClaim: { env: 'TOLLGATE_OIDC_ADMIN_CLAIM', group: 'admin', schema: z.string().optional(), shown: `\`${DEFAULT_OIDC_ADMIN_CLAIM}\``, doc: '`<claim>=<value>` an admin\'s JWT must carry (a dot path or a top-level name; arrays match a member)' },
+
+  ciProviders: { group: 'ci', schema: z.array(ciProviderSchema).optional(), items: CI_PROVIDER_FIELDS, shown: 'none', doc: 'Trust policies for CI jobs\' OIDC ID tokens, see [CI trust policies](#ci-trust-policies) and [docs/ci.md](ci.md)' },
+  ciMaxIdTokenLifetimeMs: { env: 'TOLLGATE_CI_MAX_ID_TOKEN_LIFETIME_MS', group: 'ci', schema: durationMs(1000).max(86_400_000, 'must be at most 86400000 ms (24 h)').default(DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS), doc: 'Longest ID-token lifetime (`exp - iat`) accepted; an ID token without `exp` (a legacy Kubernetes service-account token) is refused' },
+  ciClockSkewMs: { env: 'TOLLGATE_CI_CLOCK_SKEW_MS', group: 'ci', schema: durationMs(0).default(DEFAULT_CI_CLOCK_SKEW_MS), doc: 'Clock skew allowed on an ID token\'s `exp`, `nbf` and `iat` (at most 300000)' },
+  ciExchangesPerAddressPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE), doc: 'Token exchanges one client address may make in any 60 seconds (then 429)' },
+  ciExchangesPerSubjectPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE), doc: 'Token exchanges one CI identity (policy and `sub`) may make in any 60 seconds (then 429)' },
 } satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -1,4 +1,6 @@
 import type { ActivitySinkName, Ecosystem } from './schema.js';
+import type { TokenRestrictions } from '../tokens/restrictions.js';
+import type { CI_IDENTITY_FIELDS, CI_PROVIDER_KINDS } from './ci.js';
 
 // The configuration every module reads: one typed object, loaded, checked and frozen once.
 
@@ -31,6 +33,9 @@ export interface RouteConfig {
 
 /** A route's redirect policy: false (never follow), or what is allowed besides public addresses. */
 export type FollowRedirects = false | { hosts: readonly string[]; cidrs: readonly string[] };
+
+/** Where the public keys that sign secret-scanning reports come from. */
+export type SecretScanningConfig = { keysFile: string; keysUrl?: undefined } | { keysUrl: string; keysFile?: undefined };
 
 /** Every field gives its default and unit. */
 export interface Config {
@@ -111,6 +116,53 @@ export interface Config {
   };
   /** Admin API and page sign-in. */
   admin: AdminConfig;
+  /** Signed secret-scanning reports (POST /-/tollgate/secret-scanning). Default: unset (the endpoint is a 404). */
+  secretScanning: SecretScanningConfig | undefined;
+  /** CI trust policies: whose OIDC ID tokens may be exchanged for short-lived tokens, in order. Default: none. */
+  ciProviders: CiProviderConfig[];
+  /** Limits of every exchange of a CI job's ID token. */
+  ciExchange: CiExchangeConfig;
+}
+
+/** How a provider's claims map to a token's CI identity (docs/ci.md lists each mapping). */
+export type CiProviderKind = (typeof CI_PROVIDER_KINDS)[number];
+export type CiIdentityField = (typeof CI_IDENTITY_FIELDS)[number];
+
+/** One trust policy (`ciProviders[]`): which ID tokens it accepts and what it issues for them. */
+export interface CiProviderConfig {
+  /** Unique, [a-z0-9-]+. Required. */
+  name: string;
+  /** Claim mapping for the CI identity. Default: from the issuer (GitHub, GitLab.com, CircleCI, Buildkite), else generic. */
+  kind: CiProviderKind;
+  /** The exact `iss` (https, or http on loopback). Required. */
+  issuer: string;
+  /** The issuer's JWK Set. Default: unset, the `jwks_uri` of the issuer's OpenID discovery document. */
+  jwksUrl: string | undefined;
+  /** The `aud` ID tokens must carry. Required. */
+  audience: string;
+  /** Claim → glob (`*` any run), all must match. Required, non-empty. */
+  allow: Readonly<Record<string, string>>;
+  /** Claim → glob, all matching makes the token Production. Default: none (always Development). */
+  production: Readonly<Record<string, string>>;
+  /** The claim naming the project of the token's downloads. Default: unset (no project). */
+  project: string | undefined;
+  /** Lifetime of issued tokens, at most 24 h. Default 3600000 ms. */
+  tokenTtlMs: number;
+  /** Restrictions of issued tokens, as `token create`'s. Default: none. */
+  restrictions: TokenRestrictions | null;
+  /** Identity field → claim, over the kind's mapping. Default: none. */
+  claims: Readonly<Partial<Record<CiIdentityField, string>>>;
+}
+
+export interface CiExchangeConfig {
+  /** Longest ID-token lifetime accepted (`exp - iat`); a token without `exp` is refused. Default 3600000 ms. */
+  maxIdTokenLifetimeMs: number;
+  /** Clock skew allowed on `exp`, `nbf` and `iat`. Default 60000 ms, at most 300000. */
+  clockSkewMs: number;
+  /** Exchanges one client address may make a minute. Default 60. */
+  perAddressPerMinute: number;
+  /** Exchanges one CI subject (policy and `sub`) may make a minute. Default 30. */
+  perSubjectPerMinute: number;
 }
 
 /** The admin API and the Settings › Tokens page (admin listener). */

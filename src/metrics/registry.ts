@@ -126,6 +126,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       },
     }),
 
+    tokensLeaked: new Counter({
+      name: 'tollgate_tokens_leaked_total',
+      help: 'Live tokens reported leaked and revoked, by reporter (github: signed secret-scanning reports; admin: the revoke-leaked API) and token type. Each also writes a leaked alert to the Production sinks.',
+      labelNames: ['reporter', 'token_type'] as const,
+      registers: [registry],
+    }),
+
     // ── Operations: all traffic, no per-token labels ───────────────────────────────────────
     // Moved on every request: plain-number slots, totals handed to prom-client when scraped.
     requestDuration: new HotHistogram({

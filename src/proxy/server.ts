@@ -11,7 +11,7 @@ import { authorizationHeader, credentialMemo, refuseAuthentication } from './aut
 import { createHttpForwarder, type Forwarder } from './forward/http.js';
 import type { HttpRoute } from './forward/exchange.js';
 import { createForwardedResolver } from './forwarded.js';
-import { isOwnPath } from './own/index.js';
+import { isOwnPath, setOwnClientIp } from './own/index.js';
 import type { ForwardedInfo } from './headers.js';
 import { createRouteMatcher, isSafePath, removeSingleDotSegments, type RouteMatch } from './paths.js';
 import { requestLineMembers } from './request-line.js';
@@ -195,6 +195,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
         return undefined;
       }
       incoming.url = rawPath;
+      setOwnClientIp(incoming, forwarded.clientIp);
       return options.ownEndpoints(incoming, outgoing);
     }
     const match = matchRoute(rawPath);

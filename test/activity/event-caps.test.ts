@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent, CappedField } from '../../src/activity/event.js';
 import { activityEventJson, RecordedActivityEvent } from '../../src/activity/event-codec.js';
-import { capEventFields, capJsonString, FIELD_CAPS, MAX_EVENT_LINE_BYTES, TRUNCATION_MARK } from '../../src/activity/event-caps.js';
+import { capEventFields, capIdentity, capJsonString, CI_CAPS, FIELD_CAPS, MAX_EVENT_LINE_BYTES, TRUNCATION_MARK } from '../../src/activity/event-caps.js';
 import { parseArtifactPath } from '../../src/artifacts/parse-path/index.js';
 import { createActivityRecorder, type RequestActivity } from '../../src/activity/recorder.js';
 import type { SinkRunner } from '../../src/activity/queue.js';
@@ -22,6 +22,9 @@ import { tempDir, type TempDir } from '../helpers/route-config.js';
  */
 
 const CAPPED = Object.keys(FIELD_CAPS) as CappedField[];
+/** The capped fields that are strings (`ci` and `leak` are objects whose strings have caps of their own). */
+const STRINGS = CAPPED.filter((f) => f !== 'ci' && f !== 'leak');
+const FULL = '\u0000'.repeat(5000);
 const jsonBytes = (s: string) => Buffer.byteLength(JSON.stringify(s)) - 2;
 const isHigh = (c: number) => c >= 0xd800 && c <= 0xdbff;
 const isLow = (c: number) => c >= 0xdc00 && c <= 0xdfff;
@@ -48,7 +51,7 @@ function recorder() {
   const events: ActivityEvent[] = [];
   const runner = { name: 'keep', enqueue: (e: ActivityEvent) => events.push(e) } as unknown as SinkRunner;
   const r = createActivityRecorder({ production: [runner], development: [runner], metrics: createMetrics({ defaultMetrics: false }), projectLabel: (p) => p });
-  return { record: (a: RequestActivity) => r.record(a), events };
+  return { record: (a: RequestActivity) => r.record(a), recordLeak: r.recordLeak, events };
 }
 
 /** Every byte of a string's UTF-8, percent-encoded: how a client sends any segment. */
@@ -130,11 +133,23 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
       sealed: false,
       aborted: false,
       truncated: [],
+      // A CI token's identity with every claim full.
+      ci: capIdentity({ provider: FULL, subject: FULL, repository: FULL, ref: FULL, sha: FULL, workflow: FULL, runId: FULL, actor: FULL }),
+      leak: null,
     });
     capEventFields(worst);
-    expect(worst.truncated).toEqual(CAPPED);
-    for (const field of CAPPED) expect(jsonBytes(worst[field] as string), field).toBeGreaterThan(FIELD_CAPS[field] - 6);
+    expect(worst.truncated).toEqual(CAPPED.filter((f) => f !== 'leak'));
+    for (const field of STRINGS) expect(jsonBytes(worst[field] as string), field).toBeGreaterThan(FIELD_CAPS[field] - 6);
+    for (const [claim, cap] of Object.entries(CI_CAPS)) expect(jsonBytes((worst.ci as unknown as Record<string, string>)[claim]!), claim).toBeGreaterThan(cap - 6);
     expect(Buffer.byteLength(`${activityEventJson(worst)}\n`)).toBeLessThan(MAX_EVENT_LINE_BYTES);
+  });
+
+  it('keeps a leaked alert under 4 KiB whatever its report says', () => {
+    const { recordLeak, events } = recorder();
+    recordLeak({ tokenId: 'tok_0123456789abcdef', tokenName: FULL, tokenType: 'production', clientIp: FULL, at: Date.now(), leak: { source: FULL, url: FULL, location: FULL } });
+    const [event] = events;
+    expect(event).toMatchObject({ kind: 'leaked', truncated: ['tokenName', 'clientIp', 'leak'] });
+    expect(Buffer.byteLength(`${activityEventJson(event!)}\n`)).toBeLessThan(MAX_EVENT_LINE_BYTES);
   });
 
   it('makes events whose line is always under 4 KiB, valid UTF-8 JSON, each field whole or cut and marked', () => {
@@ -166,11 +181,13 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
         expect(event.aborted).toBe(c.aborted);
 
         const ref = parseArtifactPath(a.ecosystem, a.path);
-        const original: Record<CappedField, string | null> = {
+        const original: Record<Exclude<CappedField, 'ci' | 'leak'>, string | null> = {
           tokenName: c.tokenName, project: c.project, package: ref.package, version: ref.version, file: ref.file,
           method: c.method, clientIp: c.clientIp, userAgent: c.userAgent ?? null,
         };
-        for (const field of CAPPED) {
+        expect(event.ci).toBeNull();
+        expect(event.leak).toBeNull();
+        for (const field of STRINGS as Exclude<CappedField, 'ci' | 'leak'>[]) {
           const cut = event.truncated.includes(field);
           if (original[field] === null) expect(event[field]).toBeNull();
           else expectCapped(event[field] as string, original[field]!, FIELD_CAPS[field], cut);
@@ -185,7 +202,7 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
     record(activity({ path: '/@acme%2fwidgets/-/widgets-1.4.2.tgz', ecosystem: 'npm', userAgent: `pip/24.0 ${JSON.stringify({ installer: { name: 'pip' }, python: '3.12.3', ci: null }).repeat(3)}` }));
     const [event] = events;
     expect(event).toMatchObject({ package: '@acme/widgets', version: '1.4.2', file: 'widgets-1.4.2.tgz', truncated: [] });
-    expect(activityEventJson(event!)).toContain('"aborted":false,"truncated":[]}');
+    expect(activityEventJson(event!)).toContain('"aborted":false,"truncated":[],"ci":null,"leak":null}');
   });
 });
 

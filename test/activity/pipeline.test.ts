@@ -276,10 +276,10 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
       expect(e.durationMs).toBeGreaterThanOrEqual(0);
       // Exactly the documented fields, nothing else.
       expect(Object.keys(e).sort()).toEqual([
-        'aborted', 'bytes', 'clientIp', 'durationMs', 'ecosystem', 'file', 'id', 'kind', 'method', 'package', 'project',
+        'aborted', 'bytes', 'ci', 'clientIp', 'durationMs', 'ecosystem', 'file', 'id', 'kind', 'leak', 'method', 'package', 'project',
         'requestId', 'sealed', 'status', 'time', 'tokenId', 'tokenName', 'tokenType', 'truncated', 'userAgent', 'version',
       ]);
-      expect(e).toMatchObject({ aborted: false, truncated: [] });
+      expect(e).toMatchObject({ aborted: false, truncated: [], ci: null, leak: null });
     }
     // Request order = id order (ULIDs are time-ordered).
     expect(ids(file)).toEqual([npm, maven, sealed].map((r) => of(r).id));

@@ -26,6 +26,7 @@ const BAD: Record<string, unknown[]> = {
     `ftp://hooks.example.com/${SECRET}`, `not a url ${SECRET}`, `http://hooks.example.com/a@${SECRET}:x`,
   ],
   oidcJwksUrl: [`http://idp.example.com/${SECRET}/jwks?k=${SECRET}`, `https://u:${SECRET}@idp.example.com/jwks`, `jwks ${SECRET}`],
+  secretScanningKeysUrl: [`http://keys.example.com/${SECRET}?k=${SECRET}`, `https://u:${SECRET}@keys.example.com/keys`, `keys ${SECRET}`],
   upstream: [
     `ftp://u:${SECRET}@x/${SECRET}`, `http://u:${SECRET}@127.0.0.1:1/`, `http://127.0.0.1:1/?token=${SECRET}`,
     `http://127.0.0.1:1/#${SECRET}`, `http://[${SECRET}/`,

@@ -33,6 +33,8 @@ export function eventFactory(options: { stepMs: number; perEvent?: (seq: number)
       sealed: false,
       aborted: false,
       truncated: [],
+      ci: null,
+      leak: null,
       ...options.perEvent?.(seq),
       ...over,
     };

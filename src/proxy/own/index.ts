@@ -33,6 +33,18 @@ export function ownError(code: ErrorCode, status?: number): Response {
   return Response.json({ error: spec.message, code }, { status: status ?? spec.status, headers: { 'cache-control': 'no-store' } });
 }
 
+const clientIps = new WeakMap<IncomingMessage, string>();
+
+/** The proxy port records the client's address (trusted proxies honoured) before an own endpoint runs. */
+export function setOwnClientIp(incoming: IncomingMessage, clientIp: string): void {
+  clientIps.set(incoming, clientIp);
+}
+
+/** The client's address, as the proxy port believes it. */
+export function ownClientIp(incoming: IncomingMessage): string {
+  return clientIps.get(incoming) ?? incoming.socket.remoteAddress ?? '';
+}
+
 /** True for a path under the namespace (the dot-normalised raw path, query included). */
 export function isOwnPath(rawPath: string): boolean {
   return rawPath.startsWith(OWN_PREFIX) || rawPath === OWN_PREFIX.slice(0, -1) || rawPath.startsWith(`${OWN_PREFIX.slice(0, -1)}?`);
