@@ -156,10 +156,12 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     maxSize,
     onError: (c) => c.json({ error: `Request body over ${maxSize} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
   });
-  const smallBody = limitBody(MAX_BODY_BYTES);
-  const leakBody = limitBody(LEAK_BODY_MAX_BYTES);
-  api.use('*', function limitBodies(c, next) {
-    return (c.req.path.endsWith('/tokens/revoke-leaked') ? leakBody : smallBody)(c, next);
+  const smallBody: MiddlewareHandler<Env> = limitBody(MAX_BODY_BYTES);
+  const leakBody: MiddlewareHandler<Env> = limitBody(LEAK_BODY_MAX_BYTES);
+  api.use('/tokens/revoke-leaked', leakBody);
+  api.use('*', async function limitBodies(c, next) {
+    if (c.req.path.endsWith('/tokens/revoke-leaked')) return next();
+    return smallBody(c as Context<Env, string>, next);
   });
 
   api.get('/session', requireAdmin, (c) => {
@@ -208,7 +210,9 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     return c.body(null, 204);
   });
 
-  registerTokenRoutes(api, requireAdmin, { store, logger, now, routes: options.routes ?? [], reportLeaks: options.reportLeaks });
+  registerTokenRoutes(api, requireAdmin, {
+    store, logger, now, routes: options.routes ?? [], reportLeaks: options.reportLeaks, clientIp,
+  });
 
   api.get('/activity', requireAdmin, async (c) => {
     const q = c.req.query();

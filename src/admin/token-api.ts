@@ -2,7 +2,6 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { revokeLeakedTokens, type LeakReportInput, type LeakReporter, type LeakVerdict } from '../tokens/leaks.js';
-import type { RestrictionsInput } from '../tokens/restrictions.js';
 import { createToken, rotateToken, toTokenView } from '../tokens/service.js';
 import type { TokenRecord, TokenStore } from '../tokens/store.js';
 import { auditEntries } from './audit.js';
@@ -35,6 +34,8 @@ export interface TokenApiOptions {
   routes: readonly string[];
   /** Default: revokeLeakedTokens on `store`, without an alert. */
   reportLeaks?: ReportLeaks | undefined;
+  /** The client's address (a trusted proxy's X-Forwarded-For believed), for the leak alert. */
+  clientIp: (c: Context) => string | undefined;
 }
 
 /** At most this many values per revoke-leaked request. */
@@ -113,7 +114,7 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
       type: body.type as string | undefined,
       expires: body.expires as string | undefined,
       createdBy: admin.identity,
-      restrictions: (restrictions ?? undefined) as RestrictionsInput | undefined,
+      restrictions: restrictions ?? undefined,
       knownRoutes: routes,
     }, now());
     const view = toTokenView(created.record, now());
@@ -128,7 +129,7 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
   api.post('/tokens/revoke-leaked', requireAdmin, async (c) => {
     const admin = c.get('admin');
     const { reports, source } = parseLeakBody(await readJsonObject(c));
-    const results = await reportLeaks(reports, { source, by: admin.identity });
+    const results = await reportLeaks(reports, { source, by: admin.identity, clientIp: options.clientIp(c) });
     const revoked = results.filter((v) => v.label === 'true_positive').length;
     logger.info({ event: 'admin.leaks_reported', reported: reports.length, revoked, source, by: admin.identity, via: admin.via },
       'admin: leaked tokens reported');

@@ -16,10 +16,14 @@ export interface LeakReportInput {
   location?: string | undefined;
 }
 
-/** Who reports: `source` names the scanner (`github`, `gitleaks`); `by` is the revokedBy recorded. */
+/**
+ * Who reports: `source` names the scanner (`github`, `gitleaks`); `by` is the revokedBy recorded;
+ * `clientIp`, where the report came from (for the alert; not recorded on the token).
+ */
 export interface LeakReporter {
   source: string;
   by: string;
+  clientIp?: string | undefined;
 }
 
 /** GitHub's verdict for one reported value. Never the value itself: its SHA-256. */

@@ -274,7 +274,7 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
         expect(res.status).toBe(200);
         expect(calls).toEqual([[
           [{ token: 'tgp_a' }, { token: 'tgd_b', url: 'https://u', location: 'l', type: 't' }],
-          { source: 'trufflehog', by: 'admin' },
+          { source: 'trufflehog', by: 'admin', clientIp: undefined },
         ]]);
       } finally {
         await other.close();

@@ -93,6 +93,21 @@ function redisBackend(fixtures = FIXTURES): Backend {
   };
 }
 
+/** The gateway's start migrated the store from `from`; a second handle (the CLI's) finds nothing left to do. */
+async function expectMigratedOnce(gw: TestGateway, backend: Backend, from: number): Promise<void> {
+  expect(await gw.store.migrate()).toEqual({ from, to: SCHEMA_VERSION });
+  expect(await backend.recordedVersion()).toBe(SCHEMA_VERSION);
+  const again = await backend.openAgain();
+  try {
+    expect(await again.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+  } finally {
+    await again.close();
+  }
+}
+
+/** What each fixture token got before the migration: 401 for a revoked or expired one, else 200. */
+const statusesBefore = (f: Fixture) => f.tokens.map((t) => [t.name, t.revoke || t.expiresAt !== undefined ? 401 : 200]);
+
 async function statusWith(gw: TestGateway, token: string): Promise<number> {
   const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
   await res.arrayBuffer();
@@ -109,22 +124,14 @@ describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by tod
   afterAll(() => backend.stop());
 
   it('migrates it on start and records the schema version, so the migration runs once', async () => {
-    expect(await gw.store.migrate()).toEqual({ from: 0, to: SCHEMA_VERSION });
-    expect(await backend.recordedVersion()).toBe(SCHEMA_VERSION);
+    await expectMigratedOnce(gw, backend, 0);
     expect(SCHEMA_VERSION).toBe(MIGRATIONS.at(-1)!.version);
-    const again = await backend.openAgain();
-    try {
-      expect(await again.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
-    } finally {
-      await again.close();
-    }
   });
 
   it('authenticates every fixture token (or refuses it) exactly as before', async () => {
-    const expected = fixture.tokens.map((t) => [t.name, t.revoke || t.expiresAt !== undefined ? 401 : 200]);
     const got = [];
     for (const t of fixture.tokens) got.push([t.name, await status(t.token)]);
-    expect(got).toEqual(expected);
+    expect(got).toEqual(statusesBefore(fixture));
   });
 
   it('keeps every token listed with its name, state and last use, the clashing names included', async () => {
@@ -182,20 +189,13 @@ describe.each([sqliteBackend(FIXTURES_V2), redisBackend(FIXTURES_V2)])('a schema
   afterAll(() => backend.stop());
 
   it('migrates it from schema 2 on start, once', async () => {
-    expect(await gw.store.migrate()).toEqual({ from: 2, to: SCHEMA_VERSION });
-    expect(await backend.recordedVersion()).toBe(SCHEMA_VERSION);
-    const again = await backend.openAgain();
-    try {
-      expect(await again.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
-    } finally {
-      await again.close();
-    }
+    await expectMigratedOnce(gw, backend, 2);
   });
 
   it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
     const got = [];
     for (const t of fixtureV2.tokens) got.push([t.name, await status(t.token)]);
-    expect(got).toEqual(fixtureV2.tokens.map((t) => [t.name, t.revoke || t.expiresAt !== undefined ? 401 : 200]));
+    expect(got).toEqual(statusesBefore(fixtureV2));
     const listed = await gw.store.list();
     expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(fixtureV2.tokens.map((t) => [
       t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active',

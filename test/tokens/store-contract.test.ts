@@ -53,7 +53,7 @@ interface Backend {
   setup(): Promise<void>;
   teardown(): Promise<void>;
   /** An empty store of its own, and a way to open a second handle on the same data. */
-  open(): { store: TokenStore; second(): TokenStore };
+  open(): { store: TokenStore; second: () => TokenStore };
 }
 
 function sqliteBackend(): Backend {
@@ -347,6 +347,14 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
 
   describe('rotation', () => {
     const at = () => Date.now();
+    /** A token named `name`, rotated: the old one in an overlap of a minute. */
+    async function rotatedPair(store: TokenStore, name: string) {
+      const old = newRecord({ name });
+      await store.insert(old);
+      const next = newRecord({ name });
+      await store.rotate(old.id, next, Date.now() + 60_000, Date.now());
+      return { old, next };
+    }
 
     it('replaces a token: the new one takes its name, type and restrictions; the old one works until the overlap ends', async () => {
       const { store, second } = backend.open();
@@ -400,10 +408,7 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
 
     it('lets a rotated-out token keep working without holding its name', async () => {
       const { store } = backend.open();
-      const old = newRecord({ name: 'ci' });
-      await store.insert(old);
-      const next = newRecord({ name: 'ci' });
-      await store.rotate(old.id, next, Date.now() + 60_000, Date.now());
+      const { old, next } = await rotatedPair(store, 'ci');
       // The new generation holds the name...
       await expectCode(store.insert(newRecord({ name: 'CI' })), 'TOLLGATE_ERR_TOKEN_NAME_TAKEN');
       // ...the old one, in its overlap, does not: once the new one is revoked the name is free.
@@ -416,20 +421,14 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
 
     it('revokes both generations by name, and only the one named by id', async () => {
       const { store } = backend.open();
-      const old = newRecord({ name: 'pair' });
-      await store.insert(old);
-      const next = newRecord({ name: 'pair' });
-      await store.rotate(old.id, next, Date.now() + 60_000, Date.now());
+      const { old, next } = await rotatedPair(store, 'pair');
       const since = await store.revision();
       const revoked = await store.revoke('PAIR', 'bob', T0 + 5);
       expect(revoked).toMatchObject({ id: next.id, revokedAt: T0 + 5, revokedBy: 'bob' });
       expect(await store.findByHash(old.hash)).toMatchObject({ revokedAt: T0 + 5, revokedBy: 'bob' });
       expect((await store.changesSince(since)).changes.map((c) => c.hash).sort()).toEqual([old.hash, next.hash].sort());
 
-      const a = newRecord({ name: 'by-id' });
-      await store.insert(a);
-      const b = newRecord({ name: 'by-id' });
-      await store.rotate(a.id, b, Date.now() + 60_000, Date.now());
+      const { old: a, next: b } = await rotatedPair(store, 'by-id');
       await store.revoke(a.id, 'bob');
       expect(tokenState((await store.findByHash(a.hash))!)).toBe('revoked');
       expect(tokenState((await store.findByHash(b.hash))!)).toBe('active');

@@ -11,9 +11,12 @@ import { resetCreate } from './create.js';
 import { closeAllDialogs, setDialogHooks } from './dialogs.js';
 import { revealPending } from './reveal.js';
 import { loadTokens } from './tokens.js';
-import { $, ApiError, api, setCsrfToken, setStatus, whenSessionEnds } from './ui.js';
+import { $, api, setCsrfToken, setStatus, whenSessionEnds } from './ui.js';
 
-/** @typedef {import('./ui.js').Session} Session */
+/**
+ * @typedef {import('./ui.js').Session} Session
+ * @typedef {import('./ui.js').ApiError} ApiError
+ */
 
 // ------------------------------------------------------------------------------------------
 // Sign-in.

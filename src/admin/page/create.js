@@ -5,10 +5,11 @@
 import { closeDialog, openDialog } from './dialogs.js';
 import { resetReveal, showReveal } from './reveal.js';
 import { knownRoutes, loadTokens } from './tokens.js';
-import { $, ApiError, DAY_MS, api, el, setStatus } from './ui.js';
+import { $, DAY_MS, api, el, setStatus } from './ui.js';
 
 /**
  * @typedef {import('./ui.js').CreatedToken} CreatedToken
+ * @typedef {import('./ui.js').ApiError} ApiError
  */
 
 /** The restriction inputs by the field name the API's errors use. */

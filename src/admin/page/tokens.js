@@ -113,73 +113,71 @@ export async function loadTokens() {
 }
 
 // ------------------------------------------------------------------------------------------
-// Rotate: choose the overlap, then the new token is shown once (reveal.js).
+// Row actions, each with a confirmation dialog (#<name>-dialog, -confirm, -cancel, -error).
 
-/** @type {Token | null} */
-let rotating = null;
+/**
+ * Wires a confirmation dialog: Cancel closes it; Confirm runs `action` on the token it was opened
+ * for, its error shown in the dialog. Returns the function that opens it for a token.
+ * @param {'rotate' | 'revoke'} name
+ * @param {(token: Token) => Promise<void>} action
+ * @returns {(token: Token, opener: HTMLElement, focus: HTMLElement) => void}
+ */
+function confirmation(name, action) {
+  /** @type {Token | null} */
+  let target = null;
+  const confirm = /** @type {HTMLButtonElement} */ ($(`${name}-confirm`));
+  $(`${name}-cancel`).addEventListener('click', () => closeDialog(/** @type {HTMLDialogElement} */ ($(`${name}-dialog`))));
+  confirm.addEventListener('click', async () => {
+    if (!target) return;
+    confirm.disabled = true;
+    try {
+      await action(target);
+      target = null;
+    } catch (err) {
+      setStatus(`${name}-error`, /** @type {Error} */ (err).message);
+    } finally {
+      confirm.disabled = false;
+    }
+  });
+  return (token, opener, focus) => {
+    target = token;
+    setStatus(`${name}-error`, '');
+    openDialog(/** @type {HTMLDialogElement} */ ($(`${name}-dialog`)), opener, focus);
+  };
+}
+
+// Rotate: choose the overlap, then the new token is shown once (reveal.js).
+const askRotate = confirmation('rotate', async (token) => {
+  const created = /** @type {CreatedToken} */ (
+    await api('POST', `/tokens/${encodeURIComponent(token.id)}/rotate`, { overlap: $('rotate-overlap').value })
+  );
+  closeDialog($('rotate-dialog'));
+  const endsAt = created.previous && created.previous.endsAt;
+  const note = endsAt && Date.parse(endsAt) > Date.now()
+    ? `The previous token keeps working until ${timeFmt.format(new Date(endsAt))}, then is refused.`
+    : 'The previous token is refused from now on.';
+  openReveal(created, note, $('create-open'));
+  void loadTokens();
+});
 
 /** @param {Token} token @param {HTMLElement} opener */
 function openRotate(token, opener) {
-  rotating = token;
   $('rotate-name').textContent = token.name;
   $('rotate-overlap').value = '24h';
-  setStatus('rotate-error', '');
-  openDialog($('rotate-dialog'), opener, $('rotate-overlap'));
+  askRotate(token, opener, $('rotate-overlap'));
 }
 
-$('rotate-cancel').addEventListener('click', () => closeDialog($('rotate-dialog')));
-$('rotate-confirm').addEventListener('click', async () => {
-  if (!rotating) return;
-  const token = rotating;
-  $('rotate-confirm').disabled = true;
-  try {
-    const created = /** @type {CreatedToken} */ (
-      await api('POST', `/tokens/${encodeURIComponent(token.id)}/rotate`, { overlap: $('rotate-overlap').value })
-    );
-    rotating = null;
-    closeDialog($('rotate-dialog'));
-    const endsAt = created.previous && created.previous.endsAt;
-    const note = endsAt && Date.parse(endsAt) > Date.now()
-      ? `The previous token keeps working until ${timeFmt.format(new Date(endsAt))}, then is refused.`
-      : 'The previous token is refused from now on.';
-    openReveal(created, note, $('create-open'));
-    void loadTokens();
-  } catch (err) {
-    setStatus('rotate-error', /** @type {Error} */ (err).message);
-  } finally {
-    $('rotate-confirm').disabled = false;
-  }
+// Revoke.
+const askRevoke = confirmation('revoke', async (token) => {
+  await api('POST', `/tokens/${encodeURIComponent(token.id)}/revoke`);
+  closeDialog($('revoke-dialog'));
+  await loadTokens();
+  setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
+  $('create-open').focus();
 });
-
-// ------------------------------------------------------------------------------------------
-// Revoke, with a confirmation.
-
-/** @type {Token | null} */
-let revoking = null;
 
 /** @param {Token} token @param {HTMLElement} opener */
 function openRevoke(token, opener) {
-  revoking = token;
   $('revoke-name').textContent = token.name;
-  setStatus('revoke-error', '');
-  openDialog($('revoke-dialog'), opener, $('revoke-cancel'));
+  askRevoke(token, opener, $('revoke-cancel'));
 }
-
-$('revoke-cancel').addEventListener('click', () => closeDialog($('revoke-dialog')));
-$('revoke-confirm').addEventListener('click', async () => {
-  if (!revoking) return;
-  const token = revoking;
-  $('revoke-confirm').disabled = true;
-  try {
-    await api('POST', `/tokens/${encodeURIComponent(token.id)}/revoke`);
-    revoking = null;
-    closeDialog($('revoke-dialog'));
-    await loadTokens();
-    setStatus('tokens-status', `Revoked “${token.name}”. Downloads with it are refused from now on.`);
-    $('create-open').focus();
-  } catch (err) {
-    setStatus('revoke-error', /** @type {Error} */ (err).message);
-  } finally {
-    $('revoke-confirm').disabled = false;
-  }
-});
