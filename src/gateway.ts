@@ -17,6 +17,10 @@ import { createActivityPipeline, type ActivityPipeline } from './activity/index.
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
 import { createOwnEndpoints } from './proxy/own/index.js';
+import { createScannerKeys } from './proxy/own/scanner-keys.js';
+import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
+import { revokeLeakedTokens } from './tokens/leaks.js';
+import type { ReportLeaks } from './admin/token-api.js';
 import { upstreamErrorLabel } from './proxy/forward/errors.js';
 import type { RequestState } from './proxy/state.js';
 import { createAdminApp } from './admin/app.js';
@@ -82,6 +86,10 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     rateWarnedAt = Date.now();
     logger.warn({ err: errorFields(err) }, 'token rate limits: Redis unreachable, counting in this process meanwhile');
   });
+  const reportLeaks = createLeakReporting(store, metrics, activity, logger);
+  const ownEndpoints = config.secretScanning
+    ? [secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks })]
+    : [];
   const proxy = createProxyHandler({
     config,
     directoryServer: config.routes.some((r) => r.upstream.kind === 'dir')
@@ -91,7 +99,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     limiter: limits.failures,
     tokenRate: limits.tokenRate,
     logger,
-    ownEndpoints: createOwnEndpoints({ endpoints: [], logger }),
+    ownEndpoints: createOwnEndpoints({ endpoints: ownEndpoints, logger }),
     ownListeners: () => [proxyServer, adminServer].map((server) => {
       const { address, port } = server.address() as AddressInfo;
       return { address, port };
@@ -104,7 +112,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
     metricsToken: config.metrics.token, adminHost: config.adminHost,
     auth: adminAuth, activity: activity.query, logger,
-    routes: config.routes.map((r) => r.prefix),
+    routes: config.routes.map((r) => r.prefix), reportLeaks,
   });
 
   const proxyServer = createProxyServer(config, proxy.listener);
@@ -175,6 +183,27 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
         endedAt: Date.now(),
       });
     }
+  };
+}
+
+/**
+ * Leaked tokens, whoever reports them (signed secret-scanning reports on the proxy port, the admin
+ * API's revoke-leaked): each live one revoked (tokens/leaks.ts), counted, logged, and written as a
+ * `leaked` alert to the Production activity sinks.
+ */
+function createLeakReporting(store: TokenStore, metrics: Metrics, activity: ActivityPipeline, logger: Logger): ReportLeaks {
+  return async function reportLeaks(reports, reporter) {
+    const { verdicts, revoked } = await revokeLeakedTokens(store, reports, reporter);
+    const reporterLabel = reporter.source === 'github' ? 'github' : 'admin';
+    for (const record of revoked) {
+      metrics.tokensLeaked.labels(reporterLabel, record.type).inc();
+      logger.warn({ event: 'token.leaked', tokenId: record.id, tokenType: record.type, source: record.leak?.source, url: record.leak?.url }, 'leaked token revoked');
+      activity.recorder.recordLeak({
+        tokenId: record.id, tokenName: record.name, tokenType: record.type, clientIp: reporter.clientIp ?? '',
+        at: record.revokedAt ?? Date.now(), leak: record.leak ?? { source: reporter.source, url: null, location: null },
+      });
+    }
+    return verdicts;
   };
 }
 

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/logging/logger.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import { createToken } from '../../src/tokens/service.js';
 import type { TokenStore, TokenRecord } from '../../src/tokens/store.js';
+import type { RestrictionsInput } from '../../src/tokens/restrictions.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 
 export interface TestGateway {
@@ -21,7 +22,8 @@ export interface TestGateway {
   logs(): string;
   /** Log lines parsed as JSON. */
   logRecords(): Record<string, unknown>[];
-  createToken(opts?: { name?: string; type?: 'production' | 'development'; expires?: string }): Promise<{ token: string; record: TokenRecord }>;
+  /** A token made as `tollgate token create` makes it; `restrictions` as the CLI and API take them. */
+  createToken(opts?: { name?: string; type?: 'production' | 'development'; expires?: string; restrictions?: RestrictionsInput }): Promise<{ token: string; record: TokenRecord }>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,8 @@ export async function startTestGateway(env: Env = {}): Promise<TestGateway> {
         type: opts.type ?? 'production',
         expires: opts.expires,
         createdBy: 'test',
+        restrictions: opts.restrictions,
+        knownRoutes: config.routes.map((r) => r.prefix),
       });
       return { token, record };
     },

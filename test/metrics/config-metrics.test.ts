@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
@@ -211,6 +212,16 @@ beforeAll(async () => {
   expect(await get('/npm/lodash', bearer(generateToken('production')))).toBe(401);
   expect(await get('/npm/lodash', bearer(revoked.token))).toBe(401);
   expect(await get('/npm/lodash')).toBe(401);
+  // A token restricted to another route (a restriction refusal), and a leaked one revoked through the admin API.
+  const restricted = await gw.createToken({ name: 'dead-only', type: 'production', restrictions: { routes: ['/dead/'] } });
+  expect(await get('/npm/lodash', bearer(restricted.token))).toBe(403);
+  const leaked = await gw.createToken({ name: 'leaked-ci', type: 'production' });
+  const adminToken = readFileSync(path.join(gw.dataDir, 'admin-token'), 'utf8').trim();
+  const leakReport = await fetch(`${gw.adminUrl}/api/v1/tokens/revoke-leaked`, {
+    method: 'POST', headers: { authorization: bearer(adminToken), 'content-type': 'application/json' },
+    body: JSON.stringify({ tokens: [leaked.token], source: 'gitleaks' }),
+  });
+  expect(leakReport.status).toBe(200);
 
   await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="dropped"\} [1-9]/m.test(await scrape()), 10_000, 'a dropped event');
   await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="retried"\} [1-9]/m.test(await scrape()), 10_000, 'a retried delivery');

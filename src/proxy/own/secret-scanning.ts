@@ -5,26 +5,12 @@ import { createLocalTokenRateLimiter } from '../../auth/token-rate.js';
 import { isGatewayError } from '../../errors.js';
 import { ownClientIp, ownError, type OwnEndpoint } from './index.js';
 import type { ScannerKeys } from './scanner-keys.js';
-
-/** A reported secret, as GitHub's secret-scanning partner program sends it. */
-export interface ScanningReport {
-  token: string;
-  type?: string;
-  url?: string;
-  location?: string;
-}
-
-/** The answer per reported secret (GitHub's feedback format): never the raw token. */
-export interface LeakVerdict {
-  token_hash: string;
-  token_type: string;
-  label: 'true_positive' | 'false_positive';
-}
+import type { LeakReportInput, LeakReporter, LeakVerdict } from '../../tokens/leaks.js';
 
 export interface SecretScanningOptions {
   keys: ScannerKeys;
   /** Revokes the live tokens among the reports and raises the alerts (the gateway's wiring). */
-  reportLeaks: (reports: ScanningReport[], reporter: { source: string; by: string; clientIp: string }) => Promise<LeakVerdict[]>;
+  reportLeaks: (reports: LeakReportInput[], reporter: LeakReporter) => Promise<LeakVerdict[]>;
   /** Reports one address may send a minute. */
   perMinute?: number;
 }
@@ -81,7 +67,7 @@ export function secretScanningEndpoint(options: SecretScanningOptions): OwnEndpo
 }
 
 /** The body as reports, or undefined when it is not an array of objects with a string token. */
-export function parseReports(body: Buffer): ScanningReport[] | undefined {
+export function parseReports(body: Buffer): LeakReportInput[] | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -89,7 +75,7 @@ export function parseReports(body: Buffer): ScanningReport[] | undefined {
     return undefined;
   }
   if (!Array.isArray(doc) || doc.length > MAX_REPORTS) return undefined;
-  const reports: ScanningReport[] = [];
+  const reports: LeakReportInput[] = [];
   for (const item of doc as Record<string, unknown>[]) {
     if (typeof item !== 'object' || item === null || typeof item.token !== 'string') return undefined;
     reports.push({
