@@ -341,6 +341,7 @@ export interface LoggedRequest {
   tokenId?: string;
   project?: string;
   authFailure?: string;
+  refusedBy?: string;
 }
 
 /** The gateway's per-request log lines (JSON, msg "request"), oldest first. */
@@ -385,6 +386,8 @@ export interface ClientGateway {
   requestsSince(mark: number): Promise<LoggedRequest[]>;
   /** The admin port's /metrics text. */
   metrics(): Promise<string>;
+  /** Another token, made with `tollgate token create` and these extra arguments (restrictions). */
+  createToken(name: string, type: 'production' | 'development', extra?: string[]): Promise<{ token: string; id: string }>;
   stop(): Promise<void>;
 }
 
@@ -426,6 +429,7 @@ export async function startClientGateway(label: string, routes: RouteEntry[], op
       const res = await fetch(`${gateway.adminUrl}/metrics`);
       return res.text();
     },
+    createToken: (name, type, extra = []) => createTokenWithCli(env, name, type, extra),
     async stop() {
       await gateway.stop();
     },

@@ -92,7 +92,10 @@ async function startVerdaccio(): Promise<Registry> {
   return { url: `http://127.0.0.1:${port}/`, port, child, output };
 }
 
-/** Publishes @acme/lib and @acme/app (which depends on it) straight to verdaccio, as its own user. */
+/**
+ * Publishes @acme/lib and @acme/app (which depends on it) straight to verdaccio, as its own user,
+ * and an unscoped package outside @acme for the restricted-token test.
+ */
 async function publishPackages(registry: Registry): Promise<void> {
   const res = await fetch(`${registry.url}-/user/org.couchdb.user:publisher`, {
     method: 'PUT',
@@ -109,7 +112,9 @@ async function publishPackages(registry: Registry): Promise<void> {
     name: '@acme/app', version: '1.0.0', main: 'index.js', license: 'MIT', dependencies: { '@acme/lib': '^1.0.0' },
   }));
   home.write('app/index.js', "module.exports = require('@acme/lib') + '+app';\n");
-  for (const pkg of ['lib', 'app']) {
+  home.write('foreign/package.json', JSON.stringify({ name: 'foreign-lib', version: '1.0.0', main: 'index.js', license: 'MIT' }));
+  home.write('foreign/index.js', "module.exports = 'foreign';\n");
+  for (const pkg of ['lib', 'app', 'foreign']) {
     await runOk(npm, ['publish', `./${pkg}`, '--registry', registry.url], { cwd: home.path, env: clientEnv(home) });
   }
 }
@@ -229,6 +234,27 @@ describe('yarn classic through the gateway', () => {
     const log = await gw.requestsSince(mark);
     expect(log.filter((l) => l.status === 401), JSON.stringify(log)).toEqual([]);
     expect(log.some((l) => l.path === '/npm/@acme/app/-/app-1.0.0.tgz' && l.status === 200)).toBe(true);
+  });
+});
+
+describe('a token restricted to @acme/* packages (tollgate token create --package)', () => {
+  it('installs @acme/app and its @acme dependency, and is refused a package outside @acme (403) before anything is fetched', async () => {
+    const restricted = await gw.createToken('npm-acme-only', 'production', ['--route', '/npm/', '--package', '@acme/*']);
+    const { proj, env } = consumer('npm-restricted', [`//${gw.hostPort}/npm/:_authToken=${restricted.token}`]);
+    let mark = await gw.mark();
+    const ok = await run(npm, ['install', '--no-audit', '@acme/app'], { cwd: proj, env });
+    expect(ok.code, ok.output).toBe(0);
+    await expectInstalled(proj);
+    expect((await gw.requestsSince(mark)).every((l) => l.status === 200 && l.tokenId === restricted.id)).toBe(true);
+    mark = await gw.mark();
+    const refused = await run(npm, ['install', '--no-audit', 'foreign-lib'], { cwd: proj, env });
+    expect(refused.code, refused.output).not.toBe(0);
+    expect(refused.output).toMatch(/E403|403 Forbidden|not allowed to fetch this package/);
+    expect(existsSync(path.join(proj, 'node_modules', 'foreign-lib'))).toBe(false);
+    const log = await gw.requestsSince(mark);
+    expect(log.length).toBeGreaterThan(0);
+    for (const l of log) expect(l, JSON.stringify(l)).toMatchObject({ status: 403, refusedBy: 'package' });
+    expect(upstream.seen.some((s) => s.url.includes('foreign-lib'))).toBe(false);
   });
 });
 
