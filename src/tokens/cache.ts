@@ -83,12 +83,12 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   const { store } = options;
   // Expired entries are kept (noDeleteOnStaleGet) so they can be served while the store is down.
   // Bounded by maxSize with every entry of size 1 rather than by max: the same bound, but with
-  // `max` lru-cache allocates its arrays for every entry up front (with the defaults, 50,000
-  // entries a side: ~4 MiB of heap for a gateway that knows a few dozen tokens).
+  // `max` lru-cache allocates its arrays for every entry up front (megabytes of heap, with the
+  // defaults, for a gateway that knows a few dozen tokens).
   // ttlResolution 0: read the clock on each TTL check. With the default (1 ms) lru-cache keeps the
   // time it read for a millisecond by starting a timer that clears it: under load, a setTimeout
-  // and its firing nearly every millisecond, ~4 µs per 1 KiB request in a CPU profile of the
-  // bench (timers' insert, listOnTimeout, processTimers), for a clock read of well under 0.1 µs.
+  // and its firing nearly every millisecond, far dearer than a clock read (bench/README.md,
+  // "The auth cost, side by side").
   const positive = new LRUCache<string, CachedToken>({
     maxSize: options.max, sizeCalculation: oneEntry, ttl: options.ttlMs, ttlResolution: 0, ttlAutopurge: false, noDeleteOnStaleGet: true,
   });
@@ -100,9 +100,8 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   // long-lived Map's table lives in V8's old generation; each rehash the churn causes allocates
   // the next table there too, and a discarded table keeps its entries (for `inflight`: the
   // waiting requests' promises and all they hold) alive until the next major GC, so every
-  // young-generation GC promotes them. A new Map starts young. Measured in redis-miss: the old
-  // generation grew 1.3-1.5 MB/s instead of 3.5-5; bench/lib/promotion-preload.cjs counted ~300
-  // bytes promoted per request instead of ~710.
+  // young-generation GC promotes them. A new Map starts young (bench/README.md, "Memory": what
+  // this saves in the redis-miss scenario).
   let inflight = new Map<string, Promise<CachedToken | undefined>>();
   let inflightDeletes = 0;
   const stats = { hits: 0, misses: 0, negativeHits: 0, storeReads: 0, invalidations: 0 };

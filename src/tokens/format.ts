@@ -66,7 +66,7 @@ export function parseTokenType(token: string): TokenType | undefined {
 
 /**
  * SHA-256 of the token, hex: what the store keeps and the cache is keyed by. The one-shot
- * crypto.hash (Node >= 20.12) takes ~340 ns where createHash().update().digest() took ~820.
+ * crypto.hash (Node >= 20.12) takes well under half the time of createHash().update().digest().
  */
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');
