@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import type { Ecosystem } from '../config/schema.js';
+import type { CiIdentity } from '../tokens/store.js';
 
 /**
  * One authenticated request, as the security team sees it. Production events go to the
@@ -55,17 +56,8 @@ export interface ActivityEvent {
   leak: ActivityLeak | null;
 }
 
-/** A CI job's identity in an event: only the claims its provider has. */
-export interface ActivityCi {
-  provider: string;
-  subject: string;
-  repository?: string;
-  ref?: string;
-  sha?: string;
-  workflow?: string;
-  runId?: string;
-  actor?: string;
-}
+/** A CI job's identity in an event: only the claims its provider has (its project is the event's `project`). */
+export type ActivityCi = Omit<CiIdentity, 'project'>;
 
 export interface ActivityLeak {
   source: string;

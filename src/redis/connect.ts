@@ -43,6 +43,26 @@ export function createRedisConnection(url: string, options: RedisOptions): Redis
 }
 
 /**
+ * The connection a Redis-backed part uses: the one it was given (the caller owns it), or a new one
+ * for the URL with these options (the part owns it and closes it). Either way the part's error
+ * handler is attached and a lazy connection starts connecting.
+ */
+export function useOrConnect(
+  given: { client?: Redis | Cluster | undefined; url?: string | undefined },
+  options: RedisOptions,
+  onError: (err: Error) => void,
+  who: string,
+): { client: Redis | Cluster; owned: boolean } {
+  let client: Redis | Cluster;
+  if (given.client) client = given.client;
+  else if (given.url) client = createRedisConnection(given.url, options);
+  else throw new TypeError(`${who} needs a url or a client`);
+  client.on('error', onError);
+  if (client.status === 'wait') client.connect().catch(() => {});
+  return { client, owned: given.client === undefined };
+}
+
+/**
  * Closes a connection: QUIT when it is ready (replies to commands already sent still arrive),
  * else, or when QUIT fails, drops it at once. Never rejects.
  */

@@ -42,7 +42,7 @@
  */
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { createRedisConnection, quitOrDisconnect } from '../redis/connect.js';
+import { createRedisConnection, quitOrDisconnect, useOrConnect } from '../redis/connect.js';
 import { migrateRedis } from './migrations.js';
 import { designatedByName, foldName } from './names.js';
 import {
@@ -128,22 +128,12 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     enableReadyCheck: true,
   };
 
-  let client: RedisClient;
-  const ownsClient = options.client === undefined;
-  if (options.client) {
-    client = options.client;
-  } else if (options.url) {
-    client = createRedisConnection(options.url, {
-      ...redisOptions,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
-    });
-  } else {
-    throw new TypeError('createRedisTokenStore needs a url or a client');
-  }
-  client.on('error', reportError);
-  if (client.status === 'wait') client.connect().catch(() => {});
+  const { client, owned: ownsClient } = useOrConnect(options, {
+    ...redisOptions,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  }, reportError, 'createRedisTokenStore');
   const scripts = defineScripts(client);
 
   // Until the command connection has been ready once, commands wait for it.

@@ -24,7 +24,7 @@
  * runner retries with backoff.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisConnection, quitOrDisconnect } from '../../redis/connect.js';
+import { quitOrDisconnect, useOrConnect } from '../../redis/connect.js';
 import type { ActivityEvent, EncodedActivityEvent, Sink } from '../event.js';
 import { activityEventJson, ndjson } from '../event-codec.js';
 import { positiveInteger } from '../../positive-integer.js';
@@ -99,24 +99,14 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
     }
   };
 
-  let client: RedisClient;
-  const ownsClient = options.client === undefined;
-  if (options.client) {
-    client = options.client;
-  } else if (options.url) {
-    client = createRedisConnection(options.url, {
-      connectTimeout: connectTimeoutMs,
-      retryStrategy: reconnectDelayMs,
-      enableReadyCheck: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_COMMAND_TIMEOUT_MS,
-    });
-    client.on('error', reportError);
-    if (client.status === 'wait') client.connect().catch(() => {});
-  } else {
-    throw new TypeError('createRedisStreamSink needs a url or a client');
-  }
+  const { client, owned: ownsClient } = useOrConnect(options, {
+    connectTimeout: connectTimeoutMs,
+    retryStrategy: reconnectDelayMs,
+    enableReadyCheck: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_COMMAND_TIMEOUT_MS,
+  }, reportError, 'createRedisStreamSink');
   client.defineCommand('tollgateActivityAppend', { lua: APPEND_BATCH_LUA, numberOfKeys: 2 });
   const commands = client as unknown as AppendCommand;
 
