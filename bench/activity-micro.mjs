@@ -105,6 +105,8 @@ const TOKENS = Array.from({ length: 8 }, (_, i) => ({
   tokenName: `ci-${i}`,
   tokenType: /** @type {const} */ ('production'),
   project: ['default', 'web', 'billing'][i % 3],
+  restrictions: undefined,
+  ci: undefined,
 }));
 const UA = 'npm/10.8.1 node/v20.15.0 linux x64 workspaces/false';
 /**
