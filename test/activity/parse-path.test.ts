@@ -224,7 +224,7 @@ describe('createArtifactPathParser', () => {
     const parse = createArtifactPathParser(1000);
     const rows = [
       ...Object.entries(PATHS).flatMap(([ecosystem, list]) => list.map((row) => [ecosystem as Ecosystem, row[1]] as const)),
-      ...GENERIC.map((row) => ['generic' as Ecosystem, row[1]] as const),
+      ...GENERIC.map((row) => ['generic', row[1]] as const),
     ];
     for (let round = 0; round < 3; round++) {
       for (const [ecosystem, path] of rows) expect(parse(ecosystem, path)).toEqual(parseArtifactPath(ecosystem, path));

@@ -149,12 +149,12 @@ describe('file activity query', () => {
   it('skips torn and unreadable lines, and lines without a string id', async () => {
     const dir = dataDir();
     const [a, b, c, d] = [makeEvent(), makeEvent(), makeEvent(), makeEvent()];
-    const file = productionFile(dir, a!.time.slice(0, 10));
+    const file = productionFile(dir, a.time.slice(0, 10));
     mkdirSync(path.dirname(file), { recursive: true });
     // As a full disk leaves it: the torn start of a line, ended by the sink; the retry writes it whole.
-    const torn = line(d!).slice(0, 60);
+    const torn = line(d).slice(0, 60);
     writeFileSync(file, [
-      line(a!),
+      line(a),
       `${torn}\n`,
       '{not json\n',
       '42\n',
@@ -163,14 +163,14 @@ describe('file activity query', () => {
       `${JSON.stringify({ ...b, id: 7 })}\n`,
       `${JSON.stringify({ project: 'no id' })}\n`,
       '\n',
-      line(b!),
+      line(b),
       // Another layout than the sink's (keys reordered, spaces): parsed in full.
-      `${JSON.stringify(Object.fromEntries(Object.entries(c!).reverse()), null, 1).replace(/\n/g, ' ')}\n`,
-      line(d!),
+      `${JSON.stringify(Object.fromEntries(Object.entries(c).reverse()), null, 1).replace(/\n/g, ' ')}\n`,
+      line(d),
     ].join(''));
     const query = createFileActivityQuery({ dir });
     expect(await query.recent()).toEqual([d, c, b, a]);
-    expect(ids(await query.recent({ project: c!.project, tokenId: c!.tokenId, limit: 2 }))).toEqual([d!.id, c!.id]);
+    expect(ids(await query.recent({ project: c.project, tokenId: c.tokenId, limit: 2 }))).toEqual([d.id, c.id]);
   });
 
   it('returns the events with exactly their fields', async () => {
@@ -243,19 +243,19 @@ describe('file activity query', () => {
   it.each([256, 700, 64 * 1024])('skips a line longer than maxLineBytes, counts it, and reads on before it (chunks of %i bytes)', async (chunkBytes) => {
     const dir = dataDir();
     const [a, b, c] = [makeEvent(), makeEvent(), makeEvent()];
-    const file = productionFile(dir, a!.time.slice(0, 10));
+    const file = productionFile(dir, a.time.slice(0, 10));
     mkdirSync(path.dirname(file), { recursive: true });
     // Long lines first, between events, and last (a line still being written, or never ended).
     const long = (n: number) => `{"id":"${'Z'.repeat(26)}","userAgent":"${'x'.repeat(n)}"}`;
-    writeFileSync(file, `${long(5000)}\n${line(a!)}${long(1001)}\n${long(3000)}\n${line(b!)}${'y'.repeat(1001)}\n${line(c!)}${long(9000)}`);
+    writeFileSync(file, `${long(5000)}\n${line(a)}${long(1001)}\n${long(3000)}\n${line(b)}${'y'.repeat(1001)}\n${line(c)}${long(9000)}`);
     const skipped: number[] = [];
     const query = createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, onSkipped: (n) => skipped.push(n) });
-    expect(ids(await query.recent())).toEqual([c!.id, b!.id, a!.id]);
+    expect(ids(await query.recent())).toEqual([c.id, b.id, a.id]);
     expect(skipped).toEqual([5]);
     // Each skipped line counts against maxLines like any other.
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, maxLines: 5 }).recent())).toEqual([c!.id, b!.id]);
+    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, maxLines: 5 }).recent())).toEqual([c.id, b.id]);
     // Under a larger cap the long lines are read (and the one that is an event with no end is a torn line).
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 10_000 }).recent())).toEqual(['Z'.repeat(26), c!.id, b!.id, a!.id]);
+    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 10_000 }).recent())).toEqual(['Z'.repeat(26), c.id, b.id, a.id]);
   });
 
   it('reads at most maxBytes bytes per call, across files', async () => {

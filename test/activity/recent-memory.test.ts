@@ -122,8 +122,8 @@ describe('recent-activity view memory', () => {
 
     expect(growth).toBeLessThan(BOUND);
     const [all, matching, none] = result;
-    expect(all!.map((e) => e.id)).toEqual(newest);
-    expect(matching!.map((e) => e.id)).toEqual(newest);
+    expect(all.map((e) => e.id)).toEqual(newest);
+    expect(matching.map((e) => e.id)).toEqual(newest);
     expect(none).toEqual([]);
     // Lines longer than an event are skipped and counted, reported once per view that met them.
     expect(skipped.length).toBe(skips ? 3 : 0);

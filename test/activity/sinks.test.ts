@@ -66,11 +66,11 @@ function runChild(script: string, args: string[]): Child {
   let stderr = '';
   let onReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
-  proc.stdout!.on('data', (chunk: Buffer) => {
+  proc.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     if (stdout.includes('ready\n')) onReady();
   });
-  proc.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     proc.on('exit', (code) => {
       onReady();

@@ -105,8 +105,8 @@ function spawnNode(what: string, args: string[], env: Record<string, string | un
   if (child.pid === undefined) throw new Error(`could not spawn ${what}`);
   const out: string[] = [];
   const err: string[] = [];
-  child.stdout!.setEncoding('utf8');
-  child.stderr!.setEncoding('utf8');
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
   const label = `${what} (pid ${child.pid})`;
   transcript.push({ what: label, stream: 'stdout', text: () => out.join('') });
   transcript.push({ what: label, stream: 'stderr', text: () => err.join('') });
@@ -126,11 +126,11 @@ function spawnNode(what: string, args: string[], env: Record<string, string | un
       }
     }
   };
-  child.stdout!.on('data', (chunk: string) => {
+  child.stdout.on('data', (chunk: string) => {
     out.push(chunk);
     scan(chunk);
   });
-  child.stderr!.on('data', (chunk: string) => {
+  child.stderr.on('data', (chunk: string) => {
     err.push(chunk);
     scan(chunk);
   });

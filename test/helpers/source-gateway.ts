@@ -71,8 +71,8 @@ export async function startSourceGateway(env: Record<string, string>, startTimeo
   let out = '';
   let err = '';
   let onOutput = (): void => {};
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; onOutput(); });
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s; });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; onOutput(); });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
   let running = true;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('close', (code, signal) => {

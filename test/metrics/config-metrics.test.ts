@@ -294,7 +294,8 @@ describe('config/prometheus/tollgate-rules.yml', () => {
 
   it('passes promtool check rules', () => {
     const run = spawnSync('promtool', ['check', 'rules', RULES_FILE], { encoding: 'utf8' });
-    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    const error: NodeJS.ErrnoException | undefined = run.error;
+    if (error?.code === 'ENOENT') {
       throw new Error('promtool not found: apt-get install prometheus');
     }
     const output = `${run.stdout}${run.stderr}`;

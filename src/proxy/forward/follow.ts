@@ -64,7 +64,7 @@ export function createFollowAgent(options: FollowAgentOptions): UndiciAgent {
         const verdict = policy.address(address, port, named);
         if (verdict.ok) {
           // The connection goes to this very address; the name stays for TLS (SNI, certificate).
-          connectTo({ ...opts, hostname: address, servername: opts.servername ?? (opts.protocol === 'https:' ? hostname : undefined) } as ConnectOptions, callback);
+          connectTo({ ...opts, hostname: address, servername: opts.servername ?? (opts.protocol === 'https:' ? hostname : undefined) }, callback);
           return;
         }
         refusal = verdict.reason;
@@ -74,7 +74,7 @@ export function createFollowAgent(options: FollowAgentOptions): UndiciAgent {
   }
 
   // No connection limit of undici's own: the route's slots bound what runs (as for its pool).
-  return new Agent({ connections: null, ...options.timeouts, connect: guardedConnect as unknown as Connector });
+  return new Agent({ connections: null, ...options.timeouts, connect: guardedConnect });
 }
 
 function stripBrackets(host: string): string {

@@ -82,8 +82,8 @@ async function startVerdaccio(): Promise<Registry> {
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`verdaccio exited ${code}:\n${output()}`));
