@@ -93,7 +93,7 @@ const ALL_ROUTES = /** @type {Route[]} */ (Object.keys(ROUTES));
  * @property {string} [pair]
  * @property {Route[]} routes
  * @property {number[]} expect
- * @property {'none' | 'hit' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
+ * @property {'none' | 'hit' | 'restricted' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
  * @property {string} what
  */
 
@@ -114,6 +114,8 @@ const SCENARIOS = [
     what: 'Tollgate as shipped (dist/main.js, SQLite store, Production token, cache hit)' },
   { name: 'tollgate-flags', target: 'flags', routes: ALL_ROUTES, expect: [200], load: 'hit',
     what: 'Tollgate as shipped but with the node flags of --compare-flags (runs only with that option)' },
+  { name: 'restricted', target: 'tollgate', routes: ['1k'], expect: [200], load: 'restricted',
+    what: 'the same Tollgate, a token restricted to its route, \'*\' packages, 127.0.0.0/8 and 1,000,000 requests a minute' },
   { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
     what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
   // Pairs: two loads at the same time, half the connections each, both servers pinned to one CPU
@@ -337,12 +339,13 @@ function scenarioCount() {
  * Runs the CLI as an operator would; returns the plaintext Production token.
  * @param {NodeJS.ProcessEnv} env
  * @param {string} name
+ * @param {string[]} [restrictions] token create's restriction flags
  * @returns {string}
  */
-function cliCreateToken(env, name) {
+function cliCreateToken(env, name, restrictions = []) {
   const out = execFileSync(
     NODE,
-    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', '--json'],
+    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', ...restrictions, '--json'],
     {
       env,
       cwd: ROOT,
@@ -388,8 +391,8 @@ function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
 
 /** name -> { port, pids(), entry, adminPort?, ... } @type {Record<string, Target>} */
 const targets = {};
-/** @type {{ hit: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
-const tokens = { hit: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
+/** @type {{ hit: string | undefined, restricted: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
+const tokens = { hit: undefined, restricted: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
 
 async function startOrigin() {
   const port = await freePort();
@@ -477,6 +480,13 @@ async function startAll() {
   const needsHitToken = ['bare', 'nginx', 'tollgate', 'flags', 'noauth'].some((t) => neededTargets.has(t));
   if (needsHitToken || neededTargets.has('tollgate')) {
     [tokens.hit] = await startTollgate('tollgate', { tokenNames: ['bench-hit'] });
+    if (scenarios.some((s) => s.load === 'restricted')) {
+      // Every kind of restriction, each one that lets the bench's requests through: the cost of
+      // checking them, not of refusing. (The bench's paths name no package, so the package
+      // pattern is looked at but has nothing to match.)
+      const flags = ['--route', '/', '--package', '*', '--allow-ip', '127.0.0.0/8', '--rate', '1000000/min'];
+      tokens.restricted = cliCreateToken(/** @type {NodeJS.ProcessEnv} */ (targets.tollgate.env), 'bench-restricted', flags);
+    }
   }
   if (neededTargets.has('flags')) {
     // The same data dir (and so the same token) as tollgate: the two differ in their node flags
@@ -652,6 +662,8 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
       return base;
     case 'hit':
       return { ...base, headers: { authorization: `Bearer ${tokens.hit}` } };
+    case 'restricted':
+      return { ...base, headers: { authorization: `Bearer ${tokens.restricted}` } };
     case 'redis-hit':
       return { ...base, headers: { authorization: `Bearer ${tokens.redisHit}` } };
     case 'redis-miss': {
@@ -1181,6 +1193,9 @@ const RATIOS = [
   { id: 'auth on/off CPU/req 1k paired', num: ['auth-on-paired', '1k'], den: ['auth-off-paired', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05, perRoundMedian: true },
   { id: 'auth on/off CPU/req 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'cpuUsPerReq', note: 'alternating runs' },
   { id: 'auth on/off req/s 1k', num: ['tollgate', '1k'], den: ['tollgate-noauth', '1k'], field: 'reqPerSec' },
+  // Restrictions are checked on the cached record: a restricted token costs what an unrestricted one does.
+  { id: 'restricted/unrestricted req/s 1k', num: ['restricted', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'same process, alternating runs' },
+  { id: 'restricted/unrestricted CPU/req 1k', num: ['restricted', '1k'], den: ['tollgate', '1k'], field: 'cpuUsPerReq', note: 'same process, alternating runs' },
   { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
   { id: 'redis miss/sqlite hit req/s', num: ['redis-miss', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
   { id: 'malformed flood/hit req/s', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', op: '>=', target: 1.0 },
