@@ -77,7 +77,7 @@ export class EncodedEventQueue {
   /** The first `count` queued events (at most length), as a sink gets them. They stay queued until drop(). */
   peek(count: number): EncodedActivityEvent[] {
     const n = Math.min(count, this.length);
-    const out: EncodedActivityEvent[] = new Array(n);
+    const out = new Array<EncodedActivityEvent>(n);
     let from = this.#start;
     let number = n > 0 ? this.#segmentOf[this.#first]! : 0;
     for (let i = 0; i < n; i++) {

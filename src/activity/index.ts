@@ -21,7 +21,7 @@ export interface ActivityPipeline {
   /** Recent Production activity, fleet-wide: the Redis Stream, else the NDJSON files, else the embedded table. */
   query: ActivityQuery;
   /** Public keys for the signed webhook batches. */
-  jwks(): { keys: object[] };
+  jwks: () => { keys: object[] };
   /** Stop delivering; what is still queued is kept on disk for the next start. */
   stop(): Promise<void>;
 }

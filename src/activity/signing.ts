@@ -160,7 +160,7 @@ export async function loadSigningKeys(options: LoadSigningKeysOptions): Promise<
 
   let privateKey: CryptoKey;
   try {
-    privateKey = (await importJWK(current, SIGNING_ALG)) as CryptoKey;
+    privateKey = await importJWK(current, SIGNING_ALG);
     const probe = await new CompactSign(new TextEncoder().encode('probe')).setProtectedHeader({ alg: SIGNING_ALG }).sign(privateKey);
     await compactVerify(probe, await importJWK(published[0]!, SIGNING_ALG));
   } catch (err) {

@@ -20,7 +20,7 @@ export interface Spool {
   append(events: readonly ActivityEvent[]): Promise<void>;
   prepend(events: readonly ActivityEvent[]): Promise<void>;
   /** The oldest segment's events, without removing them. */
-  peek(): Promise<{ events: ActivityEvent[]; ack(): Promise<void> } | undefined>;
+  peek(): Promise<{ events: ActivityEvent[]; ack: () => Promise<void> } | undefined>;
 }
 
 const SEGMENT_EVENTS = 1000;

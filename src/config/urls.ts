@@ -53,10 +53,21 @@ export function showUrl(value: string): string | undefined {
   return `${scheme}//${at >= 0 ? '***@' : ''}${host}${tail && tail !== '/' ? '/…' : ''}`;
 }
 
-/** `, got "<value>"` as far as its secrecy allows; nothing for an object, a missing value or a secret. */
+/** A setting's value as text when it is a scalar (what an environment variable or a config file holds), else undefined. */
+function scalarText(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string': return value;
+    case 'number': case 'boolean': case 'bigint': return String(value);
+    default: return undefined;
+  }
+}
+
+/** `, got "<value>"` as far as its secrecy allows; nothing for a secret or a value that is no scalar (an object, a missing value). */
 export function got(value: unknown, secrecy: Secrecy | undefined): string {
-  if (value === undefined || value === null || typeof value === 'object' || secrecy === 'value') return '';
-  const shown = secrecy === 'url' ? showUrl(String(value)) : String(value);
+  if (secrecy === 'value') return '';
+  const text = scalarText(value);
+  if (text === undefined) return '';
+  const shown = secrecy === 'url' ? showUrl(text) : text;
   return shown === undefined ? '' : `, got ${JSON.stringify(shown)}`;
 }
 

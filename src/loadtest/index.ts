@@ -89,24 +89,27 @@ function createRevocationWatch(token: LoadToken) {
   let lastOkSentAt = -Infinity;
   let lastRefusedSentAt = -Infinity;
   let okAfterRevoke = 0;
+  // Functions of their own, not methods: runLoad() calls them detached from this object.
+  function revocationStart(at: number): void {
+    startedAt = at;
+  }
+  function watchRevocation(status: number, sentAt: number): void {
+    if (status === 200) {
+      if (sentAt > lastOkSentAt) lastOkSentAt = sentAt;
+      if (revokedAt !== undefined && sentAt > revokedAt) okAfterRevoke++;
+    } else if ((status === 401 || status === 429) && sentAt > lastRefusedSentAt) {
+      lastRefusedSentAt = sentAt;
+    }
+  }
   return {
-    start: function revocationStart(at: number) {
-      startedAt = at;
-    },
+    start: revocationStart,
     revoked(at: number) {
       revokedAt = at;
     },
     get isRevoked() {
       return revokedAt !== undefined;
     },
-    onAnswer: function watchRevocation(status: number, sentAt: number) {
-      if (status === 200) {
-        if (sentAt > lastOkSentAt) lastOkSentAt = sentAt;
-        if (revokedAt !== undefined && sentAt > revokedAt) okAfterRevoke++;
-      } else if ((status === 401 || status === 429) && sentAt > lastRefusedSentAt) {
-        lastRefusedSentAt = sentAt;
-      }
-    },
+    onAnswer: watchRevocation,
     result(): RevocationResult {
       const measured = revokedAt !== undefined;
       return {
@@ -156,8 +159,8 @@ export async function runLoadtest(args: string[], io: LoadtestIo): Promise<numbe
 
 interface LoadtestRun {
   secrets: string[];
-  say(stream: NodeJS.WritableStream, text: string): void;
-  warn(line: string): void;
+  say: (stream: NodeJS.WritableStream, text: string) => void;
+  warn: (line: string) => void;
   signal: AbortSignal;
   /** The token --revocation created, once it exists. */
   created: LoadToken | undefined;

@@ -147,6 +147,7 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
   if (target.pathname !== '/' || target.search) throw inputError('--target is an origin (http(s)://host[:port]): give the artifact with --path');
 
   const path = values.path ?? DEFAULT_PATH;
+  // eslint-disable-next-line no-control-regex -- on purpose: the request path holds no control character
   if (!path.startsWith('/') || /[\s\u0000-\u001f\u007f]/.test(path)) throw inputError('--path must start with / and hold no spaces or control characters');
   // `//host/x` or `/\host/x` would name another host: the tokens go to the target only.
   if (new URL(path, target).origin !== target.origin) throw inputError('--path must be a path on --target, not another host');
@@ -159,6 +160,7 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
   if (invalidShare + coldShare > 1) throw inputError('--invalid-share and --cold-share add up to more than 1');
 
   const basicProject = values.basic;
+  // eslint-disable-next-line no-control-regex -- on purpose: a project name (the Basic user) holds no control character
   if (basicProject !== undefined && (basicProject === '' || basicProject.includes(':') || /[\u0000-\u001f\u007f]/.test(basicProject) || basicProject.length > 128)) {
     throw inputError('--basic needs a project name (1-128 characters, no colon or control character)');
   }

@@ -42,6 +42,7 @@ export function readSecretFile(file: string, what: string): string {
   }
   const secret = text.trim();
   if (secret === '') throw inputError(`the ${what} file ${file} is empty`);
+  // eslint-disable-next-line no-control-regex -- on purpose: the file holds one secret on one line, no control character
   if (/[\u0000-\u001f\u007f]/.test(secret)) throw inputError(`the ${what} file ${file} must hold the ${what} alone, on one line`);
   return secret;
 }

@@ -19,7 +19,7 @@ export function createRequestMetrics(metrics: Metrics): ObserveRequest {
   const children = new Map<string, Map<string, Children>>();
   const childrenFor = (tokenType: string, cls: string): Children => {
     let byClass = children.get(tokenType);
-    if (!byClass) children.set(tokenType, byClass = new Map());
+    if (!byClass) children.set(tokenType, byClass = new Map<string, Children>());
     let c = byClass.get(cls);
     if (!c) {
       c = { requests: metrics.requests.labels(tokenType, cls), duration: metrics.requestDuration.labels(tokenType, cls) };

@@ -7,7 +7,7 @@ import type { ActivityEvent, CappedField } from '../../src/activity/event.js';
 import { activityEventJson, RecordedActivityEvent } from '../../src/activity/event-codec.js';
 import { capEventFields, capIdentity, capJsonString, CI_CAPS, FIELD_CAPS, MAX_EVENT_LINE_BYTES, TRUNCATION_MARK } from '../../src/activity/event-caps.js';
 import { parseArtifactPath } from '../../src/artifacts/parse-path/index.js';
-import { createActivityRecorder, type RequestActivity } from '../../src/activity/recorder.js';
+import { createActivityRecorder, type LeakActivity, type RequestActivity } from '../../src/activity/recorder.js';
 import type { SinkRunner } from '../../src/activity/queue.js';
 import { createMetrics } from '../../src/metrics/registry.js';
 import { basic } from '../helpers/authorization.js';
@@ -51,7 +51,7 @@ function recorder() {
   const events: ActivityEvent[] = [];
   const runner = { name: 'keep', enqueue: (e: ActivityEvent) => events.push(e) } as unknown as SinkRunner;
   const r = createActivityRecorder({ production: [runner], development: [runner], metrics: createMetrics({ defaultMetrics: false }), projectLabel: (p) => p });
-  return { record: (a: RequestActivity) => r.record(a), recordLeak: r.recordLeak, events };
+  return { record: (a: RequestActivity) => r.record(a), recordLeak: (l: LeakActivity) => r.recordLeak(l), events };
 }
 
 /** Every byte of a string's UTF-8, percent-encoded: how a client sends any segment. */
@@ -127,7 +127,7 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
       method: '\u0000'.repeat(5000),
       status: 599,
       bytes: Number.MAX_SAFE_INTEGER,
-      durationMs: 1.2345678901234567e21,
+      durationMs: 1.2345678901234568e21, // 17 significant digits and an exponent: as long as a double prints
       clientIp: '\u0000'.repeat(5000),
       userAgent: '\u0000'.repeat(5000),
       sealed: false,

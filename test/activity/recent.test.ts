@@ -49,7 +49,7 @@ interface Backend {
   setup(): Promise<void>;
   teardown(): Promise<void>;
   /** A fresh, empty log: deliver batches to it, query it (told of the lines it skips). */
-  open(onSkipped?: (n: number) => void): Promise<{ deliver(events: ActivityEvent[], batchId: string): Promise<void>; query: ActivityQuery }>;
+  open(onSkipped?: (n: number) => void): Promise<{ deliver: (events: ActivityEvent[], batchId: string) => Promise<void>; query: ActivityQuery }>;
 }
 
 const closers: (() => Promise<void>)[] = [];

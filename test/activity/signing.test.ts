@@ -8,7 +8,7 @@ import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import {
-  ACTIVITY_JWS_TYP, generateSigningKey, loadSigningKeys, rotateSigningKeys, SIGNING_KEY_FILE_NAME,
+  ACTIVITY_JWS_TYP, generateSigningKey, loadSigningKeys, rotateSigningKeys, SIGNING_KEY_FILE_NAME, type PrivateJWK,
 } from '../../src/activity/signing.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,6 +23,8 @@ afterAll(() => {
 });
 let dirs = 0;
 const freshDir = () => path.join(root, `d${++dirs}`);
+/** The key file as stored: a JWK Set of private keys. */
+const readKeyFile = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { keys: PrivateJWK[] };
 
 async function expectConfigError(promise: Promise<unknown>, message: RegExp): Promise<void> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
@@ -38,10 +40,10 @@ describe('loadSigningKeys', () => {
     const file = path.join(dataDir, SIGNING_KEY_FILE_NAME);
     expect(first.file).toBe(file);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    const stored = JSON.parse(readFileSync(file, 'utf8'));
+    const stored = readKeyFile(file);
     expect(stored.keys).toHaveLength(1);
     expect(stored.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig', kid: first.signer.kid });
-    expect(typeof stored.keys[0].d).toBe('string');
+    expect(typeof stored.keys[0]?.d).toBe('string');
 
     const again = await loadSigningKeys({ dataDir });
     expect(again.signer.kid).toBe(first.signer.kid);
@@ -140,7 +142,7 @@ describe('loadSigningKeys', () => {
     const loaded = await Promise.all(Array.from({ length: 8 }, () => loadSigningKeys({ dataDir })));
     const kids = new Set(loaded.map((k) => k.signer.kid));
     expect(kids.size).toBe(1);
-    const stored = JSON.parse(readFileSync(path.join(dataDir, SIGNING_KEY_FILE_NAME), 'utf8'));
+    const stored = readKeyFile(path.join(dataDir, SIGNING_KEY_FILE_NAME));
     expect(stored.keys.map((k: { kid: string }) => k.kid)).toEqual([...kids]);
     expect(readdirSync(dataDir)).toEqual([SIGNING_KEY_FILE_NAME]); // no temp file left behind
   });
@@ -196,7 +198,7 @@ process.stdin.destroy();
       return /kid=(\S+)/.exec(r.out)?.[1];
     });
     expect(new Set(kids).size).toBe(1);
-    const stored = JSON.parse(readFileSync(path.join(dataDir, SIGNING_KEY_FILE_NAME), 'utf8'));
+    const stored = readKeyFile(path.join(dataDir, SIGNING_KEY_FILE_NAME));
     expect(stored.keys.map((k: { kid: string }) => k.kid)).toEqual([kids[0]]);
     expect(statSync(path.join(dataDir, SIGNING_KEY_FILE_NAME)).mode & 0o777).toBe(0o600);
   });

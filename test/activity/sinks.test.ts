@@ -41,6 +41,8 @@ const makeEvents = (n: number, over: Partial<ActivityEvent> = {}) => Array.from(
 
 /** Events as they look after a JSON round trip (what every sink writes). */
 const plain = (events: readonly ActivityEvent[]) => JSON.parse(JSON.stringify(events)) as ActivityEvent[];
+/** One NDJSON line a sink wrote. */
+const parseEvent = (line: string) => JSON.parse(line) as ActivityEvent;
 
 const opened: Sink[] = [];
 const track = <S extends Sink>(sink: S): S => {
@@ -106,7 +108,7 @@ describe('file sink', () => {
     await sink.deliver(first, 'b1');
     await sink.deliver(second, 'b2');
     const file = path.join(dir, 'activity', 'production-2024-05-01.ndjson');
-    expect(readLines(file).map((line) => JSON.parse(line))).toEqual(plain([...first, ...second]));
+    expect(readLines(file).map(parseEvent)).toEqual(plain([...first, ...second]));
     expect(readdirSync(path.join(dir, 'activity'))).toEqual(['production-2024-05-01.ndjson']);
   });
 
@@ -119,7 +121,7 @@ describe('file sink', () => {
     await sink.deliver(events, 'bytes');
     const bytes = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
     expect(bytes.equals(Buffer.from(events.map((e) => `${activityEventJson(e)}\n`).join(''), 'utf8'))).toBe(true);
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => JSON.parse(l).userAgent)).toEqual(odd);
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).userAgent)).toEqual(odd);
   });
 
   it('keeps Development in its own file, never mixed with Production', async () => {
@@ -131,8 +133,8 @@ describe('file sink', () => {
     const dev = makeEvents(2, { tokenType: 'development' });
     await production.deliver(prod, 'p');
     await development.deliver(dev, 'd');
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => JSON.parse(l))).toEqual(plain(prod));
-    expect(readLines(path.join(dir, 'activity', 'development-2024-05-01.ndjson')).map((l) => JSON.parse(l))).toEqual(plain(dev));
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map(parseEvent)).toEqual(plain(prod));
+    expect(readLines(path.join(dir, 'activity', 'development-2024-05-01.ndjson')).map(parseEvent)).toEqual(plain(dev));
   });
 
   it('files each event under its UTC date, a batch across midnight in two files, order kept', async () => {
@@ -143,8 +145,8 @@ describe('file sink', () => {
     // 01:30 at UTC+2 is still May 1st in UTC.
     const offset = makeEvent({ time: '2024-05-02T01:30:00.000+02:00' });
     await sink.deliver([before, after, offset], 'midnight');
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => JSON.parse(l).id)).toEqual([before.id, offset.id]);
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-02.ndjson')).map((l) => JSON.parse(l).id)).toEqual([after.id]);
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual([before.id, offset.id]);
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-02.ndjson')).map((l) => parseEvent(l).id)).toEqual([after.id]);
     expect(readdirSync(path.join(dir, 'activity')).sort()).toEqual(['production-2024-05-01.ndjson', 'production-2024-05-02.ndjson']);
     expect(activityFilePath(dir, 'production', offset.time)).toBe(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
   });
@@ -156,7 +158,7 @@ describe('file sink', () => {
     await sink.deliver([leaky], 'leak');
     const text = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'), 'utf8');
     expect(text).not.toContain('tgp_');
-    expect(Object.keys(JSON.parse(text))).not.toContain('token');
+    expect(Object.keys(JSON.parse(text) as Record<string, unknown>)).not.toContain('token');
   });
 
   it('creates the files with mode 0600', async () => {
@@ -177,8 +179,8 @@ describe('file sink', () => {
     await expect(sink.deliver([...may1, ...may2], 'half')).rejects.toThrow();
     rmSync(blocked, { recursive: true });
     await sink.deliver([...may1, ...may2], 'half');
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => JSON.parse(l).id)).toEqual(may1.map((e) => e.id));
-    expect(readLines(blocked).map((l) => JSON.parse(l).id)).toEqual(may2.map((e) => e.id));
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual(may1.map((e) => e.id));
+    expect(readLines(blocked).map((l) => parseEvent(l).id)).toEqual(may2.map((e) => e.id));
   });
 
   it('files an event whose time is not the recorder\'s ISO format by its parsed date, or today\'s when unreadable', async () => {
@@ -189,7 +191,7 @@ describe('file sink', () => {
     const unreadable = makeEvents(1, { time: 'not a time' });
     await sink.deliver([...iso, ...http, ...unreadable, ...iso], 'mixed');
     const today = new Date().toISOString().slice(0, 10);
-    const lines = (date: string) => readLines(path.join(dir, 'activity', `production-${date}.ndjson`)).map((l) => JSON.parse(l).id);
+    const lines = (date: string) => readLines(path.join(dir, 'activity', `production-${date}.ndjson`)).map((l) => parseEvent(l).id);
     expect(lines('2024-05-01')).toEqual([iso[0]!.id, iso[0]!.id]);
     expect(lines('2024-05-02')).toEqual([http[0]!.id]);
     expect(lines(today)).toEqual([unreadable[0]!.id]);
@@ -446,7 +448,7 @@ describe('webhook sink', () => {
           received.push({
             headers: req.headers,
             body,
-            payload: JSON.parse(new TextDecoder().decode(payload)),
+            payload: JSON.parse(new TextDecoder().decode(payload)) as Received['payload'],
             header: protectedHeader,
           });
           answer(req, res);
@@ -537,8 +539,8 @@ describe('webhook sink', () => {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
       await sink.deliver(makeEvents(1, { bytes: 10 }), 'tamper');
       const [headerPart, payloadPart, signaturePart] = receiver.received[0]!.body.split('.') as [string, string, string];
-      const payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8'));
-      payload.events[0].bytes = 0;
+      const payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')) as Received['payload'];
+      payload.events[0]!.bytes = 0;
       const forged = `${headerPart}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signaturePart}`;
       const jwks = createLocalJWKSet(keys.jwks());
       await expect(compactVerify(forged, jwks)).rejects.toThrow();

@@ -20,7 +20,7 @@ describe('extractCredential', () => {
     ['Basic with a unicode project', `Basic ${b64(`prøject:${prod}`)}`, 'prøject', 'production'],
   ])('reads %s', (_label, header, project, tokenType) => {
     const result = extractCredential(header);
-    expect(result).toEqual({ kind: 'ok', credential: { token: expect.any(String), project, tokenType } });
+    expect(result).toEqual({ kind: 'ok', credential: { token: expect.any(String) as string, project, tokenType } });
   });
 
   it.each([[undefined], [''], ['   ']])('treats %j as no credential at all (the challenge case)', (header) => {

@@ -125,7 +125,7 @@ describe('a rate shared by two gateways on one Redis', () => {
 
 function productionEvents(gw: TestGateway): { tokenId: string; status: number }[] {
   const activity = path.join(gw.dataDir, 'activity');
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(activity).filter((n) => n.startsWith('production-'));
   } catch {

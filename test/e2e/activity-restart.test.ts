@@ -23,7 +23,7 @@ let origin: Origin;
 let dataDir: string;
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
+  origin = await startOrigin((_req, res) => {
     const body = patternBytes(TARBALL_BYTES);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
     res.end(body);

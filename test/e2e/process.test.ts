@@ -184,7 +184,7 @@ describe('tollgate token (CLI)', () => {
     const state = (id: string): string | undefined => tokens.find((t) => t.id === id)?.state;
     expect(state(byName.id)).toBe('revoked');
     expect(state(byId.id)).toBe('revoked');
-    expect(tokens.find((t) => t.id === byName.id)).toMatchObject({ revokedBy: expect.stringMatching(/^cli/) });
+    expect(tokens.find((t) => t.id === byName.id)).toMatchObject({ revokedBy: expect.stringMatching(/^cli/) as string });
 
     // A revoked token's name is free again; the old record stays, revoked.
     const again = await create(env, 'revoke-by-name');

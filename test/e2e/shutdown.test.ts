@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { bearer } from '../helpers/authorization.js';
@@ -16,7 +15,7 @@ const bodySha256 = createHash('sha256').update(body).digest('hex');
 let origin: Origin;
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
+  origin = await startOrigin((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': ARTIFACT_BYTES });
     res.end(body);
   });

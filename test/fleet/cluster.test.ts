@@ -54,7 +54,7 @@ describe('the Redis token store on a Redis Cluster', () => {
   const opened: TokenStore[] = [];
   let n = 0;
   /** A store with a prefix (hash tag) of its own, and a second handle on the same data. */
-  const open = (): { store: TokenStore; second(): TokenStore; prefix: string } => {
+  const open = (): { store: TokenStore; second: () => TokenStore; prefix: string } => {
     const prefix = `{tg-cluster-${++n}}:`;
     const make = () => {
       const s = createRedisTokenStore({ url: cluster.url, prefix });
@@ -196,7 +196,7 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
       TOLLGATE_AUTH_FAILURE_WINDOW_MS: '60000',
       TOLLGATE_LOG_LEVEL: 'warn',
     };
-    [a, b] = await Promise.all([startTestGateway(env), startTestGateway(env)]) as [TestGateway, TestGateway];
+    [a, b] = await Promise.all([startTestGateway(env), startTestGateway(env)]);
   });
   afterAll(async () => {
     await a?.close();

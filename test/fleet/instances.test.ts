@@ -52,7 +52,7 @@ beforeAll(async () => {
     startTestGateway(fleetEnv(redis.url)),
     startTestGateway(fleetEnv(redis.url)),
     startTestGateway(fleetEnv(relay.url)),
-  ]) as [TestGateway, TestGateway, TestGateway];
+  ]);
   all = [a, b, c];
 });
 afterAll(async () => {

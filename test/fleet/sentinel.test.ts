@@ -37,7 +37,7 @@ beforeAll(async () => {
     TOLLGATE_CHANGE_POLL_MS: '600000',
     TOLLGATE_LOG_LEVEL: 'warn',
   };
-  [a, b] = await Promise.all([startTestGateway(env), startTestGateway(env)]) as [TestGateway, TestGateway];
+  [a, b] = await Promise.all([startTestGateway(env), startTestGateway(env)]);
   cli = await openTokenStore(a.config);
 }, 60_000);
 afterAll(async () => {

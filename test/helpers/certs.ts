@@ -12,7 +12,7 @@ export function selfSignedCert(dir: string): { certFile: string; keyFile: string
     ], { stdio: 'pipe' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error('openssl is needed to generate a test certificate: apt-get install openssl');
+      throw new Error('openssl is needed to generate a test certificate: apt-get install openssl', { cause: err });
     }
     throw err;
   }

@@ -68,3 +68,9 @@ export function defaultHandler(req: IncomingMessage, res: ServerResponse): void 
   res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=300' });
   res.end(`origin:${url}`);
 }
+
+/** The `dist.tarball` URL of `version` in an npm packument (its JSON text), as an npm client reads it. */
+export function npmTarballUrl(packument: string, version: string): string | undefined {
+  const doc = JSON.parse(packument) as { versions: Record<string, { dist: { tarball: string } } | undefined> };
+  return doc.versions[version]?.dist.tarball;
+}

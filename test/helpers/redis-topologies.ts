@@ -105,7 +105,7 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
     }, { timeout: READY_TIMEOUT_MS });
   } catch (err) {
     await node.kill();
-    throw new Error(`${String(err)}\n${out}`);
+    throw new Error(`${String(err)}\n${out}`, { cause: err });
   }
   return node;
 }
@@ -130,14 +130,14 @@ async function startNode(role: RedisNode['role'], argsFor: (port: number) => Pro
 }
 
 /** A topology's temp dir and its nodes (pushed as they start); `stop` kills them all and removes the dir. */
-function topology(prefix: string): { dir: string; nodes: RedisNode[]; stop(): Promise<void> } {
+function topology(prefix: string): { dir: string; nodes: RedisNode[]; stop: () => Promise<void> } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   dirs.add(dir);
   const nodes: RedisNode[] = [];
   return {
     dir,
     nodes,
-    async stop() {
+    stop: async () => {
       await Promise.all(nodes.map((n) => n.kill()));
       rmSync(dir, { recursive: true, force: true });
       dirs.delete(dir);

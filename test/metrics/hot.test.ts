@@ -36,7 +36,7 @@ describe('HotHistogram and HotCounter', () => {
     counter.labels('production', '2xx').inc(3);
     expect(await ours.metrics()).toBe(await theirs.metrics());
     // The JSON the cluster primary aggregates: the same, but for prom-client's empty exemplar fields.
-    const withoutExemplars = JSON.parse(JSON.stringify(await theirs.getMetricsAsJSON(), (k, v: unknown) => (k === 'exemplar' ? undefined : v)));
+    const withoutExemplars: unknown = JSON.parse(JSON.stringify(await theirs.getMetricsAsJSON(), (k, v: unknown) => (k === 'exemplar' ? undefined : v)));
     expect(JSON.parse(JSON.stringify(await ours.getMetricsAsJSON()))).toEqual(withoutExemplars);
   });
 

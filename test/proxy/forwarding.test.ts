@@ -160,7 +160,7 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
       expect(res.status).toBe(200);
       const hash = createHash('sha256');
       let received = 0;
-      for await (const chunk of res.body!) {
+      for await (const chunk of res.body as ReadableStream<Uint8Array>) {
         hash.update(chunk);
         received += chunk.length;
       }
@@ -939,7 +939,7 @@ describe('an https upstream (gateway in its own process)', () => {
         if (!found) throw new Error('no request log line yet');
         return found;
       });
-      expect(JSON.parse(line).upstreamError).toMatch(/CERT|SELF_SIGNED/);
+      expect((JSON.parse(line) as { upstreamError?: string }).upstreamError).toMatch(/CERT|SELF_SIGNED/);
     } finally {
       await gw.stop();
     }

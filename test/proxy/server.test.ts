@@ -30,7 +30,7 @@ async function serve(forward: (path: string) => void, authenticate: () => AuthOu
     config,
     authenticate,
     logger,
-    directoryServer: () => Object.assign((incoming: Parameters<Forwarder>[0], outgoing: Parameters<Forwarder>[1], rest: string) => {
+    directoryServer: () => Object.assign((_incoming: Parameters<Forwarder>[0], outgoing: Parameters<Forwarder>[1], rest: string) => {
       forward(rest);
       outgoing.writeHead(200, { 'content-type': 'text/plain' });
       outgoing.end(`served ${rest}`);

@@ -113,7 +113,7 @@ describe('an upstream that refuses, resets, stalls, answers 5xx or lies about it
       expect(res.message, path).toBe('connection closed before a response head arrived');
       return;
     }
-    const ok = (res.status === 502 || res.status === 504) ? res.complete && JSON.parse(res.body.toString()).requestId !== undefined
+    const ok = (res.status === 502 || res.status === 504) ? res.complete && (JSON.parse(res.body.toString()) as { requestId?: string }).requestId !== undefined
       : (res.status === 500 || res.status === 503) ? res.complete && path.endsWith(String(res.status))
         : res.status === 200 ? !res.complete && res.body.length < 1048576
           : false;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
+import { npmTarballUrl, startOrigin, type Origin } from '../helpers/origin.js';
 import { rawRequest } from '../helpers/raw-http.js';
 import { tempDir } from '../helpers/route-config.js';
 
@@ -75,12 +75,12 @@ describe('headers across the gateway', () => {
   it('writes the parsed, serialised host into rewritten URLs', async () => {
     const res = await rawRequest(gw.url, { path: '/npm/lib', headers: { Host: 'Artifacts.EXAMPLE.com:80', Authorization: bearer(token) } });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body.toString()).versions['1.0.0'].dist.tarball).toBe('http://artifacts.example.com/npm/lib/-/lib-1.0.0.tgz');
+    expect(npmTarballUrl(res.body.toString(), '1.0.0')).toBe('http://artifacts.example.com/npm/lib/-/lib-1.0.0.tgz');
   });
 
   it('refuses a trusted proxy\'s X-Forwarded-Host that is not host[:port]', async () => {
     const ok = await rawRequest(trusting.url, { path: '/npm/lib', headers: { 'X-Forwarded-Host': 'gw.example', Authorization: bearer(token) } });
-    expect(JSON.parse(ok.body.toString()).versions['1.0.0'].dist.tarball).toBe('http://gw.example/npm/lib/-/lib-1.0.0.tgz');
+    expect(npmTarballUrl(ok.body.toString(), '1.0.0')).toBe('http://gw.example/npm/lib/-/lib-1.0.0.tgz');
     const bad = await rawRequest(trusting.url, { path: '/npm/lib', headers: { 'X-Forwarded-Host': 'gw.example"><x', Authorization: bearer(token) } });
     expect(bad.status).toBe(400);
   });

@@ -365,7 +365,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
 
   /** Where this route lives on the gateway, as the client sees it: `https://gw.example/npm/`. */
   #publicBase(): string {
-    const { incoming, forwarded } = this;
+    const { forwarded } = this;
     // forwarded.host is the checked, serialised Host (the server refused an invalid one).
     const origin = this.ctx.publicUrl ?? `${forwarded.proto}://${forwarded.host ?? 'localhost'}`;
     return origin + this.ctx.route.prefix;
