@@ -2,6 +2,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { revokeLeakedTokens, type LeakReportInput, type LeakReporter, type LeakVerdict } from '../tokens/leaks.js';
+import { filterTokens, liveCiTokenCounts, parseTokenListFilter, type TokenListFilter } from '../tokens/listing.js';
 import { createToken, rotateToken, toTokenView } from '../tokens/service.js';
 import type { TokenRecord, TokenStore } from '../tokens/store.js';
 import { auditEntries } from './audit.js';
@@ -12,7 +13,9 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
 /**
  * The admin API's token routes (mounted under /api/v1 by api.ts, behind requireAdmin):
  *
- *   GET  /tokens                  {"tokens": [token views, newest first], "routes": [route prefixes]}
+ *   GET  /tokens                  {"tokens": [token views, newest first], "routes": [route prefixes],
+ *                                 "ciLive": {provider: live CI-issued tokens}, "matched": N}:
+ *                                 ?source=admin (default) | ci | all, &provider=NAME, &limit= (CI rows)
  *   POST /tokens                  {"name", "type", "expires", "restrictions": {"routes", "packages",
  *                                 "networks", "rate"}} → 201 with the token, this once
  *   POST /tokens/:id/rotate       {"overlap": "24h"} (optional body) → 201: the new token, this once,
@@ -43,6 +46,9 @@ export const MAX_LEAK_REPORTS = 1000;
 /** revoke-leaked's body limit: 1000 values with their URLs (other routes take 16 KiB). */
 export const LEAK_BODY_MAX_BYTES = 1024 * 1024;
 const DEFAULT_AUDIT_LIMIT = 100;
+/** CI-issued tokens listed at most per GET /tokens (?limit=): they come by the thousand. */
+export const DEFAULT_CI_LIST_LIMIT = 200;
+export const MAX_CI_LIST_LIMIT = 1000;
 const DEFAULT_LEAK_SOURCE = 'admin-api';
 
 function badInput(detail: string): never {
@@ -91,10 +97,27 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     return existing && existing.id === id ? existing : sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
   }
 
+  /**
+   * By default the tokens admins made, every one (as before CI-issued tokens existed); with
+   * source=ci or all, CI-issued ones too, at most `limit` rows (newest first; `matched` says how
+   * many matched). `ciLive` counts the live CI-issued tokens per provider, whatever the filter.
+   */
   api.get('/tokens', requireAdmin, async (c) => {
     const t = now();
+    const q = c.req.query();
+    let filter: TokenListFilter;
+    try {
+      filter = parseTokenListFilter({ source: q.source, provider: q.provider });
+    } catch (err) {
+      if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_INPUT')) throw createError('TOLLGATE_ERR_ADMIN_QUERY', err.detail);
+      throw err;
+    }
     const records = await store.list();
-    return c.json({ tokens: records.map((r) => toTokenView(r, t)), routes });
+    const matched = filterTokens(records, filter);
+    const shown = filter.source === 'admin' ? matched : matched.slice(0, parseLimit(q.limit, DEFAULT_CI_LIST_LIMIT, MAX_CI_LIST_LIMIT));
+    return c.json({
+      tokens: shown.map((r) => toTokenView(r, t)), routes, ciLive: liveCiTokenCounts(records, t), matched: matched.length,
+    });
   });
 
   api.post('/tokens', requireAdmin, async (c) => {
