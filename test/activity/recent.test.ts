@@ -43,7 +43,7 @@ function history(): ActivityEvent[] {
   for (let round = 0; round < 3; round++) {
     for (const project of ['web', 'billing']) {
       for (const ecosystem of ['npm', 'maven', 'pypi'] as const) {
-        for (const [tokenId, tokenName] of [['tok_a', 'ci-a'], ['tok_b', 'ci-b']]) {
+        for (const [tokenId, tokenName] of [['tok_a', 'ci-a'], ['tok_b', 'ci-b']] as const) {
           events.push(makeEvent({ project, ecosystem, tokenId, tokenName, ci: round === 2 && tokenId === 'tok_a' ? null : ciOf(tokenId, project) }));
         }
       }
