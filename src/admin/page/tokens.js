@@ -55,9 +55,12 @@ function restrictionsCell(r) {
 /** @param {Token} t */
 function expiresCell(t) {
   if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
-  const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
+  const left = Date.parse(t.expiresAt) - Date.now();
+  const days = Math.ceil(left / DAY_MS);
   let note;
   if ((t.state === 'expired' && !t.replacedBy) || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
+  // Short-lived tokens (those issued to CI jobs: an hour or so) say when, not "1 day left".
+  else if (left < DAY_MS) note = el('span', { class: 'sub soon' }, `ends ${relative(t.expiresAt)}`);
   else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
   return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
 }
