@@ -23,7 +23,8 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
  *   POST /tokens/:id/revoke       revoke (a revoked token stays listed, marked)
  *   POST /tokens/revoke-leaked    {"tokens": ["tgp_...", {"token", "url", "location", "type"}], "source"}
  *                                 → {"results": [{"token_hash", "token_type", "label"}]}
- *   GET  /audit                   created, rotated and revoked entries, newest first: ?limit=
+ *   GET  /audit                   created, rotated and revoked entries, newest first: ?limit=, ?source=
+ *                                 (admin, the default: without the issuance of CI-issued tokens; ci; all)
  */
 
 /** Reports leaked values and returns GitHub-style verdicts; the gateway's wiring adds the alert. */
@@ -105,13 +106,7 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
   api.get('/tokens', requireAdmin, async (c) => {
     const t = now();
     const q = c.req.query();
-    let filter: TokenListFilter;
-    try {
-      filter = parseTokenListFilter({ source: q.source, provider: q.provider });
-    } catch (err) {
-      if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_INPUT')) throw createError('TOLLGATE_ERR_ADMIN_QUERY', err.detail);
-      throw err;
-    }
+    const filter = queryFilter(q.source, q.provider);
     const records = await store.list();
     const matched = filterTokens(records, filter);
     const shown = filter.source === 'admin' ? matched : matched.slice(0, parseLimit(q.limit, DEFAULT_CI_LIST_LIMIT, MAX_CI_LIST_LIMIT));
@@ -193,10 +188,31 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     return c.json({ token: toTokenView(record, now()) });
   });
 
+  /**
+   * CI-issued tokens are issued one per job: by default the trail shows what people did (an
+   * admin revoking a CI-issued token included), not every issuance; source=ci shows only the
+   * entries of CI-issued tokens, source=all everything.
+   */
   api.get('/audit', requireAdmin, async (c) => {
     const limit = parseLimit(c.req.query('limit'), DEFAULT_AUDIT_LIMIT, 1000);
-    return c.json({ entries: auditEntries(await store.list()).slice(0, limit) });
+    const { source } = queryFilter(c.req.query('source'), undefined);
+    const entries = auditEntries(await store.list()).filter((e) => {
+      if (source === 'all') return true;
+      if (source === 'ci') return e.ci !== undefined;
+      return e.ci === undefined || e.action === 'revoked';
+    });
+    return c.json({ entries: entries.slice(0, limit) });
   });
+}
+
+/** A token list filter from query parameters: bad input is TOLLGATE_ERR_ADMIN_QUERY naming the parameter. */
+function queryFilter(source: string | undefined, provider: string | undefined): TokenListFilter {
+  try {
+    return parseTokenListFilter({ source, provider });
+  } catch (err) {
+    if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_INPUT')) throw createError('TOLLGATE_ERR_ADMIN_QUERY', err.detail);
+    throw err;
+  }
 }
 
 export function parseLimit(value: string | undefined, fallback: number, max: number): number {

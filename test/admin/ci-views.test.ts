@@ -126,6 +126,30 @@ describe('CI-issued tokens and identities in the admin API', () => {
     expect(body.error).toMatch(message);
   });
 
+  describe('audit', () => {
+    interface AuditJson { entries: { action: string; tokenId: string; tokenName: string; by: string; ci?: CiIdentity }[] }
+    const audit = async (query = '') => (await (await read(`/api/v1/audit${query}`)).json() as AuditJson).entries;
+
+    it('shows what people did by default: not each issuance to a CI job, but an admin revoking a CI-issued token', async () => {
+      const entries = await audit();
+      expect(entries.filter((e) => e.action === 'created').map((e) => e.tokenId).sort()).toEqual([...adminMade].sort());
+      const ciEntries = entries.filter((e) => e.ci !== undefined);
+      expect(ciEntries).toEqual([expect.objectContaining({ action: 'revoked', tokenId: revokedCi.id, by: 'admin', ci: revokedCi.ci })]);
+      expect(await audit('?source=admin')).toEqual(entries);
+    });
+
+    it('shows the issuance of CI-issued tokens, with the job, on ?source=ci or all', async () => {
+      const ci = await audit('?source=ci');
+      expect(ci.filter((e) => e.action === 'created')).toHaveLength(6);
+      expect(ci.every((e) => e.ci !== undefined)).toBe(true);
+      expect(ci.find((e) => e.tokenName === 'ci:gitlab:acme/web#99')!.ci).toEqual(gitlab('acme/web', '99'));
+      expect(await audit('?source=all')).toHaveLength(2 + 6 + 1);
+      const bad = await read('/api/v1/audit?source=people');
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_QUERY', error: expect.stringMatching(/source must be admin, ci or all/) });
+    });
+  });
+
   describe('activity', () => {
     /** As the recorder puts it in an event: without its project (the event's own). */
     const inEvent = ({ project: _project, ...identity }: CiIdentity) => identity;

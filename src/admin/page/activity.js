@@ -119,7 +119,9 @@ const AUDIT_BADGES = { created: 'active', rotated: 'rotated', revoked: 'revoked'
 export async function loadAudit() {
   setStatus('audit-status', 'Loading…');
   try {
-    const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', '/audit'));
+    // Tokens issued to CI jobs come one per job: their issuance only when asked for.
+    const source = $('a-ci').checked ? 'all' : 'admin';
+    const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', `/audit?source=${source}`));
     $('audit-body').replaceChildren(
       ...data.entries.map((a) =>
         el(
@@ -134,7 +136,7 @@ export async function loadAudit() {
           ),
           el('td', { class: 'name' }, a.tokenName),
           el('td', {}, typeBadge(a.tokenType)),
-          el('td', {}, a.by),
+          a.ci && a.action !== 'revoked' ? el('td', { class: 'ci' }, ...ciIdentity(a.ci)) : el('td', {}, a.by),
         ),
       ),
     );
@@ -145,3 +147,6 @@ export async function loadAudit() {
     setStatus('audit-status', `Could not load the audit log: ${/** @type {Error} */ (err).message}`);
   }
 }
+
+$('a-ci').addEventListener('change', () => void loadAudit());
+$('audit-filters').addEventListener('submit', (event) => event.preventDefault());

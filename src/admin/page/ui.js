@@ -36,7 +36,7 @@
  *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number,
  *   ci: CiIdentity | null }} ActivityEvent
  * @typedef {{ time: string, action: 'created' | 'rotated' | 'revoked', tokenName: string, tokenType: string, by: string,
- *   detail: string | null }} AuditEntry
+ *   detail: string | null, ci?: CiIdentity }} AuditEntry
  */
 /**
  * The elements the script reads or writes beyond what every HTMLElement has, by id.
@@ -61,6 +61,7 @@
  * @property {HTMLInputElement} reveal-value
  * @property {HTMLButtonElement} reveal-done
  * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, repository: HTMLInputElement, metadata: HTMLInputElement } }} activity-filters
+ * @property {HTMLInputElement} a-ci
  * @property {HTMLSelectElement} t-source
  * @property {HTMLSelectElement} t-provider
  * @property {HTMLInputElement} f-repository
