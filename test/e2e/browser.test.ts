@@ -519,6 +519,17 @@ describe('Settings › Tokens in chromium', () => {
     await expect.poll(() => page.locator('#activity-empty').isVisible()).toBe(true);
     await page.getByRole('button', { name: 'Clear' }).click();
     await expect.poll(() => ciRows.count()).toBe(2);
+
+    // Audit log: what people did; the issuance to each CI job only when asked for, with the job.
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    await expect.poll(() => page.locator('#audit-status').textContent()).toMatch(/newest first/);
+    expect(await page.locator('#audit-body td.name').allTextContents()).not.toContainEqual(expect.stringMatching(/^ci:/));
+    await page.getByLabel('Include tokens issued to CI jobs').check();
+    const issued = page.locator('#audit-body tr').filter({ hasText: 'ci:github:acme/payments#4242' });
+    await expect.poll(() => issued.count()).toBe(1);
+    expect((await issued.locator('td').allTextContents()).slice(1)).toEqual([
+      'Created', 'ci:github:acme/payments#4242', 'Production', 'github · acme/paymentsrefs/heads/main · run 4242',
+    ]);
     expect(incidents).toEqual([]);
   });
 
