@@ -33,8 +33,9 @@
  *
  * Cost. Lines in the sink's layout (`{"id":"…",` from JSON.stringify) are not parsed while
  * scanning: the id is sliced out and compared with that bar, and each filter is a byte search
- * for its exact serialisation (`"project":"web"`: JSON.stringify escapes every quote inside a
- * string, so the search finds the field or nothing). Only lines that may make the cut are parsed:
+ * for its exact serialisation (`"project":"web"`, and for a CI job's repository
+ * `"repository":"acme/web"`, a key only the event's `ci` has: JSON.stringify escapes every quote
+ * inside a string, so the search finds the field or nothing). Only lines that may make the cut are parsed:
  * read newest first, about `limit` of them. Any other layout is parsed in full. The CPU work
  * comes in slices of one chunk between reads, so a page view never holds the event loop for a
  * whole scan.

@@ -8,7 +8,8 @@
  *   `<dataDir>/tollgate.db`, the token store's file, which is then also a Sink (`recent`) fed by
  *   every process on the host (createSqliteActivityLog).
  *
- * Filters match exactly (project, ecosystem, tokenId, tokenName); absent or empty means any.
+ * Filters match exactly (project, ecosystem, tokenId, tokenName, and repository: the CI identity's,
+ * `ci.repository`); absent or empty means any.
  * `limit` defaults to 100 and is clamped to 1..1000 (a non-number means the default), so bad
  * input from a query string never throws. An unknown ecosystem simply matches nothing.
  *
@@ -39,6 +40,8 @@ export interface RecentFilter {
   ecosystem?: string;
   tokenId?: string;
   tokenName?: string;
+  /** The CI job's repository (the event's `ci.repository`). */
+  repository?: string;
   /** Default 100, clamped to 1..1000. */
   limit?: number;
 }
@@ -48,8 +51,13 @@ export interface ActivityQuery {
   recent(filter?: RecentFilter): Promise<ActivityEvent[]>;
 }
 
-const FILTER_FIELDS = ['project', 'ecosystem', 'tokenId', 'tokenName'] as const;
+const FILTER_FIELDS = ['project', 'ecosystem', 'tokenId', 'tokenName', 'repository'] as const;
 type FilterField = (typeof FILTER_FIELDS)[number];
+
+/** A filter field's value in an event: `repository` is the CI identity's (null: none). */
+function fieldOf(event: ActivityEvent, field: FilterField): string | null | undefined {
+  return field === 'repository' ? event.ci?.repository : event[field];
+}
 
 export interface NormalizedRecentFilter {
   /** Only the filters that are set (non-empty strings). */
@@ -76,7 +84,7 @@ export function normalizeRecentFilter(filter: RecentFilter = {}): NormalizedRece
 export function matchesRecentFilter(event: ActivityEvent, match: NormalizedRecentFilter['match']): boolean {
   for (const field of FILTER_FIELDS) {
     const wanted = match[field];
-    if (wanted !== undefined && event[field] !== wanted) return false;
+    if (wanted !== undefined && fieldOf(event, field) !== wanted) return false;
   }
   return true;
 }
@@ -122,11 +130,13 @@ DROP INDEX IF EXISTS activity_token_id;
 DROP INDEX IF EXISTS activity_token_name;
 `;
 
+/** What each filter compares in a row: a column, or (repository, rarely asked for) the event's JSON. */
 const COLUMNS: Record<FilterField, string> = {
   project: 'project',
   ecosystem: 'ecosystem',
   tokenId: 'token_id',
   tokenName: 'token_name',
+  repository: "(CASE WHEN json_valid(event) THEN json_extract(event, '$.ci.repository') END)",
 };
 
 /**

@@ -7,6 +7,7 @@ import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { ECOSYSTEMS } from '../config/index.js';
 import type { ActivityEvent } from '../activity/event.js';
+import { CI_CAPS } from '../activity/event-caps.js';
 import { MAX_RECENT_LIMIT, type ActivityQuery } from '../activity/recent.js';
 import type { TokenStore } from '../tokens/store.js';
 import type { AdminAuth, AdminEnv, AdminPrincipal, Session } from './auth.js';
@@ -26,6 +27,7 @@ import { LEAK_BODY_MAX_BYTES, parseLimit, registerTokenRoutes, type ReportLeaks 
  *   GET    /tokens, POST /tokens, POST /tokens/:id/rotate, POST /tokens/:id/revoke,
  *   POST   /tokens/revoke-leaked, GET /audit: the tokens (token-api.ts)
  *   GET    /activity             recent Production activity: ?project=&ecosystem=&token=<name>&tokenId=&kind=&limit=
+ *                                &repository=<a CI job's repository, exactly>
  *
  * Failed admin credentials (POST /session, Authorization: Bearer on any route) count against the
  * client's address: past 10 in a minute, 429 with Retry-After before any credential is checked.
@@ -51,6 +53,9 @@ export interface AdminApiOptions {
 type Env = AdminEnv;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
+/** An event's CI repository is cut to its cap (event-caps.ts): a longer one matches nothing. */
+const MAX_REPOSITORY_LENGTH = CI_CAPS.repository;
+const PRINTABLE = /^[^\p{Cc}]+$/u;
 const MAX_BODY_BYTES = 16 * 1024;
 
 export function createAdminApi(options: AdminApiOptions): Hono<Env> {
@@ -220,8 +225,13 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     if (kind !== undefined && kind !== 'download' && kind !== 'metadata') {
       throw createError('TOLLGATE_ERR_ADMIN_QUERY', 'kind must be download or metadata');
     }
+    const repository = q.repository || undefined;
+    if (repository !== undefined && (repository.length > MAX_REPOSITORY_LENGTH || !PRINTABLE.test(repository))) {
+      throw createError('TOLLGATE_ERR_ADMIN_QUERY', `repository must be at most ${MAX_REPOSITORY_LENGTH} characters, without control characters`);
+    }
     const limit = parseLimit(q.limit, 100, MAX_RECENT_LIMIT);
     const events = await activity.recent({
+      repository,
       project: q.project,
       ecosystem: q.ecosystem,
       tokenName: q.token,
@@ -259,5 +269,6 @@ function activityView(e: ActivityEvent) {
     id: e.id, time: e.time, project: e.project, ecosystem: e.ecosystem, kind: e.kind,
     package: e.package, version: e.version, file: e.file, tokenId: e.tokenId, tokenName: e.tokenName,
     sealed: e.sealed, status: e.status, bytes: e.bytes, aborted: e.aborted === true,
+    ci: e.ci ?? null,
   };
 }

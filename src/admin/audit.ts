@@ -1,4 +1,4 @@
-import { tokenEndsAt, type LeakReport, type TokenRecord } from '../tokens/store.js';
+import { tokenEndsAt, type CiIdentity, type LeakReport, type TokenRecord } from '../tokens/store.js';
 
 export interface AuditEntry {
   time: string;
@@ -14,6 +14,8 @@ export interface AuditEntry {
   replaces?: string;
   /** revoked as leaked: the report (who found it, where). */
   leak?: LeakReport;
+  /** A token issued to a CI job: the job. */
+  ci?: CiIdentity;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -41,7 +43,7 @@ export function auditEntries(records: readonly TokenRecord[]): AuditEntry[] {
   const byId = new Map(records.map((r) => [r.id, r]));
   const entries: AuditEntry[] = [];
   for (const r of records) {
-    const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type };
+    const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type, ...(r.ci ? { ci: r.ci } : {}) };
     if (r.replaces !== null) {
       entries.push({
         time: iso(r.createdAt), action: 'rotated', by: r.createdBy, ...what,

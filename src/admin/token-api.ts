@@ -2,6 +2,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { revokeLeakedTokens, type LeakReportInput, type LeakReporter, type LeakVerdict } from '../tokens/leaks.js';
+import { filterTokens, liveCiTokenCounts, parseTokenListFilter, type TokenListFilter } from '../tokens/listing.js';
 import { createToken, rotateToken, toTokenView } from '../tokens/service.js';
 import type { TokenRecord, TokenStore } from '../tokens/store.js';
 import { auditEntries } from './audit.js';
@@ -12,7 +13,9 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
 /**
  * The admin API's token routes (mounted under /api/v1 by api.ts, behind requireAdmin):
  *
- *   GET  /tokens                  {"tokens": [token views, newest first], "routes": [route prefixes]}
+ *   GET  /tokens                  {"tokens": [token views, newest first], "routes": [route prefixes],
+ *                                 "ciLive": {provider: live CI-issued tokens}, "matched": N}:
+ *                                 ?source=admin (default) | ci | all, &provider=NAME, &limit= (CI rows)
  *   POST /tokens                  {"name", "type", "expires", "restrictions": {"routes", "packages",
  *                                 "networks", "rate"}} → 201 with the token, this once
  *   POST /tokens/:id/rotate       {"overlap": "24h"} (optional body) → 201: the new token, this once,
@@ -20,7 +23,8 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
  *   POST /tokens/:id/revoke       revoke (a revoked token stays listed, marked)
  *   POST /tokens/revoke-leaked    {"tokens": ["tgp_...", {"token", "url", "location", "type"}], "source"}
  *                                 → {"results": [{"token_hash", "token_type", "label"}]}
- *   GET  /audit                   created, rotated and revoked entries, newest first: ?limit=
+ *   GET  /audit                   created, rotated and revoked entries, newest first: ?limit=, ?source=
+ *                                 (admin, the default: without the issuance of CI-issued tokens; ci; all)
  */
 
 /** Reports leaked values and returns GitHub-style verdicts; the gateway's wiring adds the alert. */
@@ -43,6 +47,9 @@ export const MAX_LEAK_REPORTS = 1000;
 /** revoke-leaked's body limit: 1000 values with their URLs (other routes take 16 KiB). */
 export const LEAK_BODY_MAX_BYTES = 1024 * 1024;
 const DEFAULT_AUDIT_LIMIT = 100;
+/** CI-issued tokens listed at most per GET /tokens (?limit=): they come by the thousand. */
+export const DEFAULT_CI_LIST_LIMIT = 200;
+export const MAX_CI_LIST_LIMIT = 1000;
 const DEFAULT_LEAK_SOURCE = 'admin-api';
 
 function badInput(detail: string): never {
@@ -91,10 +98,21 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     return existing && existing.id === id ? existing : sendAdminError(c, 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
   }
 
+  /**
+   * By default the tokens admins made, every one (as before CI-issued tokens existed); with
+   * source=ci or all, CI-issued ones too, at most `limit` rows (newest first; `matched` says how
+   * many matched). `ciLive` counts the live CI-issued tokens per provider, whatever the filter.
+   */
   api.get('/tokens', requireAdmin, async (c) => {
     const t = now();
+    const q = c.req.query();
+    const filter = queryFilter(q.source, q.provider);
     const records = await store.list();
-    return c.json({ tokens: records.map((r) => toTokenView(r, t)), routes });
+    const matched = filterTokens(records, filter);
+    const shown = filter.source === 'admin' ? matched : matched.slice(0, parseLimit(q.limit, DEFAULT_CI_LIST_LIMIT, MAX_CI_LIST_LIMIT));
+    return c.json({
+      tokens: shown.map((r) => toTokenView(r, t)), routes, ciLive: liveCiTokenCounts(records, t), matched: matched.length,
+    });
   });
 
   api.post('/tokens', requireAdmin, async (c) => {
@@ -170,10 +188,31 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     return c.json({ token: toTokenView(record, now()) });
   });
 
+  /**
+   * CI-issued tokens are issued one per job: by default the trail shows what people did (an
+   * admin revoking a CI-issued token included), not every issuance; source=ci shows only the
+   * entries of CI-issued tokens, source=all everything.
+   */
   api.get('/audit', requireAdmin, async (c) => {
     const limit = parseLimit(c.req.query('limit'), DEFAULT_AUDIT_LIMIT, 1000);
-    return c.json({ entries: auditEntries(await store.list()).slice(0, limit) });
+    const { source } = queryFilter(c.req.query('source'), undefined);
+    const entries = auditEntries(await store.list()).filter((e) => {
+      if (source === 'all') return true;
+      if (source === 'ci') return e.ci !== undefined;
+      return e.ci === undefined || e.action === 'revoked';
+    });
+    return c.json({ entries: entries.slice(0, limit) });
   });
+}
+
+/** A token list filter from query parameters: bad input is TOLLGATE_ERR_ADMIN_QUERY naming the parameter. */
+function queryFilter(source: string | undefined, provider: string | undefined): TokenListFilter {
+  try {
+    return parseTokenListFilter({ source, provider });
+  } catch (err) {
+    if (isGatewayError(err, 'TOLLGATE_ERR_TOKEN_INPUT')) throw createError('TOLLGATE_ERR_ADMIN_QUERY', err.detail);
+    throw err;
+  }
 }
 
 export function parseLimit(value: string | undefined, fallback: number, max: number): number {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
+import { filterTokens, liveCiTokenCounts, parseTokenListFilter } from '../tokens/listing.js';
 import { summariseRestrictions } from '../tokens/restrictions.js';
 import { createdView, createToken, revokeToken, rotateToken, toTokenView, type TokenView } from '../tokens/service.js';
 import { tokenEndsAt, type TokenRecord, type TokenStore } from '../tokens/store.js';
@@ -15,7 +16,7 @@ export const TOKEN_USAGE = `  tollgate token create --name NAME --type productio
                         [--expires never|<N>d|YYYY-MM-DD|<ISO timestamp>]
                         [--route PREFIX]... [--package GLOB]... [--allow-ip CIDR]... [--rate N/min] [--json]
   tollgate token rotate <id|name> [--overlap 0|<N>s|<N>m|<N>h|<N>d] [--json]
-  tollgate token list [--json]
+  tollgate token list [--ci [--provider NAME] | --all] [--json]
   tollgate token revoke <id|name> [--json]`;
 
 export const TOKEN_NOTES = `Names: printable ASCII, not starting with tok_, unique among active tokens ignoring case.
@@ -24,6 +25,8 @@ name pattern (* matches any run of characters), --allow-ip an address or CIDR, -
 minute. rotate makes a new token with the same name, type, restrictions and expiry; the old one
 keeps working for --overlap (default 24h). revoke takes an id, or a name (any case: every live
 generation of it); a name two unrelated live tokens share is refused: revoke each by its id.
+list shows the tokens admins made, and counts the live tokens issued to CI jobs per provider;
+--ci lists those (--provider NAME: one provider's), with the job's identity; --all lists both.
 `;
 
 async function withStore<T>(fn: (store: TokenStore, config: Readonly<Config>) => Promise<T>): Promise<T> {
@@ -58,13 +61,21 @@ function stateText(v: TokenView): string {
   return v.state;
 }
 
+/** A CI-issued token's creator: the job (`ci github acme/payments refs/heads/main run 4242`). */
+function ciText(ci: NonNullable<TokenView['ci']>): string {
+  const parts = ['ci', ci.provider, ci.repository ?? ci.subject];
+  if (ci.ref) parts.push(ci.ref);
+  if (ci.runId) parts.push(`run ${ci.runId}`);
+  return parts.join(' ');
+}
+
 const COLUMNS: [string, (v: TokenView, r: TokenRecord) => string][] = [
   ['id', (v) => v.id],
   ['name', (v) => v.name],
   ['type', (v) => v.type],
   ['state', stateText],
   ['createdAt', (v) => v.createdAt],
-  ['createdBy', (v) => v.createdBy],
+  ['createdBy', (v) => (v.ci ? ciText(v.ci) : v.createdBy)],
   ['expiresAt', (v) => v.expiresAt ?? 'never'],
   ['lastUsedAt', (v) => v.lastUsedAt ?? '-'],
   ['restrictions', (_, r) => summariseRestrictions(r.restrictions)],
@@ -140,9 +151,25 @@ export async function tokenCommand(args: string[]): Promise<void> {
       return;
     }
     case 'list': {
-      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } }, strict: true });
-      const records = await withStore((store) => store.list());
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ci: { type: 'boolean', default: false }, provider: { type: 'string' }, all: { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+        },
+        strict: true,
+      });
+      if (values.ci && values.all) throw new UsageError('token list takes --ci or --all, not both');
+      const filter = parseTokenListFilter({ source: values.all ? 'all' : values.ci ? 'ci' : undefined, provider: values.provider });
+      const all = await withStore((store) => store.list());
+      const records = filterTokens(all, filter);
       process.stdout.write(values.json ? `${JSON.stringify(records.map((r) => toTokenView(r)))}\n` : table(records));
+      const counts = Object.entries(liveCiTokenCounts(all));
+      if (filter.source === 'admin' && counts.length > 0) {
+        // On stderr: stdout stays the list (and --json a JSON array).
+        process.stderr.write(`Live tokens issued to CI jobs (not listed): ${counts.map(([p, n]) => `${p} ${n}`).join(', ')}; `
+          + 'see them with --ci [--provider NAME].\n');
+      }
       return;
     }
     case 'revoke': {

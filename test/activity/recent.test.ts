@@ -29,14 +29,22 @@ const makeEvent = eventFactory({
 const ids = (events: readonly ActivityEvent[]) => events.map((e) => e.id);
 const newestFirst = (events: readonly ActivityEvent[]) => ids([...events].reverse());
 
+/**
+ * A CI job's identity in an event: tok_b's jobs run in `acme/<project>`; tok_a's in a fork, with
+ * a workflow that names `acme/<project>` too (a repository filter matches the repository only).
+ */
+const ciOf = (tokenId: string, project: string): ActivityEvent['ci'] => (tokenId === 'tok_b'
+  ? { provider: 'github', subject: `repo:acme/${project}:ref:refs/heads/main`, repository: `acme/${project}`, ref: 'refs/heads/main', runId: '4242' }
+  : { provider: 'github', subject: 'repo:fork', repository: `acme/${project}-fork`, workflow: `acme/${project}`, runId: '7' });
+
 /** A mixed history: 2 projects × 3 ecosystems × 2 tokens, delivered oldest first in batches of 5. */
 function history(): ActivityEvent[] {
   const events: ActivityEvent[] = [];
   for (let round = 0; round < 3; round++) {
     for (const project of ['web', 'billing']) {
       for (const ecosystem of ['npm', 'maven', 'pypi'] as const) {
-        for (const [tokenId, tokenName] of [['tok_a', 'ci-a'], ['tok_b', 'ci-b']]) {
-          events.push(makeEvent({ project, ecosystem, tokenId, tokenName }));
+        for (const [tokenId, tokenName] of [['tok_a', 'ci-a'], ['tok_b', 'ci-b']] as const) {
+          events.push(makeEvent({ project, ecosystem, tokenId, tokenName, ci: round === 2 && tokenId === 'tok_a' ? null : ciOf(tokenId, project) }));
         }
       }
     }
@@ -167,6 +175,9 @@ describe.each([sqliteBackend(), fileBackend(), redisBackend()])('$name recent ac
     ['tokenName', { tokenName: 'ci-a' }, (e) => e.tokenName === 'ci-a'],
     ['project + ecosystem + token', { project: 'billing', ecosystem: 'pypi', tokenName: 'ci-b' },
       (e) => e.project === 'billing' && e.ecosystem === 'pypi' && e.tokenName === 'ci-b'],
+    ['repository (the CI identity\'s, exactly)', { repository: 'acme/web' }, (e) => e.tokenId === 'tok_b' && e.project === 'web'],
+    ['repository + ecosystem', { repository: 'acme/billing-fork', ecosystem: 'npm' },
+      (e) => e.ci?.repository === 'acme/billing-fork' && e.ecosystem === 'npm'],
   ])('filters by %s', async (_, filter, predicate) => {
     const { query, events } = await filled();
     const expected = newestFirst(events.filter(predicate));

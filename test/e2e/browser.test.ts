@@ -2,6 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
+import type { CiIdentity } from '../../src/tokens/store.js';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
@@ -230,7 +232,7 @@ describe('Settings › Tokens in chromium', () => {
       return activityRow.count();
     }, { timeout: 5000 }).toBeGreaterThan(0);
     expect(await activityRow.first().locator('td').allTextContents()).toEqual([
-      expect.any(String), 'default', 'generic', 'hello', '1.0.0', 'ci-main-release', 'No',
+      expect.any(String), 'default', 'generic', 'hello', '1.0.0', 'ci-main-release', '—', 'No',
     ]);
     const filters = page.getByRole('form', { name: 'Filter activity' });
     await filters.getByLabel('Token').selectOption('ci-main-release');
@@ -447,6 +449,87 @@ describe('Settings › Tokens in chromium', () => {
     await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/must not start with "tok_"/);
     expect(await page.getByLabel('Name').getAttribute('aria-invalid')).toBe('true');
     expect(await inPage(page, 'document.activeElement?.id')).toBe('c-name');
+    expect(incidents).toEqual([]);
+  });
+
+  it('keeps CI-issued tokens apart: counted per provider, listed with their job on request; Activity shows and filters by the job\'s repository', async () => {
+    // Tokens as the exchange issues them (its endpoint is another module's): through the store, with a CI identity.
+    const issue = async (ci: CiIdentity): Promise<string> => {
+      const token = generateToken('production');
+      shownTokens.push(token);
+      await gw.store.insert({
+        id: generateTokenId(), name: `ci:${ci.provider}:${ci.repository}#${ci.runId}`, type: 'production', hash: hashToken(token),
+        createdAt: Date.now(), createdBy: `ci:${ci.provider}`, expiresAt: Date.now() + 3_600_000, ci,
+      });
+      return token;
+    };
+    const github = (repository: string, runId: string): CiIdentity => ({
+      provider: 'github', subject: `repo:${repository}:ref:refs/heads/main`, project: repository.split('/')[1],
+      repository, ref: 'refs/heads/main', sha: 'c0ffee'.repeat(6) + 'c0ff', workflow: 'release', runId, actor: 'alice',
+    });
+    const payments = await issue(github('acme/payments', '4242'));
+    const web = await issue(github('acme/web', '17'));
+    await issue(github('acme/web', '18'));
+    await issue({ provider: 'gitlab', subject: 'project_path:acme/infra', repository: 'acme/infra', ref: 'refs/heads/feature', runId: '905' });
+    expect(await download(payments)).toBe(200);
+    expect(await download(web)).toBe(200);
+
+    const page = await open();
+    await signIn(page);
+    // By default: the tokens admins made, and a count of the CI-issued ones per provider.
+    await expect.poll(() => page.locator('#tokens-ci-counts').textContent()).toBe('Live tokens issued to CI jobs: github 3, gitlab 1.');
+    expect(await page.locator('#tokens-body td.name').allTextContents()).not.toContainEqual(expect.stringMatching(/^ci:/));
+    expect(await page.getByLabel('CI provider').isDisabled()).toBe(true);
+
+    // The filter: CI-issued tokens, each with its job (provider, repository, ref, run) instead of a creator.
+    await page.getByLabel('Show').selectOption('ci');
+    await expect.poll(() => page.locator('#tokens-body tr').count()).toBe(4);
+    const paymentsRow = row(page, 'ci:github:acme/payments#4242');
+    expect(await paymentsRow.locator('td').nth(3).textContent()).toBe('github · acme/paymentsrefs/heads/main · run 4242');
+    expect(await page.locator('#tokens-body td.name').allTextContents()).not.toContain('ci-main-release');
+    await page.getByLabel('CI provider').selectOption('gitlab');
+    await expect.poll(() => page.locator('#tokens-body td.name').allTextContents()).toEqual(['ci:gitlab:acme/infra#905']);
+    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(3).textContent()).toBe('gitlab · acme/infrarefs/heads/feature · run 905');
+    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(4).locator('.sub').textContent()).toMatch(/^ends in (59|60) minutes$/);
+    await page.screenshot({ path: `${SCREENSHOTS}tokens-ci.png` });
+    await page.getByLabel('Show').selectOption('admin');
+    await expect.poll(() => page.locator('#tokens-body td.name').allTextContents()).not.toContain('ci:gitlab:acme/infra#905');
+
+    // Activity: each event's CI job, and a filter by its repository (server-side).
+    await page.getByRole('tab', { name: 'Activity' }).click();
+    const ciRows = page.locator('#activity-body tr').filter({ hasText: 'ci:github:' });
+    await expect.poll(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      return ciRows.count();
+    }, { timeout: 5000 }).toBe(2);
+    const paymentsEvent = page.locator('#activity-body tr').filter({ hasText: 'ci:github:acme/payments#4242' });
+    expect(await paymentsEvent.locator('td').allTextContents()).toEqual([
+      expect.any(String), 'payments', 'generic', 'hello', '1.0.0', 'ci:github:acme/payments#4242',
+      'github · acme/paymentsrefs/heads/main · run 4242', 'No',
+    ]);
+    const filters = page.getByRole('form', { name: 'Filter activity' });
+    await filters.getByLabel('Repository').fill('acme/web');
+    const filtered = page.waitForResponse((r) => r.url().includes('/api/v1/activity?') && r.url().includes('repository=acme%2Fweb'));
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    expect((await filtered).status()).toBe(200);
+    await expect.poll(() => page.locator('#activity-body tr td:nth-child(6)').allTextContents()).toEqual(['ci:github:acme/web#17']);
+    await page.screenshot({ path: `${SCREENSHOTS}activity-ci.png` });
+    await filters.getByLabel('Repository').fill('acme');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => page.locator('#activity-empty').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await expect.poll(() => ciRows.count()).toBe(2);
+
+    // Audit log: what people did; the issuance to each CI job only when asked for, with the job.
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    await expect.poll(() => page.locator('#audit-status').textContent()).toMatch(/newest first/);
+    expect(await page.locator('#audit-body td.name').allTextContents()).not.toContainEqual(expect.stringMatching(/^ci:/));
+    await page.getByLabel('Include tokens issued to CI jobs').check();
+    const issued = page.locator('#audit-body tr').filter({ hasText: 'ci:github:acme/payments#4242' });
+    await expect.poll(() => issued.count()).toBe(1);
+    expect((await issued.locator('td').allTextContents()).slice(1)).toEqual([
+      'Created', 'ci:github:acme/payments#4242', 'Production', 'github · acme/paymentsrefs/heads/main · run 4242',
+    ]);
     expect(incidents).toEqual([]);
   });
 

@@ -1,7 +1,7 @@
 // @ts-check
 // Tollgate admin page: the Activity tab (recent Production downloads, filtered) and the Audit log.
 
-import { $, api, el, plural, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
+import { $, api, ciIdentity, el, plural, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
 
 /**
  * @typedef {import('./ui.js').Token} Token
@@ -56,6 +56,7 @@ function activityRow(e) {
     pkg,
     el('td', { class: 'mono' }, e.version || '—'),
     el('td', {}, e.tokenName),
+    e.ci ? el('td', { class: 'ci' }, ...ciIdentity(e.ci)) : el('td', { class: 'muted' }, '—'),
     el(
       'td',
       {},
@@ -77,13 +78,14 @@ export async function loadActivity() {
   }
   const form = $('activity-filters');
   const params = new URLSearchParams();
-  for (const key of /** @type {const} */ (['project', 'ecosystem', 'token'])) {
+  for (const key of /** @type {const} */ (['project', 'ecosystem', 'token', 'repository'])) {
     const value = form.elements[key].value.trim();
     if (value) params.set(key, value);
   }
   if (!form.elements.metadata.checked) params.set('kind', 'download');
   params.set('limit', '200');
   setStatus('activity-status', 'Loading activity…');
+  form.elements.repository.removeAttribute('aria-invalid');
   try {
     const data = /** @type {{ events: ActivityEvent[], ecosystems: string[] }} */ (
       await api('GET', `/activity?${params}`)
@@ -93,7 +95,11 @@ export async function loadActivity() {
     $('activity-empty').hidden = data.events.length > 0;
     setStatus('activity-status', `${plural(data.events.length, 'event')}, newest first.`);
   } catch (err) {
-    setStatus('activity-status', `Could not load activity: ${/** @type {Error} */ (err).message}`);
+    const message = /** @type {Error} */ (err).message;
+    // A refused filter comes back naming its field: mark that field.
+    if (/\brepository\b/.test(message)) form.elements.repository.setAttribute('aria-invalid', 'true');
+    $('activity-body').replaceChildren();
+    setStatus('activity-status', `Could not load activity: ${message}`);
   }
 }
 
@@ -113,7 +119,9 @@ const AUDIT_BADGES = { created: 'active', rotated: 'rotated', revoked: 'revoked'
 export async function loadAudit() {
   setStatus('audit-status', 'Loading…');
   try {
-    const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', '/audit'));
+    // Tokens issued to CI jobs come one per job: their issuance only when asked for.
+    const source = $('a-ci').checked ? 'all' : 'admin';
+    const data = /** @type {{ entries: AuditEntry[] }} */ (await api('GET', `/audit?source=${source}`));
     $('audit-body').replaceChildren(
       ...data.entries.map((a) =>
         el(
@@ -128,7 +136,7 @@ export async function loadAudit() {
           ),
           el('td', { class: 'name' }, a.tokenName),
           el('td', {}, typeBadge(a.tokenType)),
-          el('td', {}, a.by),
+          a.ci && a.action !== 'revoked' ? el('td', { class: 'ci' }, ...ciIdentity(a.ci)) : el('td', {}, a.by),
         ),
       ),
     );
@@ -139,3 +147,6 @@ export async function loadAudit() {
     setStatus('audit-status', `Could not load the audit log: ${/** @type {Error} */ (err).message}`);
   }
 }
+
+$('a-ci').addEventListener('change', () => void loadAudit());
+$('audit-filters').addEventListener('submit', (event) => event.preventDefault());

@@ -4,7 +4,7 @@
 import { setTokens } from './activity.js';
 import { closeDialog, openDialog } from './dialogs.js';
 import { openReveal } from './reveal.js';
-import { $, DAY_MS, api, dateFmt, el, plural, relative, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
+import { $, DAY_MS, api, ciIdentity, dateFmt, el, plural, relative, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
 
 /**
  * @typedef {import('./ui.js').Token} Token
@@ -55,9 +55,12 @@ function restrictionsCell(r) {
 /** @param {Token} t */
 function expiresCell(t) {
   if (!t.expiresAt) return el('td', { class: 'nowrap' }, 'Never');
-  const days = Math.ceil((Date.parse(t.expiresAt) - Date.now()) / DAY_MS);
+  const left = Date.parse(t.expiresAt) - Date.now();
+  const days = Math.ceil(left / DAY_MS);
   let note;
   if ((t.state === 'expired' && !t.replacedBy) || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
+  // Short-lived tokens (those issued to CI jobs: an hour or so) say when, not "1 day left".
+  else if (left < DAY_MS) note = el('span', { class: 'sub soon' }, `ends ${relative(t.expiresAt)}`);
   else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
   return el('td', { class: 'nowrap' }, timeEl(t.expiresAt, dateFmt), note);
 }
@@ -80,7 +83,7 @@ function tokenRow(t) {
     el('td', { class: 'name' }, t.name),
     el('td', {}, typeBadge(t.type)),
     el('td', { class: 'nowrap' }, timeEl(t.createdAt, dateFmt)),
-    el('td', {}, t.createdBy),
+    t.ci ? el('td', { class: 'ci' }, ...ciIdentity(t.ci)) : el('td', {}, t.createdBy),
     expiresCell(t),
     el(
       'td',
@@ -96,17 +99,46 @@ function tokenRow(t) {
   return row;
 }
 
+/**
+ * The provider filter offers the providers with live CI-issued tokens (and the one chosen); it
+ * applies to CI-issued tokens only.
+ * @param {Record<string, number>} ciLive
+ */
+function showCiCounts(ciLive) {
+  const counts = Object.entries(ciLive || {});
+  setStatus('tokens-ci-counts', counts.length === 0
+    ? 'No live tokens issued to CI jobs.'
+    : `Live tokens issued to CI jobs: ${counts.map(([p, n]) => `${p} ${n.toLocaleString('en-US')}`).join(', ')}.`);
+  const select = $('t-provider');
+  const current = select.value;
+  const names = counts.map(([p]) => p);
+  if (current && !names.includes(current)) names.push(current);
+  select.replaceChildren(el('option', { value: '' }, 'Any provider'), ...names.map((p) => el('option', { value: p }, p)));
+  select.value = current;
+  select.disabled = $('t-source').value === 'admin';
+}
+
+const NO_TOKENS = $('tokens-empty').textContent;
+
 export async function loadTokens() {
   setStatus('tokens-status', 'Loading tokens…');
+  const params = new URLSearchParams({ source: $('t-source').value });
+  if ($('t-source').value !== 'admin' && $('t-provider').value) params.set('provider', $('t-provider').value);
   try {
-    const data = /** @type {{ tokens: Token[], routes: string[] }} */ (await api('GET', '/tokens'));
+    const data = /** @type {{ tokens: Token[], routes: string[], ciLive: Record<string, number>, matched: number }} */ (
+      await api('GET', `/tokens?${params}`)
+    );
     routes = data.routes;
     const { tokens } = data;
     $('tokens-body').replaceChildren(...tokens.map(tokenRow));
     $('tokens-empty').hidden = tokens.length > 0;
+    $('tokens-empty').textContent = $('t-source').value === 'admin' ? NO_TOKENS : 'No tokens issued to CI jobs match.';
+    showCiCounts(data.ciLive);
     const active = tokens.filter((t) => t.state === 'active').length;
-    setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.`);
-    setTokens(tokens);
+    const more = data.matched > tokens.length ? ` Showing the newest ${tokens.length} of ${data.matched}.` : '';
+    setStatus('tokens-status', `${plural(tokens.length, 'token')}, ${active} active.${more}`);
+    // The Activity tab's token filter names the tokens admins made (CI-issued ones come by the thousand).
+    if ($('t-source').value === 'admin') setTokens(tokens);
   } catch (err) {
     setStatus('tokens-status', `Could not load tokens: ${/** @type {Error} */ (err).message}`);
   }
@@ -181,3 +213,10 @@ function openRevoke(token, opener) {
   $('revoke-name').textContent = token.name;
   askRevoke(token, opener, $('revoke-cancel'));
 }
+
+$('t-source').addEventListener('change', () => {
+  $('t-provider').disabled = $('t-source').value === 'admin';
+  void loadTokens();
+});
+$('t-provider').addEventListener('change', () => void loadTokens());
+$('tokens-filters').addEventListener('submit', (event) => event.preventDefault());

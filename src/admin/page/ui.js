@@ -24,13 +24,19 @@
  * @property {string | null} replacedBy
  * @property {string | null} endsAt When it stops working: its expiry or its rotation overlap's end.
  * @property {Leak | null} leak
+ * @property {CiIdentity | null} ci Issued to a CI job: who the job is (null: made by an admin).
+ */
+/**
+ * @typedef {{ provider: string, subject: string, project?: string, repository?: string, ref?: string, sha?: string,
+ *   workflow?: string, runId?: string, actor?: string }} CiIdentity
  */
 /**
  * @typedef {Token & { token: string, previous?: Token }} CreatedToken The new token, its plaintext shown once.
  * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
- *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number }} ActivityEvent
+ *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number,
+ *   ci: CiIdentity | null }} ActivityEvent
  * @typedef {{ time: string, action: 'created' | 'rotated' | 'revoked', tokenName: string, tokenType: string, by: string,
- *   detail: string | null }} AuditEntry
+ *   detail: string | null, ci?: CiIdentity }} AuditEntry
  */
 /**
  * The elements the script reads or writes beyond what every HTMLElement has, by id.
@@ -54,7 +60,11 @@
  * @property {HTMLButtonElement} rotate-confirm
  * @property {HTMLInputElement} reveal-value
  * @property {HTMLButtonElement} reveal-done
- * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, metadata: HTMLInputElement } }} activity-filters
+ * @property {HTMLFormElement & { elements: { project: HTMLInputElement, ecosystem: HTMLSelectElement, token: HTMLSelectElement, repository: HTMLInputElement, metadata: HTMLInputElement } }} activity-filters
+ * @property {HTMLInputElement} a-ci
+ * @property {HTMLSelectElement} t-source
+ * @property {HTMLSelectElement} t-provider
+ * @property {HTMLInputElement} f-repository
  * @property {HTMLSelectElement} f-token
  * @property {HTMLSelectElement} f-ecosystem
  */
@@ -123,6 +133,19 @@ export function relative(iso) {
   if (abs < 3_600_000) return relFmt.format(Math.round(diff / 60_000), 'minute');
   if (abs < DAY_MS) return relFmt.format(Math.round(diff / 3_600_000), 'hour');
   return relFmt.format(Math.round(diff / DAY_MS), 'day');
+}
+
+/**
+ * A CI job's identity, as a cell's content: the provider and repository (or subject), then the
+ * ref and run below (`github · acme/payments`, `refs/heads/main · run 4242`).
+ * @param {CiIdentity} ci
+ */
+export function ciIdentity(ci) {
+  const where = [ci.ref, ci.runId ? `run ${ci.runId}` : null].filter(Boolean).join(' · ');
+  return [
+    el('span', { class: 'ci-job' }, `${ci.provider} · ${ci.repository || ci.subject}`),
+    where ? el('span', { class: 'sub' }, where) : null,
+  ];
 }
 
 /** @param {number} n @param {string} word */
