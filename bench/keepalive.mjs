@@ -284,6 +284,7 @@ async function main() {
     `keepalive: ${connections} kept-alive connections, ${rounds} round(s), a fresh process per measurement; ` +
       `Tollgate flags: ${tollgateFlags.join(' ') || '(none)'}`,
   );
+  /** @type {Awaited<ReturnType<typeof measure>>[]} */
   const results = [];
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 ? servers : [...servers].reverse();
