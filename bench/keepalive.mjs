@@ -12,6 +12,8 @@
 // Usage: node bench/keepalive.mjs [--connections=N] [--rounds=R] [--settle-ms=MS] [--json=FILE]
 //        [--flags="node flags"]   (Tollgate's node flags instead of npm start's, for comparisons)
 //        [--only=tollgate,bare-node]
+//        [--snapshot-dir=DIR]   also write a V8 heap snapshot of each server before and after the
+//                               connections opened (for where the memory goes; perturbs the RSS)
 // run.mjs starts it for `npm run bench -- --only=keepalive` (and in a full run).
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     json: { type: 'string' },
     flags: { type: 'string' },
     only: { type: 'string', default: 'tollgate,bare-node' },
+    'snapshot-dir': { type: 'string' },
     'fd-raised': { type: 'boolean', default: false },
   },
   strict: true,
@@ -129,18 +132,48 @@ const token = JSON.parse(
   ),
 ).token;
 
+const snapshotDir = values['snapshot-dir'] && path.resolve(values['snapshot-dir']);
+if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
+const snapshotFlags = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
+
+/**
+ * A heap snapshot of the server, named <name>-<round>-<label>.heapsnapshot in --snapshot-dir.
+ * @param {import('./lib/procs.mjs').Child} entry @param {string} label
+ */
+async function snapshot(entry, label) {
+  if (!snapshotDir) return;
+  const { readdirSync, renameSync, statSync } = await import('node:fs');
+  const known = new Set(readdirSync(snapshotDir));
+  entry.child.kill('SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(200);
+    const fresh = readdirSync(snapshotDir).find((f) => !known.has(f) && f.endsWith('.heapsnapshot'));
+    if (fresh) {
+      // Written once its size stops changing.
+      let size = -1;
+      while (statSync(path.join(snapshotDir, fresh)).size !== size) {
+        size = statSync(path.join(snapshotDir, fresh)).size;
+        await sleep(500);
+      }
+      renameSync(path.join(snapshotDir, fresh), path.join(snapshotDir, `${entry.name}-${label}.heapsnapshot`));
+      return;
+    }
+  }
+  throw new Error(`${entry.name}: no heap snapshot within 120 s`);
+}
+
 /** @param {'tollgate' | 'bare-node'} name @param {number} round */
 async function startServer(name, round) {
   const port = await freePort();
   if (name === 'bare-node') {
-    const entry = group.start(`bare-node-${round}`, NODE, [path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(originPort)], {
+    const entry = group.start(`bare-node-${round}`, NODE, [...snapshotFlags, path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(originPort)], {
       env: { ...baseEnv, BENCH_TOKENS: token },
     });
     await waitReady(entry, () => tcpProbe(port), { group });
     return { entry, port };
   }
   const adminPort = await freePort();
-  const entry = group.start(`tollgate-${round}`, NODE, [...tollgateFlags, path.join(ROOT, 'dist', 'main.js')], {
+  const entry = group.start(`tollgate-${round}`, NODE, [...tollgateFlags, ...snapshotFlags, path.join(ROOT, 'dist', 'main.js')], {
     env: tollgateEnv(port, adminPort),
     cwd: ROOT,
   });
@@ -240,6 +273,7 @@ async function measure(name, round) {
   if (first.status !== 200) throw new Error(`${name}: first request answered ${first.status}`);
   await sleep(1000);
   const before = rssMiB(pid);
+  await snapshot(server.entry, 'before');
   closedEarly = 0;
   const openedAt = Date.now();
   const { sockets, statuses } = await openMany(server.port, connections);
@@ -248,6 +282,7 @@ async function measure(name, round) {
   await sleep(settleMs);
   const after = rssMiB(pid);
   const closedByServer = closedEarly;
+  await snapshot(server.entry, 'after');
   const hwm = memKiB(pid).hwm / 1024;
   // New requests beside the idle ones, each on a new connection, one after the other.
   const latencies = [];
