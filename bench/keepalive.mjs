@@ -3,7 +3,8 @@
 // The `keepalive` scenario of `npm run bench` (bench/README.md, "Ten thousand kept-alive
 // connections"): how much resident memory one idle kept-alive client connection costs.
 //
-// For each round and each server (Tollgate as shipped, the bare Node proxy), a FRESH process:
+// For each round and each server (Tollgate as shipped, the bare Node proxy with npm start's V8
+// flags and malloc settings too), a FRESH process:
 // one request to load the request path, RSS read; then N connections opened, each sends one
 // authenticated GET of the 1 KiB artifact, reads the whole response and stays open, idle; after a
 // settle time RSS is read again; the growth divided by N is the figure. Then a new connection's
@@ -166,8 +167,10 @@ async function snapshot(entry, label) {
 async function startServer(name, round) {
   const port = await freePort();
   if (name === 'bare-node') {
-    const entry = group.start(`bare-node-${round}`, NODE, [...snapshotFlags, path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(originPort)], {
-      env: { ...baseEnv, BENCH_TOKENS: token },
+    const entry = group.start(`bare-node-${round}`, NODE, [...SHIPPED_NODE_FLAGS, ...snapshotFlags, path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(originPort)], {
+      // npm start's V8 flags and malloc settings, as Tollgate: the same heap configuration
+      // (with Node's defaults its young generation alone grows by up to 24 MiB more here).
+      env: { ...baseEnv, ...SHIPPED_ENV, BENCH_TOKENS: token },
     });
     await waitReady(entry, () => tcpProbe(port), { group });
     return { entry, port };
@@ -257,6 +260,30 @@ async function openMany(port, n) {
   return { sockets, statuses };
 }
 
+/**
+ * Resident KiB by kind of mapping (/proc/<pid>/smaps): malloc's heap ([heap]), anonymous
+ * mappings of 256 KiB multiples (V8's heap pages, malloc's large blocks), other anonymous
+ * mappings, and files (the binary, libraries).
+ * @param {number | undefined} pid
+ */
+function residentByKind(pid) {
+  /** @type {Record<string, number>} */
+  const kinds = { heap: 0, anon256k: 0, anonOther: 0, file: 0 };
+  let kind = 'file';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (range) {
+      const size = parseInt(range[2], 16) - parseInt(range[1], 16);
+      const name = range[3];
+      kind = name === '[heap]' ? 'heap' : name === '' ? (size % (256 * 1024) === 0 ? 'anon256k' : 'anonOther') : 'file';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) kinds[kind] += Number(rss[1]);
+  }
+  return kinds;
+}
+
 const rssMiB = (/** @type {number | undefined} */ pid) => memKiB(pid).rss / 1024;
 const median = (/** @type {number[]} */ xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -273,6 +300,7 @@ async function measure(name, round) {
   if (first.status !== 200) throw new Error(`${name}: first request answered ${first.status}`);
   await sleep(1000);
   const before = rssMiB(pid);
+  const kindsBefore = residentByKind(pid);
   await snapshot(server.entry, 'before');
   closedEarly = 0;
   const openedAt = Date.now();
@@ -281,6 +309,7 @@ async function measure(name, round) {
   if (statuses[200] !== connections) throw new Error(`${name}: statuses ${JSON.stringify(statuses)}, expected 200 only`);
   await sleep(settleMs);
   const after = rssMiB(pid);
+  const kindsAfter = residentByKind(pid);
   const closedByServer = closedEarly;
   await snapshot(server.entry, 'after');
   const hwm = memKiB(pid).hwm / 1024;
@@ -307,6 +336,8 @@ async function measure(name, round) {
     growthMiB: growth,
     perConnectionKiB: (growth * 1024) / connections,
     peakRssMiB: hwm,
+    /** RSS growth by kind of mapping, MiB (residentByKind) */
+    growthByKindMiB: Object.fromEntries(Object.entries(kindsAfter).map(([k, v]) => [k, (v - kindsBefore[k]) / 1024])),
     stillOpen,
     openS,
     newRequestMs: { median: median(latencies), max: Math.max(...latencies) },
@@ -327,7 +358,7 @@ async function main() {
       const r = await measure(/** @type {'tollgate' | 'bare-node'} */ (name), round);
       log(
         `  round ${round} ${name.padEnd(9)} RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssAfterMiB)} MiB: +${fmt(r.growthMiB)} MiB, ` +
-          `${fmt(r.perConnectionKiB, 2)} KiB/conn; opened in ${fmt(r.openS)} s; new request ${fmt(r.newRequestMs.median)} ms (max ${fmt(r.newRequestMs.max)})`,
+          `${fmt(r.perConnectionKiB, 2)} KiB/conn (${Object.entries(r.growthByKindMiB).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}); opened in ${fmt(r.openS)} s; new request ${fmt(r.newRequestMs.median)} ms (max ${fmt(r.newRequestMs.max)})`,
       );
       results.push(r);
     }
