@@ -51,11 +51,16 @@ const { values } = parseArgs({
 const connections = Number(values.connections);
 const rounds = Number(values.rounds);
 const settleMs = Number(values['settle-ms']);
-if (!(Number.isInteger(connections) && connections >= 1) || !(Number.isInteger(rounds) && rounds >= 1) || !(settleMs >= 0)) {
+if (
+  !(Number.isInteger(connections) && connections >= 1) ||
+  !(Number.isInteger(rounds) && rounds >= 1) ||
+  !(settleMs >= 0)
+) {
   fail('--connections and --rounds must be whole numbers ≥ 1, --settle-ms a number ≥ 0', 2);
 }
 const servers = values.only.split(',').filter(Boolean);
-for (const s of servers) if (s !== 'tollgate' && s !== 'bare-node') fail(`--only: unknown server "${s}" (tollgate, bare-node)`, 2);
+for (const s of servers)
+  if (s !== 'tollgate' && s !== 'bare-node') fail(`--only: unknown server "${s}" (tollgate, bare-node)`, 2);
 const tollgateFlags = values.flags === undefined ? SHIPPED_NODE_FLAGS : values.flags.split(/\s+/).filter(Boolean);
 
 /** @param {string} message @param {number} [code] @returns {never} */
@@ -167,19 +172,35 @@ async function snapshot(entry, label) {
 async function startServer(name, round) {
   const port = await freePort();
   if (name === 'bare-node') {
-    const entry = group.start(`bare-node-${round}`, NODE, [...SHIPPED_NODE_FLAGS, ...snapshotFlags, path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'), String(port), String(originPort)], {
-      // npm start's V8 flags and malloc settings, as Tollgate: the same heap configuration
-      // (with Node's defaults its young generation alone grows by up to 24 MiB more here).
-      env: { ...baseEnv, ...SHIPPED_ENV, BENCH_TOKENS: token },
-    });
+    const entry = group.start(
+      `bare-node-${round}`,
+      NODE,
+      [
+        ...SHIPPED_NODE_FLAGS,
+        ...snapshotFlags,
+        path.join(BENCH_DIR, 'lib', 'bare-proxy.mjs'),
+        String(port),
+        String(originPort),
+      ],
+      {
+        // npm start's V8 flags and malloc settings, as Tollgate: the same heap configuration
+        // (with Node's defaults its young generation alone grows by up to 24 MiB more here).
+        env: { ...baseEnv, ...SHIPPED_ENV, BENCH_TOKENS: token },
+      },
+    );
     await waitReady(entry, () => tcpProbe(port), { group });
     return { entry, port };
   }
   const adminPort = await freePort();
-  const entry = group.start(`tollgate-${round}`, NODE, [...tollgateFlags, ...snapshotFlags, path.join(ROOT, 'dist', 'main.js')], {
-    env: tollgateEnv(port, adminPort),
-    cwd: ROOT,
-  });
+  const entry = group.start(
+    `tollgate-${round}`,
+    NODE,
+    [...tollgateFlags, ...snapshotFlags, path.join(ROOT, 'dist', 'main.js')],
+    {
+      env: tollgateEnv(port, adminPort),
+      cwd: ROOT,
+    },
+  );
   await waitReady(
     entry,
     async () => {
@@ -306,7 +327,8 @@ async function measure(name, round) {
   const openedAt = Date.now();
   const { sockets, statuses } = await openMany(server.port, connections);
   const openS = (Date.now() - openedAt) / 1000;
-  if (statuses[200] !== connections) throw new Error(`${name}: statuses ${JSON.stringify(statuses)}, expected 200 only`);
+  if (statuses[200] !== connections)
+    throw new Error(`${name}: statuses ${JSON.stringify(statuses)}, expected 200 only`);
   await sleep(settleMs);
   const after = rssMiB(pid);
   const kindsAfter = residentByKind(pid);
@@ -325,7 +347,9 @@ async function measure(name, round) {
   for (const s of sockets) s.destroy();
   await group.stop(server.entry);
   if (openS + settleMs / 1000 > KEEP_ALIVE_S - 2 || closedByServer > 0) {
-    log(`  warning: ${closedByServer} connection(s) closed by the server before the reading (opening took ${openS.toFixed(1)} s)`);
+    log(
+      `  warning: ${closedByServer} connection(s) closed by the server before the reading (opening took ${openS.toFixed(1)} s)`,
+    );
   }
   const growth = after - before;
   return {
@@ -358,7 +382,11 @@ async function main() {
       const r = await measure(/** @type {'tollgate' | 'bare-node'} */ (name), round);
       log(
         `  round ${round} ${name.padEnd(9)} RSS ${fmt(r.rssBeforeMiB)} → ${fmt(r.rssAfterMiB)} MiB: +${fmt(r.growthMiB)} MiB, ` +
-          `${fmt(r.perConnectionKiB, 2)} KiB/conn (${Object.entries(r.growthByKindMiB).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}); opened in ${fmt(r.openS)} s; new request ${fmt(r.newRequestMs.median)} ms (max ${fmt(r.newRequestMs.max)})`,
+          `${fmt(r.perConnectionKiB, 2)} KiB/conn (${Object.entries(r.growthByKindMiB)
+            .map(([k, v]) => `${k} ${fmt(v)}`)
+            .join(
+              ', ',
+            )}); opened in ${fmt(r.openS)} s; new request ${fmt(r.newRequestMs.median)} ms (max ${fmt(r.newRequestMs.max)})`,
       );
       results.push(r);
     }
@@ -378,8 +406,9 @@ async function main() {
     'server     RSS growth MiB  (range)          KiB/conn  new request max ms',
     ...summary.map(
       (s) =>
-        `${s.server.padEnd(9)}  ${fmt(s.growthMiB).padStart(14)}  (${fmt(s.growthRangeMiB[0])}-${fmt(s.growthRangeMiB[1])})`.padEnd(44) +
-        `${fmt(s.perConnectionKiB, 2).padStart(8)}  ${fmt(s.newRequestMaxMs).padStart(18)}`,
+        `${s.server.padEnd(9)}  ${fmt(s.growthMiB).padStart(14)}  (${fmt(s.growthRangeMiB[0])}-${fmt(s.growthRangeMiB[1])})`.padEnd(
+          44,
+        ) + `${fmt(s.perConnectionKiB, 2).padStart(8)}  ${fmt(s.newRequestMaxMs).padStart(18)}`,
     ),
   ];
   const tg = summary.find((s) => s.server === 'tollgate');
@@ -404,7 +433,7 @@ try {
   await main();
   await cleanup();
 } catch (err) {
-  log(`bench keepalive FAILED: ${/** @type {Error} */ (err).stack ?? err}`);
+  log(`bench keepalive FAILED: ${/** @type {Error} */ (err).stack ?? String(err)}`);
   await cleanup();
   process.exit(1);
 }
