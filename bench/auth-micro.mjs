@@ -21,7 +21,7 @@ if (!existsSync(path.join(DIST, 'auth', 'authenticate.js'))) {
 /** The compiled module at dist/<rel>. @param {string} rel @returns {Promise<any>} */
 const load = (rel) => import(pathToFileURL(path.join(DIST, rel)).href);
 // Typed as the sources they are compiled from.
-const { createAuthenticator } = /** @type {typeof import('../src/auth/authenticate.js')} */ (
+const { createAuthenticator, newCredentialMemo } = /** @type {typeof import('../src/auth/authenticate.js')} */ (
   await load('auth/authenticate.js')
 );
 const { extractCredential } = /** @type {typeof import('../src/auth/credentials.js')} */ (
@@ -170,7 +170,7 @@ for (const c of CASES) {
 // parse or hash. Each request's header is a string of its own (the HTTP parser makes one), so the
 // copies below are distinct strings with the same content, as the proxy compares them.
 const copies = Array.from({ length: 64 }, () => Buffer.from(`Bearer ${token}`).toString('latin1'));
-const memo = {};
+const memo = newCredentialMemo();
 let next = 0;
 check({ name: 'Bearer, cache hit, same connection', header: copies[0], expect: 'ok' });
 results.push({

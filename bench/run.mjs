@@ -68,6 +68,9 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
   --keep-tmp           keep the temp dir (configs, logs, data dirs) for inspection
   --profile            run the Node servers with --cpu-prof; profiles (whole process lifetime,
                        warm-up included) go to bench/results/profiles/<timestamp>/
+  --keepalive-connections=N
+                       idle kept-alive connections of the keepalive scenario (default 10000;
+                       --quick 2000); needs N + 512 open files (ulimit -n)
   --compare-flags="F"  also run tollgate-flags: Tollgate as shipped, but started with the node
                        flags in F instead of npm start's (F may have none), alternating with
                        tollgate in the same rounds; its ratios to tollgate are reported. NAME=value
@@ -149,7 +152,9 @@ const SCENARIOS = [
   { name: 'flood-limited', target: 'limited', routes: ['1k'], expect: [401, 429], load: 'malformed',
     what: 'the malformed flood from one address against Tollgate as shipped: the failure limiter answers 429' },
 ];
-const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
+// `keepalive` is not an autocannon scenario: bench/keepalive.mjs opens N idle kept-alive connections
+// to a fresh Tollgate and a fresh bare proxy and reads their RSS (bench/README.md).
+const SCENARIO_NAMES = [...SCENARIOS.map((s) => s.name), 'keepalive'];
 
 function parseCommandLine() {
   const { values } = parseArgs({
@@ -168,6 +173,7 @@ function parseCommandLine() {
       'keep-tmp': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'compare-flags': { type: 'string' },
+      'keepalive-connections': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -178,7 +184,7 @@ function parseCommandLine() {
   }
   /**
    * @template {number | undefined} F
-   * @param {'rounds' | 'duration' | 'requests-large' | 'max-large' | 'connections' | 'miss-tokens' | 'workers'} name
+   * @param {'rounds' | 'duration' | 'requests-large' | 'max-large' | 'connections' | 'miss-tokens' | 'workers' | 'keepalive-connections'} name
    * @param {F} fallback
    * @returns {number | F}
    */
@@ -242,6 +248,7 @@ function parseCommandLine() {
     maxLargeS: num('max-large', quick ? 20 : 60, 1),
     missTokens: Math.floor(num('miss-tokens', quick ? 500 : 2000, 10)),
     workers: Math.floor(num('workers', 1)),
+    keepaliveConnections: Math.floor(num('keepalive-connections', quick ? 2000 : 10_000)),
     // Warm-up per scenario: this many requests (JIT tiers, pools, caches), cut off after warmupS.
     warmupRequests: quick ? 1000 : 4000,
     warmupS: quick ? 2 : 6,
@@ -328,7 +335,9 @@ function estimateSeconds() {
     const perRun = (route === '10m' ? Math.min(opts.maxLargeS, (opts.requestsLarge * 10) / 150) : opts.durationS) + 0.5;
     s += opts.rounds * perRun * SCENARIOS.filter((x) => opts.only.includes(x.name) && x.routes.includes(route)).length;
   }
-  return s + scenarioCount() * (opts.warmupS / 2 + 0.5);
+  // keepalive: two fresh processes per round, ~20 s each for 10,000 connections
+  const keepalive = opts.only.includes('keepalive') ? opts.rounds * 2 * (8 + opts.keepaliveConnections / 1000) : 0;
+  return s + keepalive + scenarioCount() * (opts.warmupS / 2 + 0.5);
 }
 
 function scenarioCount() {
@@ -1566,24 +1575,38 @@ async function main() {
     })),
   };
   log(`bench: about ${Math.round(plannedS)} s; temp dir ${tmpDir}`);
-  log('starting origin, baselines and gateways ...');
-  await startAll();
-  await preflight();
-  log("preflight ok: every target answers 200 with the origin's bytes, and 401 without a token");
-
-  const { runs, evictionChecks } = await runAll();
-  const summary = summarise(runs);
-  const ratios = computeRatios(summary);
-  const checks = computeChecks(summary, evictionChecks);
+  // First, on a quiet machine: its own fresh processes, started and stopped by bench/keepalive.mjs.
+  const keepalive = opts.only.includes('keepalive') ? await runKeepalive() : undefined;
+  /** @type {any} */
+  let summary = {};
+  /** @type {any[]} */
+  let ratios = [];
+  /** @type {any[]} */
+  let checks = [];
+  /** @type {any[]} */
+  let runs = [];
+  let text = '';
+  if (scenarios.length > 0) {
+    log('starting origin, baselines and gateways ...');
+    await startAll();
+    await preflight();
+    log("preflight ok: every target answers 200 with the origin's bytes, and 401 without a token");
+    const all = await runAll();
+    runs = all.runs;
+    summary = summarise(runs);
+    ratios = computeRatios(summary);
+    checks = computeChecks(summary, all.evictionChecks);
+    meta.metricsEndpoint = metricsAvailable;
+    text = render(meta, summary, ratios, checks);
+  }
   meta.finishedAt = new Date().toISOString();
-  meta.metricsEndpoint = metricsAvailable;
-  const text = render(meta, summary, ratios, checks);
+  if (keepalive) text = text ? `${text}\n\n${keepalive.table}` : keepalive.table;
   process.stdout.write(`\n${text}\n`);
 
   if (opts.write) {
     mkdirSync(RESULTS_DIR, { recursive: true });
     const json = JSON.stringify(
-      { meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, table: text },
+      { meta, skipped: Object.fromEntries(skipped), summary, ratios, checks, runs, keepalive, table: text },
       null,
       2,
     );
@@ -1592,6 +1615,27 @@ async function main() {
     writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${json}\n`);
     log(`\nwrote ${path.relative(ROOT, file)} and bench/results/latest.json`);
   }
+}
+
+/**
+ * The keepalive scenario, in its own process (it raises its open-files limit by re-running itself
+ * under `ulimit -n`): its JSON result.
+ * @returns {Promise<any>}
+ */
+async function runKeepalive() {
+  const out = path.join(tmpDir, 'keepalive.json');
+  const args = [
+    path.join(BENCH_DIR, 'keepalive.mjs'),
+    `--connections=${opts.keepaliveConnections}`,
+    `--rounds=${opts.rounds}`,
+    `--json=${out}`,
+  ];
+  const child = group.start('keepalive', NODE, args, { env: process.env, cwd: ROOT });
+  // Its progress lines go to its log; show them when it is done.
+  const exit = await child.exitedPromise;
+  log(group.logTail(child, 200));
+  if (exit?.code !== 0) throw new Error(`bench/keepalive.mjs failed (${JSON.stringify(exit)})`);
+  return JSON.parse(readFileSync(out, 'utf8'));
 }
 
 try {

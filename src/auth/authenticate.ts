@@ -22,14 +22,24 @@ const fail = {
 /**
  * What one connection last presented: its Authorization header, the credential it parsed to and
  * the token's hash, and the last outcome with the cache entry it came from. Kept on the
- * connection (an object per socket, owned by the caller) and dropped with it.
+ * connection (an object per socket, owned by the caller: make it with newCredentialMemo) and
+ * dropped with it.
  */
 export interface CredentialMemo {
-  header?: string;
-  credential?: Credential;
-  hash?: string;
-  token?: CachedToken;
-  allowed?: AuthOutcome;
+  header: string | undefined;
+  credential: Credential | undefined;
+  hash: string | undefined;
+  token: CachedToken | undefined;
+  allowed: AuthOutcome | undefined;
+}
+
+/**
+ * An empty memo with every field in place: V8 then keeps them inside the object instead of a
+ * separate property array (ten thousand idle connections each hold one; bench/README.md,
+ * "Ten thousand kept-alive connections").
+ */
+export function newCredentialMemo(): CredentialMemo {
+  return { header: undefined, credential: undefined, hash: undefined, token: undefined, allowed: undefined };
 }
 
 /**
@@ -53,6 +63,11 @@ export type Authenticate = (authorization: string | undefined, now: number, memo
  * request, far more than a hot loop suggests (bench/README.md, "The auth cost, side by side").
  */
 export function createAuthenticator(cache: TokenCache): Authenticate {
+  // One outcome per cache entry (and project), shared by every connection that presents the
+  // token, instead of two objects per connection; a change in the store replaces the entry, and
+  // the outcome goes with it.
+  const outcomes = new WeakMap<CachedToken, AuthOutcome & { ok: true }>();
+
   function decide(token: CachedToken | undefined, credential: Credential, now: number, memo: CredentialMemo | undefined): AuthOutcome {
     if (token === undefined) return fail.invalid;
     if (token.revoked) return fail.revoked;
@@ -61,16 +76,23 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     // The same cache entry (a change in the store replaces it) and the same credential: the
     // outcome the connection got last time, not two new objects per request.
     if (memo !== undefined && memo.token === token && memo.credential === credential) return memo.allowed!;
-    const allowed: AuthOutcome = {
-      ok: true,
-      principal: {
-        tokenId: token.id, tokenName: token.name, tokenType: token.type, project: token.ci?.project ?? credential.project,
-        restrictions: token.restrictions, ci: token.ci,
-      },
-    };
+    const project = token.ci?.project ?? credential.project;
+    let allowed = outcomes.get(token);
+    if (allowed === undefined || allowed.principal.project !== project) {
+      allowed = {
+        ok: true,
+        principal: {
+          tokenId: token.id, tokenName: token.name, tokenType: token.type, project,
+          restrictions: token.restrictions, ci: token.ci,
+        },
+      };
+      outcomes.set(token, allowed);
+    }
     if (memo !== undefined && memo.credential === credential) {
       memo.token = token;
       memo.allowed = allowed;
+      // The cache entry's own copy of the hash (the same value): the connection's goes.
+      memo.hash = token.hash;
     }
     return allowed;
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
-import type { AuthFailure, CredentialMemo } from '../auth/authenticate.js';
+import { newCredentialMemo, type AuthFailure, type CredentialMemo } from '../auth/authenticate.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { sendError } from './respond.js';
 import type { RequestState } from './state.js';
@@ -48,7 +48,7 @@ const CREDENTIAL_MEMO = Symbol('tollgate.credentialMemo');
  * holds the token as the request's own header does; nothing logs or serialises a socket.
  */
 export function credentialMemo(socket: Socket & { [CREDENTIAL_MEMO]?: CredentialMemo }): CredentialMemo {
-  return socket[CREDENTIAL_MEMO] ??= {};
+  return socket[CREDENTIAL_MEMO] ??= newCredentialMemo();
 }
 
 /** A second Authorization header is an attack or a bug, never a credential. Node keeps only the first. */

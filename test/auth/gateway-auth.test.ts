@@ -242,6 +242,44 @@ describe.each(backends)('with the $name', (backend) => {
     });
   });
 
+  describe('on several kept-alive connections presenting one token (they share its verdict)', () => {
+    const agents: http.Agent[] = [];
+    afterAll(() => agents.forEach((a) => a.destroy()));
+    /** A kept-alive connection of its own (maxSockets 1), and a GET on it. */
+    const connection = () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agents.push(agent);
+      return (path: string, authorization: string) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+        const req = http.get(`${gw.url}${path}`, { agent, headers: { authorization } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+      });
+    };
+
+    it('tags each with its own project and refuses all of them at their next request once the token is revoked', async () => {
+      const { token, record } = await gw.createToken();
+      await gw.gateway.cache.sync();
+      const [a, b, c] = [connection(), connection(), connection()];
+      const first = [await a('/shared/a1', bearer(token)), await b('/shared/b1', basic('web-shop', token)), await c('/shared/c1', bearer(token))];
+      const again = [await a('/shared/a2', bearer(token)), await b('/shared/b2', basic('web-shop', token)), await c('/shared/c2', bearer(token))];
+      expect([...first, ...again].map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(again.every((r) => r.reused)).toBe(true);
+      await within(1000, async () => gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).length === 6);
+      const projects = Object.fromEntries(gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).map((l) => [l.path, l.project]));
+      expect(projects).toEqual({
+        '/shared/a1': 'default', '/shared/b1': 'web-shop', '/shared/c1': 'default',
+        '/shared/a2': 'default', '/shared/b2': 'web-shop', '/shared/c2': 'default',
+      });
+
+      await admin.revoke(record.id, 'test');
+      await gw.gateway.cache.sync();
+      const afterRevoke = [await a('/shared/a3', bearer(token)), await b('/shared/b3', basic('web-shop', token)), await c('/shared/c3', bearer(token))];
+      expect(afterRevoke).toEqual([{ status: 401, reused: true }, { status: 401, reused: true }, { status: 401, reused: true }]);
+    });
+  });
+
   if (backend.name === 'Redis store') {
     it('never reads the store for a malformed or bad-checksum token', async () => {
       const valid = generateToken('production');
