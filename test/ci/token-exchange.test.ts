@@ -200,7 +200,7 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
 
   it('counts exchanges by provider, outcome and type, and logs each without a token', async () => {
     const values = (await gw.gateway.metrics.ciExchanges.get()).values;
-    const count = (labels: Record<string, string>) => values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))
+    const count = (labels: Record<string, string>) => values.filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
       .reduce((sum, v) => sum + v.value, 0);
     expect(count({ provider: 'github', outcome: 'issued', type: 'production' })).toBeGreaterThan(0);
     expect(count({ provider: 'github', outcome: 'issued', type: 'development' })).toBeGreaterThan(0);
