@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
@@ -101,6 +103,12 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     });
     // The restriction of the policy holds: another route is refused.
     expect((await fetch(`${gw.url}/pypi/x`, { headers: { authorization: bearer(token) } })).status).not.toBe(200);
+    // The admin audit list has it, created by the policy.
+    const adminToken = readFileSync(path.join(gw.dataDir, 'admin-token'), 'utf8').trim();
+    const audit = await (await fetch(`${gw.adminUrl}/api/v1/audit?limit=1000`, { headers: { authorization: bearer(adminToken) } })).json() as {
+      entries: { action: string; by: string; tokenId: string; tokenName: string }[];
+    };
+    expect(audit.entries).toContainEqual(expect.objectContaining({ action: 'created', by: 'ci:github', tokenId: record.id, tokenName: record.name }));
   });
 
   it('gives a branch job a Development token: it downloads, and no Production event is written', async () => {
