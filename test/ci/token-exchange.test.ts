@@ -304,3 +304,31 @@ describe('without trust policies', () => {
     }
   });
 });
+
+describe('with the Redis store unreachable', () => {
+  it('answers 503 temporarily_unavailable, issues nothing, and exchanges once Redis is back', async () => {
+    const { startTcpRelay } = await import('../helpers/redis-server.js');
+    const relay = await startTcpRelay(redis.port);
+    const gw = await startCiGateway(origin.url, [policy()], {
+      TOLLGATE_REDIS_URL: relay.url, TOLLGATE_REDIS_PREFIX: `{exchange-cut-${++seq}}:`, TOLLGATE_ACTIVITY_SINKS: 'file',
+    });
+    try {
+      expect((await postExchange(gw.url, await issuer.mint(job()), { address: address() })).status).toBe(200);
+      await relay.cut();
+      const idToken = await issuer.mint(job());
+      const reply = await postExchange(gw.url, idToken, { address: address() });
+      expect(reply.status).toBe(503);
+      expect(reply.body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/token store/) });
+      expect(reply.headers.get('retry-after')).toBeTruthy();
+      expect(gw.logRecords().find((l) => l.event === 'ci.exchange' && l.outcome === 'error')).toMatchObject({ reason: 'store' });
+      expect(gw.logs()).not.toContain(idToken);
+      await relay.heal();
+      await expect.poll(async () => (await postExchange(gw.url, await issuer.mint(job()), { address: address() })).status,
+        { timeout: 10_000, interval: 200 }).toBe(200);
+    } finally {
+      await gw.close();
+      gw.removeConfig();
+      await relay.close();
+    }
+  });
+});
