@@ -177,6 +177,15 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     expect(reply.body).toMatchObject({ error, error_description: expect.stringMatching(description) });
   });
 
+  it('refuses an oversized body: 400 over the form\'s 32 KiB, 413 over the namespace\'s 64 KiB', async () => {
+    const big = await exchange('x'.repeat(40 * 1024));
+    expect(big.status).toBe(400);
+    expect(big.body.error_description).toMatch(/at most 32768 bytes/);
+    const huge = await exchange('x'.repeat(70 * 1024));
+    expect(huge.status).toBe(413);
+    expect(huge.body.code).toBe('TOLLGATE_ERR_REQUEST_BODY');
+  });
+
   it('answers 429 with Retry-After past the per-address limit, before looking at the ID token', async () => {
     const from = address();
     const jwks = issuer.fetches.jwks;
