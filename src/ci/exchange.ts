@@ -128,15 +128,18 @@ export function createTokenExchange(options: TokenExchangeOptions): TokenExchang
   };
 }
 
-/** `name`, else `name (2)`, `name (3)`... while a live token holds it (the same job exchanging again). */
+/**
+ * `name`, else `name (2)`, `name (3)`... while a live token holds it (the same job exchanging
+ * again); past NAME_ATTEMPTS, `name (<token id>)`, which no other token can hold.
+ */
 async function insertNamed(store: Pick<TokenStore, 'insert'>, name: string, record: Omit<Parameters<TokenStore['insert']>[0], 'name'>): Promise<TokenRecord> {
   for (let attempt = 1; ; attempt++) {
-    const suffix = attempt === 1 ? '' : ` (${attempt})`;
+    const suffix = attempt === 1 ? '' : ` (${attempt > NAME_ATTEMPTS ? record.id : attempt})`;
     const candidate = `${name.slice(0, MAX_NAME_LENGTH - suffix.length)}${suffix}`;
     try {
       return await store.insert({ ...record, name: candidate });
     } catch (err) {
-      if (!isGatewayError(err) || err.code !== 'TOLLGATE_ERR_TOKEN_NAME_TAKEN' || attempt >= NAME_ATTEMPTS) throw err;
+      if (!isGatewayError(err) || err.code !== 'TOLLGATE_ERR_TOKEN_NAME_TAKEN' || attempt > NAME_ATTEMPTS) throw err;
     }
   }
 }
