@@ -16,14 +16,13 @@ import type { MetricsSource } from './metrics/select.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
-import { createOwnEndpoints } from './proxy/own/index.js';
+import { createOwnEndpoints, type OwnEndpoint } from './proxy/own/index.js';
 import { createScannerKeys } from './proxy/own/scanner-keys.js';
 import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
 import { tokenExchangeEndpoint } from './proxy/own/token-exchange.js';
-import { createCiVerifier, createExchangeRateLimiter } from './ci/index.js';
-import { createTokenExchange, type ExchangeOutcome } from './ci/exchange.js';
-import { startCiPurge, type CiPurge } from './ci/purge.js';
-import type { OwnEndpoint } from './proxy/own/index.js';
+import {
+  createCiVerifier, createExchangeRateLimiter, createTokenExchange, startCiPurge, type CiPurge, type ExchangeOutcome,
+} from './ci/index.js';
 import { revokeLeakedTokens } from './tokens/leaks.js';
 import type { ReportLeaks } from './admin/token-api.js';
 import { upstreamErrorLabel } from './proxy/forward/errors.js';
