@@ -34,6 +34,7 @@ import {
 } from './lib/procs.mjs';
 import { nginxUnavailable, nginxVersion, writeNginxConfig, NGINX_BIN } from './lib/nginx.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
+import { startBenchIssuer } from './lib/ci-issuer.mjs';
 import { scrapeMetrics, authCounters, diffCounters, redisPing, redisCommandCalls, originStats } from './lib/probes.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -96,7 +97,7 @@ const ALL_ROUTES = /** @type {Route[]} */ (Object.keys(ROUTES));
  * @property {string} [pair]
  * @property {Route[]} routes
  * @property {number[]} expect
- * @property {'none' | 'hit' | 'restricted' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
+ * @property {'none' | 'hit' | 'restricted' | 'exchanged' | 'redis-hit' | 'redis-miss' | 'malformed' | 'random'} load
  * @property {string} what
  */
 
@@ -121,6 +122,10 @@ const SCENARIOS = [
     what: 'the same Tollgate, a token restricted to its route, \'*\' packages, 127.0.0.0/8 and 1,000,000 requests a minute' },
   { name: 'tollgate-noauth', target: 'noauth', routes: ['1k'], expect: [200], load: 'hit',
     what: 'the same gateway with authenticate() replaced by a fixed Production principal' },
+  // The same process as `tollgate` (given a CI trust policy when this scenario runs), alternating
+  // with it in the rounds: only the token differs.
+  { name: 'tollgate-exchanged', target: 'tollgate', routes: ['1k'], expect: [200], load: 'exchanged',
+    what: 'tollgate, with a Production token exchanged for a CI job\'s OIDC ID token instead of a created one' },
   // Pairs: two loads at the same time, half the connections each, both servers pinned to one CPU
   // (the load generator and the origin to the others), so that both see the same machine. Runs
   // seconds apart on shared cores moved the auth on/off ratio by ±15% from round to round; a pair
@@ -400,8 +405,8 @@ function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
 
 /** name -> { port, pids(), entry, adminPort?, ... } @type {Record<string, Target>} */
 const targets = {};
-/** @type {{ hit: string | undefined, restricted: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
-const tokens = { hit: undefined, restricted: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
+/** @type {{ hit: string | undefined, restricted: string | undefined, exchanged: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
+const tokens = { hit: undefined, restricted: undefined, exchanged: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
 
 async function startOrigin() {
   const port = await freePort();
@@ -488,7 +493,21 @@ async function startAll() {
   const tasks = [];
   const needsHitToken = ['bare', 'nginx', 'tollgate', 'flags', 'noauth'].some((t) => neededTargets.has(t));
   if (needsHitToken || neededTargets.has('tollgate')) {
-    [tokens.hit] = await startTollgate('tollgate', { tokenNames: ['bench-hit'] });
+    // tollgate-exchanged: a trust policy for a bench issuer, and one token exchanged at the real endpoint.
+    const issuer = scenarios.some((s) => s.load === 'exchanged') ? await startBenchIssuer() : undefined;
+    const configFile = path.join(tmpDir, 'tollgate-ci.json');
+    if (issuer) writeFileSync(configFile, JSON.stringify({ ciProviders: [issuer.policy] }));
+    [tokens.hit] = await startTollgate('tollgate', {
+      tokenNames: ['bench-hit'],
+      ...(issuer ? { extra: { TOLLGATE_CONFIG: configFile } } : {}),
+    });
+    if (issuer) {
+      try {
+        tokens.exchanged = await issuer.exchange(`http://127.0.0.1:${targets.tollgate.port}`);
+      } finally {
+        await issuer.close();
+      }
+    }
     if (scenarios.some((s) => s.load === 'restricted')) {
       // Every kind of restriction, each one that lets the bench's requests through: the cost of
       // checking them, not of refusing. (The bench's paths name no package, so the package
@@ -673,6 +692,8 @@ function loadOptions(scenario, route, bound, connections = opts.connections) {
       return { ...base, headers: { authorization: `Bearer ${tokens.hit}` } };
     case 'restricted':
       return { ...base, headers: { authorization: `Bearer ${tokens.restricted}` } };
+    case 'exchanged':
+      return { ...base, headers: { authorization: `Bearer ${tokens.exchanged}` } };
     case 'redis-hit':
       return { ...base, headers: { authorization: `Bearer ${tokens.redisHit}` } };
     case 'redis-miss': {
@@ -1000,6 +1021,7 @@ async function preflight() {
     for (const route of opts.routes) await check(name, bearer(tokens.hit), route, 200);
     if (name !== 'noauth') await check(name, {}, '1k', 401);
   }
+  if (tokens.exchanged) await check('tollgate', bearer(tokens.exchanged), '1k', 200);
   if (targets.flood) {
     await check('flood', bearer(tokens.floodHit), '1k', 200);
     await check('flood', {}, '1k', 401);
@@ -1205,6 +1227,9 @@ const RATIOS = [
   // Restrictions are checked on the cached record: a restricted token costs what an unrestricted one does.
   { id: 'restricted/unrestricted req/s 1k', num: ['restricted', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', note: 'same process, alternating runs' },
   { id: 'restricted/unrestricted CPU/req 1k', num: ['restricted', '1k'], den: ['tollgate', '1k'], field: 'cpuUsPerReq', note: 'same process, alternating runs' },
+  // An exchanged token is an ordinary token on the request path (a cache hit, no JWT).
+  { id: 'exchanged/created CPU/req 1k', num: ['tollgate-exchanged', '1k'], den: ['tollgate', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05 },
+  { id: 'exchanged/created req/s 1k', num: ['tollgate-exchanged', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', op: '>=', target: 0.95 },
   { id: 'redis miss/hit req/s 1k', num: ['redis-miss', '1k'], den: ['redis-hit', '1k'], field: 'reqPerSec', op: '>=', target: 0.5 },
   { id: 'redis miss/sqlite hit req/s', num: ['redis-miss', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec' },
   { id: 'malformed flood/hit req/s', num: ['flood-malformed', '1k'], den: ['tollgate', '1k'], field: 'reqPerSec', op: '>=', target: 1.0 },

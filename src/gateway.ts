@@ -16,9 +16,13 @@ import type { MetricsSource } from './metrics/select.js';
 import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
-import { createOwnEndpoints } from './proxy/own/index.js';
+import { createOwnEndpoints, type OwnEndpoint } from './proxy/own/index.js';
 import { createScannerKeys } from './proxy/own/scanner-keys.js';
 import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
+import { tokenExchangeEndpoint } from './proxy/own/token-exchange.js';
+import {
+  createCiVerifier, createExchangeRateLimiter, createTokenExchange, startCiPurge, type CiPurge, type ExchangeOutcome,
+} from './ci/index.js';
 import { revokeLeakedTokens } from './tokens/leaks.js';
 import type { ReportLeaks } from './admin/token-api.js';
 import { upstreamErrorLabel } from './proxy/forward/errors.js';
@@ -87,9 +91,11 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     logger.warn({ err: errorFields(err) }, 'token rate limits: Redis unreachable, counting in this process meanwhile');
   });
   const reportLeaks = createLeakReporting(store, metrics, activity, logger);
-  const ownEndpoints = config.secretScanning
-    ? [secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks })]
-    : [];
+  const ownEndpoints: OwnEndpoint[] = [];
+  if (config.secretScanning) ownEndpoints.push(secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks }));
+  // Without trust policies the exchange path is the namespace's 404, as any unknown own path.
+  const ci = config.ciProviders.length > 0 ? createCiExchange(config, store, metrics, logger) : undefined;
+  if (ci) ownEndpoints.push(ci.endpoint);
   const proxy = createProxyHandler({
     config,
     directoryServer: config.routes.some((r) => r.upstream.kind === 'dir')
@@ -138,6 +144,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       proxyServer.closeAllConnections();
       await closed;
       proxy.close();
+      await ci?.purge.stop();
       await activity.stop();
       limits.stop();
       adminAuth.close();
@@ -205,6 +212,44 @@ function createLeakReporting(store: TokenStore, metrics: Metrics, activity: Acti
     }
     return verdicts;
   };
+}
+
+/**
+ * The CI token exchange (ci/exchange.ts behind proxy/own/token-exchange.ts): each exchange
+ * counted (`tollgate_ci_exchanges_total`) and logged without a token; the issued token is an
+ * ordinary record, so the admin audit list shows it as created by `ci:<policy>`. And the purge of
+ * expired issued tokens, logged per token (the log keeps the record the store no longer holds).
+ */
+function createCiExchange(config: Readonly<Config>, store: TokenStore, metrics: Metrics, logger: Logger): { endpoint: OwnEndpoint; purge: CiPurge } {
+  const exchange = createTokenExchange({
+    store,
+    verifier: createCiVerifier(config.ciProviders, config.ciExchange),
+    rate: createExchangeRateLimiter(config.ciExchange),
+  });
+  const onExchange = (o: ExchangeOutcome): void => {
+    metrics.ciExchanges.labels(o.provider ?? 'none', o.outcome, o.record ? o.record.type : 'none').inc();
+    const fields = {
+      event: 'ci.exchange', outcome: o.outcome, reason: o.reason, detail: o.detail, provider: o.provider, clientIp: o.clientIp,
+      subject: o.identity?.subject, repository: o.identity?.repository, ref: o.identity?.ref, runId: o.identity?.runId,
+      tokenId: o.record?.id, tokenName: o.record?.name, tokenType: o.record?.type,
+    };
+    if (o.outcome === 'unavailable' || o.outcome === 'error') logger.warn(fields, 'CI token exchange failed');
+    else logger.info(fields, o.outcome === 'issued' ? 'CI token issued' : 'CI token exchange refused');
+  };
+  const purge = startCiPurge({
+    store,
+    graceMs: config.ciExchange.purgeGraceMs,
+    intervalMs: config.ciExchange.purgeIntervalMs,
+    onPurged: (records) => {
+      metrics.ciTokensPurged.inc(records.length);
+      for (const r of records) {
+        logger.info({ event: 'ci.token_purged', tokenId: r.id, tokenName: r.name, tokenType: r.type, createdBy: r.createdBy,
+          expiresAt: r.expiresAt, provider: r.ci?.provider, subject: r.ci?.subject, repository: r.ci?.repository }, 'expired CI token purged');
+      }
+    },
+    onError: (err) => logger.warn({ err: errorFields(err) }, 'CI token purge failed; retried at the next interval'),
+  });
+  return { endpoint: tokenExchangeEndpoint({ exchange, onExchange }), purge };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -1,6 +1,7 @@
-// CI jobs' OIDC identities exchanged for short-lived tokens: what the exchange endpoint builds on
-// (verification, the request form and its answers, rate limits, the issued token's name). No
-// store and no HTTP server here; docs/ci.md is the operator's guide.
+// CI jobs' OIDC identities exchanged for short-lived tokens: verification, the request form and
+// its answers, rate limits, the issued token's name, the exchange itself (exchange.ts, through the
+// store it is given) and the purge of expired issued tokens. No HTTP server here; docs/ci.md is the
+// operator's guide.
 export {
   createCiVerifier, CI_ALGORITHMS, MAX_ID_TOKEN_LENGTH,
   type CiVerifier, type CiVerifierOptions, type CiVerification, type CiVerified, type CiRefused, type CiRefusalReason,
@@ -12,3 +13,5 @@ export {
 } from './exchange-form.js';
 export { createExchangeRateLimiter, type ExchangeRateLimiter, type ExchangeRateOptions } from './rate.js';
 export { ciTokenName, ciIdentity, claimAt, claimText } from './claims.js';
+export { createTokenExchange, ciCreatedBy, type TokenExchange, type ExchangeOutcome, type ExchangeOutcomeKind, type ExchangeInput, type ExchangeResult } from './exchange.js';
+export { startCiPurge, type CiPurge, type CiPurgeOptions } from './purge.js';

@@ -16,6 +16,8 @@ export const DEFAULT_CI_CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE = 60;
 export const DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE = 30;
 export const DEFAULT_CI_TOKEN_TTL = '1h';
+export const DEFAULT_CI_PURGE_GRACE_MS = 3_600_000;
+export const DEFAULT_CI_PURGE_INTERVAL_MS = 60_000;
 export const MAX_CI_TOKEN_TTL_MS = 86_400_000;
 /** Skew is for clocks that drift, not for stale tokens. */
 export const MAX_CI_CLOCK_SKEW_MS = 300_000;
@@ -174,6 +176,8 @@ export function checkCi({ s, where }: Context, routePrefixes: readonly string[])
         clockSkewMs: s.ciClockSkewMs,
         perAddressPerMinute: s.ciExchangesPerAddressPerMinute,
         perSubjectPerMinute: s.ciExchangesPerSubjectPerMinute,
+        purgeGraceMs: s.ciPurgeGraceMs,
+        purgeIntervalMs: s.ciPurgeIntervalMs,
       },
     },
     problems,

@@ -15,7 +15,7 @@ import {
 } from './schema.js';
 import {
   CI_PROVIDER_FIELDS, ciProviderSchema, DEFAULT_CI_CLOCK_SKEW_MS, DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE, DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE,
-  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS,
+  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS, DEFAULT_CI_PURGE_GRACE_MS, DEFAULT_CI_PURGE_INTERVAL_MS,
 } from './ci.js';
 
 // Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
@@ -150,6 +150,8 @@ export const SETTINGS = {
   ciClockSkewMs: { env: 'TOLLGATE_CI_CLOCK_SKEW_MS', group: 'ci', schema: durationMs(0).default(DEFAULT_CI_CLOCK_SKEW_MS), doc: 'Clock skew allowed on an ID token\'s `exp`, `nbf` and `iat` (at most 300000)' },
   ciExchangesPerAddressPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE), doc: 'Token exchanges one client address may make in any 60 seconds (then 429)' },
   ciExchangesPerSubjectPerMinute: { env: 'TOLLGATE_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE', group: 'ci', schema: count().default(DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE), doc: 'Token exchanges one CI identity (policy and `sub`) may make in any 60 seconds (then 429)' },
+  ciPurgeGraceMs: { env: 'TOLLGATE_CI_PURGE_GRACE_MS', group: 'ci', schema: durationMs(0).max(30 * 86_400_000, 'must be at most 2592000000 ms (30 days)').default(DEFAULT_CI_PURGE_GRACE_MS), doc: 'How long a token issued to a CI job stays in the store after it expired (shown as expired), before the purge deletes it' },
+  ciPurgeIntervalMs: { env: 'TOLLGATE_CI_PURGE_INTERVAL_MS', group: 'ci', schema: durationMs(100).default(DEFAULT_CI_PURGE_INTERVAL_MS), doc: 'How often a gateway with `ciProviders` purges expired CI tokens (several instances may: each token is deleted once)' },
 } satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -163,6 +163,10 @@ export interface CiExchangeConfig {
   perAddressPerMinute: number;
   /** Exchanges one CI subject (policy and `sub`) may make a minute. Default 30. */
   perSubjectPerMinute: number;
+  /** An expired CI-issued token is deleted from the store this long after it expired. Default 3600000 ms. */
+  purgeGraceMs: number;
+  /** How often the gateway purges expired CI-issued tokens. Default 60000 ms. */
+  purgeIntervalMs: number;
 }
 
 /** The admin API and the Settings › Tokens page (admin listener). */

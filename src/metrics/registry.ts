@@ -133,6 +133,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers: [registry],
     }),
 
+    ciExchanges: new Counter({
+      name: 'tollgate_ci_exchanges_total',
+      help: 'Token exchanges (POST /-/tollgate/token-exchange), by trust policy (none before one accepted the ID token), outcome (issued, invalid_request, refused, replayed, rate_limited, unavailable, error) and issued type (none when nothing was issued).',
+      labelNames: ['provider', 'outcome', 'type'] as const,
+      registers: [registry],
+    }),
+    ciTokensPurged: new Counter({
+      name: 'tollgate_ci_tokens_purged_total',
+      help: 'Expired tokens issued to CI jobs deleted from the store by this instance\'s purge.',
+      registers: [registry],
+    }),
+
     // ── Operations: all traffic, no per-token labels ───────────────────────────────────────
     // Moved on every request: plain-number slots, totals handed to prom-client when scraped.
     requestDuration: new HotHistogram({

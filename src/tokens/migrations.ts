@@ -116,6 +116,30 @@ end
     // New hash fields (restrictions, replacedBy, overlapEndsAt, replaces, leak, ci), absent: none.
     redis: '',
   },
+  {
+    version: 4,
+    summary: 'CI token exchange: ID tokens claimed once (replay protection), an expiry index of issued tokens for the purge',
+    // The bump matters: a gateway of schema 3 would neither record claims here nor index issued
+    // tokens by expiry, so tokens it issued would never be purged.
+    sqlite(db) {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS ci_claims (
+          key        TEXT PRIMARY KEY,
+          expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS ci_claims_expiry ON ci_claims (expires_at);
+        CREATE INDEX IF NOT EXISTS tokens_ci_expiry ON tokens (expires_at) WHERE ci IS NOT NULL;
+      `);
+    },
+    // `P ci-expiry`: a ZSET of the hashes of tokens with a CI identity and an expiry, scored by
+    // expiresAt, built here from the tokens that exist. Claims are keys of their own (SET NX PX).
+    redis: `
+for _, hash in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[1] .. 'token:' .. hash, 'ci', 'expiresAt')
+  if f[1] and f[2] then redis.call('ZADD', ARGV[1] .. 'ci-expiry', f[2], hash) end
+end
+`,
+  },
 ];
 
 /** The version this code writes. */

@@ -51,6 +51,9 @@ for _, index in ipairs({KEYS[4], KEYS[3]}) do
   end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+-- A token issued to a CI job is indexed by expiry, for the purge (schema 4).
+local ci = redis.call('HMGET', KEYS[1], 'ci', 'expiresAt')
+if ci[1] and ci[2] then redis.call('ZADD', ARGV[1] .. 'ci-expiry', ci[2], ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
@@ -96,6 +99,9 @@ if f[3] then return {'rotated'} end
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'duplicate'} end
 redis.call('HSET', oldKey, 'replacedBy', ARGV[7], 'overlapEndsAt', ARGV[8])
 redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+-- A token issued to a CI job is indexed by expiry, for the purge (schema 4).
+local ci = redis.call('HMGET', KEYS[2], 'ci', 'expiresAt')
+if ci[1] and ci[2] then redis.call('ZADD', ARGV[1] .. 'ci-expiry', ci[2], ARGV[5]) end
 redis.call('SET', KEYS[3], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])
@@ -176,6 +182,31 @@ logChange(KEYS[2], KEYS[3], ARGV[7], tonumber(ARGV[5]), ARGV[6])
 return 1
 `;
 
+/**
+ * KEYS: ci-expiry, tokens, rev, changes. ARGV: prefix, endedBefore, max, keep, channel.
+ * Deletes up to max tokens of the expiry index that expired at or before endedBefore, with their
+ * id key and index entries; returns each as HGETALL's flat list. Two instances purging at once
+ * are serialised by Redis: the second finds what the first left.
+ */
+const PURGE_CI_LUA = `${LOG_CHANGE_LUA}
+local purged = {}
+for _, hash in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local key = ARGV[1] .. 'token:' .. hash
+  redis.call('ZREM', KEYS[1], hash)
+  local fields = redis.call('HGETALL', key)
+  if #fields > 0 then
+    local f = redis.call('HMGET', key, 'id', 'name')
+    redis.call('DEL', key, ARGV[1] .. 'id:' .. f[1])
+    redis.call('ZREM', KEYS[2], hash)
+    redis.call('ZREM', ARGV[1] .. 'name:' .. f[2], hash)
+    redis.call('ZREM', ARGV[1] .. 'namekey:' .. string.lower(f[2]), hash)
+    logChange(KEYS[3], KEYS[4], hash, tonumber(ARGV[4]), ARGV[5])
+    purged[#purged + 1] = fields
+  end
+end
+return purged
+`;
+
 /** The scripts as ioredis custom commands (EVALSHA, falling back to EVAL once per connection). */
 export interface ScriptCommands {
   tollgateInsert(...args: string[]): Promise<[string, string?]>;
@@ -186,6 +217,7 @@ export interface ScriptCommands {
   tollgateChangesSince(...args: string[]): Promise<[string, string[], number]>;
   tollgateRevokeSession(...args: string[]): Promise<string>;
   tollgateReplaceAdminCredential(...args: string[]): Promise<number>;
+  tollgatePurgeCi(...args: string[]): Promise<string[][]>;
 }
 
 export function defineScripts(client: Redis | Cluster): ScriptCommands {
@@ -197,5 +229,6 @@ export function defineScripts(client: Redis | Cluster): ScriptCommands {
   client.defineCommand('tollgateChangesSince', { lua: CHANGES_SINCE_LUA, numberOfKeys: 2, readOnly: true });
   client.defineCommand('tollgateRevokeSession', { lua: REVOKE_SESSION_LUA, numberOfKeys: 3 });
   client.defineCommand('tollgateReplaceAdminCredential', { lua: REPLACE_ADMIN_CREDENTIAL_LUA, numberOfKeys: 3 });
+  client.defineCommand('tollgatePurgeCi', { lua: PURGE_CI_LUA, numberOfKeys: 4 });
   return client as unknown as ScriptCommands;
 }

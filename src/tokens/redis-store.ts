@@ -26,6 +26,9 @@
  *   P revoked-session:<id>  STRING  a signed-out admin session, expiring when it would have (schema 2)
  *   P admin-credential HASH salt, fingerprint, since: the admin credential record (schema 2)
  *   P schema        STRING  the schema version (migrations.ts); absent: 0
+ *   P ci-expiry     ZSET    hashes of tokens issued to CI jobs (ci and expiresAt set), scored by
+ *                           expiresAt: what the purge reads (schema 4)
+ *   P ci-claim:<key> STRING an ID token exchanged already (its replay key), expiring with it (schema 4)
  *
  * Differences from the suggested layout, for simplicity:
  * - lastUsedAt lives in the token hash, not in a separate `P lastused` hash. A batch is still one
@@ -113,6 +116,8 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const nameIndexKey = (name: string) => `${prefix}namekey:${foldName(name)}`;
   const sessionKey = (id: string) => `${prefix}revoked-session:${id}`;
   const credentialKey = `${prefix}admin-credential`;
+  const ciExpiryKey = `${prefix}ci-expiry`;
+  const claimKey = (key: string) => `${prefix}ci-claim:${key}`;
 
   const reportError = (err: Error): void => {
     try {
@@ -320,6 +325,22 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
         if (status !== 'ok') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_LIVE', `"${previous.name}" (${id}) is ${status}`);
         return { previous: pairsToRecord(old!)!, current: pairsToRecord(current!)! };
+      });
+    },
+
+    claimOnce: function claimOnce(key, expiresAt, now = Date.now()) {
+      return run(async () => {
+        // An ID token that has expired already is refused before this; nothing to remember.
+        if (expiresAt <= now) return true;
+        return (await client.set(claimKey(key), '1', 'PX', expiresAt - now, 'NX')) === 'OK';
+      });
+    },
+
+    purgeExpiredCi: function purgeExpiredCi(endedBefore, max = 1_000) {
+      return run(async () => {
+        const purged = await scripts.tollgatePurgeCi(ciExpiryKey, tokensKey, revKey, changesKey,
+          prefix, String(endedBefore), String(max), keep, channel);
+        return purged.map(pairsToRecord).filter((r): r is TokenRecord => r !== undefined);
       });
     },
 

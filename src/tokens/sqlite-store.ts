@@ -11,6 +11,8 @@ import {
 
 /** How many change-log entries are kept; a gateway further behind than this drops its whole cache. */
 export const CHANGE_LOG_KEEP = 10_000;
+/** Tokens one purge deletes at most (the sweep runs again soon enough). */
+export const PURGE_BATCH = 1_000;
 
 interface Row {
   id: string;
@@ -110,6 +112,13 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   const addSession = db.prepare('INSERT OR IGNORE INTO revoked_sessions (id, expires_at) VALUES (?, ?)');
   const purgeSessions = db.prepare('DELETE FROM revoked_sessions WHERE expires_at <= ?');
   const sessionRevoked = db.prepare<[string, number], { id: string }>('SELECT id FROM revoked_sessions WHERE id = ? AND expires_at > ?');
+  const addClaim = db.prepare<[string, number]>('INSERT OR IGNORE INTO ci_claims (key, expires_at) VALUES (?, ?)');
+  const liveClaim = db.prepare<[string, number], { key: string }>('SELECT key FROM ci_claims WHERE key = ? AND expires_at > ?');
+  const pruneClaims = db.prepare<[number]>('DELETE FROM ci_claims WHERE expires_at <= ?');
+  // The partial index tokens_ci_expiry serves this.
+  const expiredCi = db.prepare<[number, number], Row>(
+    'SELECT * FROM tokens WHERE ci IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?');
+  const deleteRow = db.prepare<[string]>('DELETE FROM tokens WHERE id = ?');
   const readCredential = db.prepare<[], AdminCredentialRecord>('SELECT salt, fingerprint, since FROM admin_credential WHERE id = 1');
   const writeCredential = db.prepare(
     `INSERT INTO admin_credential (id, salt, fingerprint, since) VALUES (1, @salt, @fingerprint, @since)
@@ -179,6 +188,22 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     if (addSession.run(id, expiresAt).changes > 0) logChange(SESSION_CHANGE_PREFIX + id, now);
   });
 
+  /** An expired claim of the same key is replaced: the key is free again once its ID token has expired. */
+  const claimTx = db.transaction((key: string, expiresAt: number, now: number): boolean => {
+    pruneClaims.run(now);
+    if (liveClaim.get(key, now)) return false;
+    return addClaim.run(key, expiresAt).changes > 0;
+  });
+
+  const purgeCiTx = db.transaction((endedBefore: number, max: number, now: number): TokenRecord[] => {
+    const rows = expiredCi.all(endedBefore, max);
+    for (const row of rows) {
+      deleteRow.run(row.id);
+      logChange(row.hash, now);
+    }
+    return rows.map(toRecord);
+  });
+
   const replaceCredentialTx = db.transaction((expected: string | undefined, next: AdminCredentialRecord): boolean => {
     if (readCredential.get()?.fingerprint !== expected) return false;
     writeCredential.run(next);
@@ -216,6 +241,12 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     },
     async rotate(id, next, overlapEndsAt, at) {
       return rotateTx.immediate(id, next, overlapEndsAt, at);
+    },
+    async claimOnce(key, expiresAt, now = Date.now()) {
+      return claimTx.immediate(key, expiresAt, now);
+    },
+    async purgeExpiredCi(endedBefore, max = PURGE_BATCH) {
+      return purgeCiTx.immediate(endedBefore, max, Date.now());
     },
     async recordLastUsed(entries) {
       if (entries.length > 0) touchTx.immediate(entries);

@@ -223,6 +223,19 @@ export interface TokenStore extends AdminRecords {
    * TOLLGATE_ERR_TOKEN_NOT_LIVE when that token is revoked, has ended or was rotated already.
    */
   rotate(id: string, next: NewTokenRecord, overlapEndsAt: number, at: number): Promise<Rotation>;
+  /**
+   * Records `key` until `expiresAt` (epoch ms) unless it is recorded already: true for the first
+   * claim of a key, false for every later one while it lasts. The token exchange claims each ID
+   * token (its replay key) once, so one leaked ID token yields one Tollgate token at most.
+   * Expired claims are pruned as new ones are made.
+   */
+  claimOnce(key: string, expiresAt: number, now?: number): Promise<boolean>;
+  /**
+   * Deletes the tokens issued to CI jobs (ci set) that expired at or before `endedBefore`, logging
+   * a change for each; returns what it deleted (at most `max`, oldest expiry first). Safe to run
+   * from several instances at once: each token is deleted by one of them.
+   */
+  purgeExpiredCi(endedBefore: number, max?: number): Promise<TokenRecord[]>;
   /** Batched last-used times; never called per request. */
   recordLastUsed(entries: LastUsed[]): Promise<void>;
   revision(): Promise<number>;

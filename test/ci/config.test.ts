@@ -7,7 +7,10 @@ describe('ciProviders', () => {
   it('is empty by default, with the exchange limits at their defaults', () => {
     const config = ciConfig(undefined);
     expect(config.ciProviders).toEqual([]);
-    expect(config.ciExchange).toEqual({ maxIdTokenLifetimeMs: 3_600_000, clockSkewMs: 60_000, perAddressPerMinute: 60, perSubjectPerMinute: 30 });
+    expect(config.ciExchange).toEqual({
+      maxIdTokenLifetimeMs: 3_600_000, clockSkewMs: 60_000, perAddressPerMinute: 60, perSubjectPerMinute: 30,
+      purgeGraceMs: 3_600_000, purgeIntervalMs: 60_000,
+    });
   });
 
   it('reads a policy, its kind from GitHub\'s issuer, its ttl, and restrictions checked against the routes', () => {
@@ -103,9 +106,14 @@ describe('ciProviders', () => {
     const config = ciConfig(undefined, {
       TOLLGATE_CI_MAX_ID_TOKEN_LIFETIME_MS: '600000', TOLLGATE_CI_CLOCK_SKEW_MS: '5000',
       TOLLGATE_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE: '10', TOLLGATE_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE: '3',
+      TOLLGATE_CI_PURGE_GRACE_MS: '0', TOLLGATE_CI_PURGE_INTERVAL_MS: '5000',
     });
-    expect(config.ciExchange).toEqual({ maxIdTokenLifetimeMs: 600_000, clockSkewMs: 5000, perAddressPerMinute: 10, perSubjectPerMinute: 3 });
+    expect(config.ciExchange).toEqual({
+      maxIdTokenLifetimeMs: 600_000, clockSkewMs: 5000, perAddressPerMinute: 10, perSubjectPerMinute: 3, purgeGraceMs: 0, purgeIntervalMs: 5000,
+    });
     expect(ciProblems(undefined, { TOLLGATE_CI_CLOCK_SKEW_MS: '600000' })).toEqual([expect.stringMatching(/^TOLLGATE_CI_CLOCK_SKEW_MS: must be at most 300000 ms/)]);
     expect(ciProblems(undefined, { TOLLGATE_CI_MAX_ID_TOKEN_LIFETIME_MS: '90000000' })).toEqual([expect.stringMatching(/at most 86400000 ms/)]);
+    expect(ciProblems(undefined, { TOLLGATE_CI_PURGE_GRACE_MS: '2592000001' })).toEqual([expect.stringMatching(/^TOLLGATE_CI_PURGE_GRACE_MS: must be at most 2592000000 ms/)]);
+    expect(ciProblems(undefined, { TOLLGATE_CI_PURGE_INTERVAL_MS: '10' })).toEqual([expect.stringMatching(/^TOLLGATE_CI_PURGE_INTERVAL_MS: must be at least 100 ms/)]);
   });
 });

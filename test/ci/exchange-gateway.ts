@@ -5,10 +5,11 @@ import type { CiProviderConfig } from '../../src/config/index.js';
 import { generateToken } from '../../src/tokens/format.js';
 
 /**
- * A stand-in for the gateway's exchange endpoint on loopback, built from src/ci as the real one
- * will be (parse the form, verify the subject token, answer as RFC 8693 says) but storing
- * nothing: it hands out a fresh token of the verified type. `override` answers instead, for the
- * failures a client must handle.
+ * A stand-in for the gateway's exchange endpoint on loopback, built from src/ci (parse the form,
+ * verify the subject token, answer as RFC 8693 says) but storing nothing: it hands out a fresh
+ * token of the verified type. It stays for what the real endpoint never answers: `override`
+ * answers instead (redirects, odd bodies), for the failures a client must still handle.
+ * cli-real-gateway.test.ts runs the CLI against the real gateway.
  */
 export interface ExchangeGateway {
   url: string;

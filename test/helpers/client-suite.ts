@@ -41,6 +41,8 @@ export interface ClientSuiteOptions<U extends Upstream> {
   upstream?: (root: string) => Promise<U>;
   /** Fills `root` once the upstream and the gateway listen (a tree may name either's URL). */
   build?: (root: string, urls: { upstreamUrl: string; gatewayUrl: string }) => void | Promise<void>;
+  /** Config file fields beside the route (ciProviders...), read once the upstream has started. */
+  config?: () => Record<string, unknown>;
   /** The gateway serves TLS with a self-signed certificate (`gw.caFile`). */
   tls?: boolean;
   /** Runs after the gateway and the upstream have stopped. */
@@ -57,7 +59,7 @@ export function clientSuite<U extends Upstream = TreeServer>(options: ClientSuit
     await options.requireClients();
     const root = scratchDir(`${options.label}-upstream`);
     running.upstream = Object.assign(upstream, await startUpstream(root));
-    running.gw = Object.assign(gw, await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], { tls: options.tls }));
+    running.gw = Object.assign(gw, await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], { tls: options.tls, config: options.config?.() }));
     await options.build?.(root, { upstreamUrl: upstream.url, gatewayUrl: gw.url });
   });
 

@@ -392,13 +392,15 @@ export interface ClientGateway {
 }
 
 /**
- * Starts the built gateway with a config file listing these routes (serving TLS with a
- * self-signed certificate when `tls` is set), and creates a Production token.
+ * Starts the built gateway with a config file listing these routes (and `config`'s other
+ * top-level fields, such as ciProviders), serving TLS with a self-signed certificate when `tls`
+ * is set, and creates a Production token.
  */
-export async function startClientGateway(label: string, routes: RouteEntry[], options: { tls?: boolean } = {}): Promise<ClientGateway> {
+export async function startClientGateway(label: string, routes: RouteEntry[],
+  options: { tls?: boolean; config?: Record<string, unknown> } = {}): Promise<ClientGateway> {
   const dir = scratchDir(`${label}-gw`);
   const configFile = path.join(dir, 'tollgate.json');
-  writeFileSync(configFile, JSON.stringify({ routes }, null, 2));
+  writeFileSync(configFile, JSON.stringify({ routes, ...options.config }, null, 2));
   const cert = options.tls ? selfSignedCert(scratchDir(`${label}-tls`)) : undefined;
   const env = {
     TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info',

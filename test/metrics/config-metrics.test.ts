@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
 import { basic, bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { githubClaims, startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { postExchange } from '../ci/ci-gateway.js';
 import { freePort } from '../helpers/redis-server.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
 
@@ -157,6 +159,7 @@ function familyOf(name: string, exposition: Exposition): string {
 // ── Traffic ──────────────────────────────────────────────────────────────────────────────────
 
 let origin: Origin;
+let issuer: OidcIssuer;
 let scratch: TempDir;
 let gw: TestGateway;
 let exposition: Exposition;
@@ -180,12 +183,20 @@ beforeAll(async () => {
   });
   const deadPort = await freePort(); // nothing listens here: upstream refused
   const webhookPort = await freePort(); // nor here: the webhook sink fails, retries and drops
+  issuer = await startOidcIssuer();
+  await issuer.addKey();
   scratch = tempDir('tollgate-config-metrics-');
   gw = await startTestGateway({
-    TOLLGATE_CONFIG: scratch.configFile([
-      { prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' },
-      { prefix: '/dead/', upstream: `http://127.0.0.1:${deadPort}/`, ecosystem: 'npm' },
-    ]),
+    TOLLGATE_CONFIG: scratch.write('tollgate.json', JSON.stringify({
+      routes: [
+        { prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' },
+        { prefix: '/dead/', upstream: `http://127.0.0.1:${deadPort}/`, ecosystem: 'npm' },
+      ],
+      ciProviders: [{
+        name: 'github', kind: 'github', issuer: issuer.url, audience: 'https://artifacts.example.com',
+        allow: { repository_owner_id: '4200' }, production: { ref: 'refs/heads/main' },
+      }],
+    })),
     TOLLGATE_ACTIVITY_SINKS: 'file,webhook',
     TOLLGATE_ACTIVITY_WEBHOOK_URL: `http://127.0.0.1:${webhookPort}/hook`,
     TOLLGATE_ACTIVITY_MEMORY_EVENTS: '1',
@@ -222,6 +233,10 @@ beforeAll(async () => {
     body: JSON.stringify({ tokens: [leaked.token], source: 'gitleaks' }),
   });
   expect(leakReport.status).toBe(200);
+  // A CI job's token exchange, and a replay of its ID token.
+  const idToken = await issuer.mint(githubClaims());
+  expect((await postExchange(gw.url, idToken)).status).toBe(200);
+  expect((await postExchange(gw.url, idToken)).status).toBe(400);
 
   await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="dropped"\} [1-9]/m.test(await scrape()), 10_000, 'a dropped event');
   await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="retried"\} [1-9]/m.test(await scrape()), 10_000, 'a retried delivery');
@@ -233,6 +248,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await origin?.close();
+  await issuer?.close();
   scratch?.remove();
 });
 

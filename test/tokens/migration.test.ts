@@ -24,8 +24,10 @@ interface Fixture {
 const readFixture = (dir: URL) => JSON.parse(readFileSync(new URL('redis-keyspace.json', dir), 'utf8')) as Fixture;
 const FIXTURES = new URL('./fixtures/v1/', import.meta.url);
 const FIXTURES_V2 = new URL('./fixtures/v2/', import.meta.url);
+const FIXTURES_V3 = new URL('./fixtures/v3/', import.meta.url);
 const fixture = readFixture(FIXTURES);
 const fixtureV2 = readFixture(FIXTURES_V2);
+const fixtureV3 = readFixture(FIXTURES_V3);
 const ARTIFACT = '/generic/hello/1.0.0/hello-1.0.0.txt';
 const byName = (name: string) => fixture.tokens.find((t) => t.name === name)!;
 
@@ -223,5 +225,45 @@ describe.each([sqliteBackend(FIXTURES_V2), redisBackend(FIXTURES_V2)])('a schema
       restrictions: { packages: ['hello'], rate: '60/min' }, knownRoutes: [],
     });
     expect((await gw.store.findByHash(record.hash))?.restrictions).toEqual({ packages: ['hello'], ratePerMinute: 60 });
+  });
+});
+
+describe.each([sqliteBackend(FIXTURES_V3), redisBackend(FIXTURES_V3)])('a schema-3 token store opened by today\'s gateway: $name', (backend) => {
+  let gw: TestGateway;
+  const status = (token: string) => statusWith(gw, token);
+  const v3 = (id: string) => fixtureV3.tokens.find((t) => t.id === id)!;
+
+  beforeAll(async () => {
+    gw = await backend.start();
+  });
+  afterAll(() => backend.stop());
+
+  it('migrates it from schema 3 on start, once', async () => {
+    await expectMigratedOnce(gw, backend, 3);
+  });
+
+  it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
+    const got = [];
+    for (const t of fixtureV3.tokens) got.push([t.id, await status(t.token)]);
+    expect(got).toEqual(fixtureV3.tokens.map((t) => [t.id, t.revoke || t.expiresAt !== undefined ? 401 : 200]));
+    const listed = await gw.store.list();
+    expect(listed).toHaveLength(fixtureV3.tokens.length);
+    expect(listed.find((r) => r.id === 'tok_v3Restricted000B')?.restrictions).toEqual({ packages: ['hello'] });
+    expect(listed.find((r) => r.id === 'tok_v3Leaked0000000E')).toMatchObject({ revokedBy: 'secret-scanning:github', leak: { source: 'github' } });
+    expect(listed.find((r) => r.id === 'tok_v3Deploy0000000F')).toMatchObject({ replacedBy: 'tok_v3Deploy0000000G' });
+    expect(listed.find((r) => r.id === 'tok_v3CiLive0000000D')?.ci).toMatchObject({ provider: 'github', repository: 'acme/app', runId: '42' });
+  });
+
+  it('purges the CI token that expired before the upgrade, and no other', async () => {
+    const purged = await gw.store.purgeExpiredCi(Date.now());
+    expect(purged.map((r) => r.id)).toEqual(['tok_v3CiExpired0000C']);
+    expect(await gw.store.get('tok_v3CiExpired0000C')).toBeUndefined();
+    expect(await status(v3('tok_v3CiLive0000000D').token)).toBe(200);
+    expect((await gw.store.list()).length).toBe(fixtureV3.tokens.length - 1);
+  });
+
+  it('claims ID tokens once', async () => {
+    expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(true);
+    expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(false);
   });
 });

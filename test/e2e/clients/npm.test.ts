@@ -7,7 +7,8 @@ import {
   clientEnv, freshHome, scratchDir, requestsAroundGateway, requireClient, requireDevClient, run, runOk,
   startRecordingProxy, urlsIn, type Home,
 } from '../../helpers/clients.js';
-import { freePort, REPO_ROOT } from '../../helpers/process.js';
+import { githubClaims, startOidcIssuer, DEFAULT_AUDIENCE, type OidcIssuer } from '../../helpers/oidc-issuer.js';
+import { freePort, REPO_ROOT, runCli } from '../../helpers/process.js';
 
 /**
  * npm, pnpm and yarn classic install a scoped package and the scoped package it depends on
@@ -25,6 +26,10 @@ interface Registry {
 }
 
 let registry: Registry | undefined;
+/** A CI provider's issuer on loopback, trusted by the gateway (its ciProviders), for the exchanged-token test. */
+let issuer: OidcIssuer | undefined;
+/** Tokens and ID tokens the exchange test saw: none may appear in the gateway's output. */
+const exchangedTokens: string[] = [];
 let npm: string;
 let pnpm: string;
 let yarn: string;
@@ -37,12 +42,25 @@ const { gw, upstream } = clientSuite({
     yarn = requireDevClient('yarn');
   },
   upstream: async () => {
+    issuer = await startOidcIssuer();
+    await issuer.addKey();
     registry = await startVerdaccio();
     await publishPackages(registry);
     // The gateway reaches verdaccio through a recorder, so the test sees every upstream request.
     return startRecordingProxy(registry.port);
   },
-  teardown: () => { registry?.child.kill('SIGTERM'); },
+  // Jobs of the acme organisation get tokens restricted to @acme/* on /npm/.
+  config: () => ({
+    ciProviders: [{
+      name: 'github', kind: 'github', issuer: issuer!.url, audience: DEFAULT_AUDIENCE,
+      allow: { repository_owner_id: '4200' }, production: { ref: 'refs/heads/main' }, project: 'repository', tokenTtl: '1h',
+      restrictions: { routes: ['/npm/'], packages: ['@acme/*'] },
+    }],
+  }),
+  teardown: async () => {
+    registry?.child.kill('SIGTERM');
+    await issuer?.close();
+  },
 });
 
 /** Verdaccio on a free loopback port with its own storage and htpasswd, no uplinks (no internet). */
@@ -258,6 +276,35 @@ describe('a token restricted to @acme/* packages (tollgate token create --packag
   });
 });
 
+describe('a token a CI job exchanged its OIDC identity for (tollgate token exchange)', () => {
+  it('installs @acme/app with the token the CLI printed in a simulated GitHub Actions job, and the policy\'s restriction holds', async () => {
+    issuer!.actionsClaims = githubClaims();
+    const exchanged = await runCli(['token', 'exchange', '--gateway', gw.url, '--audience', DEFAULT_AUDIENCE], {
+      GITHUB_ACTIONS: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: issuer!.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer!.actionsRequestToken,
+    });
+    expect(exchanged.code, exchanged.stderr).toBe(0);
+    const token = exchanged.stdout.trim();
+    expect(token).toMatch(/^tgp_/);
+    exchangedTokens.push(token);
+    const { proj, env } = consumer('npm-exchanged', [`//${gw.hostPort}/npm/:_authToken=${token}`]);
+    let mark = await gw.mark();
+    const ok = await run(npm, ['install', '--no-audit', '@acme/app'], { cwd: proj, env });
+    expect(ok.code, ok.output).toBe(0);
+    await expectInstalled(proj);
+    const installed = await gw.requestsSince(mark);
+    expect(installed.length).toBeGreaterThan(0);
+    const issuedId = installed[0]!.tokenId;
+    expect(issuedId).toMatch(/^tok_/);
+    expect(issuedId).not.toBe(gw.tokenId);
+    expect(installed.every((l) => l.status === 200 && l.tokenId === issuedId)).toBe(true);
+    mark = await gw.mark();
+    const refused = await run(npm, ['install', '--no-audit', 'foreign-lib'], { cwd: proj, env });
+    expect(refused.code, refused.output).not.toBe(0);
+    for (const l of await gw.requestsSince(mark)) expect(l, JSON.stringify(l)).toMatchObject({ status: 403, refusedBy: 'package' });
+    expect(await gw.metrics()).toMatch(/tollgate_ci_exchanges_total\{provider="github",outcome="issued",type="production"\} 1/);
+  });
+});
+
 describe('refusals', () => {
   const installs: Record<string, (proj: string, env: NodeJS.ProcessEnv) => ReturnType<typeof run>> = {
     npm: (proj, env) => run(npm, ['install', '--no-audit', '@acme/app'], { cwd: proj, env }),
@@ -290,5 +337,6 @@ describe('nothing around the gateway', () => {
   it('no token appears in anything the gateway printed', () => {
     expect(gw.gateway.output()).not.toContain(gw.token);
     expect(gw.gateway.output()).not.toContain(gw.wrongToken);
+    for (const token of exchangedTokens) expect(gw.gateway.output()).not.toContain(token);
   });
 });
