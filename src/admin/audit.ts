@@ -1,9 +1,12 @@
-import { tokenEndsAt, type CiIdentity, type LeakReport, type TokenRecord } from '../tokens/store.js';
+import { tokenEndsAt, type CiIdentity, type LeakReport, type PurgedToken, type TokenRecord } from '../tokens/store.js';
 
 export interface AuditEntry {
   time: string;
-  /** `rotated`: this token was created as the replacement of `replaces`. */
-  action: 'created' | 'rotated' | 'revoked';
+  /**
+   * `rotated`: this token was created as the replacement of `replaces`. `purged`: an expired
+   * token issued to a CI job, deleted from the store (its earlier entries stay in the trail).
+   */
+  action: 'created' | 'rotated' | 'revoked' | 'purged';
   by: string;
   tokenId: string;
   tokenName: string;
@@ -38,11 +41,23 @@ function rotationDetail(record: TokenRecord, previous: TokenRecord | undefined):
  * The audit trail of token changes, read from the token records themselves (createdAt/By,
  * replaces, revokedAt/By, leak): it lives in the store, so it is fleet-wide and cannot drift from
  * the tokens. A rotation is one entry (the new token, `rotated`); each revocation is one more.
+ * Tokens issued to CI jobs and purged once expired come from the store's record of the purge,
+ * with one more entry for the purge itself.
  */
-export function auditEntries(records: readonly TokenRecord[]): AuditEntry[] {
-  const byId = new Map(records.map((r) => [r.id, r]));
+export function auditEntries(records: readonly TokenRecord[], purged: readonly PurgedToken[] = []): AuditEntry[] {
+  const live = new Set(records.map((r) => r.id));
+  const gone = purged.filter((p) => !live.has(p.record.id));
+  const all = [...records, ...gone.map((p) => p.record)];
+  const byId = new Map(all.map((r) => [r.id, r]));
   const entries: AuditEntry[] = [];
-  for (const r of records) {
+  for (const { record: r, purgedAt } of gone) {
+    entries.push({
+      time: iso(purgedAt), action: 'purged', by: 'tollgate', tokenId: r.id, tokenName: r.name, tokenType: r.type,
+      detail: r.expiresAt === null ? 'deleted from the token store' : `expired ${iso(r.expiresAt)}, deleted from the token store`,
+      ...(r.ci ? { ci: r.ci } : {}),
+    });
+  }
+  for (const r of all) {
     const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type, ...(r.ci ? { ci: r.ci } : {}) };
     if (r.replaces !== null) {
       entries.push({

@@ -4,7 +4,7 @@ import type { Logger } from '../logging/logger.js';
 import { revokeLeakedTokens, type LeakReportInput, type LeakReporter, type LeakVerdict } from '../tokens/leaks.js';
 import { filterTokens, liveCiTokenCounts, parseTokenListFilter, type TokenListFilter } from '../tokens/listing.js';
 import { createToken, rotateToken, toTokenView } from '../tokens/service.js';
-import type { TokenRecord, TokenStore } from '../tokens/store.js';
+import { PURGED_CI_KEPT, type TokenRecord, type TokenStore } from '../tokens/store.js';
 import { auditEntries } from './audit.js';
 import type { AdminEnv } from './auth.js';
 import { sendAdminError } from './errors.js';
@@ -23,7 +23,7 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
  *   POST /tokens/:id/revoke       revoke (a revoked token stays listed, marked)
  *   POST /tokens/revoke-leaked    {"tokens": ["tgp_...", {"token", "url", "location", "type"}], "source"}
  *                                 → {"results": [{"token_hash", "token_type", "label"}]}
- *   GET  /audit                   created, rotated and revoked entries, newest first: ?limit=, ?source=
+ *   GET  /audit                   created, rotated, revoked and purged entries, newest first: ?limit=, ?source=
  *                                 (admin, the default: without the issuance of CI-issued tokens; ci; all)
  */
 
@@ -196,7 +196,8 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
   api.get('/audit', requireAdmin, async (c) => {
     const limit = parseLimit(c.req.query('limit'), DEFAULT_AUDIT_LIMIT, 1000);
     const { source } = queryFilter(c.req.query('source'), undefined);
-    const entries = auditEntries(await store.list()).filter((e) => {
+    const [records, purged] = await Promise.all([store.list(), store.purgedCi(PURGED_CI_KEPT)]);
+    const entries = auditEntries(records, purged).filter((e) => {
       if (source === 'all') return true;
       if (source === 'ci') return e.ci !== undefined;
       return e.ci === undefined || e.action === 'revoked';

@@ -118,7 +118,7 @@ end
   },
   {
     version: 4,
-    summary: 'CI token exchange: ID tokens claimed once (replay protection), an expiry index of issued tokens for the purge',
+    summary: 'CI token exchange: ID tokens claimed once (replay protection), an expiry index of issued tokens for the purge, the purged tokens kept for the audit trail',
     // The bump matters: a gateway of schema 3 would neither record claims here nor index issued
     // tokens by expiry, so tokens it issued would never be purged.
     sqlite(db) {
@@ -129,10 +129,16 @@ end
         );
         CREATE INDEX IF NOT EXISTS ci_claims_expiry ON ci_claims (expires_at);
         CREATE INDEX IF NOT EXISTS tokens_ci_expiry ON tokens (expires_at) WHERE ci IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS ci_purged (
+          seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+          purged_at INTEGER NOT NULL,
+          record    TEXT NOT NULL
+        );
       `);
     },
     // `P ci-expiry`: a ZSET of the hashes of tokens with a CI identity and an expiry, scored by
-    // expiresAt, built here from the tokens that exist. Claims are keys of their own (SET NX PX).
+    // expiresAt, built here from the tokens that exist. Claims are keys of their own (SET NX PX);
+    // `P ci-purged`, a capped LIST of what the purge deleted, starts empty.
     redis: `
 for _, hash in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local f = redis.call('HMGET', ARGV[1] .. 'token:' .. hash, 'ci', 'expiresAt')

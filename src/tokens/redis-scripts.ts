@@ -183,13 +183,17 @@ return 1
 `;
 
 /**
- * KEYS: ci-expiry, tokens, rev, changes. ARGV: prefix, endedBefore, max, keep, channel.
+ * KEYS: ci-expiry, tokens, rev, changes. ARGV: prefix, endedBefore, max, keep, channel, kept.
  * Deletes up to max tokens of the expiry index that expired at or before endedBefore, with their
- * id key and index entries; returns each as HGETALL's flat list. Two instances purging at once
- * are serialised by Redis: the second finds what the first left.
+ * id key and index entries; returns each as HGETALL's flat list. Each is also pushed onto
+ * `prefix ci-purged` (its fields without the hash, as JSON, with purgedAt: purged-codec.ts), which
+ * keeps the newest `kept`. Two instances purging at once are serialised by Redis: the second finds
+ * what the first left.
  */
 const PURGE_CI_LUA = `${LOG_CHANGE_LUA}
 local purged = {}
+local t = redis.call('TIME')
+local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 for _, hash in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
   local key = ARGV[1] .. 'token:' .. hash
   redis.call('ZREM', KEYS[1], hash)
@@ -201,9 +205,15 @@ for _, hash in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIM
     redis.call('ZREM', ARGV[1] .. 'name:' .. f[2], hash)
     redis.call('ZREM', ARGV[1] .. 'namekey:' .. string.lower(f[2]), hash)
     logChange(KEYS[3], KEYS[4], hash, tonumber(ARGV[4]), ARGV[5])
+    local kept = {}
+    for i = 1, #fields, 2 do
+      if fields[i] ~= 'hash' then kept[fields[i]] = fields[i + 1] end
+    end
+    redis.call('LPUSH', ARGV[1] .. 'ci-purged', cjson.encode({ purgedAt = now, record = cjson.encode(kept) }))
     purged[#purged + 1] = fields
   end
 end
+if #purged > 0 then redis.call('LTRIM', ARGV[1] .. 'ci-purged', 0, tonumber(ARGV[6]) - 1) end
 return purged
 `;
 

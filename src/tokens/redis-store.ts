@@ -29,6 +29,8 @@
  *   P ci-expiry     ZSET    hashes of tokens issued to CI jobs (ci and expiresAt set), scored by
  *                           expiresAt: what the purge reads (schema 4)
  *   P ci-claim:<key> STRING an ID token exchanged already (its replay key), expiring with it (schema 4)
+ *   P ci-purged     LIST    what the purge deleted, newest first, the newest PURGED_CI_KEPT: JSON
+ *                           {purgedAt, record} (purged-codec.ts), for the audit trail (schema 4)
  *
  * Differences from the suggested layout, for simplicity:
  * - lastUsedAt lives in the token hash, not in a separate `P lastused` hash. A batch is still one
@@ -51,11 +53,12 @@ import { designatedByName, foldName } from './names.js';
 import {
   fieldsToAdminCredential, fieldsToRecord, pairsToFields, pairsToRecord, parseChange, recordToFields,
 } from './redis-codec.js';
+import { decodePurged } from './purged-codec.js';
 import { defineScripts } from './redis-scripts.js';
 import { encodeJson } from './record-codec.js';
 import {
   ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, storedRecord, type ChangesSince, type LastUsed, type SchemaReport,
-  type TokenRecord, type TokenStore,
+  type TokenRecord, type TokenStore, type PurgedToken, PURGED_CI_KEPT,
 } from './store.js';
 
 export const DEFAULT_REDIS_PREFIX = '{tollgate}:';
@@ -76,6 +79,8 @@ export interface RedisStoreOptions {
   prefix?: string;
   /** Change-log entries kept. Default 10 000. */
   changeLogKeep?: number;
+  /** Purged CI tokens kept for the audit trail. Default PURGED_CI_KEPT. */
+  purgedKept?: number;
   /** Until the first connection, how long a command waits for it; also ioredis connectTimeout. Default 10 000 ms. */
   connectTimeoutMs?: number;
   /** A command without a reply after this long fails (a dead peer must not hang a request). Default 2 000 ms. */
@@ -102,6 +107,16 @@ function reconnectDelayMs(attempt: number): number {
  *   subscription, which closes the window between store creation and subscription.
  * Both reconnect forever: 50 ms doubling up to 2 s.
  */
+/** One item of `P ci-purged`: {purgedAt, record}, as the purge script writes it. */
+function decodeListed(item: string): PurgedToken | undefined {
+  try {
+    const { purgedAt, record } = JSON.parse(item) as { purgedAt: string; record: string };
+    return decodePurged(record, Number(purgedAt));
+  } catch {
+    return undefined;
+  }
+}
+
 export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
   const keep = String(options.changeLogKeep ?? DEFAULT_REDIS_CHANGE_LOG_KEEP);
@@ -118,6 +133,8 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const credentialKey = `${prefix}admin-credential`;
   const ciExpiryKey = `${prefix}ci-expiry`;
   const claimKey = (key: string) => `${prefix}ci-claim:${key}`;
+  const purgedKey = `${prefix}ci-purged`;
+  const purgedKept = options.purgedKept ?? PURGED_CI_KEPT;
 
   const reportError = (err: Error): void => {
     try {
@@ -339,8 +356,15 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     purgeExpiredCi: function purgeExpiredCi(endedBefore, max = 1_000) {
       return run(async () => {
         const purged = await scripts.tollgatePurgeCi(ciExpiryKey, tokensKey, revKey, changesKey,
-          prefix, String(endedBefore), String(max), keep, channel);
+          prefix, String(endedBefore), String(max), keep, channel, String(purgedKept));
         return purged.map(pairsToRecord).filter((r): r is TokenRecord => r !== undefined);
+      });
+    },
+
+    purgedCi: function purgedCi(limit) {
+      return run(async () => {
+        const items = await client.lrange(purgedKey, 0, Math.min(limit, purgedKept) - 1);
+        return items.map(decodeListed).filter((p): p is PurgedToken => p !== undefined);
       });
     },
 

@@ -3,9 +3,10 @@ import { openDatabase } from '../sqlite/open.js';
 import type { TokenType } from './format.js';
 import { migrateSqlite } from './migrations.js';
 import { designatedByName, foldName } from './names.js';
+import { decodePurged, encodePurged } from './purged-codec.js';
 import { decodeCi, decodeLeak, decodeRestrictions, encodeJson } from './record-codec.js';
 import {
-  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, tokenState, type AdminCredentialRecord, type ChangesSince, type LastUsed,
+  ADMIN_CREDENTIAL_CHANGE, PURGED_CI_KEPT, SESSION_CHANGE_PREFIX, tokenState, type PurgedToken, type AdminCredentialRecord, type ChangesSince, type LastUsed,
   type LeakReport, type NewTokenRecord, type TokenRecord, type TokenStore,
 } from './store.js';
 
@@ -68,6 +69,8 @@ export interface SqliteStoreOptions {
   dataDir: string;
   /** File name under dataDir. Default tollgate.db. */
   fileName?: string;
+  /** Purged CI tokens kept for the audit trail. Default PURGED_CI_KEPT. */
+  purgedKept?: number;
 }
 
 /**
@@ -78,6 +81,7 @@ export interface SqliteStoreOptions {
  */
 export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore & { readonly file: string } {
   const { db, file } = openDatabase({ dataDir: options.dataDir, fileName: options.fileName, synchronous: 'FULL' });
+  const purgedKept = options.purgedKept ?? PURGED_CI_KEPT;
   let schema;
   try {
     schema = migrateSqlite(db);
@@ -119,6 +123,10 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   const expiredCi = db.prepare<[number, number], Row>(
     'SELECT * FROM tokens WHERE ci IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?');
   const deleteRow = db.prepare<[string]>('DELETE FROM tokens WHERE id = ?');
+  const archivePurged = db.prepare<[number, string]>('INSERT INTO ci_purged (purged_at, record) VALUES (?, ?)');
+  const trimPurged = db.prepare<[number]>('DELETE FROM ci_purged WHERE seq <= (SELECT max(seq) FROM ci_purged) - ?');
+  const purgedRows = db.prepare<[number], { purged_at: number; record: string }>(
+    'SELECT purged_at, record FROM ci_purged ORDER BY seq DESC LIMIT ?');
   const readCredential = db.prepare<[], AdminCredentialRecord>('SELECT salt, fingerprint, since FROM admin_credential WHERE id = 1');
   const writeCredential = db.prepare(
     `INSERT INTO admin_credential (id, salt, fingerprint, since) VALUES (1, @salt, @fingerprint, @since)
@@ -197,11 +205,14 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
 
   const purgeCiTx = db.transaction((endedBefore: number, max: number, now: number): TokenRecord[] => {
     const rows = expiredCi.all(endedBefore, max);
-    for (const row of rows) {
-      deleteRow.run(row.id);
-      logChange(row.hash, now);
+    const records = rows.map(toRecord);
+    for (const record of records) {
+      deleteRow.run(record.id);
+      logChange(record.hash, now);
+      archivePurged.run(now, encodePurged(record));
     }
-    return rows.map(toRecord);
+    if (records.length > 0) trimPurged.run(purgedKept);
+    return records;
   });
 
   const replaceCredentialTx = db.transaction((expected: string | undefined, next: AdminCredentialRecord): boolean => {
@@ -247,6 +258,10 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     },
     async purgeExpiredCi(endedBefore, max = PURGE_BATCH) {
       return purgeCiTx.immediate(endedBefore, max, Date.now());
+    },
+    async purgedCi(limit) {
+      return purgedRows.all(Math.min(limit, purgedKept)).map((row) => decodePurged(row.record, row.purged_at))
+        .filter((p): p is PurgedToken => p !== undefined);
     },
     async recordLastUsed(entries) {
       if (entries.length > 0) touchTx.immediate(entries);

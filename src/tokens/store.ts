@@ -171,6 +171,15 @@ export interface SchemaReport {
   to: number;
 }
 
+/** How many purged CI tokens the store keeps on record for the audit trail (the newest). */
+export const PURGED_CI_KEPT = 10_000;
+
+/** A CI-issued token the purge deleted: its record as it was (hash blanked) and when. */
+export interface PurgedToken {
+  record: TokenRecord;
+  purgedAt: number;
+}
+
 /**
  * Where token records live. Two implementations: SQLite under the data dir (embedded default)
  * and Redis. Every mutation (create, revoke, rotate, a session signed out, a new admin credential)
@@ -236,6 +245,12 @@ export interface TokenStore extends AdminRecords {
    * from several instances at once: each token is deleted by one of them.
    */
   purgeExpiredCi(endedBefore: number, max?: number): Promise<TokenRecord[]>;
+  /**
+   * What the purge deleted, for the audit trail: the records of the last PURGED_CI_KEPT tokens
+   * purgeExpiredCi deleted (their hash blanked), newest purge first, at most `limit`. Kept in the
+   * same step as the delete, so a purged token's issuance stays on record.
+   */
+  purgedCi(limit: number): Promise<PurgedToken[]>;
   /** Batched last-used times; never called per request. */
   recordLastUsed(entries: LastUsed[]): Promise<void>;
   revision(): Promise<number>;

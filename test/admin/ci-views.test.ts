@@ -148,6 +148,19 @@ describe('CI-issued tokens and identities in the admin API', () => {
       expect(bad.status).toBe(400);
       expect(await bad.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_QUERY', error: expect.stringMatching(/source must be admin, ci or all/) });
     });
+
+    it('keeps a purged CI token on record: its issuance, and the purge itself', async () => {
+      const gone = await issue(github('acme/purged', '7001'), { createdAt: Date.now() - 2 * HOUR_MS, expiresAt: Date.now() - HOUR_MS });
+      expect((await h.store.purgeExpiredCi(Date.now())).map((r) => r.id)).toContain(gone.id);
+      expect(await h.store.get(gone.id)).toBeUndefined();
+      const entries = (await audit('?source=ci')).filter((e) => e.tokenId === gone.id);
+      expect(entries).toEqual([
+        expect.objectContaining({ action: 'purged', by: 'tollgate', tokenName: gone.name, ci: gone.ci }),
+        expect.objectContaining({ action: 'created', by: 'ci:github', tokenName: gone.name, ci: gone.ci }),
+      ]);
+      // Not in what people did.
+      expect((await audit()).some((e) => e.tokenId === gone.id)).toBe(false);
+    });
   });
 
   describe('activity', () => {

@@ -103,9 +103,9 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     });
     // The restriction of the policy holds: another route is refused.
     expect((await fetch(`${gw.url}/pypi/x`, { headers: { authorization: bearer(token) } })).status).not.toBe(200);
-    // The admin audit list has it, created by the policy.
+    // The admin audit list has it (with the tokens issued to CI jobs), created by the policy.
     const adminToken = readFileSync(path.join(gw.dataDir, 'admin-token'), 'utf8').trim();
-    const audit = await (await fetch(`${gw.adminUrl}/api/v1/audit?limit=1000`, { headers: { authorization: bearer(adminToken) } })).json() as {
+    const audit = await (await fetch(`${gw.adminUrl}/api/v1/audit?source=ci&limit=1000`, { headers: { authorization: bearer(adminToken) } })).json() as {
       entries: { action: string; by: string; tokenId: string; tokenName: string }[];
     };
     expect(audit.entries).toContainEqual(expect.objectContaining({ action: 'created', by: 'ci:github', tokenId: record.id, tokenName: record.name }));

@@ -41,7 +41,7 @@ interface Backend {
   name: string;
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  open(): { store: TokenStore; second: () => TokenStore; where: string };
+  open(options?: { purgedKept?: number }): { store: TokenStore; second: () => TokenStore; where: string };
 }
 
 let root = '';
@@ -55,9 +55,9 @@ const backends: Backend[] = [
     async teardown() {
       rmSync(root, { recursive: true, force: true });
     },
-    open() {
+    open(options) {
       const dataDir = path.join(root, `s-${++seq}`);
-      return { store: track(createSqliteTokenStore({ dataDir })), second: () => track(createSqliteTokenStore({ dataDir })), where: dataDir };
+      return { store: track(createSqliteTokenStore({ dataDir, ...options })), second: () => track(createSqliteTokenStore({ dataDir })), where: dataDir };
     },
   },
   {
@@ -68,10 +68,10 @@ const backends: Backend[] = [
     async teardown() {
       await redis?.stop();
     },
-    open() {
+    open(options) {
       const prefix = `{ci-store-${++seq}}:`;
       const url = redis!.url;
-      return { store: track(createRedisTokenStore({ url, prefix })), second: () => track(createRedisTokenStore({ url, prefix })), where: prefix };
+      return { store: track(createRedisTokenStore({ url, prefix, ...options })), second: () => track(createRedisTokenStore({ url, prefix })), where: prefix };
     },
   },
 ];
@@ -125,6 +125,25 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
 
     expect((await store.purgeExpiredCi(NOW)).map((r) => r.id)).toEqual([recent.id]);
     expect(await store.purgeExpiredCi(NOW)).toEqual([]);
+  });
+
+  it('keeps what it purged for the audit trail, newest first, without the hash, the newest purgedKept only', async () => {
+    const { store } = backend.open({ purgedKept: 3 });
+    expect(await store.purgedCi(100)).toEqual([]);
+    const records = [1, 2, 3, 4].map((i) => ({ ...ciRecord(NOW - 3_600_000 + i * 1000), name: `ci:github:acme/app#${i}` }));
+    for (const r of records) await store.insert(r);
+    await store.revoke(records[3]!.id, 'admin', NOW - 1000);
+    const before = Date.now();
+    expect(await store.purgeExpiredCi(NOW, 2)).toHaveLength(2);
+    expect(await store.purgeExpiredCi(NOW, 2)).toHaveLength(2);
+    const kept = await store.purgedCi(100);
+    // Oldest expiry purged first; the first purged has been dropped past the cap of 3.
+    expect(kept.map((p) => p.record.id)).toEqual([records[3]!.id, records[2]!.id, records[1]!.id]);
+    expect(kept[0]!.record).toMatchObject({ name: records[3]!.name, type: 'production', hash: '', ci: CI, createdBy: 'ci:github',
+      expiresAt: records[3]!.expiresAt, revokedAt: NOW - 1000, revokedBy: 'admin' });
+    for (const p of kept) expect(p.purgedAt).toBeGreaterThanOrEqual(before - 1000);
+    expect(JSON.stringify(kept)).not.toContain(records[2]!.hash);
+    expect((await store.purgedCi(1)).map((p) => p.record.id)).toEqual([records[3]!.id]);
   });
 
   it('frees the name of a purged token, and purges a revoked CI token too', async () => {

@@ -113,8 +113,8 @@ $('activity-refresh').addEventListener('click', () => void loadActivity());
 // ------------------------------------------------------------------------------------------
 // Audit tab. A rotation or a leak says more under its action (`replaces tok_...`, `leaked, found by ...`).
 
-const AUDIT_LABELS = { created: 'Created', rotated: 'Rotated', revoked: 'Revoked' };
-const AUDIT_BADGES = { created: 'active', rotated: 'rotated', revoked: 'revoked' };
+const AUDIT_LABELS = { created: 'Created', rotated: 'Rotated', revoked: 'Revoked', purged: 'Purged' };
+const AUDIT_BADGES = { created: 'active', rotated: 'rotated', revoked: 'revoked', purged: 'expired' };
 
 export async function loadAudit() {
   setStatus('audit-status', 'Loading…');
@@ -136,7 +136,7 @@ export async function loadAudit() {
           ),
           el('td', { class: 'name' }, a.tokenName),
           el('td', {}, typeBadge(a.tokenType)),
-          a.ci && a.action !== 'revoked' ? el('td', { class: 'ci' }, ...ciIdentity(a.ci)) : el('td', {}, a.by),
+          a.ci && a.action !== 'revoked' && a.action !== 'purged' ? el('td', { class: 'ci' }, ...ciIdentity(a.ci)) : el('td', {}, a.by),
         ),
       ),
     );

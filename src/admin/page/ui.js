@@ -35,7 +35,7 @@
  * @typedef {{ time: string, project: string, ecosystem: string, kind: string, package?: string, file?: string,
  *   version?: string, tokenName: string, sealed?: boolean, aborted?: boolean, bytes: number,
  *   ci: CiIdentity | null }} ActivityEvent
- * @typedef {{ time: string, action: 'created' | 'rotated' | 'revoked', tokenName: string, tokenType: string, by: string,
+ * @typedef {{ time: string, action: 'created' | 'rotated' | 'revoked' | 'purged', tokenName: string, tokenType: string, by: string,
  *   detail: string | null, ci?: CiIdentity }} AuditEntry
  */
 /**
