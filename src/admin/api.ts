@@ -256,7 +256,7 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
       return sendAdminError(c, err.code, err.message);
     }
     if (err instanceof HTTPException) return c.json({ error: err.message || 'Bad request', code: 'TOLLGATE_ERR_ADMIN_BODY' }, err.status);
-    logger.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'admin API: unexpected error');
+    logger.error({ err: { name: (err).name, message: (err).message } }, 'admin API: unexpected error');
     return sendAdminError(c, 'TOLLGATE_ERR_ADMIN_INTERNAL');
   });
 

@@ -41,7 +41,7 @@ function stringList(value: unknown, field: string): string[] | undefined {
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) invalid(`${field} must be a list of strings`);
   if (list.length > MAX_ENTRIES) invalid(`${field} may list at most ${MAX_ENTRIES} entries`);
-  const trimmed = (list as string[]).map((x) => x.trim());
+  const trimmed = (list).map((x) => x.trim());
   return trimmed.length === 0 ? undefined : [...new Set(trimmed)];
 }
 

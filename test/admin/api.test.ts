@@ -177,7 +177,7 @@ describe('admin API /api/v1', () => {
         cookie: session.cookie, origin: ORIGIN, ...headers,
       }));
       expect(res.status).toBe(403);
-      expect(await res.json()).toEqual({ error: expect.stringMatching(/CSRF/), code: 'TOLLGATE_ERR_ADMIN_CSRF' });
+      expect(await res.json()).toEqual({ error: expect.stringMatching(/CSRF/) as string, code: 'TOLLGATE_ERR_ADMIN_CSRF' });
       expect(await h.store.get('csrf-victim')).toBeUndefined();
     });
 

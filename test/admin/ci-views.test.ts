@@ -146,7 +146,7 @@ describe('CI-issued tokens and identities in the admin API', () => {
       expect(await audit('?source=all')).toHaveLength(2 + 6 + 1);
       const bad = await read('/api/v1/audit?source=people');
       expect(bad.status).toBe(400);
-      expect(await bad.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_QUERY', error: expect.stringMatching(/source must be admin, ci or all/) });
+      expect(await bad.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_QUERY', error: expect.stringMatching(/source must be admin, ci or all/) as string });
     });
 
     it('keeps a purged CI token on record: its issuance, and the purge itself', async () => {

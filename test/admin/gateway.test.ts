@@ -26,7 +26,7 @@ describe('admin token generation', () => {
       const first = captureLogger();
       const created = await loadAdminCredential({ token: undefined, tokenFile: undefined }, dataDir, first.logger);
       const file = path.join(dataDir, ADMIN_TOKEN_FILE_NAME);
-      expect(created).toEqual({ token: expect.stringMatching(/^tga_[\w-]{43}$/), source: 'generated', file });
+      expect(created).toEqual({ token: expect.stringMatching(/^tga_[\w-]{43}$/) as string, source: 'generated', file });
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(readFileSync(file, 'utf8').trim()).toBe(created.token);
       expect(first.text()).toContain(JSON.stringify(file));
@@ -71,7 +71,7 @@ describe('the admin listener of a running gateway (real sockets)', () => {
 
   it('says in the log where the generated admin token is', () => {
     const line = gw.logRecords().find((r) => r.source === 'generated');
-    expect(line).toMatchObject({ file: path.join(gw.dataDir, ADMIN_TOKEN_FILE_NAME), msg: expect.stringMatching(/admin token/) });
+    expect(line).toMatchObject({ file: path.join(gw.dataDir, ADMIN_TOKEN_FILE_NAME), msg: expect.stringMatching(/admin token/) as string });
   });
 
   it('is admin-only on loopback too: 401 without a credential', async () => {

@@ -76,7 +76,7 @@ describe('a running gateway\'s admin listener (real sockets)', () => {
     'prevents DNS rebinding: %s answers 421 to Host: evil.example, and reveals nothing', async (pathname) => {
       const res = await rawRequest(gw.adminUrl, { path: pathname, headers: { Host: `evil.example:${gw.gateway.adminPort}` } });
       expect(res.status).toBe(421);
-      expect(JSON.parse(res.body.toString())).toEqual({ error: expect.stringMatching(/Misdirected/), code: 'TOLLGATE_ERR_ADMIN_HOST' });
+      expect(JSON.parse(res.body.toString())).toEqual({ error: expect.stringMatching(/Misdirected/) as string, code: 'TOLLGATE_ERR_ADMIN_HOST' });
     });
 
   it('refuses an absolute-form request naming another host, whatever the Host header says', async () => {

@@ -267,7 +267,7 @@ describe.each(backends)('with the $name', (backend) => {
       expect([...first, ...again].map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
       expect(again.every((r) => r.reused)).toBe(true);
       await within(1000, async () => gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).length === 6);
-      const projects = Object.fromEntries(gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).map((l) => [l.path, l.project]));
+      const projects = Object.fromEntries(gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).map((l) => [String(l.path), l.project] as const));
       expect(projects).toEqual({
         '/shared/a1': 'default', '/shared/b1': 'web-shop', '/shared/c1': 'default',
         '/shared/a2': 'default', '/shared/b2': 'web-shop', '/shared/c2': 'default',

@@ -76,9 +76,9 @@ describe('tollgate token exchange against the gateway', () => {
     expect(r.code, r.stderr).toBe(0);
     const answer = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(answer).toMatchObject({
-      access_token: expect.stringMatching(/^tgd_/), token_type: 'Bearer', expires_in: expect.any(Number),
+      access_token: expect.stringMatching(/^tgd_/) as string, token_type: 'Bearer', expires_in: expect.any(Number) as number,
       tollgate_type: 'development', tollgate_provider: 'github', tollgate_project: 'acme/app',
-      tollgate_name: `ci:github:acme/app#${7000 + run}`, tollgate_id: expect.stringMatching(/^tok_/),
+      tollgate_name: `ci:github:acme/app#${7000 + run}`, tollgate_id: expect.stringMatching(/^tok_/) as string,
     });
     expect((await gw.store.get(answer.tollgate_id as string))?.type).toBe('development');
   });

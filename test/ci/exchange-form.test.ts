@@ -34,7 +34,7 @@ describe('parseExchangeRequest (RFC 8693 section 2.1)', () => {
     ['another requested token type', { ...valid, requested_token_type: ID_TOKEN_TYPE }, /requested_token_type must be/],
   ])('answers invalid_request for %s, never echoing the token', (_, fields, description) => {
     const answer = parseExchangeRequest(FORM, form(fields));
-    expect(answer).toMatchObject({ ok: false, status: 400, body: { error: 'invalid_request', error_description: expect.stringMatching(description) } });
+    expect(answer).toMatchObject({ ok: false, status: 400, body: { error: 'invalid_request', error_description: expect.stringMatching(description) as string } });
     expect(JSON.stringify(answer)).not.toContain(ID_TOKEN);
   });
 
@@ -58,7 +58,7 @@ describe('exchange answers (RFC 8693 section 2.2)', () => {
     const reasons: CiRefusalReason[] = ['malformed', 'algorithm', 'issuer', 'signature', 'audience', 'expired', 'not-yet-valid', 'lifetime', 'missing-claim:exp', 'allow:repository_owner_id'];
     for (const reason of reasons) {
       const answer = refusalAnswer({ reason });
-      expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: expect.stringContaining(`(${reason})`) } });
+      expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_request', error_description: expect.stringContaining(`(${reason})`) as string } });
       expect(answer.body.error_description).not.toContain('refused): it was refused');
     }
     expect(refusalAnswer({ reason: 'unavailable' })).toMatchObject({ status: 503, headers: { 'retry-after': '5' }, body: { error: 'temporarily_unavailable' } });

@@ -158,7 +158,7 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     const count = (await gw.store.list()).length;
     const again = await exchange(idToken);
     expect(again.status).toBe(400);
-    expect(again.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/\(replayed\)/) });
+    expect(again.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/\(replayed\)/) as string });
     // Without a jti, the token's hash is the key.
     const bare = await issuer.mint(job({ jti: undefined }));
     expect((await exchange(bare)).status).toBe(200);
@@ -174,7 +174,7 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
   ])('answers %s as RFC 8693 says', async (_, options, status, error, description) => {
     const reply = await exchange(await issuer.mint(job()), options);
     expect(reply.status).toBe(status);
-    expect(reply.body).toMatchObject({ error, error_description: expect.stringMatching(description) });
+    expect(reply.body).toMatchObject({ error, error_description: expect.stringMatching(description) as string });
   });
 
   it('refuses an oversized body: 400 over the form\'s 32 KiB, 413 over the namespace\'s 64 KiB', async () => {
@@ -192,7 +192,7 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     for (let i = 0; i < 5; i++) expect((await exchange('not-a-jwt', { address: from })).status).toBe(400);
     const limited = await exchange(await issuer.mint(job()), { address: from });
     expect(limited.status).toBe(429);
-    expect(limited.body).toMatchObject({ error: 'slow_down', error_description: expect.stringMatching(/this address/) });
+    expect(limited.body).toMatchObject({ error: 'slow_down', error_description: expect.stringMatching(/this address/) as string });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(issuer.fetches.jwks).toBe(jwks);
     expect((await exchange(await issuer.mint(job()))).status).toBe(200); // another address
@@ -226,7 +226,7 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     expect(count({ outcome: 'rate_limited' })).toBe(2);
     const lines = gw.logRecords().filter((l) => l.event === 'ci.exchange');
     expect(lines.filter((l) => l.outcome === 'issued').length).toBe(count({ outcome: 'issued' }));
-    expect(lines.find((l) => l.outcome === 'issued')).toMatchObject({ provider: 'github', repository: 'acme/app', tokenId: expect.stringMatching(/^tok_/) });
+    expect(lines.find((l) => l.outcome === 'issued')).toMatchObject({ provider: 'github', repository: 'acme/app', tokenId: expect.stringMatching(/^tok_/) as string });
   });
 
   it('never echoes, logs or reveals a token, an ID token or an expected value', () => {
@@ -327,7 +327,7 @@ describe('with the Redis store unreachable', () => {
       const idToken = await issuer.mint(job());
       const reply = await postExchange(gw.url, idToken, { address: address() });
       expect(reply.status).toBe(503);
-      expect(reply.body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/token store/) });
+      expect(reply.body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/token store/) as string });
       expect(reply.headers.get('retry-after')).toBeTruthy();
       expect(gw.logRecords().find((l) => l.event === 'ci.exchange' && l.outcome === 'error')).toMatchObject({ reason: 'store' });
       expect(gw.logs()).not.toContain(idToken);

@@ -209,7 +209,7 @@ describe('keys', () => {
     const gone = `http://127.0.0.1:${await freePort()}`;
     const unreachable = verifierFor([githubPolicy(gone)]);
     const result = await unreachable.verify(await issuer.mint(githubClaims({ iss: gone })));
-    expect(result).toMatchObject({ ok: false, reason: 'unavailable', detail: expect.stringContaining('cannot be fetched') });
+    expect(result).toMatchObject({ ok: false, reason: 'unavailable', detail: expect.stringContaining('cannot be fetched') as string });
 
     issuer.discovery = { issuer: 'https://elsewhere.example' };
     try {

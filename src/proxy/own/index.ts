@@ -62,7 +62,7 @@ export function createOwnEndpoints(options: OwnEndpointsOptions): (incoming: Inc
   app.notFound(() => ownError('TOLLGATE_ERR_REQUEST_NO_ROUTE'));
   app.onError((err) => {
     if (isGatewayError(err) && err.status < 500) return ownError(err.code);
-    options.logger.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'error in a /-/tollgate/ endpoint');
+    options.logger.error({ err: { name: (err).name, message: (err).message } }, 'error in a /-/tollgate/ endpoint');
     return ownError(isGatewayError(err) ? err.code : 'TOLLGATE_ERR_INTERNAL');
   });
   return getRequestListener(app.fetch);

@@ -51,7 +51,7 @@ export function secretScanningEndpoint(options: SecretScanningOptions): OwnEndpo
         throw err;
       }
       if (!key) return ownError('TOLLGATE_ERR_SCANNING_KEY');
-      let valid = false;
+      let valid: boolean;
       try {
         valid = verify('sha256', body, key, Buffer.from(signature, 'base64'));
       } catch {
