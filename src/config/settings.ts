@@ -1,21 +1,57 @@
 import { z } from 'zod';
 import { parseRedisUrl } from '../redis/url.js';
 import {
-  routeFileSchema, schemaShape, ROUTE_FIELDS, ACTIVITY_SINKS, LOG_LEVELS,
-  DEFAULT_PORT, DEFAULT_HOST, DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_HOST, DEFAULT_REDIS_PREFIX, DEFAULT_DATA_DIR,
-  DEFAULT_LOG_LEVEL, DEFAULT_UPSTREAM_TIMEOUT_MS, DEFAULT_UPSTREAM_CONNECTIONS, DEFAULT_UPSTREAM_HELD_PER_TOKEN, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
-  DEFAULT_CACHE_TTL_MS, DEFAULT_CACHE_MAX, DEFAULT_NEGATIVE_CACHE_TTL_MS, DEFAULT_NEGATIVE_CACHE_MAX,
-  DEFAULT_CHANGE_POLL_MS, DEFAULT_CACHE_STALE_MS, DEFAULT_LAST_USED_FLUSH_MS, DEFAULT_SHUTDOWN_GRACE_MS,
-  DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS, DEFAULT_ACTIVITY_STREAM_MAXLEN, DEFAULT_ACTIVITY_MEMORY_EVENTS,
-  DEFAULT_ACTIVITY_SPOOL_MAX_BYTES, DEFAULT_ACTIVITY_BATCH_SIZE, DEFAULT_ACTIVITY_FLUSH_MS, DEFAULT_ACTIVITY_RECENT_MAX,
-  DEFAULT_ACTIVITY_RETRY_MAX_MS, DEFAULT_METRICS_MAX_PROJECTS, DEFAULT_AUTH_FAILURE_BURST,
-  DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE, DEFAULT_AUTH_FAILURE_MAX_ADDRESSES, DEFAULT_AUTH_FAILURE_WINDOW_MS,
-  DEFAULT_SESSION_TTL_MS, DEFAULT_OIDC_ADMIN_CLAIM,
+  routeFileSchema,
+  schemaShape,
+  ROUTE_FIELDS,
+  ACTIVITY_SINKS,
+  LOG_LEVELS,
+  DEFAULT_PORT,
+  DEFAULT_HOST,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_ADMIN_HOST,
+  DEFAULT_REDIS_PREFIX,
+  DEFAULT_DATA_DIR,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+  DEFAULT_UPSTREAM_CONNECTIONS,
+  DEFAULT_UPSTREAM_HELD_PER_TOKEN,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+  DEFAULT_CACHE_TTL_MS,
+  DEFAULT_CACHE_MAX,
+  DEFAULT_NEGATIVE_CACHE_TTL_MS,
+  DEFAULT_NEGATIVE_CACHE_MAX,
+  DEFAULT_CHANGE_POLL_MS,
+  DEFAULT_CACHE_STALE_MS,
+  DEFAULT_LAST_USED_FLUSH_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_ACTIVITY_WEBHOOK_TIMEOUT_MS,
+  DEFAULT_ACTIVITY_STREAM_MAXLEN,
+  DEFAULT_ACTIVITY_MEMORY_EVENTS,
+  DEFAULT_ACTIVITY_SPOOL_MAX_BYTES,
+  DEFAULT_ACTIVITY_BATCH_SIZE,
+  DEFAULT_ACTIVITY_FLUSH_MS,
+  DEFAULT_ACTIVITY_RECENT_MAX,
+  DEFAULT_ACTIVITY_RETRY_MAX_MS,
+  DEFAULT_METRICS_MAX_PROJECTS,
+  DEFAULT_AUTH_FAILURE_BURST,
+  DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE,
+  DEFAULT_AUTH_FAILURE_MAX_ADDRESSES,
+  DEFAULT_AUTH_FAILURE_WINDOW_MS,
+  DEFAULT_SESSION_TTL_MS,
+  DEFAULT_OIDC_ADMIN_CLAIM,
   type Field,
 } from './schema.js';
 import {
-  CI_PROVIDER_FIELDS, ciProviderSchema, DEFAULT_CI_CLOCK_SKEW_MS, DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE, DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE,
-  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS, DEFAULT_CI_PURGE_GRACE_MS, DEFAULT_CI_PURGE_INTERVAL_MS,
+  CI_PROVIDER_FIELDS,
+  ciProviderSchema,
+  DEFAULT_CI_CLOCK_SKEW_MS,
+  DEFAULT_CI_EXCHANGES_PER_ADDRESS_PER_MINUTE,
+  DEFAULT_CI_EXCHANGES_PER_SUBJECT_PER_MINUTE,
+  DEFAULT_CI_MAX_ID_TOKEN_LIFETIME_MS,
+  DEFAULT_CI_PURGE_GRACE_MS,
+  DEFAULT_CI_PURGE_INTERVAL_MS,
 } from './ci.js';
 
 // Value types. Messages say the rule only: the reporter puts the key (env var or `file: key`) before it.
@@ -26,18 +62,21 @@ const port = () => {
 };
 
 const durationMs = (min = 1) =>
-  z.coerce.number({ error: 'must be a whole number of milliseconds' })
+  z.coerce
+    .number({ error: 'must be a whole number of milliseconds' })
     .int('must be a whole number of milliseconds')
     .min(min, `must be at least ${min} ms`);
 
 const count = (min = 1) =>
-  z.coerce.number({ error: 'must be a whole number' })
+  z.coerce
+    .number({ error: 'must be a whole number' })
     .int('must be a whole number')
     .min(min, `must be at least ${min}`);
 
 /** A comma-separated env value or a JSON array, trimmed, empty entries dropped. */
 const commaList = () =>
-  z.union([z.string(), z.array(z.string())])
+  z
+    .union([z.string(), z.array(z.string())])
     .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((x) => x.trim()).filter(Boolean));
 
 /** Sections of the reference, in order. */
@@ -67,6 +106,8 @@ const redisUrl = z.string().superRefine((value, ctx) => {
 });
 
 /** Every setting. Adding one here gives it its env var, file key, default, checks and reference row. */
+// A table, one setting a line: Prettier would spread each over five.
+// prettier-ignore
 export const SETTINGS = {
   port: { env: 'TOLLGATE_PORT', group: 'listeners', schema: port().default(DEFAULT_PORT), doc: 'Proxy listener port' },
   host: { env: 'TOLLGATE_HOST', group: 'listeners', schema: z.string().min(1).default(DEFAULT_HOST), doc: 'Proxy listener address' },
@@ -166,6 +207,8 @@ export function settingsSchema() {
 export type Settings = z.infer<ReturnType<typeof settingsSchema>>;
 
 /** Settings key → env var name. */
-export const ENV_NAMES: Readonly<Record<string, string>> = Object.freeze(Object.fromEntries(
-  Object.entries(SETTINGS as Record<string, Setting>).flatMap(([key, s]) => (s.env ? [[key, s.env]] : [])),
-));
+export const ENV_NAMES: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(SETTINGS as Record<string, Setting>).flatMap(([key, s]) => (s.env ? [[key, s.env]] : [])),
+  ),
+);
