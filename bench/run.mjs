@@ -359,7 +359,17 @@ function scenarioCount() {
 function cliCreateToken(env, name, restrictions = []) {
   const out = execFileSync(
     NODE,
-    [path.join(ROOT, 'bin', 'tollgate.js'), 'token', 'create', '--name', name, '--type', 'production', ...restrictions, '--json'],
+    [
+      path.join(ROOT, 'bin', 'tollgate.js'),
+      'token',
+      'create',
+      '--name',
+      name,
+      '--type',
+      'production',
+      ...restrictions,
+      '--json',
+    ],
     {
       env,
       cwd: ROOT,
@@ -406,7 +416,14 @@ function tollgateEnv({ port, adminPort, dataDir, redisUrl, extra = {} }) {
 /** name -> { port, pids(), entry, adminPort?, ... } @type {Record<string, Target>} */
 const targets = {};
 /** @type {{ hit: string | undefined, restricted: string | undefined, exchanged: string | undefined, floodHit: string | undefined, redisHit: string | undefined, redisMiss: string[] }} */
-const tokens = { hit: undefined, restricted: undefined, exchanged: undefined, floodHit: undefined, redisHit: undefined, redisMiss: [] };
+const tokens = {
+  hit: undefined,
+  restricted: undefined,
+  exchanged: undefined,
+  floodHit: undefined,
+  redisHit: undefined,
+  redisMiss: [],
+};
 
 async function startOrigin() {
   const port = await freePort();
@@ -513,7 +530,11 @@ async function startAll() {
       // checking them, not of refusing. (The bench's paths name no package, so the package
       // pattern is looked at but has nothing to match.)
       const flags = ['--route', '/', '--package', '*', '--allow-ip', '127.0.0.0/8', '--rate', '1000000/min'];
-      tokens.restricted = cliCreateToken(/** @type {NodeJS.ProcessEnv} */ (targets.tollgate.env), 'bench-restricted', flags);
+      tokens.restricted = cliCreateToken(
+        /** @type {NodeJS.ProcessEnv} */ (targets.tollgate.env),
+        'bench-restricted',
+        flags,
+      );
     }
   }
   if (neededTargets.has('flags')) {

@@ -26,7 +26,10 @@ if (process.argv[2] === 'serve' && process.argv.length === 3) {
  */
 function serve() {
   const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, main], { stdio: 'inherit', env: { ...process.env, ...SERVE_ENV } });
+  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, main], {
+    stdio: 'inherit',
+    env: { ...process.env, ...SERVE_ENV },
+  });
   for (const signal of /** @type {const} */ (['SIGTERM', 'SIGINT', 'SIGHUP'])) {
     process.on(signal, () => child.kill(signal));
   }

@@ -53,8 +53,14 @@ export function clusterMetricsSource(registry: Registry): MetricsSource {
           reject(new Error('cluster metrics timed out'));
         }, 5000);
         waiting.set(id, {
-          resolve: (t) => { clearTimeout(timer); resolve(t); },
-          reject: (e) => { clearTimeout(timer); reject(e); },
+          resolve: (t) => {
+            clearTimeout(timer);
+            resolve(t);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
         });
         process.send!({ type: METRICS_REQUEST, id });
       });
@@ -101,7 +107,8 @@ export function runPrimary(workers: number, logger: Logger): void {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping workers');
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
+    for (const worker of Object.values(cluster.workers ?? {}))
+      worker?.process.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -21,7 +21,12 @@ import { createScannerKeys } from './proxy/own/scanner-keys.js';
 import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
 import { tokenExchangeEndpoint } from './proxy/own/token-exchange.js';
 import {
-  createCiVerifier, createExchangeRateLimiter, createTokenExchange, startCiPurge, type CiPurge, type ExchangeOutcome,
+  createCiVerifier,
+  createExchangeRateLimiter,
+  createTokenExchange,
+  startCiPurge,
+  type CiPurge,
+  type ExchangeOutcome,
 } from './ci/index.js';
 import { revokeLeakedTokens } from './tokens/leaks.js';
 import type { ReportLeaks } from './admin/token-api.js';
@@ -92,7 +97,8 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   });
   const reportLeaks = createLeakReporting(store, metrics, activity, logger);
   const ownEndpoints: OwnEndpoint[] = [];
-  if (config.secretScanning) ownEndpoints.push(secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks }));
+  if (config.secretScanning)
+    ownEndpoints.push(secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks }));
   // Without trust policies the exchange path is the namespace's 404, as any unknown own path.
   const ci = config.ciProviders.length > 0 ? createCiExchange(config, store, metrics, logger) : undefined;
   if (ci) ownEndpoints.push(ci.endpoint);
@@ -106,19 +112,26 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     tokenRate: limits.tokenRate,
     logger,
     ownEndpoints: createOwnEndpoints({ endpoints: ownEndpoints, logger }),
-    ownListeners: () => [proxyServer, adminServer].map((server) => {
-      const { address, port } = server.address() as AddressInfo;
-      return { address, port };
-    }),
+    ownListeners: () =>
+      [proxyServer, adminServer].map((server) => {
+        const { address, port } = server.address() as AddressInfo;
+        return { address, port };
+      }),
     onRequestEnd: createRequestEnd(metrics, activity),
   });
   let accepting = true;
   const admin = createAdminApp({
-    store, isAccepting: () => accepting, jwks: activity.jwks,
+    store,
+    isAccepting: () => accepting,
+    jwks: activity.jwks,
     registry: deps.metricsSource ? deps.metricsSource(metrics.registry) : metrics.registry,
-    metricsToken: config.metrics.token, adminHost: config.adminHost,
-    auth: adminAuth, activity: activity.query, logger,
-    routes: config.routes.map((r) => r.prefix), reportLeaks,
+    metricsToken: config.metrics.token,
+    adminHost: config.adminHost,
+    auth: adminAuth,
+    activity: activity.query,
+    logger,
+    routes: config.routes.map((r) => r.prefix),
+    reportLeaks,
   });
 
   const proxyServer = createProxyServer(config, proxy.listener);
@@ -136,9 +149,12 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       proxyServer.closeIdleConnections();
       if (proxy.inFlight() > 0) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([proxy.idle(), new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, graceMs);
-        })]);
+        await Promise.race([
+          proxy.idle(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, graceMs);
+          }),
+        ]);
         clearTimeout(timer);
       }
       proxyServer.closeAllConnections();
@@ -170,8 +186,14 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
   return function requestEnded(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
     const status = outgoing.statusCode;
     const { principal, upstreamError } = state;
-    observeRequest(principal?.tokenType ?? 'none', status, state.durationMs, state.authFailure,
-      upstreamError !== undefined && upstreamError !== 'client-closed' ? upstreamErrorLabel(upstreamError) : undefined, state.refusedBy);
+    observeRequest(
+      principal?.tokenType ?? 'none',
+      status,
+      state.durationMs,
+      state.authFailure,
+      upstreamError !== undefined && upstreamError !== 'client-closed' ? upstreamErrorLabel(upstreamError) : undefined,
+      state.refusedBy,
+    );
     // A request a token's restrictions refused is no download: counted above, no activity event.
     if (principal && state.route && state.refusedBy === undefined) {
       activity.recorder.record({
@@ -198,16 +220,34 @@ function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
  * API's revoke-leaked): each live one revoked (tokens/leaks.ts), counted, logged, and written as a
  * `leaked` alert to the Production activity sinks.
  */
-function createLeakReporting(store: TokenStore, metrics: Metrics, activity: ActivityPipeline, logger: Logger): ReportLeaks {
+function createLeakReporting(
+  store: TokenStore,
+  metrics: Metrics,
+  activity: ActivityPipeline,
+  logger: Logger,
+): ReportLeaks {
   return async function reportLeaks(reports, reporter) {
     const { verdicts, revoked } = await revokeLeakedTokens(store, reports, reporter);
     const reporterLabel = reporter.source === 'github' ? 'github' : 'admin';
     for (const record of revoked) {
       metrics.tokensLeaked.labels(reporterLabel, record.type).inc();
-      logger.warn({ event: 'token.leaked', tokenId: record.id, tokenType: record.type, source: record.leak?.source, url: record.leak?.url }, 'leaked token revoked');
+      logger.warn(
+        {
+          event: 'token.leaked',
+          tokenId: record.id,
+          tokenType: record.type,
+          source: record.leak?.source,
+          url: record.leak?.url,
+        },
+        'leaked token revoked',
+      );
       activity.recorder.recordLeak({
-        tokenId: record.id, tokenName: record.name, tokenType: record.type, clientIp: reporter.clientIp ?? '',
-        at: record.revokedAt ?? Date.now(), leak: record.leak ?? { source: reporter.source, url: null, location: null },
+        tokenId: record.id,
+        tokenName: record.name,
+        tokenType: record.type,
+        clientIp: reporter.clientIp ?? '',
+        at: record.revokedAt ?? Date.now(),
+        leak: record.leak ?? { source: reporter.source, url: null, location: null },
       });
     }
     return verdicts;
@@ -220,7 +260,12 @@ function createLeakReporting(store: TokenStore, metrics: Metrics, activity: Acti
  * ordinary record, so the admin audit list shows it as created by `ci:<policy>`. And the purge of
  * expired issued tokens, logged per token (the log keeps the record the store no longer holds).
  */
-function createCiExchange(config: Readonly<Config>, store: TokenStore, metrics: Metrics, logger: Logger): { endpoint: OwnEndpoint; purge: CiPurge } {
+function createCiExchange(
+  config: Readonly<Config>,
+  store: TokenStore,
+  metrics: Metrics,
+  logger: Logger,
+): { endpoint: OwnEndpoint; purge: CiPurge } {
   const exchange = createTokenExchange({
     store,
     verifier: createCiVerifier(config.ciProviders, config.ciExchange),
@@ -229,9 +274,19 @@ function createCiExchange(config: Readonly<Config>, store: TokenStore, metrics: 
   const onExchange = (o: ExchangeOutcome): void => {
     metrics.ciExchanges.labels(o.provider ?? 'none', o.outcome, o.record ? o.record.type : 'none').inc();
     const fields = {
-      event: 'ci.exchange', outcome: o.outcome, reason: o.reason, detail: o.detail, provider: o.provider, clientIp: o.clientIp,
-      subject: o.identity?.subject, repository: o.identity?.repository, ref: o.identity?.ref, runId: o.identity?.runId,
-      tokenId: o.record?.id, tokenName: o.record?.name, tokenType: o.record?.type,
+      event: 'ci.exchange',
+      outcome: o.outcome,
+      reason: o.reason,
+      detail: o.detail,
+      provider: o.provider,
+      clientIp: o.clientIp,
+      subject: o.identity?.subject,
+      repository: o.identity?.repository,
+      ref: o.identity?.ref,
+      runId: o.identity?.runId,
+      tokenId: o.record?.id,
+      tokenName: o.record?.name,
+      tokenType: o.record?.type,
     };
     if (o.outcome === 'unavailable' || o.outcome === 'error') logger.warn(fields, 'CI token exchange failed');
     else logger.info(fields, o.outcome === 'issued' ? 'CI token issued' : 'CI token exchange refused');
@@ -243,8 +298,20 @@ function createCiExchange(config: Readonly<Config>, store: TokenStore, metrics: 
     onPurged: (records) => {
       metrics.ciTokensPurged.inc(records.length);
       for (const r of records) {
-        logger.info({ event: 'ci.token_purged', tokenId: r.id, tokenName: r.name, tokenType: r.type, createdBy: r.createdBy,
-          expiresAt: r.expiresAt, provider: r.ci?.provider, subject: r.ci?.subject, repository: r.ci?.repository }, 'expired CI token purged');
+        logger.info(
+          {
+            event: 'ci.token_purged',
+            tokenId: r.id,
+            tokenName: r.name,
+            tokenType: r.type,
+            createdBy: r.createdBy,
+            expiresAt: r.expiresAt,
+            provider: r.ci?.provider,
+            subject: r.ci?.subject,
+            repository: r.ci?.repository,
+          },
+          'expired CI token purged',
+        );
       }
     },
     onError: (err) => logger.warn({ err: errorFields(err) }, 'CI token purge failed; retried at the next interval'),

@@ -26,13 +26,16 @@ export async function runGateway(): Promise<void> {
     runPrimary(config.workers, logger);
     return;
   }
-  const store = await openTokenStore(config, (err) => logger.warn({ err: errorFields(err) }, 'token store connection problem'));
+  const store = await openTokenStore(config, (err) =>
+    logger.warn({ err: errorFields(err) }, 'token store connection problem'),
+  );
 
   let gateway;
   try {
     // Before anything uses the store: a store of an earlier version is brought up to date (once).
     const schema = await store.migrate();
-    if (schema.from !== schema.to) logger.info({ store: store.kind, from: schema.from, to: schema.to }, 'token store migrated');
+    if (schema.from !== schema.to)
+      logger.info({ store: store.kind, from: schema.from, to: schema.to }, 'token store migrated');
     gateway = await startGateway(config, {
       logger,
       store,
@@ -46,12 +49,15 @@ export async function runGateway(): Promise<void> {
     return;
   }
   const scheme = config.tls ? 'https' : 'http';
-  logger.info({
-    proxy: `${scheme}://${config.host}:${gateway.proxyPort}`,
-    admin: `http://${config.adminHost}:${gateway.adminPort}`,
-    store: store.kind,
-    routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
-  }, 'tollgate listening');
+  logger.info(
+    {
+      proxy: `${scheme}://${config.host}:${gateway.proxyPort}`,
+      admin: `http://${config.adminHost}:${gateway.adminPort}`,
+      store: store.kind,
+      routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
+    },
+    'tollgate listening',
+  );
   // The destination buffers up to 16 KiB or 200 ms: push this line out now, so an operator (or a
   // supervisor waiting for readiness) sees that the gateway is up without waiting for traffic.
   logger.flush();

@@ -4,6 +4,7 @@
  * factories that take counts and sizes, checked once when a factory runs.
  */
 export function positiveInteger(factory: string, name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`${factory}: ${name} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new TypeError(`${factory}: ${name} must be a positive integer, got ${value}`);
   return value;
 }

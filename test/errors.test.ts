@@ -16,9 +16,11 @@ function sources(dir: string): string[] {
 }
 
 /** Every code the source names (the catalogue itself aside). */
-const used = new Set(sources(path.join(root, 'src'))
-  .filter((f) => f !== path.join(root, 'src', 'errors.ts'))
-  .flatMap((f) => readFileSync(f, 'utf8').match(/TOLLGATE_ERR_[A-Z_]*[A-Z](?![A-Z_])/g) ?? []));
+const used = new Set(
+  sources(path.join(root, 'src'))
+    .filter((f) => f !== path.join(root, 'src', 'errors.ts'))
+    .flatMap((f) => readFileSync(f, 'utf8').match(/TOLLGATE_ERR_[A-Z_]*[A-Z](?![A-Z_])/g) ?? []),
+);
 
 describe('the error catalogue (src/errors.ts)', () => {
   it.each(codes)('documents %s with its status in docs/errors.md', (code) => {
@@ -39,8 +41,13 @@ describe('the error catalogue (src/errors.ts)', () => {
 
   it('makes errors one factory builds and callers tell apart by code', () => {
     const err = createError('TOLLGATE_ERR_TOKEN_INPUT', 'name is required');
-    expect([err.code, err.status, err.publicMessage, err.detail, err.message])
-      .toEqual(['TOLLGATE_ERR_TOKEN_INPUT', 400, 'Invalid token input', 'name is required', 'Invalid token input: name is required']);
+    expect([err.code, err.status, err.publicMessage, err.detail, err.message]).toEqual([
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      400,
+      'Invalid token input',
+      'name is required',
+      'Invalid token input: name is required',
+    ]);
     expect(isGatewayError(err)).toBe(true);
     expect(isGatewayError(err, 'TOLLGATE_ERR_TOKEN_')).toBe(true);
     expect(isGatewayError(err, 'TOLLGATE_ERR_ADMIN_')).toBe(false);

@@ -87,7 +87,12 @@ export class EncodedEventQueue {
         from = 0;
       }
       const to = this.#ends[k]!;
-      out[i] = { date: this.#date(this.#days[k]!), bytes: this.#segments[number - this.#firstSegment]!, start: from, end: to };
+      out[i] = {
+        date: this.#date(this.#days[k]!),
+        bytes: this.#segments[number - this.#firstSegment]!,
+        start: from,
+        end: to,
+      };
       from = to;
     }
     return out;
@@ -102,7 +107,9 @@ export class EncodedEventQueue {
       // Nothing queued, so no batch is out: start again at the beginning of one standard segment.
       const last = this.#segments.pop()!;
       for (const segment of this.#segments) this.#spare(segment);
-      this.#segments = [last.length === SEGMENT_BYTES ? last : this.#spares.pop() ?? Buffer.allocUnsafe(SEGMENT_BYTES)];
+      this.#segments = [
+        last.length === SEGMENT_BYTES ? last : (this.#spares.pop() ?? Buffer.allocUnsafe(SEGMENT_BYTES)),
+      ];
       this.#firstSegment = this.#segmentOf[this.#first - 1]!;
       this.#tail = 0;
       this.#start = 0;
@@ -150,7 +157,8 @@ export class EncodedEventQueue {
 
   /** Appends a segment with room for `size` bytes and makes it the one written to. */
   #newSegment(size: number): Buffer {
-    const segment = size > SEGMENT_BYTES ? Buffer.allocUnsafe(size) : this.#spares.pop() ?? Buffer.allocUnsafe(SEGMENT_BYTES);
+    const segment =
+      size > SEGMENT_BYTES ? Buffer.allocUnsafe(size) : (this.#spares.pop() ?? Buffer.allocUnsafe(SEGMENT_BYTES));
     this.#segments.push(segment);
     this.#tail = 0;
     return segment;

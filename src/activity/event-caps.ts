@@ -47,9 +47,20 @@ const USER_AGENT_CAP = 384;
 
 /** Bytes each claim of a CI identity may take (see above). */
 export const CI_CAPS: Readonly<Record<keyof ActivityCi, number>> = Object.freeze({
-  provider: 48, subject: 256, repository: 160, ref: 160, sha: 72, workflow: 128, runId: 32, actor: 64,
+  provider: 48,
+  subject: 256,
+  repository: 160,
+  ref: 160,
+  sha: 72,
+  workflow: 128,
+  runId: 32,
+  actor: 64,
 });
-export const LEAK_CAPS: Readonly<Record<keyof ActivityLeak, number>> = Object.freeze({ source: 64, url: 1024, location: 32 });
+export const LEAK_CAPS: Readonly<Record<keyof ActivityLeak, number>> = Object.freeze({
+  source: 64,
+  url: 1024,
+  location: 32,
+});
 
 /** Bytes each capped field may take in the JSON line, escapes included. */
 export const FIELD_CAPS: Readonly<Record<CappedField, number>> = Object.freeze({

@@ -17,9 +17,29 @@ import type { ActivityEvent, EncodedActivityEvent } from './event.js';
 
 /** Every field of an ActivityEvent, in the order written. Adding a field to the type without listing it here fails to compile. */
 export const ACTIVITY_EVENT_FIELDS = [
-  'id', 'time', 'requestId', 'tokenId', 'tokenName', 'tokenType', 'project', 'ecosystem', 'kind',
-  'package', 'version', 'file', 'method', 'status', 'bytes', 'durationMs', 'clientIp', 'userAgent', 'sealed',
-  'aborted', 'truncated', 'ci', 'leak',
+  'id',
+  'time',
+  'requestId',
+  'tokenId',
+  'tokenName',
+  'tokenType',
+  'project',
+  'ecosystem',
+  'kind',
+  'package',
+  'version',
+  'file',
+  'method',
+  'status',
+  'bytes',
+  'durationMs',
+  'clientIp',
+  'userAgent',
+  'sealed',
+  'aborted',
+  'truncated',
+  'ci',
+  'leak',
 ] as const satisfies readonly (keyof ActivityEvent)[];
 
 type MissingField = Exclude<keyof ActivityEvent, (typeof ACTIVITY_EVENT_FIELDS)[number]>;
@@ -213,4 +233,3 @@ export function encodeActivityEvents(events: readonly ActivityEvent[]): EncodedA
     return { date: utcDate(e.time), bytes, start, end: at };
   });
 }
-

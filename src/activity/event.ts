@@ -66,7 +66,8 @@ export interface ActivityLeak {
 }
 
 /** The fields that come from the client (or are otherwise unbounded) and are cut to a cap in the event. */
-export type CappedField = 'tokenName' | 'project' | 'package' | 'version' | 'file' | 'method' | 'clientIp' | 'userAgent' | 'ci' | 'leak';
+export type CappedField =
+  'tokenName' | 'project' | 'package' | 'version' | 'file' | 'method' | 'clientIp' | 'userAgent' | 'ci' | 'leak';
 
 /**
  * A sink delivers batches of events somewhere (a Redis Stream, an NDJSON file, a webhook).

@@ -53,11 +53,19 @@ export async function createActivityPipeline(
     for (const name of activity.sinks) {
       if (name === 'file') sinks.push(createFileSink({ dir: config.dataDir, stream }));
       if (name === 'redis' && config.redis && redisModules) {
-        sinks.push(redisModules.stream.createRedisStreamSink({ url: config.redis.url, key: streamKey(stream), maxLen: activity.streamMaxLen }));
+        sinks.push(
+          redisModules.stream.createRedisStreamSink({
+            url: config.redis.url,
+            key: streamKey(stream),
+            maxLen: activity.streamMaxLen,
+          }),
+        );
       }
       // The webhook is the security team's alerting pipeline: Production only, always.
       if (name === 'webhook' && activity.webhook && stream === 'production') {
-        sinks.push(createWebhookSink({ url: activity.webhook.url, signer: keys.signer, timeoutMs: activity.webhook.timeoutMs }));
+        sinks.push(
+          createWebhookSink({ url: activity.webhook.url, signer: keys.signer, timeoutMs: activity.webhook.timeoutMs }),
+        );
       }
     }
     return sinks;
@@ -69,7 +77,12 @@ export async function createActivityPipeline(
   const onSkipped = (n: number) => metrics.activityRecentSkipped.inc(n);
   const productionSinks = sinksFor('production');
   if (config.redis && redisModules && activity.sinks.includes('redis')) {
-    queryClient = redisModules.connect.createRedisConnection(config.redis.url, { enableOfflineQueue: true, maxRetriesPerRequest: 1, commandTimeout: 5000, lazyConnect: true });
+    queryClient = redisModules.connect.createRedisConnection(config.redis.url, {
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 5000,
+      lazyConnect: true,
+    });
     queryClient.on('error', () => {}); // reconnects by itself; a failed query reports its own error
     query = createRedisActivityQuery({ client: queryClient, key: streamKey('production'), onSkipped });
   } else if (activity.sinks.includes('file')) {
@@ -97,7 +110,10 @@ export async function createActivityPipeline(
       onDelivered: (n) => metrics.activityEvents.labels(label, 'delivered').inc(n),
       onRetry: (n, err) => {
         metrics.activityEvents.labels(label, 'retried').inc(n);
-        logger.warn({ sink: label, events: n, err: { message: (err as Error)?.message } }, 'activity sink failed, will retry');
+        logger.warn(
+          { sink: label, events: n, err: { message: (err as Error)?.message } },
+          'activity sink failed, will retry',
+        );
       },
       onDropped: (n, reason) => {
         metrics.activityEvents.labels(label, 'dropped').inc(n);

@@ -38,8 +38,20 @@ export interface SinkRunner {
 
 /** A batch from memory (encoded) or from the disk spool (events read back). */
 type Batch =
-  | { encoded: readonly EncodedActivityEvent[]; events?: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> }
-  | { encoded?: undefined; events: ActivityEvent[]; count: number; firstId: string | undefined; ack: () => Promise<void> };
+  | {
+      encoded: readonly EncodedActivityEvent[];
+      events?: ActivityEvent[];
+      count: number;
+      firstId: string | undefined;
+      ack: () => Promise<void>;
+    }
+  | {
+      encoded?: undefined;
+      events: ActivityEvent[];
+      count: number;
+      firstId: string | undefined;
+      ack: () => Promise<void>;
+    };
 
 /**
  * Carries one sink's events out of the gateway, in order, at least once:
@@ -91,7 +103,8 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   let spillWriting = false;
   const spillIdleWaiters: (() => void)[] = [];
   /** Resolves once every event handed to spill() is on disk (or counted as dropped). */
-  const spillIdle = (): Promise<void> => (spillWriting ? new Promise((resolve) => spillIdleWaiters.push(resolve)) : Promise.resolve());
+  const spillIdle = (): Promise<void> =>
+    spillWriting ? new Promise((resolve) => spillIdleWaiters.push(resolve)) : Promise.resolve();
 
   function writeSpill(): void {
     spillWriting = true;
@@ -110,7 +123,10 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
         signal();
       }
     };
-    spool.append(batch).then(() => done(true), () => done(false));
+    spool.append(batch).then(
+      () => done(true),
+      () => done(false),
+    );
   }
 
   function spill(event: ActivityEvent): void {
@@ -150,7 +166,12 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       if (segment) {
         // A disk buffer left by an earlier version holds events without the later fields.
         for (const event of segment.events) withLaterFields(event);
-        return { events: segment.events, count: segment.events.length, firstId: segment.events[0]?.id, ack: segment.ack };
+        return {
+          events: segment.events,
+          count: segment.events.length,
+          firstId: segment.events[0]?.id,
+          ack: segment.ack,
+        };
       }
     }
     if (spilling === 0 && spool.events === 0) toDisk = false;
@@ -158,20 +179,21 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   }
 
   /** Waits ms; new events may cut the wait short only when `wakeable` (never a retry backoff). */
-  const sleep = (ms: number, wakeable: boolean) => new Promise<void>((resolve) => {
-    if (stopped) return resolve(); // stop() came while a delivery was in flight
-    const t = setTimeout(() => {
-      if (stopWait === finish) stopWait = undefined;
-      if (wake === finish) wake = undefined; // a later signal must not land on a finished wait
-      resolve();
-    }, ms);
-    const finish = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    stopWait = finish;
-    if (wakeable) wake = finish;
-  });
+  const sleep = (ms: number, wakeable: boolean) =>
+    new Promise<void>((resolve) => {
+      if (stopped) return resolve(); // stop() came while a delivery was in flight
+      const t = setTimeout(() => {
+        if (stopWait === finish) stopWait = undefined;
+        if (wake === finish) wake = undefined; // a later signal must not land on a finished wait
+        resolve();
+      }, ms);
+      const finish = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      stopWait = finish;
+      if (wakeable) wake = finish;
+    });
   let stopWait: (() => void) | undefined;
 
   async function loop(): Promise<void> {
@@ -181,7 +203,7 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
     /** The partial batch in memory already waited flushIntervalMs for company. */
     let waited = false;
     while (!stopped) {
-      const batch = pending ?? await nextBatch();
+      const batch = pending ?? (await nextBatch());
       if (batch && batch.count === 0) {
         await batch.ack(); // a segment with nothing readable left (torn lines only)
         continue;
@@ -199,7 +221,13 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
         continue;
       }
       // A partial batch from memory waits a moment for company, once, unless the queue is backing up.
-      if (!pending && !waited && memory.length > 0 && memory.length < options.batchSize && options.flushIntervalMs > 0) {
+      if (
+        !pending &&
+        !waited &&
+        memory.length > 0 &&
+        memory.length < options.batchSize &&
+        options.flushIntervalMs > 0
+      ) {
         waited = true;
         signalled = false;
         await sleep(options.flushIntervalMs, true);

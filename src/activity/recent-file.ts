@@ -46,7 +46,11 @@ import type { ActivityEvent } from './event.js';
 import { MAX_EVENT_LINE_BYTES } from './event-caps.js';
 import { positiveInteger } from '../positive-integer.js';
 import {
-  DEFAULT_RECENT_SCAN_MAX, matchesRecentFilter, normalizeRecentFilter, parseRecentEvent, type ActivityQuery,
+  DEFAULT_RECENT_SCAN_MAX,
+  matchesRecentFilter,
+  normalizeRecentFilter,
+  parseRecentEvent,
+  type ActivityQuery,
   type NormalizedRecentFilter,
 } from './recent.js';
 
@@ -99,8 +103,16 @@ export function createFileActivityQuery(options: FileActivityQueryOptions): Acti
   const activityDir = path.join(options.dir, 'activity');
   const maxLines = positiveInteger('createFileActivityQuery', 'maxLines', options.maxLines ?? DEFAULT_RECENT_SCAN_MAX);
   const maxBytes = positiveInteger('createFileActivityQuery', 'maxBytes', options.maxBytes ?? DEFAULT_RECENT_MAX_BYTES);
-  const chunkBytes = positiveInteger('createFileActivityQuery', 'chunkBytes', options.chunkBytes ?? DEFAULT_RECENT_CHUNK_BYTES);
-  const maxLineBytes = positiveInteger('createFileActivityQuery', 'maxLineBytes', options.maxLineBytes ?? DEFAULT_RECENT_MAX_LINE_BYTES);
+  const chunkBytes = positiveInteger(
+    'createFileActivityQuery',
+    'chunkBytes',
+    options.chunkBytes ?? DEFAULT_RECENT_CHUNK_BYTES,
+  );
+  const maxLineBytes = positiveInteger(
+    'createFileActivityQuery',
+    'maxLineBytes',
+    options.maxLineBytes ?? DEFAULT_RECENT_MAX_LINE_BYTES,
+  );
   const { onSkipped } = options;
 
   /**
@@ -108,7 +120,9 @@ export function createFileActivityQuery(options: FileActivityQueryOptions): Acti
    * `limit` matching ones; `newest` gives those at the end.
    */
   function collector(match: NormalizedRecentFilter['match'], limit: number) {
-    const needles = Object.entries(match).map(([field, value]) => Buffer.from(`"${field}":${JSON.stringify(value)}`, 'utf8'));
+    const needles = Object.entries(match).map(([field, value]) =>
+      Buffer.from(`"${field}":${JSON.stringify(value)}`, 'utf8'),
+    );
     /** Matching events by id, each id once: at most 2 × limit, pruned back to the newest limit. */
     const kept = new Map<string, ActivityEvent>();
     /** Once pruned, the oldest id kept: a line with this id or an older one cannot make the cut. */
@@ -154,7 +168,11 @@ export function createFileActivityQuery(options: FileActivityQueryOptions): Acti
   }
 
   /** Hands `line` the lines of one file, last first, within the call's budget. */
-  async function scanFile(file: string, scan: Scan, line: (data: Buffer, start: number, end: number) => void): Promise<void> {
+  async function scanFile(
+    file: string,
+    scan: Scan,
+    line: (data: Buffer, start: number, end: number) => void,
+  ): Promise<void> {
     let handle;
     try {
       handle = await open(file, 'r');
@@ -216,9 +234,17 @@ export function createFileActivityQuery(options: FileActivityQueryOptions): Acti
         if (isMissing(err)) return [];
         throw err;
       }
-      const files = names.filter((name) => PRODUCTION_FILE.test(name)).sort().reverse();
+      const files = names
+        .filter((name) => PRODUCTION_FILE.test(name))
+        .sort()
+        .reverse();
       const { line, newest } = collector(match, limit);
-      const scan: Scan = { lines: maxLines, bytes: maxBytes, skipped: 0, buf: Buffer.allocUnsafe(chunkBytes + maxLineBytes) };
+      const scan: Scan = {
+        lines: maxLines,
+        bytes: maxBytes,
+        skipped: 0,
+        buf: Buffer.allocUnsafe(chunkBytes + maxLineBytes),
+      };
       for (const name of files) {
         if (scan.lines === 0 || scan.bytes === 0) break;
         await scanFile(path.join(activityDir, name), scan, line);

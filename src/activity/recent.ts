@@ -97,7 +97,9 @@ export function parseRecentEvent(json: string | undefined): ActivityEvent | unde
   if (json === undefined) return undefined;
   try {
     const event = JSON.parse(json) as ActivityEvent | null;
-    return typeof event === 'object' && event !== null && typeof event.id === 'string' ? withLaterFields(event) : undefined;
+    return typeof event === 'object' && event !== null && typeof event.id === 'string'
+      ? withLaterFields(event)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -183,7 +185,9 @@ export function createSqliteActivityLog(options: SqliteActivityLogOptions): Sqli
   // retried batch over rows the table holds), so "seq <= last seq - maxRows" deleted too many.
   // The OFFSET walks maxRows rows of the table once per batch, a cost shared by the batch's
   // events (this table is only the fallback).
-  const trim = db.prepare<[number]>('DELETE FROM activity WHERE seq <= (SELECT seq FROM activity ORDER BY seq DESC LIMIT 1 OFFSET ?)');
+  const trim = db.prepare<[number]>(
+    'DELETE FROM activity WHERE seq <= (SELECT seq FROM activity ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+  );
 
   const insertBatch = db.transaction((events: readonly ActivityEvent[]) => {
     let i = 0;
@@ -217,7 +221,8 @@ export function createSqliteActivityLog(options: SqliteActivityLogOptions): Sqli
     if (!statement) {
       const where = fields.length > 0 ? `WHERE ${fields.map((f) => `${COLUMNS[f]} = ?`).join(' AND ')}` : '';
       statement = db.prepare<unknown[], { event: string | null }>(
-        `SELECT CASE WHEN length(CAST(event AS BLOB)) <= ${MAX_EVENT_LINE_BYTES} THEN event END AS event FROM activity ${where} ORDER BY id DESC LIMIT ?`);
+        `SELECT CASE WHEN length(CAST(event AS BLOB)) <= ${MAX_EVENT_LINE_BYTES} THEN event END AS event FROM activity ${where} ORDER BY id DESC LIMIT ?`,
+      );
       queries.set(cacheKey, statement);
     }
     return statement;

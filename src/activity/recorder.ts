@@ -74,7 +74,7 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
   const identities = new WeakMap<object, ActivityCi>();
   const identityOf = (ci: NonNullable<Principal['ci']>): ActivityCi => {
     let identity = identities.get(ci);
-    if (identity === undefined) identities.set(ci, identity = capIdentity(ci as unknown as Record<string, unknown>));
+    if (identity === undefined) identities.set(ci, (identity = capIdentity(ci as unknown as Record<string, unknown>)));
     return identity;
   };
 
@@ -132,12 +132,12 @@ export function createActivityRecorder(options: ActivityRecorderOptions): Activi
       pair = [];
       byEcosystem.set(ecosystem, pair);
     }
-    return pair[sealed ? 1 : 0] ??= {
+    return (pair[sealed ? 1 : 0] ??= {
       downloads: tallyFor(metrics.productionDownloads, ecosystem, project, tokenName, String(sealed)),
       aborted: tallyFor(metrics.productionDownloadsAborted, ecosystem, project, tokenName, String(sealed)),
       bytes: tallyFor(metrics.productionDownloadBytes, ecosystem, project, tokenName),
       metadata: tallyFor(metrics.productionMetadataRequests, ecosystem, project, tokenName),
-    };
+    });
   }
 
   return {

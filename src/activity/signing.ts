@@ -24,7 +24,15 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { calculateJwkThumbprint, CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
+import {
+  calculateJwkThumbprint,
+  CompactSign,
+  compactVerify,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type CryptoKey,
+} from 'jose';
 import { GatewayError } from '../errors.js';
 import { createPrivateFile, replacePrivateFile } from '../private-file.js';
 
@@ -72,7 +80,11 @@ export interface LoadSigningKeysOptions {
 }
 
 const invalid = (file: string, problem: string, cause?: unknown): GatewayError =>
-  new GatewayError('TOLLGATE_ERR_CONFIG_INVALID', `signing key file ${file}: ${problem}`, cause === undefined ? undefined : { cause });
+  new GatewayError(
+    'TOLLGATE_ERR_CONFIG_INVALID',
+    `signing key file ${file}: ${problem}`,
+    cause === undefined ? undefined : { cause },
+  );
 
 const isNonEmptyString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
@@ -81,14 +93,27 @@ function checkKey(file: string, raw: unknown, index: number): PrivateJWK {
   const where = `keys[${index}]`;
   if (typeof raw !== 'object' || raw === null) throw invalid(file, `${where} is not an object`);
   const k = raw as Record<string, unknown>;
-  if (k.kty !== 'EC' || k.crv !== 'P-256') throw invalid(file, `${where} must be an EC P-256 key (kty "EC", crv "P-256")`);
-  if (k.alg !== undefined && k.alg !== SIGNING_ALG) throw invalid(file, `${where}.alg must be ES256, got ${JSON.stringify(k.alg)}`);
-  if (k.use !== undefined && k.use !== 'sig') throw invalid(file, `${where}.use must be "sig", got ${JSON.stringify(k.use)}`);
+  if (k.kty !== 'EC' || k.crv !== 'P-256')
+    throw invalid(file, `${where} must be an EC P-256 key (kty "EC", crv "P-256")`);
+  if (k.alg !== undefined && k.alg !== SIGNING_ALG)
+    throw invalid(file, `${where}.alg must be ES256, got ${JSON.stringify(k.alg)}`);
+  if (k.use !== undefined && k.use !== 'sig')
+    throw invalid(file, `${where}.use must be "sig", got ${JSON.stringify(k.use)}`);
   if (!isNonEmptyString(k.kid)) throw invalid(file, `${where}.kid must be a non-empty string`);
   for (const member of ['x', 'y', 'd'] as const) {
-    if (!isNonEmptyString(k[member])) throw invalid(file, `${where}.${member} missing: the file must hold private keys`);
+    if (!isNonEmptyString(k[member]))
+      throw invalid(file, `${where}.${member} missing: the file must hold private keys`);
   }
-  return { kty: 'EC', crv: 'P-256', x: k.x as string, y: k.y as string, d: k.d as string, kid: k.kid, alg: 'ES256', use: 'sig' };
+  return {
+    kty: 'EC',
+    crv: 'P-256',
+    x: k.x as string,
+    y: k.y as string,
+    d: k.d as string,
+    kid: k.kid,
+    alg: 'ES256',
+    use: 'sig',
+  };
 }
 
 function parseKeySet(file: string, text: string): PrivateJWK[] {
@@ -99,7 +124,8 @@ function parseKeySet(file: string, text: string): PrivateJWK[] {
     throw invalid(file, 'not valid JSON', err);
   }
   const keys = (parsed as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys) || keys.length === 0) throw invalid(file, 'must be a JWK Set {"keys":[...]} with at least one key');
+  if (!Array.isArray(keys) || keys.length === 0)
+    throw invalid(file, 'must be a JWK Set {"keys":[...]} with at least one key');
   const checked = keys.map((k, i) => checkKey(file, k, i));
   const kids = new Set<string>();
   for (const key of checked) {
@@ -161,7 +187,9 @@ export async function loadSigningKeys(options: LoadSigningKeysOptions): Promise<
   let privateKey: CryptoKey;
   try {
     privateKey = await importJWK(current, SIGNING_ALG);
-    const probe = await new CompactSign(new TextEncoder().encode('probe')).setProtectedHeader({ alg: SIGNING_ALG }).sign(privateKey);
+    const probe = await new CompactSign(new TextEncoder().encode('probe'))
+      .setProtectedHeader({ alg: SIGNING_ALG })
+      .sign(privateKey);
     await compactVerify(probe, await importJWK(published[0]!, SIGNING_ALG));
   } catch (err) {
     throw invalid(file, `keys[0] (kid ${JSON.stringify(current.kid)}) is not a usable ES256 key pair`, err);

@@ -71,11 +71,16 @@ export function openSpool(dir: string): Spool {
   const adopted: string[] = [];
   for (const orphan of orphans) {
     const from = path.join(dir, orphan);
-    for (const file of readdirSync(from).filter((f) => f.endsWith('.ndjson')).sort()) adopted.push(path.join(from, file));
+    for (const file of readdirSync(from)
+      .filter((f) => f.endsWith('.ndjson'))
+      .sort())
+      adopted.push(path.join(from, file));
   }
   // Our own leftovers keep their names (a prepended segment sorts below START_SEQ); adopted
   // segments are numbered just below the oldest of them, so no rename ever lands on a live file.
-  const existing = readdirSync(own).filter((f) => /^\d+\.ndjson$/.test(f)).sort()
+  const existing = readdirSync(own)
+    .filter((f) => /^\d+\.ndjson$/.test(f))
+    .sort()
     .map((f) => ({ seq: Number(f.slice(0, -'.ndjson'.length)), file: path.join(own, f) }));
   const first = existing[0] ? existing[0].seq - adopted.length : START_SEQ;
   const files = [...adopted.map((file, i) => ({ seq: first + i, file })), ...existing];
@@ -100,7 +105,10 @@ export function openSpool(dir: string): Spool {
   let writing: Promise<void> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = writing.then(fn);
-    writing = run.then(() => {}, () => {});
+    writing = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   };
   const encode = (list: readonly ActivityEvent[]) => list.map((e) => JSON.stringify(e)).join('\n') + '\n';
@@ -159,13 +167,14 @@ export function openSpool(dir: string): Spool {
         if (segments.length === 1) segments.push({ seq: first.seq + 1, events: 0 });
         return {
           events: parsed,
-          ack: () => serial(async () => {
-            await unlink(file).catch(() => {});
-            const size = Buffer.byteLength(text);
-            segments.splice(segments.indexOf(first), 1);
-            bytes -= size;
-            events -= first.events;
-          }),
+          ack: () =>
+            serial(async () => {
+              await unlink(file).catch(() => {});
+              const size = Buffer.byteLength(text);
+              segments.splice(segments.indexOf(first), 1);
+              bytes -= size;
+              events -= first.events;
+            }),
         };
       });
     },

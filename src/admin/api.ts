@@ -63,7 +63,8 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   const now = options.now ?? Date.now;
   const api = new Hono<Env>();
   /** The client's address (a trusted proxy's X-Forwarded-For believed); undefined without a socket (app.request in tests). */
-  const clientIp = (c: Context): string | undefined => auth.clientAddress((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
+  const clientIp = (c: Context): string | undefined =>
+    auth.clientAddress((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
   const cookieOptions = {
     httpOnly: true,
     sameSite: 'Strict',
@@ -74,7 +75,8 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   /** Refuses cross-site requests: Sec-Fetch-Site, then Origin against this admin origin. */
   function checkOrigin(c: Context, required: boolean): void {
     const site = c.req.header('sec-fetch-site');
-    if (site !== undefined && site !== 'same-origin') throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', `Sec-Fetch-Site is ${site}`);
+    if (site !== undefined && site !== 'same-origin')
+      throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', `Sec-Fetch-Site is ${site}`);
     const origin = c.req.header('origin');
     if (origin === undefined) {
       if (required) throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', 'the Origin header is missing');
@@ -82,7 +84,10 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     }
     if (auth.publicOrigin !== undefined) {
       if (origin !== auth.publicOrigin) {
-        throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', `Origin must be ${auth.publicOrigin} (TOLLGATE_PUBLIC_ADMIN_URL)`);
+        throw createError(
+          'TOLLGATE_ERR_ADMIN_ORIGIN',
+          `Origin must be ${auth.publicOrigin} (TOLLGATE_PUBLIC_ADMIN_URL)`,
+        );
       }
       return;
     }
@@ -94,7 +99,10 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     }
     // Without TOLLGATE_PUBLIC_ADMIN_URL the scheme is unknown behind a TLS proxy: compare hosts.
     if (host === undefined || host !== new URL(c.req.url).host) {
-      throw createError('TOLLGATE_ERR_ADMIN_ORIGIN', 'Origin does not match this admin page (set TOLLGATE_PUBLIC_ADMIN_URL behind a proxy)');
+      throw createError(
+        'TOLLGATE_ERR_ADMIN_ORIGIN',
+        'Origin does not match this admin page (set TOLLGATE_PUBLIC_ADMIN_URL behind a proxy)',
+      );
     }
   }
 
@@ -124,11 +132,15 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
       const address = clientIp(c);
       const limited = await refuseLimited(c, address);
       if (limited) return limited;
-      c.set('admin', await checkCredential(address, () => {
-        const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
-        if (!match) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
-        return auth.verifyBearer(match[1]!);
-      }));
+      c.set(
+        'admin',
+        await checkCredential(address, () => {
+          const match = /^Bearer +([^\s]+) *$/i.exec(authorization);
+          if (!match)
+            throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'use Authorization: Bearer <admin token or OIDC JWT>');
+          return auth.verifyBearer(match[1]!);
+        }),
+      );
       return next();
     }
     const cookie = getCookie(c, auth.cookieName);
@@ -136,7 +148,10 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     const session = await auth.verifySession(cookie);
     if (!session) {
       deleteCookie(c, auth.cookieName, cookieOptions);
-      throw createError('TOLLGATE_ERR_ADMIN_UNAUTHENTICATED', 'the session has expired, was signed out or was ended by an admin token change, sign in again');
+      throw createError(
+        'TOLLGATE_ERR_ADMIN_UNAUTHENTICATED',
+        'the session has expired, was signed out or was ended by an admin token change, sign in again',
+      );
     }
     if (!SAFE_METHODS.has(c.req.method)) {
       checkOrigin(c, true);
@@ -157,10 +172,11 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     await next();
     c.header('cache-control', 'no-store');
   });
-  const limitBody = (maxSize: number) => bodyLimit({
-    maxSize,
-    onError: (c) => c.json({ error: `Request body over ${maxSize} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
-  });
+  const limitBody = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: (c) => c.json({ error: `Request body over ${maxSize} bytes`, code: 'TOLLGATE_ERR_ADMIN_BODY' }, 413),
+    });
   const smallBody: MiddlewareHandler<Env> = limitBody(MAX_BODY_BYTES);
   const leakBody: MiddlewareHandler<Env> = limitBody(LEAK_BODY_MAX_BYTES);
   api.use('/tokens/revoke-leaked', leakBody);
@@ -188,19 +204,26 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
       principal = await checkCredential(address, async (): Promise<AdminPrincipal> => {
         if (match) return auth.verifyBearer(match[1]!);
         const body = await readJsonObject(c);
-        if (typeof body.token !== 'string' || body.token === '') throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
+        if (typeof body.token !== 'string' || body.token === '')
+          throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'send {"token": "<admin token>"}');
         if (!auth.isAdminToken(body.token.trim())) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
         return { identity: 'admin', via: 'token' };
       });
     } catch (err) {
       if (isGatewayError(err, 'TOLLGATE_ERR_ADMIN_')) {
-        logger.warn({ event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: address }, 'admin sign-in refused');
+        logger.warn(
+          { event: 'admin.sign_in_failed', reason: err.code, detail: err.detail, clientIp: address },
+          'admin sign-in refused',
+        );
       }
       throw err;
     }
     const { cookie, session } = await auth.issueSession(principal);
     setCookie(c, auth.cookieName, cookie, { ...cookieOptions, maxAge: Math.floor(auth.sessionTtlMs / 1000) });
-    logger.info({ event: 'admin.sign_in', identity: session.identity, via: session.via, clientIp: address }, 'admin signed in');
+    logger.info(
+      { event: 'admin.sign_in', identity: session.identity, via: session.via, clientIp: address },
+      'admin signed in',
+    );
     return c.json(sessionBody(session));
   });
 
@@ -216,7 +239,12 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
   });
 
   registerTokenRoutes(api, requireAdmin, {
-    store, logger, now, routes: options.routes ?? [], reportLeaks: options.reportLeaks, clientIp,
+    store,
+    logger,
+    now,
+    routes: options.routes ?? [],
+    reportLeaks: options.reportLeaks,
+    clientIp,
   });
 
   api.get('/activity', requireAdmin, async (c) => {
@@ -227,7 +255,10 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
     }
     const repository = q.repository || undefined;
     if (repository !== undefined && (repository.length > MAX_REPOSITORY_LENGTH || !PRINTABLE.test(repository))) {
-      throw createError('TOLLGATE_ERR_ADMIN_QUERY', `repository must be at most ${MAX_REPOSITORY_LENGTH} characters, without control characters`);
+      throw createError(
+        'TOLLGATE_ERR_ADMIN_QUERY',
+        `repository must be at most ${MAX_REPOSITORY_LENGTH} characters, without control characters`,
+      );
     }
     const limit = parseLimit(q.limit, 100, MAX_RECENT_LIMIT);
     const events = await activity.recent({
@@ -255,8 +286,9 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
       }
       return sendAdminError(c, err.code, err.message);
     }
-    if (err instanceof HTTPException) return c.json({ error: err.message || 'Bad request', code: 'TOLLGATE_ERR_ADMIN_BODY' }, err.status);
-    logger.error({ err: { name: (err).name, message: (err).message } }, 'admin API: unexpected error');
+    if (err instanceof HTTPException)
+      return c.json({ error: err.message || 'Bad request', code: 'TOLLGATE_ERR_ADMIN_BODY' }, err.status);
+    logger.error({ err: { name: err.name, message: err.message } }, 'admin API: unexpected error');
     return sendAdminError(c, 'TOLLGATE_ERR_ADMIN_INTERNAL');
   });
 
@@ -266,9 +298,20 @@ export function createAdminApi(options: AdminApiOptions): Hono<Env> {
 /** What the page shows of an event (not the client's address or user agent). */
 function activityView(e: ActivityEvent) {
   return {
-    id: e.id, time: e.time, project: e.project, ecosystem: e.ecosystem, kind: e.kind,
-    package: e.package, version: e.version, file: e.file, tokenId: e.tokenId, tokenName: e.tokenName,
-    sealed: e.sealed, status: e.status, bytes: e.bytes, aborted: e.aborted === true,
+    id: e.id,
+    time: e.time,
+    project: e.project,
+    ecosystem: e.ecosystem,
+    kind: e.kind,
+    package: e.package,
+    version: e.version,
+    file: e.file,
+    tokenId: e.tokenId,
+    tokenName: e.tokenName,
+    sealed: e.sealed,
+    status: e.status,
+    bytes: e.bytes,
+    aborted: e.aborted === true,
     ci: e.ci ?? null,
   };
 }

@@ -41,8 +41,9 @@ export interface AdminAppOptions {
 }
 
 /** Applied to every admin response: the page runs only its own script and style, never framed. */
-export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-  + "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /**
  * The admin listener (never the proxy port): health, /metrics, the JWKS, the admin API under
@@ -90,7 +91,9 @@ export function createAdminApp(options: AdminAppOptions): Hono {
       if (expected) {
         const given = Buffer.from(c.req.header('authorization') ?? '');
         if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-          return c.json({ error: 'metrics need the metrics bearer token' }, 401, { 'www-authenticate': 'Bearer realm="tollgate-metrics"' });
+          return c.json({ error: 'metrics need the metrics bearer token' }, 401, {
+            'www-authenticate': 'Bearer realm="tollgate-metrics"',
+          });
         }
       }
       // `?name=<family>` (repeatable): only those families, e.g. for a probe that reads a few
@@ -99,7 +102,15 @@ export function createAdminApp(options: AdminAppOptions): Hono {
       if (names === undefined) return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
       const bad = names.find((n) => !METRIC_NAME.test(n));
       if (bad !== undefined || names.length > MAX_METRIC_NAMES) {
-        return c.json({ error: bad !== undefined ? `not a metric name: ${JSON.stringify(bad.slice(0, 100))}` : `at most ${MAX_METRIC_NAMES} names` }, 400);
+        return c.json(
+          {
+            error:
+              bad !== undefined
+                ? `not a metric name: ${JSON.stringify(bad.slice(0, 100))}`
+                : `at most ${MAX_METRIC_NAMES} names`,
+          },
+          400,
+        );
       }
       return c.body(await selectMetrics(registry, names), 200, { 'content-type': registry.contentType });
     });
@@ -111,17 +122,29 @@ export function createAdminApp(options: AdminAppOptions): Hono {
     app.get('/jwks.json', (c) => serve(c));
   }
 
-  app.route('/api/v1', createAdminApi({
-    store: options.store, activity: options.activity, auth: options.auth, logger: options.logger, now: options.now,
-    routes: options.routes, reportLeaks: options.reportLeaks,
-  }));
+  app.route(
+    '/api/v1',
+    createAdminApi({
+      store: options.store,
+      activity: options.activity,
+      auth: options.auth,
+      logger: options.logger,
+      now: options.now,
+      routes: options.routes,
+      reportLeaks: options.reportLeaks,
+    }),
+  );
 
   const assets = loadPageAssets();
   if (!assets.ok) {
-    options.logger.warn({ searched: assets.searched }, 'admin page files not found: the API works, /settings does not (copy src/admin/page into dist/admin/page)');
+    options.logger.warn(
+      { searched: assets.searched },
+      'admin page files not found: the API works, /settings does not (copy src/admin/page into dist/admin/page)',
+    );
   }
   const servePage = (c: Context, name: PageFile): Response => {
-    if (!assets.ok) return c.json({ error: 'The admin page files are missing from this build (see the gateway log)' }, 500);
+    if (!assets.ok)
+      return c.json({ error: 'The admin page files are missing from this build (see the gateway log)' }, 500);
     const asset = assets.files[name];
     const headers = { 'content-type': asset.contentType, etag: asset.etag, 'cache-control': 'no-cache' };
     if (c.req.header('if-none-match') === asset.etag) return c.body(null, 304, headers);

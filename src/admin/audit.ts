@@ -52,8 +52,16 @@ export function auditEntries(records: readonly TokenRecord[], purged: readonly P
   const entries: AuditEntry[] = [];
   for (const { record: r, purgedAt } of gone) {
     entries.push({
-      time: iso(purgedAt), action: 'purged', by: 'tollgate', tokenId: r.id, tokenName: r.name, tokenType: r.type,
-      detail: r.expiresAt === null ? 'deleted from the token store' : `expired ${iso(r.expiresAt)}, deleted from the token store`,
+      time: iso(purgedAt),
+      action: 'purged',
+      by: 'tollgate',
+      tokenId: r.id,
+      tokenName: r.name,
+      tokenType: r.type,
+      detail:
+        r.expiresAt === null
+          ? 'deleted from the token store'
+          : `expired ${iso(r.expiresAt)}, deleted from the token store`,
       ...(r.ci ? { ci: r.ci } : {}),
     });
   }
@@ -61,8 +69,12 @@ export function auditEntries(records: readonly TokenRecord[], purged: readonly P
     const what = { tokenId: r.id, tokenName: r.name, tokenType: r.type, ...(r.ci ? { ci: r.ci } : {}) };
     if (r.replaces !== null) {
       entries.push({
-        time: iso(r.createdAt), action: 'rotated', by: r.createdBy, ...what,
-        detail: rotationDetail(r, byId.get(r.replaces)), replaces: r.replaces,
+        time: iso(r.createdAt),
+        action: 'rotated',
+        by: r.createdBy,
+        ...what,
+        detail: rotationDetail(r, byId.get(r.replaces)),
+        replaces: r.replaces,
       });
     } else {
       entries.push({ time: iso(r.createdAt), action: 'created', by: r.createdBy, ...what, detail: null });
@@ -70,8 +82,12 @@ export function auditEntries(records: readonly TokenRecord[], purged: readonly P
     if (r.revokedAt !== null) {
       const leak = r.leak ?? undefined;
       entries.push({
-        time: iso(r.revokedAt), action: 'revoked', by: r.revokedBy ?? 'unknown', ...what,
-        detail: leak ? leakDetail(leak) : null, ...(leak ? { leak } : {}),
+        time: iso(r.revokedAt),
+        action: 'revoked',
+        by: r.revokedBy ?? 'unknown',
+        ...what,
+        detail: leak ? leakDetail(leak) : null,
+        ...(leak ? { leak } : {}),
       });
     }
   }

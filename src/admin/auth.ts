@@ -102,7 +102,19 @@ export interface AdminAuthDeps {
 
 const SESSION_ISSUER = 'tollgate-admin';
 const SESSION_AUDIENCE = 'tollgate-admin-session';
-const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const OIDC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+];
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 type AdminAuthConfig = Pick<Config, 'admin' | 'dataDir' | 'redis' | 'trustedProxies' | 'cacheTtlMs'>;
@@ -124,16 +136,26 @@ export async function createAdminAuth(config: AdminAuthConfig, deps: AdminAuthDe
   }
 }
 
-function createAdminAuthFromCredential(config: AdminAuthConfig, credential: AdminCredential, signInLimit: SignInLimit,
-  deps: AdminAuthDeps): AdminAuth & { ready: Promise<void> } {
+function createAdminAuthFromCredential(
+  config: AdminAuthConfig,
+  credential: AdminCredential,
+  signInLimit: SignInLimit,
+  deps: AdminAuthDeps,
+): AdminAuth & { ready: Promise<void> } {
   const { admin } = config;
   const now = deps.now ?? Date.now;
   const adminDigest = sha256(credential.token);
-  const sessionKey = new Uint8Array(hkdfSync('sha256', credential.token, 'tollgate-admin-session', 'session-key-v1', 32));
+  const sessionKey = new Uint8Array(
+    hkdfSync('sha256', credential.token, 'tollgate-admin-session', 'session-key-v1', 32),
+  );
   const secureCookies = admin.publicUrl?.startsWith('https:') ?? false;
   const verifyOidc = admin.oidc ? createOidcVerifier(admin.oidc, now) : undefined;
   const sessions = createAdminSessionState({
-    store: deps.store, feed: deps.changes, cacheTtlMs: config.cacheTtlMs, logger: deps.logger, now,
+    store: deps.store,
+    feed: deps.changes,
+    cacheTtlMs: config.cacheTtlMs,
+    logger: deps.logger,
+    now,
   });
   const ready = sessions.registerCredential(credential.token).catch((err: unknown) => {
     sessions.close();
@@ -158,7 +180,8 @@ function createAdminAuthFromCredential(config: AdminAuthConfig, credential: Admi
     verifyBearer: async function verifyBearer(value) {
       if (isAdminToken(value)) return { identity: 'admin', via: 'token' };
       if (!JWT_SHAPE.test(value)) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL');
-      if (!verifyOidc) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'OIDC sign-in is not configured on this gateway');
+      if (!verifyOidc)
+        throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'OIDC sign-in is not configured on this gateway');
       return verifyOidc(value);
     },
 
@@ -202,8 +225,15 @@ function createAdminAuthFromCredential(config: AdminAuthConfig, credential: Admi
         return undefined;
       }
       const { sub, jti, exp, iat, iatMs, via, csrf } = payload;
-      if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof iat !== 'number'
-        || typeof csrf !== 'string' || (via !== 'token' && via !== 'oidc')) return undefined;
+      if (
+        typeof sub !== 'string' ||
+        typeof jti !== 'string' ||
+        typeof exp !== 'number' ||
+        typeof iat !== 'number' ||
+        typeof csrf !== 'string' ||
+        (via !== 'token' && via !== 'oidc')
+      )
+        return undefined;
       // Cookies of the previous version carry iat (seconds) only.
       const issuedAt = typeof iatMs === 'number' ? iatMs : iat * 1000;
       if (!(await sessions.isLive(jti, issuedAt))) return undefined;
@@ -262,27 +292,37 @@ function createOidcVerifier(oidc: OidcConfig, now: () => number): (jwt: string) 
     if (!hasAdminClaim(payload, claimName, claimValue)) {
       throw createError('TOLLGATE_ERR_ADMIN_FORBIDDEN', `the token lacks the admin claim ${claimName}=${claimValue}`);
     }
-    const identity = typeof payload.email === 'string' && payload.email !== '' ? payload.email
-      : typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined;
+    const identity =
+      typeof payload.email === 'string' && payload.email !== ''
+        ? payload.email
+        : typeof payload.sub === 'string' && payload.sub !== ''
+          ? payload.sub
+          : undefined;
     if (!identity) throw createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has neither email nor sub');
     return { identity, via: 'oidc' };
   };
 }
 
 function oidcError(err: unknown): GatewayError {
-  if (err instanceof joseErrors.JWTExpired) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has expired');
+  if (err instanceof joseErrors.JWTExpired)
+    return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token has expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', `the token's "${err.claim}" claim is wrong or missing`);
   }
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid
-    || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC')
-    || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
+  if (
+    err instanceof joseErrors.JWKSTimeout ||
+    err instanceof joseErrors.JWKSInvalid ||
+    (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC') ||
+    (err instanceof Error && !(err instanceof joseErrors.JOSEError))
+  ) {
     // fetch failed, non-200 or not a key set: the identity provider's JWKS is unusable.
     return createError('TOLLGATE_ERR_ADMIN_OIDC_UNAVAILABLE');
   }
-  if (err instanceof joseErrors.JWKSNoMatchingKey) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'no key in the JWKS matches the token');
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s algorithm is not allowed');
-  return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'the token\'s signature or format is invalid');
+  if (err instanceof joseErrors.JWKSNoMatchingKey)
+    return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', 'no key in the JWKS matches the token');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed)
+    return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', "the token's algorithm is not allowed");
+  return createError('TOLLGATE_ERR_ADMIN_CREDENTIAL', "the token's signature or format is invalid");
 }
 
 /** `<claim>=<value>`: the claim (top-level, else a dot path) equals the value or is an array holding it. */
@@ -291,9 +331,13 @@ export function hasAdminClaim(payload: JWTPayload, name: string, value: string):
   if (claim === undefined && name.includes('.')) {
     claim = payload;
     for (const part of name.split('.')) {
-      claim = claim !== null && typeof claim === 'object' && !Array.isArray(claim) ? (claim as Record<string, unknown>)[part] : undefined;
+      claim =
+        claim !== null && typeof claim === 'object' && !Array.isArray(claim)
+          ? (claim as Record<string, unknown>)[part]
+          : undefined;
     }
   }
-  const same = (v: unknown) => (typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') && String(v) === value;
+  const same = (v: unknown) =>
+    (typeof v === 'string' || typeof v === 'boolean' || typeof v === 'number') && String(v) === value;
   return Array.isArray(claim) ? claim.some(same) : same(claim);
 }

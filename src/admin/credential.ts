@@ -26,27 +26,37 @@ export function generateAdminToken(): string {
  * mode 0600 on first start (atomically: a private temp file hard-linked into place, so two
  * processes starting at once agree on one token). Logs where it lives, never the token.
  */
-export async function loadAdminCredential(admin: Pick<AdminConfig, 'token' | 'tokenFile'>, dataDir: string,
-  logger: Logger): Promise<AdminCredential> {
+export async function loadAdminCredential(
+  admin: Pick<AdminConfig, 'token' | 'tokenFile'>,
+  dataDir: string,
+  logger: Logger,
+): Promise<AdminCredential> {
   if (admin.token !== undefined) {
     const source = admin.tokenFile ? 'file' : 'env';
-    logger.info({ source, file: admin.tokenFile }, source === 'file'
-      ? 'admin API: admin token read from TOLLGATE_ADMIN_TOKEN_FILE'
-      : 'admin API: admin token from TOLLGATE_ADMIN_TOKEN');
+    logger.info(
+      { source, file: admin.tokenFile },
+      source === 'file'
+        ? 'admin API: admin token read from TOLLGATE_ADMIN_TOKEN_FILE'
+        : 'admin API: admin token from TOLLGATE_ADMIN_TOKEN',
+    );
     return { token: admin.token, source, file: admin.tokenFile };
   }
   const file = path.resolve(dataDir, ADMIN_TOKEN_FILE_NAME);
   const existing = await readTokenFile(file);
   if (existing !== undefined) {
     const mode = (await stat(file)).mode & 0o777;
-    if (mode & 0o077) logger.warn({ file, mode: mode.toString(8) }, 'admin token file is readable by other users: chmod 600 it');
+    if (mode & 0o077)
+      logger.warn({ file, mode: mode.toString(8) }, 'admin token file is readable by other users: chmod 600 it');
     logger.info({ source: 'file', file }, 'admin API: sign in with the admin token in this file');
     return { token: existing, source: 'file', file };
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const token = generateAdminToken();
   if (await createPrivateFile(file, `${token}\n`)) {
-    logger.info({ source: 'generated', file }, 'admin API: generated an admin token; sign in with the token in this file');
+    logger.info(
+      { source: 'generated', file },
+      'admin API: generated an admin token; sign in with the token in this file',
+    );
     return { token, source: 'generated', file };
   }
   const raced = await readTokenFile(file);

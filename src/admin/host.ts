@@ -46,9 +46,12 @@ function canonicalIp(value: string): string | undefined {
   return embeddedIPv4(bare) ?? new URL(`http://[${bare}]/`).hostname.slice(1, -1);
 }
 
-export function createAdminHostCheck(options: AdminHostOptions): (host: string | undefined, localAddress: string | undefined) => boolean {
+export function createAdminHostCheck(
+  options: AdminHostOptions,
+): (host: string | undefined, localAddress: string | undefined) => boolean {
   const bound = options.adminHost === undefined ? undefined : canonicalIp(options.adminHost);
-  const boundName = options.adminHost !== undefined && bound === undefined ? options.adminHost.toLowerCase() : undefined;
+  const boundName =
+    options.adminHost !== undefined && bound === undefined ? options.adminHost.toLowerCase() : undefined;
   const publicUrl = options.publicOrigin === undefined ? undefined : new URL(options.publicOrigin);
   let lastHost: string | undefined;
   let lastLocal: string | undefined;

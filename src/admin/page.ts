@@ -30,12 +30,10 @@ export interface PageAsset {
   etag: string;
 }
 
-export type PageAssets = { ok: true; dir: string; files: Record<PageFile, PageAsset> } | { ok: false; searched: string[] };
+export type PageAssets =
+  { ok: true; dir: string; files: Record<PageFile, PageAsset> } | { ok: false; searched: string[] };
 
-const CANDIDATES = [
-  new URL('./page/', import.meta.url),
-  new URL('../../src/admin/page/', import.meta.url),
-];
+const CANDIDATES = [new URL('./page/', import.meta.url), new URL('../../src/admin/page/', import.meta.url)];
 
 export function loadPageAssets(): PageAssets {
   const searched = CANDIDATES.map((u) => fileURLToPath(u));
@@ -44,7 +42,11 @@ export function loadPageAssets(): PageAssets {
   const files = {} as Record<PageFile, PageAsset>;
   for (const [name, contentType] of Object.entries(PAGE_FILES) as [PageFile, string][]) {
     const body = new Uint8Array(readFileSync(dir + name));
-    files[name] = { body, contentType, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+    files[name] = {
+      body,
+      contentType,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+    };
   }
   return { ok: true, dir, files };
 }

@@ -49,7 +49,9 @@ const REGISTER_ATTEMPTS = 5;
 
 export function credentialFingerprint(token: string, salt: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    scrypt(token, `tollgate-admin-credential:${salt}`, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(key.toString('base64url'))));
+    scrypt(token, `tollgate-admin-credential:${salt}`, 32, SCRYPT, (err, key) =>
+      err ? reject(err) : resolve(key.toString('base64url')),
+    );
   });
 }
 
@@ -86,8 +88,10 @@ export function createAdminSessionState(options: AdminSessionStateOptions): Admi
   async function credentialChanged(): Promise<void> {
     const record = await readCredential();
     if (record && ownFingerprint !== undefined && record.fingerprint !== ownFingerprint) {
-      logger.warn({ event: 'admin.credential_replaced', since: new Date(record.since).toISOString() },
-        'another instance started with a different admin token: sessions issued before then are void everywhere; restart this instance with the new admin token');
+      logger.warn(
+        { event: 'admin.credential_replaced', since: new Date(record.since).toISOString() },
+        'another instance started with a different admin token: sessions issued before then are void everywhere; restart this instance with the new admin token',
+      );
     }
   }
 
@@ -103,7 +107,9 @@ export function createAdminSessionState(options: AdminSessionStateOptions): Admi
       if (subject.kind === 'session') revoked.delete(subject.id);
       else if (subject.kind === 'admin-credential') {
         credential = undefined;
-        credentialChanged().catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'admin credential record unreadable'));
+        credentialChanged().catch((err: unknown) =>
+          logger.warn({ err: { message: (err as Error).message } }, 'admin credential record unreadable'),
+        );
       }
     }
   }
@@ -122,8 +128,10 @@ export function createAdminSessionState(options: AdminSessionStateOptions): Admi
         if (await store.replaceAdminCredential(current?.fingerprint, next)) {
           credential = undefined;
           if (current) {
-            logger.warn({ event: 'admin.credential_changed', since: new Date(next.since).toISOString() },
-              'the admin token differs from the one the token store knew: admin sessions issued until now are void on every instance');
+            logger.warn(
+              { event: 'admin.credential_changed', since: new Date(next.since).toISOString() },
+              'the admin token differs from the one the token store knew: admin sessions issued until now are void on every instance',
+            );
           }
           return;
         }

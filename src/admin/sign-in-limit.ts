@@ -32,7 +32,10 @@ export interface SignInLimit {
 
 /** Failures per address in the current fixed window, in this process: the window count without Redis. */
 export function createLocalFailureCounter(windowMs: number, maxAddresses: number): SharedFailureCounter {
-  const counts = new LRUCache<string, { window: number; count: number }>({ maxSize: maxAddresses, sizeCalculation: () => 1 });
+  const counts = new LRUCache<string, { window: number; count: number }>({
+    maxSize: maxAddresses,
+    sizeCalculation: () => 1,
+  });
   return {
     windowMs,
     async total(address) {
@@ -58,12 +61,21 @@ export async function createSignInLimit(config: Pick<Config, 'redis'>): Promise<
   let shared: SharedFailureCounter;
   if (config.redis) {
     const [{ createRedisConnection }, { createRedisFailureCounter }] = await Promise.all([
-      import('../redis/connect.js'), import('../auth/rate-limit-redis.js'),
+      import('../redis/connect.js'),
+      import('../auth/rate-limit-redis.js'),
     ]);
     // As the proxy's limiter: no offline queue, no retries; the local bucket protects meanwhile.
-    client = createRedisConnection(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
+    client = createRedisConnection(config.redis.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 2000,
+    });
     client.on('error', () => {});
-    shared = createRedisFailureCounter({ client, prefix: `${config.redis.prefix}admin-`, windowMs: ADMIN_FAILURE_WINDOW_MS });
+    shared = createRedisFailureCounter({
+      client,
+      prefix: `${config.redis.prefix}admin-`,
+      windowMs: ADMIN_FAILURE_WINDOW_MS,
+    });
   } else {
     shared = createLocalFailureCounter(ADMIN_FAILURE_WINDOW_MS, MAX_ADDRESSES);
   }

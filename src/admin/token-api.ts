@@ -69,24 +69,33 @@ export function parseLeakBody(body: Record<string, unknown>): { reports: LeakRep
   if (tokens.length > MAX_LEAK_REPORTS) badInput(`tokens may list at most ${MAX_LEAK_REPORTS} values a request`);
   const reports = tokens.map((entry: unknown, i): LeakReportInput => {
     if (typeof entry === 'string') return { token: entry };
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) badInput(`tokens[${i}] must be a string or an object`);
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      badInput(`tokens[${i}] must be a string or an object`);
     const o = entry as Record<string, unknown>;
     const token = optional(o.token, `tokens[${i}].token`);
     if (token === undefined) badInput(`tokens[${i}].token is required`);
     return {
-      token, url: optional(o.url, `tokens[${i}].url`), location: optional(o.location, `tokens[${i}].location`),
+      token,
+      url: optional(o.url, `tokens[${i}].url`),
+      location: optional(o.location, `tokens[${i}].location`),
       type: optional(o.type, `tokens[${i}].type`),
     };
   });
   const source = optional(body.source, 'source')?.trim() || DEFAULT_LEAK_SOURCE;
-  if (source.length > 100 || !/^[\x20-\x7e]+$/.test(source)) badInput('source must be printable ASCII, at most 100 characters');
+  if (source.length > 100 || !/^[\x20-\x7e]+$/.test(source))
+    badInput('source must be printable ASCII, at most 100 characters');
   return { reports, source };
 }
 
-export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: MiddlewareHandler<AdminEnv>, options: TokenApiOptions): void {
+export function registerTokenRoutes(
+  api: Hono<AdminEnv>,
+  requireAdmin: MiddlewareHandler<AdminEnv>,
+  options: TokenApiOptions,
+): void {
   const { store, logger, now, routes } = options;
-  const reportLeaks: ReportLeaks = options.reportLeaks
-    ?? (async (reports, reporter) => (await revokeLeakedTokens(store, reports, reporter, now())).verdicts);
+  const reportLeaks: ReportLeaks =
+    options.reportLeaks ??
+    (async (reports, reporter) => (await revokeLeakedTokens(store, reports, reporter, now())).verdicts);
 
   /** The token with exactly this id (never a name: these routes take ids), else 404. */
   async function byId(c: Context, id: string): Promise<TokenRecord | Response> {
@@ -109,9 +118,15 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     const filter = queryFilter(q.source, q.provider);
     const records = await store.list();
     const matched = filterTokens(records, filter);
-    const shown = filter.source === 'admin' ? matched : matched.slice(0, parseLimit(q.limit, DEFAULT_CI_LIST_LIMIT, MAX_CI_LIST_LIMIT));
+    const shown =
+      filter.source === 'admin'
+        ? matched
+        : matched.slice(0, parseLimit(q.limit, DEFAULT_CI_LIST_LIMIT, MAX_CI_LIST_LIMIT));
     return c.json({
-      tokens: shown.map((r) => toTokenView(r, t)), routes, ciLive: liveCiTokenCounts(records, t), matched: matched.length,
+      tokens: shown.map((r) => toTokenView(r, t)),
+      routes,
+      ciLive: liveCiTokenCounts(records, t),
+      matched: matched.length,
     });
   });
 
@@ -124,22 +139,43 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
       }
     }
     const { restrictions } = body;
-    if (restrictions !== undefined && restrictions !== null && (typeof restrictions !== 'object' || Array.isArray(restrictions))) {
-      return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_INPUT', 'Invalid token input: restrictions must be an object {"routes", "packages", "networks", "rate"}');
+    if (
+      restrictions !== undefined &&
+      restrictions !== null &&
+      (typeof restrictions !== 'object' || Array.isArray(restrictions))
+    ) {
+      return sendAdminError(
+        c,
+        'TOLLGATE_ERR_TOKEN_INPUT',
+        'Invalid token input: restrictions must be an object {"routes", "packages", "networks", "rate"}',
+      );
     }
-    const created = await createToken(store, {
-      name: body.name as string | undefined,
-      type: body.type as string | undefined,
-      expires: body.expires as string | undefined,
-      createdBy: admin.identity,
-      restrictions: restrictions ?? undefined,
-      knownRoutes: routes,
-    }, now());
+    const created = await createToken(
+      store,
+      {
+        name: body.name as string | undefined,
+        type: body.type as string | undefined,
+        expires: body.expires as string | undefined,
+        createdBy: admin.identity,
+        restrictions: restrictions ?? undefined,
+        knownRoutes: routes,
+      },
+      now(),
+    );
     const view = toTokenView(created.record, now());
-    logger.info({
-      event: 'admin.token_created', tokenId: view.id, tokenName: view.name, tokenType: view.type,
-      expiresAt: view.expiresAt, restricted: view.restrictions !== null, by: admin.identity, via: admin.via,
-    }, 'admin: token created');
+    logger.info(
+      {
+        event: 'admin.token_created',
+        tokenId: view.id,
+        tokenName: view.name,
+        tokenType: view.type,
+        expiresAt: view.expiresAt,
+        restricted: view.restrictions !== null,
+        by: admin.identity,
+        via: admin.via,
+      },
+      'admin: token created',
+    );
     // The token's view plus the token itself: this once.
     return c.json({ ...view, token: created.token }, 201);
   });
@@ -149,8 +185,10 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     const { reports, source } = parseLeakBody(await readJsonObject(c));
     const results = await reportLeaks(reports, { source, by: admin.identity, clientIp: options.clientIp(c) });
     const revoked = results.filter((v) => v.label === 'true_positive').length;
-    logger.info({ event: 'admin.leaks_reported', reported: reports.length, revoked, source, by: admin.identity, via: admin.via },
-      'admin: leaked tokens reported');
+    logger.info(
+      { event: 'admin.leaks_reported', reported: reports.length, revoked, source, by: admin.identity, via: admin.via },
+      'admin: leaked tokens reported',
+    );
     return c.json({ results });
   });
 
@@ -159,17 +197,30 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     const id = c.req.param('id');
     const body = await readOptionalJsonObject(c);
     if (body.overlap !== undefined && typeof body.overlap !== 'string') {
-      return sendAdminError(c, 'TOLLGATE_ERR_TOKEN_INPUT', 'Invalid token input: overlap must be a string such as "24h" or "0"');
+      return sendAdminError(
+        c,
+        'TOLLGATE_ERR_TOKEN_INPUT',
+        'Invalid token input: overlap must be a string such as "24h" or "0"',
+      );
     }
     const existing = await byId(c, id);
     if (existing instanceof Response) return existing;
     const rotated = await rotateToken(store, id, { overlap: body.overlap, by: admin.identity }, now());
     const view = toTokenView(rotated.record, now());
     const previous = toTokenView(rotated.previous, now());
-    logger.info({
-      event: 'admin.token_rotated', tokenId: view.id, previousTokenId: previous.id, tokenName: view.name, tokenType: view.type,
-      previousEndsAt: previous.endsAt, by: admin.identity, via: admin.via,
-    }, 'admin: token rotated');
+    logger.info(
+      {
+        event: 'admin.token_rotated',
+        tokenId: view.id,
+        previousTokenId: previous.id,
+        tokenName: view.name,
+        tokenType: view.type,
+        previousEndsAt: previous.endsAt,
+        by: admin.identity,
+        via: admin.via,
+      },
+      'admin: token rotated',
+    );
     return c.json({ ...view, token: rotated.token, previous }, 201);
   });
 
@@ -180,10 +231,17 @@ export function registerTokenRoutes(api: Hono<AdminEnv>, requireAdmin: Middlewar
     if (existing instanceof Response) return existing;
     const record = await store.revoke(id, admin.identity, now());
     if (existing.revokedAt === null) {
-      logger.info({
-        event: 'admin.token_revoked', tokenId: record.id, tokenName: record.name, tokenType: record.type,
-        by: admin.identity, via: admin.via,
-      }, 'admin: token revoked');
+      logger.info(
+        {
+          event: 'admin.token_revoked',
+          tokenId: record.id,
+          tokenName: record.name,
+          tokenType: record.type,
+          by: admin.identity,
+          via: admin.via,
+        },
+        'admin: token revoked',
+      );
     }
     return c.json({ token: toTokenView(record, now()) });
   });

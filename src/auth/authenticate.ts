@@ -5,9 +5,7 @@ import type { Principal } from './principal.js';
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired' | 'unavailable' | 'rate-limited';
 
-export type AuthOutcome =
-  | { ok: true; principal: Principal }
-  | { ok: false; reason: AuthFailure };
+export type AuthOutcome = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure };
 
 const fail = {
   missing: { ok: false, reason: 'missing' },
@@ -48,7 +46,12 @@ export function newCredentialMemo(): CredentialMemo {
  * is judged as usual (a cache hit costs nothing, and a shared NAT or CI egress address must not
  * lock out everyone behind it).
  */
-export type Authenticate = (authorization: string | undefined, now: number, memo?: CredentialMemo, storeReads?: boolean) => AuthOutcome | Promise<AuthOutcome>;
+export type Authenticate = (
+  authorization: string | undefined,
+  now: number,
+  memo?: CredentialMemo,
+  storeReads?: boolean,
+) => AuthOutcome | Promise<AuthOutcome>;
 
 /**
  * The auth decision: parse the header (pure), hash, look the hash up in the cache. A cache hit
@@ -68,7 +71,12 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
   // the outcome goes with it.
   const outcomes = new WeakMap<CachedToken, AuthOutcome & { ok: true }>();
 
-  function decide(token: CachedToken | undefined, credential: Credential, now: number, memo: CredentialMemo | undefined): AuthOutcome {
+  function decide(
+    token: CachedToken | undefined,
+    credential: Credential,
+    now: number,
+    memo: CredentialMemo | undefined,
+  ): AuthOutcome {
     if (token === undefined) return fail.invalid;
     if (token.revoked) return fail.revoked;
     if (token.expiresAt !== null && token.expiresAt <= now) return fail.expired;
@@ -82,8 +90,12 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
       allowed = {
         ok: true,
         principal: {
-          tokenId: token.id, tokenName: token.name, tokenType: token.type, project,
-          restrictions: token.restrictions, ci: token.ci,
+          tokenId: token.id,
+          tokenName: token.name,
+          tokenType: token.type,
+          project,
+          restrictions: token.restrictions,
+          ci: token.ci,
         },
       };
       outcomes.set(token, allowed);
@@ -119,7 +131,10 @@ export function createAuthenticator(cache: TokenCache): Authenticate {
     const found = cache.lookup(hash, now, storeReads);
     if (found === NOT_CACHED) return fail['rate-limited'];
     if (found instanceof Promise) {
-      return found.then((token) => decide(token, credential, now, memo), () => fail.unavailable);
+      return found.then(
+        (token) => decide(token, credential, now, memo),
+        () => fail.unavailable,
+      );
     }
     return decide(found, credential, now, memo);
   };

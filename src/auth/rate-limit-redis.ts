@@ -6,7 +6,11 @@ import type { SharedFailureCounter } from './rate-limit.js';
  * pipeline per flush (INCRBY + PEXPIRE per address), never per request. Keys share the
  * configured hash-tagged prefix: `{tollgate}:authfail:<window>:<address>`.
  */
-export function createRedisFailureCounter(options: { client: Redis | Cluster; prefix: string; windowMs: number }): SharedFailureCounter {
+export function createRedisFailureCounter(options: {
+  client: Redis | Cluster;
+  prefix: string;
+  windowMs: number;
+}): SharedFailureCounter {
   const { client, prefix, windowMs } = options;
   const keyOf = (window: number, address: string) => `${prefix}authfail:${window}:${address}`;
   return {

@@ -17,16 +17,22 @@ export interface RequestLimits {
  * Redis when the gateway has one, on a connection of their own with no offline queue and no
  * retries, so a Redis outage costs a request nothing: each process's own counts stand in.
  */
-export async function createRequestLimits(config: Pick<Config, 'authFailureLimit' | 'redis'>, onError?: (err: unknown) => void): Promise<RequestLimits> {
+export async function createRequestLimits(
+  config: Pick<Config, 'authFailureLimit' | 'redis'>,
+  onError?: (err: unknown) => void,
+): Promise<RequestLimits> {
   const { burst, refillPerMinute, maxAddresses, windowMs } = config.authFailureLimit;
   let client: Redis | Cluster | undefined;
   let failures: RateLimiter | undefined;
   let tokenRate: TokenRateLimiter;
   if (config.redis) {
-    const [{ createRedisConnection }, { createRedisFailureCounter }, { createSharedTokenRateLimiter }] = await Promise.all([
-      import('../redis/connect.js'), import('./rate-limit-redis.js'), import('./token-rate.js'),
-    ]);
-    client = createRedisConnection(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000 });
+    const [{ createRedisConnection }, { createRedisFailureCounter }, { createSharedTokenRateLimiter }] =
+      await Promise.all([import('../redis/connect.js'), import('./rate-limit-redis.js'), import('./token-rate.js')]);
+    client = createRedisConnection(config.redis.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 2000,
+    });
     client.on('error', () => {}); // reconnects by itself; the local counts protect meanwhile
     if (burst > 0) {
       const shared = createRedisFailureCounter({ client, prefix: config.redis.prefix, windowMs });

@@ -29,7 +29,9 @@ interface Log {
 }
 
 /** The in-process sliding log, bounded to `maxTokens` logs (least recently used dropped). */
-export function createLocalTokenRateLimiter(maxTokens = 10_000): TokenRateLimiter & { takeLocal(tokenId: string, perMinute: number, now: number): number } {
+export function createLocalTokenRateLimiter(
+  maxTokens = 10_000,
+): TokenRateLimiter & { takeLocal(tokenId: string, perMinute: number, now: number): number } {
   const logs = new LRUCache<string, Log>({ maxSize: maxTokens, sizeCalculation: () => 1 });
   function takeLocal(tokenId: string, perMinute: number, now: number): number {
     let log = logs.get(tokenId);
@@ -67,7 +69,9 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, math.ceil((tonumber(oldest[2]) + ${RATE_WINDOW_MS} - now) / 1000))
 `;
 
-type RateClient = (Redis | Cluster) & { tollgateTakeRate?: (key: string, limit: number, member: string) => Promise<number> };
+type RateClient = (Redis | Cluster) & {
+  tollgateTakeRate?: (key: string, limit: number, member: string) => Promise<number>;
+};
 
 export interface SharedTokenRateOptions {
   client: Redis | Cluster;
@@ -85,11 +89,14 @@ export function createSharedTokenRateLimiter(options: SharedTokenRateOptions): T
   let seq = 0;
   return {
     take(tokenId, perMinute, now) {
-      return client.tollgateTakeRate!(`${options.prefix}rate:${tokenId}`, perMinute, `${idPrefix}-${(++seq).toString(36)}`)
-        .then(Number, (err: unknown) => {
-          options.onError?.(err);
-          return local.takeLocal(tokenId, perMinute, now);
-        });
+      return client.tollgateTakeRate!(
+        `${options.prefix}rate:${tokenId}`,
+        perMinute,
+        `${idPrefix}-${(++seq).toString(36)}`,
+      ).then(Number, (err: unknown) => {
+        options.onError?.(err);
+        return local.takeLocal(tokenId, perMinute, now);
+      });
     },
   };
 }

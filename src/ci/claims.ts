@@ -34,7 +34,9 @@ export function claimAt(claims: Claims, name: string): unknown {
 /** A string, number or boolean claim as a string; anything else (missing, object, array) is undefined. */
 export function claimText(claims: Claims, name: string): string | undefined {
   const value = claimAt(claims, name);
-  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
+    ? String(value)
+    : undefined;
 }
 
 /** Claim → pattern, compiled once per policy: the pattern split at its `*`s, as matchesGlob takes it. */
@@ -56,31 +58,46 @@ export function firstMismatch(claims: Claims, rules: ClaimRules): string | undef
 type Mapping = Readonly<Partial<Record<CiIdentityField, (claims: Claims) => string | undefined>>>;
 
 /** The first of these claims that is present. */
-const first = (...names: string[]) => (claims: Claims) => {
-  for (const name of names) {
-    const value = claimText(claims, name);
-    if (value !== undefined && value !== '') return value;
-  }
-  return undefined;
-};
+const first =
+  (...names: string[]) =>
+  (claims: Claims) => {
+    for (const name of names) {
+      const value = claimText(claims, name);
+      if (value !== undefined && value !== '') return value;
+    }
+    return undefined;
+  };
 
 /** The identity fields each kind of provider fills, from its own claims. docs/ci.md shows the same table. */
 const MAPPINGS: Readonly<Record<CiProviderKind, Mapping>> = {
   github: {
-    repository: first('repository'), ref: first('ref'), sha: first('sha'),
-    workflow: first('workflow', 'job_workflow_ref'), runId: first('run_id'), actor: first('actor'),
+    repository: first('repository'),
+    ref: first('ref'),
+    sha: first('sha'),
+    workflow: first('workflow', 'job_workflow_ref'),
+    runId: first('run_id'),
+    actor: first('actor'),
   },
   gitlab: {
-    repository: first('project_path'), ref: first('ref_path', 'ref'), sha: first('sha'),
-    workflow: first('ci_config_ref_uri', 'pipeline_source'), runId: first('pipeline_id'), actor: first('user_login'),
+    repository: first('project_path'),
+    ref: first('ref_path', 'ref'),
+    sha: first('sha'),
+    workflow: first('ci_config_ref_uri', 'pipeline_source'),
+    runId: first('pipeline_id'),
+    actor: first('user_login'),
   },
   circleci: {
-    repository: first('oidc.circleci.com/vcs-origin', 'oidc.circleci.com/project-id'), ref: first('oidc.circleci.com/vcs-ref'),
-    workflow: first('oidc.circleci.com/workflow-id'), runId: first('oidc.circleci.com/pipeline-id'),
+    repository: first('oidc.circleci.com/vcs-origin', 'oidc.circleci.com/project-id'),
+    ref: first('oidc.circleci.com/vcs-ref'),
+    workflow: first('oidc.circleci.com/workflow-id'),
+    runId: first('oidc.circleci.com/pipeline-id'),
   },
   buildkite: {
-    repository: (c) => joined(c, 'organization_slug', 'pipeline_slug'), ref: first('build_branch'), sha: first('build_commit'),
-    workflow: first('step_key'), runId: first('build_number'),
+    repository: (c) => joined(c, 'organization_slug', 'pipeline_slug'),
+    ref: first('build_branch'),
+    sha: first('build_commit'),
+    workflow: first('step_key'),
+    runId: first('build_number'),
   },
   kubernetes: {
     repository: (c) => joined(c, 'kubernetes.io.namespace', 'kubernetes.io.serviceaccount.name'),
@@ -99,7 +116,12 @@ function joined(claims: Claims, a: string, b: string): string | undefined {
 const FIELDS: readonly CiIdentityField[] = ['repository', 'ref', 'sha', 'workflow', 'runId', 'actor'];
 
 /** The CI identity an issued token carries: the policy, `sub`, the project, and what the kind's mapping (or `claims`) finds. */
-export function ciIdentity(provider: Pick<CiProviderConfig, 'name' | 'kind' | 'claims'>, claims: Claims, subject: string, project: string | undefined): CiIdentity {
+export function ciIdentity(
+  provider: Pick<CiProviderConfig, 'name' | 'kind' | 'claims'>,
+  claims: Claims,
+  subject: string,
+  project: string | undefined,
+): CiIdentity {
   const identity: CiIdentity = { provider: provider.name, subject: bounded(subject) };
   if (project !== undefined) identity.project = bounded(project);
   const mapping = MAPPINGS[provider.kind];

@@ -4,8 +4,14 @@ import { MAX_NAME_LENGTH } from '../tokens/names.js';
 import type { CiIdentity, TokenRecord, TokenStore } from '../tokens/store.js';
 import { ciTokenName } from './claims.js';
 import {
-  exchangeError, exchangeSuccess, parseExchangeRequest, rateLimitedAnswer, refusalAnswer,
-  type ExchangeAnswer, type ExchangeErrorBody, type ExchangeSuccessBody,
+  exchangeError,
+  exchangeSuccess,
+  parseExchangeRequest,
+  rateLimitedAnswer,
+  refusalAnswer,
+  type ExchangeAnswer,
+  type ExchangeErrorBody,
+  type ExchangeSuccessBody,
 } from './exchange-form.js';
 import type { ExchangeRateLimiter } from './rate.js';
 import type { CiRefusalReason, CiVerifier } from './verify.js';
@@ -24,7 +30,8 @@ import type { CiRefusalReason, CiVerifier } from './verify.js';
  */
 
 /** Bounded: the metric's `outcome` label. */
-export type ExchangeOutcomeKind = 'issued' | 'invalid_request' | 'refused' | 'replayed' | 'rate_limited' | 'unavailable' | 'error';
+export type ExchangeOutcomeKind =
+  'issued' | 'invalid_request' | 'refused' | 'replayed' | 'rate_limited' | 'unavailable' | 'error';
 
 export interface ExchangeOutcome {
   outcome: ExchangeOutcomeKind;
@@ -42,7 +49,10 @@ export interface ExchangeOutcome {
   detail: string | undefined;
 }
 
-export type ExchangeResult = { answer: ExchangeAnswer<ExchangeSuccessBody | ExchangeErrorBody>; outcome: ExchangeOutcome };
+export type ExchangeResult = {
+  answer: ExchangeAnswer<ExchangeSuccessBody | ExchangeErrorBody>;
+  outcome: ExchangeOutcome;
+};
 
 export interface TokenExchangeOptions {
   store: Pick<TokenStore, 'claimOnce' | 'insert'>;
@@ -69,8 +79,14 @@ export function createTokenExchange(options: TokenExchangeOptions): TokenExchang
 
   return async function exchangeIdToken(input, now = Date.now()) {
     const outcome: ExchangeOutcome = {
-      outcome: 'invalid_request', provider: undefined, type: undefined, reason: undefined, identity: undefined,
-      record: undefined, clientIp: input.clientIp, detail: undefined,
+      outcome: 'invalid_request',
+      provider: undefined,
+      type: undefined,
+      reason: undefined,
+      identity: undefined,
+      record: undefined,
+      clientIp: input.clientIp,
+      detail: undefined,
     };
     const done = (kind: ExchangeOutcomeKind, answer: ExchangeResult['answer']): ExchangeResult => {
       outcome.outcome = kind;
@@ -102,28 +118,47 @@ export function createTokenExchange(options: TokenExchangeOptions): TokenExchang
     try {
       if (!(await store.claimOnce(verified.replayKey, verified.replayUntil, now))) {
         outcome.reason = 'replayed';
-        return done('replayed', exchangeError('invalid_request',
-          'the ID token was refused (replayed): it has been exchanged already; request a new ID token for each exchange'));
+        return done(
+          'replayed',
+          exchangeError(
+            'invalid_request',
+            'the ID token was refused (replayed): it has been exchanged already; request a new ID token for each exchange',
+          ),
+        );
       }
       const token = generateToken(verified.type);
       const expiresAt = now + verified.tokenTtlMs;
       outcome.record = await insertNamed(store, ciTokenName(verified.identity), {
-        id: generateTokenId(), type: verified.type, hash: hashToken(token), createdAt: now,
-        createdBy: ciCreatedBy(verified.provider), expiresAt, restrictions: verified.restrictions, ci: verified.identity,
+        id: generateTokenId(),
+        type: verified.type,
+        hash: hashToken(token),
+        createdAt: now,
+        createdBy: ciCreatedBy(verified.provider),
+        expiresAt,
+        restrictions: verified.restrictions,
+        ci: verified.identity,
       });
-      return done('issued', exchangeSuccess(token, expiresAt, now, {
-        tollgate_id: outcome.record.id,
-        tollgate_name: outcome.record.name,
-        tollgate_type: verified.type,
-        tollgate_provider: verified.provider,
-        tollgate_project: verified.project ?? null,
-        tollgate_expires_at: new Date(expiresAt).toISOString(),
-      }));
+      return done(
+        'issued',
+        exchangeSuccess(token, expiresAt, now, {
+          tollgate_id: outcome.record.id,
+          tollgate_name: outcome.record.name,
+          tollgate_type: verified.type,
+          tollgate_provider: verified.provider,
+          tollgate_project: verified.project ?? null,
+          tollgate_expires_at: new Date(expiresAt).toISOString(),
+        }),
+      );
     } catch (err) {
       if (!isGatewayError(err) || err.code !== 'TOLLGATE_ERR_STORE') throw err;
       outcome.reason = 'store';
       outcome.detail = err.message;
-      return done('error', exchangeError('temporarily_unavailable', 'the token store is unavailable: retry later', 503, { 'retry-after': '5' }));
+      return done(
+        'error',
+        exchangeError('temporarily_unavailable', 'the token store is unavailable: retry later', 503, {
+          'retry-after': '5',
+        }),
+      );
     }
   };
 }
@@ -132,7 +167,11 @@ export function createTokenExchange(options: TokenExchangeOptions): TokenExchang
  * `name`, else `name (2)`, `name (3)`... while a live token holds it (the same job exchanging
  * again); past NAME_ATTEMPTS, `name (<token id>)`, which no other token can hold.
  */
-async function insertNamed(store: Pick<TokenStore, 'insert'>, name: string, record: Omit<Parameters<TokenStore['insert']>[0], 'name'>): Promise<TokenRecord> {
+async function insertNamed(
+  store: Pick<TokenStore, 'insert'>,
+  name: string,
+  record: Omit<Parameters<TokenStore['insert']>[0], 'name'>,
+): Promise<TokenRecord> {
   for (let attempt = 1; ; attempt++) {
     const suffix = attempt === 1 ? '' : ` (${attempt > NAME_ATTEMPTS ? record.id : attempt})`;
     const candidate = `${name.slice(0, MAX_NAME_LENGTH - suffix.length)}${suffix}`;

@@ -27,11 +27,16 @@ export interface KeySourceOptions {
 const MAX_DISCOVERY_BYTES = 256 * 1024;
 
 /** The key getter jwtVerify takes, for one issuer. Nothing is fetched before the first token of that issuer. */
-export function createKeySource(issuer: string, jwksUrl: string | undefined, options: KeySourceOptions): JWTVerifyGetKey {
+export function createKeySource(
+  issuer: string,
+  jwksUrl: string | undefined,
+  options: KeySourceOptions,
+): JWTVerifyGetKey {
   let keys: JWTVerifyGetKey | undefined;
   let discovering: Promise<JWTVerifyGetKey> | undefined;
 
-  const remote = (url: URL) => createRemoteJWKSet(url, { timeoutDuration: options.timeoutMs, cooldownDuration: options.refetchCooldownMs });
+  const remote = (url: URL) =>
+    createRemoteJWKSet(url, { timeoutDuration: options.timeoutMs, cooldownDuration: options.refetchCooldownMs });
 
   function keySet(): Promise<JWTVerifyGetKey> {
     if (keys) return Promise.resolve(keys);
@@ -57,9 +62,12 @@ export function createKeySource(issuer: string, jwksUrl: string | undefined, opt
 
 /** jose's remote key set failed to fetch (network, timeout, not 200, not a key set), rather than finding no key. */
 function isFetchFailure(err: unknown): boolean {
-  return err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid
-    || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC')
-    || !(err instanceof joseErrors.JOSEError);
+  return (
+    err instanceof joseErrors.JWKSTimeout ||
+    err instanceof joseErrors.JWKSInvalid ||
+    (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC') ||
+    !(err instanceof joseErrors.JOSEError)
+  );
 }
 
 /** The `jwks_uri` of the issuer's discovery document, checked: same issuer, https (http on loopback). */
@@ -67,7 +75,11 @@ async function discoverJwksUrl(issuer: string, timeoutMs: number): Promise<URL> 
   const where = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
   let doc: unknown;
   try {
-    const response = await fetch(where, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    const response = await fetch(where, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { accept: 'application/json' },
+    });
     if (response.status !== 200) {
       await response.body?.cancel();
       throw new KeysUnavailable(`the discovery document of ${issuer} answered HTTP ${response.status}`);

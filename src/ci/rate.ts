@@ -25,6 +25,7 @@ export function createExchangeRateLimiter(options: ExchangeRateOptions): Exchang
   return {
     takeAddress: (address, now) => addresses.takeLocal(address, options.perAddressPerMinute, now),
     // The policy name is [a-z0-9-]+: no `sub` can forge another policy's key.
-    takeSubject: (provider, subject, now) => subjects.takeLocal(`${provider}:${subject}`, options.perSubjectPerMinute, now),
+    takeSubject: (provider, subject, now) =>
+      subjects.takeLocal(`${provider}:${subject}`, options.perSubjectPerMinute, now),
   };
 }

@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import type { CiExchangeConfig, CiProviderConfig } from '../config/index.js';
 import type { TokenType } from '../tokens/format.js';
 import type { TokenRestrictions } from '../tokens/restrictions.js';
@@ -19,8 +26,17 @@ import { createKeySource, KeysUnavailable } from './keys.js';
 
 /** Why an ID token was refused; `unavailable` when the issuer's keys cannot be fetched (answer 503, retry). */
 export type CiRefusalReason =
-  | 'malformed' | 'algorithm' | 'issuer' | 'signature' | 'audience' | 'expired' | 'not-yet-valid' | 'lifetime'
-  | `missing-claim:${string}` | `allow:${string}` | 'unavailable';
+  | 'malformed'
+  | 'algorithm'
+  | 'issuer'
+  | 'signature'
+  | 'audience'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'lifetime'
+  | `missing-claim:${string}`
+  | `allow:${string}`
+  | 'unavailable';
 
 export interface CiVerified {
   ok: true;
@@ -64,7 +80,19 @@ export interface CiVerifierOptions extends Pick<CiExchangeConfig, 'maxIdTokenLif
 }
 
 /** Signature algorithms accepted: asymmetric only (never `none`, never HMAC, whose "secret" could be a public key). */
-export const CI_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export const CI_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
 const ALGORITHMS: ReadonlySet<string> = new Set(CI_ALGORITHMS);
 /** Far above any CI provider's ID token (1 to 2 KB); a longer subject is not parsed at all. */
 export const MAX_ID_TOKEN_LENGTH = 16 * 1024;
@@ -82,12 +110,16 @@ interface Issuer {
   policies: Policy[];
 }
 
-const refuse = (reason: CiRefusalReason, detail?: string): CiRefused => (detail === undefined ? { ok: false, reason } : { ok: false, reason, detail });
+const refuse = (reason: CiRefusalReason, detail?: string): CiRefused =>
+  detail === undefined ? { ok: false, reason } : { ok: false, reason, detail };
 
 export function createCiVerifier(providers: readonly CiProviderConfig[], options: CiVerifierOptions): CiVerifier {
   const skewS = Math.floor(options.clockSkewMs / 1000);
   const maxLifetimeS = Math.floor(options.maxIdTokenLifetimeMs / 1000);
-  const keyOptions = { timeoutMs: options.fetchTimeoutMs ?? 5000, refetchCooldownMs: options.keyRefetchCooldownMs ?? 5000 };
+  const keyOptions = {
+    timeoutMs: options.fetchTimeoutMs ?? 5000,
+    refetchCooldownMs: options.keyRefetchCooldownMs ?? 5000,
+  };
   const issuers = new Map<string, Issuer>();
   for (const config of providers) {
     let issuer = issuers.get(config.issuer);
@@ -99,7 +131,8 @@ export function createCiVerifier(providers: readonly CiProviderConfig[], options
   }
 
   async function verifyCiIdToken(idToken: string, now = Date.now()): Promise<CiVerification> {
-    if (typeof idToken !== 'string' || idToken.length > MAX_ID_TOKEN_LENGTH || !JWT_SHAPE.test(idToken)) return refuse('malformed');
+    if (typeof idToken !== 'string' || idToken.length > MAX_ID_TOKEN_LENGTH || !JWT_SHAPE.test(idToken))
+      return refuse('malformed');
     let alg: unknown;
     let unverified: JWTPayload;
     try {
@@ -137,7 +170,12 @@ export function createCiVerifier(providers: readonly CiProviderConfig[], options
 }
 
 /** The first policy of the issuer whose audience and `allow` match; else why the closest one refused. */
-function accept(issuer: Issuer, claims: Claims & { sub: string; exp: number }, idToken: string, skewS: number): CiVerification {
+function accept(
+  issuer: Issuer,
+  claims: Claims & { sub: string; exp: number },
+  idToken: string,
+  skewS: number,
+): CiVerification {
   const aud = claims.aud;
   if (aud === undefined) return refuse('missing-claim:aud');
   const audiences = Array.isArray(aud) ? aud : [aud];
@@ -150,7 +188,8 @@ function accept(issuer: Issuer, claims: Claims & { sub: string; exp: number }, i
       continue;
     }
     const project = config.project === undefined ? undefined : claimText(claims, config.project);
-    if (config.project !== undefined && (project === undefined || project === '')) return refuse(`missing-claim:${config.project}`);
+    if (config.project !== undefined && (project === undefined || project === ''))
+      return refuse(`missing-claim:${config.project}`);
     const jti = typeof claims.jti === 'string' && claims.jti !== '' ? claims.jti : undefined;
     return {
       ok: true,
@@ -182,7 +221,11 @@ function joseRefusal(err: unknown): CiRefused {
     return refuse('malformed'); // a time claim that is not a number
   }
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return refuse('algorithm');
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof joseErrors.JWKSNoMatchingKey
-    || err instanceof joseErrors.JWKSMultipleMatchingKeys) return refuse('signature');
+  if (
+    err instanceof joseErrors.JWSSignatureVerificationFailed ||
+    err instanceof joseErrors.JWKSNoMatchingKey ||
+    err instanceof joseErrors.JWKSMultipleMatchingKeys
+  )
+    return refuse('signature');
   return refuse('malformed');
 }

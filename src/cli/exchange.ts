@@ -41,7 +41,10 @@ const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
 class ExchangeFailure extends Error {
-  constructor(message: string, readonly exitCode: typeof EXIT_FAILED | typeof EXIT_USAGE) {
+  constructor(
+    message: string,
+    readonly exitCode: typeof EXIT_FAILED | typeof EXIT_USAGE,
+  ) {
     super(message);
   }
 }
@@ -60,22 +63,38 @@ export async function exchangeCommand(args: string[], io: ExchangeIo = processIo
     const http = request(io.timeoutMs ?? 30_000);
     const idToken = await jobIdToken(io.env, options, http, secrets);
     secrets.push(idToken);
-    const answer = await http(options.endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: idToken, subject_token_type: ID_TOKEN_TYPE }).toString(),
-    }, 'the gateway');
-    const token = answer.status === 200 && typeof answer.json?.access_token === 'string' ? answer.json.access_token : undefined;
+    const answer = await http(
+      options.endpoint,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({
+          grant_type: TOKEN_EXCHANGE_GRANT,
+          subject_token: idToken,
+          subject_token_type: ID_TOKEN_TYPE,
+        }).toString(),
+      },
+      'the gateway',
+    );
+    const token =
+      answer.status === 200 && typeof answer.json?.access_token === 'string' ? answer.json.access_token : undefined;
     if (token === undefined || !/^[\x21-\x7e]{1,4096}$/.test(token)) throw refusal(answer);
     if (io.env.githubActions) io.stderr.write(`::add-mask::${token}\n`);
     io.stdout.write(options.json ? `${JSON.stringify(answer.json)}\n` : `${token}\n`);
     const expiresIn = answer.json?.expires_in;
-    if (!options.json && typeof expiresIn === 'number') io.stderr.write(`tollgate: exchanged the job's ID token for a token valid ${expiresIn} s\n`);
+    if (!options.json && typeof expiresIn === 'number')
+      io.stderr.write(`tollgate: exchanged the job's ID token for a token valid ${expiresIn} s\n`);
     return EXIT_OK;
   } catch (err) {
-    const failure = err instanceof ExchangeFailure ? err
-      : (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? usage((err as Error).message) : failed(String((err as Error).message ?? err));
-    io.stderr.write(`tollgate: ${redact(failure.message, secrets)}\n${failure.exitCode === EXIT_USAGE ? `\n${EXCHANGE_USAGE}` : ''}`);
+    const failure =
+      err instanceof ExchangeFailure
+        ? err
+        : (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+          ? usage((err as Error).message)
+          : failed(String((err as Error).message ?? err));
+    io.stderr.write(
+      `tollgate: ${redact(failure.message, secrets)}\n${failure.exitCode === EXIT_USAGE ? `\n${EXCHANGE_USAGE}` : ''}`,
+    );
     return failure.exitCode;
   }
 }
@@ -110,42 +129,63 @@ function parseOptions(args: string[]): Options | 'help' {
   const gateway = new URL(values.gateway);
   if (gateway.search || gateway.hash) throw usage('--gateway must not carry a query or fragment');
   const idTokenEnv = values['id-token-env'];
-  if (idTokenEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(idTokenEnv)) throw usage('--id-token-env must name an environment variable (letters, digits, _)');
+  if (idTokenEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(idTokenEnv))
+    throw usage('--id-token-env must name an environment variable (letters, digits, _)');
   if (idTokenEnv !== undefined && values.audience !== undefined) {
-    throw usage('--audience applies to GitHub Actions\' ID-token request; with --id-token-env the audience is set where the token is minted (GitLab: id_tokens: NAME: aud:)');
+    throw usage(
+      "--audience applies to GitHub Actions' ID-token request; with --id-token-env the audience is set where the token is minted (GitLab: id_tokens: NAME: aud:)",
+    );
   }
   if (values.audience === '') throw usage('--audience must not be empty');
   const endpoint = new URL(`${gateway.pathname.replace(/\/+$/, '')}${TOKEN_EXCHANGE_PATH}`, gateway.origin);
   return { endpoint, audience: values.audience, idTokenEnv, json: values.json };
 }
 
-type Http = (url: URL, init: RequestInit, who: string) => Promise<{ status: number; json: Record<string, unknown> | undefined }>;
+type Http = (
+  url: URL,
+  init: RequestInit,
+  who: string,
+) => Promise<{ status: number; json: Record<string, unknown> | undefined }>;
 
 /** The job's ID token: the variable named by --id-token-env, else GitHub Actions' request endpoint. */
 async function jobIdToken(env: CiJobEnvironment, options: Options, http: Http, secrets: string[]): Promise<string> {
   if (options.idTokenEnv !== undefined) {
     const value = env.variable(options.idTokenEnv)?.trim();
-    if (!value) throw usage(`the variable ${options.idTokenEnv} is not set or empty (GitLab CI: declare it under id_tokens: with the aud the gateway expects)`);
+    if (!value)
+      throw usage(
+        `the variable ${options.idTokenEnv} is not set or empty (GitLab CI: declare it under id_tokens: with the aud the gateway expects)`,
+      );
     return value;
   }
   const request = env.githubIdTokenRequest;
   if (!request) {
-    throw usage(env.githubActions
-      ? 'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: give the job `permissions: id-token: write`'
-      : 'no ID token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere name the variable holding the job\'s ID token with --id-token-env NAME');
+    throw usage(
+      env.githubActions
+        ? 'ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: give the job `permissions: id-token: write`'
+        : "no ID token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere name the variable holding the job's ID token with --id-token-env NAME",
+    );
   }
   secrets.push(request.token);
   let url: URL;
   try {
-    url = new URL(options.audience === undefined ? request.url
-      : `${request.url}${request.url.includes('?') ? '&' : '?'}audience=${encodeURIComponent(options.audience)}`);
+    url = new URL(
+      options.audience === undefined
+        ? request.url
+        : `${request.url}${request.url.includes('?') ? '&' : '?'}audience=${encodeURIComponent(options.audience)}`,
+    );
   } catch {
     throw usage('ACTIONS_ID_TOKEN_REQUEST_URL is not a URL');
   }
-  const answer = await http(url, { headers: { authorization: `bearer ${request.token}`, accept: 'application/json' } }, 'GitHub\'s ID-token endpoint');
+  const answer = await http(
+    url,
+    { headers: { authorization: `bearer ${request.token}`, accept: 'application/json' } },
+    "GitHub's ID-token endpoint",
+  );
   const value = answer.json?.value;
   if (answer.status !== 200 || typeof value !== 'string' || value === '') {
-    throw failed(`GitHub's ID-token endpoint answered HTTP ${answer.status}${answer.status === 200 ? ' without an ID token' : ''}`);
+    throw failed(
+      `GitHub's ID-token endpoint answered HTTP ${answer.status}${answer.status === 200 ? ' without an ID token' : ''}`,
+    );
   }
   return value;
 }
@@ -158,7 +198,10 @@ function request(timeoutMs: number): Http {
       response = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const reason = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : e.cause?.code ?? e.cause?.message ?? e.message;
+      const reason =
+        e.name === 'TimeoutError'
+          ? `no answer within ${timeoutMs / 1000} s`
+          : (e.cause?.code ?? e.cause?.message ?? e.message);
       throw failed(`cannot reach ${who} at ${url.origin}${url.pathname}: ${reason}`);
     }
     const text = await response.text().catch(() => '');
@@ -178,7 +221,9 @@ function refusal(answer: { status: number; json: Record<string, unknown> | undef
   const error = answer.json?.error;
   const description = answer.json?.error_description;
   if (typeof error !== 'string') return failed(`unexpected answer from the gateway (HTTP ${answer.status})`);
-  return failed(`the gateway refused the exchange (HTTP ${answer.status}): ${error}${typeof description === 'string' ? `: ${description}` : ''}`);
+  return failed(
+    `the gateway refused the exchange (HTTP ${answer.status}): ${error}${typeof description === 'string' ? `: ${description}` : ''}`,
+  );
 }
 
 const JWT_SHAPED = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g;

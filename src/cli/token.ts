@@ -31,7 +31,10 @@ list shows the tokens admins made, and counts the live tokens issued to CI jobs 
 
 async function withStore<T>(fn: (store: TokenStore, config: Readonly<Config>) => Promise<T>): Promise<T> {
   // Loaded here, not at the top: `tollgate loadtest` runs where no config or store exists.
-  const [{ loadConfig }, { openTokenStore }] = await Promise.all([import('../config/index.js'), import('../tokens/index.js')]);
+  const [{ loadConfig }, { openTokenStore }] = await Promise.all([
+    import('../config/index.js'),
+    import('../tokens/index.js'),
+  ]);
   const result = loadConfig();
   if (!result.ok) {
     process.stderr.write(`tollgate: invalid configuration\n${result.problems.map((p) => `  ${p}\n`).join('')}`);
@@ -82,12 +85,24 @@ const COLUMNS: [string, (v: TokenView, r: TokenRecord) => string][] = [
 ];
 
 function table(records: TokenRecord[]): string {
-  const cells = [COLUMNS.map(([name]) => name), ...records.map((r) => {
-    const view = toTokenView(r);
-    return COLUMNS.map(([, cell]) => cell(view, r));
-  })];
+  const cells = [
+    COLUMNS.map(([name]) => name),
+    ...records.map((r) => {
+      const view = toTokenView(r);
+      return COLUMNS.map(([, cell]) => cell(view, r));
+    }),
+  ];
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    cells
+      .map((row) =>
+        row
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 const SHOWN_ONCE = 'This is the only time the token is shown: store it in a secret manager now.\n';
@@ -112,18 +127,32 @@ export async function tokenCommand(args: string[]): Promise<void> {
       });
       if (!values.name) throw new UsageError('token create needs --name NAME');
       if (!values.type) throw new UsageError('token create needs --type production|development');
-      const created = await withStore((store, config) => createToken(store, {
-        name: values.name, type: values.type, expires: values.expires, createdBy: cliUser(),
-        restrictions: { routes: values.route, packages: values.package, networks: values['allow-ip'], rate: values.rate },
-        knownRoutes: config.routes.map((r) => r.prefix),
-      }));
+      const created = await withStore((store, config) =>
+        createToken(store, {
+          name: values.name,
+          type: values.type,
+          expires: values.expires,
+          createdBy: cliUser(),
+          restrictions: {
+            routes: values.route,
+            packages: values.package,
+            networks: values['allow-ip'],
+            rate: values.rate,
+          },
+          knownRoutes: config.routes.map((r) => r.prefix),
+        }),
+      );
       const view = createdView(created);
       if (values.json) {
         process.stdout.write(`${JSON.stringify(view)}\n`);
       } else {
         process.stdout.write(`${created.token}\n`);
-        const restricted = created.record.restrictions ? `, restricted to ${summariseRestrictions(created.record.restrictions)}` : '';
-        process.stderr.write(`Created ${view.type} token "${view.name}" (${view.id}), expires ${view.expiresAt ?? 'never'}${restricted}.\n${SHOWN_ONCE}`);
+        const restricted = created.record.restrictions
+          ? `, restricted to ${summariseRestrictions(created.record.restrictions)}`
+          : '';
+        process.stderr.write(
+          `Created ${view.type} token "${view.name}" (${view.id}), expires ${view.expiresAt ?? 'never'}${restricted}.\n${SHOWN_ONCE}`,
+        );
       }
       return;
     }
@@ -135,7 +164,9 @@ export async function tokenCommand(args: string[]): Promise<void> {
         strict: true,
       });
       if (positionals.length !== 1) throw new UsageError('token rotate needs exactly one <id|name>');
-      const rotated = await withStore((store) => rotateToken(store, positionals[0]!, { overlap: values.overlap, by: cliUser() }));
+      const rotated = await withStore((store) =>
+        rotateToken(store, positionals[0]!, { overlap: values.overlap, by: cliUser() }),
+      );
       const view = createdView(rotated);
       const endsAt = tokenEndsAt(rotated.previous);
       const previousEndsAt = endsAt === null ? null : new Date(endsAt).toISOString();
@@ -143,10 +174,14 @@ export async function tokenCommand(args: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify({ ...view, replaces: rotated.previous.id, previousEndsAt })}\n`);
       } else {
         process.stdout.write(`${rotated.token}\n`);
-        const until = endsAt !== null && endsAt > rotated.record.createdAt
-          ? `keeps working until ${previousEndsAt}, then is refused` : 'is refused from now on';
-        process.stderr.write(`Rotated ${view.type} token "${view.name}": the new token is ${view.id}; the previous one `
-          + `(${rotated.previous.id}) ${until}.\n${SHOWN_ONCE}`);
+        const until =
+          endsAt !== null && endsAt > rotated.record.createdAt
+            ? `keeps working until ${previousEndsAt}, then is refused`
+            : 'is refused from now on';
+        process.stderr.write(
+          `Rotated ${view.type} token "${view.name}": the new token is ${view.id}; the previous one ` +
+            `(${rotated.previous.id}) ${until}.\n${SHOWN_ONCE}`,
+        );
       }
       return;
     }
@@ -154,37 +189,54 @@ export async function tokenCommand(args: string[]): Promise<void> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          ci: { type: 'boolean', default: false }, provider: { type: 'string' }, all: { type: 'boolean', default: false },
+          ci: { type: 'boolean', default: false },
+          provider: { type: 'string' },
+          all: { type: 'boolean', default: false },
           json: { type: 'boolean', default: false },
         },
         strict: true,
       });
       if (values.ci && values.all) throw new UsageError('token list takes --ci or --all, not both');
-      const filter = parseTokenListFilter({ source: values.all ? 'all' : values.ci ? 'ci' : undefined, provider: values.provider });
+      const filter = parseTokenListFilter({
+        source: values.all ? 'all' : values.ci ? 'ci' : undefined,
+        provider: values.provider,
+      });
       const all = await withStore((store) => store.list());
       const records = filterTokens(all, filter);
       process.stdout.write(values.json ? `${JSON.stringify(records.map((r) => toTokenView(r)))}\n` : table(records));
       const counts = Object.entries(liveCiTokenCounts(all));
       if (filter.source === 'admin' && counts.length > 0) {
         // On stderr: stdout stays the list (and --json a JSON array).
-        process.stderr.write(`Live tokens issued to CI jobs (not listed): ${counts.map(([p, n]) => `${p} ${n}`).join(', ')}; `
-          + 'see them with --ci [--provider NAME].\n');
+        process.stderr.write(
+          `Live tokens issued to CI jobs (not listed): ${counts.map(([p, n]) => `${p} ${n}`).join(', ')}; ` +
+            'see them with --ci [--provider NAME].\n',
+        );
       }
       return;
     }
     case 'revoke': {
       const { values, positionals } = parseArgs({
-        args: rest, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true,
+        args: rest,
+        options: { json: { type: 'boolean', default: false } },
+        allowPositionals: true,
+        strict: true,
       });
       if (positionals.length !== 1) throw new UsageError('token revoke needs exactly one <id|name>');
       const { record, revoked } = await withStore((store) => revokeToken(store, positionals[0]!, cliUser()));
       const view = toTokenView(record);
       const others = revoked.filter((r) => r.id !== record.id).map((r) => r.id);
-      const also = others.length > 0 ? ` Also revoked its earlier generation still in its rotation overlap: ${others.join(', ')}.` : '';
-      process.stdout.write(values.json ? `${JSON.stringify(view)}\n` : `Revoked token "${view.name}" (${view.id}).${also}\n`);
+      const also =
+        others.length > 0
+          ? ` Also revoked its earlier generation still in its rotation overlap: ${others.join(', ')}.`
+          : '';
+      process.stdout.write(
+        values.json ? `${JSON.stringify(view)}\n` : `Revoked token "${view.name}" (${view.id}).${also}\n`,
+      );
       return;
     }
     default:
-      throw new UsageError(sub ? `unknown token command "${sub}"` : 'token needs a command: create, rotate, list or revoke');
+      throw new UsageError(
+        sub ? `unknown token command "${sub}"` : 'token needs a command: create, rotate, list or revoke',
+      );
   }
 }

@@ -12,10 +12,13 @@ export function checkActivity({ s, where, cwd }: Context): Checked<ActivityConfi
   const sinks: ActivitySinkName[] = [];
   for (const name of s.activitySinks ?? [s.redisUrl ? 'redis' : 'file']) {
     if (!(ACTIVITY_SINKS as readonly string[]).includes(name)) {
-      problems.push(`${where('activitySinks')}: each sink must be one of ${ACTIVITY_SINKS.join(', ')}, got ${JSON.stringify(name)}`);
+      problems.push(
+        `${where('activitySinks')}: each sink must be one of ${ACTIVITY_SINKS.join(', ')}, got ${JSON.stringify(name)}`,
+      );
     } else if (!sinks.includes(name as ActivitySinkName)) sinks.push(name as ActivitySinkName);
   }
-  if (sinks.includes('redis') && !s.redisUrl) problems.push(`${where('activitySinks')}: the redis sink needs ${ENV_NAMES.redisUrl}`);
+  if (sinks.includes('redis') && !s.redisUrl)
+    problems.push(`${where('activitySinks')}: the redis sink needs ${ENV_NAMES.redisUrl}`);
 
   let webhook: ActivityConfig['webhook'];
   if (s.activityWebhookUrl) {
@@ -28,7 +31,8 @@ export function checkActivity({ s, where, cwd }: Context): Checked<ActivityConfi
       if (!sinks.includes('webhook') && s.activitySinks === undefined) sinks.push('webhook');
     }
   }
-  if (sinks.includes('webhook') && !s.activityWebhookUrl) problems.push(`${where('activitySinks')}: the webhook sink needs ${ENV_NAMES.activityWebhookUrl}`);
+  if (sinks.includes('webhook') && !s.activityWebhookUrl)
+    problems.push(`${where('activitySinks')}: the webhook sink needs ${ENV_NAMES.activityWebhookUrl}`);
   if (s.signingKeyFile) problems.push(...unreadable(where('signingKeyFile'), s.signingKeyFile, cwd));
 
   return {

@@ -23,7 +23,9 @@ export function checkAdmin(ctx: Context): Checked<AdminConfig> {
   }
 
   if (!s.metricsToken && !isLoopbackHost(s.adminHost)) {
-    problems.push(`${ENV_NAMES.metricsToken} must be set when the admin listener is bound beyond loopback (${ENV_NAMES.adminHost}=${JSON.stringify(s.adminHost)}): /metrics then needs its own bearer credential`);
+    problems.push(
+      `${ENV_NAMES.metricsToken} must be set when the admin listener is bound beyond loopback (${ENV_NAMES.adminHost}=${JSON.stringify(s.adminHost)}): /metrics then needs its own bearer credential`,
+    );
   }
 
   return { value: { token, tokenFile, publicUrl, sessionTtlMs: s.sessionTtlMs, oidc: oidc(ctx, problems) }, problems };
@@ -51,7 +53,9 @@ function adminToken({ s, where, cwd }: Context, problems: string[]): Pick<AdminC
   try {
     text = readFileSync(tokenFile, 'utf8');
   } catch (err) {
-    problems.push(`${where('adminTokenFile')}: cannot read file ${JSON.stringify(s.adminTokenFile)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    problems.push(
+      `${where('adminTokenFile')}: cannot read file ${JSON.stringify(s.adminTokenFile)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
     return { token: undefined, tokenFile };
   }
   const value = text.trim();
@@ -70,7 +74,8 @@ function oidc({ s, where }: Context, problems: string[]): OidcConfig | undefined
   if (given.length === 0) return undefined;
   const before = problems.length;
   for (const key of ['oidcIssuer', 'oidcAudience', 'oidcJwksUrl'] as const) {
-    if (!s[key]) problems.push(`${where(key)} is required when OIDC sign-in is configured (${given.map(where).join(', ')} set)`);
+    if (!s[key])
+      problems.push(`${where(key)} is required when OIDC sign-in is configured (${given.map(where).join(', ')} set)`);
   }
   if (s.oidcJwksUrl) {
     const problem = secureUrlProblem(s.oidcJwksUrl);
@@ -81,7 +86,9 @@ function oidc({ s, where }: Context, problems: string[]): OidcConfig | undefined
   const name = eq > 0 ? claim.slice(0, eq).trim() : '';
   const value = eq > 0 ? claim.slice(eq + 1).trim() : '';
   if (!name || !value) {
-    problems.push(`${where('oidcAdminClaim')}: must be <claim>=<value>, such as roles=tollgate-admin or tollgate_admin=true, got ${JSON.stringify(claim)}`);
+    problems.push(
+      `${where('oidcAdminClaim')}: must be <claim>=<value>, such as roles=tollgate-admin or tollgate_admin=true, got ${JSON.stringify(claim)}`,
+    );
   }
   if (problems.length > before) return undefined;
   return { issuer: s.oidcIssuer!, audience: s.oidcAudience!, jwksUrl: s.oidcJwksUrl!, adminClaim: { name, value } };

@@ -36,26 +36,36 @@ const KNOWN_ISSUERS: readonly [RegExp, CiProviderKind][] = [
   [/^https:\/\/agent\.buildkite\.com$/, 'buildkite'],
 ];
 
-const claimName = z.string().min(1, 'claim names must not be empty').max(200, 'claim names must be at most 200 characters');
-const claimGlobs = z.record(claimName, z.string({ error: 'must map claim names to patterns (strings)' })
-  .min(1, 'patterns must not be empty').max(500, 'patterns must be at most 500 characters'));
+const claimName = z
+  .string()
+  .min(1, 'claim names must not be empty')
+  .max(200, 'claim names must be at most 200 characters');
+const claimGlobs = z.record(
+  claimName,
+  z
+    .string({ error: 'must map claim names to patterns (strings)' })
+    .min(1, 'patterns must not be empty')
+    .max(500, 'patterns must be at most 500 characters'),
+);
 
 /** The fields of one entry of `ciProviders`. */
 export const CI_PROVIDER_FIELDS = {
   name: {
-    schema: z.string({ error: 'name is required' }).regex(/^[a-z0-9-]{1,40}$/, 'name must be 1 to 40 characters of a-z, 0-9 and "-"'),
+    schema: z
+      .string({ error: 'name is required' })
+      .regex(/^[a-z0-9-]{1,40}$/, 'name must be 1 to 40 characters of a-z, 0-9 and "-"'),
     shown: 'required',
-    doc: 'The policy\'s name, unique: issued tokens are named `ci:<name>:<repository or subject>#<run id>`',
+    doc: "The policy's name, unique: issued tokens are named `ci:<name>:<repository or subject>#<run id>`",
   },
   issuer: {
     schema: z.string({ error: 'issuer is required' }).min(1, 'issuer is required'),
     shown: 'required',
-    doc: 'The ID tokens\' `iss`, exactly (https; http only on loopback). Its keys come from `<issuer>/.well-known/openid-configuration` (whose `issuer` must be this one) and the `jwks_uri` it names. Several policies may share an issuer: the first whose `allow` matches wins',
+    doc: "The ID tokens' `iss`, exactly (https; http only on loopback). Its keys come from `<issuer>/.well-known/openid-configuration` (whose `issuer` must be this one) and the `jwks_uri` it names. Several policies may share an issuer: the first whose `allow` matches wins",
   },
   jwksUrl: {
     schema: z.string().min(1).optional(),
     shown: 'from discovery',
-    doc: 'The issuer\'s JWK Set, instead of discovery (https; http only on loopback). Policies sharing an issuer share it',
+    doc: "The issuer's JWK Set, instead of discovery (https; http only on loopback). Policies sharing an issuer share it",
   },
   audience: {
     schema: z.string({ error: 'audience is required' }).min(1, 'audience is required'),
@@ -65,7 +75,7 @@ export const CI_PROVIDER_FIELDS = {
   allow: {
     schema: claimGlobs.optional(),
     shown: 'required',
-    doc: 'Claim → pattern (`*` matches any run of characters): every one must match, a missing claim does not. Required and non-empty, since an issuer such as GitHub\'s signs tokens for every repository on the service; prefer immutable claims (`repository_owner_id`, `repository_id`, `namespace_id`, `project_id`)',
+    doc: "Claim → pattern (`*` matches any run of characters): every one must match, a missing claim does not. Required and non-empty, since an issuer such as GitHub's signs tokens for every repository on the service; prefer immutable claims (`repository_owner_id`, `repository_id`, `namespace_id`, `project_id`)",
   },
   production: {
     schema: claimGlobs.default({}),
@@ -75,15 +85,21 @@ export const CI_PROVIDER_FIELDS = {
   project: {
     schema: claimName.optional(),
     shown: 'none',
-    doc: 'The claim whose value is the project the token\'s downloads count against (`repository`); an ID token without it is refused',
+    doc: "The claim whose value is the project the token's downloads count against (`repository`); an ID token without it is refused",
   },
   tokenTtl: {
     schema: z.string({ error: 'tokenTtl must be <N>s, <N>m or <N>h' }).default(DEFAULT_CI_TOKEN_TTL),
     doc: 'Lifetime of issued tokens: `<N>s`, `<N>m` or `<N>h`, at most 24h',
   },
   restrictions: {
-    schema: z.object({ routes: z.unknown(), packages: z.unknown(), networks: z.unknown(), rate: z.unknown() }, { error: 'restrictions must be an object' })
-      .partial().strict().optional(),
+    schema: z
+      .object(
+        { routes: z.unknown(), packages: z.unknown(), networks: z.unknown(), rate: z.unknown() },
+        { error: 'restrictions must be an object' },
+      )
+      .partial()
+      .strict()
+      .optional(),
     shown: 'none',
     doc: 'Restrictions of issued tokens, as `token create`\'s: `{"routes": ["/npm/"], "packages": ["@acme/*"], "networks": ["10.0.0.0/8"], "rate": "600/min"}`',
   },
@@ -116,7 +132,10 @@ function kindOf(issuer: string, kind: CiProviderKind | undefined): CiProviderKin
 }
 
 /** The trust policies and the exchange's limits; route prefixes are those of the checked routes. */
-export function checkCi({ s, where }: Context, routePrefixes: readonly string[]): Checked<{ ciProviders: CiProviderConfig[]; ciExchange: CiExchangeConfig }> {
+export function checkCi(
+  { s, where }: Context,
+  routePrefixes: readonly string[],
+): Checked<{ ciProviders: CiProviderConfig[]; ciExchange: CiExchangeConfig }> {
   const problems: string[] = [];
   const entries = s.ciProviders ?? [];
   const providers: CiProviderConfig[] = [];
@@ -125,9 +144,13 @@ export function checkCi({ s, where }: Context, routePrefixes: readonly string[])
   entries.forEach((entry, i) => {
     const at = `${where('ciProviders')}[${i}]`;
     const before = problems.length;
-    if (names.has(entry.name)) problems.push(`${at}.name: "${entry.name}" is the name of an earlier policy: names must be unique`);
+    if (names.has(entry.name))
+      problems.push(`${at}.name: "${entry.name}" is the name of an earlier policy: names must be unique`);
     names.add(entry.name);
-    for (const [field, value] of [['issuer', entry.issuer], ['jwksUrl', entry.jwksUrl]] as const) {
+    for (const [field, value] of [
+      ['issuer', entry.issuer],
+      ['jwksUrl', entry.jwksUrl],
+    ] as const) {
       const problem = value === undefined ? undefined : urlProblem(value);
       if (problem) problems.push(`${at}.${field}: ${problem}`);
     }
@@ -137,13 +160,21 @@ export function checkCi({ s, where }: Context, routePrefixes: readonly string[])
     jwksByIssuer.set(entry.issuer, entry.jwksUrl);
     const allow = entry.allow ?? {};
     if (Object.keys(allow).length === 0) {
-      problems.push(`${at}.allow is required and must list at least one claim: an issuer such as GitHub's signs ID tokens for every repository on the service, so a policy without allow would let all of them in (for example {"repository_owner_id": "<your organisation's id>"})`);
+      problems.push(
+        `${at}.allow is required and must list at least one claim: an issuer such as GitHub's signs ID tokens for every repository on the service, so a policy without allow would let all of them in (for example {"repository_owner_id": "<your organisation's id>"})`,
+      );
     } else if (Object.values(allow).every((pattern) => /^\*+$/.test(pattern))) {
-      problems.push(`${at}.allow: every pattern is "*", which matches every value: name the owner, repository or namespace to trust`);
+      problems.push(
+        `${at}.allow: every pattern is "*", which matches every value: name the owner, repository or namespace to trust`,
+      );
     }
     const ttlMs = parseTtl(entry.tokenTtl);
-    if (ttlMs === undefined) problems.push(`${at}.tokenTtl: must be <N>s, <N>m or <N>h, such as 1h${got(entry.tokenTtl, undefined)}`);
-    else if (ttlMs > MAX_CI_TOKEN_TTL_MS) problems.push(`${at}.tokenTtl: must be at most 24h (tokens issued to CI jobs are short-lived)${got(entry.tokenTtl, undefined)}`);
+    if (ttlMs === undefined)
+      problems.push(`${at}.tokenTtl: must be <N>s, <N>m or <N>h, such as 1h${got(entry.tokenTtl, undefined)}`);
+    else if (ttlMs > MAX_CI_TOKEN_TTL_MS)
+      problems.push(
+        `${at}.tokenTtl: must be at most 24h (tokens issued to CI jobs are short-lived)${got(entry.tokenTtl, undefined)}`,
+      );
     let restrictions: CiProviderConfig['restrictions'] = null;
     try {
       restrictions = entry.restrictions ? parseRestrictions(entry.restrictions, routePrefixes) : null;
@@ -166,7 +197,9 @@ export function checkCi({ s, where }: Context, routePrefixes: readonly string[])
     });
   });
   if (s.ciClockSkewMs > MAX_CI_CLOCK_SKEW_MS) {
-    problems.push(`${where('ciClockSkewMs')}: must be at most ${MAX_CI_CLOCK_SKEW_MS} ms: the skew is for drifting clocks, not stale ID tokens${got(s.ciClockSkewMs, undefined)}`);
+    problems.push(
+      `${where('ciClockSkewMs')}: must be at most ${MAX_CI_CLOCK_SKEW_MS} ms: the skew is for drifting clocks, not stale ID tokens${got(s.ciClockSkewMs, undefined)}`,
+    );
   }
   return {
     value: {

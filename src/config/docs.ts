@@ -13,8 +13,11 @@ export function configReference(): string {
     '',
     '| Variable | File key | Default | Meaning |',
     '| --- | --- | --- | --- |',
-    ...settings.filter(([, s]) => s.group === group).map(([key, s]) =>
-      row([s.env ? `\`${s.env}\`` : '(config file only)', `\`${key}\``, defaultText(s), meaning(s)])),
+    ...settings
+      .filter(([, s]) => s.group === group)
+      .map(([key, s]) =>
+        row([s.env ? `\`${s.env}\`` : '(config file only)', `\`${key}\``, defaultText(s), meaning(s)]),
+      ),
     '',
   ]);
   return [
@@ -25,15 +28,15 @@ export function configReference(): string {
     'Settings come from environment variables and, optionally, a JSON config file named by',
     '`TOLLGATE_CONFIG` whose keys are the settings\' file keys (`{"port": 8080, "routes": [...]}`); the',
     'environment wins. Relative paths are resolved against the working directory, route directories',
-    'against the config file\'s directory. Every value is checked at start; all problems are listed at',
+    "against the config file's directory. Every value is checked at start; all problems are listed at",
     'once, one per line, naming the env var or `<file>: <key>` and the rule, and the process exits with',
-    'code 2. A secret\'s value is never shown in those messages, and a URL that may carry one is shown',
+    "code 2. A secret's value is never shown in those messages, and a URL that may carry one is shown",
     'as scheme://host[:port] at most.',
     '',
     ...sections.flat(),
     '## Routes',
     '',
-    'The config file\'s `routes` list; each entry has these fields:',
+    "The config file's `routes` list; each entry has these fields:",
     '',
     ...fieldTable(SETTINGS.routes.items),
     '',
@@ -51,7 +54,7 @@ export function configReference(): string {
     '',
     '## CI trust policies',
     '',
-    'The config file\'s `ciProviders` list: whose OIDC ID tokens a CI job may exchange for a short-lived',
+    "The config file's `ciProviders` list: whose OIDC ID tokens a CI job may exchange for a short-lived",
     'token, and of which type. [docs/ci.md](ci.md) has set-ups for GitHub Actions, GitLab CI and',
     'Kubernetes. Each entry has these fields:',
     '',

@@ -15,7 +15,15 @@ import type { Config, ConfigResult, Env } from './types.js';
 export * from './schema.js';
 export * from './types.js';
 export { CI_IDENTITY_FIELDS, CI_PROVIDER_KINDS, MAX_CI_TOKEN_TTL_MS } from './ci.js';
-export { SETTINGS, ENV_NAMES, GROUPS, settingsSchema, type Setting, type SettingKey, type Settings } from './settings.js';
+export {
+  SETTINGS,
+  ENV_NAMES,
+  GROUPS,
+  settingsSchema,
+  type Setting,
+  type SettingKey,
+  type Settings,
+} from './settings.js';
 export { isLoopbackHost, showUrl } from './urls.js';
 
 export class ConfigError extends Error {
@@ -50,9 +58,18 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ConfigR
   const activity = checkActivity(ctx);
   const admin = checkAdmin(ctx);
   const scanning = checkSecretScanning(ctx);
-  const ci = checkCi(ctx, routes.value.map((r) => r.prefix));
+  const ci = checkCi(
+    ctx,
+    routes.value.map((r) => r.prefix),
+  );
   const problems = [
-    ...sources.problems, ...routes.problems, ...network.problems, ...activity.problems, ...admin.problems, ...scanning.problems, ...ci.problems,
+    ...sources.problems,
+    ...routes.problems,
+    ...network.problems,
+    ...activity.problems,
+    ...admin.problems,
+    ...scanning.problems,
+    ...ci.problems,
   ];
   if (problems.length > 0) return { ok: false, problems };
 

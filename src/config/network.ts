@@ -23,7 +23,9 @@ export function checkNetwork({ s, where, cwd }: Context): Checked<Network> {
   try {
     proxyAddr.compile(trustedProxies);
   } catch (err) {
-    problems.push(`${where('trustedProxies')}: must be a comma-separated list of IP addresses or CIDR ranges (${(err as Error).message})`);
+    problems.push(
+      `${where('trustedProxies')}: must be a comma-separated list of IP addresses or CIDR ranges (${(err as Error).message})`,
+    );
   }
 
   let tls: Config['tls'];

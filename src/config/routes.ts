@@ -13,16 +13,15 @@ export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Ch
     problems.push(`${where('upstream')} and the routes in ${configFile} are both set: use one or the other`);
   }
   const fromEnv = s.upstream !== undefined;
-  const entries: RouteFileEntry[] = s.upstream
-    ? [routeTo(s.upstream)]
-    : s.routes ?? [routeTo(DEFAULT_UPSTREAM_DIR)];
+  const entries: RouteFileEntry[] = s.upstream ? [routeTo(s.upstream)] : (s.routes ?? [routeTo(DEFAULT_UPSTREAM_DIR)]);
   const routes: RouteConfig[] = [];
   const seen = new Set<string>();
   entries.forEach((entry, i) => {
     const at = fromEnv ? where('upstream') : `${where('routes')}[${i}]`;
     const prefix = entry.prefix.endsWith('/') ? entry.prefix : `${entry.prefix}/`;
     if (seen.has(prefix)) problems.push(`${at}.prefix: duplicate route prefix "${prefix}"`);
-    if (prefix.startsWith(OWN_NAMESPACE)) problems.push(`${at}.prefix: "${prefix}" is under ${OWN_NAMESPACE}, Tollgate's own endpoints on the proxy port`);
+    if (prefix.startsWith(OWN_NAMESPACE))
+      problems.push(`${at}.prefix: "${prefix}" is under ${OWN_NAMESPACE}, Tollgate's own endpoints on the proxy port`);
     seen.add(prefix);
     const upstream = resolveUpstream(entry.upstream, fromEnv ? cwd : fileDir);
     if (typeof upstream === 'string') {
@@ -36,9 +35,10 @@ export function checkRoutes({ s, where, configFile, cwd, fileDir }: Context): Ch
       upstream,
       upstreamAuthHeader: authHeader(entry.upstreamAuth),
       allowPost: entry.allowPost.map((p) => prefix + p.slice(1)),
-      rewriteBases: upstream.kind === 'http' && (entry.rewrite ?? REWRITE_BY_DEFAULT.includes(entry.ecosystem))
-        ? [upstream.url.href, ...entry.rewriteFrom.map((u) => (u.endsWith('/') ? u : `${u}/`))]
-        : undefined,
+      rewriteBases:
+        upstream.kind === 'http' && (entry.rewrite ?? REWRITE_BY_DEFAULT.includes(entry.ecosystem))
+          ? [upstream.url.href, ...entry.rewriteFrom.map((u) => (u.endsWith('/') ? u : `${u}/`))]
+          : undefined,
       followRedirects,
     });
   });
@@ -65,7 +65,10 @@ function redirectPolicy(value: RouteFileEntry['followRedirects'], at: string, pr
   if (value === undefined) return PUBLIC_ONLY;
   if (value === false) return false;
   value.cidrs.forEach((cidr, i) => {
-    if (!parseCidr(cidr)) problems.push(`${at}.cidrs[${i}] must be an IP address or CIDR range such as 10.1.0.0/16, got ${JSON.stringify(cidr)}`);
+    if (!parseCidr(cidr))
+      problems.push(
+        `${at}.cidrs[${i}] must be an IP address or CIDR range such as 10.1.0.0/16, got ${JSON.stringify(cidr)}`,
+      );
   });
   return { hosts: value.hosts.map((h) => h.toLowerCase()), cidrs: value.cidrs };
 }
@@ -105,7 +108,10 @@ function authHeader(auth: UpstreamAuth | undefined): RouteConfig['upstreamAuthHe
   if (!auth) return undefined;
   switch (auth.type) {
     case 'basic':
-      return { name: 'authorization', value: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+      return {
+        name: 'authorization',
+        value: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`,
+      };
     case 'bearer':
       return { name: 'authorization', value: `Bearer ${auth.token}` };
     case 'header':

@@ -9,7 +9,9 @@ export function checkSecretScanning({ s, where, cwd }: Context): Checked<SecretS
   const problems: string[] = [];
   const { secretScanningKeysFile: file, secretScanningKeysUrl: url } = s;
   if (file !== undefined && url !== undefined) {
-    problems.push(`${where('secretScanningKeysFile')} and ${where('secretScanningKeysUrl')}: set one of them, not both`);
+    problems.push(
+      `${where('secretScanningKeysFile')} and ${where('secretScanningKeysUrl')}: set one of them, not both`,
+    );
     return { value: undefined, problems };
   }
   if (file !== undefined) {

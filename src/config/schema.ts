@@ -4,7 +4,17 @@ import { fileURLToPath } from 'node:url';
 // Constants and the route file's fields: what other modules need (ecosystems, defaults) without the loader.
 
 export const ECOSYSTEMS = [
-  'npm', 'pypi', 'maven', 'go', 'nuget', 'composer', 'deb', 'rpm', 'apk', 'cargo', 'generic',
+  'npm',
+  'pypi',
+  'maven',
+  'go',
+  'nuget',
+  'composer',
+  'deb',
+  'rpm',
+  'apk',
+  'cargo',
+  'generic',
 ] as const;
 export type Ecosystem = (typeof ECOSYSTEMS)[number];
 
@@ -71,11 +81,16 @@ export interface Field {
   secret?: Secrecy;
 }
 
-const upstreamAuthSchema = z.union([
-  z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }).strict(),
-  z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
-  z.object({ type: z.literal('header'), name: z.string().min(1), value: z.string() }).strict(),
-], { error: 'upstreamAuth must be {type:"basic",username,password}, {type:"bearer",token} or {type:"header",name,value}' });
+const upstreamAuthSchema = z.union(
+  [
+    z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }).strict(),
+    z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
+    z.object({ type: z.literal('header'), name: z.string().min(1), value: z.string() }).strict(),
+  ],
+  {
+    error: 'upstreamAuth must be {type:"basic",username,password}, {type:"bearer",token} or {type:"header",name,value}',
+  },
+);
 
 export type UpstreamAuth = z.infer<typeof upstreamAuthSchema>;
 
@@ -87,10 +102,11 @@ const code = (xs: readonly string[]) => xs.map((x) => `\`${x}\``).join(', ');
 /** The fields of one entry of `routes` in the config file. */
 export const ROUTE_FIELDS = {
   prefix: {
-    schema: z.string({ error: 'prefix must be a path starting with "/"' })
+    schema: z
+      .string({ error: 'prefix must be a path starting with "/"' })
       .regex(/^\/[\x21-\x7e]*$/, 'prefix must be a path starting with "/" with no spaces or control characters'),
     shown: 'required',
-    doc: 'Matched byte for byte against the raw request path, longest first; `/npm` also matches `/npm/`. What follows the prefix is appended to the upstream URL\'s path unchanged (`/npm/@scope%2fname` reaches the upstream as `/@scope%2fname`; nothing is decoded)',
+    doc: "Matched byte for byte against the raw request path, longest first; `/npm` also matches `/npm/`. What follows the prefix is appended to the upstream URL's path unchanged (`/npm/@scope%2fname` reaches the upstream as `/@scope%2fname`; nothing is decoded)",
   },
   upstream: {
     schema: z.string({ error: 'upstream must be an http(s) URL or a directory' }).min(1),
@@ -110,21 +126,30 @@ export const ROUTE_FIELDS = {
   allowPost: {
     schema: z.array(z.string().regex(/^\//, 'allowPost entries must start with "/"')).default([]),
     shown: 'none',
-    doc: 'Path prefixes (below the route prefix) where a read-only POST is allowed, such as npm\'s audit endpoints. Every other method than GET and HEAD is refused with 405',
+    doc: "Path prefixes (below the route prefix) where a read-only POST is allowed, such as npm's audit endpoints. Every other method than GET and HEAD is refused with 405",
   },
   rewrite: {
     schema: z.boolean({ error: 'rewrite must be true or false' }).optional(),
     shown: `on for ${code(REWRITE_BY_DEFAULT)}`,
-    doc: 'Upstream URLs in metadata bodies (JSON, HTML, XML, text; gzip handled) and in redirects become the gateway\'s public URL for the route, streamed in bounded memory, sent chunked with a weak ETag. Such an upstream gets its own Host and no X-Forwarded-Host, so it names itself by its own origin. A redirect to another origin (object storage) is followed by the gateway, without credentials; never passed on raw',
+    doc: "Upstream URLs in metadata bodies (JSON, HTML, XML, text; gzip handled) and in redirects become the gateway's public URL for the route, streamed in bounded memory, sent chunked with a weak ETag. Such an upstream gets its own Host and no X-Forwarded-Host, so it names itself by its own origin. A redirect to another origin (object storage) is followed by the gateway, without credentials; never passed on raw",
   },
   followRedirects: {
-    schema: z.union([
-      z.literal(false),
-      z.object({
-        hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'followRedirects.hosts entries must be host names')).default([]),
-        cidrs: z.array(z.string()).default([]),
-      }).strict(),
-    ], { error: 'followRedirects must be false or {"hosts": [...], "cidrs": [...]}' }).optional(),
+    schema: z
+      .union(
+        [
+          z.literal(false),
+          z
+            .object({
+              hosts: z
+                .array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'followRedirects.hosts entries must be host names'))
+                .default([]),
+              cidrs: z.array(z.string()).default([]),
+            })
+            .strict(),
+        ],
+        { error: 'followRedirects must be false or {"hosts": [...], "cidrs": [...]}' },
+      )
+      .optional(),
     shown: 'public addresses only',
     doc: 'Where the gateway may follow an upstream\'s redirect to another origin (object storage): by default only to public addresses, never to loopback, private (RFC 1918, unique-local), link-local (cloud metadata), unspecified or multicast addresses, nor to the gateway\'s own listeners. `{"hosts": ["storage.internal"], "cidrs": ["10.1.0.0/16"]}` allows those as well (a listed host by name, whatever it resolves to); `false` follows none. The check is made on the address the connection goes to. A refused redirect is a 502',
   },

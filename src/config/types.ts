@@ -4,9 +4,7 @@ import type { CI_IDENTITY_FIELDS, CI_PROVIDER_KINDS } from './ci.js';
 
 // The configuration every module reads: one typed object, loaded, checked and frozen once.
 
-export type Upstream =
-  | { kind: 'http'; url: URL }
-  | { kind: 'dir'; root: string };
+export type Upstream = { kind: 'http'; url: URL } | { kind: 'dir'; root: string };
 
 export interface RouteConfig {
   /** Path prefix, always starting and ending with "/". Matched byte for byte against the raw path. */
@@ -35,7 +33,8 @@ export interface RouteConfig {
 export type FollowRedirects = false | { hosts: readonly string[]; cidrs: readonly string[] };
 
 /** Where the public keys that sign secret-scanning reports come from. */
-export type SecretScanningConfig = { keysFile: string; keysUrl?: undefined } | { keysUrl: string; keysFile?: undefined };
+export type SecretScanningConfig =
+  { keysFile: string; keysUrl?: undefined } | { keysUrl: string; keysFile?: undefined };
 
 /** Every field gives its default and unit. */
 export interface Config {

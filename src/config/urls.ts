@@ -56,9 +56,14 @@ export function showUrl(value: string): string | undefined {
 /** A setting's value as text when it is a scalar (what an environment variable or a config file holds), else undefined. */
 function scalarText(value: unknown): string | undefined {
   switch (typeof value) {
-    case 'string': return value;
-    case 'number': case 'boolean': case 'bigint': return String(value);
-    default: return undefined;
+    case 'string':
+      return value;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(value);
+    default:
+      return undefined;
   }
 }
 
@@ -74,14 +79,23 @@ export function got(value: unknown, secrecy: Secrecy | undefined): string {
 /** Why a value is not an http(s) origin (scheme://host[:port] and nothing else), or undefined. */
 export function originProblem(value: string, example: string): string | undefined {
   const url = parseHttpUrl(value);
-  if (url && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username && !url.password) return undefined;
+  if (
+    url &&
+    (url.pathname === '/' || url.pathname === '') &&
+    !url.search &&
+    !url.hash &&
+    !url.username &&
+    !url.password
+  )
+    return undefined;
   return `must be an http(s) origin such as ${example}${got(value, 'url')}`;
 }
 
 /** Why a value is not an https URL (http only on loopback) without credentials, or undefined. */
 export function secureUrlProblem(value: string): string | undefined {
   const url = parseHttpUrl(value);
-  if (!url || (url.protocol !== 'https:' && !isLoopbackHost(url.hostname))) return `must be an https URL (http only on loopback)${got(value, 'url')}`;
+  if (!url || (url.protocol !== 'https:' && !isLoopbackHost(url.hostname)))
+    return `must be an https URL (http only on loopback)${got(value, 'url')}`;
   if (url.username || url.password) return `must not carry credentials in the URL${got(value, 'url')}`;
   return undefined;
 }

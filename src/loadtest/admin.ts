@@ -11,7 +11,10 @@ export interface LoadToken {
 
 /** `loadtest-20261128T184607Z-3f9a`: an operator who sees it in the token list knows what it is. */
 export function loadTokenName(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `loadtest-${stamp}-${Math.random().toString(16).slice(2, 6)}`;
 }
 
@@ -37,7 +40,8 @@ export function createAdminClient(adminUrl: URL, adminToken: string) {
   const apiError = (answer: Answer): string => {
     try {
       const parsed = JSON.parse(answer.text) as { error?: unknown; code?: unknown };
-      if (typeof parsed.code === 'string') return `${answer.status} ${parsed.code}${typeof parsed.error === 'string' ? `: ${parsed.error}` : ''}`;
+      if (typeof parsed.code === 'string')
+        return `${answer.status} ${parsed.code}${typeof parsed.error === 'string' ? `: ${parsed.error}` : ''}`;
     } catch {
       // not the admin API's JSON
     }
@@ -57,19 +61,29 @@ export function createAdminClient(adminUrl: URL, adminToken: string) {
         throw inputError(`the admin API at ${base.origin} refused the admin token (${apiError(answer)})`);
       }
       if (answer.status !== 201) {
-        throw inputError(`the admin API at ${base.origin} did not create the load-test token (${apiError(answer)}): is --admin-url the admin listener?`);
+        throw inputError(
+          `the admin API at ${base.origin} did not create the load-test token (${apiError(answer)}): is --admin-url the admin listener?`,
+        );
       }
       const view = JSON.parse(answer.text) as { id?: unknown; name?: unknown; token?: unknown; expiresAt?: unknown };
       if (typeof view.id !== 'string' || typeof view.token !== 'string') {
-        throw inputError(`the admin API at ${base.origin} answered 201 without a token: is --admin-url the admin listener?`);
+        throw inputError(
+          `the admin API at ${base.origin} answered 201 without a token: is --admin-url the admin listener?`,
+        );
       }
-      return { id: view.id, name: typeof view.name === 'string' ? view.name : name, token: view.token, expiresAt: typeof view.expiresAt === 'string' ? view.expiresAt : null };
+      return {
+        id: view.id,
+        name: typeof view.name === 'string' ? view.name : name,
+        token: view.token,
+        expiresAt: typeof view.expiresAt === 'string' ? view.expiresAt : null,
+      };
     },
     revokeToken: async function revokeLoadToken(id: string): Promise<void> {
       const answer = await call('POST', `api/v1/tokens/${encodeURIComponent(id)}/revoke`).catch((err: Error) => {
         throw new LoadtestError(err.message, 'TOLLGATE_LOADTEST_FAILED');
       });
-      if (answer.status !== 200) throw new LoadtestError(`the admin API answered ${apiError(answer)}`, 'TOLLGATE_LOADTEST_FAILED');
+      if (answer.status !== 200)
+        throw new LoadtestError(`the admin API answered ${apiError(answer)}`, 'TOLLGATE_LOADTEST_FAILED');
     },
   };
 }

@@ -5,8 +5,16 @@ import { createAdminClient, loadTokenName, type AdminClient, type LoadToken } fr
 import { renderHtmlReport } from './html.js';
 import { request } from './http.js';
 import {
-  EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, inputError, LOADTEST_USAGE, LoadtestError, parseLoadtestArgs,
-  REVOCATION_PROMISE_MS, type LoadtestOptions,
+  EXIT_FAILED,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  EXIT_USAGE,
+  inputError,
+  LOADTEST_USAGE,
+  LoadtestError,
+  parseLoadtestArgs,
+  REVOCATION_PROMISE_MS,
+  type LoadtestOptions,
 } from './options.js';
 import { buildReport, formatReport, progressLine, revocationBroken, type RevocationResult } from './report.js';
 import { runLoad, type LoadResult } from './run.js';
@@ -54,7 +62,10 @@ export async function loadtestCommand(args: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     return await runLoadtest(args, {
-      stdout: process.stdout, stderr: process.stderr, progress: Boolean(process.stderr.isTTY), signal: controller.signal,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      progress: Boolean(process.stderr.isTTY),
+      signal: controller.signal,
     });
   } finally {
     process.off('SIGINT', onSignal);
@@ -78,7 +89,9 @@ async function preflight(options: LoadtestOptions, warn: (line: string) => void)
     throw inputError(`--target: ${err.message}`);
   });
   if (answer.status >= 200 && answer.status < 300) {
-    warn(`warning: ${options.target.origin} answered ${answer.status} without a token: is --target a Tollgate proxy port?`);
+    warn(
+      `warning: ${options.target.origin} answered ${answer.status} without a token: is --target a Tollgate proxy port?`,
+    );
   }
 }
 
@@ -129,7 +142,14 @@ export async function runLoadtest(args: string[], io: LoadtestIo): Promise<numbe
   const secrets: string[] = [];
   const say = (stream: NodeJS.WritableStream, text: string) => stream.write(redact(text, secrets));
   const warn = (line: string) => say(io.stderr, `${line}\n`);
-  const run: LoadtestRun = { secrets, say, warn, signal: io.signal ?? new AbortController().signal, created: undefined, revokeOnce: undefined };
+  const run: LoadtestRun = {
+    secrets,
+    say,
+    warn,
+    signal: io.signal ?? new AbortController().signal,
+    created: undefined,
+    revokeOnce: undefined,
+  };
 
   let code: number;
   try {
@@ -149,8 +169,10 @@ export async function runLoadtest(args: string[], io: LoadtestIo): Promise<numbe
     try {
       await revokeOnce();
     } catch (err) {
-      warn(`tollgate loadtest: could not revoke the load-test token ${created.name} (${created.id}): ${(err as Error).message}. `
-        + `Revoke it now (Settings › Tokens, or tollgate token revoke ${created.id}); it expires by itself at ${created.expiresAt ?? 'never'}.`);
+      warn(
+        `tollgate loadtest: could not revoke the load-test token ${created.name} (${created.id}): ${(err as Error).message}. ` +
+          `Revoke it now (Settings › Tokens, or tollgate token revoke ${created.id}); it expires by itself at ${created.expiresAt ?? 'never'}.`,
+      );
       return Math.max(code, EXIT_FAILED);
     }
   }
@@ -199,15 +221,23 @@ async function loadtest(args: string[], io: LoadtestIo, run: LoadtestRun): Promi
       return attempt;
     };
     tokens = [created.token];
-    if (!options.json) warn(`created Production token ${created.name} (${created.id}); it is revoked halfway through the run`);
-    const first = await request(new URL(options.path, options.target), { headers: { authorization: `Bearer ${created.token}` } })
-      .catch((err: Error) => { throw inputError(`--target: ${err.message}`); });
+    if (!options.json)
+      warn(`created Production token ${created.name} (${created.id}); it is revoked halfway through the run`);
+    const first = await request(new URL(options.path, options.target), {
+      headers: { authorization: `Bearer ${created.token}` },
+    }).catch((err: Error) => {
+      throw inputError(`--target: ${err.message}`);
+    });
     if (first.status === 429) {
-      throw inputError(`${options.target.origin} answered 429 to the new token (Retry-After: ${first.retryAfter ?? '-'}): the failure limit `
-        + '(TOLLGATE_AUTH_FAILURE_*) holds this address, after the refusals of an earlier run or a flood; retry after that, or from another address');
+      throw inputError(
+        `${options.target.origin} answered 429 to the new token (Retry-After: ${first.retryAfter ?? '-'}): the failure limit ` +
+          '(TOLLGATE_AUTH_FAILURE_*) holds this address, after the refusals of an earlier run or a flood; retry after that, or from another address',
+      );
     }
     if (first.status !== 200) {
-      throw inputError(`${options.target.origin} answered ${first.status} to the new token for ${options.path}: --revocation needs a --path that answers 200`);
+      throw inputError(
+        `${options.target.origin} answered ${first.status} to the new token for ${options.path}: --revocation needs a --path that answers 200`,
+      );
     }
   }
   if (signal.aborted) {
@@ -217,7 +247,10 @@ async function loadtest(args: string[], io: LoadtestIo, run: LoadtestRun): Promi
 
   const exhausted = new AbortController();
   const mix = createTokenMix({
-    tokens, invalidShare: options.invalidShare, coldShare: options.coldShare, basicProject: options.basicProject,
+    tokens,
+    invalidShare: options.invalidShare,
+    coldShare: options.coldShare,
+    basicProject: options.basicProject,
     onExhausted: () => exhausted.abort(),
   });
   const watch = run.created ? createRevocationWatch(run.created) : undefined;
@@ -232,36 +265,55 @@ async function loadtest(args: string[], io: LoadtestIo, run: LoadtestRun): Promi
     mix,
     signal: AbortSignal.any([signal, exhausted.signal]),
     onStart: watch?.start,
-    onSecond: io.progress ? (second, stats) => say(io.stderr, `\r\x1b[K${progressLine(second, stats, options.durationS)}`) : undefined,
+    onSecond: io.progress
+      ? (second, stats) => say(io.stderr, `\r\x1b[K${progressLine(second, stats, options.durationS)}`)
+      : undefined,
     onAnswer: watch?.onAnswer,
-    at: watch && revokeOnce && {
-      ms: (options.durationS * 1000) / 2,
-      run: () => {
-        revokeOnce().then(() => watch.revoked(performance.now()), (err: Error) => { revokeError = err; });
+    at: watch &&
+      revokeOnce && {
+        ms: (options.durationS * 1000) / 2,
+        run: () => {
+          revokeOnce().then(
+            () => watch.revoked(performance.now()),
+            (err: Error) => {
+              revokeError = err;
+            },
+          );
+        },
       },
-    },
   });
   if (io.progress) say(io.stderr, '\r\x1b[K');
 
   if (mix.exhausted && !signal.aborted) {
     const rate = Math.round(mix.sent.cold / load.elapsedS);
-    throw inputError(`the token file ran out of unused tokens for --cold-share after ${load.elapsedS.toFixed(1)} s `
-      + `(${mix.sent.cold} cold requests, ~${rate}/s): ${options.durationS} s at that pace needs about ${rate * options.durationS} `
-      + `beyond the first ${tokens.length - mix.sent.cold}; add tokens, or lower --cold-share or --duration, or set --rate`);
+    throw inputError(
+      `the token file ran out of unused tokens for --cold-share after ${load.elapsedS.toFixed(1)} s ` +
+        `(${mix.sent.cold} cold requests, ~${rate}/s): ${options.durationS} s at that pace needs about ${rate * options.durationS} ` +
+        `beyond the first ${tokens.length - mix.sent.cold}; add tokens, or lower --cold-share or --duration, or set --rate`,
+    );
   }
   const revocation = watch?.result();
   const report = buildReport(options, startedAt, load, {
-    sent: mix.sent, coldLeft: mix.coldLeft(), revocation, interrupted: signal.aborted,
+    sent: mix.sent,
+    coldLeft: mix.coldLeft(),
+    revocation,
+    interrupted: signal.aborted,
   });
   say(io.stdout, options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, options.out));
   if (options.out) writeFileSync(options.out, redact(renderHtmlReport(report), run.secrets));
 
-  if (revokeError) throw new LoadtestError(`revoking the load-test token halfway failed: ${revokeError.message}`, 'TOLLGATE_LOADTEST_FAILED');
+  if (revokeError)
+    throw new LoadtestError(
+      `revoking the load-test token halfway failed: ${revokeError.message}`,
+      'TOLLGATE_LOADTEST_FAILED',
+    );
   if (signal.aborted) return EXIT_INTERRUPTED;
   if (revocationBroken(revocation)) {
-    warn(revocation!.landed
-      ? `revocation took ${revocation!.revocationMs} ms, over the ${REVOCATION_PROMISE_MS} ms promise`
-      : 'the revoked token was still accepted at the end of the run');
+    warn(
+      revocation!.landed
+        ? `revocation took ${revocation!.revocationMs} ms, over the ${REVOCATION_PROMISE_MS} ms promise`
+        : 'the revoked token was still accepted at the end of the run',
+    );
     return EXIT_FAILED;
   }
   return EXIT_OK;

@@ -91,7 +91,8 @@ function integer(name: string, value: string | undefined, fallback: number, max:
 function share(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw inputError(`--${name} must be a number from 0 to 1`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
+    throw inputError(`--${name} must be a number from 0 to 1`);
   return n;
 }
 
@@ -142,15 +143,19 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
     throw inputError((err as Error).message);
   }
 
-  if (!values.target) throw inputError('loadtest needs --target URL (the gateway, or the load balancer in front of a fleet)');
+  if (!values.target)
+    throw inputError('loadtest needs --target URL (the gateway, or the load balancer in front of a fleet)');
   const target = httpUrl('target', values.target);
-  if (target.pathname !== '/' || target.search) throw inputError('--target is an origin (http(s)://host[:port]): give the artifact with --path');
+  if (target.pathname !== '/' || target.search)
+    throw inputError('--target is an origin (http(s)://host[:port]): give the artifact with --path');
 
   const path = values.path ?? DEFAULT_PATH;
   // eslint-disable-next-line no-control-regex -- on purpose: the request path holds no control character
-  if (!path.startsWith('/') || /[\s\u0000-\u001f\u007f]/.test(path)) throw inputError('--path must start with / and hold no spaces or control characters');
+  if (!path.startsWith('/') || /[\s\u0000-\u001f\u007f]/.test(path))
+    throw inputError('--path must start with / and hold no spaces or control characters');
   // `//host/x` or `/\host/x` would name another host: the tokens go to the target only.
-  if (new URL(path, target).origin !== target.origin) throw inputError('--path must be a path on --target, not another host');
+  if (new URL(path, target).origin !== target.origin)
+    throw inputError('--path must be a path on --target, not another host');
 
   const connections = integer('connections', values.connections, DEFAULT_CONNECTIONS, MAX_CONNECTIONS);
   const durationS = integer('duration', values.duration, DEFAULT_DURATION_S, MAX_DURATION_S);
@@ -161,7 +166,14 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
 
   const basicProject = values.basic;
   // eslint-disable-next-line no-control-regex -- on purpose: a project name (the Basic user) holds no control character
-  if (basicProject !== undefined && (basicProject === '' || basicProject.includes(':') || /[\u0000-\u001f\u007f]/.test(basicProject) || basicProject.length > 128)) {
+  const controlCharacter = /[\u0000-\u001f\u007f]/;
+  if (
+    basicProject !== undefined &&
+    (basicProject === '' ||
+      basicProject.includes(':') ||
+      controlCharacter.test(basicProject) ||
+      basicProject.length > 128)
+  ) {
     throw inputError('--basic needs a project name (1-128 characters, no colon or control character)');
   }
 
@@ -172,17 +184,29 @@ export function parseLoadtestArgs(args: string[]): LoadtestOptions {
     }
     if (!values['admin-url']) throw inputError('--revocation needs --admin-url URL (the admin listener)');
     if (!values['admin-token-file']) throw inputError('--revocation needs --admin-token-file FILE');
-    if (durationS < 2) throw inputError('--revocation needs --duration 2 or more: it revokes halfway and measures after');
+    if (durationS < 2)
+      throw inputError('--revocation needs --duration 2 or more: it revokes halfway and measures after');
     revocation = { adminUrl: httpUrl('admin-url', values['admin-url']), adminTokenFile: values['admin-token-file'] };
   } else {
     if (values['admin-url'] !== undefined || values['admin-token-file'] !== undefined) {
       throw inputError('--admin-url and --admin-token-file go with --revocation');
     }
-    if (!values['token-file']) throw inputError('loadtest needs --token-file FILE (live tokens, one a line), or --revocation');
+    if (!values['token-file'])
+      throw inputError('loadtest needs --token-file FILE (live tokens, one a line), or --revocation');
   }
 
   return {
-    target, path, tokenFile: values['token-file'], connections, durationS, rate, invalidShare, coldShare,
-    basicProject, revocation, json: values.json, out: values.out,
+    target,
+    path,
+    tokenFile: values['token-file'],
+    connections,
+    durationS,
+    rate,
+    invalidShare,
+    coldShare,
+    basicProject,
+    revocation,
+    json: values.json,
+    out: values.out,
   };
 }

@@ -46,12 +46,17 @@ export interface LoadtestReport {
   timeline: Second[];
 }
 
-export function buildReport(options: LoadtestOptions, startedAt: Date, load: LoadResult, extra: {
-  sent: Record<RequestKind, number>;
-  coldLeft: number;
-  revocation?: RevocationResult;
-  interrupted: boolean;
-}): LoadtestReport {
+export function buildReport(
+  options: LoadtestOptions,
+  startedAt: Date,
+  load: LoadResult,
+  extra: {
+    sent: Record<RequestKind, number>;
+    coldLeft: number;
+    revocation?: RevocationResult;
+    interrupted: boolean;
+  },
+): LoadtestReport {
   const { stats, elapsedS } = load;
   const report: LoadtestReport = {
     startedAt: startedAt.toISOString(),
@@ -83,14 +88,24 @@ export function buildReport(options: LoadtestOptions, startedAt: Date, load: Loa
 
 function latencyOf(stats: RunStats): LoadtestReport['latencyMs'] {
   const h = stats.latency;
-  return { p50: round(h.quantileMs(0.5)), p90: round(h.quantileMs(0.9)), p99: round(h.quantileMs(0.99)), max: round(h.maxUs / 1000) };
+  return {
+    p50: round(h.quantileMs(0.5)),
+    p90: round(h.quantileMs(0.9)),
+    p99: round(h.quantileMs(0.99)),
+    max: round(h.maxUs / 1000),
+  };
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 /** `200 40,608 · 401 4,512 · ...`: the fixed keys first, then any other status seen. */
 export function formatStatusCounts(counts: Record<string, number>): string {
-  const keys = [...STATUS_KEYS, ...Object.keys(counts).filter((k) => !(STATUS_KEYS as readonly string[]).includes(k)).sort()];
+  const keys = [
+    ...STATUS_KEYS,
+    ...Object.keys(counts)
+      .filter((k) => !(STATUS_KEYS as readonly string[]).includes(k))
+      .sort(),
+  ];
   return keys.map((k) => `${k} ${int(counts[k] ?? 0)}`).join(' · ');
 }
 
@@ -102,8 +117,10 @@ export function formatBytes(perSecond: number): string {
 
 /** One line a second on stderr (a TTY only). */
 export function progressLine(second: Second, stats: RunStats, durationS: number): string {
-  return `[${second.t.toFixed(0).padStart(String(durationS).length)}/${durationS} s] ${int(second.requests)} req/s  p99 ${second.p99Ms} ms  `
-    + formatStatusCounts(stats.statusCounts);
+  return (
+    `[${second.t.toFixed(0).padStart(String(durationS).length)}/${durationS} s] ${int(second.requests)} req/s  p99 ${second.p99Ms} ms  ` +
+    formatStatusCounts(stats.statusCounts)
+  );
 }
 
 /** The human report (stdout without --json). */
@@ -122,22 +139,38 @@ export function formatReport(r: LoadtestReport, htmlFile: string | undefined): s
     `status          ${formatStatusCounts(r.statusCounts)}`,
   ];
   if (Object.keys(r.serverErrors).length > 0) {
-    lines.push(`5xx             ${Object.entries(r.serverErrors).map(([k, v]) => `${k} ${int(v)}`).join(' · ')}`);
+    lines.push(
+      `5xx             ${Object.entries(r.serverErrors)
+        .map(([k, v]) => `${k} ${int(v)}`)
+        .join(' · ')}`,
+    );
   }
-  if (r.cold) lines.push(`cold tokens     ${int(r.cold.tokensUsed)} used once each, ${int(r.cold.tokensLeft)} left unused`);
+  if (r.cold)
+    lines.push(`cold tokens     ${int(r.cold.tokensUsed)} used once each, ${int(r.cold.tokensLeft)} left unused`);
   if (r.revocation) lines.push(`revocation      ${revocationLine(r.revocation)}`);
-  lines.push(`load generator  ${Math.round(r.generator.cpuShare * 100)}% of one core${r.generator.saturated
-    ? ': saturated, the gateway may take more (run several load generators and add their figures)' : ''}`);
+  lines.push(
+    `load generator  ${Math.round(r.generator.cpuShare * 100)}% of one core${
+      r.generator.saturated
+        ? ': saturated, the gateway may take more (run several load generators and add their figures)'
+        : ''
+    }`,
+  );
   if (htmlFile) lines.push(`HTML report     ${htmlFile}`);
   return `${lines.join('\n')}\n`;
 }
 
 export function revocationLine(rev: RevocationResult): string {
-  if (rev.revokedAtS === null || rev.revocationMs === null) return `not measured (the run ended before the revoke answered); token ${rev.tokenName} (${rev.tokenId})`;
+  if (rev.revokedAtS === null || rev.revocationMs === null)
+    return `not measured (the run ended before the revoke answered); token ${rev.tokenName} (${rev.tokenId})`;
   const verdict = !rev.landed
     ? 'NOT landed: 200s until the end of the run'
-    : rev.revocationMs <= rev.promiseMs ? `within the ${rev.promiseMs} ms promise` : `OVER the ${rev.promiseMs} ms promise`;
-  const last = rev.okAfterRevoke === 0 ? 'no request sent after the revoke answered got 200' : `the last request to get 200 was sent ${int(rev.revocationMs)} ms after it`;
+    : rev.revocationMs <= rev.promiseMs
+      ? `within the ${rev.promiseMs} ms promise`
+      : `OVER the ${rev.promiseMs} ms promise`;
+  const last =
+    rev.okAfterRevoke === 0
+      ? 'no request sent after the revoke answered got 200'
+      : `the last request to get 200 was sent ${int(rev.revocationMs)} ms after it`;
   return `${int(rev.revocationMs)} ms, ${verdict} (revoke answered at ${rev.revokedAtS} s; ${last}); token ${rev.tokenName} (${rev.tokenId}) revoked`;
 }
 

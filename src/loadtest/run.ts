@@ -51,31 +51,36 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const stop = () => instance?.stop();
   try {
     await new Promise<void>((resolve, reject) => {
-      instance = autocannon({
-        url: options.url.href,
-        connections: options.connections,
-        duration: options.durationS,
-        ...(options.rate ? { overallRate: options.rate } : {}),
-        timeout: DEFAULT_TIMEOUT_S,
-        pipelining: 1,
-        // The Host a client would send (autocannon writes hostname:port, even for port 80 or 443).
-        headers: { host },
-        requests: [{
-          method: 'GET',
-          setupRequest: function withToken(req) {
-            req.headers.authorization = options.mix.next();
-            return req;
+      instance = autocannon(
+        {
+          url: options.url.href,
+          connections: options.connections,
+          duration: options.durationS,
+          ...(options.rate ? { overallRate: options.rate } : {}),
+          timeout: DEFAULT_TIMEOUT_S,
+          pipelining: 1,
+          // The Host a client would send (autocannon writes hostname:port, even for port 80 or 443).
+          headers: { host },
+          requests: [
+            {
+              method: 'GET',
+              setupRequest: function withToken(req) {
+                req.headers.authorization = options.mix.next();
+                return req;
+              },
+            },
+          ],
+          setupClient: function countClient(client) {
+            client.on('response', (status, bytes, responseTime) => {
+              stats.onResponse(status, bytes, responseTime);
+              onAnswer?.(status, performance.now() - responseTime);
+            });
+            client.on('timeout', () => stats.onError('timeouts'));
+            client.on('connError', () => stats.onError('errors'));
           },
-        }],
-        setupClient: function countClient(client) {
-          client.on('response', (status, bytes, responseTime) => {
-            stats.onResponse(status, bytes, responseTime);
-            onAnswer?.(status, performance.now() - responseTime);
-          });
-          client.on('timeout', () => stats.onError('timeouts'));
-          client.on('connError', () => stats.onError('errors'));
         },
-      }, (err) => (err ? reject(err) : resolve()));
+        (err) => (err ? reject(err) : resolve()),
+      );
       if (options.signal.aborted) stop();
       options.signal.addEventListener('abort', stop, { once: true });
       tickTimer = setInterval(() => {

@@ -24,7 +24,9 @@ export function readTokenFile(file: string): string[] {
     const line = lines[i]!.trim();
     if (line === '') continue;
     if (!parseTokenType(line)) {
-      throw inputError(`the token file ${file}, line ${i + 1}: not a Tollgate token (tgp_ or tgd_, 40 characters, valid checksum)`);
+      throw inputError(
+        `the token file ${file}, line ${i + 1}: not a Tollgate token (tgp_ or tgd_, 40 characters, valid checksum)`,
+      );
     }
     tokens.add(line);
   }
@@ -43,7 +45,8 @@ export function readSecretFile(file: string, what: string): string {
   const secret = text.trim();
   if (secret === '') throw inputError(`the ${what} file ${file} is empty`);
   // eslint-disable-next-line no-control-regex -- on purpose: the file holds one secret on one line, no control character
-  if (/[\u0000-\u001f\u007f]/.test(secret)) throw inputError(`the ${what} file ${file} must hold the ${what} alone, on one line`);
+  if (/[\u0000-\u001f\u007f]/.test(secret))
+    throw inputError(`the ${what} file ${file} must hold the ${what} alone, on one line`);
   return secret;
 }
 
@@ -72,15 +75,24 @@ export interface TokenMixOptions {
 }
 
 /** How many tokens the file needs for --cold-share: the warm ones and at least one cold one. */
-export function checkColdTokens(count: number, coldShare: number, expectedRequests: number | undefined, file: string): void {
+export function checkColdTokens(
+  count: number,
+  coldShare: number,
+  expectedRequests: number | undefined,
+  file: string,
+): void {
   if (coldShare === 0) return;
   if (count <= WARM_TOKENS) {
-    throw inputError(`--cold-share uses the first ${WARM_TOKENS} tokens of the file as warm ones and each further token once: ${file} holds ${count}`);
+    throw inputError(
+      `--cold-share uses the first ${WARM_TOKENS} tokens of the file as warm ones and each further token once: ${file} holds ${count}`,
+    );
   }
   if (expectedRequests === undefined) return;
   const needed = Math.ceil(expectedRequests * coldShare);
   if (count - WARM_TOKENS < needed) {
-    throw inputError(`--cold-share ${coldShare} at this --rate and --duration needs up to ${needed} unused tokens beyond the first ${WARM_TOKENS}: ${file} holds ${count}`);
+    throw inputError(
+      `--cold-share ${coldShare} at this --rate and --duration needs up to ${needed} unused tokens beyond the first ${WARM_TOKENS}: ${file} holds ${count}`,
+    );
   }
 }
 
@@ -92,16 +104,20 @@ export function checkColdTokens(count: number, coldShare: number, expectedReques
  * cached it from this run, whichever gateway the load balancer picks.
  */
 export function createTokenMix(options: TokenMixOptions): TokenMix {
-  const header = options.basicProject === undefined
-    ? (token: string) => `Bearer ${token}`
-    : (token: string) => `Basic ${Buffer.from(`${options.basicProject}:${token}`).toString('base64')}`;
+  const header =
+    options.basicProject === undefined
+      ? (token: string) => `Bearer ${token}`
+      : (token: string) => `Basic ${Buffer.from(`${options.basicProject}:${token}`).toString('base64')}`;
   const warmCount = options.coldShare > 0 ? Math.min(WARM_TOKENS, options.tokens.length) : options.tokens.length;
   const warm = options.tokens.slice(0, warmCount).map(header);
   const cold = options.tokens; // from index warmCount on, each once
   let coldNext = warmCount;
-  const invalid = options.invalidShare > 0
-    ? Array.from({ length: INVALID_TOKENS }, (_, i) => header(generateToken(i % 2 === 0 ? 'production' : 'development')))
-    : [];
+  const invalid =
+    options.invalidShare > 0
+      ? Array.from({ length: INVALID_TOKENS }, (_, i) =>
+          header(generateToken(i % 2 === 0 ? 'production' : 'development')),
+        )
+      : [];
   const warmShare = 1 - options.invalidShare - options.coldShare;
   const sent: Record<RequestKind, number> = { warm: 0, invalid: 0, cold: 0 };
   let total = 0;

@@ -9,15 +9,18 @@ export type { Logger } from 'pino';
  * any object that reaches a log call by mistake.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({
-    level,
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    // Top-level paths only: wildcard redaction walks every logged object, which costs more than
-    // the rest of a request line. Request lines are built from an allow-list and never hold these.
-    redact: { paths: ['authorization', 'headers', 'token', 'password'], censor: '[redacted]' },
-  }, destination ?? bufferedStdout());
+  return pino(
+    {
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // Top-level paths only: wildcard redaction walks every logged object, which costs more than
+      // the rest of a request line. Request lines are built from an allow-list and never hold these.
+      redact: { paths: ['authorization', 'headers', 'token', 'password'], censor: '[redacted]' },
+    },
+    destination ?? bufferedStdout(),
+  );
 }
 
 /** Lines are handed to the file descriptor in blocks of at least this many characters... */

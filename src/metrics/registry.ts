@@ -47,11 +47,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   // store read per scrape (a gauge filled by the other's collect would show the previous
   // scrape's values).
   let reading: Promise<readonly ProductionTokenSample[] | undefined> | undefined;
-  const productionTokens = () => (reading ??= (sources.productionTokens?.() ?? Promise.resolve(undefined))
-    .catch(() => undefined)
-    .finally(() => {
-      reading = undefined;
-    }));
+  const productionTokens = () =>
+    (reading ??= (sources.productionTokens?.() ?? Promise.resolve(undefined))
+      .catch(() => undefined)
+      .finally(() => {
+        reading = undefined;
+      }));
 
   const m = {
     registry,
@@ -141,7 +142,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     ciTokensPurged: new Counter({
       name: 'tollgate_ci_tokens_purged_total',
-      help: 'Expired tokens issued to CI jobs deleted from the store by this instance\'s purge.',
+      help: "Expired tokens issued to CI jobs deleted from the store by this instance's purge.",
       registers: [registry],
     }),
 

@@ -6,7 +6,14 @@ import { statusClass, type Metrics } from './registry.js';
  * the upstream failed; not when the client went away), and which token restriction refused it.
  * Plain arguments: no object per request.
  */
-export type ObserveRequest = (tokenType: string, status: number, durationMs: number, authFailure: string | undefined, upstreamErrorLabel: string | undefined, refusedBy: string | undefined) => void;
+export type ObserveRequest = (
+  tokenType: string,
+  status: number,
+  durationMs: number,
+  authFailure: string | undefined,
+  upstreamErrorLabel: string | undefined,
+  refusedBy: string | undefined,
+) => void;
 
 /**
  * The operations metrics of every proxied request: count and duration by token type and status
@@ -19,10 +26,13 @@ export function createRequestMetrics(metrics: Metrics): ObserveRequest {
   const children = new Map<string, Map<string, Children>>();
   const childrenFor = (tokenType: string, cls: string): Children => {
     let byClass = children.get(tokenType);
-    if (!byClass) children.set(tokenType, byClass = new Map<string, Children>());
+    if (!byClass) children.set(tokenType, (byClass = new Map<string, Children>()));
     let c = byClass.get(cls);
     if (!c) {
-      c = { requests: metrics.requests.labels(tokenType, cls), duration: metrics.requestDuration.labels(tokenType, cls) };
+      c = {
+        requests: metrics.requests.labels(tokenType, cls),
+        duration: metrics.requestDuration.labels(tokenType, cls),
+      };
       byClass.set(cls, c);
     }
     return c;
@@ -32,7 +42,8 @@ export function createRequestMetrics(metrics: Metrics): ObserveRequest {
     child.requests.inc();
     child.duration.observe(durationMs / 1000);
     if (authFailure === 'missing') metrics.authChallenges.inc();
-    else if (authFailure) metrics.authFailures.labels(authFailure === 'rate-limited' ? 'rate_limited' : authFailure).inc();
+    else if (authFailure)
+      metrics.authFailures.labels(authFailure === 'rate-limited' ? 'rate_limited' : authFailure).inc();
     if (authFailure === 'network') metrics.restrictionRefusals.labels('network').inc();
     else if (refusedBy) metrics.restrictionRefusals.labels(refusedBy).inc();
     if (upstreamErrorLabel) metrics.upstreamErrors.labels(upstreamErrorLabel).inc();

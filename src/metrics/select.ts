@@ -1,7 +1,8 @@
 import type { Registry } from 'prom-client';
 
 /** What /metrics serves from: this process's registry, or (TOLLGATE_WORKERS > 1) the cluster's. */
-export type MetricsSource = Pick<Registry, 'contentType' | 'metrics'> & Partial<Pick<Registry, 'getSingleMetric' | 'getSingleMetricAsString'>>;
+export type MetricsSource = Pick<Registry, 'contentType' | 'metrics'> &
+  Partial<Pick<Registry, 'getSingleMetric' | 'getSingleMetricAsString'>>;
 
 /** `?name=` values a scrape may pass: metric family names, as Prometheus spells them. */
 export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;

@@ -15,7 +15,10 @@ class CounterTally implements Tally {
   private pending = 0;
   private listed = false;
   private created = false;
-  constructor(private readonly child: Child, private readonly flushList: FlushList) {}
+  constructor(
+    private readonly child: Child,
+    private readonly flushList: FlushList,
+  ) {}
 
   inc(n = 1): void {
     if (!this.listed) {

@@ -11,7 +11,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
  */
 
 export type AddressClass =
-  | 'public' | 'loopback' | 'private' | 'link-local' | 'unspecified' | 'multicast' | 'reserved' | 'invalid';
+  'public' | 'loopback' | 'private' | 'link-local' | 'unspecified' | 'multicast' | 'reserved' | 'invalid';
 
 const IPV4_BLOCKS: readonly [string, number, AddressClass][] = [
   ['0.0.0.0', 8, 'unspecified'], // "this network"
@@ -43,7 +43,10 @@ const IPV6_BLOCKS: readonly [string, number, AddressClass][] = [
   ['ff00::', 8, 'multicast'],
 ];
 
-function blockLists(entries: readonly [string, number, AddressClass][], family: 'ipv4' | 'ipv6'): [BlockList, AddressClass][] {
+function blockLists(
+  entries: readonly [string, number, AddressClass][],
+  family: 'ipv4' | 'ipv6',
+): [BlockList, AddressClass][] {
   return entries.map(([network, prefix, cls]) => {
     const list = new BlockList();
     list.addSubnet(network, prefix, family);
@@ -68,7 +71,8 @@ export function ipv6Groups(address: string): number[] | undefined {
   const halves = text.split('::');
   const left = parse(halves[0]!);
   const right = halves.length > 1 ? parse(halves[1]!) : [];
-  const groups = halves.length > 1 ? [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right] : left;
+  const groups =
+    halves.length > 1 ? [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right] : left;
   return groups.length === 8 ? groups : undefined;
 }
 

@@ -30,7 +30,14 @@ const RETRY_SOON = { 'retry-after': '5' };
  * token may be fine), or the address was already limited (`retryAfterS`: its 429 says when to
  * come back).
  */
-export function refuseAuthentication(reason: AuthFailure, state: RequestState, outgoing: ServerResponse, limiter: RateLimiter | undefined, now: number, retryAfterS: number): void {
+export function refuseAuthentication(
+  reason: AuthFailure,
+  state: RequestState,
+  outgoing: ServerResponse,
+  limiter: RateLimiter | undefined,
+  now: number,
+  retryAfterS: number,
+): void {
   state.authFailure = reason;
   if (reason === 'rate-limited') {
     sendError(outgoing, 'TOLLGATE_ERR_AUTH_RATE_LIMITED', state.requestId, { 'retry-after': String(retryAfterS) });
@@ -48,7 +55,7 @@ const CREDENTIAL_MEMO = Symbol('tollgate.credentialMemo');
  * holds the token as the request's own header does; nothing logs or serialises a socket.
  */
 export function credentialMemo(socket: Socket & { [CREDENTIAL_MEMO]?: CredentialMemo }): CredentialMemo {
-  return socket[CREDENTIAL_MEMO] ??= newCredentialMemo();
+  return (socket[CREDENTIAL_MEMO] ??= newCredentialMemo());
 }
 
 /** A second Authorization header is an attack or a bug, never a credential. Node keeps only the first. */
@@ -65,7 +72,8 @@ export function authorizationHeader(incoming: IncomingMessage): string | undefin
   let seen = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return SEVERAL_AUTHORIZATION_HEADERS;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1)
+      return SEVERAL_AUTHORIZATION_HEADERS;
   }
   return value;
 }

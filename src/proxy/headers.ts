@@ -10,22 +10,47 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
  * the route's own credential itself.
  */
 const FORWARDED_TO_UPSTREAM = new Set([
-  'accept', 'accept-encoding', 'accept-language', 'accept-charset',
-  'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'range',
-  'cache-control', 'pragma',
-  'user-agent', 'referer',
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'accept-charset',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+  'cache-control',
+  'pragma',
+  'user-agent',
+  'referer',
   // npm (and pnpm, yarn): what the registry may use for its own statistics
-  'npm-command', 'npm-session', 'npm-scope', 'npm-in-ci',
+  'npm-command',
+  'npm-session',
+  'npm-scope',
+  'npm-in-ci',
   // NuGet
-  'x-nuget-session-id', 'x-nuget-client-version', 'x-nuget-protocol-version',
+  'x-nuget-session-id',
+  'x-nuget-client-version',
+  'x-nuget-protocol-version',
   // a read-only POST's body (npm audit)
-  'content-type', 'content-length', 'content-encoding',
+  'content-type',
+  'content-length',
+  'content-encoding',
 ]);
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and cookies never reach the client. */
 const DROP_TO_CLIENT = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'set-cookie',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'set-cookie',
 ]);
 
 export interface ForwardedInfo {
@@ -106,7 +131,9 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
  * gateway's origin in a browser.
  */
 function isHtml(contentType: unknown): boolean {
-  return typeof contentType === 'string' && contentType.length >= 9 && contentType.slice(0, 9).toLowerCase() === 'text/html';
+  return (
+    typeof contentType === 'string' && contentType.length >= 9 && contentType.slice(0, 9).toLowerCase() === 'text/html'
+  );
 }
 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */
@@ -121,11 +148,14 @@ export function privateCacheControl(value: string | undefined): string {
 let lastCacheControl = { value: '', result: 'private' };
 
 function privateDirectives(value: string): string {
-  const kept = value.split(',')
+  const kept = value
+    .split(',')
     .map((d) => d.trim())
     .filter((d) => {
       const name = d.split('=')[0]!.toLowerCase();
-      return name !== '' && name !== 'public' && name !== 'private' && name !== 's-maxage' && name !== 'proxy-revalidate';
+      return (
+        name !== '' && name !== 'public' && name !== 'private' && name !== 's-maxage' && name !== 'proxy-revalidate'
+      );
     });
   return kept.length ? `private, ${kept.join(', ')}` : 'private';
 }

@@ -12,7 +12,10 @@ type Listener = (incoming: IncomingMessage, outgoing: ServerResponse) => void;
  * stopped reading) is closed. Requests HTTP itself cannot parse get 400 (431 for oversized
  * headers) and the connection is closed.
  */
-export function createProxyServer(config: Pick<Config, 'tls' | 'headersTimeoutMs' | 'clientIdleTimeoutMs'>, listener: Listener): Server {
+export function createProxyServer(
+  config: Pick<Config, 'tls' | 'headersTimeoutMs' | 'clientIdleTimeoutMs'>,
+  listener: Listener,
+): Server {
   const serverOptions = {
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.headersTimeoutMs + 60_000,
@@ -20,7 +23,10 @@ export function createProxyServer(config: Pick<Config, 'tls' | 'headersTimeoutMs
     connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
   };
   const server: Server = config.tls
-    ? createHttpsServer({ ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, listener)
+    ? createHttpsServer(
+        { ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+        listener,
+      )
     : createHttpServer(serverOptions, listener);
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = serverOptions.requestTimeout;
@@ -29,9 +35,11 @@ export function createProxyServer(config: Pick<Config, 'tls' | 'headersTimeoutMs
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (socket.writable && !socket.destroyed) {
-      socket.end(err.code === 'HPE_HEADER_OVERFLOW'
-        ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
-        : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.end(
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+          : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
     } else {
       socket.destroy();
     }

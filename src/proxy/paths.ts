@@ -70,7 +70,11 @@ export function createRouteMatcher(routes: readonly RouteConfig[]): (rawPath: st
       if (rawPath.startsWith(prefix)) return { route, rest: rawPath.slice(prefix.length) };
       // The prefix without its trailing slash, alone or followed by a query string.
       const bare = prefix.length - 1;
-      if (bare > 0 && rawPath.startsWith(prefix.slice(0, bare)) && (rawPath.length === bare || rawPath.charCodeAt(bare) === 0x3f /* ? */)) {
+      if (
+        bare > 0 &&
+        rawPath.startsWith(prefix.slice(0, bare)) &&
+        (rawPath.length === bare || rawPath.charCodeAt(bare) === 0x3f) /* ? */
+      ) {
         return { route, rest: rawPath.slice(bare) };
       }
     }

@@ -8,10 +8,12 @@ import type { RequestState } from './state.js';
  */
 export function requestLineMembers(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): string {
   const p = state.principal;
-  let line = `,"requestId":"${state.requestId}","method":${JSON.stringify(incoming.method ?? '')}`
-    + `,"path":${JSON.stringify(pathOnly(incoming.url))},"status":${outgoing.statusCode},"bytes":${state.bytes}`
-    + `,"durationMs":${state.durationMs},"clientIp":${JSON.stringify(state.clientIp)}`;
-  if (p) line += `,"tokenId":${JSON.stringify(p.tokenId)},"tokenType":"${p.tokenType}","project":${JSON.stringify(p.project)}`;
+  let line =
+    `,"requestId":"${state.requestId}","method":${JSON.stringify(incoming.method ?? '')}` +
+    `,"path":${JSON.stringify(pathOnly(incoming.url))},"status":${outgoing.statusCode},"bytes":${state.bytes}` +
+    `,"durationMs":${state.durationMs},"clientIp":${JSON.stringify(state.clientIp)}`;
+  if (p)
+    line += `,"tokenId":${JSON.stringify(p.tokenId)},"tokenType":"${p.tokenType}","project":${JSON.stringify(p.project)}`;
   if (state.authFailure) line += `,"authFailure":"${state.authFailure}"`;
   if (state.refusedBy) line += `,"refusedBy":"${state.refusedBy}"`;
   if (state.upstreamError) line += `,"upstreamError":${JSON.stringify(state.upstreamError)}`;

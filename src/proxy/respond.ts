@@ -11,7 +11,12 @@ export const CHALLENGE = ['Basic realm="tollgate", charset="UTF-8"', 'Bearer rea
 
 const PRIVATE_NO_STORE = 'private, no-store';
 
-export function sendError(res: ServerResponse, code: ErrorCode, requestId: string, extraHeaders?: Record<string, string | string[]>): void {
+export function sendError(
+  res: ServerResponse,
+  code: ErrorCode,
+  requestId: string,
+  extraHeaders?: Record<string, string | string[]>,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -19,9 +24,10 @@ export function sendError(res: ServerResponse, code: ErrorCode, requestId: strin
   const spec = ErrorCodes[code];
   // A 401 body is a constant per message, so unknown, expired and revoked tokens (and
   // malformed ones) get byte-identical bodies; the request id travels in X-Request-Id.
-  const body = spec.status === 401
-    ? `{"error":${JSON.stringify(spec.message)}}\n`
-    : `{"error":${JSON.stringify(spec.message)},"code":"${code}","requestId":"${requestId}"}\n`;
+  const body =
+    spec.status === 401
+      ? `{"error":${JSON.stringify(spec.message)}}\n`
+      : `{"error":${JSON.stringify(spec.message)},"code":"${code}","requestId":"${requestId}"}\n`;
   const headers: Record<string, string | string[] | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -1,7 +1,12 @@
 import { parseArtifactPath } from '../artifacts/parse-path/index.js';
 import type { RouteConfig } from '../config/index.js';
 import type { ErrorCode } from '../errors.js';
-import { networkAllowed, packageAllowed, type CompiledRestrictions, type RestrictionKind } from '../tokens/restrictions.js';
+import {
+  networkAllowed,
+  packageAllowed,
+  type CompiledRestrictions,
+  type RestrictionKind,
+} from '../tokens/restrictions.js';
 
 /**
  * A restricted token's checks that need nothing but the request: where it came from (networks),
@@ -11,7 +16,12 @@ import { networkAllowed, packageAllowed, type CompiledRestrictions, type Restric
  * A path that names no package (an index: `/simple/`, `InRelease`, `repomd.xml`, a packument
  * list) passes a package restriction: it reveals no package's artifacts.
  */
-export function restrictionRefusal(r: CompiledRestrictions, route: RouteConfig, rest: string, clientIp: string): RestrictionKind | undefined {
+export function restrictionRefusal(
+  r: CompiledRestrictions,
+  route: RouteConfig,
+  rest: string,
+  clientIp: string,
+): RestrictionKind | undefined {
   if (!networkAllowed(r, clientIp)) return 'network';
   if (r.routes !== undefined && !r.routes.has(route.prefix)) return 'route';
   if (r.packages !== undefined) {

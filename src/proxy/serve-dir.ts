@@ -79,7 +79,8 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
       .on('error', (err: { status?: number; headers?: Record<string, string> }) => {
         outgoing.removeHeader('cache-control');
         for (const [name, value] of Object.entries(err.headers ?? {})) outgoing.setHeader(name, value);
-        if (err.status === 404 || err.status === 403) sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
+        if (err.status === 404 || err.status === 403)
+          sendError(outgoing, 'TOLLGATE_ERR_REQUEST_NO_ROUTE', state.requestId);
         else if (err.status === 400 || err.status === 412 || err.status === 416) {
           outgoing.statusCode = err.status;
           outgoing.end();
@@ -91,7 +92,10 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
         const oq = original.indexOf('?');
         // Leading slashes collapsed: "//evil.example/" would be a protocol-relative Location,
         // a redirect to another host (the open redirect serve-static fixed the same way).
-        const location = (oq < 0 ? `${original}/` : `${original.slice(0, oq)}/${original.slice(oq)}`).replace(/^\/{2,}/, '/');
+        const location = (oq < 0 ? `${original}/` : `${original.slice(0, oq)}/${original.slice(oq)}`).replace(
+          /^\/{2,}/,
+          '/',
+        );
         outgoing.writeHead(301, { location, 'content-length': 0, 'cache-control': 'private' });
         outgoing.end();
       })

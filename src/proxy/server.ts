@@ -21,7 +21,16 @@ import type { createDirectoryServer } from './serve-dir.js';
 import type { RequestState } from './state.js';
 
 export interface ProxyHandlerOptions {
-  config: Pick<Config, 'routes' | 'trustedProxies' | 'tls' | 'publicUrl' | 'upstreamTimeoutMs' | 'upstreamConnections' | 'upstreamHeldPerToken'>;
+  config: Pick<
+    Config,
+    | 'routes'
+    | 'trustedProxies'
+    | 'tls'
+    | 'publicUrl'
+    | 'upstreamTimeoutMs'
+    | 'upstreamConnections'
+    | 'upstreamHeldPerToken'
+  >;
   authenticate: Authenticate;
   /** Brute-force limit on failed authentications per client address. */
   limiter?: RateLimiter;
@@ -122,7 +131,15 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   }
 
   /** The token decided: the request goes to its route (or 404), within the token's restrictions. */
-  function admit(outcome: AuthOutcome, state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse, forwarded: ForwardedInfo, now: number, retryAfterS: number): Promise<void> | undefined {
+  function admit(
+    outcome: AuthOutcome,
+    state: RequestState,
+    incoming: IncomingMessage,
+    outgoing: ServerResponse,
+    forwarded: ForwardedInfo,
+    now: number,
+    retryAfterS: number,
+  ): Promise<void> | undefined {
     if (!outcome.ok) {
       refuseAuthentication(outcome.reason, state, outgoing, limiter, now, retryAfterS);
       return undefined;
@@ -240,14 +257,17 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       }
     },
     inFlight: () => inFlight,
-    idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
-      const previous = onIdle;
-      onIdle = () => {
-        onIdle = previous;
-        previous?.();
-        resolve();
-      };
-    })),
+    idle: () =>
+      inFlight === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const previous = onIdle;
+            onIdle = () => {
+              onIdle = previous;
+              previous?.();
+              resolve();
+            };
+          }),
     close() {
       for (const forwarder of forwarders.values()) forwarder.close();
     },

@@ -9,7 +9,13 @@
  */
 export type RedisTarget =
   | { kind: 'single'; url: string }
-  | { kind: 'sentinel'; nodes: { host: string; port: number }[]; name: string; password: string | undefined; db: number }
+  | {
+      kind: 'sentinel';
+      nodes: { host: string; port: number }[];
+      name: string;
+      password: string | undefined;
+      db: number;
+    }
   | { kind: 'cluster'; nodes: { host: string; port: number }[]; password: string | undefined };
 
 const SCHEMES = /^(redis|rediss|redis-sentinel|redis-cluster):\/\//;
@@ -46,4 +52,3 @@ export function parseRedisUrl(url: string): RedisTarget | string {
   if (!name) return 'must name the master: redis-sentinel://host:port,host:port/<master name>[/db]';
   return { kind: 'sentinel', nodes, name: decodeURIComponent(name), password, db: db ? Number(db) : 0 };
 }
-

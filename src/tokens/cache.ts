@@ -1,7 +1,14 @@
 import { LRUCache } from 'lru-cache';
 import { createChangeFeed, type ChangeBatch, type ChangeFeed } from './change-feed.js';
 import type { TokenType } from './format.js';
-import { changeSubject, tokenEndsAt, type CiIdentity, type LastUsed, type TokenRecord, type TokenStore } from './store.js';
+import {
+  changeSubject,
+  tokenEndsAt,
+  type CiIdentity,
+  type LastUsed,
+  type TokenRecord,
+  type TokenStore,
+} from './store.js';
 import { compileRestrictions, type CompiledRestrictions } from './restrictions.js';
 
 /** What the gateway needs to authorise a request: no secrets, no mutable state. */
@@ -55,7 +62,11 @@ export interface TokenCache {
    * with `readStore` false, NOT_CACHED. Expiry is the caller's check: a cached token may expire
    * while cached.
    */
-  lookup(hash: string, now?: number, readStore?: boolean): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined>;
+  lookup(
+    hash: string,
+    now?: number,
+    readStore?: boolean,
+  ): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined>;
   /** Remember that this token was used now; written to the store in batches. */
   touch(token: CachedToken, now: number): void;
   /** Catch up with the store now (also runs on notifications and every pollMs). */
@@ -90,10 +101,18 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   // and its firing nearly every millisecond, far dearer than a clock read (bench/README.md,
   // "The auth cost, side by side").
   const positive = new LRUCache<string, CachedToken>({
-    maxSize: options.max, sizeCalculation: oneEntry, ttl: options.ttlMs, ttlResolution: 0, ttlAutopurge: false, noDeleteOnStaleGet: true,
+    maxSize: options.max,
+    sizeCalculation: oneEntry,
+    ttl: options.ttlMs,
+    ttlResolution: 0,
+    ttlAutopurge: false,
+    noDeleteOnStaleGet: true,
   });
   const negative = new LRUCache<string, typeof MISSING>({
-    maxSize: options.negativeMax, sizeCalculation: oneEntry, ttl: options.negativeTtlMs, ttlResolution: 0,
+    maxSize: options.negativeMax,
+    sizeCalculation: oneEntry,
+    ttl: options.negativeTtlMs,
+    ttlResolution: 0,
   });
   // Both maps below churn (set and delete under load), so each is replaced by a new Map when it
   // empties, `inflight` also every RENEW_INFLIGHT_AFTER reads in case misses never stop. A
@@ -119,9 +138,14 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
 
   function toCached(record: TokenRecord): CachedToken {
     return {
-      id: record.id, name: record.name, type: record.type, hash: record.hash,
-      expiresAt: tokenEndsAt(record), revoked: record.revokedAt !== null,
-      restrictions: compileRestrictions(record.restrictions), ci: record.ci ?? undefined,
+      id: record.id,
+      name: record.name,
+      type: record.type,
+      hash: record.hash,
+      expiresAt: tokenEndsAt(record),
+      revoked: record.revokedAt !== null,
+      restrictions: compileRestrictions(record.restrictions),
+      ci: record.ci ?? undefined,
     };
   }
 
@@ -154,7 +178,11 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     }
   }
 
-  function lookup(hash: string, now = Date.now(), readStore = true): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined> {
+  function lookup(
+    hash: string,
+    now = Date.now(),
+    readStore = true,
+  ): CachedToken | undefined | typeof NOT_CACHED | Promise<CachedToken | undefined> {
     const hit = positive.get(hash);
     if (hit !== undefined) {
       stats.hits++;

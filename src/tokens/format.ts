@@ -59,7 +59,8 @@ export function parseTokenType(token: string): TokenType | undefined {
   // The checksum characters read as the number they encode (6 base62 digits hold any CRC32
   // exactly), compared with the CRC32 of the rest: no string built per request.
   let written = 0;
-  for (let i = TOKEN_LENGTH - CHECKSUM_CHARS; i < TOKEN_LENGTH; i++) written = written * 62 + BASE62_VALUE[token.charCodeAt(i)]!;
+  for (let i = TOKEN_LENGTH - CHECKSUM_CHARS; i < TOKEN_LENGTH; i++)
+    written = written * 62 + BASE62_VALUE[token.charCodeAt(i)]!;
   if (written !== crc32(token.slice(0, TOKEN_LENGTH - CHECKSUM_CHARS))) return undefined;
   return token.charCodeAt(2) === 0x70 /* p */ ? 'production' : 'development';
 }

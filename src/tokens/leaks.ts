@@ -46,8 +46,11 @@ const MAX_LABEL_CHARS = 100;
 
 /** A reporter's text as recorded: control characters out, bounded length; empty → null. */
 function clean(value: string | undefined, max: number): string | null {
-  // eslint-disable-next-line no-control-regex
-  const text = (value ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, max);
+  const text = (value ?? '')
+    // eslint-disable-next-line no-control-regex -- on purpose: control characters are dropped
+    .replace(/[\u0000-\u001f\u007f]/g, '')
+    .trim()
+    .slice(0, max);
   return text === '' ? null : text;
 }
 
@@ -58,8 +61,12 @@ function clean(value: string | undefined, max: number): string | null {
  * value reported twice in one call gets the same verdict twice. `token_type` echoes the report's
  * type (default `tollgate_token`).
  */
-export async function revokeLeakedTokens(store: TokenStore, reports: readonly LeakReportInput[], reporter: LeakReporter,
-  now = Date.now()): Promise<LeakOutcome> {
+export async function revokeLeakedTokens(
+  store: TokenStore,
+  reports: readonly LeakReportInput[],
+  reporter: LeakReporter,
+  now = Date.now(),
+): Promise<LeakOutcome> {
   const source = clean(reporter.source, MAX_LABEL_CHARS) ?? 'unknown';
   const byHash = new Map<string, LeakVerdict['label']>();
   const revoked: TokenRecord[] = [];
@@ -74,7 +81,11 @@ export async function revokeLeakedTokens(store: TokenStore, reports: readonly Le
       // The shape and checksum first: a made-up value costs no store read.
       const record = parseTokenType(value) ? await store.findByHash(tokenHash) : undefined;
       if (record && isLive(record, now)) {
-        const leak: LeakReport = { source, url: clean(report.url, MAX_URL_CHARS), location: clean(report.location, MAX_LABEL_CHARS) };
+        const leak: LeakReport = {
+          source,
+          url: clean(report.url, MAX_URL_CHARS),
+          location: clean(report.location, MAX_LABEL_CHARS),
+        };
         const done = await store.revokeIds([record.id], reporter.by, now, leak);
         if (done.length > 0) {
           revoked.push(...done);
@@ -83,7 +94,11 @@ export async function revokeLeakedTokens(store: TokenStore, reports: readonly Le
       }
       byHash.set(tokenHash, label);
     }
-    verdicts.push({ token_hash: tokenHash, token_type: clean(report.type, MAX_LABEL_CHARS) ?? DEFAULT_LEAK_TOKEN_TYPE, label });
+    verdicts.push({
+      token_hash: tokenHash,
+      token_type: clean(report.type, MAX_LABEL_CHARS) ?? DEFAULT_LEAK_TOKEN_TYPE,
+      label,
+    });
   }
   return { verdicts, revoked };
 }

@@ -23,11 +23,16 @@ const PROVIDER = /^[a-z0-9-]{1,40}$/;
  * The filter from its parts as a query string or flags give them: `source` (absent: `admin`,
  * or `ci` when a provider is named). Bad input is TOLLGATE_ERR_TOKEN_INPUT naming the field.
  */
-export function parseTokenListFilter(input: { source?: string | undefined; provider?: string | undefined }): TokenListFilter {
+export function parseTokenListFilter(input: {
+  source?: string | undefined;
+  provider?: string | undefined;
+}): TokenListFilter {
   const provider = input.provider === undefined || input.provider === '' ? undefined : input.provider;
   if (provider !== undefined && !PROVIDER.test(provider)) {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT',
-      'provider must be a CI provider name: 1 to 40 characters of a-z, 0-9 and "-"');
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      'provider must be a CI provider name: 1 to 40 characters of a-z, 0-9 and "-"',
+    );
   }
   const source = input.source === undefined || input.source === '' ? (provider ? 'ci' : 'admin') : input.source;
   if (source !== 'admin' && source !== 'ci' && source !== 'all') {

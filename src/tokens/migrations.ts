@@ -69,7 +69,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
-    summary: 'names compared ignoring case (an index of folded names), signed-out admin sessions, the admin credential record',
+    summary:
+      'names compared ignoring case (an index of folded names), signed-out admin sessions, the admin credential record',
     sqlite(db) {
       // SQLite's lower() folds ASCII letters only, as foldName does: the expression index needs no
       // new column, and rows a gateway of version 1 inserts during an upgrade are indexed too.
@@ -106,10 +107,19 @@ end
     // them, which is what it had. The version bump matters more than the columns: a gateway of
     // schema 2 would serve a restricted token unrestricted, so it must refuse this store.
     sqlite(db) {
-      const have = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(tokens)').all().map((c) => c.name));
+      const have = new Set(
+        db
+          .prepare<[], { name: string }>('PRAGMA table_info(tokens)')
+          .all()
+          .map((c) => c.name),
+      );
       const columns: [string, string][] = [
-        ['restrictions', 'TEXT'], ['replaced_by', 'TEXT'], ['overlap_ends_at', 'INTEGER'],
-        ['replaces', 'TEXT'], ['leak', 'TEXT'], ['ci', 'TEXT'],
+        ['restrictions', 'TEXT'],
+        ['replaced_by', 'TEXT'],
+        ['overlap_ends_at', 'INTEGER'],
+        ['replaces', 'TEXT'],
+        ['leak', 'TEXT'],
+        ['ci', 'TEXT'],
       ];
       for (const [name, type] of columns) if (!have.has(name)) db.exec(`ALTER TABLE tokens ADD COLUMN ${name} ${type}`);
     },
@@ -118,7 +128,8 @@ end
   },
   {
     version: 4,
-    summary: 'CI token exchange: ID tokens claimed once (replay protection), an expiry index of issued tokens for the purge, the purged tokens kept for the audit trail',
+    summary:
+      'CI token exchange: ID tokens claimed once (replay protection), an expiry index of issued tokens for the purge, the purged tokens kept for the audit trail',
     // The bump matters: a gateway of schema 3 would neither record claims here nor index issued
     // tokens by expiry, so tokens it issued would never be purged.
     sqlite(db) {
@@ -152,23 +163,33 @@ end
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 function refuseNewer(found: number): never {
-  throw new GatewayError('TOLLGATE_ERR_STORE',
-    `the token store has schema version ${found}, newer than this Tollgate knows (${SCHEMA_VERSION}): run a newer Tollgate`);
+  throw new GatewayError(
+    'TOLLGATE_ERR_STORE',
+    `the token store has schema version ${found}, newer than this Tollgate knows (${SCHEMA_VERSION}): run a newer Tollgate`,
+  );
 }
 
 /** Brings a SQLite token store up to SCHEMA_VERSION in one transaction. */
 export function migrateSqlite(db: Database.Database, now = Date.now()): SchemaReport {
-  return db.transaction((): SchemaReport => {
-    db.exec('CREATE TABLE IF NOT EXISTS tollgate_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL, migrated_at INTEGER NOT NULL)');
-    const row = db.prepare<[], { version: number }>("SELECT version FROM tollgate_schema WHERE component = 'tokens'").get();
-    const from = row?.version ?? 0;
-    if (from > SCHEMA_VERSION) refuseNewer(from);
-    if (from === SCHEMA_VERSION) return { from, to: from };
-    for (const step of MIGRATIONS) if (step.version > from) step.sqlite(db);
-    db.prepare("INSERT INTO tollgate_schema (component, version, migrated_at) VALUES ('tokens', ?, ?) "
-      + 'ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at').run(SCHEMA_VERSION, now);
-    return { from, to: SCHEMA_VERSION };
-  }).immediate();
+  return db
+    .transaction((): SchemaReport => {
+      db.exec(
+        'CREATE TABLE IF NOT EXISTS tollgate_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL, migrated_at INTEGER NOT NULL)',
+      );
+      const row = db
+        .prepare<[], { version: number }>("SELECT version FROM tollgate_schema WHERE component = 'tokens'")
+        .get();
+      const from = row?.version ?? 0;
+      if (from > SCHEMA_VERSION) refuseNewer(from);
+      if (from === SCHEMA_VERSION) return { from, to: from };
+      for (const step of MIGRATIONS) if (step.version > from) step.sqlite(db);
+      db.prepare(
+        "INSERT INTO tollgate_schema (component, version, migrated_at) VALUES ('tokens', ?, ?) " +
+          'ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_at = excluded.migrated_at',
+      ).run(SCHEMA_VERSION, now);
+      return { from, to: SCHEMA_VERSION };
+    })
+    .immediate();
 }
 
 /** Runs one step if the store is still at the step's predecessor; returns the version it left. */
@@ -189,10 +210,20 @@ export async function migrateRedis(client: Redis | Cluster, prefix: string): Pro
   for (const step of MIGRATIONS) {
     if (step.version <= current) continue;
     // Another gateway may have run this step (or more) meanwhile: continue from what it left.
-    current = Number(await client.eval(stepScript(step.redis), 2, schemaKey, `${prefix}tokens`,
-      prefix, String(step.version - 1), String(step.version)));
+    current = Number(
+      await client.eval(
+        stepScript(step.redis),
+        2,
+        schemaKey,
+        `${prefix}tokens`,
+        prefix,
+        String(step.version - 1),
+        String(step.version),
+      ),
+    );
     if (current > SCHEMA_VERSION) refuseNewer(current);
   }
-  if (current !== SCHEMA_VERSION) throw new GatewayError('TOLLGATE_ERR_STORE', `token store migration stopped at schema version ${current}`);
+  if (current !== SCHEMA_VERSION)
+    throw new GatewayError('TOLLGATE_ERR_STORE', `token store migration stopped at schema version ${current}`);
   return { from, to: current };
 }

@@ -21,15 +21,22 @@ const TOKEN_ID_SHAPE = /^tok_/i;
 export function validateName(input: string | undefined): string {
   const name = (input ?? '').trim();
   if (name.length === 0) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name is required');
-  if (name.length > MAX_NAME_LENGTH) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `name must be at most ${MAX_NAME_LENGTH} characters`);
+  if (name.length > MAX_NAME_LENGTH)
+    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `name must be at most ${MAX_NAME_LENGTH} characters`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name must not contain control characters');
+  if (/[\u0000-\u001f\u007f]/.test(name))
+    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name must not contain control characters');
   if (!/^[\x20-\x7e]+$/.test(name)) {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT',
-      'name must be printable ASCII: letters A-Z, digits, spaces and punctuation (letters of other scripts can look like these)');
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      'name must be printable ASCII: letters A-Z, digits, spaces and punctuation (letters of other scripts can look like these)',
+    );
   }
   if (TOKEN_ID_SHAPE.test(name)) {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'name must not start with "tok_": that is how token ids start, and revoke takes either');
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      'name must not start with "tok_": that is how token ids start, and revoke takes either',
+    );
   }
   return name;
 }
@@ -49,12 +56,18 @@ export function foldName(name: string): string {
  * refused; none active, the newest still in a rotation overlap, else the newest expired one
  * (revoking that changes nothing but its label).
  */
-export function resolveName(name: string, candidates: readonly TokenRecord[], now = Date.now()): TokenRecord | undefined {
+export function resolveName(
+  name: string,
+  candidates: readonly TokenRecord[],
+  now = Date.now(),
+): TokenRecord | undefined {
   const open = candidates.filter((r) => r.revokedAt === null);
   const active = open.filter((r) => tokenState(r, now) === 'active');
   if (active.length > 1) {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_AMBIGUOUS',
-      `${active.length} live tokens are named "${name}" ignoring case (${active.map((r) => r.id).join(', ')}): use the id`);
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_AMBIGUOUS',
+      `${active.length} live tokens are named "${name}" ignoring case (${active.map((r) => r.id).join(', ')}): use the id`,
+    );
   }
   if (active.length === 1) return active[0];
   const newest = [...open].sort((a, b) => b.createdAt - a.createdAt);

@@ -41,7 +41,8 @@ export function decodeRestrictions(text: string | null | undefined, id: string):
     out[key] = o[key];
   }
   if (o.ratePerMinute !== undefined) {
-    if (typeof o.ratePerMinute !== 'number' || !Number.isInteger(o.ratePerMinute) || o.ratePerMinute < 1) unreadable('restrictions', id);
+    if (typeof o.ratePerMinute !== 'number' || !Number.isInteger(o.ratePerMinute) || o.ratePerMinute < 1)
+      unreadable('restrictions', id);
     out.ratePerMinute = o.ratePerMinute;
   }
   // Keys this version does not know (a newer one wrote them) would be restrictions it cannot
@@ -55,7 +56,11 @@ const optionalString = (value: unknown): string | null => (typeof value === 'str
 export function decodeLeak(text: string | null | undefined, id: string): LeakReport | null {
   if (text === null || text === undefined || text === '') return null;
   const o = parseObject(text, 'leak report', id);
-  return { source: optionalString(o.source) ?? 'unknown', url: optionalString(o.url), location: optionalString(o.location) };
+  return {
+    source: optionalString(o.source) ?? 'unknown',
+    url: optionalString(o.url),
+    location: optionalString(o.location),
+  };
 }
 
 const CI_FIELDS = ['project', 'repository', 'ref', 'sha', 'workflow', 'runId', 'actor'] as const;

@@ -48,8 +48,18 @@ export function pairsToRecord(flat: string[]): TokenRecord | undefined {
 /** A new record (a rotation's: with the token it replaces) as HSET's field/value list. */
 export function recordToFields(record: NewTokenRecord, replaces: string | null = null): string[] {
   const fields: string[] = [
-    'id', record.id, 'name', record.name, 'type', record.type, 'hash', record.hash,
-    'createdAt', String(record.createdAt), 'createdBy', record.createdBy,
+    'id',
+    record.id,
+    'name',
+    record.name,
+    'type',
+    record.type,
+    'hash',
+    record.hash,
+    'createdAt',
+    String(record.createdAt),
+    'createdBy',
+    record.createdBy,
   ];
   if (record.expiresAt !== null) fields.push('expiresAt', String(record.expiresAt));
   const restrictions = encodeJson(record.restrictions);

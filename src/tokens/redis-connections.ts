@@ -71,16 +71,24 @@ export function openStoreConnections(options: RedisConnectionOptions): StoreConn
     enableReadyCheck: true,
   };
 
-  const { client, owned: ownsClient } = useOrConnect(options, {
-    ...redisOptions,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
-  }, reportError, 'createRedisTokenStore');
+  const { client, owned: ownsClient } = useOrConnect(
+    options,
+    {
+      ...redisOptions,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+    },
+    reportError,
+    'createRedisTokenStore',
+  );
 
   // Until the command connection has been ready once, commands wait for it.
   let everReady = client.status === 'ready';
-  if (!everReady) client.once('ready', () => { everReady = true; });
+  if (!everReady)
+    client.once('ready', () => {
+      everReady = true;
+    });
   let firstReady: Promise<void> | undefined;
   const untilFirstReady = (): Promise<void> => {
     firstReady ??= new Promise<void>((resolve, reject) => {
@@ -99,7 +107,8 @@ export function openStoreConnections(options: RedisConnectionOptions): StoreConn
       const onEnd = () => done(new GatewayError('TOLLGATE_ERR_STORE', 'Redis connection closed'));
       const timer = setTimeout(
         () => done(new GatewayError('TOLLGATE_ERR_STORE', `Redis not reachable within ${connectTimeoutMs} ms`)),
-        connectTimeoutMs);
+        connectTimeoutMs,
+      );
       client.on('ready', onReady);
       client.on('end', onEnd);
       if (client.status === 'ready') done();

@@ -17,14 +17,27 @@ import { openStoreConnections, type RedisClient, type RedisConnectionOptions } f
 import { designatedByName } from './names.js';
 import { redisKeys } from './redis-keys.js';
 import {
-  fieldsToAdminCredential, fieldsToRecord, pairsToFields, pairsToRecord, parseChange, recordToFields,
+  fieldsToAdminCredential,
+  fieldsToRecord,
+  pairsToFields,
+  pairsToRecord,
+  parseChange,
+  recordToFields,
 } from './redis-codec.js';
 import { decodePurged } from './purged-codec.js';
 import { defineScripts } from './redis-scripts.js';
 import { encodeJson } from './record-codec.js';
 import {
-  ADMIN_CREDENTIAL_CHANGE, SESSION_CHANGE_PREFIX, storedRecord, type ChangesSince, type LastUsed, type SchemaReport,
-  type TokenRecord, type TokenStore, type PurgedToken, PURGED_CI_KEPT,
+  ADMIN_CREDENTIAL_CHANGE,
+  SESSION_CHANGE_PREFIX,
+  storedRecord,
+  type ChangesSince,
+  type LastUsed,
+  type SchemaReport,
+  type TokenRecord,
+  type TokenStore,
+  type PurgedToken,
+  PURGED_CI_KEPT,
 } from './store.js';
 
 export const DEFAULT_REDIS_PREFIX = '{tollgate}:';
@@ -54,16 +67,24 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
   const keep = String(options.changeLogKeep ?? DEFAULT_REDIS_CHANGE_LOG_KEEP);
   const {
-    channel, rev: revKey, changes: changesKey, tokens: tokensKey, token: tokenKey, id: idKey, name: nameKey,
-    nameIndex: nameIndexKey, session: sessionKey, credential: credentialKey, ciExpiry: ciExpiryKey, claim: claimKey,
+    channel,
+    rev: revKey,
+    changes: changesKey,
+    tokens: tokensKey,
+    token: tokenKey,
+    id: idKey,
+    name: nameKey,
+    nameIndex: nameIndexKey,
+    session: sessionKey,
+    credential: credentialKey,
+    ciExpiry: ciExpiryKey,
+    claim: claimKey,
     purged: purgedKey,
   } = redisKeys(prefix);
   const purgedKept = options.purgedKept ?? PURGED_CI_KEPT;
   const connections = openStoreConnections(options);
   const { client, ownsClient, reportError, untilFirstReady } = connections;
   const scripts = defineScripts(client);
-
-
 
   // Every operation waits for the schema migration of this handle (once; retried after a failure).
   let migrated = false;
@@ -105,7 +126,6 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     }
   };
 
-
   /** By id, else what the name designates among the tokens whose name folds the same (designatedByName). */
   async function lookup(idOrName: string): Promise<TokenRecord[]> {
     const found = (await scripts.tollgateGet(idKey(idOrName), nameIndexKey(idOrName), nameKey(idOrName), prefix))
@@ -115,10 +135,24 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     return byId ? [byId] : designatedByName(idOrName, found);
   }
 
-  async function revokeIds(ids: readonly string[], revokedBy: string, at: number, leak: string | null): Promise<TokenRecord[]> {
+  async function revokeIds(
+    ids: readonly string[],
+    revokedBy: string,
+    at: number,
+    leak: string | null,
+  ): Promise<TokenRecord[]> {
     if (ids.length === 0) return [];
     const keys = [revKey, changesKey, ...new Set(ids)].map((k, i) => (i < 2 ? k : idKey(k)));
-    const revoked = await scripts.tollgateRevokeIds(keys.length, ...keys, prefix, keep, channel, String(at), revokedBy, leak ?? '');
+    const revoked = await scripts.tollgateRevokeIds(
+      keys.length,
+      ...keys,
+      prefix,
+      keep,
+      channel,
+      String(at),
+      revokedBy,
+      leak ?? '',
+    );
     return revoked.map(pairsToRecord).filter((r): r is TokenRecord => r !== undefined);
   }
 
@@ -165,8 +199,21 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
       return run(async () => {
         const fields = recordToFields(record);
         const [status] = await scripts.tollgateInsert(
-          tokenKey(record.hash), idKey(record.id), nameKey(record.name), nameIndexKey(record.name), tokensKey, revKey, changesKey,
-          prefix, String(Date.now()), keep, channel, record.hash, String(record.createdAt), ...fields);
+          tokenKey(record.hash),
+          idKey(record.id),
+          nameKey(record.name),
+          nameIndexKey(record.name),
+          tokensKey,
+          revKey,
+          changesKey,
+          prefix,
+          String(Date.now()),
+          keep,
+          channel,
+          record.hash,
+          String(record.createdAt),
+          ...fields,
+        );
         if (status === 'taken') throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
         return storedRecord(record);
@@ -194,12 +241,28 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
         if (!previous || previous.id !== id) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${id}"`);
         const record = { ...next, name: previous.name };
         const [status, old, current] = await scripts.tollgateRotate(
-          idKey(id), tokenKey(record.hash), idKey(record.id), nameKey(record.name), nameIndexKey(record.name), tokensKey, revKey,
-          changesKey, prefix, String(at), keep, channel, record.hash, String(record.createdAt), record.id, String(overlapEndsAt),
-          ...recordToFields(record, id));
+          idKey(id),
+          tokenKey(record.hash),
+          idKey(record.id),
+          nameKey(record.name),
+          nameIndexKey(record.name),
+          tokensKey,
+          revKey,
+          changesKey,
+          prefix,
+          String(at),
+          keep,
+          channel,
+          record.hash,
+          String(record.createdAt),
+          record.id,
+          String(overlapEndsAt),
+          ...recordToFields(record, id),
+        );
         if (status === 'notfound') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${id}"`);
         if (status === 'duplicate') throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', 'duplicate token id or hash');
-        if (status !== 'ok') throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_LIVE', `"${previous.name}" (${id}) is ${status}`);
+        if (status !== 'ok')
+          throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_LIVE', `"${previous.name}" (${id}) is ${status}`);
         return { previous: pairsToRecord(old!)!, current: pairsToRecord(current!)! };
       });
     },
@@ -214,8 +277,18 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
 
     purgeExpiredCi: function purgeExpiredCi(endedBefore, max = 1_000) {
       return run(async () => {
-        const purged = await scripts.tollgatePurgeCi(ciExpiryKey, tokensKey, revKey, changesKey,
-          prefix, String(endedBefore), String(max), keep, channel, String(purgedKept));
+        const purged = await scripts.tollgatePurgeCi(
+          ciExpiryKey,
+          tokensKey,
+          revKey,
+          changesKey,
+          prefix,
+          String(endedBefore),
+          String(max),
+          keep,
+          channel,
+          String(purgedKept),
+        );
         return purged.map(pairsToRecord).filter((r): r is TokenRecord => r !== undefined);
       });
     },
@@ -250,7 +323,15 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     revokeSession: function revokeSession(id, expiresAt) {
       return run(async () => {
         if (expiresAt <= Date.now()) return;
-        await scripts.tollgateRevokeSession(sessionKey(id), revKey, changesKey, keep, channel, String(expiresAt), SESSION_CHANGE_PREFIX + id);
+        await scripts.tollgateRevokeSession(
+          sessionKey(id),
+          revKey,
+          changesKey,
+          keep,
+          channel,
+          String(expiresAt),
+          SESSION_CHANGE_PREFIX + id,
+        );
       });
     },
 
@@ -263,9 +344,21 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     },
 
     replaceAdminCredential: function replaceAdminCredential(expected, next) {
-      return run(async () => (await scripts.tollgateReplaceAdminCredential(
-        credentialKey, revKey, changesKey, expected ?? '', next.salt, next.fingerprint, String(next.since), keep, channel,
-        ADMIN_CREDENTIAL_CHANGE)) === 1);
+      return run(
+        async () =>
+          (await scripts.tollgateReplaceAdminCredential(
+            credentialKey,
+            revKey,
+            changesKey,
+            expected ?? '',
+            next.salt,
+            next.fingerprint,
+            String(next.since),
+            keep,
+            channel,
+            ADMIN_CREDENTIAL_CHANGE,
+          )) === 1,
+      );
     },
 
     onChange: function onChange(listener) {

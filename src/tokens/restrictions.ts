@@ -41,7 +41,7 @@ function stringList(value: unknown, field: string): string[] | undefined {
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) invalid(`${field} must be a list of strings`);
   if (list.length > MAX_ENTRIES) invalid(`${field} may list at most ${MAX_ENTRIES} entries`);
-  const trimmed = (list).map((x) => x.trim());
+  const trimmed = list.map((x) => x.trim());
   return trimmed.length === 0 ? undefined : [...new Set(trimmed)];
 }
 
@@ -78,16 +78,19 @@ export function parseRestrictions(input: RestrictionsInput, knownRoutes: readonl
   if (packages) {
     for (const pattern of packages) {
       if (pattern === '') invalid('packages: a pattern must not be empty');
-      if (pattern.length > MAX_PATTERN_LENGTH) invalid(`packages: a pattern must be at most ${MAX_PATTERN_LENGTH} characters`);
+      if (pattern.length > MAX_PATTERN_LENGTH)
+        invalid(`packages: a pattern must be at most ${MAX_PATTERN_LENGTH} characters`);
       // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f\s]/.test(pattern)) invalid('packages: a pattern must not contain spaces or control characters');
+      if (/[\u0000-\u001f\u007f\s]/.test(pattern))
+        invalid('packages: a pattern must not contain spaces or control characters');
     }
     out.packages = packages;
   }
   const networks = stringList(input.networks, 'networks');
   if (networks) {
     for (const network of networks) {
-      if (!parseCidr(network)) invalid(`networks: "${network.slice(0, 60)}" is not an IP address or CIDR range such as 10.1.0.0/16`);
+      if (!parseCidr(network))
+        invalid(`networks: "${network.slice(0, 60)}" is not an IP address or CIDR range such as 10.1.0.0/16`);
     }
     out.networks = networks;
   }

@@ -3,7 +3,14 @@ import { generateToken, generateTokenId, hashToken, type TokenType } from './for
 import { validateName } from './names.js';
 import { parseRestrictions, type RestrictionsInput, type TokenRestrictions } from './restrictions.js';
 import {
-  tokenEndsAt, tokenState, type CiIdentity, type LeakReport, type NewTokenRecord, type TokenRecord, type TokenState, type TokenStore,
+  tokenEndsAt,
+  tokenState,
+  type CiIdentity,
+  type LeakReport,
+  type NewTokenRecord,
+  type TokenRecord,
+  type TokenState,
+  type TokenStore,
 } from './store.js';
 
 /** Token management shared by the CLI and the admin API: one code path for both. */
@@ -36,10 +43,13 @@ export function parseExpiry(input: string | undefined, now = Date.now()): number
     }
   } else if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
     at = Date.parse(value);
-    if (Number.isNaN(at)) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `expiry "${value}" is not a valid timestamp`);
+    if (Number.isNaN(at))
+      throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `expiry "${value}" is not a valid timestamp`);
   } else {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT',
-      `expiry must be never, <N>d, a date (YYYY-MM-DD) or an ISO timestamp with a zone, got "${value}"`);
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      `expiry must be never, <N>d, a date (YYYY-MM-DD) or an ISO timestamp with a zone, got "${value}"`,
+    );
   }
   if (at <= now) throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `expiry "${value}" is in the past`);
   return at;
@@ -80,7 +90,16 @@ export async function createToken(store: TokenStore, input: CreateTokenInput, no
   const expiresAt = parseExpiry(input.expires, now);
   const restrictions = parseRestrictions(input.restrictions ?? {}, input.knownRoutes ?? []);
   const { token, id, hash } = newSecret(type);
-  const record = await store.insert({ id, name, type, hash, createdAt: now, createdBy: input.createdBy, expiresAt, restrictions });
+  const record = await store.insert({
+    id,
+    name,
+    type,
+    hash,
+    createdAt: now,
+    createdBy: input.createdBy,
+    expiresAt,
+    restrictions,
+  });
   return { record, token };
 }
 
@@ -96,7 +115,10 @@ export function parseOverlap(input: string | undefined): number {
   const match = /^(\d{1,7})([smhd])$/.exec(value);
   const ms = match ? Number(match[1]) * OVERLAP_UNITS_MS[match[2]!]! : NaN;
   if (!(ms <= MAX_OVERLAP_MS)) {
-    throw new GatewayError('TOLLGATE_ERR_TOKEN_INPUT', `overlap must be 0, <N>s, <N>m, <N>h or <N>d, at most 90d, got "${value.slice(0, 40)}"`);
+    throw new GatewayError(
+      'TOLLGATE_ERR_TOKEN_INPUT',
+      `overlap must be 0, <N>s, <N>m, <N>h or <N>d, at most 90d, got "${value.slice(0, 40)}"`,
+    );
   }
   return ms;
 }
@@ -113,15 +135,26 @@ export interface RotatedToken extends CreatedToken {
  * name designates its active token). Revoked, ended or already rotated tokens are refused
  * (TOLLGATE_ERR_TOKEN_NOT_LIVE).
  */
-export async function rotateToken(store: TokenStore, idOrName: string, input: { overlap?: string | undefined; by: string },
-  now = Date.now()): Promise<RotatedToken> {
+export async function rotateToken(
+  store: TokenStore,
+  idOrName: string,
+  input: { overlap?: string | undefined; by: string },
+  now = Date.now(),
+): Promise<RotatedToken> {
   const overlapMs = parseOverlap(input.overlap);
   const old = await store.get(idOrName);
   if (!old) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
   const { token, id, hash } = newSecret(old.type);
   const next: NewTokenRecord = {
-    id, name: old.name, type: old.type, hash, createdAt: now, createdBy: input.by, expiresAt: old.expiresAt,
-    restrictions: old.restrictions, ci: old.ci,
+    id,
+    name: old.name,
+    type: old.type,
+    hash,
+    createdAt: now,
+    createdBy: input.by,
+    expiresAt: old.expiresAt,
+    restrictions: old.restrictions,
+    ci: old.ci,
   };
   const { previous, current } = await store.rotate(old.id, next, now + overlapMs, now);
   return { record: current, token, previous };
@@ -132,10 +165,19 @@ export async function rotateToken(store: TokenStore, idOrName: string, input: { 
  * token and every earlier generation still in its overlap. `revoked`: the records this call
  * revoked (empty when the token was revoked already).
  */
-export async function revokeToken(store: TokenStore, idOrName: string, by: string, now = Date.now()): Promise<{ record: TokenRecord; revoked: TokenRecord[] }> {
+export async function revokeToken(
+  store: TokenStore,
+  idOrName: string,
+  by: string,
+  now = Date.now(),
+): Promise<{ record: TokenRecord; revoked: TokenRecord[] }> {
   const targets = await store.lookup(idOrName);
   if (targets.length === 0) throw new GatewayError('TOLLGATE_ERR_TOKEN_NOT_FOUND', `"${idOrName}"`);
-  const revoked = await store.revokeIds(targets.map((r) => r.id), by, now);
+  const revoked = await store.revokeIds(
+    targets.map((r) => r.id),
+    by,
+    now,
+  );
   return { record: revoked.find((r) => r.id === targets[0]!.id) ?? targets[0]!, revoked };
 }
 

@@ -6,8 +6,18 @@ import { designatedByName, foldName } from './names.js';
 import { decodePurged, encodePurged } from './purged-codec.js';
 import { decodeCi, decodeLeak, decodeRestrictions, encodeJson } from './record-codec.js';
 import {
-  ADMIN_CREDENTIAL_CHANGE, PURGED_CI_KEPT, SESSION_CHANGE_PREFIX, tokenState, type PurgedToken, type AdminCredentialRecord, type ChangesSince, type LastUsed,
-  type LeakReport, type NewTokenRecord, type TokenRecord, type TokenStore,
+  ADMIN_CREDENTIAL_CHANGE,
+  PURGED_CI_KEPT,
+  SESSION_CHANGE_PREFIX,
+  tokenState,
+  type PurgedToken,
+  type AdminCredentialRecord,
+  type ChangesSince,
+  type LastUsed,
+  type LeakReport,
+  type NewTokenRecord,
+  type TokenRecord,
+  type TokenStore,
 } from './store.js';
 
 /** How many change-log entries are kept; a gateway further behind than this drops its whole cache. */
@@ -59,9 +69,16 @@ function toRecord(row: Row): TokenRecord {
 /** A new record's columns (insertRow's named parameters). */
 function toParams(record: NewTokenRecord, replaces: string | null) {
   return {
-    id: record.id, name: record.name, type: record.type, hash: record.hash, createdAt: record.createdAt,
-    createdBy: record.createdBy, expiresAt: record.expiresAt, restrictions: encodeJson(record.restrictions),
-    replaces, ci: encodeJson(record.ci),
+    id: record.id,
+    name: record.name,
+    type: record.type,
+    hash: record.hash,
+    createdAt: record.createdAt,
+    createdBy: record.createdBy,
+    expiresAt: record.expiresAt,
+    restrictions: encodeJson(record.restrictions),
+    replaces,
+    ci: encodeJson(record.ci),
   };
 }
 
@@ -94,43 +111,60 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
   const byId = db.prepare<[string], Row>('SELECT * FROM tokens WHERE id = ?');
   // lower(name) is the expression of the tokens_name_folded index: foldName's fold.
   const byName = db.prepare<[string], Row>(
-    'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC');
+    'SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC',
+  );
   // The active token holding a name: not revoked, not expired, not rotated out.
   const liveByName = db.prepare<[string, number], Row>(
     `SELECT * FROM tokens WHERE lower(name) = ? AND revoked_at IS NULL AND overlap_ends_at IS NULL
-     AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`);
+     AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`,
+  );
   const all = db.prepare<[], Row>('SELECT * FROM tokens ORDER BY created_at DESC, rowid DESC');
   const insertRow = db.prepare(
     `INSERT INTO tokens (id, name, type, hash, created_at, created_by, expires_at, restrictions, replaces, ci)
-     VALUES (@id, @name, @type, @hash, @createdAt, @createdBy, @expiresAt, @restrictions, @replaces, @ci)`);
+     VALUES (@id, @name, @type, @hash, @createdAt, @createdBy, @expiresAt, @restrictions, @replaces, @ci)`,
+  );
   const revokeRow = db.prepare<[number, string, string | null, string]>(
-    'UPDATE tokens SET revoked_at = ?, revoked_by = ?, leak = ? WHERE id = ? AND revoked_at IS NULL');
-  const rotateRow = db.prepare<[string, number, string]>('UPDATE tokens SET replaced_by = ?, overlap_ends_at = ? WHERE id = ?');
+    'UPDATE tokens SET revoked_at = ?, revoked_by = ?, leak = ? WHERE id = ? AND revoked_at IS NULL',
+  );
+  const rotateRow = db.prepare<[string, number, string]>(
+    'UPDATE tokens SET replaced_by = ?, overlap_ends_at = ? WHERE id = ?',
+  );
   const addChange = db.prepare('INSERT INTO token_changes (hash, at) VALUES (?, ?)');
   const trimChanges = db.prepare('DELETE FROM token_changes WHERE rev <= ?');
   const maxRev = db.prepare<[], { rev: number | null }>('SELECT max(rev) AS rev FROM token_changes');
   const seqRev = db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'token_changes'");
   const minRev = db.prepare<[], { rev: number | null }>('SELECT min(rev) AS rev FROM token_changes');
-  const since = db.prepare<[number], { rev: number; hash: string }>('SELECT rev, hash FROM token_changes WHERE rev > ? ORDER BY rev');
+  const since = db.prepare<[number], { rev: number; hash: string }>(
+    'SELECT rev, hash FROM token_changes WHERE rev > ? ORDER BY rev',
+  );
   const touch = db.prepare('UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?');
   const addSession = db.prepare('INSERT OR IGNORE INTO revoked_sessions (id, expires_at) VALUES (?, ?)');
   const purgeSessions = db.prepare('DELETE FROM revoked_sessions WHERE expires_at <= ?');
-  const sessionRevoked = db.prepare<[string, number], { id: string }>('SELECT id FROM revoked_sessions WHERE id = ? AND expires_at > ?');
+  const sessionRevoked = db.prepare<[string, number], { id: string }>(
+    'SELECT id FROM revoked_sessions WHERE id = ? AND expires_at > ?',
+  );
   const addClaim = db.prepare<[string, number]>('INSERT OR IGNORE INTO ci_claims (key, expires_at) VALUES (?, ?)');
-  const liveClaim = db.prepare<[string, number], { key: string }>('SELECT key FROM ci_claims WHERE key = ? AND expires_at > ?');
+  const liveClaim = db.prepare<[string, number], { key: string }>(
+    'SELECT key FROM ci_claims WHERE key = ? AND expires_at > ?',
+  );
   const pruneClaims = db.prepare<[number]>('DELETE FROM ci_claims WHERE expires_at <= ?');
   // The partial index tokens_ci_expiry serves this.
   const expiredCi = db.prepare<[number, number], Row>(
-    'SELECT * FROM tokens WHERE ci IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?');
+    'SELECT * FROM tokens WHERE ci IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?',
+  );
   const deleteRow = db.prepare<[string]>('DELETE FROM tokens WHERE id = ?');
   const archivePurged = db.prepare<[number, string]>('INSERT INTO ci_purged (purged_at, record) VALUES (?, ?)');
   const trimPurged = db.prepare<[number]>('DELETE FROM ci_purged WHERE seq <= (SELECT max(seq) FROM ci_purged) - ?');
   const purgedRows = db.prepare<[number], { purged_at: number; record: string }>(
-    'SELECT purged_at, record FROM ci_purged ORDER BY seq DESC LIMIT ?');
-  const readCredential = db.prepare<[], AdminCredentialRecord>('SELECT salt, fingerprint, since FROM admin_credential WHERE id = 1');
+    'SELECT purged_at, record FROM ci_purged ORDER BY seq DESC LIMIT ?',
+  );
+  const readCredential = db.prepare<[], AdminCredentialRecord>(
+    'SELECT salt, fingerprint, since FROM admin_credential WHERE id = 1',
+  );
   const writeCredential = db.prepare(
     `INSERT INTO admin_credential (id, salt, fingerprint, since) VALUES (1, @salt, @fingerprint, @since)
-     ON CONFLICT (id) DO UPDATE SET salt = excluded.salt, fingerprint = excluded.fingerprint, since = excluded.since`);
+     ON CONFLICT (id) DO UPDATE SET salt = excluded.salt, fingerprint = excluded.fingerprint, since = excluded.since`,
+  );
 
   /** By id, else by name ignoring case (names.ts designatedByName: ambiguous names throw). */
   const lookup = (idOrName: string, now: number): TokenRecord[] => {
@@ -157,16 +191,18 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
     return toRecord(byId.get(record.id)!);
   });
 
-  const revokeIdsTx = db.transaction((ids: readonly string[], by: string, at: number, leak: LeakReport | null): TokenRecord[] => {
-    const revoked: TokenRecord[] = [];
-    for (const id of new Set(ids)) {
-      const row = byId.get(id);
-      if (!row || revokeRow.run(at, by, encodeJson(leak), id).changes === 0) continue;
-      logChange(row.hash, at);
-      revoked.push(toRecord(byId.get(id)!));
-    }
-    return revoked;
-  });
+  const revokeIdsTx = db.transaction(
+    (ids: readonly string[], by: string, at: number, leak: LeakReport | null): TokenRecord[] => {
+      const revoked: TokenRecord[] = [];
+      for (const id of new Set(ids)) {
+        const row = byId.get(id);
+        if (!row || revokeRow.run(at, by, encodeJson(leak), id).changes === 0) continue;
+        logChange(row.hash, at);
+        revoked.push(toRecord(byId.get(id)!));
+      }
+      return revoked;
+    },
+  );
 
   const revokeTx = db.transaction((idOrName: string, by: string, at: number): TokenRecord => {
     const [designated, ...others] = lookup(idOrName, Date.now());
@@ -260,7 +296,9 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
       return purgeCiTx.immediate(endedBefore, max, Date.now());
     },
     async purgedCi(limit) {
-      return purgedRows.all(Math.min(limit, purgedKept)).map((row) => decodePurged(row.record, row.purged_at))
+      return purgedRows
+        .all(Math.min(limit, purgedKept))
+        .map((row) => decodePurged(row.record, row.purged_at))
         .filter((p): p is PurgedToken => p !== undefined);
     },
     async recordLastUsed(entries) {
@@ -270,13 +308,15 @@ export function createSqliteTokenStore(options: SqliteStoreOptions): TokenStore 
       return currentRevision();
     },
     async changesSince(revision): Promise<ChangesSince> {
-      return db.transaction(() => {
-        const current = currentRevision();
-        if (current <= revision) return { changes: [], revision: current, complete: true };
-        const oldest = minRev.get()?.rev ?? current + 1;
-        const changes = since.all(revision);
-        return { changes, revision: current, complete: oldest <= revision + 1 };
-      }).deferred();
+      return db
+        .transaction(() => {
+          const current = currentRevision();
+          if (current <= revision) return { changes: [], revision: current, complete: true };
+          const oldest = minRev.get()?.rev ?? current + 1;
+          const changes = since.all(revision);
+          return { changes, revision: current, complete: oldest <= revision + 1 };
+        })
+        .deferred();
     },
     onChange() {
       return () => {};

@@ -54,16 +54,38 @@ export interface CiIdentity {
 }
 
 /** What insert takes: a new token's own fields (restrictions and CI identity optional: null). */
-export type NewTokenRecord = Omit<TokenRecord,
-  'revokedAt' | 'revokedBy' | 'lastUsedAt' | 'restrictions' | 'replacedBy' | 'overlapEndsAt' | 'replaces' | 'leak' | 'ci'>
-  & { restrictions?: TokenRestrictions | null; ci?: CiIdentity | null };
+export type NewTokenRecord = Omit<
+  TokenRecord,
+  | 'revokedAt'
+  | 'revokedBy'
+  | 'lastUsedAt'
+  | 'restrictions'
+  | 'replacedBy'
+  | 'overlapEndsAt'
+  | 'replaces'
+  | 'leak'
+  | 'ci'
+> & { restrictions?: TokenRestrictions | null; ci?: CiIdentity | null };
 
 /** A new record as the stores return it: every field that insert does not take is null. */
 export function storedRecord(record: NewTokenRecord, replaces: string | null = null): TokenRecord {
   return {
-    id: record.id, name: record.name, type: record.type, hash: record.hash, createdAt: record.createdAt,
-    createdBy: record.createdBy, expiresAt: record.expiresAt, revokedAt: null, revokedBy: null, lastUsedAt: null,
-    restrictions: record.restrictions ?? null, replacedBy: null, overlapEndsAt: null, replaces, leak: null, ci: record.ci ?? null,
+    id: record.id,
+    name: record.name,
+    type: record.type,
+    hash: record.hash,
+    createdAt: record.createdAt,
+    createdBy: record.createdBy,
+    expiresAt: record.expiresAt,
+    revokedAt: null,
+    revokedBy: null,
+    lastUsedAt: null,
+    restrictions: record.restrictions ?? null,
+    replacedBy: null,
+    overlapEndsAt: null,
+    replaces,
+    leak: null,
+    ci: record.ci ?? null,
   };
 }
 
@@ -83,7 +105,10 @@ export function tokenEndsAt(record: Pick<TokenRecord, 'expiresAt' | 'overlapEnds
   return record.expiresAt === null ? overlap : Math.min(record.expiresAt, overlap);
 }
 
-export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>, now = Date.now()): TokenState {
+export function tokenState(
+  record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>,
+  now = Date.now(),
+): TokenState {
   if (record.revokedAt !== null) return 'revoked';
   const endsAt = tokenEndsAt(record);
   if (endsAt !== null && endsAt <= now) return 'expired';
@@ -92,7 +117,10 @@ export function tokenState(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' |
 }
 
 /** Still working: not revoked, not past its expiry or its rotation overlap. */
-export function isLive(record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>, now = Date.now()): boolean {
+export function isLive(
+  record: Pick<TokenRecord, 'revokedAt' | 'expiresAt' | 'overlapEndsAt'>,
+  now = Date.now(),
+): boolean {
   const state = tokenState(record, now);
   return state === 'active' || state === 'rotated';
 }
@@ -112,10 +140,7 @@ export const ADMIN_CREDENTIAL_CHANGE = 'admin-credential';
 const TOKEN_HASH = /^[0-9a-f]{64}$/;
 
 export type ChangeSubject =
-  | { kind: 'token'; hash: string }
-  | { kind: 'session'; id: string }
-  | { kind: 'admin-credential' }
-  | { kind: 'other' };
+  { kind: 'token'; hash: string } | { kind: 'session'; id: string } | { kind: 'admin-credential' } | { kind: 'other' };
 
 /** What a change-log entry is about. Unknown subjects (from a newer version) are 'other': ignore them. */
 export function changeSubject(change: TokenChange): ChangeSubject {

@@ -92,7 +92,9 @@ async function eventOf(requestId: string): Promise<ActivityEvent> {
 }
 
 /** The sum of every series of a Production counter. */
-async function counted(name: 'productionDownloads' | 'productionDownloadsAborted' | 'productionDownloadBytes'): Promise<number> {
+async function counted(
+  name: 'productionDownloads' | 'productionDownloadsAborted' | 'productionDownloadBytes',
+): Promise<number> {
   return (await gw.gateway.metrics[name].get()).values.reduce((sum, v) => sum + v.value, 0);
 }
 
@@ -115,14 +117,18 @@ describe('a Production download the client abandons', () => {
     expect(event.bytes).toBeGreaterThanOrEqual(got.received);
     expect(event.bytes).toBeLessThan(FULL_BYTES);
     // The request log line says the same.
-    expect(gw.logRecords().find((r) => r.requestId === got.requestId)).toMatchObject({ aborted: true, bytes: event.bytes });
+    expect(gw.logRecords().find((r) => r.requestId === got.requestId)).toMatchObject({
+      aborted: true,
+      bytes: event.bytes,
+    });
 
     const after = await counters();
     expect(after.downloads).toBe(before.downloads);
     expect(after.aborted).toBe(before.aborted + 1);
     expect(after.bytes).toBe(before.bytes + event.bytes);
     expect((await gw.gateway.metrics.productionDownloadsAborted.get()).values).toContainEqual({
-      value: 1, labels: { ecosystem: 'npm', project: 'default', token_name: 'ci-release', sealed: 'false' },
+      value: 1,
+      labels: { ecosystem: 'npm', project: 'default', token_name: 'ci-release', sealed: 'false' },
     });
   });
 
@@ -134,7 +140,9 @@ describe('a Production download the client abandons', () => {
 
     const event = await eventOf(res.headers.get('x-request-id')!);
     expect(event).toMatchObject({ kind: 'download', status: 200, aborted: false, bytes: FULL_BYTES });
-    await expect.poll(counters).toEqual({ downloads: before.downloads + 1, aborted: before.aborted, bytes: before.bytes + FULL_BYTES });
+    await expect
+      .poll(counters)
+      .toEqual({ downloads: before.downloads + 1, aborted: before.aborted, bytes: before.bytes + FULL_BYTES });
   });
 
   it('shows as aborted, with the bytes sent, in the admin Activity view; a completed one does not', async () => {
@@ -145,10 +153,15 @@ describe('a Production download the client abandons', () => {
     await eventOf(whole.headers.get('x-request-id')!);
 
     const adminToken = readFileSync(path.join(gw.dataDir, ADMIN_TOKEN_FILE_NAME), 'utf8').trim();
-    const res = await fetch(`${gw.adminUrl}/api/v1/activity?token=ci-release`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const res = await fetch(`${gw.adminUrl}/api/v1/activity?token=ci-release`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
     expect(res.status).toBe(200);
-    const { events } = await res.json() as { events: { version: string; aborted: boolean; bytes: number }[] };
+    const { events } = (await res.json()) as { events: { version: string; aborted: boolean; bytes: number }[] };
     expect(events.find((e) => e.version === '2.0.0' && e.aborted)).toMatchObject({ bytes: sent });
-    expect(events.filter((e) => e.version === '2.0.0').map((e) => [e.aborted, e.bytes])).toEqual([[false, FULL_BYTES], [true, sent]]);
+    expect(events.filter((e) => e.version === '2.0.0').map((e) => [e.aborted, e.bytes])).toEqual([
+      [false, FULL_BYTES],
+      [true, sent],
+    ]);
   });
 });

@@ -5,7 +5,10 @@ import { activityEventJson, encodedLine, utcDate } from '../../src/activity/even
 import { eventFactory } from '../helpers/activity-events.js';
 
 // One event every 7 minutes: a few hundred events span several UTC days.
-const makeEvent = eventFactory({ stepMs: 7 * 60_000, perEvent: (seq) => ({ userAgent: `pip/${seq} (Zürich, €, 😀)`.repeat(1 + (seq % 5)) }) });
+const makeEvent = eventFactory({
+  stepMs: 7 * 60_000,
+  perEvent: (seq) => ({ userAgent: `pip/${seq} (Zürich, €, 😀)`.repeat(1 + (seq % 5)) }),
+});
 const lineOf = (e: ActivityEvent) => `${activityEventJson(e)}\n`;
 
 describe('EncodedEventQueue', () => {

@@ -5,7 +5,15 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent, CappedField } from '../../src/activity/event.js';
 import { activityEventJson, RecordedActivityEvent } from '../../src/activity/event-codec.js';
-import { capEventFields, capIdentity, capJsonString, CI_CAPS, FIELD_CAPS, MAX_EVENT_LINE_BYTES, TRUNCATION_MARK } from '../../src/activity/event-caps.js';
+import {
+  capEventFields,
+  capIdentity,
+  capJsonString,
+  CI_CAPS,
+  FIELD_CAPS,
+  MAX_EVENT_LINE_BYTES,
+  TRUNCATION_MARK,
+} from '../../src/activity/event-caps.js';
 import { parseArtifactPath } from '../../src/artifacts/parse-path/index.js';
 import { createActivityRecorder, type LeakActivity, type RequestActivity } from '../../src/activity/recorder.js';
 import type { SinkRunner } from '../../src/activity/queue.js';
@@ -50,18 +58,31 @@ function expectCapped(got: string, original: string, cap: number, cut: boolean):
 function recorder() {
   const events: ActivityEvent[] = [];
   const runner = { name: 'keep', enqueue: (e: ActivityEvent) => events.push(e) } as unknown as SinkRunner;
-  const r = createActivityRecorder({ production: [runner], development: [runner], metrics: createMetrics({ defaultMetrics: false }), projectLabel: (p) => p });
+  const r = createActivityRecorder({
+    production: [runner],
+    development: [runner],
+    metrics: createMetrics({ defaultMetrics: false }),
+    projectLabel: (p) => p,
+  });
   return { record: (a: RequestActivity) => r.record(a), recordLeak: (l: LeakActivity) => r.recordLeak(l), events };
 }
 
 /** Every byte of a string's UTF-8, percent-encoded: how a client sends any segment. */
-const percentEncoded = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+const percentEncoded = (s: string) =>
+  [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 
 function activity(over: Partial<RequestActivity> & { project?: string; tokenName?: string } = {}): RequestActivity {
   const { project = 'web', tokenName = 'ci', ...rest } = over;
   return {
     requestId: '0a1b2c3d-1',
-    principal: { tokenId: 'tok_0123456789abcdef', tokenName, tokenType: 'production', project, restrictions: undefined, ci: undefined },
+    principal: {
+      tokenId: 'tok_0123456789abcdef',
+      tokenName,
+      tokenType: 'production',
+      project,
+      restrictions: undefined,
+      ci: undefined,
+    },
     ecosystem: 'generic',
     path: '/tools/1.0.0/tools-1.0.0.tgz',
     method: 'GET',
@@ -100,12 +121,18 @@ describe('capJsonString', () => {
   it('cuts any string to its cap without splitting a character', () => {
     const anyString = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 2000 }),
-      fc.string({ unit: fc.constantFrom('a', '"', '\\', '\n', '\u0000', '\u007f', 'é', '€', '\u2028', '😀', '\ud83d', '\ude00'), maxLength: 2000 }),
+      fc.string({
+        unit: fc.constantFrom('a', '"', '\\', '\n', '\u0000', '\u007f', 'é', '€', '\u2028', '😀', '\ud83d', '\ude00'),
+        maxLength: 2000,
+      }),
     );
-    fc.assert(fc.property(anyString, fc.integer({ min: 16, max: 1100 }), (value, cap) => {
-      const got = capJsonString(value, cap);
-      expectCapped(got, value, cap, got !== value);
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(anyString, fc.integer({ min: 16, max: 1100 }), (value, cap) => {
+        const got = capJsonString(value, cap);
+        expectCapped(got, value, cap, got !== value);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -134,19 +161,37 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
       aborted: false,
       truncated: [],
       // A CI token's identity with every claim full.
-      ci: capIdentity({ provider: FULL, subject: FULL, repository: FULL, ref: FULL, sha: FULL, workflow: FULL, runId: FULL, actor: FULL }),
+      ci: capIdentity({
+        provider: FULL,
+        subject: FULL,
+        repository: FULL,
+        ref: FULL,
+        sha: FULL,
+        workflow: FULL,
+        runId: FULL,
+        actor: FULL,
+      }),
       leak: null,
     });
     capEventFields(worst);
     expect(worst.truncated).toEqual(CAPPED.filter((f) => f !== 'leak'));
-    for (const field of STRINGS) expect(jsonBytes(worst[field] as string), field).toBeGreaterThan(FIELD_CAPS[field] - 6);
-    for (const [claim, cap] of Object.entries(CI_CAPS)) expect(jsonBytes((worst.ci as unknown as Record<string, string>)[claim]!), claim).toBeGreaterThan(cap - 6);
+    for (const field of STRINGS)
+      expect(jsonBytes(worst[field] as string), field).toBeGreaterThan(FIELD_CAPS[field] - 6);
+    for (const [claim, cap] of Object.entries(CI_CAPS))
+      expect(jsonBytes((worst.ci as unknown as Record<string, string>)[claim]!), claim).toBeGreaterThan(cap - 6);
     expect(Buffer.byteLength(`${activityEventJson(worst)}\n`)).toBeLessThan(MAX_EVENT_LINE_BYTES);
   });
 
   it('keeps a leaked alert under 4 KiB whatever its report says', () => {
     const { recordLeak, events } = recorder();
-    recordLeak({ tokenId: 'tok_0123456789abcdef', tokenName: FULL, tokenType: 'production', clientIp: FULL, at: Date.now(), leak: { source: FULL, url: FULL, location: FULL } });
+    recordLeak({
+      tokenId: 'tok_0123456789abcdef',
+      tokenName: FULL,
+      tokenType: 'production',
+      clientIp: FULL,
+      at: Date.now(),
+      leak: { source: FULL, url: FULL, location: FULL },
+    });
     const [event] = events;
     expect(event).toMatchObject({ kind: 'leaked', truncated: ['tokenName', 'clientIp', 'leak'] });
     expect(Buffer.byteLength(`${activityEventJson(event!)}\n`)).toBeLessThan(MAX_EVENT_LINE_BYTES);
@@ -155,53 +200,95 @@ describe('activity events are bounded in bytes whatever the client sends', () =>
   it('makes events whose line is always under 4 KiB, valid UTF-8 JSON, each field whole or cut and marked', () => {
     const anyText = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 1500 }),
-      fc.string({ unit: fc.constantFrom('a', '"', '\\', '\u0000', '\u001f', 'é', '€', '😀', '\ud800', '\udfff', '\u2028'), maxLength: 1500 }),
+      fc.string({
+        unit: fc.constantFrom('a', '"', '\\', '\u0000', '\u001f', 'é', '€', '😀', '\ud800', '\udfff', '\u2028'),
+        maxLength: 1500,
+      }),
       fc.string({ maxLength: 40 }),
     );
     const { record, events } = recorder();
-    fc.assert(fc.property(
-      fc.record({ userAgent: fc.option(anyText, { nil: undefined }), project: anyText, tokenName: anyText, clientIp: anyText, method: anyText,
-        name: anyText, version: anyText, file: anyText, ecosystem: fc.constantFrom('generic', 'npm', 'maven', 'pypi'),
-        development: fc.boolean(), aborted: fc.boolean() }),
-      (c) => {
-        // A layout that names package, version and file, each segment percent-encoded byte by byte.
-        const requestPath = `/p${percentEncoded(c.name)}/1${percentEncoded(c.version)}/${percentEncoded(c.file)}`;
-        const a = activity({ userAgent: c.userAgent, project: c.project, tokenName: c.tokenName, clientIp: c.clientIp, method: c.method, path: requestPath, ecosystem: c.ecosystem, aborted: c.aborted });
-        if (c.development) (a.principal as { tokenType: string }).tokenType = 'development';
-        events.length = 0;
-        record(a);
-        expect(events).toHaveLength(1);
-        const event = events[0]!;
-        const line = `${activityEventJson(event)}\n`;
-        const bytes = Buffer.from(line, 'utf8');
-        expect(bytes.length).toBeLessThan(MAX_EVENT_LINE_BYTES);
-        expect(isUtf8(bytes)).toBe(true);
-        expect(bytes.toString('utf8')).toBe(line); // nothing lost to the encoding: no lone surrogate in the text
-        expect(JSON.parse(line)).toEqual({ ...event, truncated: [...event.truncated] });
-        expect(event.aborted).toBe(c.aborted);
+    fc.assert(
+      fc.property(
+        fc.record({
+          userAgent: fc.option(anyText, { nil: undefined }),
+          project: anyText,
+          tokenName: anyText,
+          clientIp: anyText,
+          method: anyText,
+          name: anyText,
+          version: anyText,
+          file: anyText,
+          ecosystem: fc.constantFrom('generic', 'npm', 'maven', 'pypi'),
+          development: fc.boolean(),
+          aborted: fc.boolean(),
+        }),
+        (c) => {
+          // A layout that names package, version and file, each segment percent-encoded byte by byte.
+          const requestPath = `/p${percentEncoded(c.name)}/1${percentEncoded(c.version)}/${percentEncoded(c.file)}`;
+          const a = activity({
+            userAgent: c.userAgent,
+            project: c.project,
+            tokenName: c.tokenName,
+            clientIp: c.clientIp,
+            method: c.method,
+            path: requestPath,
+            ecosystem: c.ecosystem,
+            aborted: c.aborted,
+          });
+          if (c.development) (a.principal as { tokenType: string }).tokenType = 'development';
+          events.length = 0;
+          record(a);
+          expect(events).toHaveLength(1);
+          const event = events[0]!;
+          const line = `${activityEventJson(event)}\n`;
+          const bytes = Buffer.from(line, 'utf8');
+          expect(bytes.length).toBeLessThan(MAX_EVENT_LINE_BYTES);
+          expect(isUtf8(bytes)).toBe(true);
+          expect(bytes.toString('utf8')).toBe(line); // nothing lost to the encoding: no lone surrogate in the text
+          expect(JSON.parse(line)).toEqual({ ...event, truncated: [...event.truncated] });
+          expect(event.aborted).toBe(c.aborted);
 
-        const ref = parseArtifactPath(a.ecosystem, a.path);
-        const original: Record<Exclude<CappedField, 'ci' | 'leak'>, string | null> = {
-          tokenName: c.tokenName, project: c.project, package: ref.package, version: ref.version, file: ref.file,
-          method: c.method, clientIp: c.clientIp, userAgent: c.userAgent ?? null,
-        };
-        expect(event.ci).toBeNull();
-        expect(event.leak).toBeNull();
-        for (const field of STRINGS) {
-          const cut = event.truncated.includes(field);
-          if (original[field] === null) expect(event[field]).toBeNull();
-          else expectCapped(event[field] as string, original[field], FIELD_CAPS[field], cut);
-        }
-        expect(event.truncated).toEqual(CAPPED.filter((f) => event.truncated.includes(f))); // in field order
-      },
-    ), { numRuns: 1500 });
+          const ref = parseArtifactPath(a.ecosystem, a.path);
+          const original: Record<Exclude<CappedField, 'ci' | 'leak'>, string | null> = {
+            tokenName: c.tokenName,
+            project: c.project,
+            package: ref.package,
+            version: ref.version,
+            file: ref.file,
+            method: c.method,
+            clientIp: c.clientIp,
+            userAgent: c.userAgent ?? null,
+          };
+          expect(event.ci).toBeNull();
+          expect(event.leak).toBeNull();
+          for (const field of STRINGS) {
+            const cut = event.truncated.includes(field);
+            if (original[field] === null) expect(event[field]).toBeNull();
+            else expectCapped(event[field] as string, original[field], FIELD_CAPS[field], cut);
+          }
+          expect(event.truncated).toEqual(CAPPED.filter((f) => event.truncated.includes(f))); // in field order
+        },
+      ),
+      { numRuns: 1500 },
+    );
   });
 
   it('leaves ordinary events as they are: nothing truncated', () => {
     const { record, events } = recorder();
-    record(activity({ path: '/@acme%2fwidgets/-/widgets-1.4.2.tgz', ecosystem: 'npm', userAgent: `pip/24.0 ${JSON.stringify({ installer: { name: 'pip' }, python: '3.12.3', ci: null }).repeat(3)}` }));
+    record(
+      activity({
+        path: '/@acme%2fwidgets/-/widgets-1.4.2.tgz',
+        ecosystem: 'npm',
+        userAgent: `pip/24.0 ${JSON.stringify({ installer: { name: 'pip' }, python: '3.12.3', ci: null }).repeat(3)}`,
+      }),
+    );
     const [event] = events;
-    expect(event).toMatchObject({ package: '@acme/widgets', version: '1.4.2', file: 'widgets-1.4.2.tgz', truncated: [] });
+    expect(event).toMatchObject({
+      package: '@acme/widgets',
+      version: '1.4.2',
+      file: 'widgets-1.4.2.tgz',
+      truncated: [],
+    });
     expect(activityEventJson(event!)).toContain('"aborted":false,"truncated":[],"ci":null,"leak":null}');
   });
 });
@@ -231,7 +318,9 @@ describe('through a real gateway', () => {
     const file = `${'f'.repeat(1300)}.bin`;
     const urlPath = `/files/${name}/${encodeURIComponent(version)}/${file}`;
     expect(urlPath.length).toBeGreaterThan(3900);
-    const res = await fetch(`${gw.url}${urlPath}`, { headers: { authorization: basic('web', token), 'user-agent': `agent/${'u'.repeat(12_000)}` } });
+    const res = await fetch(`${gw.url}${urlPath}`, {
+      headers: { authorization: basic('web', token), 'user-agent': `agent/${'u'.repeat(12_000)}` },
+    });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
 
@@ -239,7 +328,9 @@ describe('through a real gateway', () => {
     const lines = async () => {
       for (const runner of gw.gateway.activity.runners) await runner.drain(10_000);
       try {
-        return readdirSync(dir).filter((f) => f.startsWith('production-')).flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean));
+        return readdirSync(dir)
+          .filter((f) => f.startsWith('production-'))
+          .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean));
       } catch {
         return [];
       }

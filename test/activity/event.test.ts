@@ -60,7 +60,8 @@ describe('isoTime', () => {
       for (let ms = start; ms < start + 1500; ms += 7) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
     }
     // Out of order too: the kept second is replaced, not trusted.
-    for (const ms of [5_000_123, 1_000, 5_000_999, 4_999_999, 5_000_000]) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+    for (const ms of [5_000_123, 1_000, 5_000_999, 4_999_999, 5_000_000])
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 
   it('falls back to toISOString outside four-digit years and for fractions, and throws where it throws', () => {
@@ -81,7 +82,13 @@ function referenceJson(event: ActivityEvent): string {
 
 const makeEvent = eventFactory({
   stepMs: 1000,
-  perEvent: (seq) => ({ package: '@acme/lib', version: `1.0.${seq}`, file: `lib-1.0.${seq}.tgz`, userAgent: 'npm/10 "quoted" \\ é \u2028', durationMs: 12.5 }),
+  perEvent: (seq) => ({
+    package: '@acme/lib',
+    version: `1.0.${seq}`,
+    file: `lib-1.0.${seq}.tgz`,
+    userAgent: 'npm/10 "quoted" \\ é \u2028',
+    durationMs: 12.5,
+  }),
 });
 
 describe('activityEventJson', () => {
@@ -118,25 +125,44 @@ describe('activityEventJson', () => {
     // Strings of any code units (quotes, backslashes, controls, U+2028, lone and paired surrogates),
     // every kind of number (-0, NaN, Infinity, 1e21, fractions), booleans, null, undefined, objects.
     const anyValue = fc.oneof(
-      fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', '\ud83d', '\ude00', 'é', 'a') }),
-      fc.double(), fc.integer(), fc.constantFrom(-0, 1e21, Number.NaN, Number.POSITIVE_INFINITY),
-      fc.boolean(), fc.constant(null), fc.constant(undefined), fc.object(),
+      fc.string({ unit: 'binary' }),
+      fc.string({
+        unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\u007f', '\u2028', '\ud83d', '\ude00', 'é', 'a'),
+      }),
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(-0, 1e21, Number.NaN, Number.POSITIVE_INFINITY),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.object(),
     );
     const anyEvent = fc.record(Object.fromEntries(ACTIVITY_EVENT_FIELDS.map((field) => [field, anyValue])));
-    fc.assert(fc.property(anyEvent, (fields) => {
-      const event = fields as unknown as ActivityEvent;
-      expect(activityEventJson(event)).toBe(referenceJson(event));
-      expect(new RecordedActivityEvent(event).json()).toBe(referenceJson(event));
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(anyEvent, (fields) => {
+        const event = fields as unknown as ActivityEvent;
+        expect(activityEventJson(event)).toBe(referenceJson(event));
+        expect(new RecordedActivityEvent(event).json()).toBe(referenceJson(event));
+      }),
+      { numRuns: 2000 },
+    );
     // Typed values, as the recorder makes them: the fast paths.
     const typedEvent = fc.record({
-      ...Object.fromEntries(ACTIVITY_EVENT_FIELDS.map((field) => [field, fc.oneof(fc.string({ unit: 'grapheme' }), fc.constant(null))])),
-      status: fc.integer({ min: 100, max: 599 }), bytes: fc.nat(), durationMs: fc.double({ min: 0, max: 1e6, noNaN: true }), sealed: fc.boolean(),
+      ...Object.fromEntries(
+        ACTIVITY_EVENT_FIELDS.map((field) => [field, fc.oneof(fc.string({ unit: 'grapheme' }), fc.constant(null))]),
+      ),
+      status: fc.integer({ min: 100, max: 599 }),
+      bytes: fc.nat(),
+      durationMs: fc.double({ min: 0, max: 1e6, noNaN: true }),
+      sealed: fc.boolean(),
     });
-    fc.assert(fc.property(typedEvent, (fields) => {
-      const event = fields as unknown as ActivityEvent;
-      expect(activityEventJson(event)).toBe(referenceJson(event));
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(typedEvent, (fields) => {
+        const event = fields as unknown as ActivityEvent;
+        expect(activityEventJson(event)).toBe(referenceJson(event));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('keeps the allow-list for a recorded event that gained a property', () => {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ECOSYSTEMS, type Ecosystem } from '../../src/config/schema.js';
-import { createArtifactPathParser, isSealedVersion, MAX_PARSED_PATH_CHARS, MAX_REMEMBERED_PATH_CHARS, parseArtifactPath, type ArtifactRef } from '../../src/artifacts/parse-path/index.js';
+import {
+  createArtifactPathParser,
+  isSealedVersion,
+  MAX_PARSED_PATH_CHARS,
+  MAX_REMEMBERED_PATH_CHARS,
+  parseArtifactPath,
+  type ArtifactRef,
+} from '../../src/artifacts/parse-path/index.js';
 import { GENERIC, PATHS } from './fixtures/paths.js';
 
 const lastSegment = (path: string): string | null => {
@@ -15,7 +22,12 @@ describe('parseArtifactPath', () => {
     describe(ecosystem, () => {
       it.each(rows)('%s: %s', (_behaviour, path, kind, pkg, version, sealed) => {
         expect(parseArtifactPath(ecosystem, path)).toEqual<ArtifactRef>({
-          ecosystem, kind, package: pkg, version, file: lastSegment(path), sealed,
+          ecosystem,
+          kind,
+          package: pkg,
+          version,
+          file: lastSegment(path),
+          sealed,
         });
       });
     });
@@ -23,13 +35,24 @@ describe('parseArtifactPath', () => {
 
   describe('generic routes', () => {
     it.each(GENERIC)('%s: %s', (_behaviour, path, ecosystem, kind, pkg, version) => {
-      expect(parseArtifactPath('generic', path)).toMatchObject({ ecosystem, kind, package: pkg, version, file: lastSegment(path) });
+      expect(parseArtifactPath('generic', path)).toMatchObject({
+        ecosystem,
+        kind,
+        package: pkg,
+        version,
+        file: lastSegment(path),
+      });
     });
 
     it('keeps the route ecosystem when it is pinned, even for a path another ecosystem would claim', () => {
       // A wheel-looking file on a Maven route is still Maven (and not in Maven layout: nulls).
       expect(parseArtifactPath('maven', '/files/requests-2.32.3-py3-none-any.whl')).toEqual({
-        ecosystem: 'maven', kind: 'download', package: null, version: null, file: 'requests-2.32.3-py3-none-any.whl', sealed: false,
+        ecosystem: 'maven',
+        kind: 'download',
+        package: null,
+        version: null,
+        file: 'requests-2.32.3-py3-none-any.whl',
+        sealed: false,
       });
     });
   });
@@ -45,7 +68,13 @@ describe('parseArtifactPath', () => {
       ['generic', '/downloads/kubectl', 'download'],
       ['generic', '/downloads/', 'metadata'],
     ] as [Ecosystem, string, string][])('on a %s route, %s is %s with no package', (ecosystem, path, kind) => {
-      expect(parseArtifactPath(ecosystem, path)).toMatchObject({ ecosystem, kind, package: null, version: null, sealed: false });
+      expect(parseArtifactPath(ecosystem, path)).toMatchObject({
+        ecosystem,
+        kind,
+        package: null,
+        version: null,
+        sealed: false,
+      });
     });
   });
 
@@ -144,9 +173,36 @@ describe('robustness', () => {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
   }
-  const ALPHABET = '/-_.@!%+~:?#=&$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \u0000\u00e9\ud83d\ude00\ud800';
-  const TOKENS = ['/', '-/', '@v/', '.tgz', '.whl', '.jar', '.nupkg', '.deb', '_', '.rpm', '-r1.apk', '.crate',
-    'simple/', 'maven-metadata.xml', '%2f', '%2B', '%3a', '%zz', '%', '!a', '+sp1', '-sp2p1', 'SNAPSHOT', 'v1.2.3', 'dists/', 'repodata/'];
+  const ALPHABET =
+    '/-_.@!%+~:?#=&$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \u0000\u00e9\ud83d\ude00\ud800';
+  const TOKENS = [
+    '/',
+    '-/',
+    '@v/',
+    '.tgz',
+    '.whl',
+    '.jar',
+    '.nupkg',
+    '.deb',
+    '_',
+    '.rpm',
+    '-r1.apk',
+    '.crate',
+    'simple/',
+    'maven-metadata.xml',
+    '%2f',
+    '%2B',
+    '%3a',
+    '%zz',
+    '%',
+    '!a',
+    '+sp1',
+    '-sp2p1',
+    'SNAPSHOT',
+    'v1.2.3',
+    'dists/',
+    'repodata/',
+  ];
 
   function randomPath(next: () => number): string {
     const len = Math.floor(next() * 120);
@@ -170,7 +226,12 @@ describe('robustness', () => {
       const path = randomPath(next);
       const ecosystem = ECOSYSTEMS[i % ECOSYSTEMS.length]!;
       let ref: ArtifactRef | undefined;
-      expect(() => { ref = parseArtifactPath(ecosystem, path); }, `${ecosystem} ${JSON.stringify(path)}`).not.toThrow();
+      expect(
+        () => {
+          ref = parseArtifactPath(ecosystem, path);
+        },
+        `${ecosystem} ${JSON.stringify(path)}`,
+      ).not.toThrow();
       expectWellFormed(ref!);
       expect(() => isSealedVersion(ecosystem, path)).not.toThrow();
     }
@@ -199,7 +260,12 @@ describe('robustness', () => {
   ])('bounds the work on %s: nothing parsed past the limit', (_label, path) => {
     for (const ecosystem of ECOSYSTEMS) {
       expect(parseArtifactPath(ecosystem, path)).toEqual({
-        ecosystem, kind: 'download', package: null, version: null, file: null, sealed: false,
+        ecosystem,
+        kind: 'download',
+        package: null,
+        version: null,
+        file: null,
+        sealed: false,
       });
     }
   });
@@ -215,7 +281,10 @@ describe('robustness', () => {
   });
 
   it('treats an unknown ecosystem value as generic', () => {
-    expect(parseArtifactPath('toString' as Ecosystem, '/hello/1.0.0/hello-1.0.0.txt')).toMatchObject({ ecosystem: 'generic', package: 'hello' });
+    expect(parseArtifactPath('toString' as Ecosystem, '/hello/1.0.0/hello-1.0.0.txt')).toMatchObject({
+      ecosystem: 'generic',
+      package: 'hello',
+    });
   });
 });
 
@@ -223,7 +292,9 @@ describe('createArtifactPathParser', () => {
   it('answers as parseArtifactPath does, the first time and every time after, in every ecosystem', () => {
     const parse = createArtifactPathParser(1000);
     const rows = [
-      ...Object.entries(PATHS).flatMap(([ecosystem, list]) => list.map((row) => [ecosystem as Ecosystem, row[1]] as const)),
+      ...Object.entries(PATHS).flatMap(([ecosystem, list]) =>
+        list.map((row) => [ecosystem as Ecosystem, row[1]] as const),
+      ),
       ...GENERIC.map((row) => ['generic', row[1]] as const),
     ];
     for (let round = 0; round < 3; round++) {
@@ -257,13 +328,18 @@ describe('createArtifactPathParser', () => {
       expect(parse('npm', `/pkg${i - 1}/-/pkg${i - 1}-1.0.${i - 1}.tgz`)).toMatchObject({ package: `pkg${i - 1}` });
     }
     // Long, oversized and non-string paths are answered, never remembered.
-    for (const long of [`/${'a'.repeat(MAX_REMEMBERED_PATH_CHARS)}/-/a-1.0.0.tgz`, `/${'a'.repeat(MAX_PARSED_PATH_CHARS + 1)}`]) {
+    for (const long of [
+      `/${'a'.repeat(MAX_REMEMBERED_PATH_CHARS)}/-/a-1.0.0.tgz`,
+      `/${'a'.repeat(MAX_PARSED_PATH_CHARS + 1)}`,
+    ]) {
       expect(parse('npm', long)).toEqual(parseArtifactPath('npm', long));
       expect(parse('npm', long)).not.toBe(parse('npm', long));
     }
     const short = '/a/-/a-1.0.0.tgz';
     expect(parse('npm', short)).toBe(parse('npm', short));
-    expect(parse('npm', undefined as unknown as string)).toEqual(parseArtifactPath('npm', undefined as unknown as string));
+    expect(parse('npm', undefined as unknown as string)).toEqual(
+      parseArtifactPath('npm', undefined as unknown as string),
+    );
     expect(() => createArtifactPathParser(0)).toThrow(TypeError);
   });
 });

@@ -70,14 +70,18 @@ function parseMetrics(text: string): Map<string, number> {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!m) continue;
     const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)]
-      .map(([, k, v]) => `${k}="${v}"`).sort();
+      .map(([, k, v]) => `${k}="${v}"`)
+      .sort();
     out.set(`${m[1]}{${labels.join(',')}}`, Number(m[3]));
   }
   return out;
 }
 
 function seriesKey(name: string, labels: Record<string, string> = {}): string {
-  return `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',')}}`;
+  return `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',')}}`;
 }
 
 const valueOf = (metrics: Map<string, number>, name: string, labels: Record<string, string> = {}) =>
@@ -140,8 +144,15 @@ async function get(gw: TestGateway, urlPath: string, authorization?: string, use
 function fileEvents(dataDir: string, stream: 'production' | 'development'): ActivityEvent[] {
   const dir = path.join(dataDir, 'activity');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.startsWith(`${stream}-`) && f.endsWith('.ndjson')).sort()
-    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ActivityEvent));
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${stream}-`) && f.endsWith('.ndjson'))
+    .sort()
+    .flatMap((f) =>
+      readFileSync(path.join(dir, f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ActivityEvent),
+    );
 }
 
 /** Every file under a folder, as text (sink files, spool segments). */
@@ -164,7 +175,10 @@ async function streamEvents(client: Redis, key: string): Promise<ActivityEvent[]
 const byId = (a: ActivityEvent, b: ActivityEvent) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const ids = (events: readonly ActivityEvent[]) => events.map((e) => e.id);
 
-async function newToken(gw: TestGateway, opts: { name?: string; type?: 'production' | 'development'; expires?: string } = {}) {
+async function newToken(
+  gw: TestGateway,
+  opts: { name?: string; type?: 'production' | 'development'; expires?: string } = {},
+) {
   const created = await gw.createToken(opts);
   tokens.push(created.token);
   return created;
@@ -226,7 +240,12 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
     const before = await observed(gw);
     const startedAt = Date.now();
     const npm = await get(gw, '/npm/@acme/widgets/-/widgets-1.4.2.tgz', basic('web-shop', prod.token));
-    const maven = await get(gw, '/maven/com/acme/acme-lib/1.4.2/acme-lib-1.4.2.jar', bearer(prod.token), 'Apache-Maven/3.9.6 (Java 21.0.2; Linux 6.1)');
+    const maven = await get(
+      gw,
+      '/maven/com/acme/acme-lib/1.4.2/acme-lib-1.4.2.jar',
+      bearer(prod.token),
+      'Apache-Maven/3.9.6 (Java 21.0.2; Linux 6.1)',
+    );
     const sealed = await get(gw, '/npm/lodash/-/lodash-4.17.21+sp1.tgz', basic('', prod.token));
     for (const r of [npm, maven, sealed]) expect(r.status).toBe(200);
     await settle(gw, before, 3);
@@ -253,16 +272,36 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
       kind: 'download',
     };
     expect(of(npm)).toMatchObject({
-      ...common, project: 'web-shop', ecosystem: 'npm', package: '@acme/widgets', version: '1.4.2',
-      file: 'widgets-1.4.2.tgz', bytes: TARBALL_BYTES, userAgent: UA, sealed: false,
+      ...common,
+      project: 'web-shop',
+      ecosystem: 'npm',
+      package: '@acme/widgets',
+      version: '1.4.2',
+      file: 'widgets-1.4.2.tgz',
+      bytes: TARBALL_BYTES,
+      userAgent: UA,
+      sealed: false,
     });
     expect(of(maven)).toMatchObject({
-      ...common, project: 'default', ecosystem: 'maven', package: 'com.acme:acme-lib', version: '1.4.2',
-      file: 'acme-lib-1.4.2.jar', bytes: JAR_BYTES, userAgent: 'Apache-Maven/3.9.6 (Java 21.0.2; Linux 6.1)', sealed: false,
+      ...common,
+      project: 'default',
+      ecosystem: 'maven',
+      package: 'com.acme:acme-lib',
+      version: '1.4.2',
+      file: 'acme-lib-1.4.2.jar',
+      bytes: JAR_BYTES,
+      userAgent: 'Apache-Maven/3.9.6 (Java 21.0.2; Linux 6.1)',
+      sealed: false,
     });
     expect(of(sealed)).toMatchObject({
-      ...common, project: 'default', ecosystem: 'npm', package: 'lodash', version: '4.17.21+sp1',
-      file: 'lodash-4.17.21+sp1.tgz', bytes: TARBALL_BYTES, sealed: true,
+      ...common,
+      project: 'default',
+      ecosystem: 'npm',
+      package: 'lodash',
+      version: '4.17.21+sp1',
+      file: 'lodash-4.17.21+sp1.tgz',
+      bytes: TARBALL_BYTES,
+      sealed: true,
     });
     expect(npm.bytes).toBe(TARBALL_BYTES);
     expect(maven.bytes).toBe(JAR_BYTES);
@@ -276,8 +315,29 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
       expect(e.durationMs).toBeGreaterThanOrEqual(0);
       // Exactly the documented fields, nothing else.
       expect(Object.keys(e).sort()).toEqual([
-        'aborted', 'bytes', 'ci', 'clientIp', 'durationMs', 'ecosystem', 'file', 'id', 'kind', 'leak', 'method', 'package', 'project',
-        'requestId', 'sealed', 'status', 'time', 'tokenId', 'tokenName', 'tokenType', 'truncated', 'userAgent', 'version',
+        'aborted',
+        'bytes',
+        'ci',
+        'clientIp',
+        'durationMs',
+        'ecosystem',
+        'file',
+        'id',
+        'kind',
+        'leak',
+        'method',
+        'package',
+        'project',
+        'requestId',
+        'sealed',
+        'status',
+        'time',
+        'tokenId',
+        'tokenName',
+        'tokenType',
+        'truncated',
+        'userAgent',
+        'version',
       ]);
       expect(e).toMatchObject({ aborted: false, truncated: [], ci: null, leak: null });
     }
@@ -295,17 +355,31 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
 
     const labels = { ecosystem: 'npm', project: 'web-shop', token_name: 'ci-release' };
     const downloads = 'tollgate_production_downloads_total';
-    expect(valueOf(after, downloads, { ...labels, sealed: 'false' }) - valueOf(before, downloads, { ...labels, sealed: 'false' })).toBe(1);
-    expect(valueOf(after, downloads, { ...labels, sealed: 'true' }) - valueOf(before, downloads, { ...labels, sealed: 'true' })).toBe(1);
+    expect(
+      valueOf(after, downloads, { ...labels, sealed: 'false' }) -
+        valueOf(before, downloads, { ...labels, sealed: 'false' }),
+    ).toBe(1);
+    expect(
+      valueOf(after, downloads, { ...labels, sealed: 'true' }) -
+        valueOf(before, downloads, { ...labels, sealed: 'true' }),
+    ).toBe(1);
     const bytes = 'tollgate_production_download_bytes_total';
     expect(valueOf(after, bytes, labels) - valueOf(before, bytes, labels)).toBe(2 * TARBALL_BYTES);
     // The first test's downloads are there too, under their own labels.
-    expect(valueOf(after, downloads, { ecosystem: 'maven', project: 'default', token_name: 'ci-release', sealed: 'false' })).toBe(1);
-    expect(valueOf(after, downloads, { ecosystem: 'npm', project: 'default', token_name: 'ci-release', sealed: 'true' })).toBe(1);
+    expect(
+      valueOf(after, downloads, { ecosystem: 'maven', project: 'default', token_name: 'ci-release', sealed: 'false' }),
+    ).toBe(1);
+    expect(
+      valueOf(after, downloads, { ecosystem: 'npm', project: 'default', token_name: 'ci-release', sealed: 'true' }),
+    ).toBe(1);
     // The operations side saw them too, without a token label.
-    expect(valueOf(after, 'tollgate_http_requests_total', { token_type: 'production', status_class: '2xx' })
-      - valueOf(before, 'tollgate_http_requests_total', { token_type: 'production', status_class: '2xx' })).toBe(2);
-    expect(valueOf(after, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'delivered' })).toBeGreaterThanOrEqual(5);
+    expect(
+      valueOf(after, 'tollgate_http_requests_total', { token_type: 'production', status_class: '2xx' }) -
+        valueOf(before, 'tollgate_http_requests_total', { token_type: 'production', status_class: '2xx' }),
+    ).toBe(2);
+    expect(
+      valueOf(after, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'delivered' }),
+    ).toBeGreaterThanOrEqual(5);
   });
 
   it('records a Development download in no sink and moves no tollgate_production_* series', async () => {
@@ -316,13 +390,22 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
     const seen0 = await observed(gw);
     expect((await get(gw, '/npm/@acme/widgets/-/widgets-1.4.2.tgz', basic('web-shop', prod.token))).status).toBe(200);
     await settle(gw, seen0, 1);
-    await until(async () => ((await gw.store.get(prod.record.id))?.lastUsedAt ?? 0) >= lastProductionUse, 10_000, 'last use stored');
-    const productionOnly = (s: Map<string, number>) => new Map([...s].filter(([k]) => k.startsWith('tollgate_production_')));
+    await until(
+      async () => ((await gw.store.get(prod.record.id))?.lastUsedAt ?? 0) >= lastProductionUse,
+      10_000,
+      'last use stored',
+    );
+    const productionOnly = (s: Map<string, number>) =>
+      new Map([...s].filter(([k]) => k.startsWith('tollgate_production_')));
     const { series: before } = await scrape(gw);
     // The last-used gauge shows the store's value on this very scrape (not the previous one's).
     const stored = (await gw.store.get(prod.record.id))!.lastUsedAt!;
-    expect(valueOf(before, 'tollgate_production_token_last_used_timestamp_seconds', { token_id: prod.record.id, token_name: 'ci-release' }))
-      .toBe(stored / 1000);
+    expect(
+      valueOf(before, 'tollgate_production_token_last_used_timestamp_seconds', {
+        token_id: prod.record.id,
+        token_name: 'ci-release',
+      }),
+    ).toBe(stored / 1000);
     const sinksBefore = await sinks();
     const bodiesBefore = receiver.bodies.length;
     const seen = await observed(gw);
@@ -336,8 +419,10 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
 
     expect(productionOnly(after)).toEqual(productionOnly(before));
     // Not vacuous: the gateway did see the requests, as Development.
-    expect(valueOf(after, 'tollgate_http_requests_total', { token_type: 'development', status_class: '2xx' })
-      - valueOf(before, 'tollgate_http_requests_total', { token_type: 'development', status_class: '2xx' })).toBe(2);
+    expect(
+      valueOf(after, 'tollgate_http_requests_total', { token_type: 'development', status_class: '2xx' }) -
+        valueOf(before, 'tollgate_http_requests_total', { token_type: 'development', status_class: '2xx' }),
+    ).toBe(2);
     expect([...after.keys()].some((k) => k.includes(dev.record.id) || k.includes('laptop-dev'))).toBe(false);
     // No event anywhere, not even later.
     expect(await sinks()).toEqual(sinksBefore);
@@ -355,23 +440,42 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
     const { series: after } = await scrape(gw);
 
     const event = fileEvents(gw.dataDir, 'production').find((e) => e.requestId === packument.requestId);
-    expect(event).toMatchObject({ kind: 'metadata', ecosystem: 'npm', package: '@acme/widgets', version: null, project: 'web-shop' });
-    expect((await streamEvents(client, productionKey())).filter((e) => e.requestId === packument.requestId)).toHaveLength(1);
+    expect(event).toMatchObject({
+      kind: 'metadata',
+      ecosystem: 'npm',
+      package: '@acme/widgets',
+      version: null,
+      project: 'web-shop',
+    });
+    expect(
+      (await streamEvents(client, productionKey())).filter((e) => e.requestId === packument.requestId),
+    ).toHaveLength(1);
     expect(receiver.events.filter((e) => e.requestId === packument.requestId)).toHaveLength(1);
 
     const labels = { ecosystem: 'npm', project: 'web-shop', token_name: 'ci-release' };
-    expect(valueOf(after, 'tollgate_production_metadata_requests_total', labels)
-      - valueOf(before, 'tollgate_production_metadata_requests_total', labels)).toBe(1);
-    expect(total(after, 'tollgate_production_downloads_total')).toBe(total(before, 'tollgate_production_downloads_total'));
-    expect(total(after, 'tollgate_production_download_bytes_total')).toBe(total(before, 'tollgate_production_download_bytes_total'));
+    expect(
+      valueOf(after, 'tollgate_production_metadata_requests_total', labels) -
+        valueOf(before, 'tollgate_production_metadata_requests_total', labels),
+    ).toBe(1);
+    expect(total(after, 'tollgate_production_downloads_total')).toBe(
+      total(before, 'tollgate_production_downloads_total'),
+    );
+    expect(total(after, 'tollgate_production_download_bytes_total')).toBe(
+      total(before, 'tollgate_production_download_bytes_total'),
+    );
   });
 
   it('counts bad, expired and revoked tokens as auth failures by reason, and a request without credentials as a challenge only', async () => {
     const expiredToken = generateToken('production');
     tokens.push(expiredToken);
     await gw.store.insert({
-      id: generateTokenId(), name: 'expired-ci', type: 'production', hash: hashToken(expiredToken),
-      createdAt: Date.now() - 120_000, createdBy: 'test', expiresAt: Date.now() - 60_000,
+      id: generateTokenId(),
+      name: 'expired-ci',
+      type: 'production',
+      hash: hashToken(expiredToken),
+      createdAt: Date.now() - 120_000,
+      createdBy: 'test',
+      expiresAt: Date.now() - 60_000,
     });
     const revoked = await newToken(gw, { name: 'revoked-ci' });
     await gw.store.revoke(revoked.record.id, 'test');
@@ -447,8 +551,12 @@ describe('without Redis', () => {
     const file = fileEvents(gw.dataDir, 'production');
     expect(file.map((e) => e.requestId)).toEqual([a.requestId, b.requestId]);
     expect(await gw.gateway.activity.query.recent()).toEqual([...file].reverse());
-    expect((await gw.gateway.activity.query.recent({ project: 'billing' })).map((e) => e.requestId)).toEqual([b.requestId]);
-    expect((await gw.gateway.activity.query.recent({ ecosystem: 'npm' })).map((e) => e.requestId)).toEqual([a.requestId]);
+    expect((await gw.gateway.activity.query.recent({ project: 'billing' })).map((e) => e.requestId)).toEqual([
+      b.requestId,
+    ]);
+    expect((await gw.gateway.activity.query.recent({ ecosystem: 'npm' })).map((e) => e.requestId)).toEqual([
+      a.requestId,
+    ]);
     expect((await gw.gateway.activity.query.recent({ tokenId: prod.record.id })).length).toBe(2);
   });
 });
@@ -482,8 +590,13 @@ describe('with TOLLGATE_ACTIVITY_DEVELOPMENT=separate', () => {
   });
 
   it('sends Development events to the development stream and file only, never to the webhook or the Production stream', async () => {
-    expect(gw.gateway.activity.runners.map((r) => r.name).sort())
-      .toEqual(['file', 'file-development', 'redis', 'redis-development', 'webhook']);
+    expect(gw.gateway.activity.runners.map((r) => r.name).sort()).toEqual([
+      'file',
+      'file-development',
+      'redis',
+      'redis-development',
+      'webhook',
+    ]);
     const dev = await newToken(gw, { name: 'feature-ci', type: 'development' });
     const prod = await newToken(gw, { name: 'release-ci', type: 'production' });
     const { series: before } = await scrape(gw);
@@ -495,13 +608,19 @@ describe('with TOLLGATE_ACTIVITY_DEVELOPMENT=separate', () => {
     const devFile = fileEvents(gw.dataDir, 'development');
     const devStream = await streamEvents(client, `${prefix}activity:development`);
     expect(devFile).toHaveLength(1);
-    expect(devFile[0]).toMatchObject({ requestId: d.requestId, tokenType: 'development', tokenName: 'feature-ci', package: 'lodash' });
+    expect(devFile[0]).toMatchObject({
+      requestId: d.requestId,
+      tokenType: 'development',
+      tokenName: 'feature-ci',
+      package: 'lodash',
+    });
     expect(devStream).toEqual(devFile);
     expect(fileEvents(gw.dataDir, 'production')).toEqual([]);
     expect(await client.exists(`${prefix}activity:production`)).toBe(0);
     expect(receiver.bodies).toEqual([]);
     expect(await gw.gateway.activity.query.recent()).toEqual([]);
-    const productionOnly = (s: Map<string, number>) => [...s].filter(([k]) => k.startsWith('tollgate_production_') && !k.includes('_token_'));
+    const productionOnly = (s: Map<string, number>) =>
+      [...s].filter(([k]) => k.startsWith('tollgate_production_') && !k.includes('_token_'));
     expect(productionOnly(after)).toEqual(productionOnly(before));
 
     // And Production goes to Production's sinks only.
@@ -512,7 +631,9 @@ describe('with TOLLGATE_ACTIVITY_DEVELOPMENT=separate', () => {
     expect((await streamEvents(client, `${prefix}activity:production`)).map((e) => e.requestId)).toEqual([p.requestId]);
     expect(receiver.events.map((e) => e.requestId)).toEqual([p.requestId]);
     expect(fileEvents(gw.dataDir, 'development').map((e) => e.requestId)).toEqual([d.requestId]);
-    expect((await streamEvents(client, `${prefix}activity:development`)).map((e) => e.requestId)).toEqual([d.requestId]);
+    expect((await streamEvents(client, `${prefix}activity:development`)).map((e) => e.requestId)).toEqual([
+      d.requestId,
+    ]);
     expect(receiver.rejected).toEqual([]);
   });
 });
@@ -550,7 +671,8 @@ describe('when the webhook receiver is down for a while', () => {
     // Downloads are not held up by the dead sink.
     expect(results.map((r) => r.status)).toEqual(Array(12).fill(200));
     await until(async () => (await observed(gw)) >= seen + 12, 10_000, 'requests observed');
-    const retried = async () => valueOf((await scrape(gw)).series, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'retried' });
+    const retried = async () =>
+      valueOf((await scrape(gw)).series, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'retried' });
     await until(async () => (await retried()) > 0, 10_000, 'a retried delivery');
     expect(receiver.bodies).toEqual([]);
     const depth = gw.gateway.activity.runners[0]!.depth();
@@ -605,24 +727,35 @@ describe('with tiny queue bounds and the webhook down', () => {
   it('drops what does not fit, counts and logs it, keeps the disk buffer within its bound, and delivers the rest in order', async () => {
     const prod = await newToken(gw, { name: 'bound-ci' });
     const seen = await observed(gw);
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-      get(gw, `/npm/lodash/-/lodash-4.18.${i}.tgz`, basic('web-shop', prod.token))));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        get(gw, `/npm/lodash/-/lodash-4.18.${i}.tgz`, basic('web-shop', prod.token)),
+      ),
+    );
     expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
     await until(async () => (await observed(gw)) >= seen + 20, 10_000, 'requests observed');
 
     const runner = gw.gateway.activity.runners[0]!;
-    const dropped = async () => valueOf((await scrape(gw)).series, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'dropped' });
-    await until(async () => (await dropped()) + runner.depth().memory + runner.depth().disk === 20, 10_000, 'every event kept or dropped');
+    const dropped = async () =>
+      valueOf((await scrape(gw)).series, 'tollgate_activity_events_total', { sink: 'webhook', outcome: 'dropped' });
+    await until(
+      async () => (await dropped()) + runner.depth().memory + runner.depth().disk === 20,
+      10_000,
+      'every event kept or dropped',
+    );
     const spoolDir = path.join(gw.dataDir, 'spool', 'webhook');
     const onDisk = readdirSync(spoolDir, { recursive: true, withFileTypes: true })
-      .filter((d) => d.isFile()).reduce((sum, d) => sum + statSync(path.join(d.parentPath, d.name)).size, 0);
+      .filter((d) => d.isFile())
+      .reduce((sum, d) => sum + statSync(path.join(d.parentPath, d.name)).size, 0);
     expect(onDisk).toBeLessThanOrEqual(SPOOL_MAX_BYTES);
     expect(runner.depth().memory).toBe(5);
     const droppedCount = await dropped();
     expect(droppedCount).toBeGreaterThan(0);
     expect(droppedCount).toBe(20 - 5 - runner.depth().disk);
     // (The embedded recent-activity table has a runner with the same tiny bounds: only the webhook's lines count here.)
-    const dropLines = gw.logRecords().filter((r) => r.msg === 'activity events dropped: buffer bounds reached' && r.sink === 'webhook');
+    const dropLines = gw
+      .logRecords()
+      .filter((r) => r.msg === 'activity events dropped: buffer bounds reached' && r.sink === 'webhook');
     expect(dropLines.length).toBeGreaterThan(0);
     expect(dropLines[0]).toMatchObject({ level: 'error', reason: 'disk-full' });
     expect(dropLines.reduce((sum, r) => sum + Number(r.events), 0)).toBe(droppedCount);

@@ -1,5 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,7 +106,11 @@ interface Counters {
   dropReasons: string[];
 }
 
-function startRunner(sink: Sink, spoolDir: string, over: Partial<SinkRunnerOptions> = {}): { runner: SinkRunner; counters: Counters } {
+function startRunner(
+  sink: Sink,
+  spoolDir: string,
+  over: Partial<SinkRunnerOptions> = {},
+): { runner: SinkRunner; counters: Counters } {
   const counters: Counters = { delivered: 0, retried: 0, dropped: 0, dropReasons: [] };
   const runner = createSinkRunner({
     sink,
@@ -108,8 +121,12 @@ function startRunner(sink: Sink, spoolDir: string, over: Partial<SinkRunnerOptio
     flushIntervalMs: 5,
     retryBaseMs: 5,
     retryMaxMs: 20,
-    onDelivered: (n) => { counters.delivered += n; },
-    onRetry: (n) => { counters.retried += n; },
+    onDelivered: (n) => {
+      counters.delivered += n;
+    },
+    onRetry: (n) => {
+      counters.retried += n;
+    },
     onDropped: (n, reason) => {
       counters.dropped += n;
       counters.dropReasons.push(reason);
@@ -136,7 +153,11 @@ function spoolLines(dir: string): string[] {
   const lines: string[] = [];
   for (const pid of readdirSync(dir).sort()) {
     for (const file of readdirSync(path.join(dir, pid)).sort()) {
-      lines.push(...readFileSync(path.join(dir, pid, file), 'utf8').split('\n').filter(Boolean));
+      lines.push(
+        ...readFileSync(path.join(dir, pid, file), 'utf8')
+          .split('\n')
+          .filter(Boolean),
+      );
     }
   }
   return lines;
@@ -184,7 +205,11 @@ describe('sink runner', () => {
     expect(attempts[0]).toEqual(attempts[1]); // the retry: same batch id, same bytes
     const delivered = attempts.slice(1);
     expect(delivered.flatMap((a) => a.lines)).toEqual(events.map((e) => `${activityEventJson(e)}\n`));
-    expect(delivered.map((a) => a.batchId)).toEqual([`${events[0]!.id}-10`, `${events[10]!.id}-10`, `${events[20]!.id}-5`]);
+    expect(delivered.map((a) => a.batchId)).toEqual([
+      `${events[0]!.id}-10`,
+      `${events[10]!.id}-10`,
+      `${events[20]!.id}-5`,
+    ]);
   });
 
   it('holds no event object while it waits: what the recorder made can be collected at once', () => {
@@ -192,8 +217,16 @@ describe('sink runner', () => {
     // GC, WeakRefs to them must be empty (the queue holds their encoded lines only).
     const dir = path.join(root, `retain-${++dirs}`);
     mkdirSync(dir);
-    transpileSources(dir, ['src/activity/queue.ts', 'src/activity/encoded-queue.ts', 'src/activity/spool.ts', 'src/activity/event.ts', 'src/activity/event-codec.ts']);
-    writeFileSync(path.join(dir, 'retain.mjs'), `
+    transpileSources(dir, [
+      'src/activity/queue.ts',
+      'src/activity/encoded-queue.ts',
+      'src/activity/spool.ts',
+      'src/activity/event.ts',
+      'src/activity/event-codec.ts',
+    ]);
+    writeFileSync(
+      path.join(dir, 'retain.mjs'),
+      `
       import { createSinkRunner } from './src/activity/queue.js';
       const sink = { name: 'stuck', deliver: () => new Promise(() => {}), deliverEncoded: () => new Promise(() => {}), close: async () => {} };
       const runner = createSinkRunner({ sink, spoolDir: process.argv[2], maxMemoryEvents: 10000, maxSpoolBytes: 1e7,
@@ -213,8 +246,12 @@ describe('sink runner', () => {
       globalThis.gc();
       console.log(JSON.stringify({ alive: refs.filter((r) => r.deref() !== undefined).length, depth: runner.depth() }));
       process.exit(0);
-    `);
-    const child = spawnSync(process.execPath, ['--expose-gc', path.join(dir, 'retain.mjs'), path.join(dir, 'spool')], { encoding: 'utf8', timeout: 60_000 });
+    `,
+    );
+    const child = spawnSync(process.execPath, ['--expose-gc', path.join(dir, 'retain.mjs'), path.join(dir, 'spool')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ alive: 0, depth: { memory: 2000, disk: 0 } });
   });
@@ -426,8 +463,11 @@ describe('sink runner', () => {
     // A burst, enqueued synchronously: every spill is in flight at once.
     const events = [sample, ...makeEvents(49)];
     for (const e of events) runner.enqueue(e);
-    await until(() => counters.dropped + runner.depth().disk + runner.depth().memory === 50 && runner.depth().disk === 4,
-      5000, 'spills settled');
+    await until(
+      () => counters.dropped + runner.depth().disk + runner.depth().memory === 50 && runner.depth().disk === 4,
+      5000,
+      'spills settled',
+    );
     expect(spoolBytes(dir)).toBeLessThanOrEqual(maxSpoolBytes);
     expect(counters.dropped).toBe(44);
     expect(new Set(counters.dropReasons)).toEqual(new Set(['disk-full']));
@@ -477,16 +517,20 @@ describe('spool', () => {
 });
 
 describe('spool adoption by several processes at once', () => {
-  it('lets workers starting together adopt a dead process\'s buffer without crashing, losing or duplicating an event', async () => {
+  it("lets workers starting together adopt a dead process's buffer without crashing, losing or duplicating an event", async () => {
     // The spool module as plain JavaScript, for child processes (it imports only node:*).
     const build = path.join(root, 'build');
     mkdirSync(build);
     writeFileSync(path.join(build, 'package.json'), '{"type":"module"}');
     const source = readFileSync(fileURLToPath(new URL('../../src/activity/spool.ts', import.meta.url)), 'utf8');
-    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    });
     writeFileSync(path.join(build, 'spool.js'), outputText);
     // Each child: wait for "go", open the spool (adopting orphans), read and ack all it got, print the ids.
-    writeFileSync(path.join(build, 'worker.js'), `
+    writeFileSync(
+      path.join(build, 'worker.js'),
+      `
       import { openSpool } from './spool.js';
       process.stdin.once('data', async () => {
         const spool = openSpool(process.argv[2]);
@@ -501,7 +545,8 @@ describe('spool adoption by several processes at once', () => {
         process.exit(0);
       });
       process.stdout.write('ready\\n');
-    `);
+    `,
+    );
 
     // Two dead processes left 150 segments of 4 events each.
     const dir = freshDir();
@@ -513,8 +558,10 @@ describe('spool adoption by several processes at once', () => {
       for (let i = 0; i < 75; i++) {
         const events = makeEvents(4);
         list.push(...ids(events));
-        writeFileSync(path.join(orphan, `${String(1_000_000_000 + i).padStart(12, '0')}.ndjson`),
-          `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+        writeFileSync(
+          path.join(orphan, `${String(1_000_000_000 + i).padStart(12, '0')}.ndjson`),
+          `${events.map((e) => JSON.stringify(e)).join('\n')}\n`,
+        );
       }
       perOrphan.push(list);
     }
@@ -524,9 +571,17 @@ describe('spool adoption by several processes at once', () => {
       const proc = spawn(process.execPath, [path.join(build, 'worker.js'), dir], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
-      proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      proc.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-      const ready = new Promise<void>((resolve) => proc.stdout.on('data', () => { if (out.includes('ready')) resolve(); }));
+      proc.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      proc.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const ready = new Promise<void>((resolve) =>
+        proc.stdout.on('data', () => {
+          if (out.includes('ready')) resolve();
+        }),
+      );
       const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
         proc.on('close', (code) => resolve({ code, out: out.replace(/^ready\n/, ''), err }));
       });

@@ -99,18 +99,23 @@ describe('file activity query', () => {
     ['ecosystem', { ecosystem: 'maven' }, (e: ActivityEvent) => e.ecosystem === 'maven'],
     ['tokenId', { tokenId: 'tok_b' }, (e: ActivityEvent) => e.tokenId === 'tok_b'],
     ['tokenName', { tokenName: 'ci "quoted" ü' }, (e: ActivityEvent) => e.tokenName === 'ci "quoted" ü'],
-    ['all four', { project: 'web', ecosystem: 'npm', tokenId: 'tok_b', tokenName: 'ci "quoted" ü' },
-      (e: ActivityEvent) => e.project === 'web' && e.ecosystem === 'npm' && e.tokenId === 'tok_b'],
+    [
+      'all four',
+      { project: 'web', ecosystem: 'npm', tokenId: 'tok_b', tokenName: 'ci "quoted" ü' },
+      (e: ActivityEvent) => e.project === 'web' && e.ecosystem === 'npm' && e.tokenId === 'tok_b',
+    ],
   ])('filters by %s exactly', async (_, filter, predicate) => {
     const dir = dataDir();
-    const events = Array.from({ length: 48 }, (_, i) => makeEvent({
-      project: ['web', 'webshop', 'api'][i % 3]!,
-      ecosystem: (['npm', 'maven'] as const)[i % 2]!,
-      tokenId: i % 4 < 2 ? 'tok_b' : 'tok_bb',
-      tokenName: i % 4 < 2 ? 'ci "quoted" ü' : 'ci',
-      // The filter's text inside another field's value is no match.
-      userAgent: '"project":"web","ecosystem":"maven","tokenId":"tok_b"',
-    }));
+    const events = Array.from({ length: 48 }, (_, i) =>
+      makeEvent({
+        project: ['web', 'webshop', 'api'][i % 3]!,
+        ecosystem: (['npm', 'maven'] as const)[i % 2]!,
+        tokenId: i % 4 < 2 ? 'tok_b' : 'tok_bb',
+        tokenName: i % 4 < 2 ? 'ci "quoted" ü' : 'ci',
+        // The filter's text inside another field's value is no match.
+        userAgent: '"project":"web","ecosystem":"maven","tokenId":"tok_b"',
+      }),
+    );
     await sink(dir).deliver(events, 'all');
     const expected = newestFirst(events.filter(predicate));
     expect(expected.length).toBeGreaterThan(0);
@@ -153,21 +158,24 @@ describe('file activity query', () => {
     mkdirSync(path.dirname(file), { recursive: true });
     // As a full disk leaves it: the torn start of a line, ended by the sink; the retry writes it whole.
     const torn = line(d).slice(0, 60);
-    writeFileSync(file, [
-      line(a),
-      `${torn}\n`,
-      '{not json\n',
-      '42\n',
-      'null\n',
-      '["an", "array"]\n',
-      `${JSON.stringify({ ...b, id: 7 })}\n`,
-      `${JSON.stringify({ project: 'no id' })}\n`,
-      '\n',
-      line(b),
-      // Another layout than the sink's (keys reordered, spaces): parsed in full.
-      `${JSON.stringify(Object.fromEntries(Object.entries(c).reverse()), null, 1).replace(/\n/g, ' ')}\n`,
-      line(d),
-    ].join(''));
+    writeFileSync(
+      file,
+      [
+        line(a),
+        `${torn}\n`,
+        '{not json\n',
+        '42\n',
+        'null\n',
+        '["an", "array"]\n',
+        `${JSON.stringify({ ...b, id: 7 })}\n`,
+        `${JSON.stringify({ project: 'no id' })}\n`,
+        '\n',
+        line(b),
+        // Another layout than the sink's (keys reordered, spaces): parsed in full.
+        `${JSON.stringify(Object.fromEntries(Object.entries(c).reverse()), null, 1).replace(/\n/g, ' ')}\n`,
+        line(d),
+      ].join(''),
+    );
     const query = createFileActivityQuery({ dir });
     expect(await query.recent()).toEqual([d, c, b, a]);
     expect(ids(await query.recent({ project: c.project, tokenId: c.tokenId, limit: 2 }))).toEqual([d.id, c.id]);
@@ -185,14 +193,19 @@ describe('file activity query', () => {
   it.each([5, 64, 333, 4096])('reads lines split across chunks of %i bytes', async (chunkBytes) => {
     const dir = dataDir();
     // Multi-byte characters, so a chunk boundary also falls inside a character.
-    const events = Array.from({ length: 40 }, (_, i) => makeEvent({
-      tokenName: `ci-ü€😀-${i % 2}`, userAgent: `agent ${'é'.repeat(i * 7)}`,
-    }));
+    const events = Array.from({ length: 40 }, (_, i) =>
+      makeEvent({
+        tokenName: `ci-ü€😀-${i % 2}`,
+        userAgent: `agent ${'é'.repeat(i * 7)}`,
+      }),
+    );
     const production = sink(dir);
     for (let i = 0; i < events.length; i += 7) await production.deliver(events.slice(i, i + 7), `c-${i}`);
     const query = createFileActivityQuery({ dir, chunkBytes });
     expect(await query.recent({ limit: 1000 })).toEqual([...events].reverse());
-    expect(ids(await query.recent({ tokenName: 'ci-ü€😀-1' }))).toEqual(newestFirst(events.filter((e) => e.tokenName.endsWith('-1'))));
+    expect(ids(await query.recent({ tokenName: 'ci-ü€😀-1' }))).toEqual(
+      newestFirst(events.filter((e) => e.tokenName.endsWith('-1'))),
+    );
   });
 
   it('returns nothing for a missing data dir, a missing or empty activity dir, or only Development files', async () => {
@@ -233,30 +246,50 @@ describe('file activity query', () => {
     expect(ids(await createFileActivityQuery({ dir, maxLines: newer!.length - 1 }).recent(rare))).toEqual([]);
     expect(ids(await createFileActivityQuery({ dir, maxLines: newer!.length }).recent(rare))).toEqual([newer![0]!.id]);
     expect(ids(await createFileActivityQuery({ dir, maxLines: total - 1 }).recent(rare))).toEqual([newer![0]!.id]);
-    expect(ids(await createFileActivityQuery({ dir, maxLines: total }).recent(rare))).toEqual([newer![0]!.id, older![0]!.id]);
+    expect(ids(await createFileActivityQuery({ dir, maxLines: total }).recent(rare))).toEqual([
+      newer![0]!.id,
+      older![0]!.id,
+    ]);
     // A filter matching nothing: nothing, after at most the budget.
-    expect(await createFileActivityQuery({ dir, maxLines: 100, chunkBytes: 512 }).recent({ project: 'nobody' })).toEqual([]);
+    expect(
+      await createFileActivityQuery({ dir, maxLines: 100, chunkBytes: 512 }).recent({ project: 'nobody' }),
+    ).toEqual([]);
     // Without a filter the budget is the window too: the newest maxLines lines.
-    expect(ids(await createFileActivityQuery({ dir, maxLines: 10 }).recent({ limit: 1000 }))).toEqual(newestFirst(newer!).slice(0, 10));
+    expect(ids(await createFileActivityQuery({ dir, maxLines: 10 }).recent({ limit: 1000 }))).toEqual(
+      newestFirst(newer!).slice(0, 10),
+    );
   });
 
-  it.each([256, 700, 64 * 1024])('skips a line longer than maxLineBytes, counts it, and reads on before it (chunks of %i bytes)', async (chunkBytes) => {
-    const dir = dataDir();
-    const [a, b, c] = [makeEvent(), makeEvent(), makeEvent()];
-    const file = productionFile(dir, a.time.slice(0, 10));
-    mkdirSync(path.dirname(file), { recursive: true });
-    // Long lines first, between events, and last (a line still being written, or never ended).
-    const long = (n: number) => `{"id":"${'Z'.repeat(26)}","userAgent":"${'x'.repeat(n)}"}`;
-    writeFileSync(file, `${long(5000)}\n${line(a)}${long(1001)}\n${long(3000)}\n${line(b)}${'y'.repeat(1001)}\n${line(c)}${long(9000)}`);
-    const skipped: number[] = [];
-    const query = createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, onSkipped: (n) => skipped.push(n) });
-    expect(ids(await query.recent())).toEqual([c.id, b.id, a.id]);
-    expect(skipped).toEqual([5]);
-    // Each skipped line counts against maxLines like any other.
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, maxLines: 5 }).recent())).toEqual([c.id, b.id]);
-    // Under a larger cap the long lines are read (and the one that is an event with no end is a torn line).
-    expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 10_000 }).recent())).toEqual(['Z'.repeat(26), c.id, b.id, a.id]);
-  });
+  it.each([256, 700, 64 * 1024])(
+    'skips a line longer than maxLineBytes, counts it, and reads on before it (chunks of %i bytes)',
+    async (chunkBytes) => {
+      const dir = dataDir();
+      const [a, b, c] = [makeEvent(), makeEvent(), makeEvent()];
+      const file = productionFile(dir, a.time.slice(0, 10));
+      mkdirSync(path.dirname(file), { recursive: true });
+      // Long lines first, between events, and last (a line still being written, or never ended).
+      const long = (n: number) => `{"id":"${'Z'.repeat(26)}","userAgent":"${'x'.repeat(n)}"}`;
+      writeFileSync(
+        file,
+        `${long(5000)}\n${line(a)}${long(1001)}\n${long(3000)}\n${line(b)}${'y'.repeat(1001)}\n${line(c)}${long(9000)}`,
+      );
+      const skipped: number[] = [];
+      const query = createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, onSkipped: (n) => skipped.push(n) });
+      expect(ids(await query.recent())).toEqual([c.id, b.id, a.id]);
+      expect(skipped).toEqual([5]);
+      // Each skipped line counts against maxLines like any other.
+      expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 1000, maxLines: 5 }).recent())).toEqual(
+        [c.id, b.id],
+      );
+      // Under a larger cap the long lines are read (and the one that is an event with no end is a torn line).
+      expect(ids(await createFileActivityQuery({ dir, chunkBytes, maxLineBytes: 10_000 }).recent())).toEqual([
+        'Z'.repeat(26),
+        c.id,
+        b.id,
+        a.id,
+      ]);
+    },
+  );
 
   it('reads at most maxBytes bytes per call, across files', async () => {
     const dir = dataDir();
@@ -266,7 +299,8 @@ describe('file activity query', () => {
     // The newest lines read whole within the budget, with the newline before each (where a line starts).
     const fit = (budget: number) => {
       let n = 0;
-      for (let used = 1; n < newest.length && used + Buffer.byteLength(line(newest[n]!)) <= budget; n++) used += Buffer.byteLength(line(newest[n]!));
+      for (let used = 1; n < newest.length && used + Buffer.byteLength(line(newest[n]!)) <= budget; n++)
+        used += Buffer.byteLength(line(newest[n]!));
       return n;
     };
     expect(fit(20_000)).toBeGreaterThan(10);
@@ -336,7 +370,10 @@ describe('createActivityPipeline: where recent activity comes from without Redis
   });
 
   it('keeps the SQLite table, as one more sink, when only the webhook records activity', async () => {
-    const { dir, p } = await pipeline({ TOLLGATE_ACTIVITY_SINKS: 'webhook', TOLLGATE_ACTIVITY_WEBHOOK_URL: 'http://127.0.0.1:9/hook' });
+    const { dir, p } = await pipeline({
+      TOLLGATE_ACTIVITY_SINKS: 'webhook',
+      TOLLGATE_ACTIVITY_WEBHOOK_URL: 'http://127.0.0.1:9/hook',
+    });
     expect(p.runners.map((r) => r.name).sort()).toEqual(['recent', 'webhook']);
     const recent = p.runners.find((r) => r.name === 'recent')!;
     const e = makeEvent();

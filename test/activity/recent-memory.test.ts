@@ -86,27 +86,36 @@ describe('recent-activity view memory', () => {
   const idOf = (line: string) => line.slice(7, 33); // {"id":"<26 characters>"
 
   it.each<[string, Scenario]>([
-    ['44 MB of 16 KB events, as written before events were capped', (file) => {
-      writeLines(file, 44 * MiB, () => lineOf(16 * 1024));
-      return { newest: [], skips: true };
-    }],
-    ['40 MB of events just under 4 KiB, the largest there are', (file) => {
-      const ids: string[] = [];
-      writeLines(file, 40 * MiB, () => {
-        const line = lineOf(MAX_EVENT_LINE_BYTES - 100);
-        ids.push(idOf(line));
-        return line;
-      });
-      return { newest: ids.reverse().slice(0, 1000), skips: false };
-    }],
+    [
+      '44 MB of 16 KB events, as written before events were capped',
+      (file) => {
+        writeLines(file, 44 * MiB, () => lineOf(16 * 1024));
+        return { newest: [], skips: true };
+      },
+    ],
+    [
+      '40 MB of events just under 4 KiB, the largest there are',
+      (file) => {
+        const ids: string[] = [];
+        writeLines(file, 40 * MiB, () => {
+          const line = lineOf(MAX_EVENT_LINE_BYTES - 100);
+          ids.push(idOf(line));
+          return line;
+        });
+        return { newest: ids.reverse().slice(0, 1000), skips: false };
+      },
+    ],
     // Its bytes count against the view's 16 MiB like any others: a longer one would hide the events.
-    ['one 12 MB line with no end, after a few events', (file) => {
-      const events = [lineOf(500), lineOf(600), lineOf(700)];
-      writeFileSync(file, events.join(''));
-      const block = 'x'.repeat(MiB);
-      for (let i = 0; i < 12; i++) appendFileSync(file, block);
-      return { newest: events.map(idOf).reverse(), skips: true };
-    }],
+    [
+      'one 12 MB line with no end, after a few events',
+      (file) => {
+        const events = [lineOf(500), lineOf(600), lineOf(700)];
+        writeFileSync(file, events.join(''));
+        const block = 'x'.repeat(MiB);
+        for (let i = 0; i < 12; i++) appendFileSync(file, block);
+        return { newest: events.map(idOf).reverse(), skips: true };
+      },
+    ],
   ])('does not grow with the file: %s', async (_, make) => {
     const dir = path.join(root, `data-${Math.random().toString(36).slice(2)}`);
     mkdirSync(path.join(dir, 'activity'), { recursive: true });
@@ -115,9 +124,13 @@ describe('recent-activity view memory', () => {
     const skipped: number[] = [];
     const query = createFileActivityQuery({ dir, onSkipped: (n) => skipped.push(n) });
 
-    const { result, growth } = await arrayBufferGrowth(() => Promise.all([
-      query.recent({ limit: 1000 }), query.recent({ limit: 1000, project: 'default' }), query.recent({ limit: 1000, project: 'nobody' }),
-    ]));
+    const { result, growth } = await arrayBufferGrowth(() =>
+      Promise.all([
+        query.recent({ limit: 1000 }),
+        query.recent({ limit: 1000, project: 'default' }),
+        query.recent({ limit: 1000, project: 'nobody' }),
+      ]),
+    );
     rmSync(dir, { recursive: true, force: true });
 
     expect(growth).toBeLessThan(BOUND);

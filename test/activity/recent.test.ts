@@ -6,7 +6,12 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent } from '../../src/activity/event.js';
 import {
-  createRedisActivityQuery, createSqliteActivityLog, normalizeRecentFilter, parseRecentEvent, type ActivityQuery, type RecentFilter,
+  createRedisActivityQuery,
+  createSqliteActivityLog,
+  normalizeRecentFilter,
+  parseRecentEvent,
+  type ActivityQuery,
+  type RecentFilter,
 } from '../../src/activity/recent.js';
 import { createFileActivityQuery } from '../../src/activity/recent-file.js';
 import { createFileSink } from '../../src/activity/sinks/file.js';
@@ -17,12 +22,18 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { eventFactory } from '../helpers/activity-events.js';
 import { inWorldWritableDir, sqliteModes } from '../helpers/file-modes.js';
 
-
 const makeEvent = eventFactory({
   stepMs: 1000,
   perEvent: () => ({
-    tokenId: 'tok_a', tokenName: 'ci-a', package: 'left-pad', version: '1.3.0', file: 'left-pad-1.3.0.tgz',
-    bytes: 100, durationMs: 3, clientIp: '10.0.0.1', userAgent: null,
+    tokenId: 'tok_a',
+    tokenName: 'ci-a',
+    package: 'left-pad',
+    version: '1.3.0',
+    file: 'left-pad-1.3.0.tgz',
+    bytes: 100,
+    durationMs: 3,
+    clientIp: '10.0.0.1',
+    userAgent: null,
   }),
 });
 
@@ -33,9 +44,22 @@ const newestFirst = (events: readonly ActivityEvent[]) => ids([...events].revers
  * A CI job's identity in an event: tok_b's jobs run in `acme/<project>`; tok_a's in a fork, with
  * a workflow that names `acme/<project>` too (a repository filter matches the repository only).
  */
-const ciOf = (tokenId: string, project: string): ActivityEvent['ci'] => (tokenId === 'tok_b'
-  ? { provider: 'github', subject: `repo:acme/${project}:ref:refs/heads/main`, repository: `acme/${project}`, ref: 'refs/heads/main', runId: '4242' }
-  : { provider: 'github', subject: 'repo:fork', repository: `acme/${project}-fork`, workflow: `acme/${project}`, runId: '7' });
+const ciOf = (tokenId: string, project: string): ActivityEvent['ci'] =>
+  tokenId === 'tok_b'
+    ? {
+        provider: 'github',
+        subject: `repo:acme/${project}:ref:refs/heads/main`,
+        repository: `acme/${project}`,
+        ref: 'refs/heads/main',
+        runId: '4242',
+      }
+    : {
+        provider: 'github',
+        subject: 'repo:fork',
+        repository: `acme/${project}-fork`,
+        workflow: `acme/${project}`,
+        runId: '7',
+      };
 
 /** A mixed history: 2 projects × 3 ecosystems × 2 tokens, delivered oldest first in batches of 5. */
 function history(): ActivityEvent[] {
@@ -43,8 +67,19 @@ function history(): ActivityEvent[] {
   for (let round = 0; round < 3; round++) {
     for (const project of ['web', 'billing']) {
       for (const ecosystem of ['npm', 'maven', 'pypi'] as const) {
-        for (const [tokenId, tokenName] of [['tok_a', 'ci-a'], ['tok_b', 'ci-b']] as const) {
-          events.push(makeEvent({ project, ecosystem, tokenId, tokenName, ci: round === 2 && tokenId === 'tok_a' ? null : ciOf(tokenId, project) }));
+        for (const [tokenId, tokenName] of [
+          ['tok_a', 'ci-a'],
+          ['tok_b', 'ci-b'],
+        ] as const) {
+          events.push(
+            makeEvent({
+              project,
+              ecosystem,
+              tokenId,
+              tokenName,
+              ci: round === 2 && tokenId === 'tok_a' ? null : ciOf(tokenId, project),
+            }),
+          );
         }
       }
     }
@@ -57,7 +92,9 @@ interface Backend {
   setup(): Promise<void>;
   teardown(): Promise<void>;
   /** A fresh, empty log: deliver batches to it, query it (told of the lines it skips). */
-  open(onSkipped?: (n: number) => void): Promise<{ deliver: (events: ActivityEvent[], batchId: string) => Promise<void>; query: ActivityQuery }>;
+  open(
+    onSkipped?: (n: number) => void,
+  ): Promise<{ deliver: (events: ActivityEvent[], batchId: string) => Promise<void>; query: ActivityQuery }>;
 }
 
 const closers: (() => Promise<void>)[] = [];
@@ -100,7 +137,10 @@ function fileBackend(): Backend {
       const dir = path.join(root, `data-${++n}`);
       const sink = createFileSink({ dir, stream: 'production', fsync: false });
       closers.push(() => sink.close());
-      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createFileActivityQuery({ dir, onSkipped }) };
+      return {
+        deliver: (events, batchId) => sink.deliver(events, batchId),
+        query: createFileActivityQuery({ dir, onSkipped }),
+      };
     },
   };
 }
@@ -123,7 +163,10 @@ function redisBackend(): Backend {
       const key = `{tollgate}:activity:recent-${++n}`;
       const sink = createRedisStreamSink({ url: server.url, key, maxLen: 100_000 });
       closers.push(() => sink.close());
-      return { deliver: (events, batchId) => sink.deliver(events, batchId), query: createRedisActivityQuery({ client, key, onSkipped }) };
+      return {
+        deliver: (events, batchId) => sink.deliver(events, batchId),
+        query: createRedisActivityQuery({ client, key, onSkipped }),
+      };
     },
   };
 }
@@ -148,14 +191,18 @@ describe.each([sqliteBackend(), fileBackend(), redisBackend()])('$name recent ac
   it('skips and counts a stored event longer than any the recorder makes (one of an earlier version), never holding it', async () => {
     const skipped: number[] = [];
     const { deliver, query } = await backend.open((n) => skipped.push(n));
-    const [a, big, b] = [makeEvent(), makeEvent({ userAgent: 'u'.repeat(16_000) }), makeEvent({ userAgent: 'é'.repeat(2100) })];
+    const [a, big, b] = [
+      makeEvent(),
+      makeEvent({ userAgent: 'u'.repeat(16_000) }),
+      makeEvent({ userAgent: 'é'.repeat(2100) }),
+    ];
     await deliver([a, big, b], 'big');
     expect(ids(await query.recent())).toEqual([a.id]);
     expect(skipped).toEqual([2]);
     expect(ids(await query.recent({ project: a.project }))).toEqual([a.id]);
   });
 
-  it('reads an event stored without aborted and truncated (an earlier version\'s) as not aborted, nothing truncated', async () => {
+  it("reads an event stored without aborted and truncated (an earlier version's) as not aborted, nothing truncated", async () => {
     const { deliver, query } = await backend.open();
     const old = { ...makeEvent(), aborted: undefined, truncated: undefined } as unknown as ActivityEvent;
     await deliver([old], 'old');
@@ -173,11 +220,21 @@ describe.each([sqliteBackend(), fileBackend(), redisBackend()])('$name recent ac
     ['ecosystem', { ecosystem: 'maven' }, (e) => e.ecosystem === 'maven'],
     ['tokenId', { tokenId: 'tok_b' }, (e) => e.tokenId === 'tok_b'],
     ['tokenName', { tokenName: 'ci-a' }, (e) => e.tokenName === 'ci-a'],
-    ['project + ecosystem + token', { project: 'billing', ecosystem: 'pypi', tokenName: 'ci-b' },
-      (e) => e.project === 'billing' && e.ecosystem === 'pypi' && e.tokenName === 'ci-b'],
-    ['repository (the CI identity\'s, exactly)', { repository: 'acme/web' }, (e) => e.tokenId === 'tok_b' && e.project === 'web'],
-    ['repository + ecosystem', { repository: 'acme/billing-fork', ecosystem: 'npm' },
-      (e) => e.ci?.repository === 'acme/billing-fork' && e.ecosystem === 'npm'],
+    [
+      'project + ecosystem + token',
+      { project: 'billing', ecosystem: 'pypi', tokenName: 'ci-b' },
+      (e) => e.project === 'billing' && e.ecosystem === 'pypi' && e.tokenName === 'ci-b',
+    ],
+    [
+      "repository (the CI identity's, exactly)",
+      { repository: 'acme/web' },
+      (e) => e.tokenId === 'tok_b' && e.project === 'web',
+    ],
+    [
+      'repository + ecosystem',
+      { repository: 'acme/billing-fork', ecosystem: 'npm' },
+      (e) => e.ci?.repository === 'acme/billing-fork' && e.ecosystem === 'npm',
+    ],
   ])('filters by %s', async (_, filter, predicate) => {
     const { query, events } = await filled();
     const expected = newestFirst(events.filter(predicate));
@@ -231,13 +288,21 @@ describe('sqlite activity log', () => {
     const dataDir = path.join(root, 'shared');
     const tokens = createSqliteTokenStore({ dataDir });
     const log = createSqliteActivityLog({ dataDir, maxRows: 100 });
-    closers.push(() => log.close(), () => tokens.close());
+    closers.push(
+      () => log.close(),
+      () => tokens.close(),
+    );
     expect(log.name).toBe('recent');
     expect(log.file).toBe(path.join(dataDir, 'tollgate.db'));
     expect(log.file).toBe(tokens.file);
     const record = {
-      id: generateTokenId(), name: 'ci', type: 'production' as const, hash: hashToken(generateToken('production')),
-      createdAt: Date.now(), createdBy: 'alice', expiresAt: null,
+      id: generateTokenId(),
+      name: 'ci',
+      type: 'production' as const,
+      hash: hashToken(generateToken('production')),
+      createdAt: Date.now(),
+      createdBy: 'alice',
+      expiresAt: null,
     };
     await tokens.insert(record);
     const event = makeEvent({ tokenId: record.id, tokenName: 'ci' });
@@ -320,7 +385,10 @@ describe('sqlite activity log', () => {
     const dataDir = path.join(root, 'fleet');
     const worker1 = createSqliteActivityLog({ dataDir, maxRows: 100 });
     const worker2 = createSqliteActivityLog({ dataDir, maxRows: 100 });
-    closers.push(() => worker1.close(), () => worker2.close());
+    closers.push(
+      () => worker1.close(),
+      () => worker2.close(),
+    );
     const a = makeEvent({ project: 'one' });
     const b = makeEvent({ project: 'two' });
     await Promise.all([worker1.deliver([a], 'a'), worker2.deliver([b], 'b')]);
@@ -397,13 +465,19 @@ describe('parseRecentEvent', () => {
     const { aborted: _a, truncated: _t, ...old } = makeEvent();
     const event = parseRecentEvent(JSON.stringify(old));
     expect(event).toEqual({ ...old, aborted: false, truncated: [] });
-    expect(parseRecentEvent(JSON.stringify({ ...old, aborted: true, truncated: ['userAgent'] }))).toMatchObject({ aborted: true, truncated: ['userAgent'] });
+    expect(parseRecentEvent(JSON.stringify({ ...old, aborted: true, truncated: ['userAgent'] }))).toMatchObject({
+      aborted: true,
+      truncated: ['userAgent'],
+    });
   });
 });
 
 describe('normalizeRecentFilter', () => {
   it('keeps only set string filters and clamps the limit', () => {
     expect(normalizeRecentFilter()).toEqual({ match: {}, limit: 100 });
-    expect(normalizeRecentFilter({ project: 'p', ecosystem: '', limit: 5000 })).toEqual({ match: { project: 'p' }, limit: 1000 });
+    expect(normalizeRecentFilter({ project: 'p', ecosystem: '', limit: 5000 })).toEqual({
+      match: { project: 'p' },
+      limit: 1000,
+    });
   });
 });

@@ -78,11 +78,24 @@ describe('recorder security counters', () => {
     const tallied = createMetrics({ defaultMetrics: false });
     const direct = createMetrics({ defaultMetrics: false });
     // Two projects by name, then `other`: the limiter is called in the same order by both.
-    const recorder = createActivityRecorder({ production: [], development: [], metrics: tallied, projectLabel: createLabelLimiter(['web'], 2) });
+    const recorder = createActivityRecorder({
+      production: [],
+      development: [],
+      metrics: tallied,
+      projectLabel: createLabelLimiter(['web'], 2),
+    });
     const reference = referenceRecorder(direct, createLabelLimiter(['web'], 2));
 
     expect(await exposition(tallied)).toBe(await exposition(direct));
-    for (const [from, to] of [[0, 1], [1, 3], [3, 40], [40, 41], [41, 400], [400, 400], [400, 1000]] as const) {
+    for (const [from, to] of [
+      [0, 1],
+      [1, 3],
+      [3, 40],
+      [40, 41],
+      [41, 400],
+      [400, 400],
+      [400, 1000],
+    ] as const) {
       for (let i = from; i < to; i++) {
         recorder.record(activity(i));
         reference(activity(i));

@@ -1,5 +1,15 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +18,12 @@ import { compactVerify, createLocalJWKSet, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import {
-  ACTIVITY_JWS_TYP, generateSigningKey, loadSigningKeys, rotateSigningKeys, SIGNING_KEY_FILE_NAME, type PrivateJWK,
+  ACTIVITY_JWS_TYP,
+  generateSigningKey,
+  loadSigningKeys,
+  rotateSigningKeys,
+  SIGNING_KEY_FILE_NAME,
+  type PrivateJWK,
 } from '../../src/activity/signing.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,7 +42,10 @@ const freshDir = () => path.join(root, `d${++dirs}`);
 const readKeyFile = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { keys: PrivateJWK[] };
 
 async function expectConfigError(promise: Promise<unknown>, message: RegExp): Promise<void> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GatewayError);
   expect((err as GatewayError).code).toBe('TOLLGATE_ERR_CONFIG_INVALID');
   expect((err as GatewayError).message).toMatch(message);
@@ -72,7 +90,11 @@ describe('loadSigningKeys', () => {
   it('fails verification of a tampered payload or signature', async () => {
     const keys = await loadSigningKeys({ dataDir: freshDir() });
     const jwks = createLocalJWKSet(keys.jwks());
-    const [header, , signature] = (await keys.signer.sign(encode('{"bytes":10}'))).split('.') as [string, string, string];
+    const [header, , signature] = (await keys.signer.sign(encode('{"bytes":10}'))).split('.') as [
+      string,
+      string,
+      string,
+    ];
     const forgedPayload = `${header}.${Buffer.from('{"bytes":0}').toString('base64url')}.${signature}`;
     await expect(compactVerify(forgedPayload, jwks)).rejects.toThrow();
     const other = await loadSigningKeys({ dataDir: freshDir() });
@@ -161,7 +183,9 @@ describe('loadSigningKeys', () => {
       writeFileSync(path.join(build, file.replace(/\.ts$/, '.js')), outputText);
     }
     const script = path.join(build, 'load.mjs');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
 import { once } from 'node:events';
 import { loadSigningKeys } from './src/activity/signing.js';
 process.stdout.write('ready\\n');
@@ -169,19 +193,24 @@ await once(process.stdin, 'data');
 const keys = await loadSigningKeys({ dataDir: process.argv[2] });
 process.stdout.write('kid=' + keys.signer.kid + '\\n');
 process.stdin.destroy();
-`);
+`,
+    );
     const dataDir = freshDir();
     const children = Array.from({ length: 4 }, () => {
       const proc = spawn(process.execPath, [script, dataDir], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       let onReady: () => void = () => {};
-      const ready = new Promise<void>((resolve) => { onReady = resolve; });
+      const ready = new Promise<void>((resolve) => {
+        onReady = resolve;
+      });
       proc.stdout.on('data', (c: Buffer) => {
         out += c.toString();
         if (out.includes('ready\n')) onReady();
       });
-      proc.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+      proc.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
       const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
         proc.on('exit', (code) => {
           onReady();

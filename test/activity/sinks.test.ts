@@ -10,14 +10,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ActivityEvent, type EncodedActivityEvent, type Sink } from '../../src/activity/event.js';
 import { EncodedEventQueue } from '../../src/activity/encoded-queue.js';
 import { loadSigningKeys, type SigningKeys } from '../../src/activity/signing.js';
-import { activityEventJson, decodeActivityEvent, encodeActivityEvents, encodedLine } from '../../src/activity/event-codec.js';
+import {
+  activityEventJson,
+  decodeActivityEvent,
+  encodeActivityEvents,
+  encodedLine,
+} from '../../src/activity/event-codec.js';
 import { activityFilePath, createFileSink } from '../../src/activity/sinks/file.js';
 import { createRedisStreamSink } from '../../src/activity/sinks/redis-stream.js';
 import { createWebhookSink, WebhookStatusError } from '../../src/activity/sinks/webhook.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 import { eventFactory } from '../helpers/activity-events.js';
 import { transpileSources } from '../helpers/transpile.js';
-
 
 let root = '';
 beforeAll(() => {
@@ -35,7 +39,13 @@ const freshDir = () => {
 
 const makeEvent = eventFactory({
   stepMs: 1000,
-  perEvent: (seq) => ({ package: '@acme/lib', version: `1.0.${seq}`, file: `lib-1.0.${seq}.tgz`, bytes: 1234, durationMs: 12.5 }),
+  perEvent: (seq) => ({
+    package: '@acme/lib',
+    version: `1.0.${seq}`,
+    file: `lib-1.0.${seq}.tgz`,
+    bytes: 1234,
+    durationMs: 12.5,
+  }),
 });
 const makeEvents = (n: number, over: Partial<ActivityEvent> = {}) => Array.from({ length: n }, () => makeEvent(over));
 
@@ -53,7 +63,10 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((sink) => sink.close()));
 });
 
-const readLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
+const readLines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
 
 interface Child {
   proc: ChildProcess;
@@ -67,12 +80,16 @@ function runChild(script: string, args: string[]): Child {
   let stdout = '';
   let stderr = '';
   let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => { onReady = resolve; });
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+  });
   proc.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
     if (stdout.includes('ready\n')) onReady();
   });
-  proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  proc.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     proc.on('exit', (code) => {
       onReady();
@@ -121,7 +138,9 @@ describe('file sink', () => {
     await sink.deliver(events, 'bytes');
     const bytes = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
     expect(bytes.equals(Buffer.from(events.map((e) => `${activityEventJson(e)}\n`).join(''), 'utf8'))).toBe(true);
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).userAgent)).toEqual(odd);
+    expect(
+      readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).userAgent),
+    ).toEqual(odd);
   });
 
   it('keeps Development in its own file, never mixed with Production', async () => {
@@ -145,16 +164,30 @@ describe('file sink', () => {
     // 01:30 at UTC+2 is still May 1st in UTC.
     const offset = makeEvent({ time: '2024-05-02T01:30:00.000+02:00' });
     await sink.deliver([before, after, offset], 'midnight');
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual([before.id, offset.id]);
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-02.ndjson')).map((l) => parseEvent(l).id)).toEqual([after.id]);
-    expect(readdirSync(path.join(dir, 'activity')).sort()).toEqual(['production-2024-05-01.ndjson', 'production-2024-05-02.ndjson']);
-    expect(activityFilePath(dir, 'production', offset.time)).toBe(path.join(dir, 'activity', 'production-2024-05-01.ndjson'));
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual([
+      before.id,
+      offset.id,
+    ]);
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-02.ndjson')).map((l) => parseEvent(l).id)).toEqual([
+      after.id,
+    ]);
+    expect(readdirSync(path.join(dir, 'activity')).sort()).toEqual([
+      'production-2024-05-01.ndjson',
+      'production-2024-05-02.ndjson',
+    ]);
+    expect(activityFilePath(dir, 'production', offset.time)).toBe(
+      path.join(dir, 'activity', 'production-2024-05-01.ndjson'),
+    );
   });
 
   it('never writes a property outside ActivityEvent, such as a token', async () => {
     const dir = freshDir();
     const sink = track(createFileSink({ dir, stream: 'production' }));
-    const leaky = { ...makeEvent(), token: 'tgp_secretsecretsecret', authorization: 'Bearer tgp_secret' } as ActivityEvent;
+    const leaky = {
+      ...makeEvent(),
+      token: 'tgp_secretsecretsecret',
+      authorization: 'Bearer tgp_secret',
+    } as ActivityEvent;
     await sink.deliver([leaky], 'leak');
     const text = readFileSync(path.join(dir, 'activity', 'production-2024-05-01.ndjson'), 'utf8');
     expect(text).not.toContain('tgp_');
@@ -179,11 +212,13 @@ describe('file sink', () => {
     await expect(sink.deliver([...may1, ...may2], 'half')).rejects.toThrow();
     rmSync(blocked, { recursive: true });
     await sink.deliver([...may1, ...may2], 'half');
-    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual(may1.map((e) => e.id));
+    expect(readLines(path.join(dir, 'activity', 'production-2024-05-01.ndjson')).map((l) => parseEvent(l).id)).toEqual(
+      may1.map((e) => e.id),
+    );
     expect(readLines(blocked).map((l) => parseEvent(l).id)).toEqual(may2.map((e) => e.id));
   });
 
-  it('files an event whose time is not the recorder\'s ISO format by its parsed date, or today\'s when unreadable', async () => {
+  it("files an event whose time is not the recorder's ISO format by its parsed date, or today's when unreadable", async () => {
     const dir = freshDir();
     const sink = track(createFileSink({ dir, stream: 'production' }));
     const iso = makeEvents(1, { time: '2024-05-01T23:59:59.999Z' });
@@ -191,14 +226,17 @@ describe('file sink', () => {
     const unreadable = makeEvents(1, { time: 'not a time' });
     await sink.deliver([...iso, ...http, ...unreadable, ...iso], 'mixed');
     const today = new Date().toISOString().slice(0, 10);
-    const lines = (date: string) => readLines(path.join(dir, 'activity', `production-${date}.ndjson`)).map((l) => parseEvent(l).id);
+    const lines = (date: string) =>
+      readLines(path.join(dir, 'activity', `production-${date}.ndjson`)).map((l) => parseEvent(l).id);
     expect(lines('2024-05-01')).toEqual([iso[0]!.id, iso[0]!.id]);
     expect(lines('2024-05-02')).toEqual([http[0]!.id]);
     expect(lines(today)).toEqual([unreadable[0]!.id]);
-    expect(activityFilePath(dir, 'production', 'not a time')).toBe(path.join(dir, 'activity', `production-${today}.ndjson`));
+    expect(activityFilePath(dir, 'production', 'not a time')).toBe(
+      path.join(dir, 'activity', `production-${today}.ndjson`),
+    );
   });
 
-  it('writes a runner\'s batch that spans several queue segments whole, in order, byte for byte', async () => {
+  it("writes a runner's batch that spans several queue segments whole, in order, byte for byte", async () => {
     const dir = freshDir();
     const sink = track(createFileSink({ dir, stream: 'production' }));
     const queue = new EncodedEventQueue();
@@ -217,12 +255,18 @@ describe('file sink', () => {
     const dir = freshDir();
     const build = path.join(dir, 'build');
     mkdirSync(build);
-    transpileSources(build, ['src/activity/sinks/file.ts', 'src/activity/event-codec.ts', 'src/activity/encoded-queue.ts']);
+    transpileSources(build, [
+      'src/activity/sinks/file.ts',
+      'src/activity/event-codec.ts',
+      'src/activity/encoded-queue.ts',
+    ]);
     const script = path.join(build, 'append.mjs');
     // Lines of ~6 KB and batches of ~150 KB: far beyond PIPE_BUF, so only O_APPEND + one write keeps them whole.
     // Odd batches are plain events (one write), even ones a runner's memory batch spanning several
     // queue segments (one writev).
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
 import { createFileSink } from './src/activity/sinks/file.js';
 import { EncodedEventQueue } from './src/activity/encoded-queue.js';
 import { once } from 'node:events';
@@ -252,10 +296,13 @@ for (let b = 0; b < Number(batches); b++) {
 }
 await sink.close();
 process.stdin.destroy();
-`);
+`,
+    );
     const batches = 40;
     const perBatch = 25;
-    const children = [1, 2, 3].map((worker) => runChild(script, [dir, String(worker), String(batches), String(perBatch)]));
+    const children = [1, 2, 3].map((worker) =>
+      runChild(script, [dir, String(worker), String(batches), String(perBatch)]),
+    );
     await Promise.all(children.map((c) => c.ready));
     for (const child of children) child.proc.stdin!.write('go\n');
     const results = await Promise.all(children.map((c) => c.exited));
@@ -314,7 +361,7 @@ describe('redis stream sink', () => {
     expect(await streamEvents(k)).toEqual(plain([...first, ...second]));
   });
 
-  it('writes encoded events (a runner\'s memory queue) as the same entries, byte for byte', async () => {
+  it("writes encoded events (a runner's memory queue) as the same entries, byte for byte", async () => {
     const k = key();
     const sink = track(createRedisStreamSink({ url: server.url, key: k, maxLen: 10_000 }));
     const events = [...makeEvents(2), makeEvent({ userAgent: 'pip/24 (Zürich, €, 😀)', package: 'naïve\u2028pkg' })];
@@ -404,14 +451,25 @@ describe('redis stream sink', () => {
     try {
       const k = key();
       const errors: Error[] = [];
-      const sink = track(createRedisStreamSink({ url: relay.url, key: k, maxLen: 100, onError: (e) => errors.push(e) }));
+      const sink = track(
+        createRedisStreamSink({ url: relay.url, key: k, maxLen: 100, onError: (e) => errors.push(e) }),
+      );
       await sink.deliver(makeEvents(1), 'before');
       await relay.cut();
       await expect(sink.deliver(makeEvents(1), 'during')).rejects.toThrow();
       await relay.heal();
       // Reconnection is automatic; the runner's retry succeeds once it is back.
       const after = makeEvents(1);
-      await expect.poll(() => sink.deliver(after, 'after').then(() => true, () => false), { timeout: 10_000 }).toBe(true);
+      await expect
+        .poll(
+          () =>
+            sink.deliver(after, 'after').then(
+              () => true,
+              () => false,
+            ),
+          { timeout: 10_000 },
+        )
+        .toBe(true);
       expect((await streamEvents(k)).map((e) => e.id)).toContain(after[0]!.id);
     } finally {
       await relay.close();
@@ -435,7 +493,9 @@ describe('webhook sink', () => {
   }
 
   /** A receiver on loopback that verifies every JWS against the JWKS before answering `status`. */
-  async function startReceiver(answer: (req: IncomingMessage, res: ServerResponse) => void = (_, res) => res.writeHead(204).end()) {
+  async function startReceiver(
+    answer: (req: IncomingMessage, res: ServerResponse) => void = (_, res) => res.writeHead(204).end(),
+  ) {
     const jwks = createLocalJWKSet(keys.jwks());
     const received: Received[] = [];
     const failures: unknown[] = [];
@@ -444,18 +504,21 @@ describe('webhook sink', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        compactVerify(body, jwks).then(({ payload, protectedHeader }) => {
-          received.push({
-            headers: req.headers,
-            body,
-            payload: JSON.parse(new TextDecoder().decode(payload)) as Received['payload'],
-            header: protectedHeader,
-          });
-          answer(req, res);
-        }, (err: unknown) => {
-          failures.push(err);
-          res.writeHead(400).end();
-        });
+        compactVerify(body, jwks).then(
+          ({ payload, protectedHeader }) => {
+            received.push({
+              headers: req.headers,
+              body,
+              payload: JSON.parse(new TextDecoder().decode(payload)) as Received['payload'],
+              header: protectedHeader,
+            });
+            answer(req, res);
+          },
+          (err: unknown) => {
+            failures.push(err);
+            res.writeHead(400).end();
+          },
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -464,10 +527,11 @@ describe('webhook sink', () => {
       url: `http://127.0.0.1:${port}/hooks/activity`,
       received,
       failures,
-      close: () => new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
     };
   }
 
@@ -498,7 +562,7 @@ describe('webhook sink', () => {
     }
   });
 
-  it('builds the payload from encoded events at any offset of a shared buffer (a runner\'s batch)', async () => {
+  it("builds the payload from encoded events at any offset of a shared buffer (a runner's batch)", async () => {
     const receiver = await startReceiver();
     try {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
@@ -520,13 +584,19 @@ describe('webhook sink', () => {
   it('sends extra headers but keeps its own Content-Type and Idempotency-Key', async () => {
     const receiver = await startReceiver();
     try {
-      const sink = track(createWebhookSink({
-        url: receiver.url, signer: keys.signer, timeoutMs: 5_000,
-        headers: { 'X-Receiver-Key': 'abc', 'Content-Type': 'text/plain', 'Idempotency-Key': 'x' },
-      }));
+      const sink = track(
+        createWebhookSink({
+          url: receiver.url,
+          signer: keys.signer,
+          timeoutMs: 5_000,
+          headers: { 'X-Receiver-Key': 'abc', 'Content-Type': 'text/plain', 'Idempotency-Key': 'x' },
+        }),
+      );
       await sink.deliver(makeEvents(1), 'hdr');
       expect(receiver.received[0]!.headers).toMatchObject({
-        'x-receiver-key': 'abc', 'content-type': 'application/jose', 'idempotency-key': 'hdr',
+        'x-receiver-key': 'abc',
+        'content-type': 'application/jose',
+        'idempotency-key': 'hdr',
       });
     } finally {
       await receiver.close();
@@ -538,7 +608,11 @@ describe('webhook sink', () => {
     try {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
       await sink.deliver(makeEvents(1, { bytes: 10 }), 'tamper');
-      const [headerPart, payloadPart, signaturePart] = receiver.received[0]!.body.split('.') as [string, string, string];
+      const [headerPart, payloadPart, signaturePart] = receiver.received[0]!.body.split('.') as [
+        string,
+        string,
+        string,
+      ];
       const payload = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')) as Received['payload'];
       payload.events[0]!.bytes = 0;
       const forged = `${headerPart}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signaturePart}`;
@@ -553,10 +627,15 @@ describe('webhook sink', () => {
   });
 
   it.each([500, 503, 409, 302])('rejects when the receiver answers %i', async (status) => {
-    const receiver = await startReceiver((_, res) => res.writeHead(status, { location: 'http://127.0.0.1:1/' }).end('no'));
+    const receiver = await startReceiver((_, res) =>
+      res.writeHead(status, { location: 'http://127.0.0.1:1/' }).end('no'),
+    );
     try {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 5_000 }));
-      const err = await sink.deliver(makeEvents(1), `status-${status}`).then(() => undefined, (e: unknown) => e);
+      const err = await sink.deliver(makeEvents(1), `status-${status}`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(WebhookStatusError);
       expect((err as WebhookStatusError).status).toBe(status);
       expect(receiver.received).toHaveLength(1);
@@ -572,7 +651,9 @@ describe('webhook sink', () => {
   });
 
   it('rejects when the receiver does not answer within timeoutMs', async () => {
-    const receiver = await startReceiver(() => { /* never answers */ });
+    const receiver = await startReceiver(() => {
+      /* never answers */
+    });
     try {
       const sink = track(createWebhookSink({ url: receiver.url, signer: keys.signer, timeoutMs: 200 }));
       await expect(sink.deliver(makeEvents(1), 'slow')).rejects.toThrow();
@@ -582,7 +663,9 @@ describe('webhook sink', () => {
   });
 
   it('refuses a URL that is not http(s)', () => {
-    expect(() => createWebhookSink({ url: 'ftp://example.com/', signer: keys.signer, timeoutMs: 1000 })).toThrow(/http/);
+    expect(() => createWebhookSink({ url: 'ftp://example.com/', signer: keys.signer, timeoutMs: 1000 })).toThrow(
+      /http/,
+    );
     expect(() => createWebhookSink({ url: 'not a url', signer: keys.signer, timeoutMs: 1000 })).toThrow(/http/);
   });
 });

@@ -30,14 +30,18 @@ describe('admin API /api/v1', () => {
   const secrets: string[] = [ADMIN_TOKEN];
 
   /** Cookie-authenticated write: the page's way (Origin, X-CSRF-Token). */
-  const write = (pathname: string, body?: unknown, extra: Record<string, string> = {}) => h.request(pathname, {
-    method: 'POST',
-    headers: {
-      cookie: session.cookie, origin: ORIGIN, 'x-csrf-token': session.csrf,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extra,
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const write = (pathname: string, body?: unknown, extra: Record<string, string> = {}) =>
+    h.request(pathname, {
+      method: 'POST',
+      headers: {
+        cookie: session.cookie,
+        origin: ORIGIN,
+        'x-csrf-token': session.csrf,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...extra,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   const read = (pathname: string) => h.request(pathname, { headers: { cookie: session.cookie } });
 
   beforeAll(async () => {
@@ -95,7 +99,9 @@ describe('admin API /api/v1', () => {
 
     it('refuses a sign-in that is not JSON with 415 (no form posts)', async () => {
       const res = await h.request('/api/v1/session', {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${ADMIN_TOKEN}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `token=${ADMIN_TOKEN}`,
       });
       expect(res.status).toBe(415);
     });
@@ -116,7 +122,10 @@ describe('admin API /api/v1', () => {
     it('is Secure and __Host- prefixed when TOLLGATE_PUBLIC_ADMIN_URL is https', async () => {
       const tls = await startAdminHarness({ TOLLGATE_PUBLIC_ADMIN_URL: 'https://tollgate-admin.example.com' });
       try {
-        const res = await tls.request('/api/v1/session', json({ token: ADMIN_TOKEN }, { origin: 'https://tollgate-admin.example.com' }));
+        const res = await tls.request(
+          '/api/v1/session',
+          json({ token: ADMIN_TOKEN }, { origin: 'https://tollgate-admin.example.com' }),
+        );
         expect(res.status).toBe(200);
         const attrs = (res.headers.get('set-cookie') ?? '').split(';').map((s) => s.trim());
         expect(attrs[0]).toMatch(/^__Host-tollgate_session=/);
@@ -133,7 +142,7 @@ describe('admin API /api/v1', () => {
       const res = await read('/api/v1/session');
       expect(res.status).toBe(200);
       expect(res.headers.get('cache-control')).toBe('no-store');
-      const body = await res.json() as Record<string, unknown>;
+      const body = (await res.json()) as Record<string, unknown>;
       expect(body).toMatchObject({ identity: 'admin', via: 'token', csrfToken: session.csrf });
       expect(Date.parse(String(body.expiresAt)) - h.clock.now).toBeLessThanOrEqual(8 * 3600 * 1000);
     });
@@ -157,7 +166,8 @@ describe('admin API /api/v1', () => {
     it('cannot be replayed after sign-out', async () => {
       const s = await h.signIn();
       const out = await h.request('/api/v1/session', {
-        method: 'DELETE', headers: { cookie: s.cookie, origin: ORIGIN, 'x-csrf-token': s.csrf },
+        method: 'DELETE',
+        headers: { cookie: s.cookie, origin: ORIGIN, 'x-csrf-token': s.csrf },
       });
       expect(out.status).toBe(204);
       expect(out.headers.get('set-cookie')).toMatch(/Max-Age=0/);
@@ -173,17 +183,32 @@ describe('admin API /api/v1', () => {
       ['a wrong X-CSRF-Token', { 'x-csrf-token': 'not-the-token' }],
       ['an empty X-CSRF-Token', { 'x-csrf-token': '' }],
     ])('refuses a cookie-authenticated POST with %s with 403', async (_what, headers: Record<string, string>) => {
-      const res = await h.request('/api/v1/tokens', json({ name: 'csrf-victim', type: 'production' }, {
-        cookie: session.cookie, origin: ORIGIN, ...headers,
-      }));
+      const res = await h.request(
+        '/api/v1/tokens',
+        json(
+          { name: 'csrf-victim', type: 'production' },
+          {
+            cookie: session.cookie,
+            origin: ORIGIN,
+            ...headers,
+          },
+        ),
+      );
       expect(res.status).toBe(403);
-      expect(await res.json()).toEqual({ error: expect.stringMatching(/CSRF/) as string, code: 'TOLLGATE_ERR_ADMIN_CSRF' });
+      expect(await res.json()).toEqual({
+        error: expect.stringMatching(/CSRF/) as string,
+        code: 'TOLLGATE_ERR_ADMIN_CSRF',
+      });
       expect(await h.store.get('csrf-victim')).toBeUndefined();
     });
 
-    it('refuses another session\'s CSRF token', async () => {
+    it("refuses another session's CSRF token", async () => {
       const other = await h.signIn();
-      const res = await write('/api/v1/tokens', { name: 'csrf-victim', type: 'production' }, { 'x-csrf-token': other.csrf });
+      const res = await write(
+        '/api/v1/tokens',
+        { name: 'csrf-victim', type: 'production' },
+        { 'x-csrf-token': other.csrf },
+      );
       expect(res.status).toBe(403);
     });
 
@@ -193,24 +218,37 @@ describe('admin API /api/v1', () => {
       ['without an Origin', { origin: '' }],
       ['marked cross-site by the browser', { 'sec-fetch-site': 'cross-site' }],
       ['marked same-site (a sibling subdomain)', { 'sec-fetch-site': 'same-site' }],
-    ])('refuses a cookie-authenticated write %s with 403, even with the right CSRF token', async (_what, headers: Record<string, string>) => {
-      const h2: Record<string, string> = { cookie: session.cookie, 'x-csrf-token': session.csrf, origin: ORIGIN, ...headers };
-      if (h2.origin === '') delete h2.origin;
-      const res = await h.request('/api/v1/tokens', json({ name: 'csrf-victim', type: 'production' }, h2));
-      expect(res.status).toBe(403);
-      expect(await res.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_ORIGIN' });
-    });
+    ])(
+      'refuses a cookie-authenticated write %s with 403, even with the right CSRF token',
+      async (_what, headers: Record<string, string>) => {
+        const h2: Record<string, string> = {
+          cookie: session.cookie,
+          'x-csrf-token': session.csrf,
+          origin: ORIGIN,
+          ...headers,
+        };
+        if (h2.origin === '') delete h2.origin;
+        const res = await h.request('/api/v1/tokens', json({ name: 'csrf-victim', type: 'production' }, h2));
+        expect(res.status).toBe(403);
+        expect(await res.json()).toMatchObject({ code: 'TOLLGATE_ERR_ADMIN_ORIGIN' });
+      },
+    );
 
     it('does not ask a Bearer client (a script, the CLI) for a CSRF token', async () => {
-      const res = await h.request('/api/v1/tokens', json({ name: 'bearer-made', type: 'development' }, { authorization: `Bearer ${ADMIN_TOKEN}` }));
+      const res = await h.request(
+        '/api/v1/tokens',
+        json({ name: 'bearer-made', type: 'development' }, { authorization: `Bearer ${ADMIN_TOKEN}` }),
+      );
       expect(res.status).toBe(201);
-      const body = await res.json() as TokenJson;
+      const body = (await res.json()) as TokenJson;
       secrets.push(body.token!);
       expect(body.createdBy).toBe('admin');
     });
 
     it('refuses a wrong Bearer even when a valid cookie is sent too', async () => {
-      const res = await h.request('/api/v1/tokens', { headers: { cookie: session.cookie, authorization: 'Bearer nope-nope-nope' } });
+      const res = await h.request('/api/v1/tokens', {
+        headers: { cookie: session.cookie, authorization: 'Bearer nope-nope-nope' },
+      });
       expect(res.status).toBe(401);
     });
   });
@@ -220,9 +258,15 @@ describe('admin API /api/v1', () => {
       const res = await write('/api/v1/tokens', { name: 'ci-main', type: 'production', expires: 'never' });
       expect(res.status).toBe(201);
       expect(res.headers.get('cache-control')).toBe('no-store');
-      const created = await res.json() as TokenJson;
+      const created = (await res.json()) as TokenJson;
       secrets.push(created.token!);
-      expect(created).toMatchObject({ name: 'ci-main', type: 'production', createdBy: 'admin', expiresAt: null, state: 'active' });
+      expect(created).toMatchObject({
+        name: 'ci-main',
+        type: 'production',
+        createdBy: 'admin',
+        expiresAt: null,
+        state: 'active',
+      });
       expect(created.token).toMatch(/^tgp_/);
       expect((await h.store.findByHash(hashToken(created.token!)))?.id).toBe(created.id);
 
@@ -233,11 +277,13 @@ describe('admin API /api/v1', () => {
     });
 
     it.each([
-      ['30d', 30], ['90d', 90], ['365d', 365],
+      ['30d', 30],
+      ['90d', 90],
+      ['365d', 365],
     ])('creates a token expiring in %s', async (expires, days) => {
       const res = await write('/api/v1/tokens', { name: `expiring-${expires}`, type: 'development', expires });
       expect(res.status).toBe(201);
-      const body = await res.json() as TokenJson;
+      const body = (await res.json()) as TokenJson;
       secrets.push(body.token!);
       expect(body.token).toMatch(/^tgd_/);
       expect(Date.parse(body.expiresAt!) - h.clock.now).toBe(days * 86_400_000);
@@ -246,7 +292,7 @@ describe('admin API /api/v1', () => {
     it('creates a token expiring at the end of a chosen day (UTC)', async () => {
       const res = await write('/api/v1/tokens', { name: 'dated', type: 'production', expires: '2099-12-31' });
       expect(res.status).toBe(201);
-      const body = await res.json() as TokenJson;
+      const body = (await res.json()) as TokenJson;
       secrets.push(body.token!);
       expect(body.expiresAt).toBe('2099-12-31T23:59:59.999Z');
     });
@@ -260,12 +306,17 @@ describe('admin API /api/v1', () => {
       ['a non-string name', { name: 42, type: 'production' }, 400, /name must be a string/],
       ['a taken name', { name: 'ci-main', type: 'production' }, 409, /live token with this name/],
       ['a taken name in another case', { name: 'CI-Main', type: 'production' }, 409, /ignoring case/],
-      ['a name shaped like a token id', { name: 'tok_0123456789abcdef', type: 'production' }, 400, /must not start with "tok_"/],
+      [
+        'a name shaped like a token id',
+        { name: 'tok_0123456789abcdef', type: 'production' },
+        400,
+        /must not start with "tok_"/,
+      ],
       ['a name with a look-alike letter', { name: 'ci-m\u0430in', type: 'production' }, 400, /printable ASCII/],
     ])('refuses %s with a clear JSON error', async (_what, body, status, message) => {
       const res = await write('/api/v1/tokens', body);
       expect(res.status).toBe(status);
-      const err = await res.json() as { error: string; code: string };
+      const err = (await res.json()) as { error: string; code: string };
       expect(err.error).toMatch(message);
       expect(err.code).toMatch(/^TOLLGATE_ERR_TOKEN_/);
     });
@@ -273,7 +324,12 @@ describe('admin API /api/v1', () => {
     it('refuses a body that is not JSON', async () => {
       const res = await h.request('/api/v1/tokens', {
         method: 'POST',
-        headers: { cookie: session.cookie, origin: ORIGIN, 'x-csrf-token': session.csrf, 'content-type': 'application/json' },
+        headers: {
+          cookie: session.cookie,
+          origin: ORIGIN,
+          'x-csrf-token': session.csrf,
+          'content-type': 'application/json',
+        },
         body: '{"name":',
       });
       expect(res.status).toBe(400);
@@ -283,26 +339,38 @@ describe('admin API /api/v1', () => {
     it('lists two live tokens whose names clash from before the case rule, and revokes them by id only', async () => {
       // Written as a store of the previous version could hold them: straight into the table.
       const db = new Database(path.join(h.dataDir, 'tollgate.db'));
-      const row = db.prepare('INSERT INTO tokens (id, name, type, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)');
+      const row = db.prepare(
+        'INSERT INTO tokens (id, name, type, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)',
+      );
       row.run('tok_twinUpper0000000', 'Twin', 'production', hashToken('tgp_twin-upper'), h.clock.now, 'legacy');
       row.run('tok_twinLower0000000', 'twin', 'production', hashToken('tgp_twin-lower'), h.clock.now, 'legacy');
       db.close();
-      const list = await (await read('/api/v1/tokens')).json() as { tokens: TokenJson[] };
-      expect(list.tokens.filter((t) => t.name.toLowerCase() === 'twin').map((t) => t.state)).toEqual(['active', 'active']);
+      const list = (await (await read('/api/v1/tokens')).json()) as { tokens: TokenJson[] };
+      expect(list.tokens.filter((t) => t.name.toLowerCase() === 'twin').map((t) => t.state)).toEqual([
+        'active',
+        'active',
+      ]);
       expect((await write('/api/v1/tokens/twin/revoke')).status).toBe(404);
       expect((await write('/api/v1/tokens/tok_twinLower0000000/revoke')).status).toBe(200);
       expect((await write('/api/v1/tokens/tok_twinUpper0000000/revoke')).status).toBe(200);
     });
 
     it('revokes by id, records who and when, and keeps the token listed as revoked', async () => {
-      const created = await (await write('/api/v1/tokens', { name: 'to-revoke', type: 'production' })).json() as TokenJson;
+      const created = (await (
+        await write('/api/v1/tokens', { name: 'to-revoke', type: 'production' })
+      ).json()) as TokenJson;
       secrets.push(created.token!);
       h.clock.now += 1000;
       const res = await write(`/api/v1/tokens/${created.id}/revoke`);
       expect(res.status).toBe(200);
-      const { token } = await res.json() as { token: TokenJson };
-      expect(token).toMatchObject({ id: created.id, state: 'revoked', revokedBy: 'admin', revokedAt: new Date(h.clock.now).toISOString() });
-      const list = await (await read('/api/v1/tokens')).json() as { tokens: TokenJson[] };
+      const { token } = (await res.json()) as { token: TokenJson };
+      expect(token).toMatchObject({
+        id: created.id,
+        state: 'revoked',
+        revokedBy: 'admin',
+        revokedAt: new Date(h.clock.now).toISOString(),
+      });
+      const list = (await (await read('/api/v1/tokens')).json()) as { tokens: TokenJson[] };
       expect(list.tokens.find((t) => t.id === created.id)?.state).toBe('revoked');
       // Again: idempotent.
       expect((await write(`/api/v1/tokens/${created.id}/revoke`)).status).toBe(200);
@@ -319,12 +387,21 @@ describe('admin API /api/v1', () => {
     it('keeps an audit trail of every create and revoke: who, when, what', async () => {
       const res = await read('/api/v1/audit');
       expect(res.status).toBe(200);
-      const { entries } = await res.json() as { entries: { time: string; action: string; by: string; tokenName: string; tokenType: string }[] };
-      expect(entries[0]).toMatchObject({ action: 'revoked', by: 'admin', tokenName: 'to-revoke', tokenType: 'production' });
-      expect(entries).toEqual(expect.arrayContaining([
-        expect.objectContaining({ action: 'created', by: 'admin', tokenName: 'ci-main' }),
-        expect.objectContaining({ action: 'created', by: 'admin', tokenName: 'to-revoke' }),
-      ]));
+      const { entries } = (await res.json()) as {
+        entries: { time: string; action: string; by: string; tokenName: string; tokenType: string }[];
+      };
+      expect(entries[0]).toMatchObject({
+        action: 'revoked',
+        by: 'admin',
+        tokenName: 'to-revoke',
+        tokenType: 'production',
+      });
+      expect(entries).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ action: 'created', by: 'admin', tokenName: 'ci-main' }),
+          expect.objectContaining({ action: 'created', by: 'admin', tokenName: 'to-revoke' }),
+        ]),
+      );
       const times = entries.map((e) => e.time);
       expect([...times].sort().reverse()).toEqual(times);
       expect(h.logs()).toMatch(/"event":"admin.token_created".*"tokenName":"ci-main".*"by":"admin"/);
@@ -334,19 +411,44 @@ describe('admin API /api/v1', () => {
 
   describe('activity', () => {
     beforeAll(async () => {
-      await h.activity.deliver([
-        activityEvent({ project: 'web', ecosystem: 'npm', tokenName: 'ci-main', package: 'left-pad' }),
-        activityEvent({ project: 'api', ecosystem: 'maven', tokenName: 'ci-main', package: 'com.acme:acme-lib', version: '2.0.0+sp1', sealed: true }),
-        activityEvent({ project: 'web', ecosystem: 'npm', tokenName: 'release', kind: 'metadata', package: 'react', version: null }),
-        activityEvent({ project: 'web', ecosystem: 'pypi', tokenName: 'release', package: 'requests', tokenType: 'development' }),
-        activityEvent({ project: 'api', ecosystem: 'npm', tokenName: 'release', package: 'lodash' }),
-      ], 'batch-1');
+      await h.activity.deliver(
+        [
+          activityEvent({ project: 'web', ecosystem: 'npm', tokenName: 'ci-main', package: 'left-pad' }),
+          activityEvent({
+            project: 'api',
+            ecosystem: 'maven',
+            tokenName: 'ci-main',
+            package: 'com.acme:acme-lib',
+            version: '2.0.0+sp1',
+            sealed: true,
+          }),
+          activityEvent({
+            project: 'web',
+            ecosystem: 'npm',
+            tokenName: 'release',
+            kind: 'metadata',
+            package: 'react',
+            version: null,
+          }),
+          activityEvent({
+            project: 'web',
+            ecosystem: 'pypi',
+            tokenName: 'release',
+            package: 'requests',
+            tokenType: 'development',
+          }),
+          activityEvent({ project: 'api', ecosystem: 'npm', tokenName: 'release', package: 'lodash' }),
+        ],
+        'batch-1',
+      );
     });
 
     const events = async (query: string) => {
       const res = await read(`/api/v1/activity${query}`);
       expect(res.status).toBe(200);
-      return (await res.json() as { events: { package: string; project: string; sealed: boolean }[] }).events.map((e) => e.package);
+      return ((await res.json()) as { events: { package: string; project: string; sealed: boolean }[] }).events.map(
+        (e) => e.package,
+      );
     };
 
     it('lists Production activity newest first, never Development', async () => {
@@ -367,8 +469,17 @@ describe('admin API /api/v1', () => {
 
     it('returns what the page shows, not the client address', async () => {
       const res = await read('/api/v1/activity?ecosystem=maven');
-      const { events: [e] } = await res.json() as { events: Record<string, unknown>[] };
-      expect(e).toMatchObject({ project: 'api', ecosystem: 'maven', package: 'com.acme:acme-lib', version: '2.0.0+sp1', tokenName: 'ci-main', sealed: true });
+      const {
+        events: [e],
+      } = (await res.json()) as { events: Record<string, unknown>[] };
+      expect(e).toMatchObject({
+        project: 'api',
+        ecosystem: 'maven',
+        package: 'com.acme:acme-lib',
+        version: '2.0.0+sp1',
+        tokenName: 'ci-main',
+        sealed: true,
+      });
       expect(e).not.toHaveProperty('clientIp');
       expect(e).not.toHaveProperty('userAgent');
     });
@@ -383,7 +494,7 @@ describe('admin API /api/v1', () => {
       const name = '<img src=x onerror=alert(1)>';
       const res = await write('/api/v1/tokens', { name, type: 'production' });
       expect(res.status).toBe(201);
-      const created = await res.json() as TokenJson;
+      const created = (await res.json()) as TokenJson;
       secrets.push(created.token!);
       expect(created.name).toBe(name);
       const list = await read('/api/v1/tokens');
@@ -397,7 +508,8 @@ describe('admin API /api/v1', () => {
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/html/);
       expect(res.headers.get('content-security-policy')).toBe(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      );
       expect(res.headers.get('content-security-policy')).toBe(CONTENT_SECURITY_POLICY);
       expect(res.headers.get('x-frame-options')).toBe('DENY');
       const html = await res.text();
@@ -406,7 +518,13 @@ describe('admin API /api/v1', () => {
       expect(html).not.toMatch(/\sstyle=/);
       expect(html).not.toMatch(/\son[a-z]+=/);
       expect(html).not.toMatch(/https?:\/\//); // nothing fetched from elsewhere
-      for (const asset of ['/assets/app.js', '/assets/ui.js', '/assets/dialogs.js', '/assets/activity.js', '/assets/app.css']) {
+      for (const asset of [
+        '/assets/app.js',
+        '/assets/ui.js',
+        '/assets/dialogs.js',
+        '/assets/activity.js',
+        '/assets/app.css',
+      ]) {
         const a = await h.request(asset);
         expect(a.status).toBe(200);
         const etag = a.headers.get('etag')!;

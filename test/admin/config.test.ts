@@ -12,7 +12,11 @@ describe('admin settings', () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.config.admin).toEqual({
-      token: undefined, tokenFile: undefined, publicUrl: undefined, sessionTtlMs: DEFAULT_SESSION_TTL_MS, oidc: undefined,
+      token: undefined,
+      tokenFile: undefined,
+      publicUrl: undefined,
+      sessionTtlMs: DEFAULT_SESSION_TTL_MS,
+      oidc: undefined,
     });
     expect(DEFAULT_SESSION_TTL_MS).toBe(8 * 3600 * 1000);
   });
@@ -28,62 +32,80 @@ describe('admin settings', () => {
   });
 
   it('parse OIDC settings and the admin claim as <claim>=<value>', () => {
-    const result = loadConfig({
-      TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
-      TOLLGATE_OIDC_AUDIENCE: 'tollgate',
-      TOLLGATE_OIDC_JWKS_URL: 'https://idp.example.com/jwks',
-      TOLLGATE_OIDC_ADMIN_CLAIM: 'groups=platform=admins',
-      TOLLGATE_PUBLIC_ADMIN_URL: 'https://tollgate-admin.example.com/',
-    }, tmp());
+    const result = loadConfig(
+      {
+        TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
+        TOLLGATE_OIDC_AUDIENCE: 'tollgate',
+        TOLLGATE_OIDC_JWKS_URL: 'https://idp.example.com/jwks',
+        TOLLGATE_OIDC_ADMIN_CLAIM: 'groups=platform=admins',
+        TOLLGATE_PUBLIC_ADMIN_URL: 'https://tollgate-admin.example.com/',
+      },
+      tmp(),
+    );
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.config.admin.oidc).toEqual({
-      issuer: 'https://idp.example.com', audience: 'tollgate', jwksUrl: 'https://idp.example.com/jwks',
+      issuer: 'https://idp.example.com',
+      audience: 'tollgate',
+      jwksUrl: 'https://idp.example.com/jwks',
       adminClaim: { name: 'groups', value: 'platform=admins' },
     });
     expect(result.config.admin.publicUrl).toBe('https://tollgate-admin.example.com');
   });
 
   it('default the admin claim to roles=tollgate-admin', () => {
-    const result = loadConfig({
-      TOLLGATE_OIDC_ISSUER: 'https://idp.example.com', TOLLGATE_OIDC_AUDIENCE: 'tollgate', TOLLGATE_OIDC_JWKS_URL: 'http://127.0.0.1:1/jwks',
-    }, tmp());
+    const result = loadConfig(
+      {
+        TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
+        TOLLGATE_OIDC_AUDIENCE: 'tollgate',
+        TOLLGATE_OIDC_JWKS_URL: 'http://127.0.0.1:1/jwks',
+      },
+      tmp(),
+    );
     expect(result.ok && result.config.admin.oidc?.adminClaim).toEqual({ name: 'roles', value: 'tollgate-admin' });
   });
 
   it('list every problem at once, never echoing the admin token', () => {
     const weak = 'short-secret';
-    const result = loadConfig({
-      TOLLGATE_ADMIN_TOKEN: weak,
-      TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
-      TOLLGATE_OIDC_JWKS_URL: 'http://idp.example.com/jwks',
-      TOLLGATE_OIDC_ADMIN_CLAIM: 'roles',
-      TOLLGATE_PUBLIC_ADMIN_URL: 'https://admin.example.com/tollgate',
-      TOLLGATE_SESSION_TTL_MS: '10',
-    }, tmp());
+    const result = loadConfig(
+      {
+        TOLLGATE_ADMIN_TOKEN: weak,
+        TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
+        TOLLGATE_OIDC_JWKS_URL: 'http://idp.example.com/jwks',
+        TOLLGATE_OIDC_ADMIN_CLAIM: 'roles',
+        TOLLGATE_PUBLIC_ADMIN_URL: 'https://admin.example.com/tollgate',
+        TOLLGATE_SESSION_TTL_MS: '10',
+      },
+      tmp(),
+    );
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const text = result.problems.join('\n');
     expect(text).not.toContain(weak);
     expect(text).toMatch(/TOLLGATE_SESSION_TTL_MS: .*at least 1000 ms/);
     // Schema problems come first; fix the TTL and the rest are listed together.
-    const again = loadConfig({
-      TOLLGATE_ADMIN_TOKEN: weak,
-      TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
-      TOLLGATE_OIDC_JWKS_URL: 'http://idp.example.com/jwks',
-      TOLLGATE_OIDC_ADMIN_CLAIM: 'roles',
-      TOLLGATE_PUBLIC_ADMIN_URL: 'https://admin.example.com/tollgate',
-    }, tmp());
+    const again = loadConfig(
+      {
+        TOLLGATE_ADMIN_TOKEN: weak,
+        TOLLGATE_OIDC_ISSUER: 'https://idp.example.com',
+        TOLLGATE_OIDC_JWKS_URL: 'http://idp.example.com/jwks',
+        TOLLGATE_OIDC_ADMIN_CLAIM: 'roles',
+        TOLLGATE_PUBLIC_ADMIN_URL: 'https://admin.example.com/tollgate',
+      },
+      tmp(),
+    );
     expect(again.ok).toBe(false);
     if (again.ok) return;
     expect(again.problems.join('\n')).not.toContain(weak);
-    expect(again.problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^TOLLGATE_ADMIN_TOKEN: the admin token must be at least 16 characters$/),
-      expect.stringMatching(/^TOLLGATE_OIDC_AUDIENCE is required when OIDC sign-in is configured/),
-      expect.stringMatching(/^TOLLGATE_OIDC_JWKS_URL: must be an https URL \(http only on loopback\)/),
-      expect.stringMatching(/^TOLLGATE_OIDC_ADMIN_CLAIM: must be <claim>=<value>/),
-      expect.stringMatching(/^TOLLGATE_PUBLIC_ADMIN_URL: must be an http\(s\) origin/),
-    ]));
+    expect(again.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^TOLLGATE_ADMIN_TOKEN: the admin token must be at least 16 characters$/),
+        expect.stringMatching(/^TOLLGATE_OIDC_AUDIENCE is required when OIDC sign-in is configured/),
+        expect.stringMatching(/^TOLLGATE_OIDC_JWKS_URL: must be an https URL \(http only on loopback\)/),
+        expect.stringMatching(/^TOLLGATE_OIDC_ADMIN_CLAIM: must be <claim>=<value>/),
+        expect.stringMatching(/^TOLLGATE_PUBLIC_ADMIN_URL: must be an http\(s\) origin/),
+      ]),
+    );
     expect(again.problems.length).toBe(5);
   });
 
@@ -93,7 +115,9 @@ describe('admin settings', () => {
     const both = loadConfig({ TOLLGATE_ADMIN_TOKEN: 'x'.repeat(20), TOLLGATE_ADMIN_TOKEN_FILE: 'a.txt' }, dir);
     expect(!both.ok && both.problems).toEqual([expect.stringMatching(/set one of them, not both/)]);
     const missing = loadConfig({ TOLLGATE_ADMIN_TOKEN_FILE: 'nope.txt' }, dir);
-    expect(!missing.ok && missing.problems).toEqual([expect.stringMatching(/^TOLLGATE_ADMIN_TOKEN_FILE: cannot read file "nope.txt" \(ENOENT\)/)]);
+    expect(!missing.ok && missing.problems).toEqual([
+      expect.stringMatching(/^TOLLGATE_ADMIN_TOKEN_FILE: cannot read file "nope.txt" \(ENOENT\)/),
+    ]);
     const empty = loadConfig({ TOLLGATE_ADMIN_TOKEN_FILE: 'empty.txt' }, dir);
     expect(!empty.ok && empty.problems).toEqual([expect.stringMatching(/is empty/)]);
     const spaced = loadConfig({ TOLLGATE_ADMIN_TOKEN: 'has a space in it, quite long' }, dir);

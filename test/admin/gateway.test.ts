@@ -10,12 +10,15 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 function captureLogger() {
   const lines: string[] = [];
-  const logger = createLogger('info', new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  }));
+  const logger = createLogger(
+    'info',
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
   return { logger, text: () => lines.join('') };
 }
 
@@ -46,8 +49,11 @@ describe('admin token generation', () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-admin-cred-'));
     try {
       const { logger } = captureLogger();
-      const results = await Promise.all(Array.from({ length: 8 }, () =>
-        loadAdminCredential({ token: undefined, tokenFile: undefined }, dataDir, logger)));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          loadAdminCredential({ token: undefined, tokenFile: undefined }, dataDir, logger),
+        ),
+      );
       expect(new Set(results.map((r) => r.token)).size).toBe(1);
       expect(results.filter((r) => r.source === 'generated')).toHaveLength(1);
     } finally {
@@ -71,7 +77,10 @@ describe('the admin listener of a running gateway (real sockets)', () => {
 
   it('says in the log where the generated admin token is', () => {
     const line = gw.logRecords().find((r) => r.source === 'generated');
-    expect(line).toMatchObject({ file: path.join(gw.dataDir, ADMIN_TOKEN_FILE_NAME), msg: expect.stringMatching(/admin token/) as string });
+    expect(line).toMatchObject({
+      file: path.join(gw.dataDir, ADMIN_TOKEN_FILE_NAME),
+      msg: expect.stringMatching(/admin token/) as string,
+    });
   });
 
   it('is admin-only on loopback too: 401 without a credential', async () => {
@@ -81,18 +90,22 @@ describe('the admin listener of a running gateway (real sockets)', () => {
 
   it('signs in with the generated token, then creates, lists and revokes with the cookie; the proxy obeys', async () => {
     const signIn = await fetch(`${gw.adminUrl}/api/v1/session`, {
-      method: 'POST', headers: { 'content-type': 'application/json', origin: gw.adminUrl }, body: JSON.stringify({ token: adminToken }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: gw.adminUrl },
+      body: JSON.stringify({ token: adminToken }),
     });
     expect(signIn.status).toBe(200);
-    const { csrfToken } = await signIn.json() as { csrfToken: string };
+    const { csrfToken } = (await signIn.json()) as { csrfToken: string };
     const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
     const headers = { cookie, origin: gw.adminUrl, 'x-csrf-token': csrfToken };
 
     const create = await fetch(`${gw.adminUrl}/api/v1/tokens`, {
-      method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'socket-made', type: 'production' }),
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'socket-made', type: 'production' }),
     });
     expect(create.status).toBe(201);
-    const created = await create.json() as { id: string; token: string };
+    const created = (await create.json()) as { id: string; token: string };
     const artifact = `${gw.url}/generic/hello/1.0.0/hello-1.0.0.txt`;
     expect((await fetch(artifact, { headers: { authorization: bearer(created.token) } })).status).toBe(200);
 

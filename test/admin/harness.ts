@@ -41,18 +41,24 @@ export interface AdminHarness {
  * the embedded default, recent activity read from the NDJSON file sink's Production files,
  * configured through env like production.
  */
-export async function startAdminHarness(env: Env = {}, extra: Pick<AdminAppOptions, 'reportLeaks'> = {}): Promise<AdminHarness> {
+export async function startAdminHarness(
+  env: Env = {},
+  extra: Pick<AdminAppOptions, 'reportLeaks'> = {},
+): Promise<AdminHarness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-admin-'));
   const result = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env });
   if (!result.ok) throw new Error(`config invalid:\n${result.problems.join('\n')}`);
   const config = result.config;
   const lines: string[] = [];
-  const logger = createLogger('debug', new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  }));
+  const logger = createLogger(
+    'debug',
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
   const clock = { now: Date.now() };
   const now = () => clock.now;
   const store = createSqliteTokenStore({ dataDir });
@@ -62,11 +68,26 @@ export async function startAdminHarness(env: Env = {}, extra: Pick<AdminAppOptio
   };
   const auth = await createAdminAuth(config, { logger, store, now });
   // As the gateway wires it: the configured route prefixes, and (unless given) the default reportLeaks.
-  const app = createAdminApp({ store, isAccepting: () => true, auth, activity, logger, now, routes: config.routes.map((r) => r.prefix), ...extra });
+  const app = createAdminApp({
+    store,
+    isAccepting: () => true,
+    auth,
+    activity,
+    logger,
+    now,
+    routes: config.routes.map((r) => r.prefix),
+    ...extra,
+  });
 
   const request = (pathname: string, init?: RequestInit) => Promise.resolve(app.request(`${ORIGIN}${pathname}`, init));
   return {
-    app, auth, store, activity, config, dataDir, clock,
+    app,
+    auth,
+    store,
+    activity,
+    config,
+    dataDir,
+    clock,
     logs: () => lines.join(''),
     request,
     async signIn() {
@@ -77,7 +98,7 @@ export async function startAdminHarness(env: Env = {}, extra: Pick<AdminAppOptio
       });
       if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
       const setCookie = res.headers.get('set-cookie') ?? '';
-      const body = await res.json() as { csrfToken: string };
+      const body = (await res.json()) as { csrfToken: string };
       return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie };
     },
     async close() {

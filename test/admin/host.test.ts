@@ -20,8 +20,8 @@ describe('the Host names the admin listener answers', () => {
     ['127.0.0.1', '127.0.0.1:9090', '127.0.0.1'],
     ['anywhere in 127.0.0.0/8', '127.3.2.1', '127.0.0.1'],
     ['[::1]', '[::1]:9090', '::1'],
-    ['the public admin URL\'s host', 'tollgate-admin.example.com', '127.0.0.1'],
-    ['the public admin URL\'s host with its default port', 'tollgate-admin.example.com:443', '127.0.0.1'],
+    ["the public admin URL's host", 'tollgate-admin.example.com', '127.0.0.1'],
+    ["the public admin URL's host with its default port", 'tollgate-admin.example.com:443', '127.0.0.1'],
   ])('accepts %s', (_what, host, local) => {
     expect(check(host, local)).toBe(true);
   });
@@ -59,7 +59,7 @@ describe('the Host names the admin listener answers', () => {
   });
 });
 
-describe('a running gateway\'s admin listener (real sockets)', () => {
+describe("a running gateway's admin listener (real sockets)", () => {
   let gw: TestGateway;
   let published: TestGateway;
 
@@ -73,11 +73,19 @@ describe('a running gateway\'s admin listener (real sockets)', () => {
   });
 
   it.each(['/healthz', '/readyz', '/metrics', '/api/v1/session', '/api/v1/tokens', '/settings', '/assets/app.js', '/'])(
-    'prevents DNS rebinding: %s answers 421 to Host: evil.example, and reveals nothing', async (pathname) => {
-      const res = await rawRequest(gw.adminUrl, { path: pathname, headers: { Host: `evil.example:${gw.gateway.adminPort}` } });
+    'prevents DNS rebinding: %s answers 421 to Host: evil.example, and reveals nothing',
+    async (pathname) => {
+      const res = await rawRequest(gw.adminUrl, {
+        path: pathname,
+        headers: { Host: `evil.example:${gw.gateway.adminPort}` },
+      });
       expect(res.status).toBe(421);
-      expect(JSON.parse(res.body.toString())).toEqual({ error: expect.stringMatching(/Misdirected/) as string, code: 'TOLLGATE_ERR_ADMIN_HOST' });
-    });
+      expect(JSON.parse(res.body.toString())).toEqual({
+        error: expect.stringMatching(/Misdirected/) as string,
+        code: 'TOLLGATE_ERR_ADMIN_HOST',
+      });
+    },
+  );
 
   it('refuses an absolute-form request naming another host, whatever the Host header says', async () => {
     const res = await rawRequest(gw.adminUrl, { path: 'http://evil.example/healthz', headers: { Host: '127.0.0.1' } });
@@ -95,10 +103,16 @@ describe('a running gateway\'s admin listener (real sockets)', () => {
     }
   });
 
-  it('answers TOLLGATE_PUBLIC_ADMIN_URL\'s host (a TLS proxy passing Host through), and only on its port', async () => {
-    const ok = await rawRequest(published.adminUrl, { path: '/healthz', headers: { Host: 'tollgate-admin.example.com' } });
+  it("answers TOLLGATE_PUBLIC_ADMIN_URL's host (a TLS proxy passing Host through), and only on its port", async () => {
+    const ok = await rawRequest(published.adminUrl, {
+      path: '/healthz',
+      headers: { Host: 'tollgate-admin.example.com' },
+    });
     expect(ok.status).toBe(200);
-    const wrongPort = await rawRequest(published.adminUrl, { path: '/healthz', headers: { Host: 'tollgate-admin.example.com:8443' } });
+    const wrongPort = await rawRequest(published.adminUrl, {
+      path: '/healthz',
+      headers: { Host: 'tollgate-admin.example.com:8443' },
+    });
     expect(wrongPort.status).toBe(421);
   });
 });

@@ -15,7 +15,9 @@ describe('/metrics behind its own bearer credential', () => {
 
   it('refuses a scrape without the metrics token, or with another credential', async () => {
     expect((await fetch(`${gw.adminUrl}/metrics`)).status).toBe(401);
-    const wrong = await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: 'Bearer metrics-secret-0123456788' } });
+    const wrong = await fetch(`${gw.adminUrl}/metrics`, {
+      headers: { authorization: 'Bearer metrics-secret-0123456788' },
+    });
     expect(wrong.status).toBe(401);
     expect(await wrong.text()).not.toContain(METRICS_TOKEN);
   });

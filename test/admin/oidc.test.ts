@@ -18,8 +18,16 @@ describe('OIDC bearer sign-in', () => {
   let rogue: CryptoKey;
   let h: AdminHarness;
 
-  async function sign(claims: JWTPayload, options: { key?: CryptoKey; kid?: string; expiresIn?: string | number } = {}): Promise<string> {
-    const jwt = new SignJWT({ sub: 'user-1234', email: 'alice@example.com', roles: ['tollgate-admin', 'viewer'], ...claims })
+  async function sign(
+    claims: JWTPayload,
+    options: { key?: CryptoKey; kid?: string; expiresIn?: string | number } = {},
+  ): Promise<string> {
+    const jwt = new SignJWT({
+      sub: 'user-1234',
+      email: 'alice@example.com',
+      roles: ['tollgate-admin', 'viewer'],
+      ...claims,
+    })
       .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? 'idp-key-1' })
       .setIssuer(typeof claims.iss === 'string' ? claims.iss : ISSUER)
       .setAudience(claims.aud ?? AUDIENCE)
@@ -60,28 +68,37 @@ describe('OIDC bearer sign-in', () => {
     const res = await h.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({})) } });
     expect(res.status).toBe(200);
     expect(jwksRequests).toBeGreaterThan(0);
-    const session = await (await h.request('/api/v1/session', { headers: { authorization: bearer(await sign({})) } })).json();
+    const session = await (
+      await h.request('/api/v1/session', { headers: { authorization: bearer(await sign({})) } })
+    ).json();
     expect(session).toEqual({ identity: 'alice@example.com', via: 'oidc', csrfToken: null, expiresAt: null });
   });
 
   it('records the JWT email as createdBy and revokedBy (no CSRF token needed for a bearer)', async () => {
     const jwt = await sign({});
     const res = await h.request('/api/v1/tokens', {
-      method: 'POST', headers: { authorization: bearer(jwt), 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: bearer(jwt), 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'oidc-made', type: 'production' }),
     });
     expect(res.status).toBe(201);
-    const created = await res.json() as { id: string; createdBy: string };
+    const created = (await res.json()) as { id: string; createdBy: string };
     expect(created.createdBy).toBe('alice@example.com');
-    const revoked = await h.request(`/api/v1/tokens/${created.id}/revoke`, { method: 'POST', headers: { authorization: bearer(await sign({ email: undefined })) } });
+    const revoked = await h.request(`/api/v1/tokens/${created.id}/revoke`, {
+      method: 'POST',
+      headers: { authorization: bearer(await sign({ email: undefined })) },
+    });
     expect(revoked.status).toBe(200);
     expect(((await revoked.json()) as { token: { revokedBy: string } }).token.revokedBy).toBe('user-1234'); // sub when no email
   });
 
   it('turns a JWT into a browser session (POST /session with the bearer)', async () => {
-    const res = await h.request('/api/v1/session', { method: 'POST', headers: { authorization: bearer(await sign({})), origin: ORIGIN } });
+    const res = await h.request('/api/v1/session', {
+      method: 'POST',
+      headers: { authorization: bearer(await sign({})), origin: ORIGIN },
+    });
     expect(res.status).toBe(200);
-    const body = await res.json() as { identity: string; via: string; csrfToken: string };
+    const body = (await res.json()) as { identity: string; via: string; csrfToken: string };
     expect(body).toMatchObject({ identity: 'alice@example.com', via: 'oidc' });
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
     const created = await h.request('/api/v1/tokens', {
@@ -98,37 +115,72 @@ describe('OIDC bearer sign-in', () => {
     ['a wrong audience', () => sign({ aud: 'some-other-app' }), 401, /"aud" claim/],
     ['no admin claim', () => sign({ roles: undefined }), 403, /lacks the admin claim roles=tollgate-admin/],
     ['roles without the admin role', () => sign({ roles: ['viewer'] }), 403, /lacks the admin claim/],
-    ['the admin role as a different type', () => sign({ roles: { 'tollgate-admin': true } }), 403, /lacks the admin claim/],
+    [
+      'the admin role as a different type',
+      () => sign({ roles: { 'tollgate-admin': true } }),
+      403,
+      /lacks the admin claim/,
+    ],
     ['an expired token', () => sign({}, { expiresIn: Math.floor(Date.now() / 1000) - 120 }), 401, /expired/],
     ['a signature by a key not in the JWKS', () => sign({}, { key: rogue }), 401, /signature/],
     ['an unknown kid', () => sign({}, { kid: 'other', key: rogue }), 401, /no key in the JWKS/],
-    ['an unsigned token (alg none)', async () => {
-      const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      return `${enc({ alg: 'none' })}.${enc({ iss: ISSUER, aud: AUDIENCE, sub: 'x', roles: ['tollgate-admin'], exp: 9_999_999_999 })}.`;
-    }, 401, /Invalid admin credential/],
+    [
+      'an unsigned token (alg none)',
+      async () => {
+        const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+        return `${enc({ alg: 'none' })}.${enc({ iss: ISSUER, aud: AUDIENCE, sub: 'x', roles: ['tollgate-admin'], exp: 9_999_999_999 })}.`;
+      },
+      401,
+      /Invalid admin credential/,
+    ],
   ])('rejects %s', async (_what, make, status, message) => {
     const jwt = await make();
     const res = await h.request('/api/v1/tokens', { headers: { authorization: bearer(jwt) } });
     expect(res.status).toBe(status);
-    const body = await res.json() as { error: string; code: string };
+    const body = (await res.json()) as { error: string; code: string };
     expect(body.error).toMatch(message);
     expect(JSON.stringify(body)).not.toContain(jwt);
     expect(h.logs()).not.toContain(jwt);
     // Nor can it open a browser session.
-    expect((await h.request('/api/v1/session', { method: 'POST', headers: { authorization: bearer(jwt) } })).status).toBe(status);
+    expect(
+      (await h.request('/api/v1/session', { method: 'POST', headers: { authorization: bearer(jwt) } })).status,
+    ).toBe(status);
   });
 
   it.each([
-    ['realm_access.roles=tollgate-admin', { realm_access: { roles: ['tollgate-admin'] } }, { realm_access: { roles: ['user'] } }],
+    [
+      'realm_access.roles=tollgate-admin',
+      { realm_access: { roles: ['tollgate-admin'] } },
+      { realm_access: { roles: ['user'] } },
+    ],
     ['tollgate_admin=true', { tollgate_admin: true }, { tollgate_admin: false }],
-    ['https://tollgate.example/admin=yes', { 'https://tollgate.example/admin': 'yes' }, { 'https://tollgate.example/admin': 'no' }],
+    [
+      'https://tollgate.example/admin=yes',
+      { 'https://tollgate.example/admin': 'yes' },
+      { 'https://tollgate.example/admin': 'no' },
+    ],
   ])('reads the admin claim %s', async (claim, yes, no) => {
     const other = await startAdminHarness({
-      TOLLGATE_OIDC_ISSUER: ISSUER, TOLLGATE_OIDC_AUDIENCE: AUDIENCE, TOLLGATE_OIDC_JWKS_URL: jwksUrl, TOLLGATE_OIDC_ADMIN_CLAIM: claim,
+      TOLLGATE_OIDC_ISSUER: ISSUER,
+      TOLLGATE_OIDC_AUDIENCE: AUDIENCE,
+      TOLLGATE_OIDC_JWKS_URL: jwksUrl,
+      TOLLGATE_OIDC_ADMIN_CLAIM: claim,
     });
     try {
-      expect((await other.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({ roles: undefined, ...yes })) } })).status).toBe(200);
-      expect((await other.request('/api/v1/tokens', { headers: { authorization: bearer(await sign({ roles: undefined, ...no })) } })).status).toBe(403);
+      expect(
+        (
+          await other.request('/api/v1/tokens', {
+            headers: { authorization: bearer(await sign({ roles: undefined, ...yes })) },
+          })
+        ).status,
+      ).toBe(200);
+      expect(
+        (
+          await other.request('/api/v1/tokens', {
+            headers: { authorization: bearer(await sign({ roles: undefined, ...no })) },
+          })
+        ).status,
+      ).toBe(403);
     } finally {
       await other.close();
     }
@@ -136,7 +188,8 @@ describe('OIDC bearer sign-in', () => {
 
   it('answers 503 (not 401) when the JWKS cannot be fetched', async () => {
     const down = await startAdminHarness({
-      TOLLGATE_OIDC_ISSUER: ISSUER, TOLLGATE_OIDC_AUDIENCE: AUDIENCE,
+      TOLLGATE_OIDC_ISSUER: ISSUER,
+      TOLLGATE_OIDC_AUDIENCE: AUDIENCE,
       TOLLGATE_OIDC_JWKS_URL: `http://127.0.0.1:${await freePort()}/jwks`,
     });
     try {

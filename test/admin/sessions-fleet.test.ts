@@ -21,14 +21,17 @@ interface Signed {
 
 async function signIn(gw: TestGateway, token: string): Promise<Signed> {
   const res = await fetch(`${gw.adminUrl}/api/v1/session`, {
-    method: 'POST', headers: { 'content-type': 'application/json', origin: gw.adminUrl }, body: JSON.stringify({ token }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: gw.adminUrl },
+    body: JSON.stringify({ token }),
   });
   expect(res.status).toBe(200);
-  const { csrfToken } = await res.json() as { csrfToken: string };
+  const { csrfToken } = (await res.json()) as { csrfToken: string };
   return { cookie: res.headers.getSetCookie()[0]!.split(';')[0]!, csrf: csrfToken };
 }
 
-const list = async (gw: TestGateway, s: Signed) => (await fetch(`${gw.adminUrl}/api/v1/tokens`, { headers: { cookie: s.cookie } })).status;
+const list = async (gw: TestGateway, s: Signed) =>
+  (await fetch(`${gw.adminUrl}/api/v1/tokens`, { headers: { cookie: s.cookie } })).status;
 
 /** An admin write as the page makes it: cookie, CSRF token and Origin in hand. */
 async function create(gw: TestGateway, s: Signed, name: string): Promise<number> {
@@ -100,7 +103,8 @@ describe.each([sqliteBackend(), redisBackend()])('admin sessions across instance
     expect(await create(b, session, 'before-sign-out')).toBe(201);
 
     const out = await fetch(`${a.adminUrl}/api/v1/session`, {
-      method: 'DELETE', headers: { cookie: session.cookie, 'x-csrf-token': session.csrf, origin: a.adminUrl },
+      method: 'DELETE',
+      headers: { cookie: session.cookie, 'x-csrf-token': session.csrf, origin: a.adminUrl },
     });
     expect(out.status).toBe(204);
     expect(await list(a, session)).toBe(401);

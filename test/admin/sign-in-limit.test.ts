@@ -20,36 +20,53 @@ interface Answer {
 }
 
 /** One admin request from a chosen loopback source address (127.0.0.0/8 is all ours). */
-function adminRequest(gw: TestGateway, pathname: string, options: { method?: string; headers?: Record<string, string>; body?: string; from?: string }): Promise<Answer> {
+function adminRequest(
+  gw: TestGateway,
+  pathname: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; from?: string },
+): Promise<Answer> {
   const url = new URL(pathname, gw.adminUrl);
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: options.method ?? 'GET', headers: options.headers, localAddress: options.from ?? '127.0.0.1', agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let code: string | undefined;
-        try {
-          code = (JSON.parse(text) as { code?: string }).code;
-        } catch {
-          code = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
-      });
-    });
+    const req = http.request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        localAddress: options.from ?? '127.0.0.1',
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(text) as { code?: string }).code;
+          } catch {
+            code = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
 }
 
-const signIn = (gw: TestGateway, token: string, from?: string) => adminRequest(gw, '/api/v1/session', {
-  method: 'POST', headers: { 'content-type': 'application/json', origin: gw.adminUrl }, body: JSON.stringify({ token }), from,
-});
-const bearerList = (gw: TestGateway, token: string, from?: string) => adminRequest(gw, '/api/v1/tokens', {
-  headers: { authorization: `Bearer ${token}` }, from,
-});
+const signIn = (gw: TestGateway, token: string, from?: string) =>
+  adminRequest(gw, '/api/v1/session', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: gw.adminUrl },
+    body: JSON.stringify({ token }),
+    from,
+  });
+const bearerList = (gw: TestGateway, token: string, from?: string) =>
+  adminRequest(gw, '/api/v1/tokens', {
+    headers: { authorization: `Bearer ${token}` },
+    from,
+  });
 
 function expectLimited(answer: Answer): void {
   expect(answer).toMatchObject({ status: 429, code: 'TOLLGATE_ERR_ADMIN_RATE_LIMITED' });
@@ -95,10 +112,13 @@ describe('the admin sign-in limit on one gateway (no Redis)', () => {
 
   it('counts the address a trusted proxy forwards for, not the proxy', async () => {
     const gw = await start({ TOLLGATE_TRUSTED_PROXIES: '127.0.0.6' });
-    const via = (client: string, token: string) => adminRequest(gw, '/api/v1/tokens', {
-      headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': client }, from: '127.0.0.6',
-    });
-    for (let i = 0; i < ADMIN_FAILURES_PER_WINDOW; i++) expect((await via('203.0.113.7', `wrong-${i}-xxxxxxxxxxxxxxxxxxxx`)).status).toBe(401);
+    const via = (client: string, token: string) =>
+      adminRequest(gw, '/api/v1/tokens', {
+        headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': client },
+        from: '127.0.0.6',
+      });
+    for (let i = 0; i < ADMIN_FAILURES_PER_WINDOW; i++)
+      expect((await via('203.0.113.7', `wrong-${i}-xxxxxxxxxxxxxxxxxxxx`)).status).toBe(401);
     expectLimited(await via('203.0.113.7', ADMIN_TOKEN));
     expect((await via('203.0.113.8', ADMIN_TOKEN)).status).toBe(200);
   });
@@ -128,19 +148,27 @@ describe('the admin sign-in limit across gateways on one Redis', () => {
     await redis?.stop();
   });
 
-  it('prevents spreading guesses over gateways: 10 failures across the fleet limit the address on every gateway', { timeout: 45_000 }, async () => {
-    // The fleet-wide count lives in fixed one-minute windows: count inside one.
-    await awaitWindowRoom(ADMIN_FAILURE_WINDOW_MS, 15_000);
-    const half = ADMIN_FAILURES_PER_WINDOW / 2;
-    for (let i = 0; i < half; i++) {
-      expect((await signIn(a, `wrong-a-${i}-xxxxxxxxxxxxxxxxxx`, '127.0.0.7')).status).toBe(401);
-      expect((await signIn(b, `wrong-b-${i}-xxxxxxxxxxxxxxxxxx`, '127.0.0.7')).status).toBe(401);
-    }
-    // Each gateway alone saw 5 (its own count allows 10): only the fleet-wide count, flushed to
-    // Redis every 250 ms (later on a loaded machine), reaches 10. Probing with the right token adds no failure.
-    await expect.poll(async () => (await signIn(a, ADMIN_TOKEN, '127.0.0.7')).status, { timeout: 10_000, interval: 50 }).toBe(429);
-    await expect.poll(async () => (await signIn(b, ADMIN_TOKEN, '127.0.0.7')).status, { timeout: 10_000, interval: 50 }).toBe(429);
-    expectLimited(await bearerList(b, ADMIN_TOKEN, '127.0.0.7'));
-    expect((await signIn(b, ADMIN_TOKEN, '127.0.0.8')).status).toBe(200);
-  });
+  it(
+    'prevents spreading guesses over gateways: 10 failures across the fleet limit the address on every gateway',
+    { timeout: 45_000 },
+    async () => {
+      // The fleet-wide count lives in fixed one-minute windows: count inside one.
+      await awaitWindowRoom(ADMIN_FAILURE_WINDOW_MS, 15_000);
+      const half = ADMIN_FAILURES_PER_WINDOW / 2;
+      for (let i = 0; i < half; i++) {
+        expect((await signIn(a, `wrong-a-${i}-xxxxxxxxxxxxxxxxxx`, '127.0.0.7')).status).toBe(401);
+        expect((await signIn(b, `wrong-b-${i}-xxxxxxxxxxxxxxxxxx`, '127.0.0.7')).status).toBe(401);
+      }
+      // Each gateway alone saw 5 (its own count allows 10): only the fleet-wide count, flushed to
+      // Redis every 250 ms (later on a loaded machine), reaches 10. Probing with the right token adds no failure.
+      await expect
+        .poll(async () => (await signIn(a, ADMIN_TOKEN, '127.0.0.7')).status, { timeout: 10_000, interval: 50 })
+        .toBe(429);
+      await expect
+        .poll(async () => (await signIn(b, ADMIN_TOKEN, '127.0.0.7')).status, { timeout: 10_000, interval: 50 })
+        .toBe(429);
+      expectLimited(await bearerList(b, ADMIN_TOKEN, '127.0.0.7'));
+      expect((await signIn(b, ADMIN_TOKEN, '127.0.0.8')).status).toBe(200);
+    },
+  );
 });

@@ -46,25 +46,30 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
   let session: { cookie: string; csrf: string };
   const secrets: string[] = [ADMIN_TOKEN];
 
-  const write = (pathname: string, body?: unknown) => h.request(pathname, {
-    method: 'POST',
-    headers: {
-      cookie: session.cookie, origin: ORIGIN, 'x-csrf-token': session.csrf,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const write = (pathname: string, body?: unknown) =>
+    h.request(pathname, {
+      method: 'POST',
+      headers: {
+        cookie: session.cookie,
+        origin: ORIGIN,
+        'x-csrf-token': session.csrf,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   /** A script's way: the admin token as a Bearer, no cookie, no CSRF token. */
-  const script = (pathname: string, body: unknown) => h.request(pathname, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const read = async <T>(pathname: string) => (await h.request(pathname, { headers: { cookie: session.cookie } })).json() as Promise<T>;
+  const script = (pathname: string, body: unknown) =>
+    h.request(pathname, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const read = async <T>(pathname: string) =>
+    (await h.request(pathname, { headers: { cookie: session.cookie } })).json() as Promise<T>;
   const create = async (body: Record<string, unknown>) => {
     const res = await write('/api/v1/tokens', { type: 'production', ...body });
     expect(res.status, await res.clone().text()).toBe(201);
-    const created = await res.json() as TokenJson;
+    const created = (await res.json()) as TokenJson;
     secrets.push(created.token!);
     return created;
   };
@@ -95,20 +100,41 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
 
     it('creates a restricted token and returns its restrictions in the shape it took them, in the list too', async () => {
       const created = await create({
-        name: 'restricted', restrictions: { routes: ['/npm'], packages: ['@acme/*'], networks: ['10.0.0.0/8', '2001:db8::/32'], rate: '600/min' },
+        name: 'restricted',
+        restrictions: {
+          routes: ['/npm'],
+          packages: ['@acme/*'],
+          networks: ['10.0.0.0/8', '2001:db8::/32'],
+          rate: '600/min',
+        },
       });
-      const expected = { routes: ['/npm/'], packages: ['@acme/*'], networks: ['10.0.0.0/8', '2001:db8::/32'], rate: 600 };
+      const expected = {
+        routes: ['/npm/'],
+        packages: ['@acme/*'],
+        networks: ['10.0.0.0/8', '2001:db8::/32'],
+        rate: 600,
+      };
       expect(created.restrictions).toEqual(expected);
-      expect((await h.store.get(created.id))?.restrictions).toEqual({ ...expected, rate: undefined, ratePerMinute: 600 });
+      expect((await h.store.get(created.id))?.restrictions).toEqual({
+        ...expected,
+        rate: undefined,
+        ratePerMinute: 600,
+      });
       const { tokens } = await read<{ tokens: TokenJson[] }>('/api/v1/tokens');
       expect(tokens.find((t) => t.id === created.id)?.restrictions).toEqual(expected);
       expect((await create({ name: 'rate-only', restrictions: { rate: 30 } })).restrictions).toEqual({ rate: 30 });
       expect((await create({ name: 'unrestricted', restrictions: null })).restrictions).toBeNull();
-      expect((await create({ name: 'empty-lists', restrictions: { routes: [], packages: [] } })).restrictions).toBeNull();
+      expect(
+        (await create({ name: 'empty-lists', restrictions: { routes: [], packages: [] } })).restrictions,
+      ).toBeNull();
     });
 
     it.each([
-      ['an unknown route prefix', { routes: ['/cargo/'] }, /routes: "\/cargo\/" is not a route prefix of this gateway \((\/pypi\/, \/npm\/|\/npm\/, \/pypi\/)\)/],
+      [
+        'an unknown route prefix',
+        { routes: ['/cargo/'] },
+        /routes: "\/cargo\/" is not a route prefix of this gateway \((\/pypi\/, \/npm\/|\/npm\/, \/pypi\/)\)/,
+      ],
       ['an empty package pattern', { packages: [''] }, /packages: a pattern must not be empty/],
       ['a package pattern with a space', { packages: ['a b'] }, /packages: .*spaces/],
       ['a bad CIDR', { networks: ['10.0.0.0/33'] }, /networks: "10.0.0.0\/33" is not an IP address or CIDR/],
@@ -121,7 +147,7 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
       const before = (await h.store.list()).length;
       const res = await write('/api/v1/tokens', { name: 'refused', type: 'production', restrictions });
       expect(res.status).toBe(400);
-      const body = await res.json() as { error: string; code: string };
+      const body = (await res.json()) as { error: string; code: string };
       expect(body.code).toBe('TOLLGATE_ERR_TOKEN_INPUT');
       expect(body.error).toMatch(message);
       expect((await h.store.list()).length).toBe(before);
@@ -130,19 +156,35 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
 
   describe('rotation', () => {
     it('rotates by id: a new token with the same name, type, restrictions and expiry, shown once; the old one in its overlap', async () => {
-      const old = await create({ name: 'to-rotate', type: 'development', expires: '2099-12-31', restrictions: { packages: ['left-pad'] } });
+      const old = await create({
+        name: 'to-rotate',
+        type: 'development',
+        expires: '2099-12-31',
+        restrictions: { packages: ['left-pad'] },
+      });
       h.clock.now += 1000;
       const res = await write(`/api/v1/tokens/${old.id}/rotate`, { overlap: '2h' });
       expect(res.status).toBe(201);
-      const rotated = await res.json() as TokenJson;
+      const rotated = (await res.json()) as TokenJson;
       secrets.push(rotated.token!);
       expect(rotated.token).toMatch(/^tgd_/);
       expect(rotated).toMatchObject({
-        name: 'to-rotate', type: 'development', state: 'active', expiresAt: '2099-12-31T23:59:59.999Z',
-        restrictions: { packages: ['left-pad'] }, replaces: old.id, replacedBy: null,
+        name: 'to-rotate',
+        type: 'development',
+        state: 'active',
+        expiresAt: '2099-12-31T23:59:59.999Z',
+        restrictions: { packages: ['left-pad'] },
+        replaces: old.id,
+        replacedBy: null,
       });
       const overlapEndsAt = new Date(h.clock.now + 2 * 3_600_000).toISOString();
-      expect(rotated.previous).toMatchObject({ id: old.id, state: 'rotated', replacedBy: rotated.id, overlapEndsAt, endsAt: overlapEndsAt });
+      expect(rotated.previous).toMatchObject({
+        id: old.id,
+        state: 'rotated',
+        replacedBy: rotated.id,
+        overlapEndsAt,
+        endsAt: overlapEndsAt,
+      });
       expect(rotated.previous!.token).toBeUndefined();
       const { tokens } = await read<{ tokens: TokenJson[] }>('/api/v1/tokens');
       expect(JSON.stringify(tokens)).not.toContain(rotated.token);
@@ -154,10 +196,25 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
       expect((await write(`/api/v1/tokens/${old.id}/revoke`)).status).toBe(200);
       const entries = (await audit()).filter((e) => e.tokenName === 'to-rotate');
       // Newest first: the two revocations (same instant), the rotation, the creation.
-      expect(entries.slice(0, 2).map((e) => [e.action, e.tokenId]).sort()).toEqual([['revoked', old.id], ['revoked', rotated.id]].sort());
-      expect(entries.slice(2).map((e) => [e.action, e.tokenId])).toEqual([['rotated', rotated.id], ['created', old.id]]);
+      expect(
+        entries
+          .slice(0, 2)
+          .map((e) => [e.action, e.tokenId])
+          .sort(),
+      ).toEqual(
+        [
+          ['revoked', old.id],
+          ['revoked', rotated.id],
+        ].sort(),
+      );
+      expect(entries.slice(2).map((e) => [e.action, e.tokenId])).toEqual([
+        ['rotated', rotated.id],
+        ['created', old.id],
+      ]);
       expect(entries.find((e) => e.action === 'rotated')).toMatchObject({
-        by: 'admin', replaces: old.id, detail: `replaces ${old.id}, which works until ${overlapEndsAt}`,
+        by: 'admin',
+        replaces: old.id,
+        detail: `replaces ${old.id}, which works until ${overlapEndsAt}`,
       });
       expect(h.logs()).toMatch(/"event":"admin.token_rotated".*"previousTokenId":"tok_/);
     });
@@ -165,10 +222,11 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
     it('rotates with the default overlap of 24 hours when the body is left out', async () => {
       const old = await create({ name: 'default-overlap' });
       const res = await h.request(`/api/v1/tokens/${old.id}/rotate`, {
-        method: 'POST', headers: { cookie: session.cookie, origin: ORIGIN, 'x-csrf-token': session.csrf },
+        method: 'POST',
+        headers: { cookie: session.cookie, origin: ORIGIN, 'x-csrf-token': session.csrf },
       });
       expect(res.status).toBe(201);
-      const rotated = await res.json() as TokenJson;
+      const rotated = (await res.json()) as TokenJson;
       secrets.push(rotated.token!);
       expect(rotated.previous!.overlapEndsAt).toBe(new Date(h.clock.now + 24 * 3_600_000).toISOString());
     });
@@ -181,7 +239,7 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
       expect(await refused.json()).toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE' });
 
       const once = await create({ name: 'rotate-once' });
-      const first = await (await write(`/api/v1/tokens/${once.id}/rotate`, { overlap: '1h' })).json() as TokenJson;
+      const first = (await (await write(`/api/v1/tokens/${once.id}/rotate`, { overlap: '1h' })).json()) as TokenJson;
       secrets.push(first.token!);
       expect((await write(`/api/v1/tokens/${once.id}/rotate`, { overlap: '1h' })).status).toBe(409);
 
@@ -190,7 +248,7 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
       for (const overlap of ['1w', '100d', 5]) {
         const res = await write(`/api/v1/tokens/${first.id}/rotate`, { overlap });
         expect(res.status).toBe(400);
-        expect((await res.json() as { error: string }).error).toMatch(/overlap must be/);
+        expect(((await res.json()) as { error: string }).error).toMatch(/overlap must be/);
       }
     });
   });
@@ -206,7 +264,9 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
         source: 'gitleaks',
         tokens: [
           { token: live.token, url: 'https://git.example/acme/app/commit/0123abc', location: 'commit' },
-          already.token, unknown, 'not-a-token',
+          already.token,
+          unknown,
+          'not-a-token',
         ],
       });
       expect(res.status).toBe(200);
@@ -222,10 +282,15 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
       });
       const { tokens } = await read<{ tokens: TokenJson[] }>('/api/v1/tokens');
       expect(tokens.find((t) => t.id === live.id)).toMatchObject({
-        state: 'revoked', revokedBy: 'admin', leak: { source: 'gitleaks', url: 'https://git.example/acme/app/commit/0123abc', location: 'commit' },
+        state: 'revoked',
+        revokedBy: 'admin',
+        leak: { source: 'gitleaks', url: 'https://git.example/acme/app/commit/0123abc', location: 'commit' },
       });
       const entry = (await audit()).find((e) => e.tokenId === live.id && e.action === 'revoked');
-      expect(entry).toMatchObject({ by: 'admin', detail: 'leaked, found by gitleaks at https://git.example/acme/app/commit/0123abc (commit)' });
+      expect(entry).toMatchObject({
+        by: 'admin',
+        detail: 'leaked, found by gitleaks at https://git.example/acme/app/commit/0123abc (commit)',
+      });
       expect(h.logs()).toMatch(/"event":"admin.leaks_reported","reported":4,"revoked":1,"source":"gitleaks"/);
     });
 
@@ -247,35 +312,49 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
     ])('refuses %s with 400', async (_what, body, message) => {
       const res = await write('/api/v1/tokens/revoke-leaked', body);
       expect(res.status).toBe(400);
-      expect((await res.json() as { error: string }).error).toMatch(message);
+      expect(((await res.json()) as { error: string }).error).toMatch(message);
     });
 
     it('needs an admin: 401 without a session', async () => {
       const res = await h.request('/api/v1/tokens/revoke-leaked', {
-        method: 'POST', headers: { 'content-type': 'application/json', origin: ORIGIN }, body: JSON.stringify({ tokens: [] }),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: ORIGIN },
+        body: JSON.stringify({ tokens: [] }),
       });
       expect(res.status).toBe(401);
     });
 
-    it('calls the reportLeaks it is given (the gateway\'s, which raises the alert) with the reports and the reporter', async () => {
+    it("calls the reportLeaks it is given (the gateway's, which raises the alert) with the reports and the reporter", async () => {
       const calls: [LeakReportInput[], LeakReporter][] = [];
-      const other = await startAdminHarness({}, {
-        reportLeaks: async (reports, reporter) => {
-          calls.push([reports, reporter]);
-          return reports.map((r) => ({ token_hash: sha256(r.token), token_type: r.type ?? 'tollgate_token', label: 'false_positive' as const }));
+      const other = await startAdminHarness(
+        {},
+        {
+          reportLeaks: async (reports, reporter) => {
+            calls.push([reports, reporter]);
+            return reports.map((r) => ({
+              token_hash: sha256(r.token),
+              token_type: r.type ?? 'tollgate_token',
+              label: 'false_positive' as const,
+            }));
+          },
         },
-      });
+      );
       try {
         const res = await other.request('/api/v1/tokens/revoke-leaked', {
           method: 'POST',
           headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ source: 'trufflehog', tokens: ['tgp_a', { token: 'tgd_b', url: 'https://u', location: 'l', type: 't' }] }),
+          body: JSON.stringify({
+            source: 'trufflehog',
+            tokens: ['tgp_a', { token: 'tgd_b', url: 'https://u', location: 'l', type: 't' }],
+          }),
         });
         expect(res.status).toBe(200);
-        expect(calls).toEqual([[
-          [{ token: 'tgp_a' }, { token: 'tgd_b', url: 'https://u', location: 'l', type: 't' }],
-          { source: 'trufflehog', by: 'admin', clientIp: undefined },
-        ]]);
+        expect(calls).toEqual([
+          [
+            [{ token: 'tgp_a' }, { token: 'tgd_b', url: 'https://u', location: 'l', type: 't' }],
+            { source: 'trufflehog', by: 'admin', clientIp: undefined },
+          ],
+        ]);
       } finally {
         await other.close();
       }

@@ -136,13 +136,18 @@ describe.each(backends)('with the $name', (backend) => {
     await within(1000, async () => (await get('/x', bearer(revoked.token))).status === 401);
     await within(3000, async () => (await get('/x', bearer(expiring.token))).status === 401);
 
-    const responses = await Promise.all([unknown, expiring.token, revoked.token].map(async (t) => {
-      const res = await get('/same', bearer(t));
-      const headers = [...res.headers].filter(([k]) => k !== 'date' && k !== 'x-request-id');
-      return { status: res.status, headers, body: await res.text() };
-    }));
+    const responses = await Promise.all(
+      [unknown, expiring.token, revoked.token].map(async (t) => {
+        const res = await get('/same', bearer(t));
+        const headers = [...res.headers].filter(([k]) => k !== 'date' && k !== 'x-request-id');
+        return { status: res.status, headers, body: await res.text() };
+      }),
+    );
     expect(responses[0]!.status).toBe(401);
-    expect(responses[0]!.headers).toContainEqual(['www-authenticate', expect.stringMatching(/^Basic realm="tollgate"/)]);
+    expect(responses[0]!.headers).toContainEqual([
+      'www-authenticate',
+      expect.stringMatching(/^Basic realm="tollgate"/),
+    ]);
     expect(responses[1]).toEqual(responses[0]);
     expect(responses[2]).toEqual(responses[0]);
     for (const t of [unknown, expiring.token, revoked.token]) expect(responses[0]!.body).not.toContain(t);
@@ -182,13 +187,14 @@ describe.each(backends)('with the $name', (backend) => {
       agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     });
     afterAll(() => agent.destroy());
-    const getOn = (path: string, authorization?: string) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-      const req = http.get(`${gw.url}${path}`, { agent, headers: authorization ? { authorization } : {} }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+    const getOn = (path: string, authorization?: string) =>
+      new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+        const req = http.get(`${gw.url}${path}`, { agent, headers: authorization ? { authorization } : {} }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
       });
-      req.on('error', reject);
-    });
 
     it('judges every request on the credential it carries, whatever the connection sent before', async () => {
       const production = await gw.createToken();
@@ -212,9 +218,21 @@ describe.each(backends)('with the $name', (backend) => {
       expect(results.map((r) => r.status)).toEqual(steps.map(([, , status]) => status));
       expect(results.slice(1).every((r) => r.reused)).toBe(true);
 
-      await within(1000, async () => gw.logRecords().filter((r) => String(r.path).startsWith('/conn/')).length === steps.length);
+      await within(
+        1000,
+        async () => gw.logRecords().filter((r) => String(r.path).startsWith('/conn/')).length === steps.length,
+      );
       const lines = gw.logRecords().filter((r) => String(r.path).startsWith('/conn/'));
-      expect(lines.map((l) => [l.path, l.status, l.tokenId ?? null, l.tokenType ?? null, l.project ?? null, l.authFailure ?? null])).toEqual([
+      expect(
+        lines.map((l) => [
+          l.path,
+          l.status,
+          l.tokenId ?? null,
+          l.tokenType ?? null,
+          l.project ?? null,
+          l.authFailure ?? null,
+        ]),
+      ).toEqual([
         ['/conn/1', 200, production.record.id, 'production', 'default', null],
         ['/conn/2', 200, production.record.id, 'production', 'default', null],
         ['/conn/3', 200, production.record.id, 'production', 'web-shop', null],
@@ -249,34 +267,60 @@ describe.each(backends)('with the $name', (backend) => {
     const connection = () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       agents.push(agent);
-      return (path: string, authorization: string) => new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-        const req = http.get(`${gw.url}${path}`, { agent, headers: { authorization } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+      return (path: string, authorization: string) =>
+        new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+          const req = http.get(`${gw.url}${path}`, { agent, headers: { authorization } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
         });
-        req.on('error', reject);
-      });
     };
 
     it('tags each with its own project and refuses all of them at their next request once the token is revoked', async () => {
       const { token, record } = await gw.createToken();
       await gw.gateway.cache.sync();
       const [a, b, c] = [connection(), connection(), connection()];
-      const first = [await a('/shared/a1', bearer(token)), await b('/shared/b1', basic('web-shop', token)), await c('/shared/c1', bearer(token))];
-      const again = [await a('/shared/a2', bearer(token)), await b('/shared/b2', basic('web-shop', token)), await c('/shared/c2', bearer(token))];
+      const first = [
+        await a('/shared/a1', bearer(token)),
+        await b('/shared/b1', basic('web-shop', token)),
+        await c('/shared/c1', bearer(token)),
+      ];
+      const again = [
+        await a('/shared/a2', bearer(token)),
+        await b('/shared/b2', basic('web-shop', token)),
+        await c('/shared/c2', bearer(token)),
+      ];
       expect([...first, ...again].map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
       expect(again.every((r) => r.reused)).toBe(true);
       await within(1000, async () => gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).length === 6);
-      const projects = Object.fromEntries(gw.logRecords().filter((r) => String(r.path).startsWith('/shared/')).map((l) => [String(l.path), l.project] as const));
+      const projects = Object.fromEntries(
+        gw
+          .logRecords()
+          .filter((r) => String(r.path).startsWith('/shared/'))
+          .map((l) => [String(l.path), l.project] as const),
+      );
       expect(projects).toEqual({
-        '/shared/a1': 'default', '/shared/b1': 'web-shop', '/shared/c1': 'default',
-        '/shared/a2': 'default', '/shared/b2': 'web-shop', '/shared/c2': 'default',
+        '/shared/a1': 'default',
+        '/shared/b1': 'web-shop',
+        '/shared/c1': 'default',
+        '/shared/a2': 'default',
+        '/shared/b2': 'web-shop',
+        '/shared/c2': 'default',
       });
 
       await admin.revoke(record.id, 'test');
       await gw.gateway.cache.sync();
-      const afterRevoke = [await a('/shared/a3', bearer(token)), await b('/shared/b3', basic('web-shop', token)), await c('/shared/c3', bearer(token))];
-      expect(afterRevoke).toEqual([{ status: 401, reused: true }, { status: 401, reused: true }, { status: 401, reused: true }]);
+      const afterRevoke = [
+        await a('/shared/a3', bearer(token)),
+        await b('/shared/b3', basic('web-shop', token)),
+        await c('/shared/c3', bearer(token)),
+      ];
+      expect(afterRevoke).toEqual([
+        { status: 401, reused: true },
+        { status: 401, reused: true },
+        { status: 401, reused: true },
+      ]);
     });
   });
 
@@ -286,8 +330,14 @@ describe.each(backends)('with the $name', (backend) => {
       const badChecksum = valid.slice(0, -2) + (valid.endsWith('00') ? '11' : '00');
       const before = await backend.reads();
       const headers = [
-        bearer(badChecksum), bearer('tgp_short'), bearer('not-a-token'), basic('p', badChecksum),
-        'Basic !!!notbase64', 'Digest abc', 'Bearer', `Bearer ${'x'.repeat(5000)}`,
+        bearer(badChecksum),
+        bearer('tgp_short'),
+        bearer('not-a-token'),
+        basic('p', badChecksum),
+        'Basic !!!notbase64',
+        'Digest abc',
+        'Bearer',
+        `Bearer ${'x'.repeat(5000)}`,
       ];
       for (const h of headers) expect((await get('/m', h)).status).toBe(401);
       expect(await backend.reads()).toBe(before);
@@ -296,7 +346,9 @@ describe.each(backends)('with the $name', (backend) => {
     it('makes one store read for many concurrent requests with the same unknown token', async () => {
       const unknown = generateToken('development');
       const before = await backend.reads();
-      const statuses = await Promise.all(Array.from({ length: 25 }, () => get('/c', bearer(unknown)).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 25 }, () => get('/c', bearer(unknown)).then((r) => r.status)),
+      );
       expect(statuses.every((s) => s === 401)).toBe(true);
       expect(await backend.reads()).toBe(before + 1);
       // ...and the miss is cached: asking again costs nothing.
@@ -307,7 +359,9 @@ describe.each(backends)('with the $name', (backend) => {
     it('makes one store read for many concurrent first requests with the same real token', async () => {
       const { token } = await gw.createToken();
       const before = await backend.reads();
-      const statuses = await Promise.all(Array.from({ length: 25 }, () => get('/c', bearer(token)).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 25 }, () => get('/c', bearer(token)).then((r) => r.status)),
+      );
       expect(statuses.every((s) => s === 200)).toBe(true);
       expect(await backend.reads()).toBe(before + 1);
     });

@@ -81,7 +81,8 @@ describe('brute-force protection on the proxy port', () => {
     const { token } = await gw.createToken();
     const statuses: number[] = [];
     const started = Date.now();
-    for (let i = 0; i < 150; i++) statuses.push((await from('203.0.113.66', { authorization: bearer(generateToken('production')) })).status);
+    for (let i = 0; i < 150; i++)
+      statuses.push((await from('203.0.113.66', { authorization: bearer(generateToken('production')) })).status);
     const elapsedS = (Date.now() - started) / 1000;
     expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);
     // Past the burst, only what the bucket refilled meanwhile (one a second) gets through: however
@@ -98,9 +99,15 @@ describe('brute-force protection on the proxy port', () => {
 
   it('prevents one client behind a shared address from locking everyone out: a limited address is refused store reads, not service', async () => {
     // Its own gateway, whose allowance does not refill during the test (1 a minute).
-    const slow = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_TRUSTED_PROXIES: '127.0.0.1', TOLLGATE_AUTH_FAILURE_BURST: '10', TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1' });
+    const slow = await startTestGateway({
+      TOLLGATE_UPSTREAM: origin.url,
+      TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
+      TOLLGATE_AUTH_FAILURE_BURST: '10',
+      TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1',
+    });
     try {
-      const at = (ip: string, token: string) => fetch(`${slow.url}/x`, { headers: { 'x-forwarded-for': ip, authorization: bearer(token) } });
+      const at = (ip: string, token: string) =>
+        fetch(`${slow.url}/x`, { headers: { 'x-forwarded-for': ip, authorization: bearer(token) } });
       const { token: known } = await slow.createToken();
       const { token: unseen } = await slow.createToken();
       // The token is in the gateway's cache (used before, from another address behind the same NAT).
@@ -108,10 +115,12 @@ describe('brute-force protection on the proxy port', () => {
       // otherwise drop the entry when it arrives, then serves the token without a store read.
       await slow.gateway.cache.sync();
       const stats = slow.gateway.cache.stats;
-      await expect.poll(async () => {
-        const reads = stats.storeReads;
-        return (await at('203.0.113.90', known)).status === 200 && stats.storeReads === reads;
-      }).toBe(true);
+      await expect
+        .poll(async () => {
+          const reads = stats.storeReads;
+          return (await at('203.0.113.90', known)).status === 200 && stats.storeReads === reads;
+        })
+        .toBe(true);
       for (let i = 0; i < 12; i++) await at('203.0.113.91', generateToken('production'));
       const reads = stats.storeReads;
       expect((await at('203.0.113.91', generateToken('production'))).status).toBe(429);
@@ -163,32 +172,39 @@ describe('brute-force protection across gateways sharing Redis', () => {
     await redis?.stop();
   });
 
-  it('blocks an address on every gateway once its failures across the fleet pass the limit', { timeout: 45_000 }, async () => {
-    await awaitWindowRoom(60_000, 15_000);
-    const guess = (gw: TestGateway) => fetch(`${gw.url}/x`, {
-      headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(generateToken('production')) },
-    }).then((r) => r.status);
-    // 18 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
-    // Some may already be 429 once a flush has shared the count: that is the point.
-    const statuses: number[] = [];
-    for (let i = 0; i < 18; i++) statuses.push(await guess(a), await guess(b));
-    // Both gateways' counts have reached Redis (each flushes its own failures)...
-    const client = new Redis(redis.url);
-    const shared = async () => {
-      const [key] = await client.keys('*authfail:*:203.0.113.99');
-      return key ? Number(await client.get(key)) : 0;
-    };
-    await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
-    client.disconnect();
-    // ...and b's next failure flushes and reads the fleet's total (19 here: under b's own bucket of 20).
-    statuses.push(await guess(b));
-    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
-    // A valid token b has never seen (a cached one would pass: the limit refuses store reads, not service).
-    const probe = async () => {
-      const { token } = await a.createToken();
-      return fetch(`${b.url}/x`, { headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(token) } }).then((r) => r.status);
-    };
-    // The shared count arrives with the next flush; on a loaded machine that can take seconds.
-    await expect.poll(probe, { timeout: 10_000, interval: 50 }).toBe(429);
-  });
+  it(
+    'blocks an address on every gateway once its failures across the fleet pass the limit',
+    { timeout: 45_000 },
+    async () => {
+      await awaitWindowRoom(60_000, 15_000);
+      const guess = (gw: TestGateway) =>
+        fetch(`${gw.url}/x`, {
+          headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(generateToken('production')) },
+        }).then((r) => r.status);
+      // 18 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
+      // Some may already be 429 once a flush has shared the count: that is the point.
+      const statuses: number[] = [];
+      for (let i = 0; i < 18; i++) statuses.push(await guess(a), await guess(b));
+      // Both gateways' counts have reached Redis (each flushes its own failures)...
+      const client = new Redis(redis.url);
+      const shared = async () => {
+        const [key] = await client.keys('*authfail:*:203.0.113.99');
+        return key ? Number(await client.get(key)) : 0;
+      };
+      await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
+      client.disconnect();
+      // ...and b's next failure flushes and reads the fleet's total (19 here: under b's own bucket of 20).
+      statuses.push(await guess(b));
+      expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+      // A valid token b has never seen (a cached one would pass: the limit refuses store reads, not service).
+      const probe = async () => {
+        const { token } = await a.createToken();
+        return fetch(`${b.url}/x`, {
+          headers: { 'x-forwarded-for': '203.0.113.99', authorization: bearer(token) },
+        }).then((r) => r.status);
+      };
+      // The shared count arrives with the next flush; on a loaded machine that can take seconds.
+      await expect.poll(probe, { timeout: 10_000, interval: 50 }).toBe(429);
+    },
+  );
 });

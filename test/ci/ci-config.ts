@@ -10,7 +10,11 @@ const ROUTES = [
 ];
 
 /** loadConfig on a config file holding these trust policies (and two routes), with the env given. */
-export function loadCiConfig(ciProviders: unknown, env: Env = {}, extra: Record<string, unknown> = {}): ReturnType<typeof loadConfig> {
+export function loadCiConfig(
+  ciProviders: unknown,
+  env: Env = {},
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof loadConfig> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ci-config-'));
   const file = path.join(dir, 'tollgate.json');
   writeFileSync(file, JSON.stringify({ routes: ROUTES, ciProviders, ...extra }));

@@ -12,12 +12,19 @@ import { tempDir } from '../helpers/route-config.js';
  * what the exchange's whole-app suites start. X-Forwarded-For is believed from loopback, so each
  * test can be a client address of its own (the per-address limit counts addresses).
  */
-export async function startCiGateway(originUrl: string, policies: Record<string, unknown>[], env: Env = {}): Promise<TestGateway & { removeConfig(): void }> {
+export async function startCiGateway(
+  originUrl: string,
+  policies: Record<string, unknown>[],
+  env: Env = {},
+): Promise<TestGateway & { removeConfig(): void }> {
   const scratch = tempDir('tollgate-ci-gw-');
-  const file = scratch.write('tollgate.json', JSON.stringify({
-    routes: [{ prefix: '/npm/', upstream: `${originUrl}/`, ecosystem: 'npm' }],
-    ciProviders: policies,
-  }));
+  const file = scratch.write(
+    'tollgate.json',
+    JSON.stringify({
+      routes: [{ prefix: '/npm/', upstream: `${originUrl}/`, ecosystem: 'npm' }],
+      ciProviders: policies,
+    }),
+  );
   const gw = await startTestGateway({
     TOLLGATE_CONFIG: file,
     TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
@@ -35,11 +42,20 @@ export interface ExchangeReply {
 }
 
 /** POST /-/tollgate/token-exchange as a CI job does; `form` replaces or removes (undefined) fields. */
-export async function postExchange(gatewayUrl: string, idToken: string, options: {
-  address?: string; form?: Record<string, string | undefined>; contentType?: string;
-} = {}): Promise<ExchangeReply> {
+export async function postExchange(
+  gatewayUrl: string,
+  idToken: string,
+  options: {
+    address?: string;
+    form?: Record<string, string | undefined>;
+    contentType?: string;
+  } = {},
+): Promise<ExchangeReply> {
   const fields: Record<string, string | undefined> = {
-    grant_type: TOKEN_EXCHANGE_GRANT, subject_token: idToken, subject_token_type: ID_TOKEN_TYPE, ...options.form,
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    subject_token: idToken,
+    subject_token_type: ID_TOKEN_TYPE,
+    ...options.form,
   };
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) form.set(k, v);
@@ -70,7 +86,9 @@ export function productionEvents(gw: TestGateway): ActivityEvent[] {
   } catch {
     return [];
   }
-  return files.flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)).map((l) => JSON.parse(l) as ActivityEvent);
+  return files
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as ActivityEvent);
 }
 
 /** The Production event of a request, once the file sink has it. */

@@ -33,15 +33,33 @@ beforeEach(() => {
 });
 
 function githubJob(extra: Record<string, string> = {}): Record<string, string> {
-  return { GITHUB_ACTIONS: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken, ...extra };
+  return {
+    GITHUB_ACTIONS: 'true',
+    ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
+    ...extra,
+  };
 }
 
 async function run(args: string[], env: Record<string, string>) {
   let stdout = '';
   let stderr = '';
-  const sink = (write: (s: string) => void) => new Writable({ write(chunk: Buffer, _, done) { write(chunk.toString()); done(); } });
+  const sink = (write: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _, done) {
+        write(chunk.toString());
+        done();
+      },
+    });
   const code = await exchangeCommand(args, {
-    env: readCiJobEnvironment(env), stdout: sink((s) => { stdout += s; }), stderr: sink((s) => { stderr += s; }), timeoutMs: 5000,
+    env: readCiJobEnvironment(env),
+    stdout: sink((s) => {
+      stdout += s;
+    }),
+    stderr: sink((s) => {
+      stderr += s;
+    }),
+    timeoutMs: 5000,
   });
   return { code, stdout, stderr, all: stdout + stderr };
 }
@@ -68,12 +86,18 @@ describe('tollgate token exchange in GitHub Actions', () => {
 
   it('prints every field of the answer with --json, and no add-mask line outside GitHub Actions', async () => {
     issuer.actionsClaims = githubClaims({ ref: 'refs/heads/feature' });
-    const r = await run(['--gateway', `${gateway.url}/`, '--audience', AUDIENCE, '--json'], githubJob({ GITHUB_ACTIONS: 'false' }));
+    const r = await run(
+      ['--gateway', `${gateway.url}/`, '--audience', AUDIENCE, '--json'],
+      githubJob({ GITHUB_ACTIONS: 'false' }),
+    );
     expect(r.code, r.stderr).toBe(0);
     const answer = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(answer).toEqual({
-      access_token: gateway.issued.at(-1), issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer',
-      expires_in: 3600, tollgate_type: 'development',
+      access_token: gateway.issued.at(-1),
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      token_type: 'Bearer',
+      expires_in: 3600,
+      tollgate_type: 'development',
     });
     expect(r.stderr).not.toContain('::add-mask::');
   });
@@ -83,12 +107,14 @@ describe('tollgate token exchange in GitHub Actions', () => {
     const r = await run(['--gateway', gateway.url, '--audience', AUDIENCE], githubJob());
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^tollgate: the gateway refused the exchange \(HTTP 400\): invalid_request: the ID token was refused \(allow:repository_owner_id\)/);
+    expect(r.stderr).toMatch(
+      /^tollgate: the gateway refused the exchange \(HTTP 400\): invalid_request: the ID token was refused \(allow:repository_owner_id\)/,
+    );
     expect(r.stderr).not.toContain(NO_STACK);
     for (const idToken of sentIdTokens()) expect(r.all).not.toContain(idToken);
   });
 
-  it('exits 1 when the ID token has GitHub\'s default audience, which the policy does not accept', async () => {
+  it("exits 1 when the ID token has GitHub's default audience, which the policy does not accept", async () => {
     const r = await run(['--gateway', gateway.url], githubJob());
     expect(r.code).toBe(1);
     expect(issuer.actionsAudiences.at(-1)).toBe('');
@@ -98,20 +124,27 @@ describe('tollgate token exchange in GitHub Actions', () => {
   it('exits 2 when the job may not request an ID token (no id-token: write)', async () => {
     const r = await run(['--gateway', gateway.url, '--audience', AUDIENCE], { GITHUB_ACTIONS: 'true' });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^tollgate: ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: give the job `permissions: id-token: write`/);
+    expect(r.stderr).toMatch(
+      /^tollgate: ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set: give the job `permissions: id-token: write`/,
+    );
   });
 
-  it('exits 1 when GitHub\'s endpoint refuses the request token, without printing it', async () => {
-    const r = await run(['--gateway', gateway.url, '--audience', AUDIENCE], githubJob({ ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'wrong-request-token' }));
+  it("exits 1 when GitHub's endpoint refuses the request token, without printing it", async () => {
+    const r = await run(
+      ['--gateway', gateway.url, '--audience', AUDIENCE],
+      githubJob({ ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'wrong-request-token' }),
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('tollgate: GitHub\'s ID-token endpoint answered HTTP 401\n');
+    expect(r.stderr).toBe("tollgate: GitHub's ID-token endpoint answered HTTP 401\n");
   });
 });
 
 describe('tollgate token exchange with --id-token-env (GitLab CI and others)', () => {
   it('sends the ID token the variable holds', async () => {
     const idToken = await issuer.mint(githubClaims({ aud: AUDIENCE }));
-    const r = await run(['--gateway', gateway.url, '--id-token-env', 'TOLLGATE_ID_TOKEN'], { TOLLGATE_ID_TOKEN: idToken });
+    const r = await run(['--gateway', gateway.url, '--id-token-env', 'TOLLGATE_ID_TOKEN'], {
+      TOLLGATE_ID_TOKEN: idToken,
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(gateway.forms.at(-1)!.get('subject_token')).toBe(idToken);
     expect(r.stdout).toBe(`${gateway.issued.at(-1)}\n`);
@@ -134,8 +167,14 @@ describe('tollgate token exchange, bad usage and failures', () => {
     [['--gateway', 'http://artifacts.example.com'], /--gateway must be an https URL \(http only on loopback\)/],
     [['--gateway', 'https://artifacts.example.com/?x=1'], /must not carry a query/],
     [['--gateway', 'https://artifacts.example.com', '--colour'], /Unknown option '--colour'/],
-    [['--gateway', 'https://artifacts.example.com', '--id-token-env', 'A-B'], /--id-token-env must name an environment variable/],
-    [['--gateway', 'https://artifacts.example.com'], /no ID token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere .*--id-token-env/],
+    [
+      ['--gateway', 'https://artifacts.example.com', '--id-token-env', 'A-B'],
+      /--id-token-env must name an environment variable/,
+    ],
+    [
+      ['--gateway', 'https://artifacts.example.com'],
+      /no ID token: in GitHub Actions give the job `permissions: id-token: write`; elsewhere .*--id-token-env/,
+    ],
   ])('exits 2 for %j, with the usage', async (args, message) => {
     const r = await run(args, {});
     expect(r.code).toBe(2);
@@ -154,7 +193,9 @@ describe('tollgate token exchange, bad usage and failures', () => {
     const port = await freePort();
     const gone = await run(['--gateway', `http://127.0.0.1:${port}`, '--audience', AUDIENCE], githubJob());
     expect(gone.code).toBe(1);
-    expect(gone.stderr).toBe(`tollgate: cannot reach the gateway at http://127.0.0.1:${port}/-/tollgate/token-exchange: ECONNREFUSED\n`);
+    expect(gone.stderr).toBe(
+      `tollgate: cannot reach the gateway at http://127.0.0.1:${port}/-/tollgate/token-exchange: ECONNREFUSED\n`,
+    );
     // The stand-in's verifier has the keys cached by now: a fresh one meets the issuer down.
     const fresh = closing(await startExchangeGateway(ciConfig([githubPolicy(issuer.url)]).ciProviders));
     issuer.down = true;
@@ -181,14 +222,23 @@ describe('tollgate token exchange, bad usage and failures', () => {
     expect(seenElsewhere).toEqual([]);
   });
 
-  it('prints a gateway\'s description on one line of printable text, so it cannot start a workflow command', async () => {
-    gateway.override = (_req, res) => res.writeHead(400, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ error: 'invalid_request', error_description: 'bad\n::set-env name=X::y\u001b[31m' }));
+  it("prints a gateway's description on one line of printable text, so it cannot start a workflow command", async () => {
+    gateway.override = (_req, res) =>
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'invalid_request', error_description: 'bad\n::set-env name=X::y\u001b[31m' }));
     const r = await run(['--gateway', gateway.url, '--id-token-env', 'T'], { T: 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln' });
     expect(r.code).toBe(1);
-    expect(r.stderr.split('\n').filter(Boolean)).toEqual(['tollgate: the gateway refused the exchange (HTTP 400): invalid_request: bad?::set-env name=X::y?[31m']);
-    gateway.override = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'two\nlines' }));
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      'tollgate: the gateway refused the exchange (HTTP 400): invalid_request: bad?::set-env name=X::y?[31m',
+    ]);
+    gateway.override = (_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'two\nlines' }));
     const odd = await run(['--gateway', gateway.url, '--id-token-env', 'T'], { T: 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln' });
-    expect(odd).toMatchObject({ code: 1, stdout: '', stderr: 'tollgate: unexpected answer from the gateway (HTTP 200)\n' });
+    expect(odd).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'tollgate: unexpected answer from the gateway (HTTP 200)\n',
+    });
   });
 });

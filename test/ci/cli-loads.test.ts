@@ -35,13 +35,23 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runTollgate(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runTollgate(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(dir, 'src/cli/index.js'), ...args], { cwd: dir, env: cleanEnv(env) });
+    const child = spawn(process.execPath, [path.join(dir, 'src/cli/index.js'), ...args], {
+      cwd: dir,
+      env: cleanEnv(env),
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -51,20 +61,32 @@ describe('tollgate token exchange, the command', () => {
   it('exchanges in a GitHub Actions job and loads no config loader, store, SQLite or Redis module', async () => {
     const loaded = path.join(dir, 'loaded.txt');
     const hooks = path.join(dir, 'hooks.mjs');
-    writeFileSync(hooks, `import { appendFileSync } from 'node:fs';
+    writeFileSync(
+      hooks,
+      `import { appendFileSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
   const result = await next(specifier, context);
   appendFileSync(process.env.EXCHANGE_LOADED, result.url + '\\n');
   return result;
 }
-`);
+`,
+    );
     const register = path.join(dir, 'register.mjs');
-    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+    );
 
-    const r = await runTollgate(['token', 'exchange', '--gateway', gateway.url, '--audience', 'https://artifacts.example.com'], {
-      GITHUB_ACTIONS: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
-      NODE_OPTIONS: `--import=${pathToFileURL(register).href}`, EXCHANGE_LOADED: loaded,
-    });
+    const r = await runTollgate(
+      ['token', 'exchange', '--gateway', gateway.url, '--audience', 'https://artifacts.example.com'],
+      {
+        GITHUB_ACTIONS: 'true',
+        ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
+        NODE_OPTIONS: `--import=${pathToFileURL(register).href}`,
+        EXCHANGE_LOADED: loaded,
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const token = gateway.issued.at(-1)!;
     expect(r.stdout).toBe(`${token}\n`);
@@ -74,9 +96,20 @@ export async function resolve(specifier, context, next) {
     const urls = readFileSync(loaded, 'utf8').split('\n').filter(Boolean);
     expect(urls.some((u) => u.endsWith('/src/cli/exchange.js'))).toBe(true); // the hook saw the command's modules
     const forbidden = [
-      '/node_modules/better-sqlite3/', '/node_modules/ioredis/', '/node_modules/zod/', '/src/config/index.js', '/src/config/settings.js',
-      '/src/tokens/index.js', '/src/tokens/sqlite-store.js', '/src/tokens/redis-store.js', '/src/sqlite/', '/src/redis/',
-      '/src/gateway.js', '/src/main.js', '/src/ci/verify.js', '/node_modules/jose/',
+      '/node_modules/better-sqlite3/',
+      '/node_modules/ioredis/',
+      '/node_modules/zod/',
+      '/src/config/index.js',
+      '/src/config/settings.js',
+      '/src/tokens/index.js',
+      '/src/tokens/sqlite-store.js',
+      '/src/tokens/redis-store.js',
+      '/src/sqlite/',
+      '/src/redis/',
+      '/src/gateway.js',
+      '/src/main.js',
+      '/src/ci/verify.js',
+      '/node_modules/jose/',
     ];
     expect(urls.filter((u) => forbidden.some((f) => u.includes(f)))).toEqual([]);
     expect(existsSync(path.join(dir, 'data'))).toBe(false);

@@ -37,53 +37,75 @@ beforeEach(() => {
 });
 
 const githubJob = (): Record<string, string> => ({
-  GITHUB_ACTIONS: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
+  GITHUB_ACTIONS: 'true',
+  ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl,
+  ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
 });
 
 async function tollgate(args: string[], env: Record<string, string>) {
   let stdout = '';
   let stderr = '';
-  const sink = (write: (s: string) => void) => new Writable({
-    write(chunk: Buffer, _, done) {
-      write(chunk.toString());
-      done();
-    },
-  });
+  const sink = (write: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _, done) {
+        write(chunk.toString());
+        done();
+      },
+    });
   const code = await exchangeCommand(args, {
-    env: readCiJobEnvironment(env), stdout: sink((s) => { stdout += s; }), stderr: sink((s) => { stderr += s; }), timeoutMs: 5000,
+    env: readCiJobEnvironment(env),
+    stdout: sink((s) => {
+      stdout += s;
+    }),
+    stderr: sink((s) => {
+      stderr += s;
+    }),
+    timeoutMs: 5000,
   });
   return { code, stdout, stderr };
 }
 
 describe('tollgate token exchange against the gateway', () => {
-  it('prints a Production token for a main-branch job, masked, that downloads with the job\'s identity in its events', async () => {
+  it("prints a Production token for a main-branch job, masked, that downloads with the job's identity in its events", async () => {
     const r = await tollgate(['--gateway', gw.url, '--audience', AUDIENCE], githubJob());
     expect(r.code, r.stderr).toBe(0);
     const token = r.stdout.trim();
     expect(token).toMatch(/^tgp_/);
     expect(r.stderr.split('\n')[0]).toBe(`::add-mask::${token}`);
-    const res = await fetch(`${gw.url}/npm/left-pad/-/left-pad-1.3.0.tgz`, { headers: { authorization: bearer(token) } });
+    const res = await fetch(`${gw.url}/npm/left-pad/-/left-pad-1.3.0.tgz`, {
+      headers: { authorization: bearer(token) },
+    });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
     const event = await productionEventOf(gw, res.headers.get('x-request-id')!);
-    expect(event.ci).toMatchObject({ provider: 'github', repository: 'acme/app', ref: 'refs/heads/main', runId: String(7000 + run) });
+    expect(event.ci).toMatchObject({
+      provider: 'github',
+      repository: 'acme/app',
+      ref: 'refs/heads/main',
+      runId: String(7000 + run),
+    });
     expect(gw.logs()).not.toContain(token);
   });
 
-  it('prints the gateway\'s whole answer with --json: a Development token for a branch', async () => {
+  it("prints the gateway's whole answer with --json: a Development token for a branch", async () => {
     issuer.actionsClaims = githubClaims({ ref: 'refs/heads/feature', run_id: String(7000 + run) });
     const r = await tollgate(['--gateway', gw.url, '--audience', AUDIENCE, '--json'], githubJob());
     expect(r.code, r.stderr).toBe(0);
     const answer = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(answer).toMatchObject({
-      access_token: expect.stringMatching(/^tgd_/) as string, token_type: 'Bearer', expires_in: expect.any(Number) as number,
-      tollgate_type: 'development', tollgate_provider: 'github', tollgate_project: 'acme/app',
-      tollgate_name: `ci:github:acme/app#${7000 + run}`, tollgate_id: expect.stringMatching(/^tok_/) as string,
+      access_token: expect.stringMatching(/^tgd_/) as string,
+      token_type: 'Bearer',
+      expires_in: expect.any(Number) as number,
+      tollgate_type: 'development',
+      tollgate_provider: 'github',
+      tollgate_project: 'acme/app',
+      tollgate_name: `ci:github:acme/app#${7000 + run}`,
+      tollgate_id: expect.stringMatching(/^tok_/) as string,
     });
     expect((await gw.store.get(answer.tollgate_id as string))?.type).toBe('development');
   });
 
-  it('exits 1 with the gateway\'s refusal for a foreign owner, issuing nothing', async () => {
+  it("exits 1 with the gateway's refusal for a foreign owner, issuing nothing", async () => {
     const before = (await gw.store.list()).length;
     issuer.actionsClaims = githubClaims({ repository_owner_id: '666' });
     const r = await tollgate(['--gateway', gw.url, '--audience', AUDIENCE], githubJob());

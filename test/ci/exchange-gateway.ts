@@ -1,6 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCiVerifier, exchangeSuccess, parseExchangeRequest, refusalAnswer, TOKEN_EXCHANGE_PATH, type ExchangeAnswer } from '../../src/ci/index.js';
+import {
+  createCiVerifier,
+  exchangeSuccess,
+  parseExchangeRequest,
+  refusalAnswer,
+  TOKEN_EXCHANGE_PATH,
+  type ExchangeAnswer,
+} from '../../src/ci/index.js';
 import type { CiProviderConfig } from '../../src/config/index.js';
 import { generateToken } from '../../src/tokens/format.js';
 
@@ -25,7 +32,9 @@ export interface ExchangeGateway {
 export async function startExchangeGateway(providers: readonly CiProviderConfig[]): Promise<ExchangeGateway> {
   const verifier = createCiVerifier(providers, { maxIdTokenLifetimeMs: 3_600_000, clockSkewMs: 60_000 });
   const send = (res: http.ServerResponse, answer: ExchangeAnswer<unknown>) => {
-    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end(JSON.stringify(answer.body));
+    res
+      .writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers })
+      .end(JSON.stringify(answer.body));
   };
   const server = http.createServer((req, res) => {
     if (gateway.override) return gateway.override(req, res);
@@ -33,7 +42,8 @@ export async function startExchangeGateway(providers: readonly CiProviderConfig[
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void (async () => {
-        if (req.method !== 'POST' || req.url !== TOKEN_EXCHANGE_PATH) return send(res, { status: 404, headers: {}, body: { error: 'not found' } });
+        if (req.method !== 'POST' || req.url !== TOKEN_EXCHANGE_PATH)
+          return send(res, { status: 404, headers: {}, body: { error: 'not found' } });
         const body = Buffer.concat(chunks).toString('utf8');
         gateway.forms.push(new URLSearchParams(body));
         const parsed = parseExchangeRequest(req.headers['content-type'], body);
@@ -53,10 +63,11 @@ export async function startExchangeGateway(providers: readonly CiProviderConfig[
     forms: [],
     issued: [],
     override: undefined,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   return gateway;
 }

@@ -28,7 +28,8 @@ afterAll(async () => {
 
 const job = () => githubClaims({ sub: `repo:acme/purge-${++seq}:ref:refs/heads/main`, run_id: String(seq) });
 const PURGE_ENV = { TOLLGATE_CI_PURGE_GRACE_MS: '0', TOLLGATE_CI_PURGE_INTERVAL_MS: '100' };
-const purgedBy = async (gw: TestGateway) => (await gw.gateway.metrics.ciTokensPurged.get()).values.reduce((s, v) => s + v.value, 0);
+const purgedBy = async (gw: TestGateway) =>
+  (await gw.gateway.metrics.ciTokensPurged.get()).values.reduce((s, v) => s + v.value, 0);
 
 describe.each<[string, () => Record<string, string>]>([
   ['sqlite', () => ({})],
@@ -36,7 +37,10 @@ describe.each<[string, () => Record<string, string>]>([
 ])('the purge of expired CI tokens on the %s store', (_, storeEnv) => {
   let gw: TestGateway & { removeConfig(): void };
   beforeAll(async () => {
-    gw = await startCiGateway(origin.url, [githubPolicy(issuer.url, { tokenTtl: '1s' })], { ...storeEnv(), ...PURGE_ENV });
+    gw = await startCiGateway(origin.url, [githubPolicy(issuer.url, { tokenTtl: '1s' })], {
+      ...storeEnv(),
+      ...PURGE_ENV,
+    });
   });
   afterAll(async () => {
     await gw?.close();
@@ -55,7 +59,11 @@ describe.each<[string, () => Record<string, string>]>([
     expect((await fetch(`${gw.url}/npm/x`, { headers: { authorization: bearer(token) } })).status).toBe(401);
     expect(await purgedBy(gw)).toBe(1);
     expect(gw.logRecords().find((l) => l.event === 'ci.token_purged')).toMatchObject({
-      tokenId: id, tokenName: reply.body.tollgate_name, provider: 'github', repository: 'acme/app', createdBy: 'ci:github',
+      tokenId: id,
+      tokenName: reply.body.tollgate_name,
+      provider: 'github',
+      repository: 'acme/app',
+      createdBy: 'ci:github',
     });
     expect(gw.logs()).not.toContain(token);
     // The created token expired too, and stays (shown as expired).
@@ -66,7 +74,9 @@ describe.each<[string, () => Record<string, string>]>([
 describe('several gateways on one Redis', () => {
   it('purge each expired CI token once between them', async () => {
     const env = { TOLLGATE_REDIS_URL: redis.url, TOLLGATE_REDIS_PREFIX: `{purge-many-${++seq}}:`, ...PURGE_ENV };
-    const gateways = await Promise.all([0, 1, 2].map(() => startCiGateway(origin.url, [githubPolicy(issuer.url, { tokenTtl: '1s' })], env)));
+    const gateways = await Promise.all(
+      [0, 1, 2].map(() => startCiGateway(origin.url, [githubPolicy(issuer.url, { tokenTtl: '1s' })], env)),
+    );
     try {
       const ids: string[] = [];
       for (let i = 0; i < 12; i++) {
@@ -74,10 +84,17 @@ describe('several gateways on one Redis', () => {
         expect(reply.status).toBe(200);
         ids.push(reply.body.tollgate_id as string);
       }
-      await expect.poll(async () => (await gateways[0]!.store.list()).length, { timeout: 10_000, interval: 100 }).toBe(0);
+      await expect
+        .poll(async () => (await gateways[0]!.store.list()).length, { timeout: 10_000, interval: 100 })
+        .toBe(0);
       const counts = await Promise.all(gateways.map(purgedBy));
       expect(counts.reduce((a, b) => a + b, 0)).toBe(12);
-      const logged = gateways.flatMap((g) => g.logRecords().filter((l) => l.event === 'ci.token_purged').map((l) => l.tokenId));
+      const logged = gateways.flatMap((g) =>
+        g
+          .logRecords()
+          .filter((l) => l.event === 'ci.token_purged')
+          .map((l) => l.tokenId),
+      );
       expect(logged.sort()).toEqual(ids.sort());
     } finally {
       for (const g of gateways) {

@@ -35,7 +35,8 @@ afterEach(() => {
 });
 
 const OWNER_ID = '4200';
-const policy = () => githubPolicy(issuer.url, { allow: { repository_owner_id: OWNER_ID }, restrictions: { routes: ['/npm/'] } });
+const policy = () =>
+  githubPolicy(issuer.url, { allow: { repository_owner_id: OWNER_ID }, restrictions: { routes: ['/npm/'] } });
 /** A job of its own: a fresh `sub` and run id, so the per-subject limit counts only this test's exchanges. */
 const job = (over: Record<string, unknown> = {}) => {
   seq++;
@@ -48,7 +49,14 @@ const address = () => `10.22.${Math.floor(++seq / 250)}.${seq % 250}`;
 const backends: [string, () => Record<string, string>][] = [
   ['sqlite', () => ({})],
   // The file sink with Redis too: the events are read where the SQLite run reads them.
-  ['redis', () => ({ TOLLGATE_REDIS_URL: redis.url, TOLLGATE_REDIS_PREFIX: `{exchange-${++seq}}:`, TOLLGATE_ACTIVITY_SINKS: 'file' })],
+  [
+    'redis',
+    () => ({
+      TOLLGATE_REDIS_URL: redis.url,
+      TOLLGATE_REDIS_PREFIX: `{exchange-${++seq}}:`,
+      TOLLGATE_ACTIVITY_SINKS: 'file',
+    }),
+  ],
 ];
 
 describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
@@ -74,14 +82,18 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     gw?.removeConfig();
   });
 
-  it('gives a main-branch job a Production token that downloads, whose Production event carries the job\'s CI identity', async () => {
+  it("gives a main-branch job a Production token that downloads, whose Production event carries the job's CI identity", async () => {
     const claims = job();
     const reply = await exchange(await issuer.mint(claims, { ttlS: 300 }));
     expect(reply.status).toBe(200);
     expect(reply.headers.get('cache-control')).toBe('no-store');
     expect(reply.body).toMatchObject({
-      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer',
-      tollgate_type: 'production', tollgate_provider: 'github', tollgate_project: 'acme/app', tollgate_name: `ci:github:acme/app#${String(claims.run_id)}`,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      token_type: 'Bearer',
+      tollgate_type: 'production',
+      tollgate_provider: 'github',
+      tollgate_project: 'acme/app',
+      tollgate_name: `ci:github:acme/app#${String(claims.run_id)}`,
     });
     expect(reply.body.expires_in).toBeGreaterThan(3590);
     expect(reply.body.expires_in).toBeLessThanOrEqual(3600);
@@ -89,26 +101,53 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     expect(token).toMatch(/^tgp_/);
 
     const record = (await gw.store.get(reply.body.tollgate_id as string))!;
-    expect(record).toMatchObject({ type: 'production', createdBy: 'ci:github', restrictions: { routes: ['/npm/'] }, revokedAt: null });
+    expect(record).toMatchObject({
+      type: 'production',
+      createdBy: 'ci:github',
+      restrictions: { routes: ['/npm/'] },
+      revokedAt: null,
+    });
     expect(record.expiresAt! - record.createdAt).toBe(3_600_000);
-    expect(record.ci).toMatchObject({ provider: 'github', subject: claims.sub, repository: 'acme/app', ref: 'refs/heads/main', runId: claims.run_id });
+    expect(record.ci).toMatchObject({
+      provider: 'github',
+      subject: claims.sub,
+      repository: 'acme/app',
+      ref: 'refs/heads/main',
+      runId: claims.run_id,
+    });
 
     const res = await download(token);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
     const event = await productionEventOf(gw, res.headers.get('x-request-id')!);
     expect(event).toMatchObject({
-      tokenName: record.name, tokenType: 'production', project: 'acme/app', package: 'left-pad',
-      ci: { provider: 'github', subject: claims.sub, repository: 'acme/app', ref: 'refs/heads/main', sha: claims.sha, runId: claims.run_id },
+      tokenName: record.name,
+      tokenType: 'production',
+      project: 'acme/app',
+      package: 'left-pad',
+      ci: {
+        provider: 'github',
+        subject: claims.sub,
+        repository: 'acme/app',
+        ref: 'refs/heads/main',
+        sha: claims.sha,
+        runId: claims.run_id,
+      },
     });
     // The restriction of the policy holds: another route is refused.
     expect((await fetch(`${gw.url}/pypi/x`, { headers: { authorization: bearer(token) } })).status).not.toBe(200);
     // The admin audit list has it (with the tokens issued to CI jobs), created by the policy.
     const adminToken = readFileSync(path.join(gw.dataDir, 'admin-token'), 'utf8').trim();
-    const audit = await (await fetch(`${gw.adminUrl}/api/v1/audit?source=ci&limit=1000`, { headers: { authorization: bearer(adminToken) } })).json() as {
+    const audit = (await (
+      await fetch(`${gw.adminUrl}/api/v1/audit?source=ci&limit=1000`, {
+        headers: { authorization: bearer(adminToken) },
+      })
+    ).json()) as {
       entries: { action: string; by: string; tokenId: string; tokenName: string }[];
     };
-    expect(audit.entries).toContainEqual(expect.objectContaining({ action: 'created', by: 'ci:github', tokenId: record.id, tokenName: record.name }));
+    expect(audit.entries).toContainEqual(
+      expect.objectContaining({ action: 'created', by: 'ci:github', tokenId: record.id, tokenName: record.name }),
+    );
   });
 
   it('gives a branch job a Development token: it downloads, and no Production event is written', async () => {
@@ -131,15 +170,35 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
   const now = () => Math.floor(Date.now() / 1000);
 
   it.each<[string, () => Promise<string>, RegExp]>([
-    ['a foreign owner', () => issuer.mint(job({ repository_owner_id: '9999', repository_owner: 'evil' })), /\(allow:repository_owner_id\)/],
+    [
+      'a foreign owner',
+      () => issuer.mint(job({ repository_owner_id: '9999', repository_owner: 'evil' })),
+      /\(allow:repository_owner_id\)/,
+    ],
     ['a wrong audience', () => issuer.mint(job({ aud: 'https://other.example' })), /\(audience\)/],
     ['an expired ID token', () => issuer.mint(job(), { iatS: now() - 900, ttlS: 600 }), /\(expired\)/],
     ['nbf in the future', () => issuer.mint(job({ nbf: now() + 600 })), /\(not-yet-valid\)/],
-    ['an unknown kid', async () => issuer.mint(job(), { kid: await issuer.addKey({ publish: false }) }), /\(signature\)/],
-    ['alg none', async () => `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ ...job(), iss: issuer.url, aud: DEFAULT_AUDIENCE, iat: now(), exp: now() + 300 })}.AA`, /\(algorithm\)/],
-    ['HS256 keyed with the issuer\'s public key', async () => new SignJWT({ ...job(), iss: issuer.url, aud: DEFAULT_AUDIENCE })
-      .setProtectedHeader({ alg: 'HS256', kid }).setIssuedAt().setExpirationTime('5m')
-      .sign(new TextEncoder().encode(await issuer.publicPem(kid))), /\(algorithm\)/],
+    [
+      'an unknown kid',
+      async () => issuer.mint(job(), { kid: await issuer.addKey({ publish: false }) }),
+      /\(signature\)/,
+    ],
+    [
+      'alg none',
+      async () =>
+        `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ ...job(), iss: issuer.url, aud: DEFAULT_AUDIENCE, iat: now(), exp: now() + 300 })}.AA`,
+      /\(algorithm\)/,
+    ],
+    [
+      "HS256 keyed with the issuer's public key",
+      async () =>
+        new SignJWT({ ...job(), iss: issuer.url, aud: DEFAULT_AUDIENCE })
+          .setProtectedHeader({ alg: 'HS256', kid })
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(new TextEncoder().encode(await issuer.publicPem(kid))),
+      /\(algorithm\)/,
+    ],
     ['a wrong issuer', () => issuer.mint(job({ iss: 'https://token.actions.githubusercontent.com' })), /\(issuer\)/],
     ['a Tollgate token as subject', async () => (await gw.createToken({ type: 'production' })).token, /\(malformed\)/],
   ])('refuses %s with 400 invalid_request naming the check', async (_, make, reason) => {
@@ -158,7 +217,10 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     const count = (await gw.store.list()).length;
     const again = await exchange(idToken);
     expect(again.status).toBe(400);
-    expect(again.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/\(replayed\)/) as string });
+    expect(again.body).toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringMatching(/\(replayed\)/) as string,
+    });
     // Without a jti, the token's hash is the key.
     const bare = await issuer.mint(job({ jti: undefined }));
     expect((await exchange(bare)).status).toBe(200);
@@ -170,14 +232,20 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     ['another grant type', { form: { grant_type: 'client_credentials' } }, 400, 'unsupported_grant_type', /grant_type/],
     ['no subject token', { form: { subject_token: undefined } }, 400, 'invalid_request', /subject_token is required/],
     ['a JSON body', { contentType: 'application/json' }, 400, 'invalid_request', /x-www-form-urlencoded/],
-    ['an actor token', { form: { actor_token: 'x', actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' } }, 400, 'invalid_request', /delegation/],
+    [
+      'an actor token',
+      { form: { actor_token: 'x', actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' } },
+      400,
+      'invalid_request',
+      /delegation/,
+    ],
   ])('answers %s as RFC 8693 says', async (_, options, status, error, description) => {
     const reply = await exchange(await issuer.mint(job()), options);
     expect(reply.status).toBe(status);
     expect(reply.body).toMatchObject({ error, error_description: expect.stringMatching(description) as string });
   });
 
-  it('refuses an oversized body: 400 over the form\'s 32 KiB, 413 over the namespace\'s 64 KiB', async () => {
+  it("refuses an oversized body: 400 over the form's 32 KiB, 413 over the namespace's 64 KiB", async () => {
     const big = await exchange('x'.repeat(40 * 1024));
     expect(big.status).toBe(400);
     expect(big.body.error_description).toMatch(/at most 32768 bytes/);
@@ -192,7 +260,10 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     for (let i = 0; i < 5; i++) expect((await exchange('not-a-jwt', { address: from })).status).toBe(400);
     const limited = await exchange(await issuer.mint(job()), { address: from });
     expect(limited.status).toBe(429);
-    expect(limited.body).toMatchObject({ error: 'slow_down', error_description: expect.stringMatching(/this address/) as string });
+    expect(limited.body).toMatchObject({
+      error: 'slow_down',
+      error_description: expect.stringMatching(/this address/) as string,
+    });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(issuer.fetches.jwks).toBe(jwks);
     expect((await exchange(await issuer.mint(job()))).status).toBe(200); // another address
@@ -217,8 +288,10 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
 
   it('counts exchanges by provider, outcome and type, and logs each without a token', async () => {
     const values = (await gw.gateway.metrics.ciExchanges.get()).values;
-    const count = (labels: Record<string, string>) => values.filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
-      .reduce((sum, v) => sum + v.value, 0);
+    const count = (labels: Record<string, string>) =>
+      values
+        .filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
+        .reduce((sum, v) => sum + v.value, 0);
     expect(count({ provider: 'github', outcome: 'issued', type: 'production' })).toBeGreaterThan(0);
     expect(count({ provider: 'github', outcome: 'issued', type: 'development' })).toBeGreaterThan(0);
     expect(count({ provider: 'none', outcome: 'refused', type: 'none' })).toBeGreaterThan(0);
@@ -226,7 +299,11 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     expect(count({ outcome: 'rate_limited' })).toBe(2);
     const lines = gw.logRecords().filter((l) => l.event === 'ci.exchange');
     expect(lines.filter((l) => l.outcome === 'issued').length).toBe(count({ outcome: 'issued' }));
-    expect(lines.find((l) => l.outcome === 'issued')).toMatchObject({ provider: 'github', repository: 'acme/app', tokenId: expect.stringMatching(/^tok_/) as string });
+    expect(lines.find((l) => l.outcome === 'issued')).toMatchObject({
+      provider: 'github',
+      repository: 'acme/app',
+      tokenId: expect.stringMatching(/^tok_/) as string,
+    });
   });
 
   it('never echoes, logs or reveals a token, an ID token or an expected value', () => {
@@ -252,7 +329,8 @@ describe('the issuer and its keys', () => {
     await gw?.close();
     gw?.removeConfig();
   });
-  const download = (token: string, on = gw) => fetch(`${on.url}/npm/left-pad/-/left-pad-1.3.0.tgz`, { headers: { authorization: bearer(token) } });
+  const download = (token: string, on = gw) =>
+    fetch(`${on.url}/npm/left-pad/-/left-pad-1.3.0.tgz`, { headers: { authorization: bearer(token) } });
 
   it('fails the exchange with 503 while the issuer is down, never opens it, and tokens issued before keep working', async () => {
     const issued = await postExchange(gw.url, await issuer.mint(job()), { address: address() });
@@ -290,7 +368,11 @@ describe('the issuer and its keys', () => {
     // Retired: gone from the key set at the next refetch (an unknown kid, after the cooldown).
     issuer.retireKey(rotated);
     vi.setSystemTime(Date.now() + 5_001);
-    const unknown = await postExchange(gw.url, await issuer.mint(job(), { kid: await issuer.addKey({ publish: false }) }), { address: address() });
+    const unknown = await postExchange(
+      gw.url,
+      await issuer.mint(job(), { kid: await issuer.addKey({ publish: false }) }),
+      { address: address() },
+    );
     expect(unknown.body.error_description).toMatch(/\(signature\)/);
     const retired = await postExchange(gw.url, await issuer.mint(job(), { kid: rotated }), { address: address() });
     expect(retired.body.error_description).toMatch(/\(signature\)/);
@@ -301,7 +383,7 @@ describe('the issuer and its keys', () => {
 });
 
 describe('without trust policies', () => {
-  it('answers the exchange path with the namespace\'s 404', async () => {
+  it("answers the exchange path with the namespace's 404", async () => {
     const { startTestGateway } = await import('../helpers/gateway.js');
     const gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url });
     try {
@@ -319,7 +401,9 @@ describe('with the Redis store unreachable', () => {
     const { startTcpRelay } = await import('../helpers/redis-server.js');
     const relay = await startTcpRelay(redis.port);
     const gw = await startCiGateway(origin.url, [policy()], {
-      TOLLGATE_REDIS_URL: relay.url, TOLLGATE_REDIS_PREFIX: `{exchange-cut-${++seq}}:`, TOLLGATE_ACTIVITY_SINKS: 'file',
+      TOLLGATE_REDIS_URL: relay.url,
+      TOLLGATE_REDIS_PREFIX: `{exchange-cut-${++seq}}:`,
+      TOLLGATE_ACTIVITY_SINKS: 'file',
     });
     try {
       expect((await postExchange(gw.url, await issuer.mint(job()), { address: address() })).status).toBe(200);
@@ -327,13 +411,22 @@ describe('with the Redis store unreachable', () => {
       const idToken = await issuer.mint(job());
       const reply = await postExchange(gw.url, idToken, { address: address() });
       expect(reply.status).toBe(503);
-      expect(reply.body).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/token store/) as string });
+      expect(reply.body).toMatchObject({
+        error: 'temporarily_unavailable',
+        error_description: expect.stringMatching(/token store/) as string,
+      });
       expect(reply.headers.get('retry-after')).toBeTruthy();
-      expect(gw.logRecords().find((l) => l.event === 'ci.exchange' && l.outcome === 'error')).toMatchObject({ reason: 'store' });
+      expect(gw.logRecords().find((l) => l.event === 'ci.exchange' && l.outcome === 'error')).toMatchObject({
+        reason: 'store',
+      });
       expect(gw.logs()).not.toContain(idToken);
       await relay.heal();
-      await expect.poll(async () => (await postExchange(gw.url, await issuer.mint(job()), { address: address() })).status,
-        { timeout: 10_000, interval: 200 }).toBe(200);
+      await expect
+        .poll(async () => (await postExchange(gw.url, await issuer.mint(job()), { address: address() })).status, {
+          timeout: 10_000,
+          interval: 200,
+        })
+        .toBe(200);
     } finally {
       await gw.close();
       gw.removeConfig();

@@ -18,33 +18,71 @@ const BAD: Record<string, unknown[]> = {
   metricsToken: [`my metrics ${SECRET} value`, SECRET, `${SECRET}\u0007bell-and-long-enough`],
   adminToken: [`short ${SECRET}`, SECRET, `${SECRET}\ttab-and-long-enough`],
   redisUrl: [
-    `http://:${SECRET}@x/`, `redis://:${SECRET}@[bad/0`, `redis-sentinel://:${SECRET}@h1/name`,
-    `redis-cluster://u:${SECRET}@/`, `http://x/${SECRET}?password=${SECRET}`, `redis-sentinel://h1:1/`, SECRET,
+    `http://:${SECRET}@x/`,
+    `redis://:${SECRET}@[bad/0`,
+    `redis-sentinel://:${SECRET}@h1/name`,
+    `redis-cluster://u:${SECRET}@/`,
+    `http://x/${SECRET}?password=${SECRET}`,
+    `redis-sentinel://h1:1/`,
+    SECRET,
   ],
   activityWebhookUrl: [
-    `http://hooks.example.com/services/${SECRET}?token=${SECRET}`, `https://u:${SECRET}@hooks.example.com/`,
-    `ftp://hooks.example.com/${SECRET}`, `not a url ${SECRET}`, `http://hooks.example.com/a@${SECRET}:x`,
+    `http://hooks.example.com/services/${SECRET}?token=${SECRET}`,
+    `https://u:${SECRET}@hooks.example.com/`,
+    `ftp://hooks.example.com/${SECRET}`,
+    `not a url ${SECRET}`,
+    `http://hooks.example.com/a@${SECRET}:x`,
   ],
-  oidcJwksUrl: [`http://idp.example.com/${SECRET}/jwks?k=${SECRET}`, `https://u:${SECRET}@idp.example.com/jwks`, `jwks ${SECRET}`],
-  secretScanningKeysUrl: [`http://keys.example.com/${SECRET}?k=${SECRET}`, `https://u:${SECRET}@keys.example.com/keys`, `keys ${SECRET}`],
+  oidcJwksUrl: [
+    `http://idp.example.com/${SECRET}/jwks?k=${SECRET}`,
+    `https://u:${SECRET}@idp.example.com/jwks`,
+    `jwks ${SECRET}`,
+  ],
+  secretScanningKeysUrl: [
+    `http://keys.example.com/${SECRET}?k=${SECRET}`,
+    `https://u:${SECRET}@keys.example.com/keys`,
+    `keys ${SECRET}`,
+  ],
   upstream: [
-    `ftp://u:${SECRET}@x/${SECRET}`, `http://u:${SECRET}@127.0.0.1:1/`, `http://127.0.0.1:1/?token=${SECRET}`,
-    `http://127.0.0.1:1/#${SECRET}`, `http://[${SECRET}/`,
+    `ftp://u:${SECRET}@x/${SECRET}`,
+    `http://u:${SECRET}@127.0.0.1:1/`,
+    `http://127.0.0.1:1/?token=${SECRET}`,
+    `http://127.0.0.1:1/#${SECRET}`,
+    `http://[${SECRET}/`,
   ],
-  publicUrl: [`https://u:${SECRET}@artifacts.example.com/`, `https://artifacts.example.com/${SECRET}`, `https://a.example.com/?t=${SECRET}`],
-  publicAdminUrl: [`https://u:${SECRET}@admin.example.com/`, `https://admin.example.com/${SECRET}`, `https://a.example.com/?t=${SECRET}`],
-  'routes[].upstream': [`ftp://u:${SECRET}@x/${SECRET}`, `http://u:${SECRET}@127.0.0.1:1/`, `http://127.0.0.1:1/x?t=${SECRET}`, 42],
+  publicUrl: [
+    `https://u:${SECRET}@artifacts.example.com/`,
+    `https://artifacts.example.com/${SECRET}`,
+    `https://a.example.com/?t=${SECRET}`,
+  ],
+  publicAdminUrl: [
+    `https://u:${SECRET}@admin.example.com/`,
+    `https://admin.example.com/${SECRET}`,
+    `https://a.example.com/?t=${SECRET}`,
+  ],
+  'routes[].upstream': [
+    `ftp://u:${SECRET}@x/${SECRET}`,
+    `http://u:${SECRET}@127.0.0.1:1/`,
+    `http://127.0.0.1:1/x?t=${SECRET}`,
+    42,
+  ],
   'routes[].upstreamAuth': [
-    `Bearer ${SECRET}`, { type: 'bearer', token: SECRET, extra: 1 }, { type: 'basic', password: SECRET },
-    { type: 'header', name: '', value: SECRET }, { type: 'bearer', token: [SECRET] },
+    `Bearer ${SECRET}`,
+    { type: 'bearer', token: SECRET, extra: 1 },
+    { type: 'basic', password: SECRET },
+    { type: 'header', name: '', value: SECRET },
+    { type: 'bearer', token: [SECRET] },
   ],
   'routes[].rewriteFrom': [[`ftp://u:${SECRET}@x/${SECRET}`], [`${SECRET}`], `https://u:${SECRET}@x/`],
 };
 
-const secretKeys = (): string[] => Object.entries(SETTINGS as Record<string, Setting>).flatMap(([key, setting]) => [
-  ...(setting.secret ? [key] : []),
-  ...Object.entries(setting.items ?? {}).filter(([, field]) => field.secret).map(([field]) => `${key}[].${field}`),
-]);
+const secretKeys = (): string[] =>
+  Object.entries(SETTINGS as Record<string, Setting>).flatMap(([key, setting]) => [
+    ...(setting.secret ? [key] : []),
+    ...Object.entries(setting.items ?? {})
+      .filter(([, field]) => field.secret)
+      .map(([field]) => `${key}[].${field}`),
+  ]);
 
 /** Settings a bad value needs beside it to be checked at all (OIDC is off unless its settings are given). */
 const NEEDS: Record<string, Record<string, string>> = {
@@ -75,10 +113,13 @@ describe('configuration errors never echo a secret', () => {
   describe.each(withBadPort)('alone: $alone', ({ alone }) => {
     const other = alone ? {} : { TOLLGATE_PORT: 'abc' };
 
-    it.each(cases.filter((c) => !c.key.startsWith('routes') && typeof c.value === 'string'))('env $key, bad value $n', ({ key, value }) => {
-      const needs = Object.fromEntries(Object.entries(NEEDS[key] ?? {}).map(([k, v]) => [envName(k), v]));
-      expectNoSecret({ ...needs, ...other, [envName(key)]: value as string }, tmp());
-    });
+    it.each(cases.filter((c) => !c.key.startsWith('routes') && typeof c.value === 'string'))(
+      'env $key, bad value $n',
+      ({ key, value }) => {
+        const needs = Object.fromEntries(Object.entries(NEEDS[key] ?? {}).map(([k, v]) => [envName(k), v]));
+        expectNoSecret({ ...needs, ...other, [envName(key)]: value as string }, tmp());
+      },
+    );
 
     it.each(cases)('config file $key, bad value $n', ({ key, value }) => {
       const dir = tmp();
@@ -92,11 +133,14 @@ describe('configuration errors never echo a secret', () => {
     });
   });
 
-  it.each([`short ${SECRET}`, SECRET, `${SECRET} with a space, long enough`])('the content of TOLLGATE_ADMIN_TOKEN_FILE (%#)', (content) => {
-    const dir = tmp();
-    writeFileSync(path.join(dir, 'admin-token'), `${content}\n`);
-    expectNoSecret({ TOLLGATE_ADMIN_TOKEN_FILE: 'admin-token' }, dir);
-  });
+  it.each([`short ${SECRET}`, SECRET, `${SECRET} with a space, long enough`])(
+    'the content of TOLLGATE_ADMIN_TOKEN_FILE (%#)',
+    (content) => {
+      const dir = tmp();
+      writeFileSync(path.join(dir, 'admin-token'), `${content}\n`);
+      expectNoSecret({ TOLLGATE_ADMIN_TOKEN_FILE: 'admin-token' }, dir);
+    },
+  );
 
   it('a config file that is not valid JSON, around a secret', () => {
     const dir = tmp();

@@ -16,19 +16,24 @@ describe('loadConfig', () => {
     expect(config.adminHost).toBe('127.0.0.1');
     expect(config.adminPort).toBe(9090);
     expect(config.redis).toBeUndefined();
-    expect(config.routes).toEqual([expect.objectContaining({ prefix: '/', upstream: { kind: 'dir', root: DEFAULT_UPSTREAM_DIR } })]);
+    expect(config.routes).toEqual([
+      expect.objectContaining({ prefix: '/', upstream: { kind: 'dir', root: DEFAULT_UPSTREAM_DIR } }),
+    ]);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
   it('lists every problem at once, one line each, naming the key and the rule', () => {
-    const result = loadConfig({
-      TOLLGATE_PORT: 'abc',
-      TOLLGATE_UPSTREAM: 'ftp://x',
-      TOLLGATE_LOG_LEVEL: 'loud',
-      TOLLGATE_REDIS_URL: 'http://x',
-      TOLLGATE_CACHE_TTL_MS: '-1',
-      TOLLGATE_TRUSTED_PROXIES: 'not-an-ip',
-    }, tmp());
+    const result = loadConfig(
+      {
+        TOLLGATE_PORT: 'abc',
+        TOLLGATE_UPSTREAM: 'ftp://x',
+        TOLLGATE_LOG_LEVEL: 'loud',
+        TOLLGATE_REDIS_URL: 'http://x',
+        TOLLGATE_CACHE_TTL_MS: '-1',
+        TOLLGATE_TRUSTED_PROXIES: 'not-an-ip',
+      },
+      tmp(),
+    );
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const text = result.problems.join('\n');
@@ -43,24 +48,34 @@ describe('loadConfig', () => {
     const result = loadConfig({ TOLLGATE_UPSTREAM: 'ftp://x', TOLLGATE_TRUSTED_PROXIES: 'not-an-ip' }, tmp());
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^TOLLGATE_UPSTREAM must be an http\(s\) URL or a directory, got "ftp:\/\/x"/),
-      expect.stringMatching(/^TOLLGATE_TRUSTED_PROXIES: /),
-    ]));
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^TOLLGATE_UPSTREAM must be an http\(s\) URL or a directory, got "ftp:\/\/x"/),
+        expect.stringMatching(/^TOLLGATE_TRUSTED_PROXIES: /),
+      ]),
+    );
   });
 
   it('reads routes from the config file, longest prefix first, directories relative to the file', () => {
     const dir = tmp();
     const file = path.join(dir, 'tollgate.json');
-    writeFileSync(file, JSON.stringify({
-      routes: [
-        { prefix: '/', upstream: 'http://127.0.0.1:1/base', ecosystem: 'generic' },
-        { prefix: '/npm', upstream: 'https://127.0.0.1:2/', ecosystem: 'npm', allowPost: ['/-/npm/v1/security/'],
-          upstreamAuth: { type: 'bearer', token: 'upstream-secret' } },
-        { prefix: '/files/', upstream: '.', ecosystem: 'generic' },
-      ],
-      port: 8181,
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        routes: [
+          { prefix: '/', upstream: 'http://127.0.0.1:1/base', ecosystem: 'generic' },
+          {
+            prefix: '/npm',
+            upstream: 'https://127.0.0.1:2/',
+            ecosystem: 'npm',
+            allowPost: ['/-/npm/v1/security/'],
+            upstreamAuth: { type: 'bearer', token: 'upstream-secret' },
+          },
+          { prefix: '/files/', upstream: '.', ecosystem: 'generic' },
+        ],
+        port: 8181,
+      }),
+    );
     const result = loadConfig({ TOLLGATE_CONFIG: file, TOLLGATE_PORT: '8282' }, tmp());
     expect(result.ok).toBe(true);
     if (!result.ok) return;
@@ -77,10 +92,13 @@ describe('loadConfig', () => {
   it('names the route and field of a bad config file entry', () => {
     const dir = tmp();
     const file = path.join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({
-      routes: [{ prefix: 'npm', upstream: 'http://x', ecosystem: 'cobol' }],
-      colour: 'blue',
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        routes: [{ prefix: 'npm', upstream: 'http://x', ecosystem: 'cobol' }],
+        colour: 'blue',
+      }),
+    );
     const result = loadConfig({ TOLLGATE_CONFIG: file }, dir);
     expect(result.ok).toBe(false);
     if (result.ok) return;
@@ -121,10 +139,12 @@ describe('loadConfig, more than one problem', () => {
     const result = loadConfig({ TOLLGATE_UPSTREAM: 'ftp://x', TOLLGATE_PORT: 'abc' }, tmp());
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^TOLLGATE_PORT: /),
-      expect.stringMatching(/^TOLLGATE_UPSTREAM must be an http\(s\) URL or a directory/),
-    ]));
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^TOLLGATE_PORT: /),
+        expect.stringMatching(/^TOLLGATE_UPSTREAM must be an http\(s\) URL or a directory/),
+      ]),
+    );
   });
 
   it('refuses TOLLGATE_UPSTREAM together with config-file routes (ambiguous)', () => {

@@ -3,15 +3,34 @@ import { isLoopbackHost, showUrl } from '../../src/config/index.js';
 
 describe('isLoopbackHost', () => {
   it.each([
-    '127.0.0.1', '127.0.0.2', '127.255.255.254', '127.1', '0x7f.0.0.1', '0177.0.0.1', '2130706433',
-    '::1', '[::1]', '0:0:0:0:0:0:0:1', 'localhost', 'LOCALHOST',
+    '127.0.0.1',
+    '127.0.0.2',
+    '127.255.255.254',
+    '127.1',
+    '0x7f.0.0.1',
+    '0177.0.0.1',
+    '2130706433',
+    '::1',
+    '[::1]',
+    '0:0:0:0:0:0:0:1',
+    'localhost',
+    'LOCALHOST',
   ])('takes %s for loopback', (host) => {
     expect(isLoopbackHost(host)).toBe(true);
   });
 
   it.each([
-    '0.0.0.0', '::', '10.1.2.3', '128.0.0.1', '127.0.0.1.example.com', 'localhost.example.com',
-    '127.0.0.1:80', 'user@127.0.0.1', '127.0.0.1/x', '', '[::2]',
+    '0.0.0.0',
+    '::',
+    '10.1.2.3',
+    '128.0.0.1',
+    '127.0.0.1.example.com',
+    'localhost.example.com',
+    '127.0.0.1:80',
+    'user@127.0.0.1',
+    '127.0.0.1/x',
+    '',
+    '[::2]',
   ])('does not take %s for loopback', (host) => {
     expect(isLoopbackHost(host)).toBe(false);
   });

@@ -22,7 +22,11 @@ interface Stage {
 
 /** The Dockerfile's build stages, in order (the last one is the runtime image). */
 function stages(text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const out: Stage[] = [];
   for (const line of lines) {
     const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?$/i.exec(line);
@@ -55,14 +59,17 @@ function nodeModulesProblems(text: string): string[] {
     if (/^npm (prune|install|i|add|run)\b/.test(c)) problems.push(c);
   }
   for (const copy of stage.instructions.filter((i) => /^(COPY|ADD)\b/.test(i))) {
-    if (!/^COPY( package\.json| package-lock\.json)+ \.\/$/.test(copy)) problems.push(`copies more than the manifests: ${copy}`);
+    if (!/^COPY( package\.json| package-lock\.json)+ \.\/$/.test(copy))
+      problems.push(`copies more than the manifests: ${copy}`);
   }
   return problems;
 }
 
 describe('Dockerfile', () => {
   it('passes the linter without a problem', () => {
-    const out = execFileSync(`${ROOT}/node_modules/.bin/dockerfile-utils`, ['lint', `${ROOT}/Dockerfile`], { encoding: 'utf8' });
+    const out = execFileSync(`${ROOT}/node_modules/.bin/dockerfile-utils`, ['lint', `${ROOT}/Dockerfile`], {
+      encoding: 'utf8',
+    });
     expect(out.trim()).toBe('');
   });
 
@@ -83,9 +90,12 @@ describe('Dockerfile', () => {
     expect(nodeModulesProblems(dockerfile)).toEqual([]);
     // The check is real: the former shape (everything installed, then pruned) fails it.
     const pruned = [
-      'FROM node:24-bookworm-slim AS build', 'COPY package.json package-lock.json ./', 'COPY src ./src',
+      'FROM node:24-bookworm-slim AS build',
+      'COPY package.json package-lock.json ./',
+      'COPY src ./src',
       'RUN npm ci --no-audit --no-fund && npm prune --omit=dev',
-      'FROM node:24-bookworm-slim', 'COPY --from=build /app/node_modules ./node_modules',
+      'FROM node:24-bookworm-slim',
+      'COPY --from=build /app/node_modules ./node_modules',
     ].join('\n');
     expect(nodeModulesProblems(pruned)).toEqual([
       'no npm ci --omit=dev',
@@ -106,11 +116,16 @@ describe('Dockerfile', () => {
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     expect(entrypoint).toEqual(['node', ...SERVE_NODE_FLAGS, 'dist/main.js']);
     // The settings the README's Operations section explains (memory under load, no GC storm after idle).
-    for (const flag of ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer']) expect(entrypoint).toContain(flag);
-    expect(SERVE_ENV).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072' });
+    for (const flag of ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer'])
+      expect(entrypoint).toContain(flag);
+    expect(SERVE_ENV).toEqual({
+      GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072',
+    });
     const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(dockerfile)![1]!;
-    for (const [name, value] of Object.entries(SERVE_ENV)) expect(env.split(/\s*\\\n\s*|\s+/)).toContain(`${name}=${value}`);
-    const start = (JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
+    for (const [name, value] of Object.entries(SERVE_ENV))
+      expect(env.split(/\s*\\\n\s*|\s+/)).toContain(`${name}=${value}`);
+    const start = (JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: { start: string } }).scripts
+      .start;
     expect(start).toBe('node bin/tollgate.js serve');
   });
 
@@ -118,6 +133,8 @@ describe('Dockerfile', () => {
     const bad = `${ROOT}/test-artifacts/Dockerfile.broken`;
     execFileSync('mkdir', ['-p', `${ROOT}/test-artifacts`]);
     execFileSync('sh', ['-c', `printf 'FROM node:24\\nCOPY a\\nUSER\\n' > ${bad}`]);
-    expect(() => execFileSync(`${ROOT}/node_modules/.bin/dockerfile-utils`, ['lint', bad], { encoding: 'utf8' })).toThrow();
+    expect(() =>
+      execFileSync(`${ROOT}/node_modules/.bin/dockerfile-utils`, ['lint', bad], { encoding: 'utf8' }),
+    ).toThrow();
   });
 });

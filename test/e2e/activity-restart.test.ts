@@ -6,7 +6,12 @@ import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { createReceiver } from '../helpers/webhook-receiver.js';
 import { basic } from '../helpers/authorization.js';
 import {
-  createTokenWithCli, download, freePort, startGatewayProcess, tempDir, type GatewayProcess,
+  createTokenWithCli,
+  download,
+  freePort,
+  startGatewayProcess,
+  tempDir,
+  type GatewayProcess,
 } from '../helpers/process.js';
 
 /**
@@ -53,7 +58,10 @@ function spooled(): ActivityEvent[] {
 
 async function metricValue(gw: GatewayProcess, pattern: RegExp): Promise<number> {
   const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-  return text.split('\n').filter((l) => pattern.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => pattern.test(l))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
 describe('the webhook disk buffer across a restart', () => {
@@ -62,7 +70,10 @@ describe('the webhook disk buffer across a restart', () => {
     let gw: GatewayProcess | undefined;
     const receiver = await createReceiver(() => `${gw!.adminUrl}/.well-known/jwks.json`, port);
     const routes = path.join(dataDir, 'routes.json');
-    writeFileSync(routes, JSON.stringify({ routes: [{ prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' }] }));
+    writeFileSync(
+      routes,
+      JSON.stringify({ routes: [{ prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' }] }),
+    );
     const env = {
       TOLLGATE_DATA_DIR: dataDir,
       TOLLGATE_CONFIG: routes,
@@ -80,14 +91,22 @@ describe('the webhook disk buffer across a restart', () => {
       gw = await startGatewayProcess(env);
       const requestIds: string[] = [];
       for (let i = 0; i < N; i++) {
-        const res = await download(`${gw.url}/npm/lodash/-/lodash-4.17.${i}.tgz`, { headers: { authorization: basic('web-shop', token) } });
+        const res = await download(`${gw.url}/npm/lodash/-/lodash-4.17.${i}.tgz`, {
+          headers: { authorization: basic('web-shop', token) },
+        });
         expect(res.status).toBe(200);
         expect(res.bytes).toBe(TARBALL_BYTES);
         requestIds.push(String(res.headers['x-request-id']));
       }
       // Every event is queued (memory + disk) and the sink has failed at least once.
-      await expect.poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 }).toBe(N);
-      await expect.poll(() => metricValue(gw!, /^tollgate_activity_events_total\{sink="webhook",outcome="retried"/), { timeout: 10_000 }).toBeGreaterThan(0);
+      await expect
+        .poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 })
+        .toBe(N);
+      await expect
+        .poll(() => metricValue(gw!, /^tollgate_activity_events_total\{sink="webhook",outcome="retried"/), {
+          timeout: 10_000,
+        })
+        .toBeGreaterThan(0);
 
       const firstPid = gw.pid;
       const status = await gw.stop();
@@ -103,7 +122,9 @@ describe('the webhook disk buffer across a restart', () => {
       gw = await startGatewayProcess(env);
       await expect.poll(() => receiver.events.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(N);
       // Give a duplicate every chance to show up: wait until the queue is empty and nothing is in flight.
-      await expect.poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 }).toBe(0);
+      await expect
+        .poll(() => metricValue(gw!, /^tollgate_activity_queue_depth\{sink="webhook"/), { timeout: 10_000 })
+        .toBe(0);
 
       expect(receiver.rejected).toEqual([]);
       const got = receiver.events;
@@ -112,7 +133,9 @@ describe('the webhook disk buffer across a restart', () => {
       expect(got.map((e) => e.requestId)).toEqual(requestIds);
       expect(got.map((e) => e.version)).toEqual(Array.from({ length: N }, (_, i) => `4.17.${i}`));
       expect(got.map((e) => e.id)).toEqual(got.map((e) => e.id).sort());
-      expect(got.every((e) => e.tokenName === 'restart-ci' && e.project === 'web-shop' && e.ecosystem === 'npm')).toBe(true);
+      expect(got.every((e) => e.tokenName === 'restart-ci' && e.project === 'web-shop' && e.ecosystem === 'npm')).toBe(
+        true,
+      );
       expect(await metricValue(gw, /^tollgate_activity_events_total\{sink="webhook",outcome="delivered"/)).toBe(N);
       // The dead process's buffer was adopted and emptied.
       expect(spooled()).toEqual([]);

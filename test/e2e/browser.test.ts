@@ -14,8 +14,13 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
 ];
 const SCREENSHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
 const ADMIN_TOKEN = 'browser-test-admin-token-0123456789';
@@ -28,7 +33,7 @@ const VIEWPORT = { width: 1366, height: 768 };
  * without the DOM library, and the page's globals are not Node's.
  */
 function inPage<T>(page: Page, expression: string): Promise<T> {
-  return page.evaluate(expression) as Promise<T>;
+  return page.evaluate<T>(expression);
 }
 const ACTIVE_ID = 'document.activeElement?.id';
 const ACTIVE_TEXT = 'document.activeElement?.textContent';
@@ -74,7 +79,9 @@ describe('Settings › Tokens in chromium', () => {
     }
   });
 
-  async function open(options: { clipboard?: ('clipboard-read' | 'clipboard-write')[]; initScript?: string } = {}): Promise<Page> {
+  async function open(
+    options: { clipboard?: ('clipboard-read' | 'clipboard-write')[]; initScript?: string } = {},
+  ): Promise<Page> {
     const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-GB', timezoneId: 'UTC' });
     contexts.push(context);
     if (options.clipboard) await context.grantPermissions(options.clipboard, { origin: gw.adminUrl });
@@ -86,7 +93,8 @@ describe('Settings › Tokens in chromium', () => {
     });
     page.on('pageerror', (err) => incidents.push(`page error: ${err.message}`));
     page.on('console', (msg) => {
-      if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) incidents.push(`CSP: ${msg.text()}`);
+      if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text()))
+        incidents.push(`CSP: ${msg.text()}`);
     });
     return page;
   }
@@ -96,10 +104,15 @@ describe('Settings › Tokens in chromium', () => {
     await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('tab', { name: 'Tokens' }).waitFor();
-    await page.locator('#tokens-body tr').first().waitFor({ state: 'attached' }).catch(() => {});
+    await page
+      .locator('#tokens-body tr')
+      .first()
+      .waitFor({ state: 'attached' })
+      .catch(() => {});
   }
 
-  const row = (page: Page, name: string) => page.locator('#tokens-body tr').filter({ has: page.locator('td.name', { hasText: name }) });
+  const row = (page: Page, name: string) =>
+    page.locator('#tokens-body tr').filter({ has: page.locator('td.name', { hasText: name }) });
 
   async function download(token: string): Promise<number> {
     const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
@@ -127,7 +140,11 @@ describe('Settings › Tokens in chromium', () => {
     await gw.createToken({ name: 'ci-feature-branches', type: 'development', expires: '90d' });
     const old = await gw.createToken({ name: 'legacy-deploy', type: 'production' });
     await gw.store.revoke(old.record.id, 'admin');
-    await gw.createToken({ name: 'short-lived', type: 'production', expires: new Date(Date.now() + 1500).toISOString() });
+    await gw.createToken({
+      name: 'short-lived',
+      type: 'production',
+      expires: new Date(Date.now() + 1500).toISOString(),
+    });
     await new Promise((r) => setTimeout(r, 1600)); // short-lived is now expired
 
     const page = await open({ clipboard: ['clipboard-read', 'clipboard-write'] });
@@ -148,7 +165,9 @@ describe('Settings › Tokens in chromium', () => {
     expect(await inPage(page, ACTIVE_ID)).toBe('c-name');
     expect(await page.getByLabel('Production').isChecked()).toBe(true);
     expect(await page.getByLabel('Expiry', { exact: true }).inputValue()).toBe('never');
-    expect(await createDialog.textContent()).toContain('For local environments and CI on branches other than main, so their activity raises no alerts.');
+    expect(await createDialog.textContent()).toContain(
+      'For local environments and CI on branches other than main, so their activity raises no alerts.',
+    );
     await page.getByLabel('Name').fill('ci-main-release');
     await page.screenshot({ path: `${SCREENSHOTS}create-dialog.png` });
     await page.getByRole('button', { name: 'Create token' }).click();
@@ -192,11 +211,16 @@ describe('Settings › Tokens in chromium', () => {
     // Reloading never shows the token again (and the session survives the reload).
     // Last used: the gateway writes it every TOLLGATE_LAST_USED_FLUSH_MS, and the page reads it
     // when it loads, so reload until the download's time is there (a busy machine can be late).
-    await expect.poll(async () => {
-      await page.reload();
-      await created.waitFor();
-      return created.locator('td').nth(5).textContent();
-    }, { timeout: 10_000, interval: 250 }).not.toBe('Never');
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          await created.waitFor();
+          return created.locator('td').nth(5).textContent();
+        },
+        { timeout: 10_000, interval: 250 },
+      )
+      .not.toBe('Never');
     expect(await page.content()).not.toContain(token);
     expect(await page.locator('dialog[open]').count()).toBe(0);
     await page.screenshot({ path: `${SCREENSHOTS}tokens-tab.png` });
@@ -227,12 +251,24 @@ describe('Settings › Tokens in chromium', () => {
     // Activity: the Production download shows, filterable by token.
     await page.getByRole('tab', { name: 'Activity' }).click();
     const activityRow = page.locator('#activity-body tr').filter({ hasText: 'ci-main-release' });
-    await expect.poll(async () => {
-      await page.getByRole('button', { name: 'Refresh' }).click();
-      return activityRow.count();
-    }, { timeout: 5000 }).toBeGreaterThan(0);
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          return activityRow.count();
+        },
+        { timeout: 5000 },
+      )
+      .toBeGreaterThan(0);
     expect(await activityRow.first().locator('td').allTextContents()).toEqual([
-      expect.any(String), 'default', 'generic', 'hello', '1.0.0', 'ci-main-release', '—', 'No',
+      expect.any(String),
+      'default',
+      'generic',
+      'hello',
+      '1.0.0',
+      'ci-main-release',
+      '—',
+      'No',
     ]);
     const filters = page.getByRole('form', { name: 'Filter activity' });
     await filters.getByLabel('Token').selectOption('ci-main-release');
@@ -248,8 +284,20 @@ describe('Settings › Tokens in chromium', () => {
     await page.getByRole('tab', { name: 'Audit log' }).click();
     const audit = page.locator('#audit-body tr').filter({ hasText: 'ci-main-release' });
     await expect.poll(() => audit.count()).toBe(2);
-    expect(await audit.nth(0).locator('td').allTextContents()).toEqual([expect.any(String), 'Revoked', 'ci-main-release', 'Production', 'admin']);
-    expect(await audit.nth(1).locator('td').allTextContents()).toEqual([expect.any(String), 'Created', 'ci-main-release', 'Production', 'admin']);
+    expect(await audit.nth(0).locator('td').allTextContents()).toEqual([
+      expect.any(String),
+      'Revoked',
+      'ci-main-release',
+      'Production',
+      'admin',
+    ]);
+    expect(await audit.nth(1).locator('td').allTextContents()).toEqual([
+      expect.any(String),
+      'Created',
+      'ci-main-release',
+      'Production',
+      'admin',
+    ]);
     await page.screenshot({ path: `${SCREENSHOTS}audit-log.png` });
 
     expect(incidents).toEqual([]);
@@ -270,7 +318,9 @@ describe('Settings › Tokens in chromium', () => {
     await page.screenshot({ path: `${SCREENSHOTS}create-restricted.png` });
     await page.getByRole('button', { name: 'Create token' }).click();
     // A bad network comes back naming the field, which is marked and focused.
-    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/networks: "10.0.0.0\/33" is not an IP address or CIDR/);
+    await expect
+      .poll(() => page.locator('#create-error').textContent())
+      .toMatch(/networks: "10.0.0.0\/33" is not an IP address or CIDR/);
     expect(await page.getByLabel('Networks').getAttribute('aria-invalid')).toBe('true');
     expect(await inPage(page, ACTIVE_ID)).toBe('c-networks');
     await page.getByLabel('Networks').fill('127.0.0.1 ::1');
@@ -284,9 +334,9 @@ describe('Settings › Tokens in chromium', () => {
     expect(await download(first)).toBe(200);
 
     const restricted = row(page, 'restricted-ci');
-    await expect.poll(() => restricted.locator('td').nth(7).locator('li').allTextContents()).toEqual([
-      'Routes: /', 'Packages: hello, @acme/*', 'Networks: 127.0.0.1, ::1', '100 requests/min',
-    ]);
+    await expect
+      .poll(() => restricted.locator('td').nth(7).locator('li').allTextContents())
+      .toEqual(['Routes: /', 'Packages: hello, @acme/*', 'Networks: 127.0.0.1, ::1', '100 requests/min']);
 
     // Rotate: choose the overlap, then the new token is shown once, as on create.
     await page.getByRole('button', { name: 'Rotate restricted-ci' }).click();
@@ -324,7 +374,14 @@ describe('Settings › Tokens in chromium', () => {
     expect(await rotatedRow.locator('td').nth(6).textContent()).toMatch(/^Rotatedends at /);
     expect(await rotatedRow.getByRole('button', { name: 'Rotate restricted-ci' }).count()).toBe(0);
     expect(await rotatedRow.getByRole('button', { name: 'Revoke restricted-ci' }).count()).toBe(1);
-    expect(await generations.filter({ has: page.locator('.badge-active') }).locator('td').nth(7).locator('li').count()).toBe(4);
+    expect(
+      await generations
+        .filter({ has: page.locator('.badge-active') })
+        .locator('td')
+        .nth(7)
+        .locator('li')
+        .count(),
+    ).toBe(4);
     await page.screenshot({ path: `${SCREENSHOTS}tokens-rotated.png` });
 
     // A token reported leaked (a scanner through the admin API) shows as revoked as leaked.
@@ -332,7 +389,10 @@ describe('Settings › Tokens in chromium', () => {
     const report = await fetch(`${gw.adminUrl}/api/v1/tokens/revoke-leaked`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ source: 'gitleaks', tokens: [{ token: leaked.token, url: 'https://git.example/acme/app/commit/abc' }] }),
+      body: JSON.stringify({
+        source: 'gitleaks',
+        tokens: [{ token: leaked.token, url: 'https://git.example/acme/app/commit/abc' }],
+      }),
     });
     expect(await report.json()).toMatchObject({ results: [{ label: 'true_positive' }] });
     await page.reload();
@@ -344,17 +404,26 @@ describe('Settings › Tokens in chromium', () => {
     const rotation = page.locator('#audit-body tr').filter({ hasText: 'restricted-ci' }).filter({ hasText: 'Rotated' });
     await expect.poll(() => rotation.count()).toBe(1);
     expect(await rotation.locator('td').nth(1).textContent()).toMatch(/^Rotatedreplaces tok_\w+, which works until /);
-    const leak = page.locator('#audit-body tr').filter({ hasText: 'leaked-in-a-commit' }).filter({ hasText: 'Revoked' });
-    expect(await leak.locator('td').nth(1).textContent()).toBe('Revokedleaked, found by gitleaks at https://git.example/acme/app/commit/abc');
+    const leak = page
+      .locator('#audit-body tr')
+      .filter({ hasText: 'leaked-in-a-commit' })
+      .filter({ hasText: 'Revoked' });
+    expect(await leak.locator('td').nth(1).textContent()).toBe(
+      'Revokedleaked, found by gitleaks at https://git.example/acme/app/commit/abc',
+    );
     await page.screenshot({ path: `${SCREENSHOTS}audit-rotation-leak.png` });
     expect(incidents).toEqual([]);
   });
 
   it.each([
-    ['the Clipboard API refuses',
-      "Object.defineProperty(navigator.clipboard, 'writeText', { value: () => Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError')) });"],
-    ['there is no Clipboard API (not a secure context)',
-      "Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined });"],
+    [
+      'the Clipboard API refuses',
+      "Object.defineProperty(navigator.clipboard, 'writeText', { value: () => Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError')) });",
+    ],
+    [
+      'there is no Clipboard API (not a secure context)',
+      "Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined });",
+    ],
   ])('falls back to selecting and copying the text when %s', async (_what, initScript) => {
     const page = await open({ clipboard: ['clipboard-read'], initScript });
     await signIn(page);
@@ -366,10 +435,15 @@ describe('Settings › Tokens in chromium', () => {
     await expect.poll(() => done.isEnabled()).toBe(true);
     // The token is the selection, and it really is on the clipboard: read it from a page with the
     // real Clipboard API (same browser clipboard).
-    expect(await inPage(page, `(() => {
+    expect(
+      await inPage(
+        page,
+        `(() => {
       const input = document.getElementById('reveal-value');
       return input.value.slice(input.selectionStart, input.selectionEnd);
-    })()`)).toBe(token);
+    })()`,
+      ),
+    ).toBe(token);
     const reader = await browser.newContext();
     contexts.push(reader);
     await reader.grantPermissions(['clipboard-read'], { origin: gw.adminUrl });
@@ -399,7 +473,9 @@ describe('Settings › Tokens in chromium', () => {
     await page.getByRole('tab', { name: 'Activity' }).click();
     expect(await page.locator('#f-token option').allTextContents()).toEqual(expect.arrayContaining(names));
     await page.getByRole('tab', { name: 'Audit log' }).click();
-    await expect.poll(() => page.locator('#audit-body td.name').allTextContents()).toEqual(expect.arrayContaining(names));
+    await expect
+      .poll(() => page.locator('#audit-body td.name').allTextContents())
+      .toEqual(expect.arrayContaining(names));
     expect(await page.locator('img, svg').count()).toBe(0);
     await page.waitForTimeout(200); // an onerror/onload would have fired by now
     expect(incidents).toEqual([]);
@@ -443,7 +519,9 @@ describe('Settings › Tokens in chromium', () => {
     // So does a name in another case, and a name shaped like a token id, with the field marked.
     await page.getByLabel('Name').fill('TAKEN-NAME');
     await page.getByRole('button', { name: 'Create token' }).click();
-    await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/already exists \(names are compared ignoring case\)/);
+    await expect
+      .poll(() => page.locator('#create-error').textContent())
+      .toMatch(/already exists \(names are compared ignoring case\)/);
     await page.getByLabel('Name').fill('tok_0123456789abcdef');
     await page.getByRole('button', { name: 'Create token' }).click();
     await expect.poll(() => page.locator('#create-error').textContent()).toMatch(/must not start with "tok_"/);
@@ -452,67 +530,115 @@ describe('Settings › Tokens in chromium', () => {
     expect(incidents).toEqual([]);
   });
 
-  it('keeps CI-issued tokens apart: counted per provider, listed with their job on request; Activity shows and filters by the job\'s repository', async () => {
+  it("keeps CI-issued tokens apart: counted per provider, listed with their job on request; Activity shows and filters by the job's repository", async () => {
     // Tokens as the exchange issues them (its endpoint is another module's): through the store, with a CI identity.
     const issue = async (ci: CiIdentity): Promise<string> => {
       const token = generateToken('production');
       shownTokens.push(token);
       await gw.store.insert({
-        id: generateTokenId(), name: `ci:${ci.provider}:${ci.repository}#${ci.runId}`, type: 'production', hash: hashToken(token),
-        createdAt: Date.now(), createdBy: `ci:${ci.provider}`, expiresAt: Date.now() + 3_600_000, ci,
+        id: generateTokenId(),
+        name: `ci:${ci.provider}:${ci.repository}#${ci.runId}`,
+        type: 'production',
+        hash: hashToken(token),
+        createdAt: Date.now(),
+        createdBy: `ci:${ci.provider}`,
+        expiresAt: Date.now() + 3_600_000,
+        ci,
       });
       return token;
     };
     const github = (repository: string, runId: string): CiIdentity => ({
-      provider: 'github', subject: `repo:${repository}:ref:refs/heads/main`, project: repository.split('/')[1],
-      repository, ref: 'refs/heads/main', sha: 'c0ffee'.repeat(6) + 'c0ff', workflow: 'release', runId, actor: 'alice',
+      provider: 'github',
+      subject: `repo:${repository}:ref:refs/heads/main`,
+      project: repository.split('/')[1],
+      repository,
+      ref: 'refs/heads/main',
+      sha: 'c0ffee'.repeat(6) + 'c0ff',
+      workflow: 'release',
+      runId,
+      actor: 'alice',
     });
     const payments = await issue(github('acme/payments', '4242'));
     const web = await issue(github('acme/web', '17'));
     await issue(github('acme/web', '18'));
-    await issue({ provider: 'gitlab', subject: 'project_path:acme/infra', repository: 'acme/infra', ref: 'refs/heads/feature', runId: '905' });
+    await issue({
+      provider: 'gitlab',
+      subject: 'project_path:acme/infra',
+      repository: 'acme/infra',
+      ref: 'refs/heads/feature',
+      runId: '905',
+    });
     expect(await download(payments)).toBe(200);
     expect(await download(web)).toBe(200);
 
     const page = await open();
     await signIn(page);
     // By default: the tokens admins made, and a count of the CI-issued ones per provider.
-    await expect.poll(() => page.locator('#tokens-ci-counts').textContent()).toBe('Live tokens issued to CI jobs: github 3, gitlab 1.');
-    expect(await page.locator('#tokens-body td.name').allTextContents()).not.toContainEqual(expect.stringMatching(/^ci:/));
+    await expect
+      .poll(() => page.locator('#tokens-ci-counts').textContent())
+      .toBe('Live tokens issued to CI jobs: github 3, gitlab 1.');
+    expect(await page.locator('#tokens-body td.name').allTextContents()).not.toContainEqual(
+      expect.stringMatching(/^ci:/),
+    );
     expect(await page.getByLabel('CI provider').isDisabled()).toBe(true);
 
     // The filter: CI-issued tokens, each with its job (provider, repository, ref, run) instead of a creator.
     await page.getByLabel('Show').selectOption('ci');
     await expect.poll(() => page.locator('#tokens-body tr').count()).toBe(4);
     const paymentsRow = row(page, 'ci:github:acme/payments#4242');
-    expect(await paymentsRow.locator('td').nth(3).textContent()).toBe('github · acme/paymentsrefs/heads/main · run 4242');
+    expect(await paymentsRow.locator('td').nth(3).textContent()).toBe(
+      'github · acme/paymentsrefs/heads/main · run 4242',
+    );
     expect(await page.locator('#tokens-body td.name').allTextContents()).not.toContain('ci-main-release');
     await page.getByLabel('CI provider').selectOption('gitlab');
-    await expect.poll(() => page.locator('#tokens-body td.name').allTextContents()).toEqual(['ci:gitlab:acme/infra#905']);
-    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(3).textContent()).toBe('gitlab · acme/infrarefs/heads/feature · run 905');
-    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(4).locator('.sub').textContent()).toMatch(/^ends in (59|60) minutes$/);
+    await expect
+      .poll(() => page.locator('#tokens-body td.name').allTextContents())
+      .toEqual(['ci:gitlab:acme/infra#905']);
+    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(3).textContent()).toBe(
+      'gitlab · acme/infrarefs/heads/feature · run 905',
+    );
+    expect(await row(page, 'ci:gitlab:acme/infra#905').locator('td').nth(4).locator('.sub').textContent()).toMatch(
+      /^ends in (59|60) minutes$/,
+    );
     await page.screenshot({ path: `${SCREENSHOTS}tokens-ci.png` });
     await page.getByLabel('Show').selectOption('admin');
-    await expect.poll(() => page.locator('#tokens-body td.name').allTextContents()).not.toContain('ci:gitlab:acme/infra#905');
+    await expect
+      .poll(() => page.locator('#tokens-body td.name').allTextContents())
+      .not.toContain('ci:gitlab:acme/infra#905');
 
     // Activity: each event's CI job, and a filter by its repository (server-side).
     await page.getByRole('tab', { name: 'Activity' }).click();
     const ciRows = page.locator('#activity-body tr').filter({ hasText: 'ci:github:' });
-    await expect.poll(async () => {
-      await page.getByRole('button', { name: 'Refresh' }).click();
-      return ciRows.count();
-    }, { timeout: 5000 }).toBe(2);
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          return ciRows.count();
+        },
+        { timeout: 5000 },
+      )
+      .toBe(2);
     const paymentsEvent = page.locator('#activity-body tr').filter({ hasText: 'ci:github:acme/payments#4242' });
     expect(await paymentsEvent.locator('td').allTextContents()).toEqual([
-      expect.any(String), 'payments', 'generic', 'hello', '1.0.0', 'ci:github:acme/payments#4242',
-      'github · acme/paymentsrefs/heads/main · run 4242', 'No',
+      expect.any(String),
+      'payments',
+      'generic',
+      'hello',
+      '1.0.0',
+      'ci:github:acme/payments#4242',
+      'github · acme/paymentsrefs/heads/main · run 4242',
+      'No',
     ]);
     const filters = page.getByRole('form', { name: 'Filter activity' });
     await filters.getByLabel('Repository').fill('acme/web');
-    const filtered = page.waitForResponse((r) => r.url().includes('/api/v1/activity?') && r.url().includes('repository=acme%2Fweb'));
+    const filtered = page.waitForResponse(
+      (r) => r.url().includes('/api/v1/activity?') && r.url().includes('repository=acme%2Fweb'),
+    );
     await page.getByRole('button', { name: 'Apply filters' }).click();
     expect((await filtered).status()).toBe(200);
-    await expect.poll(() => page.locator('#activity-body tr td:nth-child(6)').allTextContents()).toEqual(['ci:github:acme/web#17']);
+    await expect
+      .poll(() => page.locator('#activity-body tr td:nth-child(6)').allTextContents())
+      .toEqual(['ci:github:acme/web#17']);
     await page.screenshot({ path: `${SCREENSHOTS}activity-ci.png` });
     await filters.getByLabel('Repository').fill('acme');
     await page.getByRole('button', { name: 'Apply filters' }).click();
@@ -523,12 +649,17 @@ describe('Settings › Tokens in chromium', () => {
     // Audit log: what people did; the issuance to each CI job only when asked for, with the job.
     await page.getByRole('tab', { name: 'Audit log' }).click();
     await expect.poll(() => page.locator('#audit-status').textContent()).toMatch(/newest first/);
-    expect(await page.locator('#audit-body td.name').allTextContents()).not.toContainEqual(expect.stringMatching(/^ci:/));
+    expect(await page.locator('#audit-body td.name').allTextContents()).not.toContainEqual(
+      expect.stringMatching(/^ci:/),
+    );
     await page.getByLabel('Include tokens issued to CI jobs').check();
     const issued = page.locator('#audit-body tr').filter({ hasText: 'ci:github:acme/payments#4242' });
     await expect.poll(() => issued.count()).toBe(1);
     expect((await issued.locator('td').allTextContents()).slice(1)).toEqual([
-      'Created', 'ci:github:acme/payments#4242', 'Production', 'github · acme/paymentsrefs/heads/main · run 4242',
+      'Created',
+      'ci:github:acme/payments#4242',
+      'Production',
+      'github · acme/paymentsrefs/heads/main · run 4242',
     ]);
     expect(incidents).toEqual([]);
   });
@@ -547,7 +678,9 @@ describe('Settings › Tokens in chromium', () => {
     expect(await inPage(page, 'document.cookie')).toBe(''); // HttpOnly: invisible to scripts
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Admin token').waitFor();
-    const replay = await fetch(`${gw.adminUrl}/api/v1/tokens`, { headers: { cookie: `tollgate_session=${session!.value}` } });
+    const replay = await fetch(`${gw.adminUrl}/api/v1/tokens`, {
+      headers: { cookie: `tollgate_session=${session!.value}` },
+    });
     expect(replay.status).toBe(401);
     expect(incidents).toEqual([]);
   });

@@ -30,7 +30,11 @@ const write = (name: string, text: string): string => {
 
 beforeAll(async () => {
   dir = tempDir('tollgate-loadtest-e2e-');
-  gw = await startTestGateway({ TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_AUTH_FAILURE_BURST: '0', TOLLGATE_LOG_LEVEL: 'warn' });
+  gw = await startTestGateway({
+    TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+    TOLLGATE_AUTH_FAILURE_BURST: '0',
+    TOLLGATE_LOG_LEVEL: 'warn',
+  });
   tokens = [(await gw.createToken({ name: 'e2e-load-1' })).token, (await gw.createToken({ name: 'e2e-load-2' })).token];
   tokenFile = write('tokens.txt', `${tokens.join('\n')}\n`);
   adminTokenFile = write('admin-token', ADMIN_TOKEN);
@@ -41,18 +45,26 @@ describe('tollgate loadtest, the command', () => {
   it('loads no config, store, SQLite or Redis module, and needs no data dir', async () => {
     // A module hook in the child records every module it resolves.
     const loaded = path.join(dir, 'loaded.txt');
-    const hooks = write('hooks.mjs', `import { appendFileSync } from 'node:fs';
+    const hooks = write(
+      'hooks.mjs',
+      `import { appendFileSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
   const result = await next(specifier, context);
   appendFileSync(process.env.LOADTEST_LOADED, result.url + '\\n');
   return result;
 }
-`);
-    const register = write('register.mjs', `import { register } from 'node:module';
+`,
+    );
+    const register = write(
+      'register.mjs',
+      `import { register } from 'node:module';
 register(${JSON.stringify(pathToFileURL(hooks).href)});
-`);
-    const r = await runCli(['loadtest', '--target', gw.url, '--token-file', tokenFile, '--duration', '1', '--connections', '2', '--json'],
-      { NODE_OPTIONS: `--import=${pathToFileURL(register).href}`, LOADTEST_LOADED: loaded });
+`,
+    );
+    const r = await runCli(
+      ['loadtest', '--target', gw.url, '--token-file', tokenFile, '--duration', '1', '--connections', '2', '--json'],
+      { NODE_OPTIONS: `--import=${pathToFileURL(register).href}`, LOADTEST_LOADED: loaded },
+    );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport; // stdout is the JSON report alone
     expect(report.statusCounts['200']).toBeGreaterThan(0);
@@ -63,8 +75,16 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
     expect(urls.some((u) => u.endsWith('/dist/loadtest/run.js'))).toBe(true);
     expect(urls.some((u) => u.includes('/node_modules/autocannon/'))).toBe(true);
     const forbidden = [
-      '/node_modules/better-sqlite3/', '/node_modules/ioredis/', '/dist/config/', '/dist/tokens/index.js',
-      '/dist/tokens/sqlite-store.js', '/dist/tokens/redis-store.js', '/dist/sqlite/', '/dist/redis/', '/dist/gateway.js', '/dist/main.js',
+      '/node_modules/better-sqlite3/',
+      '/node_modules/ioredis/',
+      '/dist/config/',
+      '/dist/tokens/index.js',
+      '/dist/tokens/sqlite-store.js',
+      '/dist/tokens/redis-store.js',
+      '/dist/sqlite/',
+      '/dist/redis/',
+      '/dist/gateway.js',
+      '/dist/main.js',
     ];
     expect(urls.filter((u) => forbidden.some((f) => u.includes(f)))).toEqual([]);
     expect(existsSync(path.join(buildRoot(), 'data'))).toBe(false);
@@ -88,18 +108,64 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
     });
 
     it.each([
-      ['an unreachable target', () => ['--target', unreachable, '--token-file', tokenFile], /--target: cannot reach http:\/\/127\.0\.0\.1:\d+\/generic\/hello\/1\.0\.0\/hello-1\.0\.0\.txt: ECONNREFUSED/],
-      ['an empty token file', () => ['--target', gw.url, '--token-file', write('empty.txt', '\n\n')], /the token file .*empty\.txt holds no tokens/],
-      ['a missing token file', () => ['--target', gw.url, '--token-file', path.join(dir, 'missing.txt')], /cannot read the token file .*missing\.txt: ENOENT/],
-      ['a malformed line', () => ['--target', gw.url, '--token-file', write('bad.txt', `${tokens[0]}\n${malformed}\n`)], /bad\.txt, line 2: not a Tollgate token/],
-      ['an admin URL that refuses the admin token', () => ['--target', gw.url, '--revocation', '--admin-url', gw.adminUrl,
-        '--admin-token-file', write('wrong-admin', 'not-the-admin-token-at-all')], /the admin API at http:\/\/127\.0\.0\.1:\d+ refused the admin token \(401 TOLLGATE_ERR_ADMIN_CREDENTIAL/],
-      ['an admin URL where nothing listens', () => ['--target', gw.url, '--revocation', '--admin-url', unreachable,
-        '--admin-token-file', adminTokenFile], /--admin-url: cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tokens: ECONNREFUSED/],
-      ['no connections', () => ['--target', gw.url, '--token-file', tokenFile, '--connections', '0'], /--connections must be a whole number from 1 to 10000/],
-      ['a rate that is not a number', () => ['--target', gw.url, '--token-file', tokenFile, '--rate', '1e3'], /--rate must be a whole number/],
-      ['a share over 1', () => ['--target', gw.url, '--token-file', tokenFile, '--invalid-share', '1.2'], /--invalid-share must be a number from 0 to 1/],
-      ['shares adding up to more than 1', () => ['--target', gw.url, '--token-file', tokenFile, '--invalid-share', '0.5', '--cold-share', '0.6'], /add up to more than 1/],
+      [
+        'an unreachable target',
+        () => ['--target', unreachable, '--token-file', tokenFile],
+        /--target: cannot reach http:\/\/127\.0\.0\.1:\d+\/generic\/hello\/1\.0\.0\/hello-1\.0\.0\.txt: ECONNREFUSED/,
+      ],
+      [
+        'an empty token file',
+        () => ['--target', gw.url, '--token-file', write('empty.txt', '\n\n')],
+        /the token file .*empty\.txt holds no tokens/,
+      ],
+      [
+        'a missing token file',
+        () => ['--target', gw.url, '--token-file', path.join(dir, 'missing.txt')],
+        /cannot read the token file .*missing\.txt: ENOENT/,
+      ],
+      [
+        'a malformed line',
+        () => ['--target', gw.url, '--token-file', write('bad.txt', `${tokens[0]}\n${malformed}\n`)],
+        /bad\.txt, line 2: not a Tollgate token/,
+      ],
+      [
+        'an admin URL that refuses the admin token',
+        () => [
+          '--target',
+          gw.url,
+          '--revocation',
+          '--admin-url',
+          gw.adminUrl,
+          '--admin-token-file',
+          write('wrong-admin', 'not-the-admin-token-at-all'),
+        ],
+        /the admin API at http:\/\/127\.0\.0\.1:\d+ refused the admin token \(401 TOLLGATE_ERR_ADMIN_CREDENTIAL/,
+      ],
+      [
+        'an admin URL where nothing listens',
+        () => ['--target', gw.url, '--revocation', '--admin-url', unreachable, '--admin-token-file', adminTokenFile],
+        /--admin-url: cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/v1\/tokens: ECONNREFUSED/,
+      ],
+      [
+        'no connections',
+        () => ['--target', gw.url, '--token-file', tokenFile, '--connections', '0'],
+        /--connections must be a whole number from 1 to 10000/,
+      ],
+      [
+        'a rate that is not a number',
+        () => ['--target', gw.url, '--token-file', tokenFile, '--rate', '1e3'],
+        /--rate must be a whole number/,
+      ],
+      [
+        'a share over 1',
+        () => ['--target', gw.url, '--token-file', tokenFile, '--invalid-share', '1.2'],
+        /--invalid-share must be a number from 0 to 1/,
+      ],
+      [
+        'shares adding up to more than 1',
+        () => ['--target', gw.url, '--token-file', tokenFile, '--invalid-share', '0.5', '--cold-share', '0.6'],
+        /add up to more than 1/,
+      ],
       ['no target', () => ['--token-file', tokenFile], /loadtest needs --target URL/],
     ])('%s', async (_what, args, message) => {
       const r = await runCli(['loadtest', ...args()], {});
@@ -107,15 +173,31 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toContain(NO_STACK);
       expect(r.stdout).toBe('');
-      for (const secret of [...tokens, malformed, ADMIN_TOKEN, 'not-the-admin-token-at-all']) expect(r.stderr).not.toContain(secret);
+      for (const secret of [...tokens, malformed, ADMIN_TOKEN, 'not-the-admin-token-at-all'])
+        expect(r.stderr).not.toContain(secret);
     });
   });
 
   it('revokes the token it created when SIGINT stops a --revocation run', async () => {
     const before = new Set((await gw.store.list()).map((t) => t.id));
     const hits = gw.gateway.cache.stats.hits;
-    const child = spawnCli(['loadtest', '--target', gw.url, '--revocation', '--admin-url', gw.adminUrl, '--admin-token-file', adminTokenFile,
-      '--duration', '60', '--connections', '2'], {});
+    const child = spawnCli(
+      [
+        'loadtest',
+        '--target',
+        gw.url,
+        '--revocation',
+        '--admin-url',
+        gw.adminUrl,
+        '--admin-token-file',
+        adminTokenFile,
+        '--duration',
+        '60',
+        '--connections',
+        '2',
+      ],
+      {},
+    );
     const line = await child.waitForLine(/created Production token loadtest-/);
     // The load runs (the token served from the cache), long before the halfway revoke at 30 s.
     await expect.poll(() => gw.gateway.cache.stats.hits > hits + 10, { timeout: 15_000 }).toBe(true);

@@ -4,9 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { bearer } from '../helpers/authorization.js';
-import {
-  createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess,
-} from '../helpers/process.js';
+import { createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess } from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
 const ARTIFACT_BYTES = 200 * MiB;
@@ -76,18 +74,25 @@ describe('memory while streaming a 200 MiB artifact to a slow client', () => {
   const figures: string[] = [];
   afterAll(() => {
     // The figures for the record (the assertion is the bound, not these numbers).
-    console.log(`gateway memory, 200 MiB to a client reading at <= ${SLOW_READ_BYTES_PER_SECOND / MiB} MiB/s:\n${figures.join('\n')}`);
+    console.log(
+      `gateway memory, 200 MiB to a client reading at <= ${SLOW_READ_BYTES_PER_SECOND / MiB} MiB/s:\n${figures.join('\n')}`,
+    );
   });
 
   it.each([
     { upstream: 'the stub origin (http)', kind: 'http' as const },
     { upstream: 'a directory upstream (200 MiB file)', kind: 'dir' as const },
-  ])('keeps the gateway\'s VmHWM under 150 MiB when the artifact comes from $upstream', async ({ kind }) => {
+  ])("keeps the gateway's VmHWM under 150 MiB when the artifact comes from $upstream", async ({ kind }) => {
     const dataDir = tempDir();
     const configFile = path.join(dataDir, 'routes.json');
-    writeFileSync(configFile, JSON.stringify({
-      routes: [{ prefix: '/files/', upstream: kind === 'http' ? `${origin.url}/artifacts/` : dir, ecosystem: 'generic' }],
-    }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        routes: [
+          { prefix: '/files/', upstream: kind === 'http' ? `${origin.url}/artifacts/` : dir, ecosystem: 'generic' },
+        ],
+      }),
+    );
     const env = { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_CONFIG: configFile };
     let gw: GatewayProcess | undefined;
     try {
@@ -117,8 +122,10 @@ describe('memory while streaming a 200 MiB artifact to a slow client', () => {
       expect(result.complete).toBe(true);
       expect(result.bytes).toBe(ARTIFACT_BYTES);
       expect(result.sha256).toBe(sha256);
-      figures.push(`  ${kind}: VmHWM ${(after.hwmKiB / 1024).toFixed(1)} MiB (at start ${(atStart.hwmKiB / 1024).toFixed(1)} MiB), `
-        + `sampled peak VmRSS ${(peakRssKiB / 1024).toFixed(1)} MiB, download ${seconds.toFixed(1)} s`);
+      figures.push(
+        `  ${kind}: VmHWM ${(after.hwmKiB / 1024).toFixed(1)} MiB (at start ${(atStart.hwmKiB / 1024).toFixed(1)} MiB), ` +
+          `sampled peak VmRSS ${(peakRssKiB / 1024).toFixed(1)} MiB, download ${seconds.toFixed(1)} s`,
+      );
       expect(after.hwmKiB).toBeLessThan(HWM_LIMIT_KIB);
 
       expect((await gw.stop()).code).toBe(0);

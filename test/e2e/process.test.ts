@@ -4,8 +4,18 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, bearer } from '../helpers/authorization.js';
 import {
-  allOutput, createTokenWithCli, download, REPO_ROOT, runCli, sha256Hex,
-  spawnCli, spawnGateway, startGatewayProcess, tempDir, type CreatedToken, type GatewayProcess,
+  allOutput,
+  createTokenWithCli,
+  download,
+  REPO_ROOT,
+  runCli,
+  sha256Hex,
+  spawnCli,
+  spawnGateway,
+  startGatewayProcess,
+  tempDir,
+  type CreatedToken,
+  type GatewayProcess,
 } from '../helpers/process.js';
 
 /**
@@ -29,8 +39,12 @@ function newDataDir(): string {
   return dir;
 }
 
-async function create(env: Record<string, string>, name: string, type: 'production' | 'development' = 'production',
-  extra: string[] = []): Promise<CreatedToken> {
+async function create(
+  env: Record<string, string>,
+  name: string,
+  type: 'production' | 'development' = 'production',
+  extra: string[] = [],
+): Promise<CreatedToken> {
   const created = await createTokenWithCli(env, name, type, extra);
   createdTokens.push(created.token);
   return created;
@@ -100,7 +114,10 @@ describe('tollgate token (CLI)', () => {
   });
 
   it.each([
-    { expires: '30d', expected: (createdAt: string) => new Date(Date.parse(createdAt) + 30 * 86_400_000).toISOString() },
+    {
+      expires: '30d',
+      expected: (createdAt: string) => new Date(Date.parse(createdAt) + 30 * 86_400_000).toISOString(),
+    },
     { expires: '2031-05-04', expected: () => '2031-05-04T23:59:59.999Z' },
     { expires: '2032-01-02T03:04:05+02:00', expected: () => '2032-01-02T01:04:05.000Z' },
     { expires: '2032-07-08T09:10:11.250Z', expected: () => '2032-07-08T09:10:11.250Z' },
@@ -111,21 +128,65 @@ describe('tollgate token (CLI)', () => {
   });
 
   it.each([
-    { what: 'an unknown type', args: ['--name', 'bad-type', '--type', 'staging'], says: /type must be production or development/ },
+    {
+      what: 'an unknown type',
+      args: ['--name', 'bad-type', '--type', 'staging'],
+      says: /type must be production or development/,
+    },
     { what: 'a missing type', args: ['--name', 'no-type'], says: /--type/ },
     { what: 'a missing name', args: ['--type', 'production'], says: /--name/ },
     { what: 'an empty name', args: ['--name', '', '--type', 'production'], says: /name/ },
-    { what: 'an unparseable expiry', args: ['--name', 'bad-exp', '--type', 'production', '--expires', 'tomorrow'], says: /expiry must be never, <N>d, a date/ },
-    { what: 'a zero-day expiry', args: ['--name', 'zero', '--type', 'production', '--expires', '0d'], says: /at least 1d/ },
-    { what: 'a date that does not exist', args: ['--name', 'feb30', '--type', 'production', '--expires', '2031-02-30'], says: /not a calendar date/ },
-    { what: 'a past date', args: ['--name', 'past', '--type', 'production', '--expires', '2001-05-04'], says: /in the past/ },
-    { what: 'a past timestamp', args: ['--name', 'past-ts', '--type', 'production', '--expires', '2001-05-04T10:00:00Z'], says: /in the past/ },
+    {
+      what: 'an unparseable expiry',
+      args: ['--name', 'bad-exp', '--type', 'production', '--expires', 'tomorrow'],
+      says: /expiry must be never, <N>d, a date/,
+    },
+    {
+      what: 'a zero-day expiry',
+      args: ['--name', 'zero', '--type', 'production', '--expires', '0d'],
+      says: /at least 1d/,
+    },
+    {
+      what: 'a date that does not exist',
+      args: ['--name', 'feb30', '--type', 'production', '--expires', '2031-02-30'],
+      says: /not a calendar date/,
+    },
+    {
+      what: 'a past date',
+      args: ['--name', 'past', '--type', 'production', '--expires', '2001-05-04'],
+      says: /in the past/,
+    },
+    {
+      what: 'a past timestamp',
+      args: ['--name', 'past-ts', '--type', 'production', '--expires', '2001-05-04T10:00:00Z'],
+      says: /in the past/,
+    },
     { what: 'an unknown option', args: ['--name', 'opt', '--type', 'production', '--colour', 'red'], says: /colour/ },
-    { what: 'a bad CIDR', args: ['--name', 'cidr', '--type', 'production', '--allow-ip', '10.0.0.0/33'], says: /networks: "10.0.0.0\/33" is not an IP address or CIDR/ },
-    { what: 'a host name as a network', args: ['--name', 'host', '--type', 'production', '--allow-ip', 'ci.example.com'], says: /networks: "ci.example.com"/ },
-    { what: 'an empty package pattern', args: ['--name', 'glob', '--type', 'production', '--package', ''], says: /packages: a pattern must not be empty/ },
-    { what: 'an unknown route prefix', args: ['--name', 'route', '--type', 'production', '--route', '/npm/'], says: /routes: "\/npm\/" is not a route prefix of this gateway \(\/\)/ },
-    { what: 'a rate that is not N/min', args: ['--name', 'rate', '--type', 'production', '--rate', '5/s'], says: /rate must be a whole number of requests a minute/ },
+    {
+      what: 'a bad CIDR',
+      args: ['--name', 'cidr', '--type', 'production', '--allow-ip', '10.0.0.0/33'],
+      says: /networks: "10.0.0.0\/33" is not an IP address or CIDR/,
+    },
+    {
+      what: 'a host name as a network',
+      args: ['--name', 'host', '--type', 'production', '--allow-ip', 'ci.example.com'],
+      says: /networks: "ci.example.com"/,
+    },
+    {
+      what: 'an empty package pattern',
+      args: ['--name', 'glob', '--type', 'production', '--package', ''],
+      says: /packages: a pattern must not be empty/,
+    },
+    {
+      what: 'an unknown route prefix',
+      args: ['--name', 'route', '--type', 'production', '--route', '/npm/'],
+      says: /routes: "\/npm\/" is not a route prefix of this gateway \(\/\)/,
+    },
+    {
+      what: 'a rate that is not N/min',
+      args: ['--name', 'rate', '--type', 'production', '--rate', '5/s'],
+      says: /rate must be a whole number of requests a minute/,
+    },
   ])('refuses $what with a clear message and exit code 2', async ({ args, says }) => {
     const r = await runCli(['token', 'create', ...args, '--json'], env);
     expect(r.code).toBe(2);
@@ -146,7 +207,9 @@ describe('tollgate token (CLI)', () => {
     const { tokens, stdout, stderr } = await list(env);
     const table = await runCli(['token', 'list'], env);
     expect(table.code, table.stderr).toBe(0);
-    expect(tokens.map((t) => t.name)).toEqual(expect.arrayContaining(['ci-prod', 'laptop', 'plain', 'expires-30d', 'expires-2031-05-04']));
+    expect(tokens.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['ci-prod', 'laptop', 'plain', 'expires-30d', 'expires-2031-05-04']),
+    );
     for (const t of tokens) {
       expect(Object.keys(t)).toEqual(expect.arrayContaining(LIST_FIELDS));
       expect(Object.keys(t).filter((k) => /token|hash|secret/i.test(k))).toEqual([]);
@@ -184,22 +247,45 @@ describe('tollgate token (CLI)', () => {
     const state = (id: string): string | undefined => tokens.find((t) => t.id === id)?.state;
     expect(state(byName.id)).toBe('revoked');
     expect(state(byId.id)).toBe('revoked');
-    expect(tokens.find((t) => t.id === byName.id)).toMatchObject({ revokedBy: expect.stringMatching(/^cli/) as string });
+    expect(tokens.find((t) => t.id === byName.id)).toMatchObject({
+      revokedBy: expect.stringMatching(/^cli/) as string,
+    });
 
     // A revoked token's name is free again; the old record stays, revoked.
     const again = await create(env, 'revoke-by-name');
     expect(again.id).not.toBe(byName.id);
     const after = (await list(env)).tokens.filter((t) => t.name === 'revoke-by-name');
-    expect(after.map((t) => `${t.id}:${t.state}`).sort()).toEqual([`${byName.id}:revoked`, `${again.id}:active`].sort());
+    expect(after.map((t) => `${t.id}:${t.state}`).sort()).toEqual(
+      [`${byName.id}:revoked`, `${again.id}:active`].sort(),
+    );
   });
 
   it('creates a restricted token from repeated flags and prints its restrictions with --json', async () => {
     const created = await create(env, 'restricted', 'production', [
-      '--route', '/', '--package', '@acme/*', '--package', 'left-pad', '--allow-ip', '10.1.0.0/16', '--allow-ip', '192.0.2.7', '--rate', '600/min',
+      '--route',
+      '/',
+      '--package',
+      '@acme/*',
+      '--package',
+      'left-pad',
+      '--allow-ip',
+      '10.1.0.0/16',
+      '--allow-ip',
+      '192.0.2.7',
+      '--rate',
+      '600/min',
     ]);
     expect(Object.keys(created).sort()).toEqual(CREATE_FIELDS);
-    expect(created.restrictions).toEqual({ routes: ['/'], packages: ['@acme/*', 'left-pad'], networks: ['10.1.0.0/16', '192.0.2.7'], rate: 600 });
-    const plain = await runCli(['token', 'create', '--name', 'restricted-plain', '--type', 'development', '--package', 'demo'], env);
+    expect(created.restrictions).toEqual({
+      routes: ['/'],
+      packages: ['@acme/*', 'left-pad'],
+      networks: ['10.1.0.0/16', '192.0.2.7'],
+      rate: 600,
+    });
+    const plain = await runCli(
+      ['token', 'create', '--name', 'restricted-plain', '--type', 'development', '--package', 'demo'],
+      env,
+    );
     expect(plain.code, plain.stderr).toBe(0);
     createdTokens.push(plain.stdout.trim());
     expect(plain.stderr).toContain('restricted to packages demo');
@@ -214,12 +300,20 @@ describe('tollgate token (CLI)', () => {
     expect(Object.keys(rotated).sort()).toEqual([...CREATE_FIELDS, 'previousEndsAt', 'replaces'].sort());
     expect(rotated.token).toMatch(TOKEN_RE.development);
     expect(rotated).toMatchObject({
-      name: 'to-rotate', type: 'development', expiresAt: old.expiresAt, restrictions: { packages: ['demo'] }, replaces: old.id,
+      name: 'to-rotate',
+      type: 'development',
+      expiresAt: old.expiresAt,
+      restrictions: { packages: ['demo'] },
+      replaces: old.id,
     });
     expect(Date.parse(rotated.previousEndsAt) - Date.parse(rotated.createdAt)).toBe(2 * 3_600_000);
 
     const { tokens } = await list(env);
-    expect(tokens.find((t) => t.id === old.id)).toMatchObject({ state: 'rotated', replacedBy: rotated.id, endsAt: rotated.previousEndsAt });
+    expect(tokens.find((t) => t.id === old.id)).toMatchObject({
+      state: 'rotated',
+      replacedBy: rotated.id,
+      endsAt: rotated.previousEndsAt,
+    });
     expect(tokens.find((t) => t.id === rotated.id)).toMatchObject({ state: 'active', replaces: old.id });
     const table = await runCli(['token', 'list'], env);
     expect(table.code, table.stderr).toBe(0);
@@ -239,7 +333,12 @@ describe('tollgate token (CLI)', () => {
 
   it.each([
     { what: 'an unknown token', args: ['no-such-token'], code: 1, says: /No such token/ },
-    { what: 'a bad overlap', args: ['ci-prod', '--overlap', '1w'], code: 2, says: /overlap must be 0, <N>s, <N>m, <N>h or <N>d/ },
+    {
+      what: 'a bad overlap',
+      args: ['ci-prod', '--overlap', '1w'],
+      code: 2,
+      says: /overlap must be 0, <N>s, <N>m, <N>h or <N>d/,
+    },
     { what: 'no token', args: [], code: 2, says: /token rotate needs exactly one <id\|name>/ },
   ])('refuses to rotate $what with exit code $code', async ({ args, code, says }) => {
     const r = await runCli(['token', 'rotate', ...args, '--json'], env);
@@ -255,7 +354,9 @@ describe('tollgate token (CLI)', () => {
     const r = await runCli(['token', 'rotate', revoked.id], env);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/cannot be rotated: it is revoked, has ended or was rotated already: "revoked-not-rotated" \(tok_\w+\) is revoked/);
+    expect(r.stderr).toMatch(
+      /cannot be rotated: it is revoked, has ended or was rotated already: "revoked-not-rotated" \(tok_\w+\) is revoked/,
+    );
   });
 
   it('revokes every live generation by name, and says so', async () => {
@@ -266,7 +367,9 @@ describe('tollgate token (CLI)', () => {
     createdTokens.push(current.token);
     const r = await runCli(['token', 'revoke', 'Two-Generations'], env);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`Revoked token "two-generations" (${current.id}). Also revoked its earlier generation still in its rotation overlap: ${old.id}.`);
+    expect(r.stdout).toContain(
+      `Revoked token "two-generations" (${current.id}). Also revoked its earlier generation still in its rotation overlap: ${old.id}.`,
+    );
     const { tokens } = await list(env);
     expect(tokens.filter((t) => t.name === 'two-generations').map((t) => t.state)).toEqual(['revoked', 'revoked']);
   });
@@ -313,41 +416,63 @@ describe('the CLI and a running gateway share the embedded store', () => {
   it.each([
     { how: 'name', by: (t: CreatedToken) => t.name },
     { how: 'id', by: (t: CreatedToken) => t.id },
-  ])('refuses a token revoked by the CLI (by $how) within 1 second, after a cache hit, with a 600 s cache TTL', async ({ how, by }) => {
-    const created = await create(env, `live-revoke-${how}`);
-    const headers = { authorization: bearer(created.token) };
-    // First request reads the store and caches the token; the second is served from the cache.
-    expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
-    expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
+  ])(
+    'refuses a token revoked by the CLI (by $how) within 1 second, after a cache hit, with a 600 s cache TTL',
+    async ({ how, by }) => {
+      const created = await create(env, `live-revoke-${how}`);
+      const headers = { authorization: bearer(created.token) };
+      // First request reads the store and caches the token; the second is served from the cache.
+      expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
+      expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
 
-    const r = await runCli(['token', 'revoke', by(created)], env);
-    expect(r.code, r.stderr).toBe(0);
-    // From the moment the CLI has committed and exited: short retries for at most one second.
-    const revokedAt = Date.now();
-    let last = { status: 0 } as Awaited<ReturnType<typeof download>>;
-    await expect.poll(async () => (last = await download(gw.url + tree.file, { headers })).status,
-      { timeout: 1000, interval: 50, message: 'refused within one second of the revoke' }).toBe(401);
-    console.log(`revoked by ${how}: first 401 within ${Date.now() - revokedAt} ms of the CLI's exit`);
-    expect(last.status).toBe(401);
-    expect(last.headers['www-authenticate']).toEqual(expect.stringContaining('Basic realm="tollgate"'));
-    expect(last.text).not.toContain(created.token);
-  });
+      const r = await runCli(['token', 'revoke', by(created)], env);
+      expect(r.code, r.stderr).toBe(0);
+      // From the moment the CLI has committed and exited: short retries for at most one second.
+      const revokedAt = Date.now();
+      let last = { status: 0 } as Awaited<ReturnType<typeof download>>;
+      await expect
+        .poll(async () => (last = await download(gw.url + tree.file, { headers })).status, {
+          timeout: 1000,
+          interval: 50,
+          message: 'refused within one second of the revoke',
+        })
+        .toBe(401);
+      console.log(`revoked by ${how}: first 401 within ${Date.now() - revokedAt} ms of the CLI's exit`);
+      expect(last.status).toBe(401);
+      expect(last.headers['www-authenticate']).toEqual(expect.stringContaining('Basic realm="tollgate"'));
+      expect(last.text).not.toContain(created.token);
+    },
+  );
 
   it('enforces the restrictions a CLI-created token carries, and refuses the old token after a rotation with no overlap within 1 second', async () => {
-    const restricted = await create(env, 'live-restricted', 'production', ['--package', 'demo', '--allow-ip', '127.0.0.1', '--allow-ip', '::1']);
+    const restricted = await create(env, 'live-restricted', 'production', [
+      '--package',
+      'demo',
+      '--allow-ip',
+      '127.0.0.1',
+      '--allow-ip',
+      '::1',
+    ]);
     const headers = { authorization: bearer(restricted.token) };
     expect((await download(gw.url + tree.file, { headers })).status).toBe(200);
     expect((await download(`${gw.url}/generic/other/1.0/other-1.0.txt`, { headers })).status).toBe(403);
     const elsewhere = await create(env, 'live-elsewhere', 'production', ['--allow-ip', '10.0.0.0/8']);
-    expect((await download(gw.url + tree.file, { headers: { authorization: bearer(elsewhere.token) } })).status).toBe(401);
+    expect((await download(gw.url + tree.file, { headers: { authorization: bearer(elsewhere.token) } })).status).toBe(
+      401,
+    );
 
     const r = await runCli(['token', 'rotate', 'live-restricted', '--overlap', '0', '--json'], env);
     expect(r.code, r.stderr).toBe(0);
     const rotated = JSON.parse(r.stdout) as CreatedToken;
     createdTokens.push(rotated.token);
     const rotatedAt = Date.now();
-    await expect.poll(async () => (await download(gw.url + tree.file, { headers })).status,
-      { timeout: 1000, interval: 50, message: 'the old token refused within one second of the rotation' }).toBe(401);
+    await expect
+      .poll(async () => (await download(gw.url + tree.file, { headers })).status, {
+        timeout: 1000,
+        interval: 50,
+        message: 'the old token refused within one second of the rotation',
+      })
+      .toBe(401);
     expect(Date.now() - rotatedAt).toBeLessThan(1000);
     const fresh = { authorization: bearer(rotated.token) };
     expect((await download(gw.url + tree.file, { headers: fresh })).status).toBe(200);
@@ -387,7 +512,10 @@ describe('kill -9 durability of the embedded store', () => {
         const latest = created.at(-1);
         for (const t of latest ? [reader, latest] : [reader]) {
           try {
-            const r = await download(gwA.url + tree.file, { headers: { authorization: bearer(t.token) }, timeoutMs: 5000 });
+            const r = await download(gwA.url + tree.file, {
+              headers: { authorization: bearer(t.token) },
+              timeoutMs: 5000,
+            });
             if (r.status === 200) downloadsViaA++;
           } catch {
             // The gateway is gone (killed): that is the point.
@@ -431,7 +559,10 @@ describe('kill -9 durability of the embedded store', () => {
     // Every create that exited 0 is listed, active, exactly once.
     const { tokens } = await list(env);
     for (const t of [reader, ...created]) {
-      expect(tokens.filter((l) => l.id === t.id), t.name).toEqual([expect.objectContaining({ name: t.name, state: 'active' })]);
+      expect(
+        tokens.filter((l) => l.id === t.id),
+        t.name,
+      ).toEqual([expect.objectContaining({ name: t.name, state: 'active' })]);
     }
     // A killed create either committed whole (its name is taken) or left nothing (the name is free).
     const committed: string[] = [];
@@ -448,8 +579,10 @@ describe('kill -9 durability of the embedded store', () => {
         createdTokens.push((JSON.parse(retry.stdout) as CreatedToken).token);
       }
     }
-    console.log(`kill -9 of a writing CLI: ${victims.filter((v) => v.killed).length} of ${victims.length} killed mid-session, `
-      + `${committed.length} of those had committed (${committed.join(', ') || 'none'})`);
+    console.log(
+      `kill -9 of a writing CLI: ${victims.filter((v) => v.killed).length} of ${victims.length} killed mid-session, ` +
+        `${committed.length} of those had committed (${committed.join(', ') || 'none'})`,
+    );
 
     // A restarted gateway accepts every one of them.
     const gwB = await startGatewayProcess(env);
@@ -488,7 +621,9 @@ function killWhenOpen(pid: number, file: string, delayMs: number, timeoutMs: num
     });
     if (open) {
       const until = performance.now() + delayMs;
-      while (performance.now() < until) { /* spin */ }
+      while (performance.now() < until) {
+        /* spin */
+      }
       try {
         process.kill(pid, 'SIGKILL');
         return true;
@@ -514,7 +649,12 @@ describe('configuration errors', () => {
   async function startWithEverythingWrong(): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const dir = newDataDir();
     const configFile = path.join(dir, 'tollgate.json');
-    writeFileSync(configFile, JSON.stringify({ routes: [{ prefix: 'no-slash', upstream: 'https://repo.example.com/', ecosystem: 'rubygems' }] }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        routes: [{ prefix: 'no-slash', upstream: 'https://repo.example.com/', ecosystem: 'rubygems' }],
+      }),
+    );
     const gw = spawnGateway({
       TOLLGATE_DATA_DIR: dir,
       TOLLGATE_CONFIG: configFile,
@@ -547,9 +687,21 @@ describe('configuration errors', () => {
   });
 
   it.each([
-    { key: 'TOLLGATE_UPSTREAM', env: { TOLLGATE_UPSTREAM: 'ftp://x' }, says: /TOLLGATE_UPSTREAM.*http\(s\) URL or a directory.*ftp:\/\/x/ },
-    { key: 'TOLLGATE_ADMIN_PORT', env: { TOLLGATE_ADMIN_PORT: '70000' }, says: /TOLLGATE_ADMIN_PORT.*port number.*"70000"/ },
-    { key: 'TOLLGATE_CACHE_TTL_MS', env: { TOLLGATE_CACHE_TTL_MS: '5s' }, says: /TOLLGATE_CACHE_TTL_MS.*milliseconds.*"5s"/ },
+    {
+      key: 'TOLLGATE_UPSTREAM',
+      env: { TOLLGATE_UPSTREAM: 'ftp://x' },
+      says: /TOLLGATE_UPSTREAM.*http\(s\) URL or a directory.*ftp:\/\/x/,
+    },
+    {
+      key: 'TOLLGATE_ADMIN_PORT',
+      env: { TOLLGATE_ADMIN_PORT: '70000' },
+      says: /TOLLGATE_ADMIN_PORT.*port number.*"70000"/,
+    },
+    {
+      key: 'TOLLGATE_CACHE_TTL_MS',
+      env: { TOLLGATE_CACHE_TTL_MS: '5s' },
+      says: /TOLLGATE_CACHE_TTL_MS.*milliseconds.*"5s"/,
+    },
   ])('refuses a bad $key alone with exit code 2', async ({ env, says }) => {
     const gw = spawnGateway({ TOLLGATE_DATA_DIR: newDataDir(), ...env });
     expect((await gw.exited).code).toBe(2);
@@ -560,7 +712,15 @@ describe('configuration errors', () => {
   it('a route in the config file with a bad upstream is named by its position', async () => {
     const dir = newDataDir();
     const configFile = path.join(dir, 'routes.json');
-    writeFileSync(configFile, JSON.stringify({ routes: [{ prefix: '/ok/', upstream: dir }, { prefix: '/bad/', upstream: 'ftp://y' }] }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        routes: [
+          { prefix: '/ok/', upstream: dir },
+          { prefix: '/bad/', upstream: 'ftp://y' },
+        ],
+      }),
+    );
     const gw = spawnGateway({ TOLLGATE_DATA_DIR: dir, TOLLGATE_CONFIG: configFile });
     expect((await gw.exited).code).toBe(2);
     expect(gw.stderr()).toMatch(/routes\[1\]\.upstream.*http\(s\) URL or a directory.*ftp:\/\/y/);
@@ -568,7 +728,11 @@ describe('configuration errors', () => {
   });
 
   it('the CLI refuses the same bad configuration with exit code 2', async () => {
-    const r = await runCli(['token', 'list'], { TOLLGATE_DATA_DIR: newDataDir(), TOLLGATE_REDIS_URL: 'http://x', TOLLGATE_LOG_LEVEL: 'loud' });
+    const r = await runCli(['token', 'list'], {
+      TOLLGATE_DATA_DIR: newDataDir(),
+      TOLLGATE_REDIS_URL: 'http://x',
+      TOLLGATE_LOG_LEVEL: 'loud',
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/TOLLGATE_REDIS_URL/);
     expect(r.stderr).toMatch(/TOLLGATE_LOG_LEVEL/);
@@ -583,7 +747,10 @@ describe('npm start defaults', () => {
     const env = { TOLLGATE_DATA_DIR: dataDir };
     const gw = await startGatewayProcess({ ...env, TOLLGATE_HOST: undefined });
     try {
-      expect(gw.listening).toMatchObject({ store: 'sqlite', routes: [{ prefix: '/', ecosystem: 'generic', upstream: 'dir' }] });
+      expect(gw.listening).toMatchObject({
+        store: 'sqlite',
+        routes: [{ prefix: '/', ecosystem: 'generic', upstream: 'dir' }],
+      });
       const { token } = await create(env, 'first-try');
       const example = '/generic/hello/1.0.0/hello-1.0.0.txt';
       const shipped = readFileSync(path.join(REPO_ROOT, 'examples', 'artifacts', example), 'utf8');
@@ -593,7 +760,9 @@ describe('npm start defaults', () => {
       expect(got.headers['cache-control']).toMatch(/private/);
 
       // The token with its last character changed (to another one: it may already end in x).
-      const refused = await download(gw.url + example, { headers: { authorization: bearer(`${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`) } });
+      const refused = await download(gw.url + example, {
+        headers: { authorization: bearer(`${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`) },
+      });
       expect(refused.status).toBe(401);
 
       for (const p of ['/healthz', '/readyz']) {
@@ -616,7 +785,12 @@ describe('tollgate serve', () => {
   it('runs the gateway with the runtime settings of npm start and the image (V8 flags, malloc thresholds), and stops with it', async () => {
     const { SERVE_ENV, SERVE_NODE_FLAGS } = await import('../../bin/serve-runtime.js');
     const dataDir = newDataDir();
-    const cli = spawnCli(['serve'], { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_HOST: '127.0.0.1', TOLLGATE_PORT: '0', TOLLGATE_ADMIN_PORT: '0' });
+    const cli = spawnCli(['serve'], {
+      TOLLGATE_DATA_DIR: dataDir,
+      TOLLGATE_HOST: '127.0.0.1',
+      TOLLGATE_PORT: '0',
+      TOLLGATE_ADMIN_PORT: '0',
+    });
     const listening = JSON.parse(await cli.waitForLine('"tollgate listening"', 20_000)) as { pid: number };
     expect(listening.pid).not.toBe(cli.pid);
     const cmdline = readFileSync(`/proc/${listening.pid}/cmdline`, 'utf8').split('\0');
@@ -635,10 +809,11 @@ describe('tollgate serve', () => {
 });
 
 describe('the whole run', () => {
-  it('never printed a token: not in any gateway log, not on any CLI stderr, nor any stdout but create\'s and rotate\'s', () => {
+  it("never printed a token: not in any gateway log, not on any CLI stderr, nor any stdout but create's and rotate's", () => {
     expect(createdTokens.length).toBeGreaterThan(60);
     // `token create` and `token rotate` print the new token on stdout by design; nothing else may contain it.
-    const printsToken = (what: string) => what.startsWith('tollgate token create') || what.startsWith('tollgate token rotate');
+    const printsToken = (what: string) =>
+      what.startsWith('tollgate token create') || what.startsWith('tollgate token rotate');
     const output = allOutput((what, stream) => !(printsToken(what) && stream === 'stdout'));
     expect(output).toContain('tollgate listening');
     expect(output).toContain('"msg":"request"');

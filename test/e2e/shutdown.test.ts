@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { bearer } from '../helpers/authorization.js';
 import {
-  connectionRefused, createTokenWithCli, download, startGatewayProcess, tempDir, type GatewayProcess,
+  connectionRefused,
+  createTokenWithCli,
+  download,
+  startGatewayProcess,
+  tempDir,
+  type GatewayProcess,
 } from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
@@ -25,7 +30,9 @@ afterAll(async () => {
   await origin?.close();
 });
 
-async function gatewayWithToken(extraEnv: Record<string, string>): Promise<{ gw: GatewayProcess; token: string; dataDir: string }> {
+async function gatewayWithToken(
+  extraEnv: Record<string, string>,
+): Promise<{ gw: GatewayProcess; token: string; dataDir: string }> {
   const dataDir = tempDir();
   const env = { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_UPSTREAM: origin.url, ...extraEnv };
   const { token } = await createTokenWithCli(env, 'shutdown');

@@ -37,15 +37,24 @@ function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): N
   seq++;
   const type = over.type ?? 'production';
   return {
-    id: generateTokenId(), name: `token-${seq}`, type, hash: hashToken(generateToken(type)),
-    createdAt: T0 + seq * 1000, createdBy: 'alice', expiresAt: null, ...over,
+    id: generateTokenId(),
+    name: `token-${seq}`,
+    type,
+    hash: hashToken(generateToken(type)),
+    createdAt: T0 + seq * 1000,
+    createdBy: 'alice',
+    expiresAt: null,
+    ...over,
   };
 }
 /** As the stores return a new record: every field insert does not take is null. */
 const asStored = (record: NewTokenRecord) => storedRecord(record);
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GatewayError);
   expect((err as GatewayError).code).toBe(code);
 }
@@ -108,7 +117,11 @@ describe('the Redis token store on a Redis Cluster', () => {
     const byName = newRecord({ name: 'deploy' });
     await store.insert(byId);
     await store.insert(byName);
-    expect(await store.revoke(byId.id, 'bob', T0 + 123)).toEqual({ ...asStored(byId), revokedAt: T0 + 123, revokedBy: 'bob' });
+    expect(await store.revoke(byId.id, 'bob', T0 + 123)).toEqual({
+      ...asStored(byId),
+      revokedAt: T0 + 123,
+      revokedBy: 'bob',
+    });
     expect((await store.revoke('deploy', 'carol')).id).toBe(byName.id);
     expect(await store.findByHash(byName.hash)).toMatchObject({ revokedBy: 'carol' });
     await expectCode(store.revoke('deploy', 'bob'), 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
@@ -121,7 +134,10 @@ describe('the Redis token store on a Redis Cluster', () => {
     const two = newRecord();
     await store.insert(one);
     await store.insert(two);
-    await store.recordLastUsed([{ id: one.id, hash: one.hash, at: T0 + 5 }, { id: two.id, hash: two.hash, at: T0 + 7 }]);
+    await store.recordLastUsed([
+      { id: one.id, hash: one.hash, at: T0 + 5 },
+      { id: two.id, hash: two.hash, at: T0 + 7 },
+    ]);
     await store.recordLastUsed([{ id: one.id, hash: one.hash, at: T0 + 3 }]);
     expect((await store.get(one.id))?.lastUsedAt).toBe(T0 + 5);
     expect((await store.get(two.id))?.lastUsedAt).toBe(T0 + 7);
@@ -147,7 +163,9 @@ describe('the Redis token store on a Redis Cluster', () => {
     const { store, second } = open();
     const other = second();
     let notified = 0;
-    other.onChange(() => { notified++; });
+    other.onChange(() => {
+      notified++;
+    });
     // The subscriber calls its listeners once subscribed: wait for that, then count from there.
     await expect.poll(() => notified, { timeout: 5000, message: 'subscribed' }).toBeGreaterThan(0);
     const record = newRecord();
@@ -203,18 +221,29 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     await b?.close();
   });
 
-  const status = (gw: TestGateway, authorization: string, path = '/cluster/artifact.txt', xff?: string): Promise<number> =>
-    fetch(`${gw.url}${path}`, { headers: { authorization, ...(xff ? { 'x-forwarded-for': xff } : {}) } }).then(async (r) => {
-      await r.arrayBuffer();
-      return r.status;
-    });
+  const status = (
+    gw: TestGateway,
+    authorization: string,
+    path = '/cluster/artifact.txt',
+    xff?: string,
+  ): Promise<number> =>
+    fetch(`${gw.url}${path}`, { headers: { authorization, ...(xff ? { 'x-forwarded-for': xff } : {}) } }).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      },
+    );
 
   it('downloads with a token created on one gateway, and refuses it on both within one second of a revoke', async () => {
     const { token, record } = await a.createToken();
     for (const gw of [a, b]) await untilCacheHit(gw, token);
     const started = Date.now();
     await b.store.revoke(record.id, 'cluster-test');
-    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, bearer(token)), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
+    await Promise.all(
+      [a, b].map((gw) =>
+        expect.poll(() => status(gw, bearer(token)), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401),
+      ),
+    );
     expect(Date.now() - started).toBeLessThanOrEqual(1500); // the revoke call itself included
   });
 
@@ -227,17 +256,26 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
       const { token, record } = await a.createToken();
       const N = 20;
       const projects = Array.from({ length: N }, (_, i) => `cluster-dl-${i}`);
-      const statuses = await Promise.all(projects.map((p, i) => status(i % 2 ? a : b, basic(p, token), `/cluster/${i}.txt`)));
+      const statuses = await Promise.all(
+        projects.map((p, i) => status(i % 2 ? a : b, basic(p, token), `/cluster/${i}.txt`)),
+      );
       expect(statuses.every((s) => s === 200)).toBe(true);
       let events: { id: string; project: string }[] = [];
-      await expect.poll(async () => {
-        const entries = (await client.xrange(key, '-', '+')).slice(before);
-        events = entries.map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
-          .filter((e) => e.tokenId === record.id);
-        return events.length;
-      }, { timeout: 10_000, message: 'N events in the stream' }).toBeGreaterThanOrEqual(N);
+      await expect
+        .poll(
+          async () => {
+            const entries = (await client.xrange(key, '-', '+')).slice(before);
+            events = entries
+              .map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
+              .filter((e) => e.tokenId === record.id);
+            return events.length;
+          },
+          { timeout: 10_000, message: 'N events in the stream' },
+        )
+        .toBeGreaterThanOrEqual(N);
       await new Promise((r) => setTimeout(r, 200));
-      events = (await client.xrange(key, '-', '+')).slice(before)
+      events = (await client.xrange(key, '-', '+'))
+        .slice(before)
         .map(([, f]) => JSON.parse(f[1]!) as { id: string; project: string; tokenId: string })
         .filter((e) => e.tokenId === record.id);
       expect(events).toHaveLength(N);
@@ -248,33 +286,42 @@ describe('gateways on a Redis Cluster (TOLLGATE_REDIS_URL=redis-cluster://...)',
     }
   });
 
-  it('shares the failed-authentication count across gateways (pipelined INCRBY in one slot)', { timeout: 45_000 }, async () => {
-    const { token } = await a.createToken();
-    await awaitWindowRoom(60_000, 15_000);
-    const address = '203.0.113.77';
-    const fail = (gw: TestGateway) => status(gw, bearer(generateToken('production')), '/x', address);
-    const statuses: number[] = [];
-    // 19 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
-    for (let i = 0; i < 18; i++) statuses.push(await fail(a), await fail(b));
-    // A gateway reads the fleet-wide total when it flushes its own failures (every 250 ms while it
-    // has some). Wait until every count has landed in the cluster, then one more failure each, so
-    // each flush sees the total.
-    const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
-    const shared = async () => {
-      const [key] = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
-      return key ? Number(await owner.command('GET', key)) : 0;
-    };
-    await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
-    statuses.push(await fail(a), await fail(b));
-    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
-    // Probed with valid tokens neither gateway has cached: a cached token would pass (the limit
-    // refuses store reads, not service).
-    for (const gw of [a, b]) {
-      await expect.poll(async () => status(gw, bearer((await a.createToken()).token), '/x', address), { timeout: 3000, interval: 50 }).toBe(429);
-    }
-    // Another address is not affected.
-    expect(await status(b, bearer(token), '/x', '203.0.113.78')).toBe(200);
-    const keys = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
-    expect(keys.length).toBeGreaterThan(0);
-  });
+  it(
+    'shares the failed-authentication count across gateways (pipelined INCRBY in one slot)',
+    { timeout: 45_000 },
+    async () => {
+      const { token } = await a.createToken();
+      await awaitWindowRoom(60_000, 15_000);
+      const address = '203.0.113.77';
+      const fail = (gw: TestGateway) => status(gw, bearer(generateToken('production')), '/x', address);
+      const statuses: number[] = [];
+      // 19 failures on each gateway: under each local bucket (20), over the fleet's (20 + 6).
+      for (let i = 0; i < 18; i++) statuses.push(await fail(a), await fail(b));
+      // A gateway reads the fleet-wide total when it flushes its own failures (every 250 ms while it
+      // has some). Wait until every count has landed in the cluster, then one more failure each, so
+      // each flush sees the total.
+      const owner = await cluster.nodeForKey(`${PREFIX}authfail`);
+      const shared = async () => {
+        const [key] = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
+        return key ? Number(await owner.command('GET', key)) : 0;
+      };
+      await expect.poll(shared, { timeout: 10_000 }).toBeGreaterThanOrEqual(36);
+      statuses.push(await fail(a), await fail(b));
+      expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+      // Probed with valid tokens neither gateway has cached: a cached token would pass (the limit
+      // refuses store reads, not service).
+      for (const gw of [a, b]) {
+        await expect
+          .poll(async () => status(gw, bearer((await a.createToken()).token), '/x', address), {
+            timeout: 3000,
+            interval: 50,
+          })
+          .toBe(429);
+      }
+      // Another address is not affected.
+      expect(await status(b, bearer(token), '/x', '203.0.113.78')).toBe(200);
+      const keys = (await owner.command('KEYS', `${PREFIX}authfail:*:${address}`)) as string[];
+      expect(keys.length).toBeGreaterThan(0);
+    },
+  );
 });

@@ -62,20 +62,26 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const status = (gw: TestGateway, token: string, path = '/fleet/artifact.txt', authorization = bearer(token)): Promise<number> =>
+const status = (
+  gw: TestGateway,
+  token: string,
+  path = '/fleet/artifact.txt',
+  authorization = bearer(token),
+): Promise<number> =>
   fetch(`${gw.url}${path}`, { headers: { authorization } }).then(async (r) => {
     await r.arrayBuffer();
     return r.status;
   });
 
-const adminFetch = (gw: TestGateway, path: string, body?: unknown) => fetch(`${gw.adminUrl}/api/v1${path}`, {
-  method: 'POST',
-  headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-  body: body === undefined ? undefined : JSON.stringify(body),
-});
+const adminFetch = (gw: TestGateway, path: string, body?: unknown) =>
+  fetch(`${gw.adminUrl}/api/v1${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 
 describe('three instances sharing one Redis', () => {
-  it('refuses a token on all three within one second of a revoke through one instance\'s store', async () => {
+  it("refuses a token on all three within one second of a revoke through one instance's store", async () => {
     const { token, record } = await a.createToken();
     for (const gw of all) await untilCacheHit(gw, token);
     await b.store.revoke(record.id, 'fleet-test');
@@ -86,7 +92,7 @@ describe('three instances sharing one Redis', () => {
   it('refuses a token on all three within one second of a revoke through the admin API of another', async () => {
     const created = await adminFetch(c, '/tokens', { name: 'fleet-admin-made', type: 'production' });
     expect(created.status).toBe(201);
-    const { id, token } = await created.json() as { id: string; token: string };
+    const { id, token } = (await created.json()) as { id: string; token: string };
     for (const gw of all) await untilCacheHit(gw, token);
     const revoked = await adminFetch(b, `/tokens/${id}/revoke`);
     expect(revoked.status).toBe(200);
@@ -99,8 +105,13 @@ describe('three instances sharing one Redis', () => {
     const token = generateToken('production');
     for (const gw of [b, c]) expect(await status(gw, token)).toBe(401);
     await a.store.insert({
-      id: generateTokenId(), name: 'fleet-created-on-a', type: 'production', hash: hashToken(token),
-      createdAt: Date.now(), createdBy: 'fleet-test', expiresAt: null,
+      id: generateTokenId(),
+      name: 'fleet-created-on-a',
+      type: 'production',
+      hash: hashToken(token),
+      createdAt: Date.now(),
+      createdBy: 'fleet-test',
+      expiresAt: null,
     });
     await untilAllAnswer([a, b, c], token, 200, 1000);
   });
@@ -134,15 +145,21 @@ describe('activity from several instances into one Redis Stream', () => {
       const N = 60;
       // Each download names its own project (the Basic user): the stream must hold each one once.
       const projects = Array.from({ length: N }, (_, i) => `fleet-dl-${i}`);
-      const statuses = await Promise.all(projects.map((project, i) =>
-        status(i % 2 === 0 ? a : b, token, `/fleet/activity/${i}.txt`, basic(project, token))));
+      const statuses = await Promise.all(
+        projects.map((project, i) =>
+          status(i % 2 === 0 ? a : b, token, `/fleet/activity/${i}.txt`, basic(project, token)),
+        ),
+      );
       expect(statuses.every((s) => s === 200)).toBe(true);
 
       // Only this token's events: earlier tests' downloads may still be on their way (instance C
       // delivers what it queued while it was cut off).
       type Event = { id: string; project: string; requestId: string; tokenId: string };
-      const read = async (): Promise<Event[]> => (await raw.xrange(key, '-', '+')).slice(before)
-        .map(([, fields]) => JSON.parse(fields[1]!) as Event).filter((e) => e.tokenId === record.id);
+      const read = async (): Promise<Event[]> =>
+        (await raw.xrange(key, '-', '+'))
+          .slice(before)
+          .map(([, fields]) => JSON.parse(fields[1]!) as Event)
+          .filter((e) => e.tokenId === record.id);
       let events: Event[] = [];
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
@@ -169,17 +186,20 @@ describe('an instance running TOLLGATE_WORKERS=2 (subprocess) next to an in-proc
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-fleet-workers-'));
-    proc = await startGatewayProcess({
-      TOLLGATE_UPSTREAM: origin.url,
-      TOLLGATE_REDIS_URL: redis.url,
-      TOLLGATE_REDIS_PREFIX: PREFIX,
-      TOLLGATE_DATA_DIR: dataDir,
-      TOLLGATE_WORKERS: '2',
-      TOLLGATE_CACHE_TTL_MS: FAR,
-      TOLLGATE_CHANGE_POLL_MS: FAR,
-      TOLLGATE_ACTIVITY_FLUSH_MS: '20',
-      TOLLGATE_LOG_LEVEL: 'info', // the harness waits for the "tollgate listening" line
-    }, { startTimeoutMs: 30_000 });
+    proc = await startGatewayProcess(
+      {
+        TOLLGATE_UPSTREAM: origin.url,
+        TOLLGATE_REDIS_URL: redis.url,
+        TOLLGATE_REDIS_PREFIX: PREFIX,
+        TOLLGATE_DATA_DIR: dataDir,
+        TOLLGATE_WORKERS: '2',
+        TOLLGATE_CACHE_TTL_MS: FAR,
+        TOLLGATE_CHANGE_POLL_MS: FAR,
+        TOLLGATE_ACTIVITY_FLUSH_MS: '20',
+        TOLLGATE_LOG_LEVEL: 'info', // the harness waits for the "tollgate listening" line
+      },
+      { startTimeoutMs: 30_000 },
+    );
   }, 60_000);
   afterAll(async () => {
     await proc?.stop(10_000);
@@ -200,8 +220,12 @@ describe('an instance running TOLLGATE_WORKERS=2 (subprocess) next to an in-proc
     for (let i = 0; i < 6; i++) expect(await procStatus(token)).toBe(200);
     await a.store.revoke(record.id, 'fleet-test');
     const started = Date.now();
-    await expect.poll(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => procStatus(token)))),
-      { timeout: 1000, message: '401 on every worker' }).toEqual(new Set([401]));
+    await expect
+      .poll(async () => new Set(await Promise.all(Array.from({ length: 6 }, () => procStatus(token)))), {
+        timeout: 1000,
+        message: '401 on every worker',
+      })
+      .toEqual(new Set([401]));
     expect(Date.now() - started).toBeLessThanOrEqual(1500);
   });
 
@@ -213,14 +237,22 @@ describe('an instance running TOLLGATE_WORKERS=2 (subprocess) next to an in-proc
       const { token, record } = await a.createToken();
       const N = 40;
       const projects = Array.from({ length: N }, (_, i) => `workers-dl-${i}`);
-      const statuses = await Promise.all(projects.map((project, i) => (i % 2 === 0
-        ? status(a, token, `/fleet/w/${i}.txt`, basic(project, token))
-        : procStatus(token, `/fleet/w/${i}.txt`, basic(project, token)))));
+      const statuses = await Promise.all(
+        projects.map((project, i) =>
+          i % 2 === 0
+            ? status(a, token, `/fleet/w/${i}.txt`, basic(project, token))
+            : procStatus(token, `/fleet/w/${i}.txt`, basic(project, token)),
+        ),
+      );
       expect(statuses.every((s) => s === 200)).toBe(true);
       type Event = { id: string; project: string; tokenId: string };
-      const read = async (): Promise<Event[]> => (await raw.xrange(key, '-', '+'))
-        .map(([, fields]) => JSON.parse(fields[1]!) as Event).filter((e) => e.tokenId === record.id);
-      await expect.poll(async () => (await read()).length, { timeout: 10_000, message: 'N events' }).toBeGreaterThanOrEqual(N);
+      const read = async (): Promise<Event[]> =>
+        (await raw.xrange(key, '-', '+'))
+          .map(([, fields]) => JSON.parse(fields[1]!) as Event)
+          .filter((e) => e.tokenId === record.id);
+      await expect
+        .poll(async () => (await read()).length, { timeout: 10_000, message: 'N events' })
+        .toBeGreaterThanOrEqual(N);
       await new Promise((r) => setTimeout(r, 300));
       const events = await read();
       expect(events).toHaveLength(N);

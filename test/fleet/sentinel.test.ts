@@ -27,7 +27,13 @@ let b: TestGateway;
 let cli: TokenStore;
 
 beforeAll(async () => {
-  setup = await startSentinelSetup({ masterName: 'mymaster', replicas: 1, sentinels: 3, downAfterMs: 1000, failoverTimeoutMs: 3000 });
+  setup = await startSentinelSetup({
+    masterName: 'mymaster',
+    replicas: 1,
+    sentinels: 3,
+    downAfterMs: 1000,
+    failoverTimeoutMs: 3000,
+  });
   origin = await startOrigin();
   const env = {
     TOLLGATE_UPSTREAM: origin.url,
@@ -90,7 +96,12 @@ describe('a Redis Sentinel failover during traffic', () => {
 
     // The token the gateways had not cached is read from the new master once they follow it.
     for (const gw of [a, b]) {
-      await expect.poll(() => status(gw, uncached.token), { timeout: 15_000, message: `uncached token accepted on ${gw.url} after failover` }).toBe(200);
+      await expect
+        .poll(() => status(gw, uncached.token), {
+          timeout: 15_000,
+          message: `uncached token accepted on ${gw.url} after failover`,
+        })
+        .toBe(200);
     }
     traffic = false;
     await loop;
@@ -99,26 +110,42 @@ describe('a Redis Sentinel failover during traffic', () => {
 
     // Both gateways' change subscribers follow the new master (they reconnect through the sentinels).
     const promoted = setup.replicas[0]!;
-    await expect.poll(async () => ((await promoted.command('PUBSUB', 'NUMSUB', '{tollgate}:changes')) as [string, number])[1],
-      { timeout: 15_000, message: 'both gateways subscribed on the new master' }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(async () => ((await promoted.command('PUBSUB', 'NUMSUB', '{tollgate}:changes')) as [string, number])[1], {
+        timeout: 15_000,
+        message: 'both gateways subscribed on the new master',
+      })
+      .toBeGreaterThanOrEqual(2);
 
     // A token created after the failover (through a separate handle, as the CLI would) works on both.
     // Retried while the handle follows the new master (commands fail fast meanwhile).
     const { createToken } = await import('../../src/tokens/service.js');
-    const created = await vi.waitFor(() =>
-      createToken(cli, { name: 'sentinel-after', type: 'production', createdBy: 'sentinel-test' }), { timeout: 15_000, interval: 50 });
+    const created = await vi.waitFor(
+      () => createToken(cli, { name: 'sentinel-after', type: 'production', createdBy: 'sentinel-test' }),
+      { timeout: 15_000, interval: 50 },
+    );
     for (const gw of [a, b]) {
-      await expect.poll(() => status(gw, created.token), { timeout: 5000, message: `new token accepted on ${gw.url}` }).toBe(200);
+      await expect
+        .poll(() => status(gw, created.token), { timeout: 5000, message: `new token accepted on ${gw.url}` })
+        .toBe(200);
     }
 
     // A revocation after the failover reaches both (pub/sub on the new master) within one second.
     for (const gw of [a, b]) await untilCacheHit(gw, created.token);
     const started = Date.now();
     await cli.revoke(created.record.id, 'sentinel-test');
-    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, created.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
+    await Promise.all(
+      [a, b].map((gw) =>
+        expect.poll(() => status(gw, created.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401),
+      ),
+    );
     expect(Date.now() - started).toBeLessThanOrEqual(1500); // includes the revoke round trip
     // The cached token revoked after failover too, through the other gateway's store.
     await b.store.revoke(cached.record.id, 'sentinel-test');
-    await Promise.all([a, b].map((gw) => expect.poll(() => status(gw, cached.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401)));
+    await Promise.all(
+      [a, b].map((gw) =>
+        expect.poll(() => status(gw, cached.token), { timeout: 1000, message: `401 on ${gw.url}` }).toBe(401),
+      ),
+    );
   }, 90_000);
 });

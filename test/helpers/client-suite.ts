@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, expect } from 'vitest';
 import {
-  requestsAroundGateway, scratchDir, startClientGateway, startTreeServer,
-  type ClientGateway, type LoggedRequest, type TreeServer,
+  requestsAroundGateway,
+  scratchDir,
+  startClientGateway,
+  startTreeServer,
+  type ClientGateway,
+  type LoggedRequest,
+  type TreeServer,
 } from './clients.js';
 import type { RouteEntry } from './route-config.js';
 
@@ -49,17 +54,26 @@ export interface ClientSuiteOptions<U extends Upstream> {
   teardown?: () => void | Promise<void>;
 }
 
-export function clientSuite<U extends Upstream = TreeServer>(options: ClientSuiteOptions<U>): { gw: ClientGateway; upstream: U } {
+export function clientSuite<U extends Upstream = TreeServer>(
+  options: ClientSuiteOptions<U>,
+): { gw: ClientGateway; upstream: U } {
   const gw = {} as ClientGateway;
   const upstream = {} as U;
-  const startUpstream = options.upstream ?? ((root: string) => startTreeServer({ roots: [root] }) as unknown as Promise<U>);
+  const startUpstream =
+    options.upstream ?? ((root: string) => startTreeServer({ roots: [root] }) as unknown as Promise<U>);
   let running: { gw?: ClientGateway; upstream?: U } = {};
 
   beforeAll(async () => {
     await options.requireClients();
     const root = scratchDir(`${options.label}-upstream`);
     running.upstream = Object.assign(upstream, await startUpstream(root));
-    running.gw = Object.assign(gw, await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], { tls: options.tls, config: options.config?.() }));
+    running.gw = Object.assign(
+      gw,
+      await startClientGateway(options.label, [{ ...options.route, upstream: upstream.url }], {
+        tls: options.tls,
+        config: options.config?.(),
+      }),
+    );
     await options.build?.(root, { upstreamUrl: upstream.url, gatewayUrl: gw.url });
   });
 
@@ -83,7 +97,11 @@ export function expectAllRefused(log: readonly LoggedRequest[]): void {
  * The upstream saw requests, each forwarded by the gateway (none around it), with no credential
  * when `noAuthorization` (the gateway strips the client's); the gateway printed no token.
  */
-export function expectOnlyForwarded(gw: ClientGateway, upstream: TreeServer, options: { noAuthorization?: boolean } = {}): void {
+export function expectOnlyForwarded(
+  gw: ClientGateway,
+  upstream: TreeServer,
+  options: { noAuthorization?: boolean } = {},
+): void {
   expect(upstream.seen.length).toBeGreaterThan(0);
   expect(requestsAroundGateway(upstream.seen)).toEqual([]);
   if (options.noAuthorization) for (const r of upstream.seen) expect(r.headers.authorization, r.url).toBeUndefined();

@@ -1,15 +1,24 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, createReadStream, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { generateToken } from '../../src/tokens/format.js';
 import { selfSignedCert } from './certs.js';
-import {
-  createTokenWithCli, REPO_ROOT, startGatewayProcess, tempDir, type GatewayProcess,
-} from './process.js';
+import { createTokenWithCli, REPO_ROOT, startGatewayProcess, tempDir, type GatewayProcess } from './process.js';
 import { rawRequest } from './raw-http.js';
 import type { RouteEntry } from './route-config.js';
 
@@ -174,7 +183,11 @@ export function run(command: string, args: readonly string[], options: RunOption
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       resolve({
-        command: [command, ...args].join(' '), code, signal, stdout, stderr,
+        command: [command, ...args].join(' '),
+        code,
+        signal,
+        stdout,
+        stderr,
         output: `$ ${[command, ...args].join(' ')}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`,
         durationMs: Date.now() - started,
       });
@@ -286,18 +299,23 @@ export async function startTreeServer(options: TreeServerOptions): Promise<TreeS
 }
 
 /** Listens on a free loopback port; `close` drops every connection (and the agent, if any) and stops listening. */
-async function listenOnLoopback(server: http.Server, seen: SeenUpstreamRequest[], agent?: http.Agent): Promise<TreeServer> {
+async function listenOnLoopback(
+  server: http.Server,
+  seen: SeenUpstreamRequest[],
+  agent?: http.Agent,
+): Promise<TreeServer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}/`,
     port,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      agent?.destroy();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        agent?.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -311,12 +329,20 @@ export async function startRecordingProxy(targetPort: number): Promise<TreeServe
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    const upstream = http.request({
-      host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent,
-    }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
+    const upstream = http.request(
+      {
+        host: '127.0.0.1',
+        port: targetPort,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        agent,
+      },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
     upstream.once('error', () => {
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
@@ -387,7 +413,11 @@ export interface ClientGateway {
   /** The admin port's /metrics text. */
   metrics(): Promise<string>;
   /** Another token, made with `tollgate token create` and these extra arguments (restrictions). */
-  createToken(name: string, type: 'production' | 'development', extra?: string[]): Promise<{ token: string; id: string }>;
+  createToken(
+    name: string,
+    type: 'production' | 'development',
+    extra?: string[],
+  ): Promise<{ token: string; id: string }>;
   stop(): Promise<void>;
 }
 
@@ -396,14 +426,19 @@ export interface ClientGateway {
  * top-level fields, such as ciProviders), serving TLS with a self-signed certificate when `tls`
  * is set, and creates a Production token.
  */
-export async function startClientGateway(label: string, routes: RouteEntry[],
-  options: { tls?: boolean; config?: Record<string, unknown> } = {}): Promise<ClientGateway> {
+export async function startClientGateway(
+  label: string,
+  routes: RouteEntry[],
+  options: { tls?: boolean; config?: Record<string, unknown> } = {},
+): Promise<ClientGateway> {
   const dir = scratchDir(`${label}-gw`);
   const configFile = path.join(dir, 'tollgate.json');
   writeFileSync(configFile, JSON.stringify({ routes, ...options.config }, null, 2));
   const cert = options.tls ? selfSignedCert(scratchDir(`${label}-tls`)) : undefined;
   const env = {
-    TOLLGATE_DATA_DIR: path.join(dir, 'data'), TOLLGATE_CONFIG: configFile, TOLLGATE_LOG_LEVEL: 'info',
+    TOLLGATE_DATA_DIR: path.join(dir, 'data'),
+    TOLLGATE_CONFIG: configFile,
+    TOLLGATE_LOG_LEVEL: 'info',
     ...(cert ? { TOLLGATE_TLS_CERT: cert.certFile, TOLLGATE_TLS_KEY: cert.keyFile } : {}),
   };
   const created = await createTokenWithCli(env, `${label}-ci`, 'production');
@@ -426,7 +461,8 @@ export async function startClientGateway(label: string, routes: RouteEntry[],
     tokenId: created.id,
     wrongToken: generateToken('production'),
     mark: async () => (await logThroughMark()).length,
-    requestsSince: async (mark) => (await logThroughMark()).slice(mark).filter((l) => !l.path.startsWith(LOG_MARK_PATH)),
+    requestsSince: async (mark) =>
+      (await logThroughMark()).slice(mark).filter((l) => !l.path.startsWith(LOG_MARK_PATH)),
     async metrics() {
       const res = await fetch(`${gateway.adminUrl}/metrics`);
       return res.text();

@@ -44,10 +44,11 @@ export async function startFaultyOrigin(respond: (socket: net.Socket, head: stri
     url: `http://127.0.0.1:${port}`,
     requests,
     open: () => sockets.size,
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -23,7 +23,12 @@ export interface TestGateway {
   /** Log lines parsed as JSON. */
   logRecords(): Record<string, unknown>[];
   /** A token made as `tollgate token create` makes it; `restrictions` as the CLI and API take them. */
-  createToken(opts?: { name?: string; type?: 'production' | 'development'; expires?: string; restrictions?: RestrictionsInput }): Promise<{ token: string; record: TokenRecord }>;
+  createToken(opts?: {
+    name?: string;
+    type?: 'production' | 'development';
+    expires?: string;
+    restrictions?: RestrictionsInput;
+  }): Promise<{ token: string; record: TokenRecord }>;
   close(): Promise<void>;
 }
 
@@ -61,7 +66,12 @@ export async function startTestGateway(env: Env = {}): Promise<TestGateway> {
     store,
     dataDir,
     logs: () => lines.join(''),
-    logRecords: () => lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    logRecords: () =>
+      lines
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
     async createToken(opts = {}) {
       const { token, record } = await createToken(store, {
         name: opts.name ?? `test-token-${++seq}`,

@@ -87,18 +87,30 @@ export async function startOidcIssuer(): Promise<OidcIssuer> {
     switch (target.pathname) {
       case '/.well-known/openid-configuration':
         fetches.discovery++;
-        return json(res, 200, { issuer: url, jwks_uri: `${url}/jwks`, id_token_signing_alg_values_supported: ['RS256'], ...issuer.discovery });
+        return json(res, 200, {
+          issuer: url,
+          jwks_uri: `${url}/jwks`,
+          id_token_signing_alg_values_supported: ['RS256'],
+          ...issuer.discovery,
+        });
       case '/jwks': {
         fetches.jwks++;
-        const published = await Promise.all(keys.filter((k) => k.published).map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, alg: k.alg, use: 'sig' })));
+        const published = await Promise.all(
+          keys
+            .filter((k) => k.published)
+            .map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, alg: k.alg, use: 'sig' })),
+        );
         return json(res, 200, { keys: published });
       }
       case '/actions/id-token': {
         fetches.actions++;
-        if (req.headers.authorization !== `bearer ${actionsRequestToken}`) return json(res, 401, { message: 'bad request token' });
+        if (req.headers.authorization !== `bearer ${actionsRequestToken}`)
+          return json(res, 401, { message: 'bad request token' });
         const audience = target.searchParams.get('audience') ?? '';
         actionsAudiences.push(audience);
-        return json(res, 200, { value: await issuer.mint({ ...issuer.actionsClaims, aud: audience || 'https://github.com/acme' }) });
+        return json(res, 200, {
+          value: await issuer.mint({ ...issuer.actionsClaims, aud: audience || 'https://github.com/acme' }),
+        });
       }
       default:
         return json(res, 404, { message: 'not found' });
@@ -139,17 +151,24 @@ export async function startOidcIssuer(): Promise<OidcIssuer> {
       const iat = options.iatS ?? Math.floor(Date.now() / 1000);
       const ttl = options.ttlS === undefined ? 300 : options.ttlS;
       const payload: JWTPayload = {
-        iss: url, aud: DEFAULT_AUDIENCE, sub: 'repo:acme/app:ref:refs/heads/main', iat, jti: randomUUID(),
+        iss: url,
+        aud: DEFAULT_AUDIENCE,
+        sub: 'repo:acme/app:ref:refs/heads/main',
+        iat,
+        jti: randomUUID(),
         ...(ttl === null ? {} : { exp: iat + ttl }),
         ...claims,
       };
       for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
-      return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...options.header }).sign(key.privateKey);
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...options.header })
+        .sign(key.privateKey);
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   return issuer;
 }
@@ -159,11 +178,23 @@ export function githubClaims(overrides: Record<string, unknown> = {}): Record<st
   const ref = (overrides.ref as string | undefined) ?? 'refs/heads/main';
   return {
     sub: `repo:acme/app:ref:${ref}`,
-    repository: 'acme/app', repository_id: '690001', repository_owner: 'acme', repository_owner_id: '4200',
-    repository_visibility: 'private', ref, ref_type: 'branch', sha: '0123456789abcdef0123456789abcdef01234567',
-    workflow: 'build', workflow_ref: `acme/app/.github/workflows/build.yml@${ref}`,
-    job_workflow_ref: `acme/app/.github/workflows/build.yml@${ref}`, event_name: 'push',
-    run_id: '987654321', run_number: '12', run_attempt: '1', actor: 'octocat', actor_id: '1',
+    repository: 'acme/app',
+    repository_id: '690001',
+    repository_owner: 'acme',
+    repository_owner_id: '4200',
+    repository_visibility: 'private',
+    ref,
+    ref_type: 'branch',
+    sha: '0123456789abcdef0123456789abcdef01234567',
+    workflow: 'build',
+    workflow_ref: `acme/app/.github/workflows/build.yml@${ref}`,
+    job_workflow_ref: `acme/app/.github/workflows/build.yml@${ref}`,
+    event_name: 'push',
+    run_id: '987654321',
+    run_number: '12',
+    run_attempt: '1',
+    actor: 'octocat',
+    actor_id: '1',
     runner_environment: 'github-hosted',
     ...overrides,
   };

@@ -37,10 +37,11 @@ export async function startOrigin(handler?: OriginHandler): Promise<Origin> {
     url: `http://127.0.0.1:${port}`,
     port,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -32,7 +32,8 @@ function removeStaleSnapshots(): void {
     try {
       process.kill(pid, 0);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH')
+        rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
     }
   }
 }
@@ -50,7 +51,10 @@ export function buildRoot(): string {
     symlinkSync(path.join(REPO_ROOT, 'examples'), path.join(root, 'examples'));
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'));
     const check = spawnSync(process.execPath, [path.join(root, 'bin', 'tollgate.js'), 'help'], {
-      cwd: root, env: cleanEnv({}), encoding: 'utf8', timeout: 30_000,
+      cwd: root,
+      env: cleanEnv({}),
+      encoding: 'utf8',
+      timeout: 30_000,
     });
     if (check.status === 0) {
       snapshotRoot = root;
@@ -77,8 +81,10 @@ const transcript: { what: string; stream: 'stdout' | 'stderr'; text: () => strin
 
 /** The output of every child spawned by this test file so far, with a header per process and stream. */
 export function allOutput(filter?: (what: string, stream: 'stdout' | 'stderr') => boolean): string {
-  return transcript.filter((t) => !filter || filter(t.what, t.stream))
-    .map((t) => `--- ${t.what} ${t.stream}\n${t.text()}`).join('\n');
+  return transcript
+    .filter((t) => !filter || filter(t.what, t.stream))
+    .map((t) => `--- ${t.what} ${t.stream}\n${t.text()}`)
+    .join('\n');
 }
 
 export interface ExitStatus {
@@ -152,10 +158,14 @@ function spawnNode(what: string, args: string[], env: Record<string, string | un
     output: () => out.join('') + err.join(''),
     exited,
     waitForLine(match, timeoutMs = 15_000) {
-      const seen = (out.join('') + err.join('')).split('\n')
+      const seen = (out.join('') + err.join(''))
+        .split('\n')
         .find((l) => (typeof match === 'string' ? l.includes(match) : match.test(l)));
       if (seen !== undefined) return Promise.resolve(seen);
-      if (done) return Promise.reject(new Error(`${label} exited without printing ${String(match)}:\n${out.join('')}${err.join('')}`));
+      if (done)
+        return Promise.reject(
+          new Error(`${label} exited without printing ${String(match)}:\n${out.join('')}${err.join('')}`),
+        );
       return new Promise<string>((resolve, reject) => {
         const waiter = {
           match,
@@ -166,7 +176,11 @@ function spawnNode(what: string, args: string[], env: Record<string, string | un
         };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(new Error(`${label} did not print ${String(match)} within ${timeoutMs} ms:\n${out.join('')}${err.join('')}`));
+          reject(
+            new Error(
+              `${label} did not print ${String(match)} within ${timeoutMs} ms:\n${out.join('')}${err.join('')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(waiter);
         void exited.then(() => {
@@ -244,7 +258,10 @@ export interface GatewayProcess extends Child {
  * for its "tollgate listening" line. Ports default to free ones picked here; the log line is
  * then read back for the ports the gateway really bound, so `TOLLGATE_PORT: '0'` works too.
  */
-export async function startGatewayProcess(env: Record<string, string | undefined>, options: { startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(
+  env: Record<string, string | undefined>,
+  options: { startTimeoutMs?: number } = {},
+): Promise<GatewayProcess> {
   const fullEnv = {
     // Loopback unless the test sets TOLLGATE_HOST itself (to undefined for the default).
     ...('TOLLGATE_HOST' in env ? {} : { TOLLGATE_HOST: '127.0.0.1' }),
@@ -297,7 +314,11 @@ export interface CliResult extends ExitStatus {
 }
 
 /** Runs `node bin/tollgate.js <args>` to completion (SIGKILL after timeoutMs). */
-export async function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 30_000,
+): Promise<CliResult> {
   const c = spawnCli(args, env);
   const timer = setTimeout(() => c.signal('SIGKILL'), timeoutMs);
   const status = await c.exited;
@@ -317,8 +338,12 @@ export interface CreatedToken {
 }
 
 /** `tollgate token create --json`, failing the test with the CLI's stderr when it does not exit 0. */
-export async function createTokenWithCli(env: Record<string, string | undefined>, name: string,
-  type: 'production' | 'development' = 'production', extra: string[] = []): Promise<CreatedToken> {
+export async function createTokenWithCli(
+  env: Record<string, string | undefined>,
+  name: string,
+  type: 'production' | 'development' = 'production',
+  extra: string[] = [],
+): Promise<CreatedToken> {
   const r = await runCli(['token', 'create', '--name', name, '--type', type, '--json', ...extra], env);
   if (r.code !== 0) throw new Error(`token create ${name} exited ${r.code ?? r.signal}: ${r.stderr}`);
   return JSON.parse(r.stdout) as CreatedToken;
@@ -358,46 +383,56 @@ export interface DownloadOptions {
  */
 export function download(url: string, options: DownloadOptions = {}): Promise<Download> {
   return new Promise<Download>((resolve, reject) => {
-    const req = http.request(url, {
-      method: options.method ?? 'GET',
-      headers: options.headers,
-      agent: false,
-    }, (res) => {
-      const hash = createHash('sha256');
-      const textChunks: Buffer[] = [];
-      let bytes = 0;
-      const started = Date.now();
-      let settled = false;
-      const finish = (complete: boolean): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve({
-          status: res.statusCode ?? 0, headers: res.headers, bytes, sha256: hash.digest('hex'), complete,
-          text: Buffer.concat(textChunks).toString('utf8'),
-        });
-      };
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        if (bytes < 65_536) textChunks.push(chunk.subarray(0, 65_536 - bytes));
-        bytes += chunk.length;
-        options.onProgress?.(bytes);
-        const rate = options.bytesPerSecond;
-        if (rate) {
-          const aheadMs = (bytes / rate) * 1000 - (Date.now() - started);
-          if (aheadMs > 5) {
-            res.pause();
-            setTimeout(() => res.resume(), aheadMs);
+    const req = http.request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers,
+        agent: false,
+      },
+      (res) => {
+        const hash = createHash('sha256');
+        const textChunks: Buffer[] = [];
+        let bytes = 0;
+        const started = Date.now();
+        let settled = false;
+        const finish = (complete: boolean): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            bytes,
+            sha256: hash.digest('hex'),
+            complete,
+            text: Buffer.concat(textChunks).toString('utf8'),
+          });
+        };
+        res.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          if (bytes < 65_536) textChunks.push(chunk.subarray(0, 65_536 - bytes));
+          bytes += chunk.length;
+          options.onProgress?.(bytes);
+          const rate = options.bytesPerSecond;
+          if (rate) {
+            const aheadMs = (bytes / rate) * 1000 - (Date.now() - started);
+            if (aheadMs > 5) {
+              res.pause();
+              setTimeout(() => res.resume(), aheadMs);
+            }
           }
-        }
-      });
-      res.once('end', () => finish(res.complete));
-      res.once('aborted', () => finish(false));
-      res.once('error', () => finish(false));
-      res.once('close', () => finish(res.complete));
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`download of ${url} took over ${options.timeoutMs ?? 120_000} ms`)),
-      options.timeoutMs ?? 120_000);
+        });
+        res.once('end', () => finish(res.complete));
+        res.once('aborted', () => finish(false));
+        res.once('error', () => finish(false));
+        res.once('close', () => finish(res.complete));
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(new Error(`download of ${url} took over ${options.timeoutMs ?? 120_000} ms`)),
+      options.timeoutMs ?? 120_000,
+    );
     req.once('error', (err) => {
       clearTimeout(timer);
       reject(err);

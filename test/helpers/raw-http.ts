@@ -26,7 +26,8 @@ export interface RawResponse {
 /** Incremental parser for a stream of responses on one connection. */
 export class ResponseStreamParser {
   private buffered = Buffer.alloc(0);
-  private current: { status: number; rawHeaders: [string, string][]; headers: Record<string, string>; head: string } | undefined;
+  private current:
+    { status: number; rawHeaders: [string, string][]; headers: Record<string, string>; head: string } | undefined;
   private framing: 'length' | 'chunked' | 'close' = 'length';
   private remaining = 0;
   private chunks: Buffer[] = [];
@@ -157,12 +158,15 @@ export function rawRequest(baseUrl: string, request: RawRequest): Promise<RawRes
   if (body && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) {
     headers['Content-Length'] = String(body.length);
   }
-  const head = `${method} ${request.path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  const head = `${method} ${request.path} HTTP/1.1\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 
   return new Promise((resolve, reject) => {
-    const socket = url.protocol === 'https:'
-      ? tls.connect({ host: url.hostname, port, ca: request.ca, servername: 'localhost' })
-      : net.connect({ host: url.hostname, port });
+    const socket =
+      url.protocol === 'https:'
+        ? tls.connect({ host: url.hostname, port, ca: request.ca, servername: 'localhost' })
+        : net.connect({ host: url.hostname, port });
     const parser = new ResponseStreamParser({ isHead: () => method === 'HEAD', onHead: request.onHead });
     let settled = false;
     const settle = (response: RawResponse | undefined): void => {
@@ -297,10 +301,19 @@ export function openRawConnection(baseUrl: string): Promise<RawConnection> {
 }
 
 /** A request head as bytes: header values may hold any bytes (a string value is written as UTF-8). */
-export function requestBytes(method: string, target: string, headers: [string, string | Buffer][], body?: string | Buffer): Buffer {
+export function requestBytes(
+  method: string,
+  target: string,
+  headers: [string, string | Buffer][],
+  body?: string | Buffer,
+): Buffer {
   const parts: Buffer[] = [Buffer.from(`${method} ${target} HTTP/1.1\r\n`, 'latin1')];
   for (const [name, value] of headers) {
-    parts.push(Buffer.from(`${name}: `, 'latin1'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(`${name}: `, 'latin1'),
+      typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+      Buffer.from('\r\n'),
+    );
   }
   parts.push(Buffer.from('\r\n'));
   if (body !== undefined) parts.push(Buffer.from(body));

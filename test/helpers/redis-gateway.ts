@@ -27,7 +27,11 @@ export async function startRedisGateway(env: Env, options: { relay?: boolean } =
   const redis = await startRedisServer();
   const relay = options.relay ? await startTcpRelay(redis.port) : undefined;
   const origin = await startOrigin();
-  const gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_REDIS_URL: (relay ?? redis).url, ...env });
+  const gw = await startTestGateway({
+    TOLLGATE_UPSTREAM: origin.url,
+    TOLLGATE_REDIS_URL: (relay ?? redis).url,
+    ...env,
+  });
   const direct = relay
     ? await openTokenStore({ redis: { url: redis.url, prefix: gw.config.redis!.prefix }, dataDir: gw.dataDir })
     : undefined;

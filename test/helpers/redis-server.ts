@@ -64,14 +64,19 @@ async function waitUntilReady(child: ChildProcess, port: number, output: () => s
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      probe.connect().catch(() => {}).then(() => probe.ping()),
+      probe
+        .connect()
+        .catch(() => {})
+        .then(() => probe.ping()),
       new Promise<never>((_, reject) => {
         onExit = () => reject(new Error(`redis-server exited during start-up:\n${output()}`));
         child.once('exit', onExit);
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`redis-server not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`)),
-          READY_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`redis-server not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`)),
+          READY_TIMEOUT_MS,
+        );
       }),
     ]);
   } finally {
@@ -90,12 +95,32 @@ export async function startRedisServer(): Promise<RedisServer> {
   const launch = async (): Promise<void> => {
     mkdirSync(dir, { recursive: true });
     let output = '';
-    const proc = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', dir, '--loglevel', 'warning', '--daemonize', 'no',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    proc.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    proc.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--loglevel',
+        'warning',
+        '--daemonize',
+        'no',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
     child = proc;
     await waitUntilReady(proc, port, () => output);
   };
@@ -129,7 +154,11 @@ export async function startRedisServer(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     async commandStats() {
       const admin = new Redis({
-        host: '127.0.0.1', port, enableReadyCheck: false, disableClientInfo: true, maxRetriesPerRequest: 0,
+        host: '127.0.0.1',
+        port,
+        enableReadyCheck: false,
+        disableClientInfo: true,
+        maxRetriesPerRequest: 0,
         retryStrategy: () => null,
       });
       admin.on('error', () => {});
@@ -185,18 +214,20 @@ export async function startTcpRelay(targetPort: number): Promise<TcpRelay> {
     incoming.on('close', () => outgoing.destroy());
     outgoing.on('close', () => incoming.destroy());
   });
-  const listen = (port: number) => new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
-  const stopListening = () => new Promise<void>((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    for (const socket of sockets) socket.destroy();
-  });
+  const stopListening = () =>
+    new Promise<void>((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    });
 
   await listen(0);
   const { port } = server.address() as net.AddressInfo;

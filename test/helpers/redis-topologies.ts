@@ -46,8 +46,15 @@ function exited(child: ChildProcess): Promise<void> {
 
 function rawClient(port: number): Redis {
   const client = new Redis({
-    host: '127.0.0.1', port, lazyConnect: false, enableReadyCheck: false, disableClientInfo: true,
-    maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000, commandTimeout: 5000,
+    host: '127.0.0.1',
+    port,
+    lazyConnect: false,
+    enableReadyCheck: false,
+    disableClientInfo: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 2000,
+    commandTimeout: 5000,
   });
   client.on('error', () => {});
   return client;
@@ -65,7 +72,8 @@ async function rawCommand(port: number, name: string, args: (string | number)[])
 function assertInstalled(): void {
   for (const bin of ['redis-server', 'redis-cli']) {
     const probe = spawnSync(bin, ['--version'], { stdio: 'ignore' });
-    if (probe.error) throw new Error(`${bin} not found: install it with \`apt-get install redis-server\``, { cause: probe.error });
+    if (probe.error)
+      throw new Error(`${bin} not found: install it with \`apt-get install redis-server\``, { cause: probe.error });
   }
 }
 
@@ -75,8 +83,12 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
-  child.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr?.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const node: RedisNode = {
     port,
     role,
@@ -99,10 +111,13 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
     output: () => out,
   };
   try {
-    await vi.waitFor(async () => {
-      if (!node.running) throw new Error(`redis-server exited during start-up:\n${out}`);
-      expect(await node.command('PING'), `${role} on port ${port} answers PING`).toBe('PONG');
-    }, { timeout: READY_TIMEOUT_MS });
+    await vi.waitFor(
+      async () => {
+        if (!node.running) throw new Error(`redis-server exited during start-up:\n${out}`);
+        expect(await node.command('PING'), `${role} on port ${port} answers PING`).toBe('PONG');
+      },
+      { timeout: READY_TIMEOUT_MS },
+    );
   } catch (err) {
     await node.kill();
     throw new Error(`${String(err)}\n${out}`, { cause: err });
@@ -111,12 +126,27 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
 }
 
 const COMMON = (port: number, dir: string) => [
-  '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-  '--dir', dir, '--loglevel', 'warning', '--daemonize', 'no',
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  dir,
+  '--loglevel',
+  'warning',
+  '--daemonize',
+  'no',
 ];
 
 /** Starts a node on a free port, retrying with another port if it was taken meanwhile. */
-async function startNode(role: RedisNode['role'], argsFor: (port: number) => Promise<string[]> | string[]): Promise<RedisNode> {
+async function startNode(
+  role: RedisNode['role'],
+  argsFor: (port: number) => Promise<string[]> | string[],
+): Promise<RedisNode> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -211,42 +241,57 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
       nodes.push(replica);
       replicas.push(replica);
     }
-    await vi.waitFor(async () => {
-      for (const r of replicas) expect((await nodeInfo(r, 'replication')).master_link_status, `replica ${r.port} in sync with the master`).toBe('up');
-    }, { timeout: READY_TIMEOUT_MS });
+    await vi.waitFor(
+      async () => {
+        for (const r of replicas)
+          expect(
+            (await nodeInfo(r, 'replication')).master_link_status,
+            `replica ${r.port} in sync with the master`,
+          ).toBe('up');
+      },
+      { timeout: READY_TIMEOUT_MS },
+    );
 
     const sentinels: RedisNode[] = [];
     for (let i = 0; i < sentinelCount; i++) {
       const sentinel = await startNode('sentinel', (port) => {
         const conf = path.join(dir, `sentinel-${port}.conf`);
         // Sentinel rewrites its config file: it must be writable, one per sentinel.
-        writeFileSync(conf, [
-          `port ${port}`,
-          'bind 127.0.0.1',
-          'daemonize no',
-          `dir ${dir}`,
-          'loglevel warning',
-          `sentinel monitor ${masterName} 127.0.0.1 ${master.port} ${quorum}`,
-          `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
-          `sentinel failover-timeout ${masterName} ${options.failoverTimeoutMs ?? 3000}`,
-          `sentinel parallel-syncs ${masterName} 1`,
-          '',
-        ].join('\n'));
+        writeFileSync(
+          conf,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            'daemonize no',
+            `dir ${dir}`,
+            'loglevel warning',
+            `sentinel monitor ${masterName} 127.0.0.1 ${master.port} ${quorum}`,
+            `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
+            `sentinel failover-timeout ${masterName} ${options.failoverTimeoutMs ?? 3000}`,
+            `sentinel parallel-syncs ${masterName} 1`,
+            '',
+          ].join('\n'),
+        );
         return [conf, '--sentinel'];
       });
       nodes.push(sentinel);
       sentinels.push(sentinel);
     }
     // A failover needs the sentinels to know each other (hello messages every 2 s) and the replicas.
-    await vi.waitFor(async () => {
-      for (const s of sentinels) {
-        const flat = (await s.command('SENTINEL', 'MASTER', masterName)) as string[];
-        const fields: Record<string, string> = {};
-        for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-        expect({ sentinels: Number(fields['num-other-sentinels']), replicas: Number(fields['num-slaves']) },
-          `sentinel ${s.port} sees the other sentinels and the replicas`).toEqual({ sentinels: sentinelCount - 1, replicas: replicaCount });
-      }
-    }, { timeout: 20_000 });
+    await vi.waitFor(
+      async () => {
+        for (const s of sentinels) {
+          const flat = (await s.command('SENTINEL', 'MASTER', masterName)) as string[];
+          const fields: Record<string, string> = {};
+          for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+          expect(
+            { sentinels: Number(fields['num-other-sentinels']), replicas: Number(fields['num-slaves']) },
+            `sentinel ${s.port} sees the other sentinels and the replicas`,
+          ).toEqual({ sentinels: sentinelCount - 1, replicas: replicaCount });
+        }
+      },
+      { timeout: 20_000 },
+    );
 
     const askSentinels = async (): Promise<number[]> => {
       const ports: number[] = [];
@@ -275,15 +320,21 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
       },
       dataNodes: () => [master, ...replicas],
       waitForFailover(oldPort, timeoutMs = 30_000) {
-        return vi.waitFor(async () => {
-          const ports = await askSentinels();
-          const agreed = ports.length > 0 && ports.every((p) => p !== oldPort && p === ports[0]);
-          expect(agreed, `sentinels name one new master instead of ${oldPort} (they name ${ports.join(', ') || 'none'})`).toBe(true);
-          const node = [master, ...replicas].find((n) => n.port === ports[0]);
-          expect(node?.running, `the new master ${ports[0]} runs`).toBe(true);
-          expect((await nodeInfo(node!, 'replication')).role, `${ports[0]} says it is a master`).toBe('master');
-          return ports[0]!;
-        }, { timeout: timeoutMs });
+        return vi.waitFor(
+          async () => {
+            const ports = await askSentinels();
+            const agreed = ports.length > 0 && ports.every((p) => p !== oldPort && p === ports[0]);
+            expect(
+              agreed,
+              `sentinels name one new master instead of ${oldPort} (they name ${ports.join(', ') || 'none'})`,
+            ).toBe(true);
+            const node = [master, ...replicas].find((n) => n.port === ports[0]);
+            expect(node?.running, `the new master ${ports[0]} runs`).toBe(true);
+            expect((await nodeInfo(node!, 'replication')).role, `${ports[0]} says it is a master`).toBe('master');
+            return ports[0]!;
+          },
+          { timeout: timeoutMs },
+        );
       },
       stop,
     };
@@ -310,30 +361,53 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
   const { dir, nodes, stop } = topology('tollgate-cluster-');
   try {
     for (let i = 0; i < count; i++) {
-      nodes.push(await startNode('cluster', async (port) => {
-        const d = path.join(dir, `n-${port}`);
-        mkdirSync(d, { recursive: true });
-        // The bus port defaults to port + 10000, which can be past 65535 for an ephemeral port.
-        const busPort = await freePort();
-        return [
-          ...COMMON(port, d), '--cluster-enabled', 'yes', '--cluster-config-file', path.join(d, 'nodes.conf'),
-          '--cluster-port', String(busPort), '--cluster-node-timeout', '2000',
-        ];
-      }));
+      nodes.push(
+        await startNode('cluster', async (port) => {
+          const d = path.join(dir, `n-${port}`);
+          mkdirSync(d, { recursive: true });
+          // The bus port defaults to port + 10000, which can be past 65535 for an ephemeral port.
+          const busPort = await freePort();
+          return [
+            ...COMMON(port, d),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            path.join(d, 'nodes.conf'),
+            '--cluster-port',
+            String(busPort),
+            '--cluster-node-timeout',
+            '2000',
+          ];
+        }),
+      );
     }
-    const create = spawnSync('redis-cli', [
-      '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes',
-    ], { encoding: 'utf8', timeout: 30_000 });
-    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed (${create.status ?? create.signal}):\n${create.stdout}\n${create.stderr}`);
-    await vi.waitFor(async () => {
-      for (const n of nodes) {
-        const info = parseInfo(String(await n.command('CLUSTER', 'INFO')));
-        expect({ state: info.cluster_state, known: Number(info.cluster_known_nodes) }, `CLUSTER INFO of ${n.port}`).toEqual({ state: 'ok', known: count });
-      }
-    }, { timeout: 20_000 });
+    const create = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    if (create.status !== 0)
+      throw new Error(
+        `redis-cli --cluster create failed (${create.status ?? create.signal}):\n${create.stdout}\n${create.stderr}`,
+      );
+    await vi.waitFor(
+      async () => {
+        for (const n of nodes) {
+          const info = parseInfo(String(await n.command('CLUSTER', 'INFO')));
+          expect(
+            { state: info.cluster_state, known: Number(info.cluster_known_nodes) },
+            `CLUSTER INFO of ${n.port}`,
+          ).toEqual({ state: 'ok', known: count });
+        }
+      },
+      { timeout: 20_000 },
+    );
     return {
       nodes,
-      url: `redis-cluster://${nodes.slice(0, 2).map((n) => `127.0.0.1:${n.port}`).join(',')}`,
+      url: `redis-cluster://${nodes
+        .slice(0, 2)
+        .map((n) => `127.0.0.1:${n.port}`)
+        .join(',')}`,
       async nodeForKey(key) {
         const slot = Number(await nodes[0]!.command('CLUSTER', 'KEYSLOT', key));
         const ranges = (await nodes[0]!.command('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][];
@@ -352,10 +426,12 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
 
 /** Kills every node any topology of this file started and removes the temp dirs. */
 export async function stopAllTopologies(): Promise<void> {
-  await Promise.all([...live].map(async (child) => {
-    child.kill('SIGKILL');
-    await exited(child);
-  }));
+  await Promise.all(
+    [...live].map(async (child) => {
+      child.kill('SIGKILL');
+      await exited(child);
+    }),
+  );
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   dirs.clear();
 }

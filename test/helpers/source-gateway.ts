@@ -71,8 +71,13 @@ export async function startSourceGateway(env: Record<string, string>, startTimeo
   let out = '';
   let err = '';
   let onOutput = (): void => {};
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; onOutput(); });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+    onOutput();
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
   let running = true;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('close', (code, signal) => {
@@ -86,7 +91,10 @@ export async function startSourceGateway(env: Record<string, string>, startTimeo
   let timer: NodeJS.Timeout | undefined;
   const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
     onOutput = () => {
-      const line = out.split('\n').slice(0, -1).find((l) => l.includes('"tollgate listening"')); // whole lines only
+      const line = out
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.includes('"tollgate listening"')); // whole lines only
       if (line) resolve(JSON.parse(line) as Record<string, unknown>);
     };
     void exited.then(() => reject(new Error(`gateway exited during start-up:\n${out}${err}`)));

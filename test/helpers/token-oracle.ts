@@ -38,10 +38,12 @@ export function makeToken(type: 'production' | 'development', random30: string):
 }
 
 /** Seeded well-formed tokens (never stored anywhere: the store has no record of them). */
-export const wellFormedTokenArb: fc.Arbitrary<string> = fc.tuple(
-  fc.constantFrom<'production' | 'development'>('production', 'development'),
-  fc.string({ unit: fc.constantFrom(...BASE62_CHARS), minLength: 30, maxLength: 30 }),
-).map(([type, random]) => makeToken(type, random));
+export const wellFormedTokenArb: fc.Arbitrary<string> = fc
+  .tuple(
+    fc.constantFrom<'production' | 'development'>('production', 'development'),
+    fc.string({ unit: fc.constantFrom(...BASE62_CHARS), minLength: 30, maxLength: 30 }),
+  )
+  .map(([type, random]) => makeToken(type, random));
 
 /**
  * The token a header value carries when it is well formed by the specification, else undefined.

@@ -27,7 +27,7 @@ export interface Receiver {
  * accepts the batch.
  */
 export async function createReceiver(jwksUrl: () => string, port?: number): Promise<Receiver> {
-  const chosen = port ?? await freePort();
+  const chosen = port ?? (await freePort());
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   const receiver: Receiver = {
     port: chosen,
@@ -36,18 +36,20 @@ export async function createReceiver(jwksUrl: () => string, port?: number): Prom
     events: [],
     bodies: [],
     rejected: [],
-    listen: () => new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(chosen, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }),
-    close: () => new Promise<void>((resolve) => {
-      if (!server.listening) return resolve();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    listen: () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(chosen, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -58,14 +60,20 @@ export async function createReceiver(jwksUrl: () => string, port?: number): Prom
         receiver.bodies.push(body);
         try {
           if (req.method !== 'POST' || req.url !== '/activity') throw new Error(`unexpected ${req.method} ${req.url}`);
-          if (req.headers['content-type'] !== 'application/jose') throw new Error(`content-type ${req.headers['content-type']}`);
+          if (req.headers['content-type'] !== 'application/jose')
+            throw new Error(`content-type ${req.headers['content-type']}`);
           jwks ??= createRemoteJWKSet(new URL(jwksUrl()));
           const { payload, protectedHeader } = await compactVerify(body, jwks, { algorithms: ['ES256'] });
           if (protectedHeader.typ !== ACTIVITY_JWS_TYP) throw new Error(`typ ${protectedHeader.typ}`);
           const batch = JSON.parse(new TextDecoder().decode(payload)) as { batchId: string; events: ActivityEvent[] };
           const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
           if (idempotencyKey !== batch.batchId) throw new Error('Idempotency-Key does not match the signed batchId');
-          receiver.batches.push({ batchId: batch.batchId, idempotencyKey, kid: protectedHeader.kid, events: batch.events });
+          receiver.batches.push({
+            batchId: batch.batchId,
+            idempotencyKey,
+            kid: protectedHeader.kid,
+            events: batch.events,
+          });
           receiver.events.push(...batch.events);
           res.writeHead(204).end();
         } catch (err) {

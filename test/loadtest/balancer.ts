@@ -20,7 +20,10 @@ export async function startBalancer(ports: number[]): Promise<Balancer> {
     const i = next++ % ports.length;
     connections[i]!++;
     const backend = net.connect(ports[i]!, '127.0.0.1');
-    for (const [from, to] of [[client, backend], [backend, client]] as const) {
+    for (const [from, to] of [
+      [client, backend],
+      [backend, client],
+    ] as const) {
       open.add(from);
       from.on('error', () => to.destroy());
       from.on('close', () => {
@@ -34,9 +37,10 @@ export async function startBalancer(ports: number[]): Promise<Balancer> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections,
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of open) socket.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

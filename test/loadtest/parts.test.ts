@@ -17,8 +17,16 @@ describe('loadtest options', () => {
 
   it('defaults to 10 connections for 10 s, as fast as it goes, on the shipped example artifact', () => {
     expect(parseLoadtestArgs(base)).toMatchObject({
-      connections: 10, durationS: 10, rate: undefined, path: DEFAULT_PATH, invalidShare: 0, coldShare: 0,
-      basicProject: undefined, revocation: undefined, json: false, out: undefined,
+      connections: 10,
+      durationS: 10,
+      rate: undefined,
+      path: DEFAULT_PATH,
+      invalidShare: 0,
+      coldShare: 0,
+      basicProject: undefined,
+      revocation: undefined,
+      json: false,
+      out: undefined,
     });
   });
 
@@ -44,8 +52,34 @@ describe('loadtest options', () => {
     [['--target', 'http://gw:8080/npm/'], '--target is an origin'],
     [['--target', 'http://gw:8080'], 'loadtest needs --token-file FILE'],
     [['--target', 'http://gw:8080', '--revocation', '--admin-token-file', 'f'], '--revocation needs --admin-url'],
-    [['--target', 'http://gw:8080', '--revocation', '--admin-url', 'http://a', '--admin-token-file', 'f', '--duration', '1'], '--duration 2 or more'],
-    [['--target', 'http://gw:8080', '--revocation', '--admin-url', 'http://a', '--admin-token-file', 'f', '--token-file', 't'], 'leave out --token-file'],
+    [
+      [
+        '--target',
+        'http://gw:8080',
+        '--revocation',
+        '--admin-url',
+        'http://a',
+        '--admin-token-file',
+        'f',
+        '--duration',
+        '1',
+      ],
+      '--duration 2 or more',
+    ],
+    [
+      [
+        '--target',
+        'http://gw:8080',
+        '--revocation',
+        '--admin-url',
+        'http://a',
+        '--admin-token-file',
+        'f',
+        '--token-file',
+        't',
+      ],
+      'leave out --token-file',
+    ],
   ])('refuses %j', (args, message) => {
     expect(() => parseLoadtestArgs(args)).toThrow(message);
   });
@@ -128,7 +162,13 @@ describe('the token mix', () => {
 
   it('says once when the cold tokens run out, then goes on with warm ones', () => {
     let exhausted = 0;
-    const mix = createTokenMix({ tokens: tokens.slice(0, 12), invalidShare: 0, coldShare: 0.5, basicProject: undefined, onExhausted: () => exhausted++ });
+    const mix = createTokenMix({
+      tokens: tokens.slice(0, 12),
+      invalidShare: 0,
+      coldShare: 0.5,
+      basicProject: undefined,
+      onExhausted: () => exhausted++,
+    });
     for (let i = 0; i < 20; i++) mix.next();
     expect(mix.sent.cold).toBe(2);
     expect(mix.exhausted).toBe(true);

@@ -29,7 +29,12 @@ beforeAll(async () => {
   redis = await startRedisServer();
   // The failure limit off: after a revocation run, the revoked token's failures leave the loopback
   // address limited (429 for any token not cached), and the next run's new token would get 429.
-  const env = { TOLLGATE_REDIS_URL: redis.url, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_LOG_LEVEL: 'warn', TOLLGATE_AUTH_FAILURE_BURST: '0' };
+  const env = {
+    TOLLGATE_REDIS_URL: redis.url,
+    TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+    TOLLGATE_LOG_LEVEL: 'warn',
+    TOLLGATE_AUTH_FAILURE_BURST: '0',
+  };
   fleet = [await startTestGateway(env), await startTestGateway(env)];
   balancer = await startBalancer(fleet.map((gw) => gw.gateway.proxyPort));
 });
@@ -47,8 +52,20 @@ describe('tollgate loadtest --revocation on a fleet of two behind a load balance
     const before = await loadTokens();
     const hits = fleet.map((gw) => gw.gateway.cache.stats.hits);
     const connections = [...balancer.connections];
-    const r = await runLoadtestInProcess(['--target', balancer.url, '--revocation', '--admin-url', fleet[0]!.adminUrl,
-      '--admin-token-file', adminTokenFile, '--duration', '2', '--connections', '4', '--json']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      balancer.url,
+      '--revocation',
+      '--admin-url',
+      fleet[0]!.adminUrl,
+      '--admin-token-file',
+      adminTokenFile,
+      '--duration',
+      '2',
+      '--connections',
+      '4',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport;
 
@@ -59,12 +76,21 @@ describe('tollgate loadtest --revocation on a fleet of two behind a load balance
     expect(report.statusCounts['200']).toBeGreaterThan(0);
     expect(report.statusCounts['401']! + report.statusCounts['429']!).toBeGreaterThan(0);
     // Both gateways carried the load and served the token from their cache.
-    expect(balancer.connections.map((n, i) => n - connections[i]!).every((n) => n >= 2), String(balancer.connections)).toBe(true);
-    fleet.forEach((gw, i) => expect(gw.gateway.cache.stats.hits, `cache hits on gateway ${i}`).toBeGreaterThan(hits[i]!));
+    expect(
+      balancer.connections.map((n, i) => n - connections[i]!).every((n) => n >= 2),
+      String(balancer.connections),
+    ).toBe(true);
+    fleet.forEach((gw, i) =>
+      expect(gw.gateway.cache.stats.hits, `cache hits on gateway ${i}`).toBeGreaterThan(hits[i]!),
+    );
 
     const created = (await loadTokens()).filter((t) => !before.some((b) => b.id === t.id));
     expect(created).toHaveLength(1);
-    expect(created[0]).toMatchObject({ id: report.revocation!.tokenId, name: report.revocation!.tokenName, type: 'production' });
+    expect(created[0]).toMatchObject({
+      id: report.revocation!.tokenId,
+      name: report.revocation!.tokenName,
+      type: 'production',
+    });
     expect(created[0]!.name).toMatch(/^loadtest-\d{8}T\d{6}Z-[0-9a-f]{4}$/);
     expect(created[0]!.revokedAt).not.toBeNull();
     expectNoSecret([ADMIN_TOKEN], r.stdout, r.stderr);
@@ -76,14 +102,35 @@ describe('tollgate loadtest --revocation on a fleet of two behind a load balance
     const hits = fleet.map((gw) => gw.gateway.cache.stats.hits);
     const interrupt = new AbortController();
     let ended: Promise<InProcessResult> | undefined;
-    const running = runLoadtestInProcess(['--target', balancer.url, '--revocation', '--admin-url', fleet[0]!.adminUrl,
-      '--admin-token-file', adminTokenFile, '--duration', '60', '--connections', '2', '--json'], interrupt.signal)
-      .finally(() => { ended = running; });
+    const running = runLoadtestInProcess(
+      [
+        '--target',
+        balancer.url,
+        '--revocation',
+        '--admin-url',
+        fleet[0]!.adminUrl,
+        '--admin-token-file',
+        adminTokenFile,
+        '--duration',
+        '60',
+        '--connections',
+        '2',
+        '--json',
+      ],
+      interrupt.signal,
+    ).finally(() => {
+      ended = running;
+    });
     // The load is on (the new token served from a cache), long before the halfway revoke at 30 s.
-    await expect.poll(async () => {
-      if (ended) throw new Error(`the run ended before the interruption: ${(await ended).stderr}`);
-      return fleet.some((gw, i) => gw.gateway.cache.stats.hits > hits[i]! + 10);
-    }, { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(
+        async () => {
+          if (ended) throw new Error(`the run ended before the interruption: ${(await ended).stderr}`);
+          return fleet.some((gw, i) => gw.gateway.cache.stats.hits > hits[i]! + 10);
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
     interrupt.abort();
     const r = await running;
     expect(r.code).toBe(130);

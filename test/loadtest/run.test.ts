@@ -26,7 +26,11 @@ async function tokenFile(gw: TestGateway, name: string, count: number): Promise<
 }
 
 /** A gateway for the suite (started before its tests, closed after) and a file of `count` of its tokens. */
-function gatewayWithTokens(env: Record<string, string>, name: string, count: number): { gw: TestGateway; file: string; tokens: string[] } {
+function gatewayWithTokens(
+  env: Record<string, string>,
+  name: string,
+  count: number,
+): { gw: TestGateway; file: string; tokens: string[] } {
   const fixture = {} as { gw: TestGateway; file: string; tokens: string[] };
   beforeAll(async () => {
     fixture.gw = await startTestGateway({ TOLLGATE_LOG_LEVEL: 'warn', ...env });
@@ -45,8 +49,19 @@ describe('a load test of one gateway', () => {
   beforeAll(() => ({ gw, file, tokens } = fixture));
 
   it('counts 401s for unknown tokens beside the 200s of the file, with --json alone on stdout', async () => {
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '1', '--connections', '4',
-      '--invalid-share', '0.3', '--json']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      file,
+      '--duration',
+      '1',
+      '--connections',
+      '4',
+      '--invalid-share',
+      '0.3',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport; // the whole of stdout is the JSON report
     expect(report.statusCounts['200']).toBeGreaterThan(0);
@@ -65,8 +80,20 @@ describe('a load test of one gateway', () => {
 
   it('writes an HTML report that opens without a network and holds the charts and their data', async () => {
     const out = path.join(dir, 'report.html');
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '2', '--connections', '2',
-      '--invalid-share', '0.2', '--out', out]);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      file,
+      '--duration',
+      '2',
+      '--connections',
+      '2',
+      '--invalid-share',
+      '0.2',
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`HTML report     ${out}`);
     const html = readFileSync(out, 'utf8');
@@ -75,7 +102,9 @@ describe('a load test of one gateway', () => {
     expect(html).not.toMatch(/\b(src|href)\s*=/i);
     expect(html).not.toMatch(/url\(|@import|<link|<script(?![^>]*type="application\/json")/i);
     expect(html).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)/);
-    const data = JSON.parse(/<script type="application\/json" id="loadtest-report">(.*?)<\/script>/s.exec(html)![1]!) as LoadtestReport;
+    const data = JSON.parse(
+      /<script type="application\/json" id="loadtest-report">(.*?)<\/script>/s.exec(html)![1]!,
+    ) as LoadtestReport;
     expect(data.timeline.length).toBeGreaterThanOrEqual(2);
     expect(data.statusCounts['401']).toBeGreaterThan(0);
     for (const second of data.timeline) expect(html).toContain(`<title>${second.t} s: ${second.p99Ms}</title>`);
@@ -83,10 +112,22 @@ describe('a load test of one gateway', () => {
   });
 
   it('prints a readable report, Basic PROJECT:token answered like Bearer', async () => {
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '1', '--connections', '2',
-      '--basic', 'load-project']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      file,
+      '--duration',
+      '1',
+      '--connections',
+      '2',
+      '--basic',
+      'load-project',
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^Tollgate load test: http:\/\/127\.0\.0\.1:\d+\/generic\/hello\/1\.0\.0\/hello-1\.0\.0\.txt\n/);
+    expect(r.stdout).toMatch(
+      /^Tollgate load test: http:\/\/127\.0\.0\.1:\d+\/generic\/hello\/1\.0\.0\/hello-1\.0\.0\.txt\n/,
+    );
     expect(r.stdout).toMatch(/, Basic\n/);
     expect(r.stdout).toMatch(/^requests +[\d,]+ \([\d,]+ req\/s\)/m);
     expect(r.stdout).toMatch(/^latency ms +p50 [\d.]+ +p90 [\d.]+ +p99 [\d.]+ +max [\d.]+$/m);
@@ -97,8 +138,21 @@ describe('a load test of one gateway', () => {
   it('uses each cold token once, so that every cold request reads the store', async () => {
     const cold = await tokenFile(gw, 'cold', 60); // 10 warm, 50 cold: --rate 20 over 1 s (+1) at 0.5 needs 20
     const readsBefore = gw.gateway.cache.stats.storeReads;
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', cold.file, '--duration', '1', '--connections', '2',
-      '--rate', '20', '--cold-share', '0.5', '--json']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      cold.file,
+      '--duration',
+      '1',
+      '--connections',
+      '2',
+      '--rate',
+      '20',
+      '--cold-share',
+      '0.5',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport;
     expect(report.sent.cold).toBeGreaterThan(0);
@@ -111,31 +165,70 @@ describe('a load test of one gateway', () => {
 
   it('refuses a token file too small for --cold-share at the asked rate and length', async () => {
     const small = await tokenFile(gw, 'small', 12);
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', small.file, '--duration', '5', '--rate', '100',
-      '--cold-share', '0.5']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      small.file,
+      '--duration',
+      '5',
+      '--rate',
+      '100',
+      '--cold-share',
+      '0.5',
+    ]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`--cold-share 0.5 at this --rate and --duration needs up to 300 unused tokens beyond the first 10: ${small.file} holds 12`);
+    expect(r.stderr).toContain(
+      `--cold-share 0.5 at this --rate and --duration needs up to 300 unused tokens beyond the first 10: ${small.file} holds 12`,
+    );
     expect(r.stdout).toBe('');
     expectNoSecret(small.tokens, r.stderr);
   });
 
   it('stops with a clear error when the cold tokens run out at full speed', async () => {
     const few = await tokenFile(gw, 'few', 15);
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', few.file, '--duration', '3', '--connections', '2',
-      '--cold-share', '0.5']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      few.file,
+      '--duration',
+      '3',
+      '--connections',
+      '2',
+      '--cold-share',
+      '0.5',
+    ]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/the token file ran out of unused tokens for --cold-share after [\d.]+ s \(5 cold requests/);
+    expect(r.stderr).toMatch(
+      /the token file ran out of unused tokens for --cold-share after [\d.]+ s \(5 cold requests/,
+    );
     expect(r.stdout).toBe('');
   });
 });
 
 describe('a load test of a gateway with a small failure limit', () => {
-  const limited = gatewayWithTokens({ TOLLGATE_AUTH_FAILURE_BURST: '5', TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1' }, 'limited', 2);
+  const limited = gatewayWithTokens(
+    { TOLLGATE_AUTH_FAILURE_BURST: '5', TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1' },
+    'limited',
+    2,
+  );
 
   it('counts the 429s of the failure limit apart from the 401s', async () => {
     const { gw, file, tokens } = limited;
-    const r = await runLoadtestInProcess(['--target', gw.url, '--token-file', file, '--duration', '1', '--connections', '2',
-      '--invalid-share', '0.5', '--json']);
+    const r = await runLoadtestInProcess([
+      '--target',
+      gw.url,
+      '--token-file',
+      file,
+      '--duration',
+      '1',
+      '--connections',
+      '2',
+      '--invalid-share',
+      '0.5',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const { statusCounts } = JSON.parse(r.stdout) as LoadtestReport;
     // The burst's 401s, then 429s for any token the cache does not hold (known-unknown ones still get 401).

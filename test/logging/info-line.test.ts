@@ -19,7 +19,7 @@ function capture(level = 'info') {
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('createInfoLineWriter', () => {
-  it('writes the same line pino writes for the same fields, in order among pino\'s own lines', async () => {
+  it("writes the same line pino writes for the same fields, in order among pino's own lines", async () => {
     const { logger, lines } = capture();
     const write = createInfoLineWriter(logger, 'request')!;
     logger.info({ requestId: 'a-1', status: 200, durationMs: 1.25 }, 'request');
@@ -54,7 +54,12 @@ describe('createInfoLineWriter', () => {
 
 describe('isoTime', () => {
   it('equals Date#toISOString for every millisecond pattern, across second, minute and year boundaries', () => {
-    const starts = [Date.UTC(2026, 10, 28, 2, 17, 36, 0), Date.UTC(2026, 11, 31, 23, 59, 59, 990), 0, Date.UTC(2000, 1, 29, 12, 0, 0, 5)];
+    const starts = [
+      Date.UTC(2026, 10, 28, 2, 17, 36, 0),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 990),
+      0,
+      Date.UTC(2000, 1, 29, 12, 0, 0, 5),
+    ];
     for (const start of starts) {
       for (let t = start; t < start + 2_100; t += 7) expect(isoTime(t)).toBe(new Date(t).toISOString());
     }

@@ -14,9 +14,14 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(body: string): Promise<{ lines: Record<string, unknown>[]; firstLineAfterMs: number | undefined; code: number | null }> {
+function run(
+  body: string,
+): Promise<{ lines: Record<string, unknown>[]; firstLineAfterMs: number | undefined; code: number | null }> {
   const script = path.join(dir, `run-${Math.random().toString(36).slice(2)}.mjs`);
-  writeFileSync(script, `import { createLogger } from './src/logging/logger.js';\nconst logger = createLogger('info');\n${body}\n`);
+  writeFileSync(
+    script,
+    `import { createLogger } from './src/logging/logger.js';\nconst logger = createLogger('info');\n${body}\n`,
+  );
   return new Promise((resolve, reject) => {
     const started = Date.now();
     let firstLineAfterMs: number | undefined;
@@ -28,11 +33,20 @@ function run(body: string): Promise<{ lines: Record<string, unknown>[]; firstLin
       out += chunk;
     });
     proc.on('error', reject);
-    proc.on('close', (code) => resolve({ lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>), firstLineAfterMs, code }));
+    proc.on('close', (code) =>
+      resolve({
+        lines: out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+        firstLineAfterMs,
+        code,
+      }),
+    );
   });
 }
 
-describe('the logger\'s stdout', () => {
+describe("the logger's stdout", () => {
   it('writes every line, in order, when the process exits right after logging', async () => {
     const { lines, code } = await run(`
       for (let i = 0; i < 5000; i++) logger.info({ i, path: '/npm/' + 'x'.repeat(i % 300) }, 'request');

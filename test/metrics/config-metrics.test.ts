@@ -30,8 +30,24 @@ const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
 
 // ── PromQL, read just enough ─────────────────────────────────────────────────────────────────
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless',
-  'offset', 'bool', 'atan2', 'inf', 'nan', 'Inf', 'NaN']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'bool',
+  'atan2',
+  'inf',
+  'nan',
+  'Inf',
+  'NaN',
+]);
 
 interface PromqlUse {
   /** Metric names, as written (a histogram's `_bucket` included). */
@@ -55,11 +71,18 @@ function readPromql(expr: string): PromqlUse {
   });
   const grouping: string[] = [];
   s = s.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g, (_all, _kw, inner: string) => {
-    grouping.push(...inner.split(',').map((l) => l.trim()).filter(Boolean));
+    grouping.push(
+      ...inner
+        .split(',')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    );
     return ' ';
   });
   s = s.replace(/[a-zA-Z_][a-zA-Z0-9_]*\s*\(/g, '('); // function and aggregation names
-  const metrics = [...s.matchAll(/(?<![0-9.a-zA-Z_:])[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((w) => !KEYWORDS.has(w));
+  const metrics = [...s.matchAll(/(?<![0-9.a-zA-Z_:])[a-zA-Z_:][a-zA-Z0-9_:]*/g)]
+    .map((m) => m[0])
+    .filter((w) => !KEYWORDS.has(w));
   return { metrics, selectors, grouping };
 }
 
@@ -77,7 +100,8 @@ function ruleExprs(yaml: string): { rules: number; exprs: string[] } {
     if (/^[|>][-+]?$/.test(value)) {
       const indent = m[1]!.length;
       const block: string[] = [];
-      while (i + 1 < lines.length && (lines[i + 1]!.trim() === '' || lines[i + 1]!.search(/\S/) > indent)) block.push(lines[++i]!.trim());
+      while (i + 1 < lines.length && (lines[i + 1]!.trim() === '' || lines[i + 1]!.search(/\S/) > indent))
+        block.push(lines[++i]!.trim());
       value = block.join(value.startsWith('>') ? ' ' : '\n').trim();
     } else if (/^".*"$/.test(value)) {
       value = JSON.parse(value) as string;
@@ -106,7 +130,14 @@ function dashboardQueries(dashboard: unknown): DashboardQueries {
   };
   const walk = (panels: unknown[] | undefined) => {
     for (const p of panels ?? []) {
-      const panel = p as { id: number; type: string; title: string; targets?: { expr?: string }[]; panels?: unknown[]; datasource?: { uid?: string } };
+      const panel = p as {
+        id: number;
+        type: string;
+        title: string;
+        targets?: { expr?: string }[];
+        panels?: unknown[];
+        datasource?: { uid?: string };
+      };
       out.panels.push(panel);
       for (const t of panel.targets ?? []) if (t.expr) out.exprs.push(t.expr);
       walk(panel.panels);
@@ -115,7 +146,7 @@ function dashboardQueries(dashboard: unknown): DashboardQueries {
   walk(d.panels);
   for (const v of d.templating?.list ?? []) {
     if (v.type !== 'query') continue;
-    const query = typeof v.query === 'string' ? v.query : v.query?.query ?? v.definition ?? '';
+    const query = typeof v.query === 'string' ? v.query : (v.query?.query ?? v.definition ?? '');
     const lv = /^\s*label_values\(\s*(.+?)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$/.exec(query);
     if (lv) out.labelValues.push({ selector: lv[1]!, label: lv[2]! });
     else if (query.trim()) out.exprs.push(query.replace(/^\s*query_result\((.*)\)\s*$/, '$1'));
@@ -187,16 +218,25 @@ beforeAll(async () => {
   await issuer.addKey();
   scratch = tempDir('tollgate-config-metrics-');
   gw = await startTestGateway({
-    TOLLGATE_CONFIG: scratch.write('tollgate.json', JSON.stringify({
-      routes: [
-        { prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' },
-        { prefix: '/dead/', upstream: `http://127.0.0.1:${deadPort}/`, ecosystem: 'npm' },
-      ],
-      ciProviders: [{
-        name: 'github', kind: 'github', issuer: issuer.url, audience: 'https://artifacts.example.com',
-        allow: { repository_owner_id: '4200' }, production: { ref: 'refs/heads/main' },
-      }],
-    })),
+    TOLLGATE_CONFIG: scratch.write(
+      'tollgate.json',
+      JSON.stringify({
+        routes: [
+          { prefix: '/npm/', upstream: `${origin.url}/`, ecosystem: 'npm' },
+          { prefix: '/dead/', upstream: `http://127.0.0.1:${deadPort}/`, ecosystem: 'npm' },
+        ],
+        ciProviders: [
+          {
+            name: 'github',
+            kind: 'github',
+            issuer: issuer.url,
+            audience: 'https://artifacts.example.com',
+            allow: { repository_owner_id: '4200' },
+            production: { ref: 'refs/heads/main' },
+          },
+        ],
+      }),
+    ),
     TOLLGATE_ACTIVITY_SINKS: 'file,webhook',
     TOLLGATE_ACTIVITY_WEBHOOK_URL: `http://127.0.0.1:${webhookPort}/hook`,
     TOLLGATE_ACTIVITY_MEMORY_EVENTS: '1',
@@ -224,12 +264,17 @@ beforeAll(async () => {
   expect(await get('/npm/lodash', bearer(revoked.token))).toBe(401);
   expect(await get('/npm/lodash')).toBe(401);
   // A token restricted to another route (a restriction refusal), and a leaked one revoked through the admin API.
-  const restricted = await gw.createToken({ name: 'dead-only', type: 'production', restrictions: { routes: ['/dead/'] } });
+  const restricted = await gw.createToken({
+    name: 'dead-only',
+    type: 'production',
+    restrictions: { routes: ['/dead/'] },
+  });
   expect(await get('/npm/lodash', bearer(restricted.token))).toBe(403);
   const leaked = await gw.createToken({ name: 'leaked-ci', type: 'production' });
   const adminToken = readFileSync(path.join(gw.dataDir, 'admin-token'), 'utf8').trim();
   const leakReport = await fetch(`${gw.adminUrl}/api/v1/tokens/revoke-leaked`, {
-    method: 'POST', headers: { authorization: bearer(adminToken), 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { authorization: bearer(adminToken), 'content-type': 'application/json' },
     body: JSON.stringify({ tokens: [leaked.token], source: 'gitleaks' }),
   });
   expect(leakReport.status).toBe(200);
@@ -238,9 +283,21 @@ beforeAll(async () => {
   expect((await postExchange(gw.url, idToken)).status).toBe(200);
   expect((await postExchange(gw.url, idToken)).status).toBe(400);
 
-  await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="dropped"\} [1-9]/m.test(await scrape()), 10_000, 'a dropped event');
-  await until(async () => /^tollgate_activity_events_total\{sink="webhook",outcome="retried"\} [1-9]/m.test(await scrape()), 10_000, 'a retried delivery');
-  await until(async () => /^tollgate_production_token_last_used_timestamp_seconds\{/m.test(await scrape()), 10_000, 'a last-used time');
+  await until(
+    async () => /^tollgate_activity_events_total\{sink="webhook",outcome="dropped"\} [1-9]/m.test(await scrape()),
+    10_000,
+    'a dropped event',
+  );
+  await until(
+    async () => /^tollgate_activity_events_total\{sink="webhook",outcome="retried"\} [1-9]/m.test(await scrape()),
+    10_000,
+    'a retried delivery',
+  );
+  await until(
+    async () => /^tollgate_production_token_last_used_timestamp_seconds\{/m.test(await scrape()),
+    10_000,
+    'a last-used time',
+  );
   metricsText = await scrape();
   exposition = readExposition(metricsText);
 });
@@ -269,7 +326,8 @@ function checkUses(where: string, exprs: string[], extra: { selector: string; la
       if (metric in PROMETHEUS_SYNTHETIC) continue;
       const family = familyOf(metric, exposition);
       if (!exposition.types.has(family)) problems.push(`${where}: ${metric} (family ${family}) is not on /metrics`);
-      else if (!exposition.samples.has(metric)) problems.push(`${where}: ${metric} has no sample on /metrics after the traffic`);
+      else if (!exposition.samples.has(metric))
+        problems.push(`${where}: ${metric} has no sample on /metrics after the traffic`);
     }
     for (const { metric, labels } of use.selectors) {
       for (const label of labels) {
@@ -300,11 +358,19 @@ describe('config/prometheus/tollgate-rules.yml', () => {
     const used = checkUses('rules', exprs);
     expect(used.size).toBeGreaterThan(0);
     // The alerts the security team asked for are there.
-    for (const metric of ['tollgate_production_token_expiry_timestamp_seconds', 'tollgate_auth_failures_total',
-      'tollgate_activity_events_total', 'tollgate_upstream_errors_total']) {
+    for (const metric of [
+      'tollgate_production_token_expiry_timestamp_seconds',
+      'tollgate_auth_failures_total',
+      'tollgate_activity_events_total',
+      'tollgate_upstream_errors_total',
+    ]) {
       expect(used, metric).toContain(metric);
     }
-    expect(exprs.some((e) => /tollgate_production_token_expiry_timestamp_seconds.*-\s*time\(\)\s*<\s*14\s*\*\s*86400/.test(e))).toBe(true);
+    expect(
+      exprs.some((e) =>
+        /tollgate_production_token_expiry_timestamp_seconds.*-\s*time\(\)\s*<\s*14\s*\*\s*86400/.test(e),
+      ),
+    ).toBe(true);
     expect(exprs.some((e) => /tollgate_activity_events_total\{outcome="dropped"\}/.test(e))).toBe(true);
   });
 
@@ -343,7 +409,9 @@ describe('config/grafana/tollgate-dashboard.json', () => {
 
   it('shows every Tollgate metric the gateway exports (process metrics aside)', () => {
     const used = new Set(exprs.flatMap((e) => readPromql(e).metrics).map((m) => familyOf(m, exposition)));
-    const exported = [...exposition.types.keys()].filter((n) => n.startsWith('tollgate_') && !n.startsWith('tollgate_process_'));
+    const exported = [...exposition.types.keys()].filter(
+      (n) => n.startsWith('tollgate_') && !n.startsWith('tollgate_process_'),
+    );
     expect(exported.length).toBeGreaterThan(5);
     expect(exported.filter((n) => !used.has(n))).toEqual([]);
   });
@@ -351,13 +419,30 @@ describe('config/grafana/tollgate-dashboard.json', () => {
 
 describe('the PromQL reader used above', () => {
   it.each([
-    ['sum by (ecosystem) (rate(tollgate_production_downloads_total{project=~"$project"}[$__rate_interval]))',
-      ['tollgate_production_downloads_total'], ['project'], ['ecosystem']],
-    ['histogram_quantile(0.99, sum by (le) (rate(tollgate_http_request_duration_seconds_bucket[5m])))',
-      ['tollgate_http_request_duration_seconds_bucket'], [], ['le']],
-    ['min by (token_name, token_id) (tollgate_production_token_expiry_timestamp_seconds) - time() < 14 * 86400',
-      ['tollgate_production_token_expiry_timestamp_seconds'], [], ['token_name', 'token_id']],
-    ['sum(rate(a_total[1d] offset 5m)) > 0 unless on (sink) b_total{x="y{z}"}', ['a_total', 'b_total'], ['x'], ['sink']],
+    [
+      'sum by (ecosystem) (rate(tollgate_production_downloads_total{project=~"$project"}[$__rate_interval]))',
+      ['tollgate_production_downloads_total'],
+      ['project'],
+      ['ecosystem'],
+    ],
+    [
+      'histogram_quantile(0.99, sum by (le) (rate(tollgate_http_request_duration_seconds_bucket[5m])))',
+      ['tollgate_http_request_duration_seconds_bucket'],
+      [],
+      ['le'],
+    ],
+    [
+      'min by (token_name, token_id) (tollgate_production_token_expiry_timestamp_seconds) - time() < 14 * 86400',
+      ['tollgate_production_token_expiry_timestamp_seconds'],
+      [],
+      ['token_name', 'token_id'],
+    ],
+    [
+      'sum(rate(a_total[1d] offset 5m)) > 0 unless on (sink) b_total{x="y{z}"}',
+      ['a_total', 'b_total'],
+      ['x'],
+      ['sink'],
+    ],
     ['up{job="tollgate"} == 0', ['up'], ['job'], []],
   ])('reads %s', (expr, metrics, selectorLabels, grouping) => {
     const use = readPromql(expr);
@@ -383,6 +468,9 @@ describe('the PromQL reader used above', () => {
       '        labels:',
       '          x: y',
     ].join('\n');
-    expect(ruleExprs(yaml)).toEqual({ rules: 3, exprs: ['a_total > 0', 'b_total{x="1"} > 0', 'sum(\nrate(c_total[5m])\n)'] });
+    expect(ruleExprs(yaml)).toEqual({
+      rules: 3,
+      exprs: ['a_total > 0', 'b_total{x="1"} > 0', 'sum(\nrate(c_total[5m])\n)'],
+    });
   });
 });

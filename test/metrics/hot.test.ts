@@ -4,7 +4,12 @@ import { HotCounter, HotHistogram } from '../../src/metrics/hot.js';
 
 const BUCKETS = [0.001, 0.005, 0.01, 0.1, 1, 10];
 const LABELS = ['token_type', 'status_class'] as const;
-const SETS: [string, string][] = [['production', '2xx'], ['development', '2xx'], ['none', '4xx'], ['production', '5xx']];
+const SETS: [string, string][] = [
+  ['production', '2xx'],
+  ['development', '2xx'],
+  ['none', '4xx'],
+  ['production', '5xx'],
+];
 
 function observations(n: number): { set: [string, string]; value: number }[] {
   const out = [];
@@ -19,12 +24,24 @@ function observations(n: number): { set: [string, string]; value: number }[] {
 }
 
 describe('HotHistogram and HotCounter', () => {
-  it('export exactly what prom-client\'s Histogram and Counter export for the same observations', async () => {
+  it("export exactly what prom-client's Histogram and Counter export for the same observations", async () => {
     const ours = new Registry();
     const theirs = new Registry();
-    const hotHistogram = new HotHistogram({ name: 'x_duration_seconds', help: 'h', labelNames: LABELS, buckets: BUCKETS, registers: [ours] });
+    const hotHistogram = new HotHistogram({
+      name: 'x_duration_seconds',
+      help: 'h',
+      labelNames: LABELS,
+      buckets: BUCKETS,
+      registers: [ours],
+    });
     const hotCounter = new HotCounter({ name: 'x_requests_total', help: 'c', labelNames: LABELS, registers: [ours] });
-    const histogram = new Histogram({ name: 'x_duration_seconds', help: 'h', labelNames: LABELS, buckets: BUCKETS, registers: [theirs] });
+    const histogram = new Histogram({
+      name: 'x_duration_seconds',
+      help: 'h',
+      labelNames: LABELS,
+      buckets: BUCKETS,
+      registers: [theirs],
+    });
     const counter = new Counter({ name: 'x_requests_total', help: 'c', labelNames: LABELS, registers: [theirs] });
     for (const { set, value } of observations(5_000)) {
       hotHistogram.labels(...set).observe(value);
@@ -36,14 +53,22 @@ describe('HotHistogram and HotCounter', () => {
     counter.labels('production', '2xx').inc(3);
     expect(await ours.metrics()).toBe(await theirs.metrics());
     // The JSON the cluster primary aggregates: the same, but for prom-client's empty exemplar fields.
-    const withoutExemplars: unknown = JSON.parse(JSON.stringify(await theirs.getMetricsAsJSON(), (k, v: unknown) => (k === 'exemplar' ? undefined : v)));
+    const withoutExemplars: unknown = JSON.parse(
+      JSON.stringify(await theirs.getMetricsAsJSON(), (k, v: unknown) => (k === 'exemplar' ? undefined : v)),
+    );
     expect(JSON.parse(JSON.stringify(await ours.getMetricsAsJSON()))).toEqual(withoutExemplars);
   });
 
-  it('sums across cluster workers as prom-client\'s own metrics do', async () => {
+  it("sums across cluster workers as prom-client's own metrics do", async () => {
     const workers = [0, 1].map(() => {
       const registry = new Registry();
-      const h = new HotHistogram({ name: 'x_duration_seconds', help: 'h', labelNames: LABELS, buckets: BUCKETS, registers: [registry] });
+      const h = new HotHistogram({
+        name: 'x_duration_seconds',
+        help: 'h',
+        labelNames: LABELS,
+        buckets: BUCKETS,
+        registers: [registry],
+      });
       const c = new HotCounter({ name: 'x_requests_total', help: 'c', labelNames: LABELS, registers: [registry] });
       return { registry, h, c };
     });
@@ -62,7 +87,13 @@ describe('HotHistogram and HotCounter', () => {
 
   it('refuses a wrong number of label values and a value that is not a number, and resets', async () => {
     const registry = new Registry();
-    const h = new HotHistogram({ name: 'x_seconds', help: 'h', labelNames: LABELS, buckets: BUCKETS, registers: [registry] });
+    const h = new HotHistogram({
+      name: 'x_seconds',
+      help: 'h',
+      labelNames: LABELS,
+      buckets: BUCKETS,
+      registers: [registry],
+    });
     expect(() => h.labels('production')).toThrow(/expected 2 label values/);
     expect(() => h.labels('production', '2xx').observe(Number.NaN)).toThrow(/not a valid number/);
     h.labels('production', '2xx').observe(1);

@@ -24,7 +24,9 @@ describe('/metrics?name=: only the named metric families', () => {
 
   it('serves the named families, in the order asked, and collects nothing else', async () => {
     const before = listCalls;
-    const res = await fetch(`${gw.adminUrl}/metrics?name=tollgate_token_store_duration_seconds&name=tollgate_token_cache_lookups_total`);
+    const res = await fetch(
+      `${gw.adminUrl}/metrics?name=tollgate_token_store_duration_seconds&name=tollgate_token_cache_lookups_total`,
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await res.text();
@@ -35,11 +37,15 @@ describe('/metrics?name=: only the named metric families', () => {
     expect(listCalls).toBe(before);
     const full = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     expect(listCalls).toBeGreaterThan(before);
-    expect(families(full)).toEqual(expect.arrayContaining(['tollgate_token_cache_lookups_total', 'tollgate_http_requests_total']));
+    expect(families(full)).toEqual(
+      expect.arrayContaining(['tollgate_token_cache_lookups_total', 'tollgate_http_requests_total']),
+    );
   });
 
   it('gives each family once, and nothing for a name it does not have', async () => {
-    const twice = await (await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total&name=tollgate_http_requests_total`)).text();
+    const twice = await (
+      await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total&name=tollgate_http_requests_total`)
+    ).text();
     expect(families(twice)).toEqual(['tollgate_http_requests_total']);
     const unknown = await fetch(`${gw.adminUrl}/metrics?name=no_such_metric_total`);
     expect(unknown.status).toBe(200);
@@ -64,7 +70,9 @@ describe('/metrics?name= behind the metrics token', () => {
     const gw = await startTestGateway({ TOLLGATE_METRICS_TOKEN: 'metrics-secret-0123456789' });
     try {
       expect((await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total`)).status).toBe(401);
-      const ok = await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total`, { headers: { authorization: 'Bearer metrics-secret-0123456789' } });
+      const ok = await fetch(`${gw.adminUrl}/metrics?name=tollgate_http_requests_total`, {
+        headers: { authorization: 'Bearer metrics-secret-0123456789' },
+      });
       expect(families(await ok.text())).toEqual(['tollgate_http_requests_total']);
     } finally {
       await gw.close();

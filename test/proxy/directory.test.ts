@@ -34,7 +34,9 @@ describe('a directory upstream on a "/files/" route', () => {
 
   beforeAll(async () => {
     dir = artifactTree();
-    gw = await startTestGateway({ TOLLGATE_CONFIG: dir.configFile([{ prefix: '/files/', upstream: `${dir.path}/served` }]) });
+    gw = await startTestGateway({
+      TOLLGATE_CONFIG: dir.configFile([{ prefix: '/files/', upstream: `${dir.path}/served` }]),
+    });
     auth = bearer((await gw.createToken()).token);
   });
   afterAll(async () => {
@@ -56,7 +58,7 @@ describe('a directory upstream on a "/files/" route', () => {
     expect(res.headers['cache-control']).toBe('private');
   });
 
-  it('answers HEAD with the file\'s headers and no body', async () => {
+  it("answers HEAD with the file's headers and no body", async () => {
     const res = await get('/files/artifact.bin', {}, 'HEAD');
     expect(res.status).toBe(200);
     expect(res.headers['content-length']).toBe('1000');
@@ -105,7 +107,7 @@ describe('a directory upstream on a "/files/" route', () => {
     expect(res.headers.location).toBe('/files/sub/?page=2');
   });
 
-  it('serves a directory\'s index.html for the path with a trailing slash', async () => {
+  it("serves a directory's index.html for the path with a trailing slash", async () => {
     const res = await get('/files/sub/');
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('<a href="pkg-1.0.tar.gz">pkg-1.0.tar.gz</a>\n');
@@ -171,8 +173,18 @@ function traversals(prefix: string): string[] {
 }
 
 describe.each([
-  { name: 'a "/files/" route (config file)', prefix: '/files/', env: (dir: TempDir) => ({ TOLLGATE_CONFIG: dir.configFile([{ prefix: '/files/', upstream: `${dir.path}/served` }]) }) },
-  { name: 'TOLLGATE_UPSTREAM (route "/")', prefix: '/', env: (dir: TempDir) => ({ TOLLGATE_UPSTREAM: `${dir.path}/served` }) },
+  {
+    name: 'a "/files/" route (config file)',
+    prefix: '/files/',
+    env: (dir: TempDir) => ({
+      TOLLGATE_CONFIG: dir.configFile([{ prefix: '/files/', upstream: `${dir.path}/served` }]),
+    }),
+  },
+  {
+    name: 'TOLLGATE_UPSTREAM (route "/")',
+    prefix: '/',
+    env: (dir: TempDir) => ({ TOLLGATE_UPSTREAM: `${dir.path}/served` }),
+  },
 ])('a directory upstream on $name never serves a file outside its root', ({ prefix, env }) => {
   let dir: TempDir;
   let gw: TestGateway;
@@ -195,14 +207,13 @@ describe.each([
     expect(res.body.toString()).toBe('hello\n');
   });
 
-  it.each(traversals(prefix).map((path) => [path.length > 120 ? `${path.slice(0, 60)}… (${path.length} bytes)` : path, path]))(
-    'refuses %s with 400 or 404',
-    async (_label, path) => {
-      const res = await rawRequest(gw.url, { path, headers: { Authorization: auth } });
-      expect([400, 404]).toContain(res.status);
-      expect(res.body.toString('latin1')).not.toContain(SECRET);
-    },
-  );
+  it.each(
+    traversals(prefix).map((path) => [path.length > 120 ? `${path.slice(0, 60)}… (${path.length} bytes)` : path, path]),
+  )('refuses %s with 400 or 404', async (_label, path) => {
+    const res = await rawRequest(gw.url, { path, headers: { Authorization: auth } });
+    expect([400, 404]).toContain(res.status);
+    expect(res.body.toString('latin1')).not.toContain(SECRET);
+  });
 
   it('refuses an absolute-form request target that climbs out of the root', async () => {
     const path = `${gw.url}${prefix}../secret.txt`;

@@ -29,8 +29,17 @@ describe('removeSingleDotSegments', () => {
   });
 
   it.each([
-    '/', '/apt/Packages', '/pkg/...', '/pkg/..', '/pkg/../x', '/.well-known/x', '/pkg/.npmrc', '/a/.b/c',
-    '/@scope%2fname', '/%2e/x', '/search?q=/./',
+    '/',
+    '/apt/Packages',
+    '/pkg/...',
+    '/pkg/..',
+    '/pkg/../x',
+    '/.well-known/x',
+    '/pkg/.npmrc',
+    '/a/.b/c',
+    '/@scope%2fname',
+    '/%2e/x',
+    '/search?q=/./',
   ])('leaves %s as it is', (input) => {
     expect(removeSingleDotSegments(input)).toBe(input);
   });

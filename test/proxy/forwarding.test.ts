@@ -87,7 +87,11 @@ function rangedArtifact(req: IncomingMessage, res: ServerResponse): void {
     res.end(RANGED.subarray(start, end + 1));
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': RANGED.length, etag: RANGED_ETAG });
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': RANGED.length,
+    etag: RANGED_ETAG,
+  });
   res.end(RANGED);
 }
 
@@ -97,7 +101,9 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
   let token: string;
 
   beforeAll(async () => {
-    origin = await startOrigin((req, res) => (req.url === '/ranged.bin' ? rangedArtifact(req, res) : defaultHandler(req, res)));
+    origin = await startOrigin((req, res) =>
+      req.url === '/ranged.bin' ? rangedArtifact(req, res) : defaultHandler(req, res),
+    );
     gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url });
     ({ token } = await gw.createToken());
   });
@@ -107,11 +113,16 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
   });
 
   describe('downloads', () => {
-    it.each(schemes)('returns the upstream status and body to a $scheme-authenticated GET', async ({ scheme, authorization }) => {
-      const res = await fetch(`${gw.url}/pkg/${scheme}/artifact-1.0.tgz`, { headers: { authorization: authorization(token) } });
-      expect(res.status).toBe(200);
-      expect(await res.text()).toBe(`origin:/pkg/${scheme}/artifact-1.0.tgz`);
-    });
+    it.each(schemes)(
+      'returns the upstream status and body to a $scheme-authenticated GET',
+      async ({ scheme, authorization }) => {
+        const res = await fetch(`${gw.url}/pkg/${scheme}/artifact-1.0.tgz`, {
+          headers: { authorization: authorization(token) },
+        });
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe(`origin:/pkg/${scheme}/artifact-1.0.tgz`);
+      },
+    );
 
     it.each([404, 410, 500])('passes an upstream %i through with its status', async (status) => {
       const res = await fetch(`${gw.url}/status/${status}`, { headers: { authorization: bearer(token) } });
@@ -119,13 +130,20 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
       expect(await res.text()).toBe(`status ${status}\n`);
     });
 
-    it.each(schemes)('answers a $scheme-authenticated HEAD with the upstream headers and no body', async ({ authorization }) => {
-      const res = await rawRequest(gw.url, { method: 'HEAD', path: '/bytes/1000', headers: { Authorization: authorization(token) } });
-      expect(res.status).toBe(200);
-      expect(res.headers['content-length']).toBe('1000');
-      expect(res.body).toHaveLength(0);
-      expect(origin.seen.at(-1)?.method).toBe('HEAD');
-    });
+    it.each(schemes)(
+      'answers a $scheme-authenticated HEAD with the upstream headers and no body',
+      async ({ authorization }) => {
+        const res = await rawRequest(gw.url, {
+          method: 'HEAD',
+          path: '/bytes/1000',
+          headers: { Authorization: authorization(token) },
+        });
+        expect(res.status).toBe(200);
+        expect(res.headers['content-length']).toBe('1000');
+        expect(res.body).toHaveLength(0);
+        expect(origin.seen.at(-1)?.method).toBe('HEAD');
+      },
+    );
 
     it('marks responses Cache-Control: private so no shared cache stores them', async () => {
       const res = await fetch(`${gw.url}/bytes/10`, { headers: { authorization: bearer(token) } });
@@ -139,7 +157,9 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
     });
 
     it('answers Range: bytes=10-19 with 206 and exactly those bytes from the upstream', async () => {
-      const res = await fetch(`${gw.url}/ranged.bin`, { headers: { authorization: bearer(token), range: 'bytes=10-19' } });
+      const res = await fetch(`${gw.url}/ranged.bin`, {
+        headers: { authorization: bearer(token), range: 'bytes=10-19' },
+      });
       expect(res.status).toBe(206);
       expect(res.headers.get('content-range')).toBe('bytes 10-19/100');
       expect(Buffer.from(await res.arrayBuffer())).toEqual(RANGED.subarray(10, 20));
@@ -147,13 +167,16 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
     });
 
     it('passes a conditional request through and returns the upstream 304', async () => {
-      const res = await rawRequest(gw.url, { path: '/ranged.bin', headers: { Authorization: bearer(token), 'If-None-Match': RANGED_ETAG } });
+      const res = await rawRequest(gw.url, {
+        path: '/ranged.bin',
+        headers: { Authorization: bearer(token), 'If-None-Match': RANGED_ETAG },
+      });
       expect(res.status).toBe(304);
       expect(res.headers.etag).toBe(RANGED_ETAG);
       expect(res.body).toHaveLength(0);
     });
 
-    it('streams a 20 MiB artifact whole (SHA-256 equal to the origin\'s)', async () => {
+    it("streams a 20 MiB artifact whole (SHA-256 equal to the origin's)", async () => {
       const size = 20 * 1024 * 1024;
       const expected = createHash('sha256').update(patternBytes(size)).digest('hex');
       const res = await fetch(`${gw.url}/bytes/${size}`, { headers: { authorization: bearer(token) } });
@@ -187,7 +210,7 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
   });
 
   describe('request headers the upstream receives', () => {
-    it.each(schemes)('never receives the client\'s $scheme Authorization header', async ({ scheme, authorization }) => {
+    it.each(schemes)("never receives the client's $scheme Authorization header", async ({ scheme, authorization }) => {
       const path = `/no-auth-leak/${scheme}`;
       const res = await rawRequest(gw.url, { path, headers: { Authorization: authorization(token) } });
       expect(res.status).toBe(200);
@@ -218,7 +241,15 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
       });
       expect(res.status).toBe(200);
       const { headers } = seenAt(origin, path);
-      for (const name of ['proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'upgrade', 'x-hop-secret', 'x-other-hop']) {
+      for (const name of [
+        'proxy-authorization',
+        'proxy-connection',
+        'keep-alive',
+        'te',
+        'upgrade',
+        'x-hop-secret',
+        'x-other-hop',
+      ]) {
         expect(headers[name], name).toBeUndefined();
       }
       expect(headers.connection ?? 'keep-alive').toBe('keep-alive'); // the gateway's own hop, not the client's list
@@ -242,7 +273,7 @@ describe('forwarding to an http upstream (TOLLGATE_UPSTREAM)', () => {
       expect(headers['x-request-id']).toBe(res.headers['x-request-id']);
     });
 
-    it('ignores a client\'s own X-Forwarded-*, Forwarded and X-Real-IP when the peer is not a trusted proxy', async () => {
+    it("ignores a client's own X-Forwarded-*, Forwarded and X-Real-IP when the peer is not a trusted proxy", async () => {
       const path = '/spoofed-forwarded';
       const res = await rawRequest(gw.url, {
         path,
@@ -287,7 +318,11 @@ describe('behind a trusted proxy (TOLLGATE_TRUSTED_PROXIES)', () => {
     const path = '/behind-proxy';
     const res = await rawRequest(gw.url, {
       path,
-      headers: { Authorization: bearer(token), 'X-Forwarded-For': '198.51.100.9, 203.0.113.7', 'X-Forwarded-Proto': 'https' },
+      headers: {
+        Authorization: bearer(token),
+        'X-Forwarded-For': '198.51.100.9, 203.0.113.7',
+        'X-Forwarded-Proto': 'https',
+      },
     });
     expect(res.status).toBe(200);
     const { headers } = seenAt(origin, path);
@@ -312,7 +347,10 @@ describe('with TOLLGATE_PUBLIC_URL', () => {
 
   beforeAll(async () => {
     origin = await startOrigin();
-    gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_PUBLIC_URL: 'https://artifacts.example.com' });
+    gw = await startTestGateway({
+      TOLLGATE_UPSTREAM: origin.url,
+      TOLLGATE_PUBLIC_URL: 'https://artifacts.example.com',
+    });
     ({ token } = await gw.createToken());
   });
   afterAll(async () => {
@@ -321,7 +359,10 @@ describe('with TOLLGATE_PUBLIC_URL', () => {
   });
 
   it('tells the upstream the public host in X-Forwarded-Host, whatever Host the client sent', async () => {
-    const res = await rawRequest(gw.url, { path: '/public-host', headers: { Host: 'internal-name:8080', Authorization: bearer(token) } });
+    const res = await rawRequest(gw.url, {
+      path: '/public-host',
+      headers: { Host: 'internal-name:8080', Authorization: bearer(token) },
+    });
     expect(res.status).toBe(200);
     expect(seenAt(origin, '/public-host').headers['x-forwarded-host']).toBe('artifacts.example.com');
   });
@@ -362,7 +403,12 @@ describe('with routes from a config file', () => {
         upstreamAuth: { type: 'bearer', token: 'upstream-npm-credential' },
         allowPost: ['/-/npm/v1/security/'],
       },
-      { prefix: '/pypi/', upstream: pypi.url, ecosystem: 'pypi', upstreamAuth: { type: 'header', name: 'X-Api-Key', value: 'upstream-pypi-key' } },
+      {
+        prefix: '/pypi/',
+        upstream: pypi.url,
+        ecosystem: 'pypi',
+        upstreamAuth: { type: 'header', name: 'X-Api-Key', value: 'upstream-pypi-key' },
+      },
       { prefix: '/files/', upstream: `${dir.path}/files` },
     ]);
     gw = await startTestGateway({ TOLLGATE_CONFIG: config });
@@ -422,16 +468,25 @@ describe('with routes from a config file', () => {
   });
 
   describe('upstream credentials', () => {
-    it.each(schemes)('gives the npm upstream the route\'s bearer credential instead of the client\'s $scheme header', async ({ scheme, authorization }) => {
-      const res = await rawRequest(gw.url, { path: `/npm/cred-${scheme}`, headers: { Authorization: authorization(token) } });
-      expect(res.status).toBe(200);
-      const seen = seenAt(npm, `/registry/cred-${scheme}`);
-      expect(seen.headers.authorization).toBe('Bearer upstream-npm-credential');
-      expect(JSON.stringify(seen.headers)).not.toContain(token);
-    });
+    it.each(schemes)(
+      "gives the npm upstream the route's bearer credential instead of the client's $scheme header",
+      async ({ scheme, authorization }) => {
+        const res = await rawRequest(gw.url, {
+          path: `/npm/cred-${scheme}`,
+          headers: { Authorization: authorization(token) },
+        });
+        expect(res.status).toBe(200);
+        const seen = seenAt(npm, `/registry/cred-${scheme}`);
+        expect(seen.headers.authorization).toBe('Bearer upstream-npm-credential');
+        expect(JSON.stringify(seen.headers)).not.toContain(token);
+      },
+    );
 
-    it('gives the pypi upstream the route\'s header credential and no Authorization at all', async () => {
-      const res = await rawRequest(gw.url, { path: '/pypi/cred-header', headers: { Authorization: basic('proj', token) } });
+    it("gives the pypi upstream the route's header credential and no Authorization at all", async () => {
+      const res = await rawRequest(gw.url, {
+        path: '/pypi/cred-header',
+        headers: { Authorization: basic('proj', token) },
+      });
       expect(res.status).toBe(200);
       const seen = seenAt(pypi, '/cred-header');
       expect(seen.headers['x-api-key']).toBe('upstream-pypi-key');
@@ -476,12 +531,14 @@ describe('with routes from a config file', () => {
       const req = http.request(`${gw.url}/npm/-/npm/v1/security/advisories/bulk`, {
         method: 'POST',
         headers: {
-          authorization: bearer(token), 'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload), expect: '100-continue',
+          authorization: bearer(token),
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          expect: '100-continue',
         },
       });
       req.on('continue', () => req.end(payload)); // the body only after the gateway's 100 Continue
-      const [res] = await once(req, 'response') as [IncomingMessage];
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
       expect(res.statusCode).toBe(200);
       expect(parseJson(await readBody(res))).toEqual({ received: payload });
       const seen = npm.seen.filter((r) => r.url === '/registry/-/npm/v1/security/advisories/bulk').at(-1)!;
@@ -498,18 +555,29 @@ describe('with routes from a config file', () => {
       { method: 'OPTIONS', path: '/npm/left-pad' },
       { method: 'PUT', path: '/files/hello.txt' },
     ];
-    const withAndWithoutToken = refused.flatMap((r) => [{ ...r, auth: 'with a valid token' }, { ...r, auth: 'without a token' }]);
+    const withAndWithoutToken = refused.flatMap((r) => [
+      { ...r, auth: 'with a valid token' },
+      { ...r, auth: 'without a token' },
+    ]);
 
-    it.each(withAndWithoutToken)('refuses $method $path $auth with 405, Allow: GET, HEAD, and the upstream sees nothing', async ({ method, path, auth }) => {
-      const before = npm.seen.length + pypi.seen.length;
-      const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-      if (auth === 'with a valid token') headers.Authorization = bearer(token);
-      const res = await rawRequest(gw.url, { method, path, headers, body: method === 'OPTIONS' || method === 'DELETE' ? undefined : '{"publish":true}' });
-      expect(res.status).toBe(405);
-      expect(res.headers.allow).toBe('GET, HEAD');
-      expect(npm.seen.length + pypi.seen.length).toBe(before);
-      expect(readFileSync(`${dir.path}/files/hello.txt`, 'utf8')).toBe('hello from the directory route\n');
-    });
+    it.each(withAndWithoutToken)(
+      'refuses $method $path $auth with 405, Allow: GET, HEAD, and the upstream sees nothing',
+      async ({ method, path, auth }) => {
+        const before = npm.seen.length + pypi.seen.length;
+        const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+        if (auth === 'with a valid token') headers.Authorization = bearer(token);
+        const res = await rawRequest(gw.url, {
+          method,
+          path,
+          headers,
+          body: method === 'OPTIONS' || method === 'DELETE' ? undefined : '{"publish":true}',
+        });
+        expect(res.status).toBe(405);
+        expect(res.headers.allow).toBe('GET, HEAD');
+        expect(npm.seen.length + pypi.seen.length).toBe(before);
+        expect(readFileSync(`${dir.path}/files/hello.txt`, 'utf8')).toBe('hello from the directory route\n');
+      },
+    );
   });
 });
 
@@ -537,7 +605,9 @@ describe('upstream failures', () => {
           socket.resetAndDestroy();
           return;
         case '/resets-mid-body-chunked':
-          socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+          socket.write(
+            'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n',
+          );
           socket.write(`${partial.length.toString(16)}\r\n`);
           socket.write(partial);
           socket.write('\r\n');
@@ -567,7 +637,9 @@ describe('upstream failures', () => {
           return; // and then silence, past TOLLGATE_UPSTREAM_TIMEOUT_MS
         case '/trickles': {
           // 8 chunks 150 ms apart: 1.2 s in all, never 300 ms without a byte.
-          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${8 * partial.length}\r\n\r\n`);
+          socket.write(
+            `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${8 * partial.length}\r\n\r\n`,
+          );
           let sent = 0;
           const timer = setInterval(() => {
             socket.write(partial);
@@ -577,7 +649,9 @@ describe('upstream failures', () => {
           return;
         }
         case '/large':
-          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${large.length}\r\n\r\n`);
+          socket.write(
+            `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${large.length}\r\n\r\n`,
+          );
           socket.write(large, () => {
             largeFlushedAt = performance.now();
           });
@@ -594,7 +668,11 @@ describe('upstream failures', () => {
     await faulty?.close();
   });
 
-  function expectErrorJson(res: { status: number; headers: Record<string, string>; body: Buffer }, status: number, code: string): void {
+  function expectErrorJson(
+    res: { status: number; headers: Record<string, string>; body: Buffer },
+    status: number,
+    code: string,
+  ): void {
     expect(res.status).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     const body = parseJson(res.body);
@@ -607,7 +685,10 @@ describe('upstream failures', () => {
     const down = await startTestGateway({ TOLLGATE_UPSTREAM: `http://127.0.0.1:${await closedPort()}` });
     try {
       const { token: downToken } = await down.createToken();
-      const res = await rawRequest(down.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(downToken) } });
+      const res = await rawRequest(down.url, {
+        path: '/left-pad/-/left-pad-1.3.0.tgz',
+        headers: { Authorization: bearer(downToken) },
+      });
       expectErrorJson(res, 502, 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE');
       expect(res.complete).toBe(true);
     } finally {
@@ -635,8 +716,17 @@ describe('upstream failures', () => {
 
   it('times out only the requests whose upstream went silent, while others in flight go on', async () => {
     const get = (path: string) => rawRequest(gw.url, { path, headers: { Authorization: bearer(token) } });
-    const results = await Promise.all(['/trickles', '/never-answers', '/trickles', '/never-answers', '/complete-body', '/trickles'].map(get));
-    expect(results.map((r) => [r.status, r.complete])).toEqual([[200, true], [504, true], [200, true], [504, true], [200, true], [200, true]]);
+    const results = await Promise.all(
+      ['/trickles', '/never-answers', '/trickles', '/never-answers', '/complete-body', '/trickles'].map(get),
+    );
+    expect(results.map((r) => [r.status, r.complete])).toEqual([
+      [200, true],
+      [504, true],
+      [200, true],
+      [504, true],
+      [200, true],
+      [200, true],
+    ]);
     expect(results[0]!.body.length).toBe(8 * partial.length);
   });
 
@@ -678,28 +768,45 @@ describe('upstream failures', () => {
     { path: '/resets-mid-body-length', kind: 'reset' },
     { path: '/short-body', kind: 'reset' },
     { path: '/stalls-mid-body', kind: 'timeout' },
-  ])('names the failure in the request log line when the upstream $path: upstreamError "$kind"', async ({ path, kind }) => {
-    clientHasHead = deferred();
-    const res = await rawRequest(gw.url, { path, headers: { Authorization: bearer(token) }, onHead: () => clientHasHead.resolve() });
-    const line = await requestLog(gw, res.headers['x-request-id']!);
-    expect(line.upstreamError).toBe(kind);
-  });
+  ])(
+    'names the failure in the request log line when the upstream $path: upstreamError "$kind"',
+    async ({ path, kind }) => {
+      clientHasHead = deferred();
+      const res = await rawRequest(gw.url, {
+        path,
+        headers: { Authorization: bearer(token) },
+        onHead: () => clientHasHead.resolve(),
+      });
+      const line = await requestLog(gw, res.headers['x-request-id']!);
+      expect(line.upstreamError).toBe(kind);
+    },
+  );
 
-  it.each(truncations)('cuts the client connection, never a clean complete response, when the upstream %s', async (path) => {
-    clientHasHead = deferred();
-    const res = await rawRequest(gw.url, { path, headers: { Authorization: bearer(token) }, onHead: () => clientHasHead.resolve() });
-    expect(res.status).toBe(200);
-    expect(res.complete).toBe(false);
-    expect(res.body.length).toBeLessThanOrEqual(partial.length);
-  });
+  it.each(truncations)(
+    'cuts the client connection, never a clean complete response, when the upstream %s',
+    async (path) => {
+      clientHasHead = deferred();
+      const res = await rawRequest(gw.url, {
+        path,
+        headers: { Authorization: bearer(token) },
+        onHead: () => clientHasHead.resolve(),
+      });
+      expect(res.status).toBe(200);
+      expect(res.complete).toBe(false);
+      expect(res.body.length).toBeLessThanOrEqual(partial.length);
+    },
+  );
 
-  it.each(truncations)('makes a real client (fetch) fail instead of saving a short file when the upstream %s', async (path) => {
-    clientHasHead = deferred();
-    const res = await fetch(`${gw.url}${path}`, { headers: { authorization: bearer(token) } });
-    clientHasHead.resolve();
-    expect(res.status).toBe(200);
-    await expect(res.arrayBuffer()).rejects.toThrow();
-  });
+  it.each(truncations)(
+    'makes a real client (fetch) fail instead of saving a short file when the upstream %s',
+    async (path) => {
+      clientHasHead = deferred();
+      const res = await fetch(`${gw.url}${path}`, { headers: { authorization: bearer(token) } });
+      clientHasHead.resolve();
+      expect(res.status).toBe(200);
+      await expect(res.arrayBuffer()).rejects.toThrow();
+    },
+  );
 });
 
 describe('a pooled upstream connection that closes as a request goes out', () => {
@@ -832,11 +939,14 @@ describe('memory held by a download in flight', () => {
       await vi.waitFor(() => expect(Buffer.concat(chunks).length).toBe(1000));
       expect(headerRead, 'undici published the raw headers as buffers').toBeDefined();
       // The download is in flight (1000 of 2000 bytes): the header read must be collectable now.
-      await vi.waitFor(async () => {
-        await new Promise((r) => setTimeout(r, 10));
-        gc();
-        expect(headerRead!.deref()).toBeUndefined();
-      }, { timeout: 3000, interval: 20 });
+      await vi.waitFor(
+        async () => {
+          await new Promise((r) => setTimeout(r, 10));
+          gc();
+          expect(headerRead!.deref()).toBeUndefined();
+        },
+        { timeout: 3000, interval: 20 },
+      );
       release.resolve();
       await once(res, 'end');
       expect(Buffer.concat(chunks).equals(Buffer.concat([patternBytes(1000), patternBytes(1000, 1000)]))).toBe(true);
@@ -860,7 +970,11 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
     let keyFile: string;
     ({ certFile, keyFile, cert } = selfSignedCert(dir.path));
     origin = await startOrigin();
-    gw = await startTestGateway({ TOLLGATE_UPSTREAM: origin.url, TOLLGATE_TLS_CERT: certFile, TOLLGATE_TLS_KEY: keyFile });
+    gw = await startTestGateway({
+      TOLLGATE_UPSTREAM: origin.url,
+      TOLLGATE_TLS_CERT: certFile,
+      TOLLGATE_TLS_KEY: keyFile,
+    });
     httpsUrl = `https://127.0.0.1:${gw.gateway.proxyPort}`;
     ({ token } = await gw.createToken());
   });
@@ -871,7 +985,11 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
   });
 
   it('speaks HTTPS and serves a download, telling the upstream X-Forwarded-Proto: https', async () => {
-    const req = https.get(`${httpsUrl}/bytes/65536`, { ca: cert, headers: { authorization: bearer(token) }, agent: false });
+    const req = https.get(`${httpsUrl}/bytes/65536`, {
+      ca: cert,
+      headers: { authorization: bearer(token) },
+      agent: false,
+    });
     const [res] = (await once(req, 'response')) as [IncomingMessage];
     expect(res.statusCode).toBe(200);
     expect(await readBody(res)).toEqual(patternBytes(65536));
@@ -879,8 +997,13 @@ describe('TLS on the proxy port (TOLLGATE_TLS_CERT, TOLLGATE_TLS_KEY)', () => {
   });
 
   it('does not answer plain HTTP on the TLS port with an artifact', async () => {
-    const result = await rawRequest(`http://127.0.0.1:${gw.gateway.proxyPort}`, { path: '/bytes/10', headers: { Authorization: bearer(token) } })
-      .then((res) => res.status, () => 'refused');
+    const result = await rawRequest(`http://127.0.0.1:${gw.gateway.proxyPort}`, {
+      path: '/bytes/10',
+      headers: { Authorization: bearer(token) },
+    }).then(
+      (res) => res.status,
+      () => 'refused',
+    );
     expect(result === 'refused' || result === 400).toBe(true);
     expect(origin.seen.filter((r) => r.url === '/bytes/10')).toHaveLength(0);
   });
@@ -914,36 +1037,55 @@ describe('an https upstream (gateway in its own process)', () => {
     dir?.remove();
   });
 
-  it('verifies the upstream certificate against NODE_EXTRA_CA_CERTS (a private CA) and serves the artifact', { timeout: 30_000 }, async () => {
-    const gw = await startSourceGateway({ TOLLGATE_UPSTREAM: upstreamUrl, TOLLGATE_DATA_DIR: dir.path, NODE_EXTRA_CA_CERTS: tls.certFile });
-    try {
-      const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
-      expect(res.status).toBe(200);
-      expect(res.body).toEqual(patternBytes(100));
-    } finally {
-      await gw.stop();
-    }
-  });
-
-  it('refuses an upstream whose certificate it cannot verify: 502, and the upstream gets no request', { timeout: 30_000 }, async () => {
-    const before = seen;
-    // The system's CA bundle only: a self-signed certificate is not in it.
-    const gw = await startSourceGateway({ TOLLGATE_UPSTREAM: upstreamUrl, TOLLGATE_DATA_DIR: dir.path, NODE_EXTRA_CA_CERTS: '' });
-    try {
-      const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
-      expect(res.status).toBe(502);
-      expect(seen).toBe(before);
-      // The log line (stdout is written in blocks, at least every 200 ms) names the TLS failure.
-      const line = await vi.waitFor(() => {
-        const found = gw.output().split('\n').find((l) => l.includes('"msg":"request"'));
-        if (!found) throw new Error('no request log line yet');
-        return found;
+  it(
+    'verifies the upstream certificate against NODE_EXTRA_CA_CERTS (a private CA) and serves the artifact',
+    { timeout: 30_000 },
+    async () => {
+      const gw = await startSourceGateway({
+        TOLLGATE_UPSTREAM: upstreamUrl,
+        TOLLGATE_DATA_DIR: dir.path,
+        NODE_EXTRA_CA_CERTS: tls.certFile,
       });
-      expect((JSON.parse(line) as { upstreamError?: string }).upstreamError).toMatch(/CERT|SELF_SIGNED/);
-    } finally {
-      await gw.stop();
-    }
-  });
+      try {
+        const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual(patternBytes(100));
+      } finally {
+        await gw.stop();
+      }
+    },
+  );
+
+  it(
+    'refuses an upstream whose certificate it cannot verify: 502, and the upstream gets no request',
+    { timeout: 30_000 },
+    async () => {
+      const before = seen;
+      // The system's CA bundle only: a self-signed certificate is not in it.
+      const gw = await startSourceGateway({
+        TOLLGATE_UPSTREAM: upstreamUrl,
+        TOLLGATE_DATA_DIR: dir.path,
+        NODE_EXTRA_CA_CERTS: '',
+      });
+      try {
+        const res = await rawRequest(gw.url, { path: '/artifact.bin', headers: { Authorization: bearer(token) } });
+        expect(res.status).toBe(502);
+        expect(seen).toBe(before);
+        // The log line (stdout is written in blocks, at least every 200 ms) names the TLS failure.
+        const line = await vi.waitFor(() => {
+          const found = gw
+            .output()
+            .split('\n')
+            .find((l) => l.includes('"msg":"request"'));
+          if (!found) throw new Error('no request log line yet');
+          return found;
+        });
+        expect((JSON.parse(line) as { upstreamError?: string }).upstreamError).toMatch(/CERT|SELF_SIGNED/);
+      } finally {
+        await gw.stop();
+      }
+    },
+  );
 });
 
 describe('pooled upstream connections', () => {
@@ -963,11 +1105,15 @@ describe('pooled upstream connections', () => {
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const { port } = upstream.address() as { port: number };
-    const gateway = await startTestGateway({ TOLLGATE_UPSTREAM: `http://127.0.0.1:${port}/`, TOLLGATE_UPSTREAM_TIMEOUT_MS: String(upstreamTimeoutMs) });
+    const gateway = await startTestGateway({
+      TOLLGATE_UPSTREAM: `http://127.0.0.1:${port}/`,
+      TOLLGATE_UPSTREAM_TIMEOUT_MS: String(upstreamTimeoutMs),
+    });
     const { token } = await gateway.createToken();
     return {
       counts,
-      get: () => rawRequest(gateway.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(token) } }),
+      get: () =>
+        rawRequest(gateway.url, { path: '/left-pad/-/left-pad-1.3.0.tgz', headers: { Authorization: bearer(token) } }),
       close: async () => {
         await gateway.close();
         upstream.closeAllConnections();

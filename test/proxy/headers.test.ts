@@ -1,22 +1,36 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, privateCacheControl, upstreamRequestHeaders, type ForwardedInfo } from '../../src/proxy/headers.js';
+import {
+  clientResponseHeaders,
+  privateCacheControl,
+  upstreamRequestHeaders,
+  type ForwardedInfo,
+} from '../../src/proxy/headers.js';
 
-const direct: ForwardedInfo = { clientIp: '192.0.2.10', peerIp: '192.0.2.10', priorForwardedFor: undefined, proto: 'http', host: 'artifacts.example.com' };
+const direct: ForwardedInfo = {
+  clientIp: '192.0.2.10',
+  peerIp: '192.0.2.10',
+  priorForwardedFor: undefined,
+  proto: 'http',
+  host: 'artifacts.example.com',
+};
 
 function toUpstream(incoming: IncomingHttpHeaders, forwarded = direct, auth?: { name: string; value: string }) {
   return upstreamRequestHeaders(incoming, 'registry.example.org', forwarded, 'req-1', auth);
 }
 
 describe('upstreamRequestHeaders', () => {
-  it('removes the client\'s Authorization and Proxy-Authorization', () => {
+  it("removes the client's Authorization and Proxy-Authorization", () => {
     const out = toUpstream({ authorization: 'Bearer tgp_secret', 'proxy-authorization': 'Basic cDpz' });
     expect(out.authorization).toBeUndefined();
     expect(out['proxy-authorization']).toBeUndefined();
   });
 
-  it('adds the route\'s upstream credential in place of the client\'s', () => {
-    const out = toUpstream({ authorization: 'Bearer tgp_secret' }, direct, { name: 'authorization', value: 'Bearer upstream' });
+  it("adds the route's upstream credential in place of the client's", () => {
+    const out = toUpstream({ authorization: 'Bearer tgp_secret' }, direct, {
+      name: 'authorization',
+      value: 'Bearer upstream',
+    });
     expect(out.authorization).toBe('Bearer upstream');
   });
 
@@ -28,20 +42,47 @@ describe('upstreamRequestHeaders', () => {
 
   it('drops hop-by-hop headers', () => {
     const out = toUpstream({
-      connection: 'keep-alive', 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', te: 'trailers',
-      trailer: 'x-checksum', 'transfer-encoding': 'chunked', upgrade: 'h2c',
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'proxy-connection': 'keep-alive',
+      te: 'trailers',
+      trailer: 'x-checksum',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
     });
-    for (const name of ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']) {
+    for (const name of [
+      'connection',
+      'keep-alive',
+      'proxy-connection',
+      'te',
+      'trailer',
+      'transfer-encoding',
+      'upgrade',
+    ]) {
       expect(out[name], name).toBeUndefined();
     }
   });
 
   it.each([
     { what: 'one name', connection: 'x-hop', dropped: ['x-hop'] },
-    { what: 'a list with odd spacing and case', connection: 'close ,X-Hop,  x-OTHER-hop', dropped: ['x-hop', 'x-other-hop'] },
-    { what: 'repeated Connection headers', connection: ['keep-alive, x-hop', 'x-other-hop'], dropped: ['x-hop', 'x-other-hop'] },
+    {
+      what: 'a list with odd spacing and case',
+      connection: 'close ,X-Hop,  x-OTHER-hop',
+      dropped: ['x-hop', 'x-other-hop'],
+    },
+    {
+      what: 'repeated Connection headers',
+      connection: ['keep-alive, x-hop', 'x-other-hop'],
+      dropped: ['x-hop', 'x-other-hop'],
+    },
   ])('drops headers named in Connection ($what)', ({ connection, dropped }) => {
-    const out = toUpstream({ connection: connection as string, 'x-hop': '1', 'x-other-hop': '2', accept: '*/*', range: 'bytes=0-1' });
+    const out = toUpstream({
+      connection: connection as string,
+      'x-hop': '1',
+      'x-other-hop': '2',
+      accept: '*/*',
+      range: 'bytes=0-1',
+    });
     for (const name of dropped) expect(out[name], name).toBeUndefined();
     expect(out.accept).toBe('*/*');
     // A header the allow-list forwards is still dropped when Connection names it.
@@ -50,21 +91,51 @@ describe('upstreamRequestHeaders', () => {
 
   it('keeps end-to-end headers clients rely on (Accept, Range, conditionals, User-Agent)', () => {
     const incoming = {
-      accept: 'application/vnd.npm.install-v1+json', range: 'bytes=0-9', 'if-none-match': '"abc"',
-      'if-modified-since': 'Mon, 01 Jan 2024 00:00:00 GMT', 'user-agent': 'pip/24.0', 'accept-encoding': 'gzip',
+      accept: 'application/vnd.npm.install-v1+json',
+      range: 'bytes=0-9',
+      'if-none-match': '"abc"',
+      'if-modified-since': 'Mon, 01 Jan 2024 00:00:00 GMT',
+      'user-agent': 'pip/24.0',
+      'accept-encoding': 'gzip',
     };
     expect(toUpstream(incoming)).toMatchObject(incoming);
   });
 
   it.each([
-    'x-http-method-override', 'x-method-override', 'x-http-method', 'x-original-url', 'x-rewrite-url', 'x-forwarded-prefix',
-    'cookie', 'true-client-ip', 'x-client-ip', 'x-forwarded-server', 'x-original-host', 'x-custom-anything',
-  ])('prevents asking the upstream to do something else: %s is not forwarded (an allow-list, not a deny-list)', (name) => {
-    expect(toUpstream({ [name]: 'DELETE /admin' }, direct, { name: 'authorization', value: 'Basic Z2F0ZXdheTpzZWNyZXQ=' })[name]).toBeUndefined();
-  });
+    'x-http-method-override',
+    'x-method-override',
+    'x-http-method',
+    'x-original-url',
+    'x-rewrite-url',
+    'x-forwarded-prefix',
+    'cookie',
+    'true-client-ip',
+    'x-client-ip',
+    'x-forwarded-server',
+    'x-original-host',
+    'x-custom-anything',
+  ])(
+    'prevents asking the upstream to do something else: %s is not forwarded (an allow-list, not a deny-list)',
+    (name) => {
+      expect(
+        toUpstream({ [name]: 'DELETE /admin' }, direct, { name: 'authorization', value: 'Basic Z2F0ZXdheTpzZWNyZXQ=' })[
+          name
+        ],
+      ).toBeUndefined();
+    },
+  );
 
   it.each([
-    ['npm', { 'npm-command': 'install', 'npm-session': 'abc', 'npm-scope': '@acme', 'npm-in-ci': 'true', referer: 'install lodash' }],
+    [
+      'npm',
+      {
+        'npm-command': 'install',
+        'npm-session': 'abc',
+        'npm-scope': '@acme',
+        'npm-in-ci': 'true',
+        referer: 'install lodash',
+      },
+    ],
     ['NuGet', { 'x-nuget-session-id': 's', 'x-nuget-client-version': '6.9', 'x-nuget-protocol-version': '4.1.0' }],
     ['Maven', { 'cache-control': 'no-cache', pragma: 'no-cache', 'accept-language': 'en' }],
     ['a read-only POST', { 'content-type': 'application/json', 'content-length': '12', 'content-encoding': 'gzip' }],
@@ -72,7 +143,7 @@ describe('upstreamRequestHeaders', () => {
     expect(toUpstream(headers)).toMatchObject(headers);
   });
 
-  it('sends the upstream its own Host, never the client\'s', () => {
+  it("sends the upstream its own Host, never the client's", () => {
     expect(toUpstream({ host: 'artifacts.example.com' }).host).toBe('registry.example.org');
   });
 
@@ -84,10 +155,14 @@ describe('upstreamRequestHeaders', () => {
     expect(out['x-request-id']).toBe('req-1');
   });
 
-  it('replaces a client\'s own X-Forwarded-*, Forwarded and X-Real-IP', () => {
+  it("replaces a client's own X-Forwarded-*, Forwarded and X-Real-IP", () => {
     const out = toUpstream({
-      'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example',
-      'x-forwarded-port': '1', forwarded: 'for=203.0.113.7', 'x-real-ip': '203.0.113.7',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-port': '1',
+      forwarded: 'for=203.0.113.7',
+      'x-real-ip': '203.0.113.7',
     });
     expect(out['x-forwarded-for']).toBe('192.0.2.10');
     expect(out['x-forwarded-proto']).toBe('http');
@@ -97,10 +172,17 @@ describe('upstreamRequestHeaders', () => {
     expect(out['x-real-ip']).toBeUndefined();
   });
 
-  it('extends a trusted proxy\'s X-Forwarded-For chain with the proxy\'s own address, not the client\'s again', () => {
-    const viaProxy: ForwardedInfo = { clientIp: '203.0.113.7', peerIp: '10.0.0.2', priorForwardedFor: '198.51.100.9, 203.0.113.7', proto: 'https', host: 'artifacts.example.com' };
-    expect(toUpstream({ 'x-forwarded-for': '198.51.100.9, 203.0.113.7' }, viaProxy)['x-forwarded-for'])
-      .toBe('198.51.100.9, 203.0.113.7, 10.0.0.2');
+  it("extends a trusted proxy's X-Forwarded-For chain with the proxy's own address, not the client's again", () => {
+    const viaProxy: ForwardedInfo = {
+      clientIp: '203.0.113.7',
+      peerIp: '10.0.0.2',
+      priorForwardedFor: '198.51.100.9, 203.0.113.7',
+      proto: 'https',
+      host: 'artifacts.example.com',
+    };
+    expect(toUpstream({ 'x-forwarded-for': '198.51.100.9, 203.0.113.7' }, viaProxy)['x-forwarded-for']).toBe(
+      '198.51.100.9, 203.0.113.7, 10.0.0.2',
+    );
   });
 
   it('omits X-Forwarded-Host when the gateway knows no host', () => {
@@ -110,25 +192,52 @@ describe('upstreamRequestHeaders', () => {
 
 describe('clientResponseHeaders', () => {
   it('drops hop-by-hop headers, headers named in Connection, and Set-Cookie', () => {
-    const out = clientResponseHeaders({
-      connection: 'keep-alive, x-upstream-hop', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', trailer: 'x-sum',
-      upgrade: 'h2c', 'proxy-authenticate': 'Basic', 'x-upstream-hop': '1', 'set-cookie': ['session=upstream'],
-    }, 'req-1');
-    for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate', 'x-upstream-hop', 'set-cookie']) {
+    const out = clientResponseHeaders(
+      {
+        connection: 'keep-alive, x-upstream-hop',
+        'keep-alive': 'timeout=5',
+        'transfer-encoding': 'chunked',
+        trailer: 'x-sum',
+        upgrade: 'h2c',
+        'proxy-authenticate': 'Basic',
+        'x-upstream-hop': '1',
+        'set-cookie': ['session=upstream'],
+      },
+      'req-1',
+    );
+    for (const name of [
+      'connection',
+      'keep-alive',
+      'transfer-encoding',
+      'trailer',
+      'upgrade',
+      'proxy-authenticate',
+      'x-upstream-hop',
+      'set-cookie',
+    ]) {
       expect(out[name], name).toBeUndefined();
     }
   });
 
   it('keeps what download clients need (length, type, range, validators)', () => {
     const upstream = {
-      'content-length': '10', 'content-type': 'application/octet-stream', 'content-range': 'bytes 10-19/100',
-      'accept-ranges': 'bytes', etag: '"v1"', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', 'content-encoding': 'gzip',
+      'content-length': '10',
+      'content-type': 'application/octet-stream',
+      'content-range': 'bytes 10-19/100',
+      'accept-ranges': 'bytes',
+      etag: '"v1"',
+      'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT',
+      'content-encoding': 'gzip',
     };
     expect(clientResponseHeaders(upstream, 'req-1')).toMatchObject(upstream);
   });
 
   it.each([
-    ['text/html; charset=utf-8', 'sandbox'], ['TEXT/HTML', 'sandbox'], ['application/json', undefined], ['application/octet-stream', undefined], [undefined, undefined],
+    ['text/html; charset=utf-8', 'sandbox'],
+    ['TEXT/HTML', 'sandbox'],
+    ['application/json', undefined],
+    ['application/octet-stream', undefined],
+    [undefined, undefined],
   ])('never lets an artifact be a page of the gateway: nosniff always, and a sandbox for %s', (type, csp) => {
     const out = clientResponseHeaders(type === undefined ? {} : { 'content-type': type }, 'r');
     expect(out['x-content-type-options']).toBe('nosniff');

@@ -58,7 +58,15 @@ describe('isSafePath', () => {
 });
 
 function route(prefix: string): RouteConfig {
-  return { prefix, ecosystem: 'generic', upstream: { kind: 'dir', root: `/srv${prefix}` }, upstreamAuthHeader: undefined, allowPost: [], rewriteBases: undefined, followRedirects: false };
+  return {
+    prefix,
+    ecosystem: 'generic',
+    upstream: { kind: 'dir', root: `/srv${prefix}` },
+    upstreamAuthHeader: undefined,
+    allowPost: [],
+    rewriteBases: undefined,
+    followRedirects: false,
+  };
 }
 
 describe('createRouteMatcher', () => {

@@ -37,9 +37,12 @@ describe('the body rewriter', () => {
     expect(expected).toContain(String.raw`https:\/\/gw.example\/npm\/p2\/x.json`);
   });
 
-  it.each([1, 2, 3, 7, 13, 64, 100_000])('gives the same result when the body arrives in %i-byte chunks', async (size) => {
-    expect(await rewriteInChunks(doc, size)).toBe(expected);
-  });
+  it.each([1, 2, 3, 7, 13, 64, 100_000])(
+    'gives the same result when the body arrives in %i-byte chunks',
+    async (size) => {
+      expect(await rewriteInChunks(doc, size)).toBe(expected);
+    },
+  );
 
   it('never rewrites its own output again, even when the public base extends the upstream base', () => {
     const r = replacementsFor(['http://a/'], 'http://a/b/');
@@ -48,7 +51,10 @@ describe('the body rewriter', () => {
 
   it('rewrites Location headers on the upstream, relative ones too (with the route prefix), and leaves other origins to the gateway', () => {
     const asked = `${UP}@acme/x`;
-    expect(resolveLocation(`${UP}@acme/lib`, asked, [UP], PUB)).toEqual({ kind: 'gateway', location: `${PUB}@acme/lib` });
+    expect(resolveLocation(`${UP}@acme/lib`, asked, [UP], PUB)).toEqual({
+      kind: 'gateway',
+      location: `${PUB}@acme/lib`,
+    });
     expect(resolveLocation('/simple/x/', asked, [UP], PUB)).toEqual({ kind: 'gateway', location: `${PUB}simple/x/` });
     expect(resolveLocation('lib2', asked, [UP], PUB)).toEqual({ kind: 'gateway', location: `${PUB}@acme/lib2` });
     const elsewhere = (location: string) => {
@@ -60,13 +66,20 @@ describe('the body rewriter', () => {
   });
 
   it.each([
-    ['/\\evil.example:8443/x', 'evil.example:8443'], ['\\\\evil.example/x', 'evil.example'], ['/\t/evil.example/x', 'evil.example'],
-    ['/\n/evil.example/x', 'evil.example'], ['http:evil.example/x', null], ['HTTPS://EVIL.example/x', 'evil.example'],
-  ])('prevents sending a client elsewhere: Location %j is another origin (%s) to the gateway, as to a WHATWG client', (location, host) => {
-    const got = resolveLocation(location, `${UP}@acme/x`, [UP], PUB);
-    if (host === null) expect(got.kind).not.toBe('elsewhere');
-    else expect(got.kind === 'elsewhere' ? got.target.host : got.kind).toBe(host);
-  });
+    ['/\\evil.example:8443/x', 'evil.example:8443'],
+    ['\\\\evil.example/x', 'evil.example'],
+    ['/\t/evil.example/x', 'evil.example'],
+    ['/\n/evil.example/x', 'evil.example'],
+    ['http:evil.example/x', null],
+    ['HTTPS://EVIL.example/x', 'evil.example'],
+  ])(
+    'prevents sending a client elsewhere: Location %j is another origin (%s) to the gateway, as to a WHATWG client',
+    (location, host) => {
+      const got = resolveLocation(location, `${UP}@acme/x`, [UP], PUB);
+      if (host === null) expect(got.kind).not.toBe('elsewhere');
+      else expect(got.kind === 'elsewhere' ? got.target.host : got.kind).toBe(host);
+    },
+  );
 
   it('calls an unparsable or non-http Location invalid', () => {
     for (const location of ['http://[::1', 'ftp://files.example/x', 'javascript:alert(1)', 'http://exa mple.com/']) {
@@ -89,13 +102,24 @@ describe('rewriting through the gateway', () => {
     });
     origin = await startOrigin((req, res) => {
       const self = `http://127.0.0.1:${origin.port}/registry/`;
-      const packument = JSON.stringify({ name: 'lib', versions: { '1.0.0': { dist: { tarball: `${self}lib/-/lib-1.0.0.tgz` } } } });
+      const packument = JSON.stringify({
+        name: 'lib',
+        versions: { '1.0.0': { dist: { tarball: `${self}lib/-/lib-1.0.0.tgz` } } },
+      });
       if (req.url === '/registry/lib') {
-        res.writeHead(200, { 'content-type': 'application/json', etag: '"abc"', 'content-length': Buffer.byteLength(packument) });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          etag: '"abc"',
+          'content-length': Buffer.byteLength(packument),
+        });
         res.end(packument);
       } else if (req.url === '/registry/lib-gz') {
         const body = gzipSync(packument);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'content-length': body.length,
+        });
         res.end(body);
       } else if (req.url === '/registry/moved') {
         res.writeHead(302, { location: `${self}lib` });
@@ -110,7 +134,14 @@ describe('rewriting through the gateway', () => {
     });
     files = tempDir();
     // Object storage on loopback stands in for an internal one: the route allows it, as an operator would.
-    const config = files.configFile([{ prefix: '/npm/', upstream: `${origin.url}/registry/`, ecosystem: 'npm', followRedirects: { hosts: [], cidrs: ['127.0.0.0/8'] } }]);
+    const config = files.configFile([
+      {
+        prefix: '/npm/',
+        upstream: `${origin.url}/registry/`,
+        ecosystem: 'npm',
+        followRedirects: { hosts: [], cidrs: ['127.0.0.0/8'] },
+      },
+    ]);
     gw = await startTestGateway({ TOLLGATE_CONFIG: config, TOLLGATE_PUBLIC_URL: 'https://artifacts.example' });
     token = (await gw.createToken()).token;
   });
@@ -137,16 +168,22 @@ describe('rewriting through the gateway', () => {
   it('rewrites a gzip body and sends it gzip to a client that accepts it', async () => {
     const { request } = await import('node:http');
     const raw = await new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
-      const req = request(`${gw.url}/npm/lib-gz`, { headers: { authorization: bearer(token), 'accept-encoding': 'gzip' } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
-      });
+      const req = request(
+        `${gw.url}/npm/lib-gz`,
+        { headers: { authorization: bearer(token), 'accept-encoding': 'gzip' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
     expect(raw.headers['content-encoding']).toBe('gzip');
-    expect(npmTarballUrl(gunzipSync(raw.body).toString(), '1.0.0')).toBe('https://artifacts.example/npm/lib/-/lib-1.0.0.tgz');
+    expect(npmTarballUrl(gunzipSync(raw.body).toString(), '1.0.0')).toBe(
+      'https://artifacts.example/npm/lib/-/lib-1.0.0.tgz',
+    );
   });
 
   it('leaves artifact bodies byte for byte', async () => {

@@ -17,8 +17,17 @@ import { closesAfterAll } from '../helpers/teardown.js';
 
 const ADMIN_TOKEN = 'admin-isolation-Zr5Tq8Wm2Xs4Jp6H';
 const ADMIN_PATHS = [
-  '/metrics', '/healthz', '/readyz', '/api/v1/tokens', '/api/v1/session', '/api/v1/activity',
-  '/.well-known/jwks.json', '/jwks.json', '/settings', '/assets/app.js', '/',
+  '/metrics',
+  '/healthz',
+  '/readyz',
+  '/api/v1/tokens',
+  '/api/v1/session',
+  '/api/v1/activity',
+  '/.well-known/jwks.json',
+  '/jwks.json',
+  '/settings',
+  '/assets/app.js',
+  '/',
 ];
 
 function expectNotAdmin(res: RawResponse): void {
@@ -31,7 +40,9 @@ function expectNotAdmin(res: RawResponse): void {
 const closing = closesAfterAll();
 
 /** A gateway with an admin token, in front of a stub origin; `routes` says how it reaches the origin. */
-async function startGatewayWithOrigin(routes: (origin: Origin) => Env): Promise<{ origin: Origin; gw: TestGateway; token: string }> {
+async function startGatewayWithOrigin(
+  routes: (origin: Origin) => Env,
+): Promise<{ origin: Origin; gw: TestGateway; token: string }> {
   const origin = closing(await startOrigin());
   const gw = closing(await startTestGateway({ ...routes(origin), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN }));
   return { origin, gw, token: (await gw.createToken()).token };
@@ -52,13 +63,16 @@ describe('a gateway whose "/" route forwards everything to an upstream', () => {
     expect(await (await fetch(`${gw.adminUrl}/metrics`)).text()).toContain('tollgate_');
   });
 
-  it.each(ADMIN_PATHS)('prevents admin exposure: %s with a valid token is the upstream\'s path, never the admin\'s answer', async (p) => {
-    const res = await rawRequest(gw.url, { path: p, headers: { Authorization: bearer(token) } });
-    expectNotAdmin(res);
-    expect(res.status).toBe(200);
-    expect(res.body.toString()).toBe(`origin:${p}`);
-    expect(origin.seen.at(-1)!.url).toBe(p);
-  });
+  it.each(ADMIN_PATHS)(
+    "prevents admin exposure: %s with a valid token is the upstream's path, never the admin's answer",
+    async (p) => {
+      const res = await rawRequest(gw.url, { path: p, headers: { Authorization: bearer(token) } });
+      expectNotAdmin(res);
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe(`origin:${p}`);
+      expect(origin.seen.at(-1)!.url).toBe(p);
+    },
+  );
 
   it.each(ADMIN_PATHS)('prevents admin exposure: %s without a token is a 401 challenge', async (p) => {
     const res = await rawRequest(gw.url, { path: p });
@@ -98,7 +112,9 @@ describe('a gateway whose "/" route forwards everything to an upstream', () => {
 
   it('prevents cookie sign-in on the proxy port: an admin session cookie is not a credential there', async () => {
     const signIn = await fetch(`${gw.adminUrl}/api/v1/session`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: ADMIN_TOKEN }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: ADMIN_TOKEN }),
     });
     const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
     const res = await rawRequest(gw.url, { path: '/api/v1/tokens', headers: { Cookie: cookie } });
@@ -110,7 +126,10 @@ describe('a gateway whose "/" route forwards everything to an upstream', () => {
     const before = origin.seen.length;
     const listBefore = (await gw.store.list()).length;
     const res = await rawRequest(gw.url, {
-      method: 'POST', path: '/api/v1/tokens', headers: { Authorization: bearer(token), 'Content-Type': 'application/json' }, body: '{"name":"x","type":"production"}',
+      method: 'POST',
+      path: '/api/v1/tokens',
+      headers: { Authorization: bearer(token), 'Content-Type': 'application/json' },
+      body: '{"name":"x","type":"production"}',
     });
     expect(res.status).toBe(405);
     expect(origin.seen.length).toBe(before);
@@ -125,7 +144,10 @@ describe('a gateway whose routes do not cover the admin paths', () => {
   beforeAll(async () => {
     const dir = closing(tempDir('tollgate-security-admin-'));
     ({ origin, gw, token } = await startGatewayWithOrigin((o) => ({
-      TOLLGATE_CONFIG: dir.configFile([{ prefix: '/npm/', upstream: o.url }, { prefix: '/files/', upstream: dir.path }]),
+      TOLLGATE_CONFIG: dir.configFile([
+        { prefix: '/npm/', upstream: o.url },
+        { prefix: '/files/', upstream: dir.path },
+      ]),
     })));
   });
 
@@ -137,7 +159,7 @@ describe('a gateway whose routes do not cover the admin paths', () => {
   });
 
   it.each(['/files/metrics', '/files/../metrics', '/files/%2e%2e/healthz', '/npm/../api/v1/tokens'])(
-    'prevents admin exposure through a route: %s is never the admin\'s answer',
+    "prevents admin exposure through a route: %s is never the admin's answer",
     async (p) => {
       const res = await rawRequest(gw.url, { path: p, headers: { Authorization: bearer(token) } });
       expect([400, 404]).toContain(res.status);

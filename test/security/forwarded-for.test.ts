@@ -32,17 +32,28 @@ afterAll(() => agent.destroy());
 
 function guess(gw: TestGateway, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get(`${gw.url}/pkg/x`, { agent, headers: { authorization: bearer(generateToken('production')), ...headers } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    }).on('error', reject);
+    http
+      .get(
+        `${gw.url}/pkg/x`,
+        { agent, headers: { authorization: bearer(generateToken('production')), ...headers } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      )
+      .on('error', reject);
   });
 }
 
 /** clientIp of the request log lines for /pkg/x, in order. */
 async function loggedClientIps(gw: TestGateway, n: number): Promise<string[]> {
-  await expect.poll(() => gw.logRecords().filter((r) => r.path === '/pkg/x').length, { timeout: 3000 }).toBeGreaterThanOrEqual(n);
-  return gw.logRecords().filter((r) => r.path === '/pkg/x').map((r) => String(r.clientIp));
+  await expect
+    .poll(() => gw.logRecords().filter((r) => r.path === '/pkg/x').length, { timeout: 3000 })
+    .toBeGreaterThanOrEqual(n);
+  return gw
+    .logRecords()
+    .filter((r) => r.path === '/pkg/x')
+    .map((r) => String(r.clientIp));
 }
 
 describe.each([

@@ -5,9 +5,7 @@ import type { TestGateway } from '../helpers/gateway.js';
 import { openRawConnection, requestBytes, type RawResponse, type RawConnection } from '../helpers/raw-http.js';
 import { startRedisGateway, type RedisGateway } from '../helpers/redis-gateway.js';
 import { closesAfterAll } from '../helpers/teardown.js';
-import {
-  BASE62_CHARS, makeToken, specToken, TOKEN_LENGTH, wellFormedTokenArb,
-} from '../helpers/token-oracle.js';
+import { BASE62_CHARS, makeToken, specToken, TOKEN_LENGTH, wellFormedTokenArb } from '../helpers/token-oracle.js';
 
 /**
  * At least 10,000 malformed Authorization headers, seeded, over real sockets to a running
@@ -34,7 +32,10 @@ interface Case {
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const one = (label: string, value: string | Buffer): Case => ({ label, lines: [['Authorization', typeof value === 'string' ? utf8(value) : value]] });
+const one = (label: string, value: string | Buffer): Case => ({
+  label,
+  lines: [['Authorization', typeof value === 'string' ? utf8(value) : value]],
+});
 
 /** A byte that RFC 9110 does not allow in a field value (CTL other than HTAB, or DEL). */
 // eslint-disable-next-line no-control-regex -- on purpose: the control bytes RFC 9110 forbids in a field value
@@ -100,9 +101,15 @@ function handcrafted(): Case[] {
     one('bare LF inside the value', `Bearer ${t1}\nX-Other: 1`),
     one('CRLF then another header', `Bearer ${t1.slice(1)}\r\nX-Other: 1`),
     one('valid prefix, wrong checksum (production)', `Bearer ${wrongChecksum(t1)}`),
-    one('valid prefix, wrong checksum (development)', `Bearer ${wrongChecksum(makeToken('development', 'z'.repeat(30)))}`),
+    one(
+      'valid prefix, wrong checksum (development)',
+      `Bearer ${wrongChecksum(makeToken('development', 'z'.repeat(30)))}`,
+    ),
     one('valid prefix, wrong checksum, in Basic', `Basic ${b64(`ci:${wrongChecksum(t2)}`)}`),
-    one('prefix swapped after the checksum was computed', `Bearer ${t1.startsWith('tgp_') ? 'tgd_' : 'tgp_'}${t1.slice(4)}`),
+    one(
+      'prefix swapped after the checksum was computed',
+      `Bearer ${t1.startsWith('tgp_') ? 'tgd_' : 'tgp_'}${t1.slice(4)}`,
+    ),
     one('upper-case prefix', `Bearer ${t1.slice(0, 4).toUpperCase()}${t1.slice(4)}`),
     one('truncated token', `Bearer ${t1.slice(0, -1)}`),
     one('token with trailing garbage', `Bearer ${t1}x`),
@@ -129,15 +136,43 @@ function handcrafted(): Case[] {
     one('a GitHub token', `Bearer ghp_${'a'.repeat(36)}`),
     one('an npm token', `Bearer npm_${'A'.repeat(36)}`),
   ];
-  const several = (label: string, ...values: [string, string][]): Case => ({ label, lines: values.map(([n, v]) => [n, utf8(v)]) });
+  const several = (label: string, ...values: [string, string][]): Case => ({
+    label,
+    lines: values.map(([n, v]) => [n, utf8(v)]),
+  });
   cases.push(
-    several('two Authorization headers, two unknown well-formed tokens', ['Authorization', bearer(t1)], ['Authorization', bearer(t2)]),
-    several('two Authorization headers, the same well-formed token twice', ['Authorization', bearer(t3)], ['Authorization', bearer(t3)]),
-    several('an empty Authorization header, then a well-formed token', ['Authorization', ''], ['Authorization', bearer(t1)]),
-    several('a well-formed token, then an empty Authorization header', ['Authorization', bearer(t2)], ['Authorization', '']),
-    several('Basic and Bearer in two headers', ['Authorization', `Basic ${b64(`p:${t1}`)}`], ['Authorization', bearer(t1)]),
+    several(
+      'two Authorization headers, two unknown well-formed tokens',
+      ['Authorization', bearer(t1)],
+      ['Authorization', bearer(t2)],
+    ),
+    several(
+      'two Authorization headers, the same well-formed token twice',
+      ['Authorization', bearer(t3)],
+      ['Authorization', bearer(t3)],
+    ),
+    several(
+      'an empty Authorization header, then a well-formed token',
+      ['Authorization', ''],
+      ['Authorization', bearer(t1)],
+    ),
+    several(
+      'a well-formed token, then an empty Authorization header',
+      ['Authorization', bearer(t2)],
+      ['Authorization', ''],
+    ),
+    several(
+      'Basic and Bearer in two headers',
+      ['Authorization', `Basic ${b64(`p:${t1}`)}`],
+      ['Authorization', bearer(t1)],
+    ),
     several('header names in different case', ['authorization', bearer(t1)], ['AUTHORIZATION', bearer(t2)]),
-    several('three Authorization headers', ['Authorization', bearer(t1)], ['Authorization', bearer(t2)], ['Authorization', bearer(t3)]),
+    several(
+      'three Authorization headers',
+      ['Authorization', bearer(t1)],
+      ['Authorization', bearer(t2)],
+      ['Authorization', bearer(t3)],
+    ),
   );
   return cases;
 }
@@ -146,8 +181,16 @@ function handcrafted(): Case[] {
 
 type Edit = { kind: 'substitute' | 'insert'; at: number; char: string } | { kind: 'delete'; at: number };
 const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  fc.record({ kind: fc.constant('substitute' as const), at: fc.integer({ min: 0, max: TOKEN_LENGTH - 1 }), char: fc.constantFrom(...BASE62_CHARS) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.integer({ min: 1, max: TOKEN_LENGTH - 1 }), char: fc.constantFrom(...BASE62_CHARS, '_', '-', '.') }),
+  fc.record({
+    kind: fc.constant('substitute' as const),
+    at: fc.integer({ min: 0, max: TOKEN_LENGTH - 1 }),
+    char: fc.constantFrom(...BASE62_CHARS),
+  }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.integer({ min: 1, max: TOKEN_LENGTH - 1 }),
+    char: fc.constantFrom(...BASE62_CHARS, '_', '-', '.'),
+  }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.integer({ min: 0, max: TOKEN_LENGTH - 1 }) }),
 );
 const edited = fc.tuple(wellFormedTokenArb, editArb).map(([t, e]) => {
@@ -155,28 +198,76 @@ const edited = fc.tuple(wellFormedTokenArb, editArb).map(([t, e]) => {
   if (e.kind === 'insert') return t.slice(0, e.at) + e.char + t.slice(e.at);
   return t.slice(0, e.at) + e.char + t.slice(e.at + 1);
 });
-const scheme = fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'basic', 'Token', 'Digest', 'Bearer:', 'Basic:', 'AWS4-HMAC-SHA256', '');
+const scheme = fc.constantFrom(
+  'Bearer',
+  'bearer',
+  'BEARER',
+  'Basic',
+  'basic',
+  'Token',
+  'Digest',
+  'Bearer:',
+  'Basic:',
+  'AWS4-HMAC-SHA256',
+  '',
+);
 const separator = fc.constantFrom(' ', '  ', '\t', '', ' \t');
 const printable = fc.string({ maxLength: 80 });
 const unicode = fc.string({ unit: 'binary', maxLength: 60 });
 const latin1Any = fc.string({ unit: 'binary-ascii', maxLength: 60 });
-const tokenish = fc.oneof(edited, edited.map((t) => `${t}${t.at(-1)}`), printable, unicode, wellFormedTokenArb.map((t) => `${t}.${t}`));
+const tokenish = fc.oneof(
+  edited,
+  edited.map((t) => `${t}${t.at(-1)}`),
+  printable,
+  unicode,
+  wellFormedTokenArb.map((t) => `${t}.${t}`),
+);
 
 const valueArb: fc.Arbitrary<Buffer> = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(scheme, separator, tokenish).map(([s, sep, t]) => utf8(`${s}${sep}${t}`)) },
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('Basic', 'basic', 'BASIC'), fc.string({ maxLength: 30 }), tokenish).map(([s, user, t]) => utf8(`${s} ${b64(`${user}:${t}`)}`)) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('Basic', 'basic'), fc.uint8Array({ maxLength: 90 })).map(([s, bytes]) => utf8(`${s} ${Buffer.from(bytes).toString('base64')}`)) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom('Basic', 'Bearer'), fc.base64String({ maxLength: 100 })).map(([s, v]) => utf8(`${s} ${v}`)) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom('Basic', 'basic', 'BASIC'), fc.string({ maxLength: 30 }), tokenish)
+      .map(([s, user, t]) => utf8(`${s} ${b64(`${user}:${t}`)}`)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom('Basic', 'basic'), fc.uint8Array({ maxLength: 90 }))
+      .map(([s, bytes]) => utf8(`${s} ${Buffer.from(bytes).toString('base64')}`)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom('Basic', 'Bearer'), fc.base64String({ maxLength: 100 }))
+      .map(([s, v]) => utf8(`${s} ${v}`)),
+  },
   { weight: 2, arbitrary: printable.map(utf8) },
   { weight: 2, arbitrary: unicode.map(utf8) },
   { weight: 1, arbitrary: latin1Any.map(latin1) },
-  { weight: 1, arbitrary: fc.tuple(scheme, fc.string({ unit: fc.constantFrom(...BASE62_CHARS), minLength: 1025, maxLength: 12_000 })).map(([s, v]) => utf8(`${s} ${v}`)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(scheme, fc.string({ unit: fc.constantFrom(...BASE62_CHARS), minLength: 1025, maxLength: 12_000 }))
+      .map(([s, v]) => utf8(`${s} ${v}`)),
+  },
 );
 const caseArb: fc.Arbitrary<Case> = fc.oneof(
   { weight: 19, arbitrary: valueArb.map((v): Case => ({ label: 'generated', lines: [['Authorization', v]] })) },
   {
     weight: 1,
-    arbitrary: fc.array(fc.tuple(fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION'), fc.oneof(valueArb, wellFormedTokenArb.map((t) => utf8(bearer(t))))), { minLength: 2, maxLength: 3 })
+    arbitrary: fc
+      .array(
+        fc.tuple(
+          fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION'),
+          fc.oneof(
+            valueArb,
+            wellFormedTokenArb.map((t) => utf8(bearer(t))),
+          ),
+        ),
+        { minLength: 2, maxLength: 3 },
+      )
       .map((lines): Case => ({ label: 'generated: several Authorization headers', lines })),
   },
 );
@@ -189,15 +280,21 @@ let gw: TestGateway;
 const hgetalls = async () => (await stack.redis.commandStats()).hgetall ?? 0;
 
 beforeAll(async () => {
-  stack = closing(await startRedisGateway({
-    TOLLGATE_AUTH_FAILURE_BURST: '0', // no brute-force limit: every header must reach the parser
-    TOLLGATE_LOG_LEVEL: 'info',
-  }));
+  stack = closing(
+    await startRedisGateway({
+      TOLLGATE_AUTH_FAILURE_BURST: '0', // no brute-force limit: every header must reach the parser
+      TOLLGATE_LOG_LEVEL: 'info',
+    }),
+  );
   ({ gw } = stack);
 });
 
 function wire(c: Case, host: string): Buffer {
-  return requestBytes('GET', '/pkg/-/pkg-1.0.0.tgz', [['Host', host], ...c.lines, ['User-Agent', 'malformed-headers-test']]);
+  return requestBytes('GET', '/pkg/-/pkg-1.0.0.tgz', [
+    ['Host', host],
+    ...c.lines,
+    ['User-Agent', 'malformed-headers-test'],
+  ]);
 }
 
 type Outcome = { c: Case; response?: RawResponse; error?: string; closed: boolean };
@@ -208,23 +305,25 @@ async function overKeptAliveConnections(cases: Case[], n: number): Promise<{ out
   const outcomes: Outcome[] = [];
   let next = 0;
   let opened = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    let conn: RawConnection | undefined;
-    while (next < cases.length) {
-      const c = cases[next++]!;
-      if (!conn || conn.closed) {
-        conn = await openRawConnection(gw.url);
-        opened++;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      let conn: RawConnection | undefined;
+      while (next < cases.length) {
+        const c = cases[next++]!;
+        if (!conn || conn.closed) {
+          conn = await openRawConnection(gw.url);
+          opened++;
+        }
+        try {
+          const response = await conn.request(wire(c, host), 10_000);
+          outcomes.push({ c, response, closed: conn.closed });
+        } catch (err) {
+          outcomes.push({ c, error: (err as Error).message, closed: conn.closed });
+        }
       }
-      try {
-        const response = await conn.request(wire(c, host), 10_000);
-        outcomes.push({ c, response, closed: conn.closed });
-      } catch (err) {
-        outcomes.push({ c, error: (err as Error).message, closed: conn.closed });
-      }
-    }
-    conn?.destroy();
-  }));
+      conn?.destroy();
+    }),
+  );
   return { outcomes, opened };
 }
 
@@ -233,20 +332,22 @@ async function overOneShotConnections(cases: Case[], n: number): Promise<Outcome
   const host = new URL(gw.url).host;
   const outcomes: Outcome[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < cases.length) {
-      const c = cases[next++]!;
-      const conn = await openRawConnection(gw.url);
-      try {
-        const response = await conn.request(wire(c, host), 10_000);
-        outcomes.push({ c, response, closed: conn.closed });
-      } catch (err) {
-        outcomes.push({ c, error: (err as Error).message, closed: conn.closed });
-      } finally {
-        conn.destroy();
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < cases.length) {
+        const c = cases[next++]!;
+        const conn = await openRawConnection(gw.url);
+        try {
+          const response = await conn.request(wire(c, host), 10_000);
+          outcomes.push({ c, response, closed: conn.closed });
+        } catch (err) {
+          outcomes.push({ c, error: (err as Error).message, closed: conn.closed });
+        } finally {
+          conn.destroy();
+        }
       }
-    }
-  }));
+    }),
+  );
   return outcomes;
 }
 
@@ -257,52 +358,73 @@ function show(o: Outcome): string {
 
 function isChallenge(r: RawResponse): boolean {
   const challenges = r.rawHeaders.filter(([n]) => n.toLowerCase() === 'www-authenticate').map(([, v]) => v);
-  return r.status === 401 && challenges.some((v) => /^Basic realm="tollgate"/.test(v)) && challenges.some((v) => /^Bearer realm="tollgate"/.test(v));
+  return (
+    r.status === 401 &&
+    challenges.some((v) => /^Basic realm="tollgate"/.test(v)) &&
+    challenges.some((v) => /^Bearer realm="tollgate"/.test(v))
+  );
 }
 
 describe('malformed Authorization headers over real sockets (Redis store, no brute-force limit)', () => {
-  it('prevents crashes, 5xx and store reads: >= 10,000 seeded malformed headers each get 401 with the challenge (400/431 where HTTP cannot carry them)', { timeout: 120_000 }, async () => {
-    const crafted = handcrafted();
-    // The handcrafted list is malformed by construction; the oracle double-checks it.
-    expect(crafted.filter(isWellFormed).map((c) => c.label)).toEqual([]);
-    const generated = fc.sample(caseArb, { seed: SEED, numRuns: GENERATED }).filter((c) => !isWellFormed(c));
-    const all = [...crafted, ...generated];
-    expect(all.length).toBeGreaterThanOrEqual(10_000);
+  it(
+    'prevents crashes, 5xx and store reads: >= 10,000 seeded malformed headers each get 401 with the challenge (400/431 where HTTP cannot carry them)',
+    { timeout: 120_000 },
+    async () => {
+      const crafted = handcrafted();
+      // The handcrafted list is malformed by construction; the oracle double-checks it.
+      expect(crafted.filter(isWellFormed).map((c) => c.label)).toEqual([]);
+      const generated = fc.sample(caseArb, { seed: SEED, numRuns: GENERATED }).filter((c) => !isWellFormed(c));
+      const all = [...crafted, ...generated];
+      expect(all.length).toBeGreaterThanOrEqual(10_000);
 
-    const host = new URL(gw.url).host;
-    const oversize = (c: Case) => wire(c, host).length > MAX_HEADER_BYTES;
-    const carriable = all.filter((c) => !isUnparseable(c) && !oversize(c));
-    const rejectedByHttp = all.filter((c) => isUnparseable(c) || oversize(c));
-    expect(rejectedByHttp.length).toBeGreaterThan(100); // NUL, control characters, CR/LF and oversize are exercised
-    expect(all.filter((c) => c.lines.length > 1).length).toBeGreaterThan(100); // and several Authorization headers
-    console.log(`malformed Authorization headers: ${all.length} (${crafted.length} handcrafted, ${generated.length} generated with seed ${SEED}); `
-      + `${carriable.length} over ${KEEP_ALIVE_CONNECTIONS} kept-alive connections, ${rejectedByHttp.length} that HTTP cannot carry over one connection each`);
+      const host = new URL(gw.url).host;
+      const oversize = (c: Case) => wire(c, host).length > MAX_HEADER_BYTES;
+      const carriable = all.filter((c) => !isUnparseable(c) && !oversize(c));
+      const rejectedByHttp = all.filter((c) => isUnparseable(c) || oversize(c));
+      expect(rejectedByHttp.length).toBeGreaterThan(100); // NUL, control characters, CR/LF and oversize are exercised
+      expect(all.filter((c) => c.lines.length > 1).length).toBeGreaterThan(100); // and several Authorization headers
+      console.log(
+        `malformed Authorization headers: ${all.length} (${crafted.length} handcrafted, ${generated.length} generated with seed ${SEED}); ` +
+          `${carriable.length} over ${KEEP_ALIVE_CONNECTIONS} kept-alive connections, ${rejectedByHttp.length} that HTTP cannot carry over one connection each`,
+      );
 
-    const readsBefore = await hgetalls();
-    const originBefore = stack.origin.seen.length;
-    const [kept, oneShot] = await Promise.all([
-      overKeptAliveConnections(carriable, KEEP_ALIVE_CONNECTIONS),
-      overOneShotConnections(rejectedByHttp, ONE_SHOT_CONCURRENCY),
-    ]);
+      const readsBefore = await hgetalls();
+      const originBefore = stack.origin.seen.length;
+      const [kept, oneShot] = await Promise.all([
+        overKeptAliveConnections(carriable, KEEP_ALIVE_CONNECTIONS),
+        overOneShotConnections(rejectedByHttp, ONE_SHOT_CONCURRENCY),
+      ]);
 
-    // Headers HTTP can carry: 401 with the challenge, and the connection stays open for the next request.
-    const wrong = kept.outcomes.filter((o) => !o.response || !isChallenge(o.response) || o.closed);
-    expect(wrong.slice(0, 10).map(show), `${wrong.length} of ${carriable.length} not a kept-alive 401 challenge`).toEqual([]);
-    expect(kept.outcomes).toHaveLength(carriable.length);
-    expect(kept.opened).toBe(KEEP_ALIVE_CONNECTIONS);
-    const bodies = new Set(kept.outcomes.map((o) => o.response!.body.toString()));
-    expect([...bodies].sort()).toEqual(['{"error":"Authentication required"}\n', '{"error":"Invalid or expired token"}\n']);
+      // Headers HTTP can carry: 401 with the challenge, and the connection stays open for the next request.
+      const wrong = kept.outcomes.filter((o) => !o.response || !isChallenge(o.response) || o.closed);
+      expect(
+        wrong.slice(0, 10).map(show),
+        `${wrong.length} of ${carriable.length} not a kept-alive 401 challenge`,
+      ).toEqual([]);
+      expect(kept.outcomes).toHaveLength(carriable.length);
+      expect(kept.opened).toBe(KEEP_ALIVE_CONNECTIONS);
+      const bodies = new Set(kept.outcomes.map((o) => o.response!.body.toString()));
+      expect([...bodies].sort()).toEqual([
+        '{"error":"Authentication required"}\n',
+        '{"error":"Invalid or expired token"}\n',
+      ]);
 
-    // Bytes HTTP cannot carry: refused by the HTTP layer (or, at most, a 401); never a 5xx, never forwarded.
-    const badOneShot = oneShot.filter((o) => !o.response || !(isChallenge(o.response) || o.response.status === 400 || o.response.status === 431));
-    expect(badOneShot.slice(0, 10).map(show), `${badOneShot.length} of ${rejectedByHttp.length} not 400/431/401`).toEqual([]);
-    for (const o of oneShot.filter((x) => oversize(x.c) && !isUnparseable(x.c))) expect(o.response!.status).toBe(431);
+      // Bytes HTTP cannot carry: refused by the HTTP layer (or, at most, a 401); never a 5xx, never forwarded.
+      const badOneShot = oneShot.filter(
+        (o) => !o.response || !(isChallenge(o.response) || o.response.status === 400 || o.response.status === 431),
+      );
+      expect(
+        badOneShot.slice(0, 10).map(show),
+        `${badOneShot.length} of ${rejectedByHttp.length} not 400/431/401`,
+      ).toEqual([]);
+      for (const o of oneShot.filter((x) => oversize(x.c) && !isUnparseable(x.c))) expect(o.response!.status).toBe(431);
 
-    expect([...kept.outcomes, ...oneShot].filter((o) => (o.response?.status ?? 0) >= 500)).toEqual([]);
-    expect(stack.origin.seen.length).toBe(originBefore); // nothing reached the upstream
-    expect(await hgetalls()).toBe(readsBefore); // and the token store was never read
-    expect(gw.logs()).not.toContain('unhandled error');
-  });
+      expect([...kept.outcomes, ...oneShot].filter((o) => (o.response?.status ?? 0) >= 500)).toEqual([]);
+      expect(stack.origin.seen.length).toBe(originBefore); // nothing reached the upstream
+      expect(await hgetalls()).toBe(readsBefore); // and the token store was never read
+      expect(gw.logs()).not.toContain('unhandled error');
+    },
+  );
 
   it('still serves a valid token afterwards, with exactly one store read (so the read counter above is live)', async () => {
     const { token } = await gw.createToken();

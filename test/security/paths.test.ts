@@ -42,7 +42,10 @@ beforeAll(async () => {
 
 /** Every path an origin saw stays under its base path, as received and as a URL parser normalises it. */
 function expectOriginsStayInTheirPrefix(): void {
-  for (const [origin, base] of [[npm, NPM_BASE], [pypi, PYPI_BASE]] as const) {
+  for (const [origin, base] of [
+    [npm, NPM_BASE],
+    [pypi, PYPI_BASE],
+  ] as const) {
     for (const seen of origin.seen) {
       expect(seen.url.startsWith(base), seen.url).toBe(true);
       expect(new URL(seen.url, 'http://upstream.invalid').pathname.startsWith(base), seen.url).toBe(true);
@@ -50,7 +53,8 @@ function expectOriginsStayInTheirPrefix(): void {
   }
 }
 
-const get = (path: string, headers: Record<string, string> = {}) => rawRequest(gw.url, { path, headers: { Authorization: bearer(token), ...headers } });
+const get = (path: string, headers: Record<string, string> = {}) =>
+  rawRequest(gw.url, { path, headers: { Authorization: bearer(token), ...headers } });
 const seenCount = () => npm.seen.length + pypi.seen.length;
 
 describe('a request target never reaches a route it does not belong to', () => {
@@ -118,7 +122,7 @@ describe('a request target never reaches a route it does not belong to', () => {
     expect(seenCount()).toBe(before);
   });
 
-  it('keeps every path each origin saw (including all of the above) under that origin\'s base path', () => {
+  it("keeps every path each origin saw (including all of the above) under that origin's base path", () => {
     expectOriginsStayInTheirPrefix();
     expect(npm.seen.length).toBeGreaterThan(0);
     expect(pypi.seen.length).toBeGreaterThan(0);
@@ -145,15 +149,18 @@ describe('CR/LF header injection', () => {
     '/npm/a%0D%0AX-Injected:%20yes%0d%0a%0d%0aGET%20/npm/smuggled',
     '/npm/a%0aX-Injected:%20yes',
     '/npm/a?q=%0d%0aX-Injected:%20yes',
-  ])('prevents injection through an encoded CR/LF: %s is forwarded still encoded, byte for byte, with no extra header', async (path) => {
-    const res = await get(path);
-    expect(res.status).toBe(200);
-    const seen = npm.seen.at(-1)!;
-    expect(seen.url).toBe(NPM_BASE + path.slice('/npm/'.length));
-    expect(seen.headers['x-injected']).toBeUndefined();
-    expect(npm.seen.some((s) => s.url.includes('smuggled') && !s.url.includes('%'))).toBe(false);
-    expect(res.headers['x-injected']).toBeUndefined();
-  });
+  ])(
+    'prevents injection through an encoded CR/LF: %s is forwarded still encoded, byte for byte, with no extra header',
+    async (path) => {
+      const res = await get(path);
+      expect(res.status).toBe(200);
+      const seen = npm.seen.at(-1)!;
+      expect(seen.url).toBe(NPM_BASE + path.slice('/npm/'.length));
+      expect(seen.headers['x-injected']).toBeUndefined();
+      expect(npm.seen.some((s) => s.url.includes('smuggled') && !s.url.includes('%'))).toBe(false);
+      expect(res.headers['x-injected']).toBeUndefined();
+    },
+  );
 
   it.each([
     ['a bare LF before something that is no header', 'GET /npm/a\nb HTTP/1.1'],
@@ -161,22 +168,28 @@ describe('CR/LF header injection', () => {
     ['a NUL', 'GET /npm/a\u0000b HTTP/1.1'],
     ['a space', 'GET /npm/a b HTTP/1.1'],
     ['a tab', 'GET /npm/a\tb HTTP/1.1'],
-  ])('prevents injection through a raw control character in the request line: %s gives 400, nothing forwarded', async (_what, line) => {
-    const before = seenCount();
-    const conn = await openRawConnection(gw.url);
-    conn.write(`${line}\r\nHost: ${host}\r\nAuthorization: ${bearer(token)}\r\n\r\n`);
-    const { responses } = await conn.drain(3000);
-    conn.destroy();
-    expect(responses.map((r) => r.status)).toEqual([400]);
-    expect(seenCount()).toBe(before);
-  });
+  ])(
+    'prevents injection through a raw control character in the request line: %s gives 400, nothing forwarded',
+    async (_what, line) => {
+      const before = seenCount();
+      const conn = await openRawConnection(gw.url);
+      conn.write(`${line}\r\nHost: ${host}\r\nAuthorization: ${bearer(token)}\r\n\r\n`);
+      const { responses } = await conn.drain(3000);
+      conn.destroy();
+      expect(responses.map((r) => r.status)).toEqual([400]);
+      expect(seenCount()).toBe(before);
+    },
+  );
 
   // llhttp reads "GET /npm/a" + CRLF as a version-less (HTTP/0.9-style) request line and then
   // parses what follows as header lines, so bytes after a raw CRLF in a target become headers
   // that reach the upstream ("x-injected: yes HTTP/1.1"). A client that puts an unencoded CRLF
   // into a URL (CVE-2019-9740 in Python's urllib, for one) thus gets headers injected through
   // the gateway. Nothing but HTTP/1.x should be accepted.
-  it.each([['CRLF', '\r\n'], ['bare LF', '\n']])('prevents injection through a raw %s in the request target: 400, nothing forwarded', async (_what, eol) => {
+  it.each([
+    ['CRLF', '\r\n'],
+    ['bare LF', '\n'],
+  ])('prevents injection through a raw %s in the request target: 400, nothing forwarded', async (_what, eol) => {
     const before = seenCount();
     const conn = await openRawConnection(gw.url);
     conn.write(`GET /npm/a${eol}X-Injected: yes HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${bearer(token)}\r\n\r\n`);
@@ -186,7 +199,7 @@ describe('CR/LF header injection', () => {
     expect(responses.map((r) => r.status)).toEqual([400]);
   });
 
-  it('never forwards the client\'s Authorization, even for such a version-less request line', async () => {
+  it("never forwards the client's Authorization, even for such a version-less request line", async () => {
     const conn = await openRawConnection(gw.url);
     conn.write(`GET /npm/a\r\nX-Injected: yes HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${bearer(token)}\r\n\r\n`);
     await conn.drain(3000);
@@ -200,22 +213,27 @@ describe('an upstream response cannot inject into the client response', () => {
   let fgw: TestGateway;
   let ftoken: string;
   const replies: Record<string, string> = {
-    '/location-encoded-crlf': 'HTTP/1.1 302 Found\r\nLocation: /next%0d%0aSet-Cookie:%20stolen=1\r\nContent-Length: 0\r\n\r\n',
+    '/location-encoded-crlf':
+      'HTTP/1.1 302 Found\r\nLocation: /next%0d%0aSet-Cookie:%20stolen=1\r\nContent-Length: 0\r\n\r\n',
     '/ctl-in-header': 'HTTP/1.1 200 OK\r\nX-Upstream: a\x01b\r\nContent-Length: 2\r\n\r\nok',
     '/nul-in-header': 'HTTP/1.1 200 OK\r\nX-Upstream: a\x00Set-Cookie: stolen=1\r\nContent-Length: 2\r\n\r\nok',
     '/bare-cr-in-header': 'HTTP/1.1 200 OK\r\nX-Upstream: a\rSet-Cookie: stolen=1\r\nContent-Length: 2\r\n\r\nok',
     '/folded-header': 'HTTP/1.1 200 OK\r\nX-Upstream: a\r\n Set-Cookie: stolen=1\r\nContent-Length: 2\r\n\r\nok',
     '/set-cookie': 'HTTP/1.1 200 OK\r\nSet-Cookie: stolen=1\r\nContent-Length: 2\r\n\r\nok',
-    '/cl-and-te': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n'
-      + '3b\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\nSet-Cookie: stolen=1\r\n\r\nINJECTED\r\n0\r\n\r\n',
-    '/two-lengths': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 60\r\n\r\nokHTTP/1.1 200 OK\r\nSet-Cookie: stolen=1\r\nContent-Length: 0\r\n\r\n',
+    '/cl-and-te':
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      '3b\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\nSet-Cookie: stolen=1\r\n\r\nINJECTED\r\n0\r\n\r\n',
+    '/two-lengths':
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 60\r\n\r\nokHTTP/1.1 200 OK\r\nSet-Cookie: stolen=1\r\nContent-Length: 0\r\n\r\n',
   };
 
   beforeAll(async () => {
-    faulty = closing(await startFaultyOrigin((socket, head) => {
-      const reply = replies[head.split(' ')[1]!];
-      socket.end(Buffer.from(reply ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1'));
-    }));
+    faulty = closing(
+      await startFaultyOrigin((socket, head) => {
+        const reply = replies[head.split(' ')[1]!];
+        socket.end(Buffer.from(reply ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 'latin1'));
+      }),
+    );
     fgw = closing(await startTestGateway({ TOLLGATE_UPSTREAM: faulty.url, TOLLGATE_UPSTREAM_TIMEOUT_MS: '2000' }));
     ({ token: ftoken } = await fgw.createToken());
   });
@@ -223,7 +241,9 @@ describe('an upstream response cannot inject into the client response', () => {
   /** The request, then a second one pipelined on the same connection: every response received. */
   async function exchange(path: string): Promise<RawResponse[]> {
     const conn = await openRawConnection(fgw.url);
-    conn.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\n`);
+    conn.write(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(ftoken)}\r\n\r\n`,
+    );
     const responses: RawResponse[] = [];
     try {
       for (let i = 0; i < 3; i++) responses.push(await conn.next(i < 2 ? 5000 : 200));
@@ -234,7 +254,7 @@ describe('an upstream response cannot inject into the client response', () => {
     return responses;
   }
 
-  it('passes an encoded CR/LF in Location still encoded (on the gateway\'s URL): no Set-Cookie appears', async () => {
+  it("passes an encoded CR/LF in Location still encoded (on the gateway's URL): no Set-Cookie appears", async () => {
     const [res] = await exchange('/location-encoded-crlf');
     expect(res!.status).toBe(302);
     // The raw requests say `Host: x`; the gateway names itself by it (no TOLLGATE_PUBLIC_URL).
@@ -264,39 +284,104 @@ describe('an upstream response cannot inject into the client response', () => {
 });
 
 describe('request smuggling is refused at the gateway (raw socket)', () => {
-  const smuggled = (id: string) => `GET /npm/smuggled-${id} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n\r\n`;
+  const smuggled = (id: string) =>
+    `GET /npm/smuggled-${id} HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n\r\n`;
   const cases: [string, (id: string) => string][] = [
-    ['Content-Length with Transfer-Encoding (CL.TE)', (id) => `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['Transfer-Encoding with Content-Length (TE.CL)', (id) => `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\n${smuggled(id)}\r\n0\r\n\r\n`],
-    ['a GET with Content-Length and Transfer-Encoding', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['duplicate differing Content-Length', (id) => `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Content-Length: 0\r\nContent-Length: ${smuggled(id).length}\r\n\r\n${smuggled(id)}`],
-    ['duplicate Content-Length, one of them a list', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Content-Length: 0, ${smuggled(id).length}\r\n\r\n${smuggled(id)}`],
-    ['a signed Content-Length', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\nContent-Length: +0\r\n\r\n${smuggled(id)}`],
-    ['Transfer-Encoding: chunked, identity', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['Transfer-Encoding: identity, then chunked in a second header', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['Transfer-Encoding with a space before the colon', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['an obs-folded Transfer-Encoding', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`],
-    ['chunked with a non-hex chunk size', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\n\r\nzz\r\n${smuggled(id)}`],
-    ['chunked with a negative chunk size', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\n\r\n-1\r\n\r\n${smuggled(id)}`],
-    ['chunked with an overflowing chunk size', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n${smuggled(id)}`],
-    ['chunked with a chunk longer than its size', (id) => `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\n\r\n1\r\nAB\r\n0\r\n\r\n${smuggled(id)}`],
-    ['chunked with a bare LF after the size', (id) => `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: chunked\r\n\r\n2\nAB\r\n0\r\n\r\n${smuggled(id)}`],
-    ['an unknown Transfer-Encoding', (id) => `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${smuggled(id)}`],
+    [
+      'Content-Length with Transfer-Encoding (CL.TE)',
+      (id) =>
+        `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'Transfer-Encoding with Content-Length (TE.CL)',
+      (id) =>
+        `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\n${smuggled(id)}\r\n0\r\n\r\n`,
+    ],
+    [
+      'a GET with Content-Length and Transfer-Encoding',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'duplicate differing Content-Length',
+      (id) =>
+        `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Content-Length: 0\r\nContent-Length: ${smuggled(id).length}\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'duplicate Content-Length, one of them a list',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Content-Length: 0, ${smuggled(id).length}\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'a signed Content-Length',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\nContent-Length: +0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'Transfer-Encoding: chunked, identity',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'Transfer-Encoding: identity, then chunked in a second header',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'Transfer-Encoding with a space before the colon',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'an obs-folded Transfer-Encoding',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'chunked with a non-hex chunk size',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\nzz\r\n${smuggled(id)}`,
+    ],
+    [
+      'chunked with a negative chunk size',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n-1\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'chunked with an overflowing chunk size',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n${smuggled(id)}`,
+    ],
+    [
+      'chunked with a chunk longer than its size',
+      (id) =>
+        `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n1\r\nAB\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'chunked with a bare LF after the size',
+      (id) =>
+        `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n2\nAB\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
+    [
+      'an unknown Transfer-Encoding',
+      (id) =>
+        `GET /npm/a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${smuggled(id)}`,
+    ],
   ];
 
   it.each(cases.map(([what, build], i) => [what, build, String(i)] as const))(
@@ -322,8 +407,10 @@ describe('request smuggling is refused at the gateway (raw socket)', () => {
   it('forwards a well-framed POST body to an allowed path and then serves the next request on the same connection (control)', async () => {
     const conn = await openRawConnection(gw.url);
     const body = '{"audit":true}';
-    const first = await conn.request(`POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n`
-      + `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const first = await conn.request(
+      `POST /npm/-/npm/v1/security/audits HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
     const second = await conn.request(`GET /npm/next HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer(token)}\r\n\r\n`);
     conn.destroy();
     expect(first.status).toBe(200);

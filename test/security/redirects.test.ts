@@ -50,7 +50,9 @@ describe('redirects followed by the gateway (SSRF)', () => {
   });
 
   async function gatewayWith(route: Partial<RouteEntry> = {}) {
-    const config = files.configFile([{ prefix: '/files/', upstream: `${upstream.url}/base/`, ecosystem: 'generic', ...route }]);
+    const config = files.configFile([
+      { prefix: '/files/', upstream: `${upstream.url}/base/`, ecosystem: 'generic', ...route },
+    ]);
     const gw = await startTestGateway({ TOLLGATE_CONFIG: config });
     gateways.push(gw);
     const { token } = await gw.createToken();
@@ -65,7 +67,7 @@ describe('redirects followed by the gateway (SSRF)', () => {
     return gw.logRecords().filter((r) => r.msg === 'redirect refused');
   }
 
-  it('prevents reading the admin listener through a redirect: 302 to the gateway\'s own /metrics is a 502, never its body', async () => {
+  it("prevents reading the admin listener through a redirect: 302 to the gateway's own /metrics is a 502, never its body", async () => {
     const { gw, get } = await gatewayWith();
     location = `${gw.adminUrl}/metrics`;
     const res = await get();
@@ -94,11 +96,15 @@ describe('redirects followed by the gateway (SSRF)', () => {
     expect(refusalLines(gw).length).toBe(1);
   });
 
-  it('follows to the CIDRs a route allows, and still never to the gateway\'s own listeners', async () => {
+  it("follows to the CIDRs a route allows, and still never to the gateway's own listeners", async () => {
     const { gw, get } = await gatewayWith({ followRedirects: { hosts: [], cidrs: ['127.0.0.0/8'] } });
     location = `${storage.url}/bucket/obj?sig=1`;
     expect(await get()).toMatchObject({ status: 200, body: 'storage:/bucket/obj?sig=1' });
-    for (const own of [`${gw.adminUrl}/metrics`, `${gw.url}/files/x`, `http://127.0.0.2:${new URL(gw.url).port}/files/x`]) {
+    for (const own of [
+      `${gw.adminUrl}/metrics`,
+      `${gw.url}/files/x`,
+      `http://127.0.0.2:${new URL(gw.url).port}/files/x`,
+    ]) {
       location = own;
       const res = await get();
       expect(res.status, own).toBe(502);
@@ -144,7 +150,10 @@ describe('the follow dispatcher connects to the address it checked (DNS rebindin
 
   async function get(agent: Dispatcher, host: string) {
     const { request } = await import('undici');
-    return request(`http://${host}:${port}/x`, { dispatcher: agent }).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }), (err: Error & { code?: string }) => ({ error: err.code }));
+    return request(`http://${host}:${port}/x`, { dispatcher: agent }).then(
+      async (r) => ({ status: r.statusCode, body: await r.body.text() }),
+      (err: Error & { code?: string }) => ({ error: err.code }),
+    );
   }
 
   it('connects to the first allowed address of those the name resolves to, never another', async () => {
@@ -156,7 +165,10 @@ describe('the follow dispatcher connects to the address it checked (DNS rebindin
       // A resolver whose first answer is a forbidden address: a check-then-connect design would connect there.
       lookup: (_host, cb) => {
         lookups++;
-        cb(null, [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]);
+        cb(null, [
+          { address: '127.0.0.1', family: 4 },
+          { address: '127.0.0.2', family: 4 },
+        ]);
       },
     });
     expect(await get(agent, 'storage.test')).toEqual({ status: 200, body: 'ok' });
@@ -171,7 +183,11 @@ describe('the follow dispatcher connects to the address it checked (DNS rebindin
       policy: createDestinationPolicy({ followRedirects: { hosts: [], cidrs: [] } }),
       connectTimeoutMs: 2000,
       timeouts: {},
-      lookup: (_host, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]),
+      lookup: (_host, cb) =>
+        cb(null, [
+          { address: '127.0.0.1', family: 4 },
+          { address: '::1', family: 6 },
+        ]),
     });
     expect(await get(agent, 'rebinding.test')).toEqual({ error: 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED' });
     expect(seenOn.length).toBe(before);

@@ -26,7 +26,10 @@ describe('headers across the gateway', () => {
         return;
       }
       const self = `http://127.0.0.1:${origin.port}/registry/`;
-      const body = JSON.stringify({ name: 'lib', versions: { '1.0.0': { dist: { tarball: `${self}lib/-/lib-1.0.0.tgz` } } } });
+      const body = JSON.stringify({
+        name: 'lib',
+        versions: { '1.0.0': { dist: { tarball: `${self}lib/-/lib-1.0.0.tgz` } } },
+      });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
     });
@@ -34,11 +37,20 @@ describe('headers across the gateway', () => {
     files.write('tree/index.html', '<html><script>alert(1)</script></html>');
     files.write('tree/pkg.tgz', 'tgz');
     const config = files.configFile([
-      { prefix: '/npm/', upstream: `${origin.url}/registry/`, ecosystem: 'npm', upstreamAuth: { type: 'bearer', token: 'upstream-secret' } },
+      {
+        prefix: '/npm/',
+        upstream: `${origin.url}/registry/`,
+        ecosystem: 'npm',
+        upstreamAuth: { type: 'bearer', token: 'upstream-secret' },
+      },
       { prefix: '/files/', upstream: `${files.path}/tree`, ecosystem: 'generic' },
     ]);
     gw = await startTestGateway({ TOLLGATE_CONFIG: config });
-    trusting = await startTestGateway({ TOLLGATE_CONFIG: config, TOLLGATE_TRUSTED_PROXIES: '127.0.0.1', TOLLGATE_DATA_DIR: gw.dataDir });
+    trusting = await startTestGateway({
+      TOLLGATE_CONFIG: config,
+      TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
+      TOLLGATE_DATA_DIR: gw.dataDir,
+    });
     token = (await gw.createToken()).token;
   });
   afterAll(async () => {
@@ -48,12 +60,22 @@ describe('headers across the gateway', () => {
     files?.remove();
   });
 
-  it('prevents asking the upstream to do something else with the gateway\'s credential: override, rewrite and cookie headers stay at the gateway', async () => {
+  it("prevents asking the upstream to do something else with the gateway's credential: override, rewrite and cookie headers stay at the gateway", async () => {
     const asks = {
-      'X-HTTP-Method-Override': 'DELETE', 'X-Method-Override': 'PUT', 'X-HTTP-Method': 'DELETE', 'X-Original-URL': '/admin/delete',
-      'X-Rewrite-URL': '/admin', 'X-Forwarded-Prefix': '/internal', Cookie: 'session=admin', 'True-Client-IP': '10.0.0.1', 'X-Client-IP': '10.0.0.1',
+      'X-HTTP-Method-Override': 'DELETE',
+      'X-Method-Override': 'PUT',
+      'X-HTTP-Method': 'DELETE',
+      'X-Original-URL': '/admin/delete',
+      'X-Rewrite-URL': '/admin',
+      'X-Forwarded-Prefix': '/internal',
+      Cookie: 'session=admin',
+      'True-Client-IP': '10.0.0.1',
+      'X-Client-IP': '10.0.0.1',
     };
-    const res = await rawRequest(gw.url, { path: '/npm/lib', headers: { Authorization: bearer(token), 'User-Agent': 'npm/10.8.0', 'npm-command': 'install', ...asks } });
+    const res = await rawRequest(gw.url, {
+      path: '/npm/lib',
+      headers: { Authorization: bearer(token), 'User-Agent': 'npm/10.8.0', 'npm-command': 'install', ...asks },
+    });
     expect(res.status).toBe(200);
     const seen = origin.seen.at(-1)!.headers;
     for (const name of Object.keys(asks)) expect(seen[name.toLowerCase()], name).toBeUndefined();
@@ -64,7 +86,14 @@ describe('headers across the gateway', () => {
 
   it('refuses a Host that is not host[:port] with 400, before it can reach rewritten metadata', async () => {
     const before = origin.seen.length;
-    for (const host of ['evil.example"><b>x', 'a b', 'evil.example/path', 'user@evil.example', 'evil.example:99999', '[::1']) {
+    for (const host of [
+      'evil.example"><b>x',
+      'a b',
+      'evil.example/path',
+      'user@evil.example',
+      'evil.example:99999',
+      '[::1',
+    ]) {
       const res = await rawRequest(gw.url, { path: '/npm/lib', headers: { Host: host, Authorization: bearer(token) } });
       expect(res.status, host).toBe(400);
       expect(JSON.parse(res.body.toString())).toMatchObject({ code: 'TOLLGATE_ERR_REQUEST_HOST' });
@@ -73,21 +102,30 @@ describe('headers across the gateway', () => {
   });
 
   it('writes the parsed, serialised host into rewritten URLs', async () => {
-    const res = await rawRequest(gw.url, { path: '/npm/lib', headers: { Host: 'Artifacts.EXAMPLE.com:80', Authorization: bearer(token) } });
+    const res = await rawRequest(gw.url, {
+      path: '/npm/lib',
+      headers: { Host: 'Artifacts.EXAMPLE.com:80', Authorization: bearer(token) },
+    });
     expect(res.status).toBe(200);
     expect(npmTarballUrl(res.body.toString(), '1.0.0')).toBe('http://artifacts.example.com/npm/lib/-/lib-1.0.0.tgz');
   });
 
-  it('refuses a trusted proxy\'s X-Forwarded-Host that is not host[:port]', async () => {
-    const ok = await rawRequest(trusting.url, { path: '/npm/lib', headers: { 'X-Forwarded-Host': 'gw.example', Authorization: bearer(token) } });
+  it("refuses a trusted proxy's X-Forwarded-Host that is not host[:port]", async () => {
+    const ok = await rawRequest(trusting.url, {
+      path: '/npm/lib',
+      headers: { 'X-Forwarded-Host': 'gw.example', Authorization: bearer(token) },
+    });
     expect(npmTarballUrl(ok.body.toString(), '1.0.0')).toBe('http://gw.example/npm/lib/-/lib-1.0.0.tgz');
-    const bad = await rawRequest(trusting.url, { path: '/npm/lib', headers: { 'X-Forwarded-Host': 'gw.example"><x', Authorization: bearer(token) } });
+    const bad = await rawRequest(trusting.url, {
+      path: '/npm/lib',
+      headers: { 'X-Forwarded-Host': 'gw.example"><x', Authorization: bearer(token) },
+    });
     expect(bad.status).toBe(400);
   });
 
   it.each([
-    ['an upstream\'s HTML', '/npm/page'],
-    ['a directory\'s index.html', '/files/'],
+    ["an upstream's HTML", '/npm/page'],
+    ["a directory's index.html", '/files/'],
   ])('prevents an artifact from being a page of the gateway: %s gets nosniff and a sandbox', async (_what, path) => {
     for (const method of ['GET', 'HEAD']) {
       const res = await rawRequest(gw.url, { method, path, headers: { Authorization: bearer(token) } });

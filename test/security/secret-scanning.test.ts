@@ -18,7 +18,13 @@ function ecKey(): { privateKey: KeyObject; pem: string } {
 
 /** GitHub's key set format, with `current` the one marked is_current. */
 function keySet(keys: Record<string, string>, current: string): string {
-  return JSON.stringify({ public_keys: Object.entries(keys).map(([id, pem]) => ({ key_identifier: id, key: pem, is_current: id === current })) });
+  return JSON.stringify({
+    public_keys: Object.entries(keys).map(([id, pem]) => ({
+      key_identifier: id,
+      key: pem,
+      is_current: id === current,
+    })),
+  });
 }
 
 /**
@@ -34,9 +40,16 @@ describe('POST /-/tollgate/secret-scanning', () => {
 
   beforeAll(async () => {
     files = tempDir('tollgate-scanning-');
-    const keysFile = files.write('keys.json', keySet({ 'key-current': current.pem, 'key-retiring': retiring.pem }, 'key-current'));
+    const keysFile = files.write(
+      'keys.json',
+      keySet({ 'key-current': current.pem, 'key-retiring': retiring.pem }, 'key-current'),
+    );
     files.write('tree/pkg.txt', 'artifact');
-    gw = await startTestGateway({ TOLLGATE_UPSTREAM: path.join(files.path, 'tree'), TOLLGATE_SECRET_SCANNING_KEYS_FILE: keysFile, TOLLGATE_ACTIVITY_FLUSH_MS: '10' });
+    gw = await startTestGateway({
+      TOLLGATE_UPSTREAM: path.join(files.path, 'tree'),
+      TOLLGATE_SECRET_SCANNING_KEYS_FILE: keysFile,
+      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
+    });
   });
   afterAll(async () => {
     await gw?.close();
@@ -47,14 +60,20 @@ describe('POST /-/tollgate/secret-scanning', () => {
     const signature = sign('sha256', Buffer.from(body), key).toString('base64');
     const res = await fetch(`${gw.url}/-/tollgate/secret-scanning`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'github-public-key-identifier': keyId, 'github-public-key-signature': signature, ...extra },
+      headers: {
+        'content-type': 'application/json',
+        'github-public-key-identifier': keyId,
+        'github-public-key-signature': signature,
+        ...extra,
+      },
       body,
     });
     const text = await res.text();
-    return { status: res.status, text, json: text ? JSON.parse(text) as unknown : undefined, headers: res.headers };
+    return { status: res.status, text, json: text ? (JSON.parse(text) as unknown) : undefined, headers: res.headers };
   }
 
-  const download = async (token: string) => (await fetch(`${gw.url}/pkg.txt`, { headers: { authorization: bearer(token) } })).status;
+  const download = async (token: string) =>
+    (await fetch(`${gw.url}/pkg.txt`, { headers: { authorization: bearer(token) } })).status;
   const findings = (token: string, url = 'https://github.com/acme/app/blob/abc123/.env') =>
     JSON.stringify([{ token, type: 'tollgate_production_token', url, source: 'content' }]);
 
@@ -63,16 +82,25 @@ describe('POST /-/tollgate/secret-scanning', () => {
     expect(await download(token)).toBe(200);
     const res = await report(findings(token), 'key-current', current.privateKey);
     expect(res.status).toBe(200);
-    expect(res.json).toEqual([{ token_hash: sha256(token), token_type: 'tollgate_production_token', label: 'true_positive' }]);
+    expect(res.json).toEqual([
+      { token_hash: sha256(token), token_type: 'tollgate_production_token', label: 'true_positive' },
+    ]);
     expect(res.text).not.toContain(token);
     await expect.poll(() => download(token)).toBe(401);
     const revoked = await gw.store.get(record.id);
-    expect(revoked).toMatchObject({ revokedBy: 'secret-scanning:github', leak: { source: 'github', url: 'https://github.com/acme/app/blob/abc123/.env', location: 'content' } });
+    expect(revoked).toMatchObject({
+      revokedBy: 'secret-scanning:github',
+      leak: { source: 'github', url: 'https://github.com/acme/app/blob/abc123/.env', location: 'content' },
+    });
     const metrics = await (await fetch(`${gw.adminUrl}/metrics?name=tollgate_tokens_leaked_total`)).text();
     expect(metrics).toMatch(/tollgate_tokens_leaked_total\{reporter="github",token_type="production"\} 1/);
     await expect.poll(() => leakedEvents(gw).map((e) => e.tokenId)).toContain(record.id);
     const event = leakedEvents(gw).find((e) => e.tokenId === record.id)!;
-    expect(event).toMatchObject({ kind: 'leaked', tokenName: 'leaky-ci', leak: { source: 'github', location: 'content' } });
+    expect(event).toMatchObject({
+      kind: 'leaked',
+      tokenName: 'leaky-ci',
+      leak: { source: 'github', location: 'content' },
+    });
     expect(gw.logs()).not.toContain(token);
   });
 
@@ -89,14 +117,24 @@ describe('POST /-/tollgate/secret-scanning', () => {
     const badChecksum = `${unknown.slice(0, -1)}${unknown.endsWith('A') ? 'B' : 'A'}`;
     const body = JSON.stringify([{ token: unknown }, { token: 'tgp_short' }, { token: badChecksum }, { token }]);
     const first = await report(body, 'key-current', current.privateKey);
-    expect((first.json as { label: string }[]).map((v) => v.label)).toEqual(['false_positive', 'false_positive', 'false_positive', 'true_positive']);
+    expect((first.json as { label: string }[]).map((v) => v.label)).toEqual([
+      'false_positive',
+      'false_positive',
+      'false_positive',
+      'true_positive',
+    ]);
     const replayed = await report(body, 'key-current', current.privateKey);
     expect(replayed.status).toBe(200);
     expect((replayed.json as { label: string }[]).every((v) => v.label === 'false_positive')).toBe(true);
   });
 
   it.each([
-    ['a forged signature (another key, a listed id)', () => ({ id: 'key-current', key: stranger.privateKey }), 401, 'TOLLGATE_ERR_SCANNING_SIGNATURE'],
+    [
+      'a forged signature (another key, a listed id)',
+      () => ({ id: 'key-current', key: stranger.privateKey }),
+      401,
+      'TOLLGATE_ERR_SCANNING_SIGNATURE',
+    ],
     ['an unknown key id', () => ({ id: 'key-unknown', key: current.privateKey }), 401, 'TOLLGATE_ERR_SCANNING_KEY'],
   ])('revokes nothing for %s', async (_what, signer, status, code) => {
     const { token } = await gw.createToken();
@@ -109,11 +147,17 @@ describe('POST /-/tollgate/secret-scanning', () => {
 
   it('revokes nothing for a missing signature, a signature over other bytes, malformed JSON, or an oversized body', async () => {
     const { token } = await gw.createToken();
-    const noSignature = await fetch(`${gw.url}/-/tollgate/secret-scanning`, { method: 'POST', headers: { 'github-public-key-identifier': 'key-current' }, body: findings(token) });
+    const noSignature = await fetch(`${gw.url}/-/tollgate/secret-scanning`, {
+      method: 'POST',
+      headers: { 'github-public-key-identifier': 'key-current' },
+      body: findings(token),
+    });
     expect(noSignature.status).toBe(401);
     const otherBytes = sign('sha256', Buffer.from('[]'), current.privateKey).toString('base64');
     const mismatched = await fetch(`${gw.url}/-/tollgate/secret-scanning`, {
-      method: 'POST', headers: { 'github-public-key-identifier': 'key-current', 'github-public-key-signature': otherBytes }, body: findings(token),
+      method: 'POST',
+      headers: { 'github-public-key-identifier': 'key-current', 'github-public-key-signature': otherBytes },
+      body: findings(token),
     });
     expect(mismatched.status).toBe(401);
     for (const body of ['{"token":1}', 'not json', '[{"type":"x"}]', '{}']) {
@@ -128,7 +172,10 @@ describe('POST /-/tollgate/secret-scanning', () => {
 
   it('limits reports per address: 429 with Retry-After past 60 a minute', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 70; i++) statuses.push((await report('[]', 'key-current', current.privateKey, { 'x-forwarded-for': '198.51.100.1' })).status);
+    for (let i = 0; i < 70; i++)
+      statuses.push(
+        (await report('[]', 'key-current', current.privateKey, { 'x-forwarded-for': '198.51.100.1' })).status,
+      );
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
     const limited = await report('[]', 'key-current', current.privateKey);
     expect(limited.status).toBe(429);
@@ -170,7 +217,10 @@ describe('secret-scanning keys from a URL', () => {
     const body = '[]';
     const res = await fetch(`${gw.url}/-/tollgate/secret-scanning`, {
       method: 'POST',
-      headers: { 'github-public-key-identifier': id, 'github-public-key-signature': sign('sha256', Buffer.from(body), key).toString('base64') },
+      headers: {
+        'github-public-key-identifier': id,
+        'github-public-key-signature': sign('sha256', Buffer.from(body), key).toString('base64'),
+      },
       body,
     });
     return res.status;
@@ -210,6 +260,12 @@ function leakedEvents(gw: TestGateway): { kind: string; tokenId: string; tokenNa
   } catch {
     return [];
   }
-  return names.flatMap((n) => readFileSync(path.join(dir, n), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; tokenId: string; tokenName: string; leak: unknown }))
+  return names
+    .flatMap((n) =>
+      readFileSync(path.join(dir, n), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { kind: string; tokenId: string; tokenName: string; leak: unknown }),
+    )
     .filter((e) => e.kind === 'leaked');
 }

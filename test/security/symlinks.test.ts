@@ -35,7 +35,10 @@ describe('directory routes and symbolic links', () => {
     // The route's root is itself a link to the tree, as the test helpers link examples/.
     symlinkSync(tree, path.join(scratch, 'root-link'));
     const config = path.join(scratch, 'config.json');
-    writeFileSync(config, JSON.stringify({ routes: [{ prefix: '/files/', upstream: path.join(scratch, 'root-link') }] }));
+    writeFileSync(
+      config,
+      JSON.stringify({ routes: [{ prefix: '/files/', upstream: path.join(scratch, 'root-link') }] }),
+    );
     gw = await startTestGateway({ TOLLGATE_CONFIG: config });
     token = (await gw.createToken()).token;
   });

@@ -11,11 +11,18 @@ const BODY = Buffer.alloc(4 * 1024 * 1024, 'x');
  * paused by backpressure, holding its upstream connection. Resolves with the status once the head
  * is in (or the whole short answer, for a refusal).
  */
-function slowDownload(url: string, path: string, token: string, clientIp: string): Promise<{ status: number; retryAfter: string | undefined; socket: net.Socket }> {
+function slowDownload(
+  url: string,
+  path: string,
+  token: string,
+  clientIp: string,
+): Promise<{ status: number; retryAfter: string | undefined; socket: net.Socket }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname, () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: ${bearer(token)}\r\nX-Forwarded-For: ${clientIp}\r\n\r\n`);
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: ${bearer(token)}\r\nX-Forwarded-For: ${clientIp}\r\n\r\n`,
+      );
     });
     let head = '';
     const onData = (chunk: Buffer) => {
@@ -75,18 +82,27 @@ describe('one credential cannot starve a route of its upstream connections', () 
     const hog = (await gw.createToken({ name: 'hog' })).token;
     const other = (await gw.createToken({ name: 'other' })).token;
     // Twelve slow downloads: more than the route's 8 slots.
-    const opened = await Promise.all(Array.from({ length: 12 }, () => slowDownload(gw.url, '/big', hog, '198.51.100.7')));
+    const opened = await Promise.all(
+      Array.from({ length: 12 }, () => slowDownload(gw.url, '/big', hog, '198.51.100.7')),
+    );
     sockets.push(...opened.map((o) => o.socket));
     expect(opened.filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(8);
     // Once they are held (paused more than a second), the hog's new requests are refused...
-    await expect.poll(async () => {
-      const next = await slowDownload(gw.url, '/big', hog, '198.51.100.7');
-      sockets.push(next.socket);
-      return next;
-    }, { timeout: 15_000, interval: 200 }).toMatchObject({ status: 429, retryAfter: '10' });
+    await expect
+      .poll(
+        async () => {
+          const next = await slowDownload(gw.url, '/big', hog, '198.51.100.7');
+          sockets.push(next.socket);
+          return next;
+        },
+        { timeout: 15_000, interval: 200 },
+      )
+      .toMatchObject({ status: 429, retryAfter: '10' });
     // ...and another token, from another address, is served normally.
     const started = Date.now();
-    const res = await fetch(`${gw.url}/big`, { headers: { authorization: bearer(other), 'x-forwarded-for': '203.0.113.9' } });
+    const res = await fetch(`${gw.url}/big`, {
+      headers: { authorization: bearer(other), 'x-forwarded-for': '203.0.113.9' },
+    });
     expect(res.status).toBe(200);
     expect((await res.arrayBuffer()).byteLength).toBe(BODY.length);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -94,14 +110,16 @@ describe('one credential cannot starve a route of its upstream connections', () 
     expect(line).toMatchObject({ upstreamError: 'busy', tokenId: expect.any(String) as string });
   });
 
-  it('never refuses fast downloads: a hundred at once with one token, more than the route\'s slots, all succeed', async () => {
+  it("never refuses fast downloads: a hundred at once with one token, more than the route's slots, all succeed", async () => {
     const gw = await gateway({ TOLLGATE_UPSTREAM_CONNECTIONS: '4', TOLLGATE_UPSTREAM_HELD_PER_TOKEN: '1' });
     const fleet = (await gw.createToken({ name: 'ci-fleet' })).token;
-    const statuses = await Promise.all(Array.from({ length: 100 }, async () => {
-      const res = await fetch(`${gw.url}/small`, { headers: { authorization: bearer(fleet) } });
-      await res.arrayBuffer();
-      return res.status;
-    }));
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const res = await fetch(`${gw.url}/small`, { headers: { authorization: bearer(fleet) } });
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
     expect(statuses.every((s) => s === 200)).toBe(true);
   });
 
@@ -110,7 +128,11 @@ describe('one credential cannot starve a route of its upstream connections', () 
     const { token } = await gw.createToken();
     // Two long downloads, never silent and read at full speed, hold both slots...
     const busy = new AbortController();
-    const long = [0, 1].map(() => fetch(`${gw.url}/trickle`, { headers: { authorization: bearer(token) }, signal: busy.signal }).then((r) => r.status));
+    const long = [0, 1].map(() =>
+      fetch(`${gw.url}/trickle`, { headers: { authorization: bearer(token) }, signal: busy.signal }).then(
+        (r) => r.status,
+      ),
+    );
     expect(await Promise.all(long)).toEqual([200, 200]);
     // ...so the third waits for a slot, and gets 504 rather than waiting without end.
     const waiting = await fetch(`${gw.url}/small`, { headers: { authorization: bearer(token) } });
@@ -122,14 +144,25 @@ describe('one credential cannot starve a route of its upstream connections', () 
   it('gives a token its share back once its slow downloads end', async () => {
     const gw = await gateway({ TOLLGATE_UPSTREAM_CONNECTIONS: '8', TOLLGATE_UPSTREAM_HELD_PER_TOKEN: '2' });
     const { token } = await gw.createToken();
-    const opened = await Promise.all(Array.from({ length: 4 }, () => slowDownload(gw.url, '/big', token, '198.51.100.8')));
-    await expect.poll(async () => {
-      const next = await slowDownload(gw.url, '/big', token, '198.51.100.8');
-      sockets.push(next.socket);
-      return next.status;
-    }, { timeout: 15_000, interval: 200 }).toBe(429);
+    const opened = await Promise.all(
+      Array.from({ length: 4 }, () => slowDownload(gw.url, '/big', token, '198.51.100.8')),
+    );
+    await expect
+      .poll(
+        async () => {
+          const next = await slowDownload(gw.url, '/big', token, '198.51.100.8');
+          sockets.push(next.socket);
+          return next.status;
+        },
+        { timeout: 15_000, interval: 200 },
+      )
+      .toBe(429);
     for (const o of opened) o.socket.destroy();
     for (const s of sockets.splice(0)) s.destroy();
-    await expect.poll(async () => (await fetch(`${gw.url}/small`, { headers: { authorization: bearer(token) } })).status, { timeout: 10_000 }).toBe(200);
+    await expect
+      .poll(async () => (await fetch(`${gw.url}/small`, { headers: { authorization: bearer(token) } })).status, {
+        timeout: 10_000,
+      })
+      .toBe(200);
   });
 });

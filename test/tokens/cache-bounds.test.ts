@@ -22,12 +22,26 @@ beforeEach(async () => {
   hashes = [];
   for (let i = 0; i < MAX + 10; i++) {
     const hash = hashToken(generateToken('production'));
-    await store.insert({ id: generateTokenId(), name: `ci-${i}`, type: 'production', hash, createdAt: Date.now(), createdBy: 'test', expiresAt: null });
+    await store.insert({
+      id: generateTokenId(),
+      name: `ci-${i}`,
+      type: 'production',
+      hash,
+      createdAt: Date.now(),
+      createdBy: 'test',
+      expiresAt: null,
+    });
     hashes.push(hash);
   }
   cache = createTokenCache({
-    store, ttlMs: 600_000, max: MAX, negativeTtlMs: 600_000, negativeMax: NEGATIVE_MAX,
-    pollMs: 600_000, lastUsedFlushMs: 600_000, staleMaxMs: 600_000,
+    store,
+    ttlMs: 600_000,
+    max: MAX,
+    negativeTtlMs: 600_000,
+    negativeMax: NEGATIVE_MAX,
+    pollMs: 600_000,
+    lastUsedFlushMs: 600_000,
+    staleMaxMs: 600_000,
   });
   await cache.start();
 });
@@ -70,7 +84,9 @@ describe('token cache bounds', () => {
     // cache.ts); a read still in flight must survive that, or a second caller would read again.
     const held = hashes[0]!;
     let release!: () => void;
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const findByHash = store.findByHash.bind(store);
     store.findByHash = async (hash) => {
       if (hash === held) await gate;
@@ -98,7 +114,11 @@ describe('token cache lookups on the request path', () => {
     // start between them, never during one).
     const started: string[] = [];
     let looking = false;
-    const hook = createHook({ init(_id, type) { if (looking && type === 'Timeout') started.push(type); } }).enable();
+    const hook = createHook({
+      init(_id, type) {
+        if (looking && type === 'Timeout') started.push(type);
+      },
+    }).enable();
     try {
       for (let i = 0; i < 2000; i++) {
         looking = true;
@@ -110,7 +130,9 @@ describe('token cache lookups on the request path', () => {
         // Milliseconds pass between requests (lru-cache's default kept a clock reading for 1 ms).
         if (i % 100 === 0) {
           const until = performance.now() + 1.5;
-          while (performance.now() < until) { /* spin */ }
+          while (performance.now() < until) {
+            /* spin */
+          }
           await new Promise((resolve) => setImmediate(resolve));
         }
       }

@@ -17,14 +17,25 @@ import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
  */
 
 const NOW = Date.now();
-const CI: CiIdentity = { provider: 'github', subject: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', runId: '42' };
+const CI: CiIdentity = {
+  provider: 'github',
+  subject: 'repo:acme/app:ref:refs/heads/main',
+  repository: 'acme/app',
+  runId: '42',
+};
 let seq = 0;
 
 function ciRecord(expiresAt: number | null, ci: CiIdentity | null = CI): NewTokenRecord {
   seq++;
   return {
-    id: generateTokenId(), name: `ci:github:acme/app#${seq}`, type: 'production', hash: hashToken(generateToken('production')),
-    createdAt: NOW - 7_200_000 + seq, createdBy: 'ci:github', expiresAt, ci,
+    id: generateTokenId(),
+    name: `ci:github:acme/app#${seq}`,
+    type: 'production',
+    hash: hashToken(generateToken('production')),
+    createdAt: NOW - 7_200_000 + seq,
+    createdBy: 'ci:github',
+    expiresAt,
+    ci,
   };
 }
 
@@ -57,7 +68,11 @@ const backends: Backend[] = [
     },
     open(options) {
       const dataDir = path.join(root, `s-${++seq}`);
-      return { store: track(createSqliteTokenStore({ dataDir, ...options })), second: () => track(createSqliteTokenStore({ dataDir })), where: dataDir };
+      return {
+        store: track(createSqliteTokenStore({ dataDir, ...options })),
+        second: () => track(createSqliteTokenStore({ dataDir })),
+        where: dataDir,
+      };
     },
   },
   {
@@ -71,7 +86,11 @@ const backends: Backend[] = [
     open(options) {
       const prefix = `{ci-store-${++seq}}:`;
       const url = redis!.url;
-      return { store: track(createRedisTokenStore({ url, prefix, ...options })), second: () => track(createRedisTokenStore({ url, prefix })), where: prefix };
+      return {
+        store: track(createRedisTokenStore({ url, prefix, ...options })),
+        second: () => track(createRedisTokenStore({ url, prefix })),
+        where: prefix,
+      };
     },
   },
 ];
@@ -92,7 +111,9 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
   it('lets exactly one of many concurrent claims of a key win', async () => {
     const { store, second } = backend.open();
     const handles = [store, second(), second()];
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => handles[i % 3]!.claimOnce('sha256:same', NOW + 60_000, NOW)));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => handles[i % 3]!.claimOnce('sha256:same', NOW + 60_000, NOW)),
+    );
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
@@ -101,7 +122,9 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
     const until = Date.now() + 300;
     expect(await store.claimOnce('jti:short', until)).toBe(true);
     expect(await store.claimOnce('jti:short', until)).toBe(false);
-    await expect.poll(() => store.claimOnce('jti:short', Date.now() + 60_000), { timeout: 5_000, interval: 100 }).toBe(true);
+    await expect
+      .poll(() => store.claimOnce('jti:short', Date.now() + 60_000), { timeout: 5_000, interval: 100 })
+      .toBe(true);
   });
 
   it('purges CI tokens that expired before the cut-off, and nothing else, logging a change for each', async () => {
@@ -119,7 +142,9 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
     expect(purged[0]).toMatchObject({ name: old.name, ci: CI, createdBy: 'ci:github' });
     expect(await store.findByHash(old.hash)).toBeUndefined();
     expect(await store.get(old.id)).toBeUndefined();
-    expect((await store.list()).map((r) => r.name).sort()).toEqual([createdExpired.name, live.name, never.name, recent.name].sort());
+    expect((await store.list()).map((r) => r.name).sort()).toEqual(
+      [createdExpired.name, live.name, never.name, recent.name].sort(),
+    );
     const { changes } = await store.changesSince(revision);
     expect(changes.map((c) => c.hash)).toEqual([old.hash]);
 
@@ -130,7 +155,10 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
   it('keeps what it purged for the audit trail, newest first, without the hash, the newest purgedKept only', async () => {
     const { store } = backend.open({ purgedKept: 3 });
     expect(await store.purgedCi(100)).toEqual([]);
-    const records = [1, 2, 3, 4].map((i) => ({ ...ciRecord(NOW - 3_600_000 + i * 1000), name: `ci:github:acme/app#${i}` }));
+    const records = [1, 2, 3, 4].map((i) => ({
+      ...ciRecord(NOW - 3_600_000 + i * 1000),
+      name: `ci:github:acme/app#${i}`,
+    }));
     for (const r of records) await store.insert(r);
     await store.revoke(records[3]!.id, 'admin', NOW - 1000);
     const before = Date.now();
@@ -139,8 +167,16 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
     const kept = await store.purgedCi(100);
     // Oldest expiry purged first; the first purged has been dropped past the cap of 3.
     expect(kept.map((p) => p.record.id)).toEqual([records[3]!.id, records[2]!.id, records[1]!.id]);
-    expect(kept[0]!.record).toMatchObject({ name: records[3]!.name, type: 'production', hash: '', ci: CI, createdBy: 'ci:github',
-      expiresAt: records[3]!.expiresAt, revokedAt: NOW - 1000, revokedBy: 'admin' });
+    expect(kept[0]!.record).toMatchObject({
+      name: records[3]!.name,
+      type: 'production',
+      hash: '',
+      ci: CI,
+      createdBy: 'ci:github',
+      expiresAt: records[3]!.expiresAt,
+      revokedAt: NOW - 1000,
+      revokedBy: 'admin',
+    });
     for (const p of kept) expect(p.purgedAt).toBeGreaterThanOrEqual(before - 1000);
     expect(JSON.stringify(kept)).not.toContain(records[2]!.hash);
     expect((await store.purgedCi(1)).map((p) => p.record.id)).toEqual([records[3]!.id]);
@@ -170,13 +206,15 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
     const records = Array.from({ length: 40 }, () => ciRecord(NOW - 3_600_000));
     for (const r of records) await store.insert(r);
     const handles = [store, second(), second(), second()];
-    const results = await Promise.all(handles.map((h) => h.purgeExpiredCi(NOW, 7)).concat(handles.map((h) => h.purgeExpiredCi(NOW, 50))));
+    const results = await Promise.all(
+      handles.map((h) => h.purgeExpiredCi(NOW, 7)).concat(handles.map((h) => h.purgeExpiredCi(NOW, 50))),
+    );
     const ids = results.flat().map((r) => r.id);
     expect(ids.sort()).toEqual(records.map((r) => r.id).sort());
     expect(await store.list()).toEqual([]);
   });
 
-  it('purges a rotated CI token\'s replacement too (it keeps the identity and the expiry)', async () => {
+  it("purges a rotated CI token's replacement too (it keeps the identity and the expiry)", async () => {
     const { store } = backend.open();
     const a = ciRecord(Date.now() + 60_000);
     await store.insert(a);
@@ -202,7 +240,9 @@ describe('upgrading a schema-3 store', () => {
     await store.close();
     // Back to schema 3's layout: what a gateway of that version left.
     const db = new Database(path.join(where, 'tollgate.db'));
-    db.exec("DROP TABLE ci_claims; DROP INDEX tokens_ci_expiry; UPDATE tollgate_schema SET version = 3 WHERE component = 'tokens'");
+    db.exec(
+      "DROP TABLE ci_claims; DROP INDEX tokens_ci_expiry; UPDATE tollgate_schema SET version = 3 WHERE component = 'tokens'",
+    );
     db.close();
     const upgraded = second();
     expect(await upgraded.migrate()).toEqual({ from: 3, to: SCHEMA_VERSION });

@@ -20,12 +20,23 @@ describe('revokeLeakedTokens', () => {
   beforeAll(async () => {
     gw = await startTestGateway({ TOLLGATE_CACHE_TTL_MS: '600000' });
     // The gateway's store, counting the reads revokeLeakedTokens makes.
-    store = { ...gw.store, findByHash: (hash: string) => { reads++; return gw.store.findByHash(hash); } };
+    store = {
+      ...gw.store,
+      findByHash: (hash: string) => {
+        reads++;
+        return gw.store.findByHash(hash);
+      },
+    };
   });
   afterAll(() => gw?.close());
 
   const create = async (over: { expires?: string; type?: 'production' | 'development' } = {}) =>
-    createToken(gw.store, { name: `leak-${++n}`, type: over.type ?? 'production', expires: over.expires, createdBy: 'test' });
+    createToken(gw.store, {
+      name: `leak-${++n}`,
+      type: over.type ?? 'production',
+      expires: over.expires,
+      createdBy: 'test',
+    });
   const status = async (token: string) => {
     const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
     await res.arrayBuffer();
@@ -36,13 +47,25 @@ describe('revokeLeakedTokens', () => {
     const { token, record } = await create();
     await gw.gateway.cache.sync();
     expect(await status(token)).toBe(200);
-    const { verdicts, revoked } = await revokeLeakedTokens(store, [
-      { token, type: 'tollgate_production_token', url: 'https://git.example/acme/app/blob/abc/.env', location: 'content' },
-    ], REPORTER);
-    expect(verdicts).toEqual([{ token_hash: sha256(token), token_type: 'tollgate_production_token', label: 'true_positive' }]);
+    const { verdicts, revoked } = await revokeLeakedTokens(
+      store,
+      [
+        {
+          token,
+          type: 'tollgate_production_token',
+          url: 'https://git.example/acme/app/blob/abc/.env',
+          location: 'content',
+        },
+      ],
+      REPORTER,
+    );
+    expect(verdicts).toEqual([
+      { token_hash: sha256(token), token_type: 'tollgate_production_token', label: 'true_positive' },
+    ]);
     expect(revoked.map((r) => r.id)).toEqual([record.id]);
     expect(await gw.store.findByHash(record.hash)).toMatchObject({
-      revokedBy: 'admin', leak: { source: 'gitleaks', url: 'https://git.example/acme/app/blob/abc/.env', location: 'content' },
+      revokedBy: 'admin',
+      leak: { source: 'gitleaks', url: 'https://git.example/acme/app/blob/abc/.env', location: 'content' },
     });
     await expect.poll(() => status(token), { timeout: 1000, interval: 20 }).toBe(401);
   });
@@ -52,7 +75,11 @@ describe('revokeLeakedTokens', () => {
     const last = token.at(-1) === 'A' ? 'B' : 'A';
     const mistyped = token.slice(0, -1) + last;
     const before = reads;
-    const { verdicts, revoked } = await revokeLeakedTokens(store, [{ token: 'hello' }, { token: mistyped }, { token: ` ${token}` }], REPORTER);
+    const { verdicts, revoked } = await revokeLeakedTokens(
+      store,
+      [{ token: 'hello' }, { token: mistyped }, { token: ` ${token}` }],
+      REPORTER,
+    );
     expect(verdicts).toEqual([
       { token_hash: sha256('hello'), token_type: 'tollgate_token', label: 'false_positive' },
       { token_hash: sha256(mistyped), token_type: 'tollgate_token', label: 'false_positive' },
@@ -67,9 +94,15 @@ describe('revokeLeakedTokens', () => {
     const unknown = generateToken('development');
     const { token: revokedToken, record } = await create();
     await gw.store.revoke(record.id, 'someone');
-    const { token: expired, record: expiredRecord } = await create({ expires: new Date(Date.now() + 30).toISOString() });
+    const { token: expired, record: expiredRecord } = await create({
+      expires: new Date(Date.now() + 30).toISOString(),
+    });
     await expect.poll(() => Date.now() > expiredRecord.expiresAt!).toBe(true);
-    const { verdicts, revoked } = await revokeLeakedTokens(store, [{ token: unknown }, { token: revokedToken }, { token: expired }], REPORTER);
+    const { verdicts, revoked } = await revokeLeakedTokens(
+      store,
+      [{ token: unknown }, { token: revokedToken }, { token: expired }],
+      REPORTER,
+    );
     expect(verdicts.map((v) => v.label)).toEqual(['false_positive', 'false_positive', 'false_positive']);
     expect(revoked).toEqual([]);
     expect(await gw.store.findByHash(record.hash)).toMatchObject({ revokedBy: 'someone', leak: null });
@@ -88,16 +121,22 @@ describe('revokeLeakedTokens', () => {
   it('gives a value reported twice in one call the same verdict, and revokes it once', async () => {
     const { token } = await create({ type: 'development' });
     const { verdicts, revoked } = await revokeLeakedTokens(store, [{ token }, { token, type: 'again' }], REPORTER);
-    expect(verdicts.map((v) => [v.label, v.token_type])).toEqual([['true_positive', 'tollgate_token'], ['true_positive', 'again']]);
+    expect(verdicts.map((v) => [v.label, v.token_type])).toEqual([
+      ['true_positive', 'tollgate_token'],
+      ['true_positive', 'again'],
+    ]);
     expect(revoked).toHaveLength(1);
     // Reported again later: it is revoked already.
     expect((await revokeLeakedTokens(store, [{ token }], REPORTER)).verdicts[0]!.label).toBe('false_positive');
   });
 
-  it('records the report\'s text without control characters, bounded', async () => {
+  it("records the report's text without control characters, bounded", async () => {
     const { token, record } = await create();
-    await revokeLeakedTokens(store, [{ token, url: `https://x.example/\u0000${'a'.repeat(3000)}`, location: 'commit\n' }],
-      { source: 'trufflehog\r\n', by: 'admin' });
+    await revokeLeakedTokens(
+      store,
+      [{ token, url: `https://x.example/\u0000${'a'.repeat(3000)}`, location: 'commit\n' }],
+      { source: 'trufflehog\r\n', by: 'admin' },
+    );
     const { leak } = (await gw.store.findByHash(record.hash))!;
     expect(leak!.source).toBe('trufflehog');
     expect(leak!.location).toBe('commit');

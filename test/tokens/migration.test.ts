@@ -54,7 +54,9 @@ function sqliteBackend(fixtures = FIXTURES): Backend {
     async recordedVersion() {
       const db = new Database(path.join(dataDir, 'tollgate.db'), { readonly: true });
       try {
-        return db.prepare<[], { version: number }>("SELECT version FROM tollgate_schema WHERE component = 'tokens'").get()?.version;
+        return db
+          .prepare<[], { version: number }>("SELECT version FROM tollgate_schema WHERE component = 'tokens'")
+          .get()?.version;
       } finally {
         db.close();
       }
@@ -116,7 +118,7 @@ async function statusWith(gw: TestGateway, token: string): Promise<number> {
   return res.status;
 }
 
-describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by today\'s gateway: $name', (backend) => {
+describe.each([sqliteBackend(), redisBackend()])("a v1 token store opened by today's gateway: $name", (backend) => {
   let gw: TestGateway;
   const status = (token: string) => statusWith(gw, token);
 
@@ -138,9 +140,11 @@ describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by tod
 
   it('keeps every token listed with its name, state and last use, the clashing names included', async () => {
     const listed = await gw.store.list();
-    expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(fixture.tokens.map((t) => [
-      t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active',
-    ]).sort());
+    expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(
+      fixture.tokens
+        .map((t) => [t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active'])
+        .sort(),
+    );
     expect(listed.find((r) => r.name === 'ci-main')?.lastUsedAt).toBe(1793534460000);
     expect(listed.filter((r) => r.name.toLowerCase() === 'deploy-bot')).toHaveLength(2);
   });
@@ -157,7 +161,9 @@ describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by tod
   });
 
   it('refuses a new token whose name clashes ignoring case with a live one', async () => {
-    const err = await createToken(gw.store, { name: 'CI-MAIN', type: 'production', createdBy: 'test' }).catch((e: unknown) => e);
+    const err = await createToken(gw.store, { name: 'CI-MAIN', type: 'production', createdBy: 'test' }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NAME_TAKEN' });
   });
 
@@ -174,96 +180,127 @@ describe.each([sqliteBackend(), redisBackend()])('a v1 token store opened by tod
   });
 
   it('lets a revoked clashing name be taken again, in any case', async () => {
-    const { record, token } = await createToken(gw.store, { name: 'DEPLOY-BOT', type: 'development', createdBy: 'test' });
+    const { record, token } = await createToken(gw.store, {
+      name: 'DEPLOY-BOT',
+      type: 'development',
+      createdBy: 'test',
+    });
     expect((await gw.store.get('deploy-bot'))?.id).toBe(record.id);
     expect(await status(token)).toBe(200);
   });
 });
 
-describe.each([sqliteBackend(FIXTURES_V2), redisBackend(FIXTURES_V2)])('a schema-2 token store opened by today\'s gateway: $name', (backend) => {
-  let gw: TestGateway;
-  const status = (token: string) => statusWith(gw, token);
-  const v2 = (name: string) => fixtureV2.tokens.find((t) => t.name === name)!;
+describe.each([sqliteBackend(FIXTURES_V2), redisBackend(FIXTURES_V2)])(
+  "a schema-2 token store opened by today's gateway: $name",
+  (backend) => {
+    let gw: TestGateway;
+    const status = (token: string) => statusWith(gw, token);
+    const v2 = (name: string) => fixtureV2.tokens.find((t) => t.name === name)!;
 
-  beforeAll(async () => {
-    gw = await backend.start();
-  });
-  afterAll(() => backend.stop());
-
-  it('migrates it from schema 2 on start, once', async () => {
-    await expectMigratedOnce(gw, backend, 2);
-  });
-
-  it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
-    const got = [];
-    for (const t of fixtureV2.tokens) got.push([t.name, await status(t.token)]);
-    expect(got).toEqual(statusesBefore(fixtureV2));
-    const listed = await gw.store.list();
-    expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(fixtureV2.tokens.map((t) => [
-      t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active',
-    ]).sort());
-    expect(listed.find((r) => r.name === 'ci-main')).toMatchObject({
-      lastUsedAt: 1795168800000, restrictions: null, replaces: null, replacedBy: null, overlapEndsAt: null, leak: null, ci: null,
+    beforeAll(async () => {
+      gw = await backend.start();
     });
-    expect(listed.find((r) => r.name === 'old-ci')).toMatchObject({ revokedBy: 'admin', revokedAt: 1795165210000 });
-    expect(await gw.store.isSessionRevoked('session-fixture-1')).toBe(true);
-    expect((await gw.store.get('laptop-alice'))?.id).toBe(v2('Laptop-Alice').id);
-  });
+    afterAll(() => backend.stop());
 
-  it('rotates a token written by schema 2: both generations work during the overlap, the name designates the new one', async () => {
-    const rotated = await rotateToken(gw.store, 'ci-main', { overlap: '1h', by: 'test' });
-    expect(rotated.record).toMatchObject({ name: 'ci-main', replaces: v2('ci-main').id });
-    expect(await status(rotated.token)).toBe(200);
-    expect(tokenState((await gw.store.findByHash(rotated.previous.hash))!)).toBe('rotated');
-    expect(await status(v2('ci-main').token)).toBe(200);
-    expect((await gw.store.get('CI-MAIN'))?.id).toBe(rotated.record.id);
-  });
-
-  it('keeps the restrictions of a token created after the migration', async () => {
-    const { record } = await createToken(gw.store, {
-      name: 'restricted-after-upgrade', type: 'production', createdBy: 'test',
-      restrictions: { packages: ['hello'], rate: '60/min' }, knownRoutes: [],
+    it('migrates it from schema 2 on start, once', async () => {
+      await expectMigratedOnce(gw, backend, 2);
     });
-    expect((await gw.store.findByHash(record.hash))?.restrictions).toEqual({ packages: ['hello'], ratePerMinute: 60 });
-  });
-});
 
-describe.each([sqliteBackend(FIXTURES_V3), redisBackend(FIXTURES_V3)])('a schema-3 token store opened by today\'s gateway: $name', (backend) => {
-  let gw: TestGateway;
-  const status = (token: string) => statusWith(gw, token);
-  const v3 = (id: string) => fixtureV3.tokens.find((t) => t.id === id)!;
+    it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
+      const got = [];
+      for (const t of fixtureV2.tokens) got.push([t.name, await status(t.token)]);
+      expect(got).toEqual(statusesBefore(fixtureV2));
+      const listed = await gw.store.list();
+      expect(listed.map((r) => [r.id, r.name, tokenState(r)]).sort()).toEqual(
+        fixtureV2.tokens
+          .map((t) => [t.id, t.name, t.revoke ? 'revoked' : t.expiresAt !== undefined ? 'expired' : 'active'])
+          .sort(),
+      );
+      expect(listed.find((r) => r.name === 'ci-main')).toMatchObject({
+        lastUsedAt: 1795168800000,
+        restrictions: null,
+        replaces: null,
+        replacedBy: null,
+        overlapEndsAt: null,
+        leak: null,
+        ci: null,
+      });
+      expect(listed.find((r) => r.name === 'old-ci')).toMatchObject({ revokedBy: 'admin', revokedAt: 1795165210000 });
+      expect(await gw.store.isSessionRevoked('session-fixture-1')).toBe(true);
+      expect((await gw.store.get('laptop-alice'))?.id).toBe(v2('Laptop-Alice').id);
+    });
 
-  beforeAll(async () => {
-    gw = await backend.start();
-  });
-  afterAll(() => backend.stop());
+    it('rotates a token written by schema 2: both generations work during the overlap, the name designates the new one', async () => {
+      const rotated = await rotateToken(gw.store, 'ci-main', { overlap: '1h', by: 'test' });
+      expect(rotated.record).toMatchObject({ name: 'ci-main', replaces: v2('ci-main').id });
+      expect(await status(rotated.token)).toBe(200);
+      expect(tokenState((await gw.store.findByHash(rotated.previous.hash))!)).toBe('rotated');
+      expect(await status(v2('ci-main').token)).toBe(200);
+      expect((await gw.store.get('CI-MAIN'))?.id).toBe(rotated.record.id);
+    });
 
-  it('migrates it from schema 3 on start, once', async () => {
-    await expectMigratedOnce(gw, backend, 3);
-  });
+    it('keeps the restrictions of a token created after the migration', async () => {
+      const { record } = await createToken(gw.store, {
+        name: 'restricted-after-upgrade',
+        type: 'production',
+        createdBy: 'test',
+        restrictions: { packages: ['hello'], rate: '60/min' },
+        knownRoutes: [],
+      });
+      expect((await gw.store.findByHash(record.hash))?.restrictions).toEqual({
+        packages: ['hello'],
+        ratePerMinute: 60,
+      });
+    });
+  },
+);
 
-  it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
-    const got = [];
-    for (const t of fixtureV3.tokens) got.push([t.id, await status(t.token)]);
-    expect(got).toEqual(fixtureV3.tokens.map((t) => [t.id, t.revoke || t.expiresAt !== undefined ? 401 : 200]));
-    const listed = await gw.store.list();
-    expect(listed).toHaveLength(fixtureV3.tokens.length);
-    expect(listed.find((r) => r.id === 'tok_v3Restricted000B')?.restrictions).toEqual({ packages: ['hello'] });
-    expect(listed.find((r) => r.id === 'tok_v3Leaked0000000E')).toMatchObject({ revokedBy: 'secret-scanning:github', leak: { source: 'github' } });
-    expect(listed.find((r) => r.id === 'tok_v3Deploy0000000F')).toMatchObject({ replacedBy: 'tok_v3Deploy0000000G' });
-    expect(listed.find((r) => r.id === 'tok_v3CiLive0000000D')?.ci).toMatchObject({ provider: 'github', repository: 'acme/app', runId: '42' });
-  });
+describe.each([sqliteBackend(FIXTURES_V3), redisBackend(FIXTURES_V3)])(
+  "a schema-3 token store opened by today's gateway: $name",
+  (backend) => {
+    let gw: TestGateway;
+    const status = (token: string) => statusWith(gw, token);
+    const v3 = (id: string) => fixtureV3.tokens.find((t) => t.id === id)!;
 
-  it('purges the CI token that expired before the upgrade, and no other', async () => {
-    const purged = await gw.store.purgeExpiredCi(Date.now());
-    expect(purged.map((r) => r.id)).toEqual(['tok_v3CiExpired0000C']);
-    expect(await gw.store.get('tok_v3CiExpired0000C')).toBeUndefined();
-    expect(await status(v3('tok_v3CiLive0000000D').token)).toBe(200);
-    expect((await gw.store.list()).length).toBe(fixtureV3.tokens.length - 1);
-  });
+    beforeAll(async () => {
+      gw = await backend.start();
+    });
+    afterAll(() => backend.stop());
 
-  it('claims ID tokens once', async () => {
-    expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(true);
-    expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(false);
-  });
-});
+    it('migrates it from schema 3 on start, once', async () => {
+      await expectMigratedOnce(gw, backend, 3);
+    });
+
+    it('authenticates every fixture token (or refuses it) exactly as before, and keeps what it knew', async () => {
+      const got = [];
+      for (const t of fixtureV3.tokens) got.push([t.id, await status(t.token)]);
+      expect(got).toEqual(fixtureV3.tokens.map((t) => [t.id, t.revoke || t.expiresAt !== undefined ? 401 : 200]));
+      const listed = await gw.store.list();
+      expect(listed).toHaveLength(fixtureV3.tokens.length);
+      expect(listed.find((r) => r.id === 'tok_v3Restricted000B')?.restrictions).toEqual({ packages: ['hello'] });
+      expect(listed.find((r) => r.id === 'tok_v3Leaked0000000E')).toMatchObject({
+        revokedBy: 'secret-scanning:github',
+        leak: { source: 'github' },
+      });
+      expect(listed.find((r) => r.id === 'tok_v3Deploy0000000F')).toMatchObject({ replacedBy: 'tok_v3Deploy0000000G' });
+      expect(listed.find((r) => r.id === 'tok_v3CiLive0000000D')?.ci).toMatchObject({
+        provider: 'github',
+        repository: 'acme/app',
+        runId: '42',
+      });
+    });
+
+    it('purges the CI token that expired before the upgrade, and no other', async () => {
+      const purged = await gw.store.purgeExpiredCi(Date.now());
+      expect(purged.map((r) => r.id)).toEqual(['tok_v3CiExpired0000C']);
+      expect(await gw.store.get('tok_v3CiExpired0000C')).toBeUndefined();
+      expect(await status(v3('tok_v3CiLive0000000D').token)).toBe(200);
+      expect((await gw.store.list()).length).toBe(fixtureV3.tokens.length - 1);
+    });
+
+    it('claims ID tokens once', async () => {
+      expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(true);
+      expect(await gw.store.claimOnce('jti:upgrade', Date.now() + 60_000)).toBe(false);
+    });
+  },
+);

@@ -47,13 +47,19 @@ describe.each([
 
   async function restricted(restrictions: CreateTokenInput['restrictions']): Promise<string> {
     const { token } = await createToken(gw.store, {
-      name: `restricted-${++n}`, type: 'production', createdBy: 'test', restrictions,
+      name: `restricted-${++n}`,
+      type: 'production',
+      createdBy: 'test',
+      restrictions,
       knownRoutes: gw.config.routes.map((r) => r.prefix),
     });
     return token;
   }
 
-  async function get(token: string, pathname: string): Promise<{ status: number; body: string; retryAfter: string | null }> {
+  async function get(
+    token: string,
+    pathname: string,
+  ): Promise<{ status: number; body: string; retryAfter: string | null }> {
     const res = await fetch(`${gw.url}${pathname}`, { headers: { authorization: bearer(token) } });
     return { status: res.status, body: await res.text(), retryAfter: res.headers.get('retry-after') };
   }

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isGatewayError } from '../../src/errors.js';
 import {
-  compileRestrictions, matchesGlob, networkAllowed, packageAllowed, parseRate, parseRestrictions, summariseRestrictions,
+  compileRestrictions,
+  matchesGlob,
+  networkAllowed,
+  packageAllowed,
+  parseRate,
+  parseRestrictions,
+  summariseRestrictions,
 } from '../../src/tokens/restrictions.js';
 import { createLocalTokenRateLimiter, RATE_WINDOW_MS } from '../../src/auth/token-rate.js';
 
@@ -21,8 +27,17 @@ function inputError(fn: () => unknown): string {
 describe('token restrictions: input', () => {
   it('takes routes, package patterns, networks and a rate, and nothing means none', () => {
     expect(parseRestrictions({}, ROUTES)).toBeNull();
-    expect(parseRestrictions({ routes: ['/npm', '/pypi/'], packages: ['@acme/*'], networks: ['10.0.0.0/8', '192.0.2.7'], rate: '600/min' }, ROUTES))
-      .toEqual({ routes: ['/npm/', '/pypi/'], packages: ['@acme/*'], networks: ['10.0.0.0/8', '192.0.2.7'], ratePerMinute: 600 });
+    expect(
+      parseRestrictions(
+        { routes: ['/npm', '/pypi/'], packages: ['@acme/*'], networks: ['10.0.0.0/8', '192.0.2.7'], rate: '600/min' },
+        ROUTES,
+      ),
+    ).toEqual({
+      routes: ['/npm/', '/pypi/'],
+      packages: ['@acme/*'],
+      networks: ['10.0.0.0/8', '192.0.2.7'],
+      ratePerMinute: 600,
+    });
     expect(parseRestrictions({ rate: 30 }, ROUTES)).toEqual({ ratePerMinute: 30 });
   });
 
@@ -41,13 +56,19 @@ describe('token restrictions: input', () => {
   });
 
   it('reads rates as N, N/min or N/m', () => {
-    expect([parseRate('600'), parseRate('600/min'), parseRate('600 / m'), parseRate(undefined)]).toEqual([600, 600, 600, undefined]);
+    expect([parseRate('600'), parseRate('600/min'), parseRate('600 / m'), parseRate(undefined)]).toEqual([
+      600,
+      600,
+      600,
+      undefined,
+    ]);
   });
 
   it('summarises restrictions for a table', () => {
     expect(summariseRestrictions(null)).toBe('-');
-    expect(summariseRestrictions({ routes: ['/npm/'], packages: ['@acme/*'], networks: ['10.0.0.0/8'], ratePerMinute: 60 }))
-      .toBe('routes /npm/; packages @acme/*; networks 10.0.0.0/8; 60/min');
+    expect(
+      summariseRestrictions({ routes: ['/npm/'], packages: ['@acme/*'], networks: ['10.0.0.0/8'], ratePerMinute: 60 }),
+    ).toBe('routes /npm/; packages @acme/*; networks 10.0.0.0/8; 60/min');
   });
 });
 
@@ -58,30 +79,53 @@ describe('token restrictions: on the request path', () => {
   });
 
   it.each([
-    ['@acme/*', '@acme/lib', true], ['@acme/*', '@acme/', true], ['@acme/*', '@other/lib', false], ['@acme/*', 'acme', false],
-    ['com.acme:*', 'com.acme:core', true], ['com.acme:*', 'com.acmex:core', false], ['requests', 'requests', true],
-    ['requests', 'requests-oauth', false], ['*-internal', 'auth-internal', true], ['a*b*c', 'a-b-c', true], ['a*b*c', 'a-c-b', false],
-    ['a*a', 'a', false], ['*', 'anything', true],
+    ['@acme/*', '@acme/lib', true],
+    ['@acme/*', '@acme/', true],
+    ['@acme/*', '@other/lib', false],
+    ['@acme/*', 'acme', false],
+    ['com.acme:*', 'com.acme:core', true],
+    ['com.acme:*', 'com.acmex:core', false],
+    ['requests', 'requests', true],
+    ['requests', 'requests-oauth', false],
+    ['*-internal', 'auth-internal', true],
+    ['a*b*c', 'a-b-c', true],
+    ['a*b*c', 'a-c-b', false],
+    ['a*a', 'a', false],
+    ['*', 'anything', true],
   ])('matches %s against %s: %s', (pattern, name, expected) => {
     expect(matchesGlob(pattern.split('*'), name)).toBe(expected);
   });
 
   it('matches in linear time whatever the pattern and name (no backtracking)', () => {
-    fc.assert(fc.property(fc.stringMatching(/^[a*]{0,40}$/), fc.stringMatching(/^a{0,3000}b?$/), (pattern, name) => {
-      const started = performance.now();
-      matchesGlob(pattern.split('*'), name);
-      return performance.now() - started < 50;
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a*]{0,40}$/), fc.stringMatching(/^a{0,3000}b?$/), (pattern, name) => {
+        const started = performance.now();
+        matchesGlob(pattern.split('*'), name);
+        return performance.now() - started < 50;
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('allows a package when any pattern matches', () => {
     const r = compileRestrictions({ packages: ['@acme/*', 'lodash'] })!;
-    expect([packageAllowed(r, '@acme/x'), packageAllowed(r, 'lodash'), packageAllowed(r, 'left-pad')]).toEqual([true, true, false]);
+    expect([packageAllowed(r, '@acme/x'), packageAllowed(r, 'lodash'), packageAllowed(r, 'left-pad')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
   });
 
   it.each([
-    ['10.1.2.3', true], ['10.255.0.1', true], ['11.0.0.1', false], ['::ffff:10.1.2.3', true], ['192.0.2.7', true],
-    ['192.0.2.8', false], ['fd00::1', true], ['fe80::1', false], ['not-an-address', false],
+    ['10.1.2.3', true],
+    ['10.255.0.1', true],
+    ['11.0.0.1', false],
+    ['::ffff:10.1.2.3', true],
+    ['192.0.2.7', true],
+    ['192.0.2.8', false],
+    ['fd00::1', true],
+    ['fe80::1', false],
+    ['not-an-address', false],
   ])('checks the client address %s against the networks: %s', (address, expected) => {
     const r = compileRestrictions({ networks: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'] })!;
     expect(networkAllowed(r, address)).toBe(expected);
@@ -103,16 +147,25 @@ describe('per-token request rate (sliding log)', () => {
   });
 
   it('holds the promise for any arrival pattern (property)', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 20 }), fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 300 }), (n, gaps) => {
-      const limiter = createLocalTokenRateLimiter();
-      let now = 0;
-      const admitted: number[] = [];
-      for (const gap of gaps) {
-        now += gap;
-        if (limiter.takeLocal('tok', n, now) === 0) admitted.push(now);
-      }
-      // In every window of 60 s, at most n admitted.
-      return admitted.every((t, i) => admitted.filter((u) => u > t - RATE_WINDOW_MS && u <= t).length <= n && i >= 0);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.array(fc.integer({ min: 0, max: 5_000 }), { minLength: 1, maxLength: 300 }),
+        (n, gaps) => {
+          const limiter = createLocalTokenRateLimiter();
+          let now = 0;
+          const admitted: number[] = [];
+          for (const gap of gaps) {
+            now += gap;
+            if (limiter.takeLocal('tok', n, now) === 0) admitted.push(now);
+          }
+          // In every window of 60 s, at most n admitted.
+          return admitted.every(
+            (t, i) => admitted.filter((u) => u > t - RATE_WINDOW_MS && u <= t).length <= n && i >= 0,
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

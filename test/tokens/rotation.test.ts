@@ -61,7 +61,10 @@ describe.each(backends)('token rotation with the $name', (backend) => {
     env = await backend.setup();
     const common = { ...env, TOLLGATE_CACHE_TTL_MS: FAR_FUTURE_TTL };
     gateways = [await startTestGateway(common), await startTestGateway(common)];
-    admin = await openTokenStore({ redis: env.TOLLGATE_REDIS_URL ? { url: env.TOLLGATE_REDIS_URL, prefix: '{tollgate}:' } : undefined, dataDir: gateways[0]!.dataDir });
+    admin = await openTokenStore({
+      redis: env.TOLLGATE_REDIS_URL ? { url: env.TOLLGATE_REDIS_URL, prefix: '{tollgate}:' } : undefined,
+      dataDir: gateways[0]!.dataDir,
+    });
   });
   afterAll(async () => {
     await admin?.close();
@@ -89,26 +92,37 @@ describe.each(backends)('token rotation with the $name', (backend) => {
     expect(await everywhere(rotated.token)).toEqual([200, 200]);
 
     // Each gateway: every answer before the overlap's end is 200; the first 401 comes within a second after it.
-    await Promise.all(gateways.map(async (gw) => {
-      // `at`: when the request was sent; `answeredAt`: when its answer came. A request sent just
-      // before the end may be judged just after it: only an answer that came before the end counts.
-      const answers: { at: number; answeredAt: number; status: number }[] = [];
-      await expect.poll(async () => {
-        const at = Date.now();
-        const answer = await status(gw, old);
-        answers.push({ at, answeredAt: Date.now(), status: answer });
-        return answer;
-      }, { timeout: endsAt - Date.now() + 5000, interval: 25 }).toBe(401);
-      const refused = answers.find((a) => a.status === 401)!;
-      expect(answers.filter((a) => a.status !== 401 && a.status !== 200)).toEqual([]);
-      expect(answers.filter((a) => a.status === 401 && a.answeredAt < endsAt)).toEqual([]);
-      expect(refused.at - endsAt).toBeLessThan(1000);
-    }));
+    await Promise.all(
+      gateways.map(async (gw) => {
+        // `at`: when the request was sent; `answeredAt`: when its answer came. A request sent just
+        // before the end may be judged just after it: only an answer that came before the end counts.
+        const answers: { at: number; answeredAt: number; status: number }[] = [];
+        await expect
+          .poll(
+            async () => {
+              const at = Date.now();
+              const answer = await status(gw, old);
+              answers.push({ at, answeredAt: Date.now(), status: answer });
+              return answer;
+            },
+            { timeout: endsAt - Date.now() + 5000, interval: 25 },
+          )
+          .toBe(401);
+        const refused = answers.find((a) => a.status === 401)!;
+        expect(answers.filter((a) => a.status !== 401 && a.status !== 200)).toEqual([]);
+        expect(answers.filter((a) => a.status === 401 && a.answeredAt < endsAt)).toEqual([]);
+        expect(refused.at - endsAt).toBeLessThan(1000);
+      }),
+    );
     expect(await everywhere(rotated.token)).toEqual([200, 200]);
   });
 
   it('refuses both generations within a second on every gateway once the name is revoked', async () => {
-    const { token: first } = await createToken(admin, { name: 'Both-Generations', type: 'development', createdBy: 'test' });
+    const { token: first } = await createToken(admin, {
+      name: 'Both-Generations',
+      type: 'development',
+      createdBy: 'test',
+    });
     const rotated = await rotateToken(admin, 'both-generations', { overlap: '1h', by: 'test' });
     await caughtUp();
     expect(await everywhere(first)).toEqual([200, 200]);
@@ -124,36 +138,61 @@ describe.each(backends)('token rotation with the $name', (backend) => {
   });
 
   it('refuses the old token at once with an overlap of 0, and refuses to rotate it again', async () => {
-    const { token: old, record } = await createToken(admin, { name: 'no-overlap', type: 'production', createdBy: 'test' });
+    const { token: old, record } = await createToken(admin, {
+      name: 'no-overlap',
+      type: 'production',
+      createdBy: 'test',
+    });
     await caughtUp();
     expect(await everywhere(old)).toEqual([200, 200]);
     const rotated = await rotateToken(admin, record.id, { overlap: '0', by: 'test' });
     await expect.poll(() => everywhere(old), { timeout: 1000, interval: 20 }).toEqual([401, 401]);
     expect(await everywhere(rotated.token)).toEqual([200, 200]);
-    await expect(rotateToken(admin, record.id, { by: 'test' })).rejects.toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE' });
+    await expect(rotateToken(admin, record.id, { by: 'test' })).rejects.toMatchObject({
+      code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE',
+    });
   });
 
   it('keeps the name, type, restrictions and expiry date; refuses revoked and expired tokens', async () => {
     const expires = '2031-05-04';
     const { record } = await createToken(admin, {
-      name: 'keeps-everything', type: 'development', expires, createdBy: 'test',
-      restrictions: { packages: ['hello'], networks: ['127.0.0.0/8'], rate: 600 }, knownRoutes: ['/'],
+      name: 'keeps-everything',
+      type: 'development',
+      expires,
+      createdBy: 'test',
+      restrictions: { packages: ['hello'], networks: ['127.0.0.0/8'], rate: 600 },
+      knownRoutes: ['/'],
     });
     const rotated = await rotateToken(admin, 'keeps-everything', { by: 'rotator' });
     expect(rotated.record).toMatchObject({
-      name: record.name, type: 'development', expiresAt: record.expiresAt, restrictions: record.restrictions,
-      replaces: record.id, createdBy: 'rotator',
+      name: record.name,
+      type: 'development',
+      expiresAt: record.expiresAt,
+      restrictions: record.restrictions,
+      replaces: record.id,
+      createdBy: 'rotator',
     });
     expect(rotated.previous.overlapEndsAt).toBe(rotated.record.createdAt + 24 * 3_600_000);
     expect(await everywhere(rotated.token)).toEqual([200, 200]);
 
-    const { record: revoked } = await createToken(admin, { name: 'revoked-one', type: 'production', createdBy: 'test' });
+    const { record: revoked } = await createToken(admin, {
+      name: 'revoked-one',
+      type: 'production',
+      createdBy: 'test',
+    });
     await admin.revoke(revoked.id, 'test');
-    await expect(rotateToken(admin, revoked.id, { by: 'test' })).rejects.toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE' });
+    await expect(rotateToken(admin, revoked.id, { by: 'test' })).rejects.toMatchObject({
+      code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE',
+    });
     const { record: expiring } = await createToken(admin, {
-      name: 'expires-soon', type: 'production', createdBy: 'test', expires: new Date(Date.now() + 50).toISOString(),
+      name: 'expires-soon',
+      type: 'production',
+      createdBy: 'test',
+      expires: new Date(Date.now() + 50).toISOString(),
     });
     await expect.poll(() => Date.now() > expiring.expiresAt!).toBe(true);
-    await expect(rotateToken(admin, expiring.id, { by: 'test' })).rejects.toMatchObject({ code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE' });
+    await expect(rotateToken(admin, expiring.id, { by: 'test' })).rejects.toMatchObject({
+      code: 'TOLLGATE_ERR_TOKEN_NOT_LIVE',
+    });
   });
 });

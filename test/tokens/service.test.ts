@@ -45,13 +45,12 @@ describe('token input', () => {
     expect(() => validateName('a\nb')).toThrow(/control/);
   });
 
-  it.each([
-    ['tok_AbCdEfGhIjKlMnOp'],
-    ['TOK_deploy'],
-    ['tok_'],
-  ])('prevents a name shaped like a token id (%s) from shadowing that id in revoke: refused', (name) => {
-    expect(() => validateName(name)).toThrow(/must not start with "tok_"/);
-  });
+  it.each([['tok_AbCdEfGhIjKlMnOp'], ['TOK_deploy'], ['tok_']])(
+    'prevents a name shaped like a token id (%s) from shadowing that id in revoke: refused',
+    (name) => {
+      expect(() => validateName(name)).toThrow(/must not start with "tok_"/);
+    },
+  );
 
   it.each([
     ['Cyrillic а in a Latin word', 'deploy-bot-\u0430'],
@@ -67,7 +66,7 @@ describe('token input', () => {
     expect(validateName('token-for-tok_things')).toBe('token-for-tok_things');
   });
 
-  it('folds names as the stores\' indexes do: ASCII letters only', () => {
+  it("folds names as the stores' indexes do: ASCII letters only", () => {
     expect(foldName('Deploy-Bot')).toBe('deploy-bot');
     expect(foldName('ÄRGER-X')).toBe('Ärger-x');
   });
@@ -95,11 +94,19 @@ describe('parseOverlap', () => {
 describe('what a name designates', () => {
   let n = 0;
   const record = (name: string, over: Partial<TokenRecord> = {}): TokenRecord => ({
-    ...storedRecord({ id: `tok_${++n}`, name, type: 'production', hash: `h${n}`, createdAt: NOW + n, createdBy: 't', expiresAt: null }),
+    ...storedRecord({
+      id: `tok_${++n}`,
+      name,
+      type: 'production',
+      hash: `h${n}`,
+      createdAt: NOW + n,
+      createdBy: 't',
+      expiresAt: null,
+    }),
     ...over,
   });
 
-  it('takes a token and its rotated-out predecessor as one token\'s two generations, the active one first', () => {
+  it("takes a token and its rotated-out predecessor as one token's two generations, the active one first", () => {
     const old = record('deploy', { replacedBy: 'tok_new', overlapEndsAt: NOW + 3_600_000 });
     const current = record('Deploy', { replaces: old.id });
     expect(resolveName('DEPLOY', [old, current], NOW)?.id).toBe(current.id);
@@ -112,7 +119,9 @@ describe('what a name designates', () => {
     const upper = record('Twin');
     const lower = record('twin');
     const lowerOld = record('twin', { replacedBy: lower.id, overlapEndsAt: NOW + 1000 });
-    expect(() => designatedByName('twin', [upper, lower, lowerOld], NOW)).toThrow(/2 live tokens are named "twin".*use the id/);
+    expect(() => designatedByName('twin', [upper, lower, lowerOld], NOW)).toThrow(
+      /2 live tokens are named "twin".*use the id/,
+    );
   });
 
   it('designates a token still in its overlap when its replacement was revoked, before any expired one', () => {
@@ -126,8 +135,12 @@ describe('what a name designates', () => {
   it('shows a rotated token as rotated, ending at its overlap or its expiry, whichever is first', () => {
     const rotated = record('r', { expiresAt: NOW + 60_000, overlapEndsAt: NOW + 3_600_000, replacedBy: 'tok_x' });
     expect(toTokenView(rotated, NOW)).toMatchObject({
-      state: 'rotated', replacedBy: 'tok_x', endsAt: new Date(NOW + 60_000).toISOString(),
-      overlapEndsAt: new Date(NOW + 3_600_000).toISOString(), restrictions: null, leak: null,
+      state: 'rotated',
+      replacedBy: 'tok_x',
+      endsAt: new Date(NOW + 60_000).toISOString(),
+      overlapEndsAt: new Date(NOW + 3_600_000).toISOString(),
+      restrictions: null,
+      leak: null,
     });
     const restricted = record('s', { restrictions: { routes: ['/npm/'], ratePerMinute: 60 } });
     expect(toTokenView(restricted, NOW).restrictions).toEqual({ routes: ['/npm/'], rate: 60 });

@@ -15,8 +15,13 @@ it('creates tollgate.db and its -wal and -shm files 0600 in a world-writable dat
     const store = createSqliteTokenStore({ dataDir });
     try {
       await store.insert({
-        id: generateTokenId(), name: 'ci', type: 'production', hash: hashToken(generateToken('production')),
-        createdAt: Date.now(), createdBy: 'alice', expiresAt: null,
+        id: generateTokenId(),
+        name: 'ci',
+        type: 'production',
+        hash: hashToken(generateToken('production')),
+        createdAt: Date.now(),
+        createdBy: 'alice',
+        expiresAt: null,
       });
       expect(sqliteModes(store.file)).toEqual({ db: '600', wal: '600', shm: '600' });
     } finally {

@@ -8,7 +8,13 @@ import { GatewayError } from '../../src/errors.js';
 import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
 import { createRedisTokenStore, DEFAULT_REDIS_PREFIX } from '../../src/tokens/redis-store.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
-import { changeSubject, storedRecord, tokenState, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
+import {
+  changeSubject,
+  storedRecord,
+  tokenState,
+  type NewTokenRecord,
+  type TokenStore,
+} from '../../src/tokens/store.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
 
 const T0 = Date.now() - 3_600_000;
@@ -33,7 +39,10 @@ function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): N
 const asStored = (record: NewTokenRecord) => storedRecord(record);
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GatewayError);
   expect((err as GatewayError).code).toBe(code);
 }
@@ -266,7 +275,11 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
     expect(revs[0]).toBeGreaterThan(since);
     expect(revs.at(-1)).toBe(current);
 
-    expect(await store.changesSince(revs[0]!)).toEqual({ changes: result.changes.slice(1), revision: current, complete: true });
+    expect(await store.changesSince(revs[0]!)).toEqual({
+      changes: result.changes.slice(1),
+      revision: current,
+      complete: true,
+    });
     expect(await store.changesSince(current)).toEqual({ changes: [], revision: current, complete: true });
   });
 
@@ -329,10 +342,20 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
     expect((await store.changesSince(since)).changes.map((change) => change.hash)).toEqual([record.hash, record.hash]);
   });
 
-  it('keeps a token\'s restrictions and CI identity, and returns them wherever it returns the token', async () => {
+  it("keeps a token's restrictions and CI identity, and returns them wherever it returns the token", async () => {
     const { store, second } = backend.open();
-    const restrictions = { routes: ['/npm/'], packages: ['@acme/*', 'left-pad'], networks: ['10.0.0.0/8'], ratePerMinute: 600 };
-    const ci = { provider: 'github', subject: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app', runId: '42' };
+    const restrictions = {
+      routes: ['/npm/'],
+      packages: ['@acme/*', 'left-pad'],
+      networks: ['10.0.0.0/8'],
+      ratePerMinute: 600,
+    };
+    const ci = {
+      provider: 'github',
+      subject: 'repo:acme/app:ref:refs/heads/main',
+      repository: 'acme/app',
+      runId: '42',
+    };
     const record = newRecord({ restrictions, ci });
     const stored = { ...asStored(record), restrictions, ci };
     expect(await store.insert(record)).toEqual(stored);
@@ -358,10 +381,19 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
 
     it('replaces a token: the new one takes its name, type and restrictions; the old one works until the overlap ends', async () => {
       const { store, second } = backend.open();
-      const old = newRecord({ name: 'deploy', restrictions: { packages: ['@acme/*'] }, expiresAt: Date.now() + 86_400_000 });
+      const old = newRecord({
+        name: 'deploy',
+        restrictions: { packages: ['@acme/*'] },
+        expiresAt: Date.now() + 86_400_000,
+      });
       await store.insert(old);
       const now = at();
-      const next = newRecord({ name: 'deploy', restrictions: { packages: ['@acme/*'] }, expiresAt: old.expiresAt, createdAt: now });
+      const next = newRecord({
+        name: 'deploy',
+        restrictions: { packages: ['@acme/*'] },
+        expiresAt: old.expiresAt,
+        createdAt: now,
+      });
       const since = await store.revision();
       const { previous, current } = await store.rotate(old.id, next, now + 60_000, now);
       expect(current).toEqual({ ...asStored(next), replaces: old.id });
@@ -380,30 +412,47 @@ describe.each([sqliteBackend(), redisBackend()])('$name token store contract', (
     });
 
     it.each([
-      ['revoked', async (store: TokenStore, id: string) => { await store.revoke(id, 'bob'); }],
-      ['rotated already', async (store: TokenStore, id: string) => {
-        await store.rotate(id, newRecord({ name: 'twice' }), Date.now() + 60_000, Date.now());
-      }],
-    ])('refuses to rotate a token that is %s (TOLLGATE_ERR_TOKEN_NOT_LIVE), changing nothing', async (_what, prepare) => {
-      const { store } = backend.open();
-      const old = newRecord({ name: 'twice' });
-      await store.insert(old);
-      await prepare(store, old.id);
-      const before = await store.list();
-      const revision = await store.revision();
-      const next = newRecord({ name: 'twice' });
-      await expectCode(store.rotate(old.id, next, Date.now() + 60_000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_LIVE');
-      expect(await store.findByHash(next.hash)).toBeUndefined();
-      expect(await store.list()).toEqual(before);
-      expect(await store.revision()).toBe(revision);
-    });
+      [
+        'revoked',
+        async (store: TokenStore, id: string) => {
+          await store.revoke(id, 'bob');
+        },
+      ],
+      [
+        'rotated already',
+        async (store: TokenStore, id: string) => {
+          await store.rotate(id, newRecord({ name: 'twice' }), Date.now() + 60_000, Date.now());
+        },
+      ],
+    ])(
+      'refuses to rotate a token that is %s (TOLLGATE_ERR_TOKEN_NOT_LIVE), changing nothing',
+      async (_what, prepare) => {
+        const { store } = backend.open();
+        const old = newRecord({ name: 'twice' });
+        await store.insert(old);
+        await prepare(store, old.id);
+        const before = await store.list();
+        const revision = await store.revision();
+        const next = newRecord({ name: 'twice' });
+        await expectCode(store.rotate(old.id, next, Date.now() + 60_000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_LIVE');
+        expect(await store.findByHash(next.hash)).toBeUndefined();
+        expect(await store.list()).toEqual(before);
+        expect(await store.revision()).toBe(revision);
+      },
+    );
 
     it('refuses to rotate an expired token, and an unknown id', async () => {
       const { store } = backend.open();
       const expired = newRecord({ expiresAt: Date.now() - 1000 });
       await store.insert(expired);
-      await expectCode(store.rotate(expired.id, newRecord({ name: expired.name }), Date.now() + 1000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_LIVE');
-      await expectCode(store.rotate(generateTokenId(), newRecord(), Date.now() + 1000, Date.now()), 'TOLLGATE_ERR_TOKEN_NOT_FOUND');
+      await expectCode(
+        store.rotate(expired.id, newRecord({ name: expired.name }), Date.now() + 1000, Date.now()),
+        'TOLLGATE_ERR_TOKEN_NOT_LIVE',
+      );
+      await expectCode(
+        store.rotate(generateTokenId(), newRecord(), Date.now() + 1000, Date.now()),
+        'TOLLGATE_ERR_TOKEN_NOT_FOUND',
+      );
     });
 
     it('lets a rotated-out token keep working without holding its name', async () => {
@@ -489,7 +538,9 @@ describe('redis token store', () => {
   function listen(store: TokenStore): { calls: () => number; subscribed: Promise<void> } {
     let calls = 0;
     let resolve!: () => void;
-    const subscribed = new Promise<void>((r) => { resolve = r; });
+    const subscribed = new Promise<void>((r) => {
+      resolve = r;
+    });
     store.onChange(() => {
       calls++;
       resolve();
@@ -530,7 +581,9 @@ describe('redis token store', () => {
     const { calls, subscribed } = listen(gateway);
     await subscribed;
     let removedCalls = 0;
-    const unsubscribe = gateway.onChange(() => { removedCalls++; });
+    const unsubscribe = gateway.onChange(() => {
+      removedCalls++;
+    });
     unsubscribe();
     await gateway.insert(newRecord());
     await vi.waitFor(() => expect(calls()).toBe(2));
@@ -608,8 +661,14 @@ describe('redis token store', () => {
     const admin = new Redis(server.url);
     try {
       // What the schema 1 insert script wrote: the record, the id, the exact-name index, the list.
-      await admin.hset(`${prefix}token:${legacy.hash}`, { id: legacy.id, name: legacy.name, type: legacy.type,
-        hash: legacy.hash, createdAt: String(legacy.createdAt), createdBy: legacy.createdBy });
+      await admin.hset(`${prefix}token:${legacy.hash}`, {
+        id: legacy.id,
+        name: legacy.name,
+        type: legacy.type,
+        hash: legacy.hash,
+        createdAt: String(legacy.createdAt),
+        createdBy: legacy.createdBy,
+      });
       await admin.set(`${prefix}id:${legacy.id}`, legacy.hash);
       await admin.zadd(`${prefix}name:${legacy.name}`, legacy.createdAt, legacy.hash);
       await admin.zadd(`${prefix}tokens`, legacy.createdAt, legacy.hash);

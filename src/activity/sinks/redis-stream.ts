@@ -76,7 +76,13 @@ return added
 `;
 
 interface AppendCommand {
-  tollgateActivityAppend(stream: string, marker: string, maxLen: string, ttlMs: string, ...events: (string | Buffer)[]): Promise<number>;
+  tollgateActivityAppend(
+    stream: string,
+    marker: string,
+    maxLen: string,
+    ttlMs: string,
+    ...events: (string | Buffer)[]
+  ): Promise<number>;
 }
 
 function reconnectDelayMs(attempt: number): number {
@@ -87,7 +93,9 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
   const { key } = options;
   if (!key) throw new TypeError('createRedisStreamSink needs a key');
   const maxLen = String(positiveInteger('createRedisStreamSink', 'maxLen', options.maxLen));
-  const ttlMs = String(positiveInteger('createRedisStreamSink', 'dedupeTtlMs', options.dedupeTtlMs ?? DEFAULT_ACTIVITY_DEDUPE_TTL_MS));
+  const ttlMs = String(
+    positiveInteger('createRedisStreamSink', 'dedupeTtlMs', options.dedupeTtlMs ?? DEFAULT_ACTIVITY_DEDUPE_TTL_MS),
+  );
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_CONNECT_TIMEOUT_MS;
   const markerKey = (batchId: string) => `${key}:batch:${batchId}`;
 
@@ -99,19 +107,27 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
     }
   };
 
-  const { client, owned: ownsClient } = useOrConnect(options, {
-    connectTimeout: connectTimeoutMs,
-    retryStrategy: reconnectDelayMs,
-    enableReadyCheck: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_COMMAND_TIMEOUT_MS,
-  }, reportError, 'createRedisStreamSink');
+  const { client, owned: ownsClient } = useOrConnect(
+    options,
+    {
+      connectTimeout: connectTimeoutMs,
+      retryStrategy: reconnectDelayMs,
+      enableReadyCheck: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULT_ACTIVITY_REDIS_COMMAND_TIMEOUT_MS,
+    },
+    reportError,
+    'createRedisStreamSink',
+  );
   client.defineCommand('tollgateActivityAppend', { lua: APPEND_BATCH_LUA, numberOfKeys: 2 });
   const commands = client as unknown as AppendCommand;
 
   let everReady = client.status === 'ready';
-  if (!everReady) client.once('ready', () => { everReady = true; });
+  if (!everReady)
+    client.once('ready', () => {
+      everReady = true;
+    });
 
   /** Before the first connection only: waits for it, up to connectTimeoutMs. */
   function untilFirstReady(): Promise<void> {
@@ -126,7 +142,10 @@ export function createRedisStreamSink(options: RedisStreamSinkOptions): Sink {
       };
       const onReady = () => done();
       const onEnd = () => done(new Error('Redis connection closed'));
-      const timer = setTimeout(() => done(new Error(`Redis not reachable within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      const timer = setTimeout(
+        () => done(new Error(`Redis not reachable within ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
       client.on('ready', onReady);
       client.on('end', onEnd);
     });

@@ -26,10 +26,7 @@ function fillTokenFilter() {
   const select = $('f-token');
   const current = select.value;
   const names = [...new Set(tokens.filter((t) => t.type === 'production').map((t) => t.name))].sort();
-  select.replaceChildren(
-    el('option', { value: '' }, 'Any token'),
-    ...names.map((n) => el('option', { value: n }, n)),
-  );
+  select.replaceChildren(el('option', { value: '' }, 'Any token'), ...names.map((n) => el('option', { value: n }, n)));
   if (current && !names.includes(current)) select.append(el('option', { value: current }, current));
   select.value = current;
 }
@@ -46,7 +43,8 @@ function fillEcosystems(list) {
 function activityRow(e) {
   const pkg = el('td', { class: 'mono' }, e.package || e.file || '—');
   if (e.kind === 'metadata') pkg.append(el('span', { class: 'sub' }, 'metadata'));
-  if (e.aborted) pkg.append(el('span', { class: 'sub soon' }, `aborted after ${e.bytes.toLocaleString('en-US')} bytes`));
+  if (e.aborted)
+    pkg.append(el('span', { class: 'sub soon' }, `aborted after ${e.bytes.toLocaleString('en-US')} bytes`));
   return el(
     'tr',
     {},
@@ -136,7 +134,9 @@ export async function loadAudit() {
           ),
           el('td', { class: 'name' }, a.tokenName),
           el('td', {}, typeBadge(a.tokenType)),
-          a.ci && a.action !== 'revoked' && a.action !== 'purged' ? el('td', { class: 'ci' }, ...ciIdentity(a.ci)) : el('td', {}, a.by),
+          a.ci && a.action !== 'revoked' && a.action !== 'purged'
+            ? el('td', { class: 'ci' }, ...ciIdentity(a.ci))
+            : el('td', {}, a.by),
         ),
       ),
     );

@@ -32,7 +32,12 @@ async function fillRoutes() {
   const prefixes = await knownRoutes();
   $('c-routes').replaceChildren(
     ...prefixes.map((prefix, i) =>
-      el('label', { for: `c-route-${i}` }, el('input', { type: 'checkbox', id: `c-route-${i}`, name: 'route', value: prefix }), prefix),
+      el(
+        'label',
+        { for: `c-route-${i}` },
+        el('input', { type: 'checkbox', id: `c-route-${i}`, name: 'route', value: prefix }),
+        prefix,
+      ),
     ),
   );
   $('c-routes-field').hidden = prefixes.length === 0;
@@ -66,7 +71,9 @@ function list(text) {
 function restrictionsInput() {
   /** @type {{ routes?: string[], packages?: string[], networks?: string[], rate?: string }} */
   const r = {};
-  const routes = [.../** @type {NodeListOf<HTMLInputElement>} */ ($('c-routes').querySelectorAll('input:checked'))].map((c) => c.value);
+  const routes = [.../** @type {NodeListOf<HTMLInputElement>} */ ($('c-routes').querySelectorAll('input:checked'))].map(
+    (c) => c.value,
+  );
   if (routes.length > 0) r.routes = routes;
   const packages = list($('c-packages').value);
   if (packages) r.packages = packages;
@@ -127,7 +134,9 @@ $('create-form').addEventListener('submit', async (event) => {
     const badRestriction = status === 400 && !badName ? markRestrictionField(message) : undefined;
     setStatus(
       'create-error',
-      status === 409 ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.` : message,
+      status === 409
+        ? `A token named “${name}” already exists (names are compared ignoring case). Choose another name.`
+        : message,
     );
     if (status !== 401) (badName ? $('c-name') : badRestriction || $('create-submit')).focus();
   } finally {

@@ -4,7 +4,20 @@
 import { setTokens } from './activity.js';
 import { closeDialog, openDialog } from './dialogs.js';
 import { openReveal } from './reveal.js';
-import { $, DAY_MS, api, ciIdentity, dateFmt, el, plural, relative, setStatus, timeEl, timeFmt, typeBadge } from './ui.js';
+import {
+  $,
+  DAY_MS,
+  api,
+  ciIdentity,
+  dateFmt,
+  el,
+  plural,
+  relative,
+  setStatus,
+  timeEl,
+  timeFmt,
+  typeBadge,
+} from './ui.js';
 
 /**
  * @typedef {import('./ui.js').Token} Token
@@ -58,7 +71,8 @@ function expiresCell(t) {
   const left = Date.parse(t.expiresAt) - Date.now();
   const days = Math.ceil(left / DAY_MS);
   let note;
-  if ((t.state === 'expired' && !t.replacedBy) || days <= 0) note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
+  if ((t.state === 'expired' && !t.replacedBy) || days <= 0)
+    note = el('span', { class: 'sub' }, `expired ${relative(t.expiresAt)}`);
   // Short-lived tokens (those issued to CI jobs: an hour or so) say when, not "1 day left".
   else if (left < DAY_MS) note = el('span', { class: 'sub soon' }, `ends ${relative(t.expiresAt)}`);
   else note = el('span', { class: days <= 14 ? 'sub soon' : 'sub' }, `${plural(days, 'day')} left`);
@@ -106,14 +120,20 @@ function tokenRow(t) {
  */
 function showCiCounts(ciLive) {
   const counts = Object.entries(ciLive || {});
-  setStatus('tokens-ci-counts', counts.length === 0
-    ? 'No live tokens issued to CI jobs.'
-    : `Live tokens issued to CI jobs: ${counts.map(([p, n]) => `${p} ${n.toLocaleString('en-US')}`).join(', ')}.`);
+  setStatus(
+    'tokens-ci-counts',
+    counts.length === 0
+      ? 'No live tokens issued to CI jobs.'
+      : `Live tokens issued to CI jobs: ${counts.map(([p, n]) => `${p} ${n.toLocaleString('en-US')}`).join(', ')}.`,
+  );
   const select = $('t-provider');
   const current = select.value;
   const names = counts.map(([p]) => p);
   if (current && !names.includes(current)) names.push(current);
-  select.replaceChildren(el('option', { value: '' }, 'Any provider'), ...names.map((p) => el('option', { value: p }, p)));
+  select.replaceChildren(
+    el('option', { value: '' }, 'Any provider'),
+    ...names.map((p) => el('option', { value: p }, p)),
+  );
   select.value = current;
   select.disabled = $('t-source').value === 'admin';
 }
@@ -158,7 +178,9 @@ function confirmation(name, action) {
   /** @type {Token | null} */
   let target = null;
   const confirm = /** @type {HTMLButtonElement} */ ($(`${name}-confirm`));
-  $(`${name}-cancel`).addEventListener('click', () => closeDialog(/** @type {HTMLDialogElement} */ ($(`${name}-dialog`))));
+  $(`${name}-cancel`).addEventListener('click', () =>
+    closeDialog(/** @type {HTMLDialogElement} */ ($(`${name}-dialog`))),
+  );
   confirm.addEventListener('click', async () => {
     if (!target) return;
     confirm.disabled = true;
@@ -185,9 +207,10 @@ const askRotate = confirmation('rotate', async (token) => {
   );
   closeDialog($('rotate-dialog'));
   const endsAt = created.previous && created.previous.endsAt;
-  const note = endsAt && Date.parse(endsAt) > Date.now()
-    ? `The previous token keeps working until ${timeFmt.format(new Date(endsAt))}, then is refused.`
-    : 'The previous token is refused from now on.';
+  const note =
+    endsAt && Date.parse(endsAt) > Date.now()
+      ? `The previous token keeps working until ${timeFmt.format(new Date(endsAt))}, then is refused.`
+      : 'The previous token is refused from now on.';
   openReveal(created, note, $('create-open'));
   void loadTokens();
 });

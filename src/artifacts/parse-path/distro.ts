@@ -33,8 +33,12 @@ export function parseDeb({ segs }: Input): Found | null {
     if (parts.length === 2 && parts[0] && parts[1]) return download(parts[0], parts[1]);
     return null;
   }
-  if (segs.includes('dists') || segs.includes('by-hash')
-      || (DEB_INDEX_NAMES as readonly string[]).includes(file) || DEB_INDEX_PREFIXES.some((p) => file.startsWith(p))) {
+  if (
+    segs.includes('dists') ||
+    segs.includes('by-hash') ||
+    (DEB_INDEX_NAMES as readonly string[]).includes(file) ||
+    DEB_INDEX_PREFIXES.some((p) => file.startsWith(p))
+  ) {
     return meta();
   }
   return null;
@@ -71,8 +75,15 @@ export function parseRpm({ segs }: Input): Found | null {
   if (file === undefined) return meta();
   const rpm = rpmFile(file);
   if (rpm) return download(rpm.name, rpm.version);
-  if (segs.includes('repodata') || file.endsWith('.repo') || file === 'repomd.xml'
-      || file === 'mirrorlist' || file === 'metalink' || file === 'RPM-GPG-KEY' || file.startsWith('RPM-GPG-KEY-')) {
+  if (
+    segs.includes('repodata') ||
+    file.endsWith('.repo') ||
+    file === 'repomd.xml' ||
+    file === 'mirrorlist' ||
+    file === 'metalink' ||
+    file === 'RPM-GPG-KEY' ||
+    file.startsWith('RPM-GPG-KEY-')
+  ) {
     return meta();
   }
   return null;

@@ -34,14 +34,18 @@ export function detect(segs: readonly string[]): { ecosystem: Ecosystem; segs: s
   const all = [...segs];
   if (file.endsWith('.whl') || file.endsWith('.whl.metadata')) return { ecosystem: 'pypi', segs: all };
   if (endsWithAny(file.toLowerCase(), NUGET_DETECT_EXTENSIONS) !== undefined) return { ecosystem: 'nuget', segs: all };
-  if (endsWithAny(file, DEB_BINARY_EXTENSIONS) !== undefined && file.split('_').length === 3) return { ecosystem: 'deb', segs: all };
+  if (endsWithAny(file, DEB_BINARY_EXTENSIONS) !== undefined && file.split('_').length === 3)
+    return { ecosystem: 'deb', segs: all };
   if ((file === 'InRelease' || file === 'Release') && segs.includes('dists')) return { ecosystem: 'deb', segs: all };
-  if (rpmFile(file) !== null || (file === 'repomd.xml' && segs[n - 2] === 'repodata')) return { ecosystem: 'rpm', segs: all };
+  if (rpmFile(file) !== null || (file === 'repomd.xml' && segs[n - 2] === 'repodata'))
+    return { ecosystem: 'rpm', segs: all };
   if (apkFile(file) !== null || file === 'APKINDEX.tar.gz') return { ecosystem: 'apk', segs: all };
   if (file.endsWith('.crate')) return { ecosystem: 'cargo', segs: all };
   const at = segs.indexOf('@v');
-  if ((at > 0 && at === n - 2 && (file === 'list' || endsWithAny(file, GO_VERSION_FILES) !== undefined))
-      || (file === '@latest' && n >= 2)) {
+  if (
+    (at > 0 && at === n - 2 && (file === 'list' || endsWithAny(file, GO_VERSION_FILES) !== undefined)) ||
+    (file === '@latest' && n >= 2)
+  ) {
     return { ecosystem: 'go', segs: all };
   }
   // npm tarball: [@scope/]<name>/-/<name>-<version>.tgz, possibly under leading directories.
@@ -56,8 +60,12 @@ export function detect(segs: readonly string[]): { ecosystem: Ecosystem; segs: s
   }
   const { base } = stripChecksum(file);
   if (base === 'maven-metadata.xml' && n >= 3) return { ecosystem: 'maven', segs: all };
-  if (n >= 4 && endsWithAny(base, MAVEN_DETECT_EXTENSIONS) !== undefined
-      && looksLikeVersion(segs[n - 2]) && mavenFileMatches(base, segs[n - 3]!, segs[n - 2]!)) {
+  if (
+    n >= 4 &&
+    endsWithAny(base, MAVEN_DETECT_EXTENSIONS) !== undefined &&
+    looksLikeVersion(segs[n - 2]) &&
+    mavenFileMatches(base, segs[n - 3]!, segs[n - 2]!)
+  ) {
     return { ecosystem: 'maven', segs: all };
   }
   return undefined;

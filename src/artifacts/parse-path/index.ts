@@ -10,7 +10,17 @@ import { parseNuget } from './nuget.js';
 import { parsePypi } from './pypi.js';
 import { positiveInteger } from '../../positive-integer.js';
 import { isSealedVersion } from './sealed.js';
-import { endsWithAny, last, meta, split, stripChecksum, type ArtifactKind, type Found, type Input, type Parser } from './segments.js';
+import {
+  endsWithAny,
+  last,
+  meta,
+  split,
+  stripChecksum,
+  type ArtifactKind,
+  type Found,
+  type Input,
+  type Parser,
+} from './segments.js';
 
 export { isSealedVersion } from './sealed.js';
 export type { ArtifactKind } from './segments.js';
@@ -69,8 +79,31 @@ const PARSERS: Record<Ecosystem, Parser> = {
 
 /** File types that are a download even where the ecosystem's layout did not match. */
 const ARCHIVE_EXTENSIONS = [
-  '.tgz', '.tar.gz', '.tar.bz2', '.tar.xz', '.tar.zst', '.tar', '.zip', '.7z', '.jar', '.war', '.ear', '.aar',
-  '.whl', '.egg', '.nupkg', '.snupkg', '.deb', '.udeb', '.rpm', '.apk', '.crate', '.gem', '.exe', '.msi', '.dmg',
+  '.tgz',
+  '.tar.gz',
+  '.tar.bz2',
+  '.tar.xz',
+  '.tar.zst',
+  '.tar',
+  '.zip',
+  '.7z',
+  '.jar',
+  '.war',
+  '.ear',
+  '.aar',
+  '.whl',
+  '.egg',
+  '.nupkg',
+  '.snupkg',
+  '.deb',
+  '.udeb',
+  '.rpm',
+  '.apk',
+  '.crate',
+  '.gem',
+  '.exe',
+  '.msi',
+  '.dmg',
 ] as const;
 
 /**

@@ -45,7 +45,7 @@ export function mavenFileMatches(file: string, artifact: string, version: string
   const exact = `${artifact}-${version}`;
   if (file.startsWith(exact)) {
     const next = file.charCodeAt(exact.length);
-    return next === 0x2e /* . */ || next === 0x2d /* - */;
+    return next === 0x2e /* . */ || next === 0x2d; /* - */
   }
   if (version.endsWith('-SNAPSHOT')) {
     // acme-lib/1.0-SNAPSHOT/acme-lib-1.0-20240612.123456-12.jar

@@ -13,8 +13,10 @@ export function parseNpm({ segs }: Input): Found | null {
   if (first === '-') {
     // Registry endpoints: /-/v1/search, /-/npm/v1/security/..., /-/package/<name>/dist-tags.
     if (segs[1] === 'package' && segs[2] !== undefined) {
-      const name = segs[2].startsWith('@') && !segs[2].includes('/') && segs[3] !== undefined && segs[3] !== 'dist-tags'
-        ? `${segs[2]}/${segs[3]}` : segs[2];
+      const name =
+        segs[2].startsWith('@') && !segs[2].includes('/') && segs[3] !== undefined && segs[3] !== 'dist-tags'
+          ? `${segs[2]}/${segs[3]}`
+          : segs[2];
       return meta(name);
     }
     return meta();

@@ -48,7 +48,8 @@ export function parseNuget({ segs }: Input): Found | null {
     // A bare file name: `<id>.<version>.nupkg`, where the id may itself hold `.<digit>`.
     const stem = lower.slice(0, -ext.length);
     for (let i = stem.indexOf('.'); i > 0; i = stem.indexOf('.', i + 1)) {
-      if (isNugetVersion(stem.slice(i + 1))) return { kind, package: stem.slice(0, i), version: file.slice(i + 1, -ext.length) };
+      if (isNugetVersion(stem.slice(i + 1)))
+        return { kind, package: stem.slice(0, i), version: file.slice(i + 1, -ext.length) };
     }
     return { kind, package: null, version: null };
   }

@@ -38,7 +38,8 @@ function pypiFile(file: string): { name: string; version: string } | null {
   }
   if (file.endsWith('.egg')) {
     const parts = file.slice(0, -4).split('-');
-    if (parts.length >= 2 && parts[0] && looksLikeVersion(parts[1])) return { name: normalizePypiName(parts[0]), version: parts[1] };
+    if (parts.length >= 2 && parts[0] && looksLikeVersion(parts[1]))
+      return { name: normalizePypiName(parts[0]), version: parts[1] };
     return null;
   }
   const ext = endsWithAny(file, SDIST_EXTENSIONS);

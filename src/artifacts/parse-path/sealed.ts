@@ -72,7 +72,8 @@ export function isSealedVersion(ecosystem: Ecosystem, version: string | null | u
       return hasSealSuffix(v, false) || withoutRevision(v);
     case 'apk': {
       const dash = v.lastIndexOf('-');
-      if (dash > 0 && v.charCodeAt(dash + 1) === 0x72 /* r */ && isPlainNumber(v, dash + 2, v.length)) v = v.slice(0, dash);
+      if (dash > 0 && v.charCodeAt(dash + 1) === 0x72 /* r */ && isPlainNumber(v, dash + 2, v.length))
+        v = v.slice(0, dash);
       return hasSealSuffix(v, false);
     }
     default:

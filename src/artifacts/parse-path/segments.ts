@@ -21,8 +21,16 @@ export interface Found {
 /** One ecosystem's layout: what the segments name, or null when the layout does not match. */
 export type Parser = (input: Input) => Found | null;
 
-export const meta = (pkg: string | null = null, version: string | null = null): Found => ({ kind: 'metadata', package: pkg, version });
-export const download = (pkg: string | null, version: string | null): Found => ({ kind: 'download', package: pkg, version });
+export const meta = (pkg: string | null = null, version: string | null = null): Found => ({
+  kind: 'metadata',
+  package: pkg,
+  version,
+});
+export const download = (pkg: string | null, version: string | null): Found => ({
+  kind: 'download',
+  package: pkg,
+  version,
+});
 
 export const last = (segs: readonly string[]): string | undefined => segs[segs.length - 1];
 

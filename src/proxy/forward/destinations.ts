@@ -13,7 +13,6 @@ import { classifyAddress, embeddedIPv4, normaliseAddress, parseCidr } from '../.
  * a route allows.
  */
 
-
 export interface DestinationPolicyOptions {
   followRedirects: FollowRedirects;
   /** Origins always allowed by name (`host:port`, lower case): the route's own upstream. */
@@ -75,15 +74,15 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
     },
     address(address, port, namedAllowed) {
       const a = normaliseAddress(address);
-      if (isOwnListener(a, port)) return { ok: false, reason: 'the destination is one of the gateway\'s own listeners' };
+      if (isOwnListener(a, port)) return { ok: false, reason: "the destination is one of the gateway's own listeners" };
       if (namedAllowed) return ALLOWED;
       const cls = classifyAddress(a);
       if (cls === 'invalid') return { ok: false, reason: 'the destination is not an IP address' };
       const inner = embeddedIPv4(a) ?? a;
-      if (allowed.check(inner, isIPv4(inner) ? 'ipv4' : 'ipv6') || (inner !== a && allowed.check(a, 'ipv6'))) return ALLOWED;
+      if (allowed.check(inner, isIPv4(inner) ? 'ipv4' : 'ipv6') || (inner !== a && allowed.check(a, 'ipv6')))
+        return ALLOWED;
       if (cls === 'public') return ALLOWED;
       return { ok: false, reason: `the destination address is ${cls} (allow it with the route's followRedirects)` };
     },
   };
 }
-

@@ -50,13 +50,20 @@ export function upstreamErrorKind(err: Error): string {
 
 /** The kind of an upstream failure as a bounded metric label (tollgate_upstream_errors_total{kind}). */
 const METRIC_LABELS: Readonly<Record<string, string>> = {
-  timeout: 'timeout', ETIMEDOUT: 'timeout', 'slot-timeout': 'timeout',
+  timeout: 'timeout',
+  ETIMEDOUT: 'timeout',
+  'slot-timeout': 'timeout',
   busy: 'busy',
-  reset: 'reset', ECONNRESET: 'reset', EPIPE: 'reset',
+  reset: 'reset',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
   ECONNREFUSED: 'refused',
-  ENOTFOUND: 'dns', EAI_AGAIN: 'dns',
-  EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable',
-  redirect: 'redirect', 'redirect-refused': 'redirect',
+  ENOTFOUND: 'dns',
+  EAI_AGAIN: 'dns',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  redirect: 'redirect',
+  'redirect-refused': 'redirect',
 };
 
 export function upstreamErrorLabel(kind: string): string {

@@ -19,7 +19,15 @@ import { BodyTimeoutError, HeadersTimeoutError } from './undici.js';
 export const MAX_REDIRECTS_FOLLOWED = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** What a followed redirect passes on from the client's request: no credentials, no cookies. */
-const FOLLOWED_REQUEST_HEADERS = ['accept', 'accept-encoding', 'range', 'if-range', 'if-none-match', 'if-modified-since', 'user-agent'];
+const FOLLOWED_REQUEST_HEADERS = [
+  'accept',
+  'accept-encoding',
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'user-agent',
+];
 
 export type HttpRoute = RouteConfig & { upstream: { kind: 'http'; url: URL } };
 
@@ -47,7 +55,12 @@ const FAILURE_CODES: Readonly<Record<string, ErrorCode>> = {
 const RETRY_SHARE = { 'retry-after': '10' };
 
 /** Where an exchange stands with the route's slots. */
-const enum Slot { None, Waiting, Active, Held }
+const enum Slot {
+  None,
+  Waiting,
+  Active,
+  Held,
+}
 
 /**
  * One request to an upstream and its response relayed to the client, as an undici dispatch
@@ -144,7 +157,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
     this.#slot = Slot.None;
     this.state.onClientGone = undefined;
     this.state.upstreamError = 'busy';
-    if (!this.outgoing.destroyed) sendError(this.outgoing, 'TOLLGATE_ERR_UPSTREAM_SHARE', this.state.requestId, RETRY_SHARE);
+    if (!this.outgoing.destroyed)
+      sendError(this.outgoing, 'TOLLGATE_ERR_UPSTREAM_SHARE', this.state.requestId, RETRY_SHARE);
   }
 
   /** The exchange is over (or never started): its slot goes back, once. */
@@ -175,7 +189,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
     if (this.#clientGone) controller.abort(clientGone());
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, upstreamHeaders: Record<string, string | string[] | undefined>): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    upstreamHeaders: Record<string, string | string[] | undefined>,
+  ): void {
     this.#progressAt = this.ctx.deadlines.now;
     // undici's raw header buffers are views of the socket read that carried them (up to 64 KiB,
     // often with the first body bytes): held by the controller, they pinned that read for the
@@ -211,7 +229,12 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
       headers.location = where.location;
     }
     const { rewriteBases } = this.ctx.route;
-    if (!this.followed && rewriteBases && this.incoming.method !== 'HEAD' && isRewritableType(headers['content-type'] as string | undefined)) {
+    if (
+      !this.followed &&
+      rewriteBases &&
+      this.incoming.method !== 'HEAD' &&
+      isRewritableType(headers['content-type'] as string | undefined)
+    ) {
       this.#sink = createBodyRewrite(upstreamHeaders, headers, {
         incoming: this.incoming,
         outgoing,
@@ -302,8 +325,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
       return;
     }
     const kind = upstreamErrorKind(err);
-    if (kind === 'reset' && !this.#retried && this.#sink === undefined && !outgoing.headersSent
-      && this.#request?.body === undefined && !outgoing.destroyed) {
+    if (
+      kind === 'reset' &&
+      !this.#retried &&
+      this.#sink === undefined &&
+      !outgoing.headersSent &&
+      this.#request?.body === undefined &&
+      !outgoing.destroyed
+    ) {
       // The connection closed before any answer: most often a pooled one the upstream closed
       // as the request went out (its idle timeout, a restart). A GET or HEAD goes once more, on
       // another connection, rather than failing the download with a 502.
@@ -317,9 +346,18 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
     if (this.#sink === undefined && !outgoing.headersSent) {
       state.upstreamError = kind;
       if (kind === 'redirect-refused') {
-        this.ctx.logger.warn({ requestId: state.requestId, route: this.ctx.route.prefix, host: this.followed?.target.host, reason: (err as { detail?: string }).detail }, 'redirect refused');
+        this.ctx.logger.warn(
+          {
+            requestId: state.requestId,
+            route: this.ctx.route.prefix,
+            host: this.followed?.target.host,
+            reason: (err as { detail?: string }).detail,
+          },
+          'redirect refused',
+        );
       }
-      if (!outgoing.destroyed) sendError(outgoing, FAILURE_CODES[kind] ?? 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
+      if (!outgoing.destroyed)
+        sendError(outgoing, FAILURE_CODES[kind] ?? 'TOLLGATE_ERR_UPSTREAM_UNREACHABLE', state.requestId);
       return;
     }
     // Mid-body: the client must see a cut, not an end.
@@ -343,10 +381,23 @@ export class Exchange implements Dispatcher.DispatchHandler, Watched, SlotUser {
     } catch {
       target = undefined;
     }
-    if (hopsLeft <= 0 || target === undefined || (target.protocol !== 'http:' && target.protocol !== 'https:') || target.username || target.password) {
+    if (
+      hopsLeft <= 0 ||
+      target === undefined ||
+      (target.protocol !== 'http:' && target.protocol !== 'https:') ||
+      target.username ||
+      target.password
+    ) {
       state.onClientGone = undefined;
       state.upstreamError = 'redirect';
-      this.ctx.logger.warn({ requestId: state.requestId, route: this.ctx.route.prefix, reason: hopsLeft <= 0 ? 'too many redirects' : 'the Location is not an http(s) URL' }, 'redirect refused');
+      this.ctx.logger.warn(
+        {
+          requestId: state.requestId,
+          route: this.ctx.route.prefix,
+          reason: hopsLeft <= 0 ? 'too many redirects' : 'the Location is not an http(s) URL',
+        },
+        'redirect refused',
+      );
       sendError(outgoing, 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED', state.requestId);
       return;
     }

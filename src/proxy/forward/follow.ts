@@ -8,7 +8,10 @@ import { Agent, buildConnector } from './undici.js';
 type Connector = ReturnType<typeof buildConnector>;
 type ConnectOptions = Parameters<Connector>[0];
 type ConnectCallback = Parameters<Connector>[1];
-type Lookup = (hostname: string, callback: (err: NodeJS.ErrnoException | null, addresses: { address: string; family: number }[]) => void) => void;
+type Lookup = (
+  hostname: string,
+  callback: (err: NodeJS.ErrnoException | null, addresses: { address: string; family: number }[]) => void,
+) => void;
 
 export interface FollowAgentOptions {
   policy: DestinationPolicy;
@@ -64,7 +67,14 @@ export function createFollowAgent(options: FollowAgentOptions): UndiciAgent {
         const verdict = policy.address(address, port, named);
         if (verdict.ok) {
           // The connection goes to this very address; the name stays for TLS (SNI, certificate).
-          connectTo({ ...opts, hostname: address, servername: opts.servername ?? (opts.protocol === 'https:' ? hostname : undefined) }, callback);
+          connectTo(
+            {
+              ...opts,
+              hostname: address,
+              servername: opts.servername ?? (opts.protocol === 'https:' ? hostname : undefined),
+            },
+            callback,
+          );
           return;
         }
         refusal = verdict.reason;

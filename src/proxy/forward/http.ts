@@ -27,7 +27,13 @@ export interface HttpForwarderOptions {
 
 /** Serves one route: an http(s) upstream (this module) or a directory (../serve-dir.ts). */
 export interface Forwarder {
-  (incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void;
+  (
+    incoming: IncomingMessage,
+    outgoing: ServerResponse,
+    rest: string,
+    state: RequestState,
+    forwarded: ForwardedInfo,
+  ): void;
   close(): void;
 }
 
@@ -67,26 +73,40 @@ export function createHttpForwarder(options: HttpForwarderOptions): Forwarder {
     upstreamHref: url.href,
     publicUrl,
     logger,
-    followDispatcher: () => (followAgent ??= createFollowAgent({
-      policy: createDestinationPolicy({
-        followRedirects: route.followRedirects,
-        // The upstream itself, outside the route's base path, is where the operator sends the gateway anyway.
-        trustedOrigins: [`${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`],
-        ownListeners: options.ownListeners?.() ?? [],
-        localAddresses: Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
-      }),
-      connectTimeoutMs: upstreamTimeoutMs,
-      timeouts,
-    })),
+    followDispatcher: () =>
+      (followAgent ??= createFollowAgent({
+        policy: createDestinationPolicy({
+          followRedirects: route.followRedirects,
+          // The upstream itself, outside the route's base path, is where the operator sends the gateway anyway.
+          trustedOrigins: [`${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`],
+          ownListeners: options.ownListeners?.() ?? [],
+          localAddresses: Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+        }),
+        connectTimeoutMs: upstreamTimeoutMs,
+        timeouts,
+      })),
   };
   const basePath = url.pathname; // always ends with "/"
   const upstreamHost = url.host;
   // An upstream whose URLs are rewritten must describe itself by its own origin.
   const forwardHost = route.rewriteBases === undefined;
 
-  function forwardHttp(incoming: IncomingMessage, outgoing: ServerResponse, rest: string, state: RequestState, forwarded: ForwardedInfo): void {
+  function forwardHttp(
+    incoming: IncomingMessage,
+    outgoing: ServerResponse,
+    rest: string,
+    state: RequestState,
+    forwarded: ForwardedInfo,
+  ): void {
     const method = incoming.method ?? 'GET';
-    const headers = upstreamRequestHeaders(incoming.headers, upstreamHost, forwarded, state.requestId, route.upstreamAuthHeader, forwardHost);
+    const headers = upstreamRequestHeaders(
+      incoming.headers,
+      upstreamHost,
+      forwarded,
+      state.requestId,
+      route.upstreamAuthHeader,
+      forwardHost,
+    );
     new Exchange(ctx, incoming, outgoing, state, forwarded, undefined).send(pool, {
       method,
       path: basePath + rest,

@@ -20,7 +20,12 @@ const INVALID: LocationTarget = { kind: 'invalid' };
  * @param upstreamBases the upstream base URLs the route rewrites (ending in "/")
  * @param publicBase the route's base on the gateway, as the client sees it (`https://gw/npm/`)
  */
-export function resolveLocation(location: string, requestUrl: string, upstreamBases: readonly string[], publicBase: string): LocationTarget {
+export function resolveLocation(
+  location: string,
+  requestUrl: string,
+  upstreamBases: readonly string[],
+  publicBase: string,
+): LocationTarget {
   let target: URL;
   try {
     target = new URL(location, requestUrl);

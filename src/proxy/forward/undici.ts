@@ -21,5 +21,8 @@ export const UNDICI_INTERNAL_PATHS = {
 
 export const Pool = require(UNDICI_INTERNAL_PATHS.Pool) as typeof UndiciPool;
 export const Agent = require(UNDICI_INTERNAL_PATHS.Agent) as typeof UndiciAgent;
-export const { HeadersTimeoutError, BodyTimeoutError } = require(UNDICI_INTERNAL_PATHS.errors) as Record<'HeadersTimeoutError' | 'BodyTimeoutError', new () => Error>;
+export const { HeadersTimeoutError, BodyTimeoutError } = require(UNDICI_INTERNAL_PATHS.errors) as Record<
+  'HeadersTimeoutError' | 'BodyTimeoutError',
+  new () => Error
+>;
 export const buildConnector = require(UNDICI_INTERNAL_PATHS.buildConnector) as typeof undiciBuildConnector;

@@ -30,7 +30,10 @@ export interface OwnEndpointsOptions {
 /** The JSON error body of an own endpoint (the proxy port's shape, without a request id). */
 export function ownError(code: ErrorCode, status?: number): Response {
   const spec = ErrorCodes[code];
-  return Response.json({ error: spec.message, code }, { status: status ?? spec.status, headers: { 'cache-control': 'no-store' } });
+  return Response.json(
+    { error: spec.message, code },
+    { status: status ?? spec.status, headers: { 'cache-control': 'no-store' } },
+  );
 }
 
 const clientIps = new WeakMap<IncomingMessage, string>();
@@ -47,10 +50,16 @@ export function ownClientIp(incoming: IncomingMessage): string {
 
 /** True for a path under the namespace (the dot-normalised raw path, query included). */
 export function isOwnPath(rawPath: string): boolean {
-  return rawPath.startsWith(OWN_PREFIX) || rawPath === OWN_PREFIX.slice(0, -1) || rawPath.startsWith(`${OWN_PREFIX.slice(0, -1)}?`);
+  return (
+    rawPath.startsWith(OWN_PREFIX) ||
+    rawPath === OWN_PREFIX.slice(0, -1) ||
+    rawPath.startsWith(`${OWN_PREFIX.slice(0, -1)}?`)
+  );
 }
 
-export function createOwnEndpoints(options: OwnEndpointsOptions): (incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void> {
+export function createOwnEndpoints(
+  options: OwnEndpointsOptions,
+): (incoming: IncomingMessage, outgoing: ServerResponse) => Promise<void> {
   const app = new Hono().basePath(OWN_PREFIX.slice(0, -1));
   app.use('*', bodyLimit({ maxSize: OWN_BODY_LIMIT_BYTES, onError: () => ownError('TOLLGATE_ERR_REQUEST_BODY') }));
   app.use('*', async (c, next) => {
@@ -62,7 +71,7 @@ export function createOwnEndpoints(options: OwnEndpointsOptions): (incoming: Inc
   app.notFound(() => ownError('TOLLGATE_ERR_REQUEST_NO_ROUTE'));
   app.onError((err) => {
     if (isGatewayError(err) && err.status < 500) return ownError(err.code);
-    options.logger.error({ err: { name: (err).name, message: (err).message } }, 'error in a /-/tollgate/ endpoint');
+    options.logger.error({ err: { name: err.name, message: err.message } }, 'error in a /-/tollgate/ endpoint');
     return ownError(isGatewayError(err) ? err.code : 'TOLLGATE_ERR_INTERNAL');
   });
   return getRequestListener(app.fetch);

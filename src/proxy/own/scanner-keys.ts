@@ -67,7 +67,8 @@ export function parseKeySet(text: string): Map<string, KeyObject> {
     throw createError('TOLLGATE_ERR_SCANNING_UNAVAILABLE', 'the key set is not JSON');
   }
   const list = (doc as { public_keys?: unknown } | null)?.public_keys;
-  if (!Array.isArray(list)) throw createError('TOLLGATE_ERR_SCANNING_UNAVAILABLE', 'the key set has no public_keys list');
+  if (!Array.isArray(list))
+    throw createError('TOLLGATE_ERR_SCANNING_UNAVAILABLE', 'the key set has no public_keys list');
   const keys = new Map<string, KeyObject>();
   for (const entry of list as { key_identifier?: unknown; key?: unknown }[]) {
     if (typeof entry?.key_identifier !== 'string' || typeof entry.key !== 'string') continue;

@@ -28,12 +28,18 @@ const { gw, upstream } = clientSuite({
 
 /** cargo 1.74 or later: sparse registries with "auth-required" and credential providers. */
 async function requireCargo(): Promise<void> {
-  cargo = requireClient('cargo', 'rustup (the stable toolchain) or apt-get install cargo',
-    ['cargo', path.join(os.homedir(), '.cargo', 'bin', 'cargo')]);
+  cargo = requireClient('cargo', 'rustup (the stable toolchain) or apt-get install cargo', [
+    'cargo',
+    path.join(os.homedir(), '.cargo', 'bin', 'cargo'),
+  ]);
   const probe = cargoEnv('cargo-version');
-  const version = /^cargo (\d+)\.(\d+)/.exec((await runOk(cargo, ['--version'], { cwd: probe.home.path, env: probe.env })).stdout);
+  const version = /^cargo (\d+)\.(\d+)/.exec(
+    (await runOk(cargo, ['--version'], { cwd: probe.home.path, env: probe.env })).stdout,
+  );
   if (!version || Number(version[1]) < 1 || (Number(version[1]) === 1 && Number(version[2]) < 74)) {
-    throw new Error(`cargo 1.74 or later not found (${cargo} is ${version?.[0] ?? 'unknown'}): install it with rustup (the stable toolchain)`);
+    throw new Error(
+      `cargo 1.74 or later not found (${cargo} is ${version?.[0] ?? 'unknown'}): install it with rustup (the stable toolchain)`,
+    );
   }
 }
 
@@ -43,7 +49,12 @@ function cargoEnv(label: string): { home: ReturnType<typeof freshHome>; cargoHom
   return {
     home,
     cargoHome,
-    env: clientEnv(home, { CARGO_HOME: cargoHome, RUSTUP_HOME: rustupHome(), CARGO_TERM_COLOR: 'never', CARGO_TERM_PROGRESS_WHEN: 'never' }),
+    env: clientEnv(home, {
+      CARGO_HOME: cargoHome,
+      RUSTUP_HOME: rustupHome(),
+      CARGO_TERM_COLOR: 'never',
+      CARGO_TERM_PROGRESS_WHEN: 'never',
+    }),
   };
 }
 
@@ -51,10 +62,18 @@ function cargoEnv(label: string): { home: ReturnType<typeof freshHome>; cargoHom
 async function packageCrate(): Promise<Buffer> {
   const { home, env } = cargoEnv('cargo-package');
   const dir = home.dir(CRATE);
-  writeFileSync(path.join(dir, 'Cargo.toml'), [
-    '[package]', `name = "${CRATE}"`, `version = "${VERSION}"`, 'edition = "2021"',
-    'description = "Tollgate client test crate"', 'license = "MIT"', '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(dir, 'Cargo.toml'),
+    [
+      '[package]',
+      `name = "${CRATE}"`,
+      `version = "${VERSION}"`,
+      'edition = "2021"',
+      'description = "Tollgate client test crate"',
+      'license = "MIT"',
+      '',
+    ].join('\n'),
+  );
   mkdirSync(path.join(dir, 'src'));
   writeFileSync(path.join(dir, 'src', 'lib.rs'), 'pub fn greet() -> &\'static str { "hello from acmelib" }\n');
   await runOk(cargo, ['package', '--offline', '--allow-dirty', '--no-verify'], { cwd: dir, env });
@@ -63,17 +82,27 @@ async function packageCrate(): Promise<Buffer> {
 
 /** The sparse registry tree: config.json, the index file and the .crate, under `root`. */
 function buildRegistry(root: string, upstreamUrl: string, crate: Buffer): void {
-  writeFileSync(path.join(root, 'config.json'), JSON.stringify({
-    dl: `${upstreamUrl}crates/{crate}/{crate}-{version}.crate`,
-    'auth-required': true,
-  }));
+  writeFileSync(
+    path.join(root, 'config.json'),
+    JSON.stringify({
+      dl: `${upstreamUrl}crates/{crate}/{crate}-{version}.crate`,
+      'auth-required': true,
+    }),
+  );
   // Index path for names of 4+ characters: first two / next two / name.
   const indexFile = path.join(root, CRATE.slice(0, 2), CRATE.slice(2, 4), CRATE);
   mkdirSync(path.dirname(indexFile), { recursive: true });
-  writeFileSync(indexFile, `${JSON.stringify({
-    name: CRATE, vers: VERSION, deps: [], features: {}, yanked: false,
-    cksum: createHash('sha256').update(crate).digest('hex'),
-  })}\n`);
+  writeFileSync(
+    indexFile,
+    `${JSON.stringify({
+      name: CRATE,
+      vers: VERSION,
+      deps: [],
+      features: {},
+      yanked: false,
+      cksum: createHash('sha256').update(crate).digest('hex'),
+    })}\n`,
+  );
   const crateFile = path.join(root, 'crates', CRATE, `${CRATE}-${VERSION}.crate`);
   mkdirSync(path.dirname(crateFile), { recursive: true });
   writeFileSync(crateFile, crate);
@@ -82,20 +111,29 @@ function buildRegistry(root: string, upstreamUrl: string, crate: Buffer): void {
 /** A fresh CARGO_HOME naming the registry, the token in credentials.toml, and a binary crate using acmelib. */
 function consumer(label: string, token: string | undefined) {
   const { home, cargoHome, env } = cargoEnv(label);
-  writeFileSync(path.join(cargoHome, 'config.toml'), [
-    '[registries.tollgate]',
-    `index = "sparse+${gw.url}/cargo/"`,
-    'credential-provider = ["cargo:token"]',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(cargoHome, 'config.toml'),
+    ['[registries.tollgate]', `index = "sparse+${gw.url}/cargo/"`, 'credential-provider = ["cargo:token"]', ''].join(
+      '\n',
+    ),
+  );
   if (token !== undefined) {
     writeFileSync(path.join(cargoHome, 'credentials.toml'), `[registries.tollgate]\ntoken = "Bearer ${token}"\n`);
   }
   const proj = home.dir('app');
-  writeFileSync(path.join(proj, 'Cargo.toml'), [
-    '[package]', 'name = "app"', 'version = "0.1.0"', 'edition = "2021"', '',
-    '[dependencies]', `${CRATE} = { version = "${VERSION}", registry = "tollgate" }`, '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(proj, 'Cargo.toml'),
+    [
+      '[package]',
+      'name = "app"',
+      'version = "0.1.0"',
+      'edition = "2021"',
+      '',
+      '[dependencies]',
+      `${CRATE} = { version = "${VERSION}", registry = "tollgate" }`,
+      '',
+    ].join('\n'),
+  );
   mkdirSync(path.join(proj, 'src'));
   writeFileSync(path.join(proj, 'src', 'main.rs'), `fn main() { println!("{}", ${CRATE}::greet()); }\n`);
   return { proj, env };
@@ -119,18 +157,20 @@ describe('cargo through the gateway', () => {
     // config.json first without a credential (the challenge), then with the token.
     expect(lines[0]).toBe('GET /cargo/config.json 401');
     expect(log[0]!.authFailure).toBe('missing');
-    expect(lines).toEqual(expect.arrayContaining([
-      'GET /cargo/config.json 200',
-      `GET /cargo/${CRATE.slice(0, 2)}/${CRATE.slice(2, 4)}/${CRATE} 200`,
-      // The rewritten `dl`: the crate came through the gateway, with the token.
-      `GET /cargo/crates/${CRATE}/${CRATE}-${VERSION}.crate 200`,
-    ]));
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'GET /cargo/config.json 200',
+        `GET /cargo/${CRATE.slice(0, 2)}/${CRATE.slice(2, 4)}/${CRATE} 200`,
+        // The rewritten `dl`: the crate came through the gateway, with the token.
+        `GET /cargo/crates/${CRATE}/${CRATE}-${VERSION}.crate 200`,
+      ]),
+    );
     for (const l of log.slice(1)) expect(l, JSON.stringify(l)).toMatchObject({ status: 200, tokenId: gw.tokenId });
   });
 
   it('serves config.json with `dl` rewritten to the gateway', async () => {
     const res = await fetch(`${gw.url}/cargo/config.json`, { headers: { authorization: bearer(gw.token) } });
-    const config = await res.json() as { dl: string; 'auth-required': boolean };
+    const config = (await res.json()) as { dl: string; 'auth-required': boolean };
     expect(config).toEqual({ dl: `${gw.url}/cargo/crates/{crate}/{crate}-{version}.crate`, 'auth-required': true });
   });
 

@@ -39,12 +39,29 @@ const { gw, upstream } = clientSuite({
 async function buildRepository(root: string, gatewayUrl: string): Promise<void> {
   const zipFile = path.join(root, ZIP_PATH);
   mkdirSync(path.dirname(zipFile), { recursive: true });
-  const manifest = JSON.stringify({
-    name: PACKAGE, version: VERSION, type: 'library', autoload: { 'psr-4': { 'Acme\\Greet\\': 'src/' } },
-  }, null, 2);
+  const manifest = JSON.stringify(
+    {
+      name: PACKAGE,
+      version: VERSION,
+      type: 'library',
+      autoload: { 'psr-4': { 'Acme\\Greet\\': 'src/' } },
+    },
+    null,
+    2,
+  );
   const source = [
-    '<?php', '', 'namespace Acme\\Greet;', '', 'final class Greeter', '{',
-    '    public static function hello(): string', '    {', "        return 'hello from acme/greet';", '    }', '}', '',
+    '<?php',
+    '',
+    'namespace Acme\\Greet;',
+    '',
+    'final class Greeter',
+    '{',
+    '    public static function hello(): string',
+    '    {',
+    "        return 'hello from acme/greet';",
+    '    }',
+    '}',
+    '',
   ].join('\n');
   const script = [
     'import sys, zipfile',
@@ -53,19 +70,27 @@ async function buildRepository(root: string, gatewayUrl: string): Promise<void> 
     "    z.writestr('greet/composer.json', manifest)",
     "    z.writestr('greet/src/Greeter.php', source)",
   ].join('\n');
-  await runOk(requirePython(), ['-c', script, zipFile, manifest, source], { cwd: root, env: { PATH: process.env.PATH, HOME: root } });
+  await runOk(requirePython(), ['-c', script, zipFile, manifest, source], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: root },
+  });
   const shasum = createHash('sha1').update(readFileSync(zipFile)).digest('hex');
-  writeFileSync(path.join(root, 'packages.json'), JSON.stringify({
-    packages: {
-      [PACKAGE]: {
-        [VERSION]: {
-          name: PACKAGE, version: VERSION, type: 'library',
-          autoload: { 'psr-4': { 'Acme\\Greet\\': 'src/' } },
-          dist: { type: 'zip', url: `${gatewayUrl}/composer/${ZIP_PATH}`, shasum },
+  writeFileSync(
+    path.join(root, 'packages.json'),
+    JSON.stringify({
+      packages: {
+        [PACKAGE]: {
+          [VERSION]: {
+            name: PACKAGE,
+            version: VERSION,
+            type: 'library',
+            autoload: { 'psr-4': { 'Acme\\Greet\\': 'src/' } },
+            dist: { type: 'zip', url: `${gatewayUrl}/composer/${ZIP_PATH}`, shasum },
+          },
         },
       },
-    },
-  }));
+    }),
+  );
 }
 
 interface AuthOptions {
@@ -79,16 +104,27 @@ interface AuthOptions {
  * A fresh HOME (COMPOSER_HOME inside it) and a project requiring acme/greet from the gateway,
  * with the token (if any) in an auth.json.
  */
-function project(label: string, password: string | undefined, options: AuthOptions = {}): { env: NodeJS.ProcessEnv; work: string } {
+function project(
+  label: string,
+  password: string | undefined,
+  options: AuthOptions = {},
+): { env: NodeJS.ProcessEnv; work: string } {
   const { hostKey = gw.hostPort, authIn = 'project' } = options;
   const home = freshHome(label);
   const work = home.dir('app');
   const composerHome = home.dir('.composer');
-  writeFileSync(path.join(work, 'composer.json'), JSON.stringify({
-    name: 'example/app',
-    repositories: [{ type: 'composer', url: `${gw.url}/composer/` }, { 'packagist.org': false }],
-    require: { [PACKAGE]: VERSION },
-  }, null, 2));
+  writeFileSync(
+    path.join(work, 'composer.json'),
+    JSON.stringify(
+      {
+        name: 'example/app',
+        repositories: [{ type: 'composer', url: `${gw.url}/composer/` }, { 'packagist.org': false }],
+        require: { [PACKAGE]: VERSION },
+      },
+      null,
+      2,
+    ),
+  );
   if (password !== undefined) {
     const auth = { 'http-basic': { [hostKey]: { username: 'my-project', password } } };
     writeFileSync(path.join(authIn === 'home' ? composerHome : work, 'auth.json'), JSON.stringify(auth, null, 2));
@@ -116,11 +152,16 @@ describe('composer through the gateway', () => {
     expect(r.code, r.output).toBe(0);
     expect(existsSync(path.join(work, 'vendor', PACKAGE, 'src', 'Greeter.php')), r.output).toBe(true);
     const log = await gw.requestsSince(mark);
-    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(expect.arrayContaining([
-      'GET /composer/packages.json 200', `GET /composer/${ZIP_PATH} 200`,
-    ]));
-    for (const l of log) expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'my-project', tokenId: gw.tokenId });
-    const loaded = await run(php, ['-r', "require 'vendor/autoload.php'; echo \\Acme\\Greet\\Greeter::hello(), PHP_EOL;"], { cwd: work, env });
+    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(
+      expect.arrayContaining(['GET /composer/packages.json 200', `GET /composer/${ZIP_PATH} 200`]),
+    );
+    for (const l of log)
+      expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'my-project', tokenId: gw.tokenId });
+    const loaded = await run(
+      php,
+      ['-r', "require 'vendor/autoload.php'; echo \\Acme\\Greet\\Greeter::hello(), PHP_EOL;"],
+      { cwd: work, env },
+    );
     expect(loaded.stdout.trim(), loaded.output).toBe('hello from acme/greet');
   });
 
@@ -133,25 +174,35 @@ describe('composer through the gateway', () => {
     expect(existsSync(path.join(work, 'vendor', PACKAGE, 'src', 'Greeter.php')), r.output).toBe(true);
     const log = await gw.requestsSince(mark);
     expect(log.length).toBeGreaterThan(0);
-    for (const l of log) expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'my-project', tokenId: gw.tokenId });
+    for (const l of log)
+      expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'my-project', tokenId: gw.tokenId });
   });
 
   it.each([
     { credential: 'a wrong token', password: (): string => gw.wrongToken, hostKey: undefined, reason: 'invalid' },
     { credential: 'no auth.json', password: (): undefined => undefined, hostKey: undefined, reason: 'missing' },
     // Composer looks credentials up by host:port, so a token keyed by the bare host is never sent.
-    { credential: 'the token keyed by the host without its port', password: (): string => gw.token, hostKey: '127.0.0.1', reason: 'missing' },
-  ])('refuses composer with $credential: it fails on a 401, nothing is installed', async ({ password, hostKey, reason }) => {
-    const { env, work } = project('composer-refused', password(), { hostKey });
-    const mark = await gw.mark();
-    const r = await install(work, env);
-    expect(r.code, r.output).not.toBe(0);
-    expect(r.output).toMatch(/URL required authentication \(HTTP 401\)/);
-    expect(existsSync(path.join(work, 'vendor', PACKAGE))).toBe(false);
-    const log = await gw.requestsSince(mark);
-    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(['GET /composer/packages.json 401']);
-    expect(log[0], JSON.stringify(log[0])).toMatchObject({ authFailure: reason });
-  });
+    {
+      credential: 'the token keyed by the host without its port',
+      password: (): string => gw.token,
+      hostKey: '127.0.0.1',
+      reason: 'missing',
+    },
+  ])(
+    'refuses composer with $credential: it fails on a 401, nothing is installed',
+    async ({ password, hostKey, reason }) => {
+      const { env, work } = project('composer-refused', password(), { hostKey });
+      const mark = await gw.mark();
+      const r = await install(work, env);
+      expect(r.code, r.output).not.toBe(0);
+      expect(r.output).toMatch(/URL required authentication \(HTTP 401\)/);
+      expect(existsSync(path.join(work, 'vendor', PACKAGE))).toBe(false);
+      const log = await gw.requestsSince(mark);
+      expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(['GET /composer/packages.json 401']);
+      expect(log[0], JSON.stringify(log[0])).toMatchObject({ authFailure: reason });
+    },
+  );
 
-  it('the upstream saw only requests the gateway forwarded, and no token', () => expectOnlyForwarded(gw, upstream, { noAuthorization: true }));
+  it('the upstream saw only requests the gateway forwarded, and no token', () =>
+    expectOnlyForwarded(gw, upstream, { noAuthorization: true }));
 });

@@ -39,14 +39,20 @@ function workDir(label: string): { work: string; env: NodeJS.ProcessEnv } {
 describe('curl through the gateway', () => {
   it.each([
     { how: 'Basic (-u project:token)', args: (): string[] => ['-u', `scripts:${gw.token}`], project: 'scripts' },
-    { how: 'Bearer (-H Authorization)', args: (): string[] => ['-H', `Authorization: Bearer ${gw.token}`], project: 'default' },
+    {
+      how: 'Bearer (-H Authorization)',
+      args: (): string[] => ['-H', `Authorization: Bearer ${gw.token}`],
+      project: 'default',
+    },
   ])('downloads with $how', async ({ args, project }) => {
     const { work, env } = workDir('curl-ok');
     const mark = await gw.mark();
     const r = await run(curl, ['-q', '-fsS', ...args(), '-o', 'out.txt', `${gw.url}${FILE}`], { cwd: work, env });
     expect(r.code, r.output).toBe(0);
     expect(readFileSync(path.join(work, 'out.txt'), 'utf8')).toBe(CONTENT);
-    expect(await gw.requestsSince(mark)).toEqual([expect.objectContaining({ path: FILE, status: 200, project, tokenId: gw.tokenId })]);
+    expect(await gw.requestsSince(mark)).toEqual([
+      expect.objectContaining({ path: FILE, status: 200, project, tokenId: gw.tokenId }),
+    ]);
   });
 
   it.each([
@@ -54,7 +60,10 @@ describe('curl through the gateway', () => {
     { credential: 'no token', args: (): string[] => [] },
   ])('is refused with $credential: 401, a challenge and a JSON error', async ({ args }) => {
     const { work, env } = workDir('curl-refused');
-    const r = await run(curl, ['-q', '-sS', '-D', '-', '-o', 'body.json', ...args(), `${gw.url}${FILE}`], { cwd: work, env });
+    const r = await run(curl, ['-q', '-sS', '-D', '-', '-o', 'body.json', ...args(), `${gw.url}${FILE}`], {
+      cwd: work,
+      env,
+    });
     expect(r.code, r.output).toBe(0);
     expect(r.stdout).toMatch(/^HTTP\/1\.1 401 /);
     expect(r.stdout).toMatch(/^www-authenticate: Basic realm="tollgate"/im);
@@ -69,18 +78,29 @@ describe('wget through the gateway', () => {
   it('downloads with --user/--password (Basic, sent after the challenge)', async () => {
     const { work, env } = workDir('wget-ok');
     const mark = await gw.mark();
-    const r = await run(wget, ['-q', '--user', 'scripts', '--password', gw.token, '-O', 'out.txt', `${gw.url}${FILE}`], { cwd: work, env });
+    const r = await run(
+      wget,
+      ['-q', '--user', 'scripts', '--password', gw.token, '-O', 'out.txt', `${gw.url}${FILE}`],
+      { cwd: work, env },
+    );
     expect(r.code, r.output).toBe(0);
     expect(readFileSync(path.join(work, 'out.txt'), 'utf8')).toBe(CONTENT);
     const log = await gw.requestsSince(mark);
-    expect(log.map((l) => l.status), JSON.stringify(log)).toEqual([401, 200]);
+    expect(
+      log.map((l) => l.status),
+      JSON.stringify(log),
+    ).toEqual([401, 200]);
     expect(log[0]).toMatchObject({ authFailure: 'missing' });
     expect(log[1]).toMatchObject({ project: 'scripts', tokenId: gw.tokenId });
   });
 
   it('downloads with a Bearer --header', async () => {
     const { work, env } = workDir('wget-bearer');
-    const r = await run(wget, ['-q', '--header', `Authorization: Bearer ${gw.token}`, '-O', 'out.txt', `${gw.url}${FILE}`], { cwd: work, env });
+    const r = await run(
+      wget,
+      ['-q', '--header', `Authorization: Bearer ${gw.token}`, '-O', 'out.txt', `${gw.url}${FILE}`],
+      { cwd: work, env },
+    );
     expect(r.code, r.output).toBe(0);
     expect(readFileSync(path.join(work, 'out.txt'), 'utf8')).toBe(CONTENT);
   });

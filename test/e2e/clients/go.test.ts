@@ -19,7 +19,9 @@ let go: string;
 const { gw, upstream } = clientSuite({
   label: 'go',
   route: { prefix: '/go/', ecosystem: 'go' },
-  requireClients: () => { go = requireClient('go', 'apt-get install golang-go'); },
+  requireClients: () => {
+    go = requireClient('go', 'apt-get install golang-go');
+  },
   tls: true,
   build: (root) => buildModuleProxy(root),
 });
@@ -40,8 +42,11 @@ async function buildModuleProxy(root: string): Promise<void> {
     "    z.writestr(prefix + '/go.mod', go_mod)",
     "    z.writestr(prefix + '/greet.go', source)",
   ].join('\n');
-  await runOk(requirePython(), ['-c', script, path.join(dir, `${VERSION}.zip`), `${MODULE}@${VERSION}`, goMod, source],
-    { cwd: root, env: { PATH: process.env.PATH, HOME: root } });
+  await runOk(
+    requirePython(),
+    ['-c', script, path.join(dir, `${VERSION}.zip`), `${MODULE}@${VERSION}`, goMod, source],
+    { cwd: root, env: { PATH: process.env.PATH, HOME: root } },
+  );
 }
 
 /** A fresh HOME with the token (if any) in ~/.netrc, and the go command's environment. */
@@ -73,16 +78,24 @@ describe('go through the gateway', () => {
     expect(downloaded.Error).toBeUndefined();
     expect(downloaded.Sum).toMatch(/^h1:/);
     const log = await gw.requestsSince(mark);
-    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(expect.arrayContaining([
-      `GET /go/${MODULE}/@v/${VERSION}.info 200`, `GET /go/${MODULE}/@v/${VERSION}.mod 200`, `GET /go/${MODULE}/@v/${VERSION}.zip 200`,
-    ]));
-    for (const l of log) expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'platform-team', tokenId: gw.tokenId });
+    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(
+      expect.arrayContaining([
+        `GET /go/${MODULE}/@v/${VERSION}.info 200`,
+        `GET /go/${MODULE}/@v/${VERSION}.mod 200`,
+        `GET /go/${MODULE}/@v/${VERSION}.zip 200`,
+      ]),
+    );
+    for (const l of log)
+      expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'platform-team', tokenId: gw.tokenId });
   });
 
   it('builds and runs a program that requires the module', async () => {
     const { env, work } = goEnv('go-run', gw.token);
     writeFileSync(path.join(work, 'go.mod'), `module example.com/app\n\ngo 1.19\n\nrequire ${MODULE} ${VERSION}\n`);
-    writeFileSync(path.join(work, 'main.go'), `package main\n\nimport (\n\t"fmt"\n\n\t"${MODULE}"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n`);
+    writeFileSync(
+      path.join(work, 'main.go'),
+      `package main\n\nimport (\n\t"fmt"\n\n\t"${MODULE}"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n`,
+    );
     const r = await run(go, ['run', '.'], { cwd: work, env });
     expect(r.code, r.output).toBe(0);
     expect(r.stdout.trim()).toBe('hello from greet');
@@ -97,9 +110,12 @@ describe('go through the gateway', () => {
     const r = await run(go, ['mod', 'download', '-json', `${MODULE}@${VERSION}`], { cwd: work, env });
     expect(r.code, r.output).not.toBe(0);
     expect(r.output).toMatch(/401 Unauthorized/);
-    expect(existsSync(path.join(env.GOPATH!, 'pkg', 'mod', 'cache', 'download', MODULE, '@v', `${VERSION}.zip`))).toBe(false);
+    expect(existsSync(path.join(env.GOPATH!, 'pkg', 'mod', 'cache', 'download', MODULE, '@v', `${VERSION}.zip`))).toBe(
+      false,
+    );
     expectAllRefused(await gw.requestsSince(mark));
   });
 
-  it('the upstream saw only requests the gateway forwarded, and no token', () => expectOnlyForwarded(gw, upstream, { noAuthorization: true }));
+  it('the upstream saw only requests the gateway forwarded, and no token', () =>
+    expectOnlyForwarded(gw, upstream, { noAuthorization: true }));
 });

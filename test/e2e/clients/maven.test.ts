@@ -5,7 +5,16 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clientSuite, expectAllRefused, expectOnlyForwarded } from '../../helpers/client-suite.js';
 import {
-  clientEnv, freshHome, scratchDir, metricValue, requestLog, requireClient, run, runOk, startTreeServer, urlsIn,
+  clientEnv,
+  freshHome,
+  scratchDir,
+  metricValue,
+  requestLog,
+  requireClient,
+  run,
+  runOk,
+  startTreeServer,
+  urlsIn,
 } from '../../helpers/clients.js';
 
 /**
@@ -31,7 +40,9 @@ const { gw, upstream } = clientSuite({
   requireClients: () => {
     mvn = requireClient('mvn', 'apt-get install maven');
     if (!existsSync(path.join(M2, 'org', 'apache', 'maven', 'plugins'))) {
-      throw new Error(`${M2} holds no Maven plugins: the test serves the plugin closure from there (run any mvn build once online, or apt-get install maven on the CI image)`);
+      throw new Error(
+        `${M2} holds no Maven plugins: the test serves the plugin closure from there (run any mvn build once online, or apt-get install maven on the CI image)`,
+      );
     }
   },
   // acme-lib (built into the upstream's own root) first, then the machine's ~/.m2.
@@ -44,22 +55,38 @@ async function buildAcmeLib(root: string): Promise<void> {
   const src = scratchDir('acme-lib-src');
   const javaFile = path.join(src, 'com', 'acme', 'Lib.java');
   mkdirSync(path.dirname(javaFile), { recursive: true });
-  writeFileSync(javaFile, 'package com.acme;\npublic final class Lib {\n  public static String name() { return "acme-lib"; }\n}\n');
+  writeFileSync(
+    javaFile,
+    'package com.acme;\npublic final class Lib {\n  public static String name() { return "acme-lib"; }\n}\n',
+  );
   const env = { PATH: process.env.PATH, HOME: src };
   const classes = path.join(src, 'classes');
-  await runOk(requireClient('javac', 'apt-get install openjdk-17-jdk-headless'), ['-d', classes, javaFile], { cwd: src, env });
+  await runOk(requireClient('javac', 'apt-get install openjdk-17-jdk-headless'), ['-d', classes, javaFile], {
+    cwd: src,
+    env,
+  });
   const dir = path.join(root, 'com', 'acme', 'acme-lib', '1.0.0');
   mkdirSync(dir, { recursive: true });
-  await runOk(requireClient('jar', 'apt-get install openjdk-17-jdk-headless'),
-    ['cf', path.join(dir, 'acme-lib-1.0.0.jar'), '-C', classes, '.'], { cwd: src, env });
-  writeFileSync(path.join(dir, 'acme-lib-1.0.0.pom'), [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    '<project xmlns="http://maven.apache.org/POM/4.0.0">',
-    '  <modelVersion>4.0.0</modelVersion>',
-    '  <groupId>com.acme</groupId><artifactId>acme-lib</artifactId><version>1.0.0</version><packaging>jar</packaging>',
-    '</project>', ''].join('\n'));
+  await runOk(
+    requireClient('jar', 'apt-get install openjdk-17-jdk-headless'),
+    ['cf', path.join(dir, 'acme-lib-1.0.0.jar'), '-C', classes, '.'],
+    { cwd: src, env },
+  );
+  writeFileSync(
+    path.join(dir, 'acme-lib-1.0.0.pom'),
+    [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<project xmlns="http://maven.apache.org/POM/4.0.0">',
+      '  <modelVersion>4.0.0</modelVersion>',
+      '  <groupId>com.acme</groupId><artifactId>acme-lib</artifactId><version>1.0.0</version><packaging>jar</packaging>',
+      '</project>',
+      '',
+    ].join('\n'),
+  );
   for (const file of ['acme-lib-1.0.0.jar', 'acme-lib-1.0.0.pom']) {
-    const sha1 = createHash('sha1').update(readFileSync(path.join(dir, file))).digest('hex');
+    const sha1 = createHash('sha1')
+      .update(readFileSync(path.join(dir, file)))
+      .digest('hex');
     writeFileSync(path.join(dir, `${file}.sha1`), sha1);
   }
 }
@@ -67,38 +94,51 @@ async function buildAcmeLib(root: string): Promise<void> {
 /** A fresh HOME with settings.xml (mirror * → gateway, server credentials) and a trivial project using acme-lib. */
 function mavenProject(label: string, credentials: { username: string; password: string } | undefined) {
   const home = freshHome(label);
-  const settings = home.write('.m2/settings.xml', [
-    '<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">',
-    '  <mirrors>',
-    `    <mirror><id>tollgate</id><mirrorOf>*</mirrorOf><url>${gw.url}/maven/</url></mirror>`,
-    '  </mirrors>',
-    credentials
-      ? `  <servers><server><id>tollgate</id><username>${credentials.username}</username><password>${credentials.password}</password></server></servers>`
-      : '',
-    '</settings>', ''].join('\n'));
+  const settings = home.write(
+    '.m2/settings.xml',
+    [
+      '<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">',
+      '  <mirrors>',
+      `    <mirror><id>tollgate</id><mirrorOf>*</mirrorOf><url>${gw.url}/maven/</url></mirror>`,
+      '  </mirrors>',
+      credentials
+        ? `  <servers><server><id>tollgate</id><username>${credentials.username}</username><password>${credentials.password}</password></server></servers>`
+        : '',
+      '</settings>',
+      '',
+    ].join('\n'),
+  );
   const proj = home.dir('proj');
-  writeFileSync(path.join(proj, 'pom.xml'), [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    '<project xmlns="http://maven.apache.org/POM/4.0.0">',
-    '  <modelVersion>4.0.0</modelVersion>',
-    '  <groupId>com.example</groupId><artifactId>consumer</artifactId><version>1.0.0</version>',
-    '  <properties>',
-    '    <project.build.sourceEncoding>UTF-8</project.build.sourceEncoding>',
-    '    <maven.compiler.source>17</maven.compiler.source><maven.compiler.target>17</maven.compiler.target>',
-    '  </properties>',
-    '  <dependencies>',
-    '    <dependency><groupId>com.acme</groupId><artifactId>acme-lib</artifactId><version>1.0.0</version></dependency>',
-    '  </dependencies>',
-    // Versions whose whole closure the machine's ~/.m2 holds (Maven 3.8's default bindings,
-    // resources 2.6 and compiler 3.1, have jars missing there).
-    '  <build><plugins>',
-    `    <plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-resources-plugin</artifactId><version>${RESOURCES_PLUGIN}</version></plugin>`,
-    `    <plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-compiler-plugin</artifactId><version>${COMPILER_PLUGIN}</version></plugin>`,
-    '  </plugins></build>',
-    '</project>', ''].join('\n'));
+  writeFileSync(
+    path.join(proj, 'pom.xml'),
+    [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<project xmlns="http://maven.apache.org/POM/4.0.0">',
+      '  <modelVersion>4.0.0</modelVersion>',
+      '  <groupId>com.example</groupId><artifactId>consumer</artifactId><version>1.0.0</version>',
+      '  <properties>',
+      '    <project.build.sourceEncoding>UTF-8</project.build.sourceEncoding>',
+      '    <maven.compiler.source>17</maven.compiler.source><maven.compiler.target>17</maven.compiler.target>',
+      '  </properties>',
+      '  <dependencies>',
+      '    <dependency><groupId>com.acme</groupId><artifactId>acme-lib</artifactId><version>1.0.0</version></dependency>',
+      '  </dependencies>',
+      // Versions whose whole closure the machine's ~/.m2 holds (Maven 3.8's default bindings,
+      // resources 2.6 and compiler 3.1, have jars missing there).
+      '  <build><plugins>',
+      `    <plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-resources-plugin</artifactId><version>${RESOURCES_PLUGIN}</version></plugin>`,
+      `    <plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-compiler-plugin</artifactId><version>${COMPILER_PLUGIN}</version></plugin>`,
+      '  </plugins></build>',
+      '</project>',
+      '',
+    ].join('\n'),
+  );
   const javaFile = path.join(proj, 'src', 'main', 'java', 'com', 'example', 'App.java');
   mkdirSync(path.dirname(javaFile), { recursive: true });
-  writeFileSync(javaFile, 'package com.example;\npublic class App {\n  public static String name() { return com.acme.Lib.name(); }\n}\n');
+  writeFileSync(
+    javaFile,
+    'package com.example;\npublic class App {\n  public static String name() { return com.acme.Lib.name(); }\n}\n',
+  );
   const repo = home.dir('m2-local');
   const env = clientEnv(home, { MAVEN_OPTS: `-Duser.home=${home.path}`, JAVA_HOME: process.env.JAVA_HOME });
   const args = ['-B', '--strict-checksums', '-s', settings, `-Dmaven.repo.local=${repo}`, 'compile'];
@@ -116,7 +156,12 @@ describe('Maven through the gateway', () => {
     expect(existsSync(path.join(repo, 'com', 'acme', 'acme-lib', '1.0.0', 'acme-lib-1.0.0.jar'))).toBe(true);
 
     // Every download Maven reports is from the gateway's /maven/ route.
-    const downloads = urlsIn(r.stdout.split('\n').filter((l) => /Downloaded from/.test(l)).join('\n'));
+    const downloads = urlsIn(
+      r.stdout
+        .split('\n')
+        .filter((l) => /Downloaded from/.test(l))
+        .join('\n'),
+    );
     expect(downloads.length, r.stdout).toBeGreaterThan(10);
     for (const u of downloads) expect(u).toMatch(new RegExp(`^${gw.url}/maven/`));
     expect(downloads).toContain(`${gw.url}/maven/com/acme/acme-lib/1.0.0/acme-lib-1.0.0.jar`);
@@ -134,13 +179,17 @@ describe('Maven through the gateway', () => {
     // Challenges are counted as challenges, never as failed authentications: every 401 without a
     // credential in the log so far (Maven's, and the test's own log marks) is one challenge.
     const metrics = await gw.metrics();
-    expect(metricValue(metrics, 'tollgate_auth_challenges_total'))
-      .toBe(requestLog(gw.gateway).filter((l) => l.authFailure === 'missing').length);
+    expect(metricValue(metrics, 'tollgate_auth_challenges_total')).toBe(
+      requestLog(gw.gateway).filter((l) => l.authFailure === 'missing').length,
+    );
     expect(metricValue(metrics, 'tollgate_auth_failures_total'), metrics).toBe(0);
   });
 
   it.each([
-    { credential: 'a wrong token', server: (): { username: string; password: string } => ({ username: 'java-team', password: gw.wrongToken }) },
+    {
+      credential: 'a wrong token',
+      server: (): { username: string; password: string } => ({ username: 'java-team', password: gw.wrongToken }),
+    },
     { credential: 'no token', server: (): undefined => undefined },
   ])('refuses mvn with $credential: the build fails, the gateway answers 401', async ({ server }) => {
     const { proj, repo, env, args } = mavenProject('mvn-refused', server());
@@ -149,8 +198,10 @@ describe('Maven through the gateway', () => {
     expect(r.code, r.output).not.toBe(0);
     expect(r.stdout).toMatch(/401|Unauthorized|status code: 401/);
     expect(existsSync(path.join(proj, 'target', 'classes'))).toBe(false);
-    expect(existsSync(path.join(repo, 'org', 'apache', 'maven', 'plugins', 'maven-compiler-plugin'))
-      && existsSync(path.join(repo, 'com', 'acme', 'acme-lib', '1.0.0', 'acme-lib-1.0.0.jar'))).toBe(false);
+    expect(
+      existsSync(path.join(repo, 'org', 'apache', 'maven', 'plugins', 'maven-compiler-plugin')) &&
+        existsSync(path.join(repo, 'com', 'acme', 'acme-lib', '1.0.0', 'acme-lib-1.0.0.jar')),
+    ).toBe(false);
     expectAllRefused(await gw.requestsSince(mark));
   });
 

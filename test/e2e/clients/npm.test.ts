@@ -4,8 +4,17 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clientSuite, expectAllRefused } from '../../helpers/client-suite.js';
 import {
-  clientEnv, freshHome, scratchDir, requestsAroundGateway, requireClient, requireDevClient, run, runOk,
-  startRecordingProxy, urlsIn, type Home,
+  clientEnv,
+  freshHome,
+  scratchDir,
+  requestsAroundGateway,
+  requireClient,
+  requireDevClient,
+  run,
+  runOk,
+  startRecordingProxy,
+  urlsIn,
+  type Home,
 } from '../../helpers/clients.js';
 import { githubClaims, startOidcIssuer, DEFAULT_AUDIENCE, type OidcIssuer } from '../../helpers/oidc-issuer.js';
 import { freePort, REPO_ROOT, runCli } from '../../helpers/process.js';
@@ -51,11 +60,19 @@ const { gw, upstream } = clientSuite({
   },
   // Jobs of the acme organisation get tokens restricted to @acme/* on /npm/.
   config: () => ({
-    ciProviders: [{
-      name: 'github', kind: 'github', issuer: issuer!.url, audience: DEFAULT_AUDIENCE,
-      allow: { repository_owner_id: '4200' }, production: { ref: 'refs/heads/main' }, project: 'repository', tokenTtl: '1h',
-      restrictions: { routes: ['/npm/'], packages: ['@acme/*'] },
-    }],
+    ciProviders: [
+      {
+        name: 'github',
+        kind: 'github',
+        issuer: issuer!.url,
+        audience: DEFAULT_AUDIENCE,
+        allow: { repository_owner_id: '4200' },
+        production: { ref: 'refs/heads/main' },
+        project: 'repository',
+        tokenTtl: '1h',
+        restrictions: { routes: ['/npm/'], packages: ['@acme/*'] },
+      },
+    ],
   }),
   teardown: async () => {
     registry?.child.kill('SIGTERM');
@@ -67,27 +84,33 @@ const { gw, upstream } = clientSuite({
 async function startVerdaccio(): Promise<Registry> {
   const dir = scratchDir('verdaccio');
   const port = await freePort();
-  writeFileSync(path.join(dir, 'config.yaml'), [
-    'storage: ./storage',
-    'auth:',
-    '  htpasswd:',
-    '    file: ./htpasswd',
-    '    max_users: 10',
-    'uplinks: {}',
-    'packages:',
-    "  '@*/*':",
-    '    access: $all',
-    '    publish: $authenticated',
-    "  '**':",
-    '    access: $all',
-    '    publish: $authenticated',
-    'log: { type: stdout, format: json, level: warn }',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    path.join(dir, 'config.yaml'),
+    [
+      'storage: ./storage',
+      'auth:',
+      '  htpasswd:',
+      '    file: ./htpasswd',
+      '    max_users: 10',
+      'uplinks: {}',
+      'packages:',
+      "  '@*/*':",
+      '    access: $all',
+      '    publish: $authenticated',
+      "  '**':",
+      '    access: $all',
+      '    publish: $authenticated',
+      'log: { type: stdout, format: json, level: warn }',
+      '',
+    ].join('\n'),
+  );
   const bin = path.join(REPO_ROOT, 'node_modules', 'verdaccio', 'bin', 'verdaccio');
   if (!existsSync(bin)) throw new Error('verdaccio not found: install it with npm ci (it is a devDependency)');
-  const child = spawn(process.execPath, [bin, '-c', path.join(dir, 'config.yaml'), '-l', `127.0.0.1:${port}`],
-    { cwd: dir, env: { PATH: process.env.PATH, HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, '-c', path.join(dir, 'config.yaml'), '-l', `127.0.0.1:${port}`], {
+    cwd: dir,
+    env: { PATH: process.env.PATH, HOME: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   process.once('exit', () => child.kill('SIGKILL')); // never outlives the test file
   const chunks: string[] = [];
   const output = (): string => chunks.join('');
@@ -120,17 +143,30 @@ async function publishPackages(registry: Registry): Promise<void> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ name: 'publisher', password: 'publisher-password' }),
   });
-  const body = await res.json() as { token?: string };
+  const body = (await res.json()) as { token?: string };
   if (!res.ok || !body.token) throw new Error(`verdaccio adduser: ${res.status} ${JSON.stringify(body)}`);
   const home = freshHome('npm-publisher');
   home.write('.npmrc', `//127.0.0.1:${registry.port}/:_authToken=${body.token}\nupdate-notifier=false\n`);
-  home.write('lib/package.json', JSON.stringify({ name: '@acme/lib', version: '1.0.0', main: 'index.js', license: 'MIT' }));
+  home.write(
+    'lib/package.json',
+    JSON.stringify({ name: '@acme/lib', version: '1.0.0', main: 'index.js', license: 'MIT' }),
+  );
   home.write('lib/index.js', "module.exports = 'acme-lib';\n");
-  home.write('app/package.json', JSON.stringify({
-    name: '@acme/app', version: '1.0.0', main: 'index.js', license: 'MIT', dependencies: { '@acme/lib': '^1.0.0' },
-  }));
+  home.write(
+    'app/package.json',
+    JSON.stringify({
+      name: '@acme/app',
+      version: '1.0.0',
+      main: 'index.js',
+      license: 'MIT',
+      dependencies: { '@acme/lib': '^1.0.0' },
+    }),
+  );
   home.write('app/index.js', "module.exports = require('@acme/lib') + '+app';\n");
-  home.write('foreign/package.json', JSON.stringify({ name: 'foreign-lib', version: '1.0.0', main: 'index.js', license: 'MIT' }));
+  home.write(
+    'foreign/package.json',
+    JSON.stringify({ name: 'foreign-lib', version: '1.0.0', main: 'index.js', license: 'MIT' }),
+  );
   home.write('foreign/index.js', "module.exports = 'foreign';\n");
   for (const pkg of ['lib', 'app', 'foreign']) {
     await runOk(npm, ['publish', `./${pkg}`, '--registry', registry.url], { cwd: home.path, env: clientEnv(home) });
@@ -155,7 +191,10 @@ const basicLines = (project: string): string[] => [
 
 /** The installed app really runs: both packages are on disk and wired together. */
 async function expectInstalled(proj: string): Promise<void> {
-  const r = await run(process.execPath, ['-e', "process.stdout.write(require('@acme/app'))"], { cwd: proj, env: { PATH: process.env.PATH } });
+  const r = await run(process.execPath, ['-e', "process.stdout.write(require('@acme/app'))"], {
+    cwd: proj,
+    env: { PATH: process.env.PATH },
+  });
   expect(r.stdout, r.output).toBe('acme-lib+app');
 }
 
@@ -178,11 +217,18 @@ describe('npm through the gateway', () => {
     await expectInstalled(proj);
     expectLockfileOnGateway(readFileSync(path.join(proj, 'package-lock.json'), 'utf8'));
     const log = await gw.requestsSince(mark);
-    expect(log.filter((l) => l.status === 401), JSON.stringify(log)).toEqual([]);
-    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(expect.arrayContaining([
-      'GET /npm/@acme%2fapp 200', 'GET /npm/@acme%2flib 200',
-      'GET /npm/@acme/app/-/app-1.0.0.tgz 200', 'GET /npm/@acme/lib/-/lib-1.0.0.tgz 200',
-    ]));
+    expect(
+      log.filter((l) => l.status === 401),
+      JSON.stringify(log),
+    ).toEqual([]);
+    expect(log.map((l) => `${l.method} ${l.path} ${l.status}`)).toEqual(
+      expect.arrayContaining([
+        'GET /npm/@acme%2fapp 200',
+        'GET /npm/@acme%2flib 200',
+        'GET /npm/@acme/app/-/app-1.0.0.tgz 200',
+        'GET /npm/@acme/lib/-/lib-1.0.0.tgz 200',
+      ]),
+    );
     expect(new Set(log.map((l) => l.tokenId))).toEqual(new Set([gw.tokenId]));
   });
 
@@ -214,7 +260,8 @@ describe('npm through the gateway', () => {
     expectLockfileOnGateway(readFileSync(path.join(proj, 'package-lock.json'), 'utf8'));
     const log = await gw.requestsSince(mark);
     expect(log.length).toBeGreaterThanOrEqual(4);
-    for (const l of log) expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'web-frontend', tokenId: gw.tokenId });
+    for (const l of log)
+      expect(l, JSON.stringify(l)).toMatchObject({ status: 200, project: 'web-frontend', tokenId: gw.tokenId });
   });
 });
 
@@ -237,7 +284,7 @@ describe('pnpm through the gateway', () => {
     const r = await run(pnpm, ['add', '@acme/app'], { cwd: proj, env });
     expect(r.code, r.output).toBe(0);
     await expectInstalled(proj);
-    for (const l of (await gw.requestsSince(mark))) expect(l).toMatchObject({ status: 200, project: 'pnpm-project' });
+    for (const l of await gw.requestsSince(mark)) expect(l).toMatchObject({ status: 200, project: 'pnpm-project' });
   });
 });
 
@@ -250,14 +297,22 @@ describe('yarn classic through the gateway', () => {
     await expectInstalled(proj);
     expectLockfileOnGateway(readFileSync(path.join(proj, 'yarn.lock'), 'utf8'));
     const log = await gw.requestsSince(mark);
-    expect(log.filter((l) => l.status === 401), JSON.stringify(log)).toEqual([]);
+    expect(
+      log.filter((l) => l.status === 401),
+      JSON.stringify(log),
+    ).toEqual([]);
     expect(log.some((l) => l.path === '/npm/@acme/app/-/app-1.0.0.tgz' && l.status === 200)).toBe(true);
   });
 });
 
 describe('a token restricted to @acme/* packages (tollgate token create --package)', () => {
   it('installs @acme/app and its @acme dependency, and is refused a package outside @acme (403) before anything is fetched', async () => {
-    const restricted = await gw.createToken('npm-acme-only', 'production', ['--route', '/npm/', '--package', '@acme/*']);
+    const restricted = await gw.createToken('npm-acme-only', 'production', [
+      '--route',
+      '/npm/',
+      '--package',
+      '@acme/*',
+    ]);
     const { proj, env } = consumer('npm-restricted', [`//${gw.hostPort}/npm/:_authToken=${restricted.token}`]);
     let mark = await gw.mark();
     const ok = await run(npm, ['install', '--no-audit', '@acme/app'], { cwd: proj, env });
@@ -277,10 +332,12 @@ describe('a token restricted to @acme/* packages (tollgate token create --packag
 });
 
 describe('a token a CI job exchanged its OIDC identity for (tollgate token exchange)', () => {
-  it('installs @acme/app with the token the CLI printed in a simulated GitHub Actions job, and the policy\'s restriction holds', async () => {
+  it("installs @acme/app with the token the CLI printed in a simulated GitHub Actions job, and the policy's restriction holds", async () => {
     issuer!.actionsClaims = githubClaims();
     const exchanged = await runCli(['token', 'exchange', '--gateway', gw.url, '--audience', DEFAULT_AUDIENCE], {
-      GITHUB_ACTIONS: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: issuer!.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer!.actionsRequestToken,
+      GITHUB_ACTIONS: 'true',
+      ACTIONS_ID_TOKEN_REQUEST_URL: issuer!.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer!.actionsRequestToken,
     });
     expect(exchanged.code, exchanged.stderr).toBe(0);
     const token = exchanged.stdout.trim();
@@ -300,8 +357,11 @@ describe('a token a CI job exchanged its OIDC identity for (tollgate token excha
     mark = await gw.mark();
     const refused = await run(npm, ['install', '--no-audit', 'foreign-lib'], { cwd: proj, env });
     expect(refused.code, refused.output).not.toBe(0);
-    for (const l of await gw.requestsSince(mark)) expect(l, JSON.stringify(l)).toMatchObject({ status: 403, refusedBy: 'package' });
-    expect(await gw.metrics()).toMatch(/tollgate_ci_exchanges_total\{provider="github",outcome="issued",type="production"\} 1/);
+    for (const l of await gw.requestsSince(mark))
+      expect(l, JSON.stringify(l)).toMatchObject({ status: 403, refusedBy: 'package' });
+    expect(await gw.metrics()).toMatch(
+      /tollgate_ci_exchanges_total\{provider="github",outcome="issued",type="production"\} 1/,
+    );
   });
 });
 
@@ -317,7 +377,8 @@ describe('refusals', () => {
   ]);
 
   it.each(cases)('$client with $credential fails, and the gateway answers 401', async ({ client, credential }) => {
-    const lines = credential === 'no token' ? [] : [`//${gw.hostPort}/npm/:_authToken=${gw.wrongToken}`, 'always-auth=true'];
+    const lines =
+      credential === 'no token' ? [] : [`//${gw.hostPort}/npm/:_authToken=${gw.wrongToken}`, 'always-auth=true'];
     const { proj, env } = consumer(`${client}-refused`, lines);
     const mark = await gw.mark();
     const r = await installs[client]!(proj, env);
