@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -52,11 +53,36 @@ export async function startFaultyOrigin(respond: (socket: net.Socket, head: stri
   };
 }
 
-/** A loopback port nothing listens on (bound by the OS, then released). */
+/**
+ * A loopback port nothing listens on, and nothing will while the test runs. An ephemeral port
+ * the OS handed out and took back can be handed to the next test file's server a moment later
+ * (files run in parallel): that server then answered the "closed" port. So the port is taken
+ * below the ephemeral range (every test server listens on port 0, within that range), and
+ * checked free by binding it once.
+ */
 export async function closedPort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free loopback port between 10000 and ${low}`);
+}
+
+/** The lowest port the OS hands out for port 0 (Linux; 32768 elsewhere, its default). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }

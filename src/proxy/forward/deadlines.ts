@@ -65,9 +65,14 @@ export class UpstreamDeadlines {
   }
 
   #tick(): void {
+    const previous = this.now;
     this.now = performance.now();
-    // A stamp is up to one tick older than the progress it records: allow one tick more.
-    const before = this.now - this.#timeoutMs - this.#tickMs;
+    // A stamp is up to one tick older than the progress it records: allow one tick more. A tick
+    // that comes late found the process itself stalled (CPU starved, a long GC): the bytes that
+    // arrived meanwhile wait behind this timer to be read, so the stall does not count as the
+    // upstream's silence.
+    const late = Math.max(0, this.now - previous - 2 * this.#tickMs);
+    const before = this.now - this.#timeoutMs - this.#tickMs - late;
     let exchange = this.#head.nextWatched;
     while (exchange !== this.#head && exchange !== null) {
       const next = exchange.nextWatched; // an expired exchange leaves the list
