@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/logger.js';
 import { errorFields } from './logging/error-fields.js';
-import type { TokenStore } from './tokens/store.js';
+import type { TokenRecord, TokenStore } from './tokens/store.js';
 import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { activeProductionTokens } from './tokens/service.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
@@ -271,25 +271,21 @@ function createCiExchange(
     verifier: createCiVerifier(config.ciProviders, config.ciExchange),
     rate: createExchangeRateLimiter(config.ciExchange),
   });
+  /** A token's and a CI identity's fields in a log line (never the token itself). */
+  const tokenFields = (r: TokenRecord | undefined) => ({ tokenId: r?.id, tokenName: r?.name, tokenType: r?.type });
   const onExchange = (o: ExchangeOutcome): void => {
     metrics.ciExchanges.labels(o.provider ?? 'none', o.outcome, o.record ? o.record.type : 'none').inc();
+    const { subject, repository, ref, runId } = o.identity ?? {};
     const fields = {
       event: 'ci.exchange',
       outcome: o.outcome,
       reason: o.reason,
       detail: o.detail,
       provider: o.provider,
-      clientIp: o.clientIp,
-      subject: o.identity?.subject,
-      repository: o.identity?.repository,
-      ref: o.identity?.ref,
-      runId: o.identity?.runId,
-      tokenId: o.record?.id,
-      tokenName: o.record?.name,
-      tokenType: o.record?.type,
     };
-    if (o.outcome === 'unavailable' || o.outcome === 'error') logger.warn(fields, 'CI token exchange failed');
-    else logger.info(fields, o.outcome === 'issued' ? 'CI token issued' : 'CI token exchange refused');
+    const line = { ...fields, clientIp: o.clientIp, subject, repository, ref, runId, ...tokenFields(o.record) };
+    if (o.outcome === 'unavailable' || o.outcome === 'error') logger.warn(line, 'CI token exchange failed');
+    else logger.info(line, o.outcome === 'issued' ? 'CI token issued' : 'CI token exchange refused');
   };
   const purge = startCiPurge({
     store,
@@ -298,20 +294,9 @@ function createCiExchange(
     onPurged: (records) => {
       metrics.ciTokensPurged.inc(records.length);
       for (const r of records) {
-        logger.info(
-          {
-            event: 'ci.token_purged',
-            tokenId: r.id,
-            tokenName: r.name,
-            tokenType: r.type,
-            createdBy: r.createdBy,
-            expiresAt: r.expiresAt,
-            provider: r.ci?.provider,
-            subject: r.ci?.subject,
-            repository: r.ci?.repository,
-          },
-          'expired CI token purged',
-        );
+        const { provider, subject, repository } = r.ci ?? {};
+        const job = { provider, subject, repository, createdBy: r.createdBy, expiresAt: r.expiresAt };
+        logger.info({ event: 'ci.token_purged', ...tokenFields(r), ...job }, 'expired CI token purged');
       }
     },
     onError: (err) => logger.warn({ err: errorFields(err) }, 'CI token purge failed; retried at the next interval'),

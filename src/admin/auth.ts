@@ -10,6 +10,7 @@ import { loadAdminCredential, type AdminCredential } from './credential.js';
 import { createAdminSessionState } from './sessions.js';
 import { createSignInLimit, type SignInLimit } from './sign-in-limit.js';
 import { createError, type GatewayError } from '../errors.js';
+import { ASYMMETRIC_JWS_ALGORITHMS } from '../auth/jws-algorithms.js';
 
 /**
  * Who may use the admin API, and how a browser stays signed in.
@@ -102,19 +103,7 @@ export interface AdminAuthDeps {
 
 const SESSION_ISSUER = 'tollgate-admin';
 const SESSION_AUDIENCE = 'tollgate-admin-session';
-const OIDC_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-];
+const OIDC_ALGORITHMS = [...ASYMMETRIC_JWS_ALGORITHMS];
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 type AdminAuthConfig = Pick<Config, 'admin' | 'dataDir' | 'redis' | 'trustedProxies' | 'cacheTtlMs'>;

@@ -13,6 +13,7 @@ import type { TokenRestrictions } from '../tokens/restrictions.js';
 import type { CiIdentity } from '../tokens/store.js';
 import { ciIdentity, claimText, compileRules, firstMismatch, type Claims, type ClaimRules } from './claims.js';
 import { createKeySource, KeysUnavailable } from './keys.js';
+import { ASYMMETRIC_JWS_ALGORITHMS } from '../auth/jws-algorithms.js';
 
 /**
  * A CI job's OIDC ID token, checked against the trust policies (`ciProviders`): the signature
@@ -79,20 +80,8 @@ export interface CiVerifierOptions extends Pick<CiExchangeConfig, 'maxIdTokenLif
   keyRefetchCooldownMs?: number;
 }
 
-/** Signature algorithms accepted: asymmetric only (never `none`, never HMAC, whose "secret" could be a public key). */
-export const CI_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-] as const;
+/** Signature algorithms accepted: asymmetric only (auth/jws-algorithms.ts). */
+export const CI_ALGORITHMS = ASYMMETRIC_JWS_ALGORITHMS;
 const ALGORITHMS: ReadonlySet<string> = new Set(CI_ALGORITHMS);
 /** Far above any CI provider's ID token (1 to 2 KB); a longer subject is not parsed at all. */
 export const MAX_ID_TOKEN_LENGTH = 16 * 1024;

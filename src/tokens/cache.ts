@@ -137,14 +137,16 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
   let unsubscribe: (() => void) | undefined;
 
   function toCached(record: TokenRecord): CachedToken {
+    const { id, name, type, hash } = record;
+    const [expiresAt, restrictions] = [tokenEndsAt(record), compileRestrictions(record.restrictions)];
     return {
-      id: record.id,
-      name: record.name,
-      type: record.type,
-      hash: record.hash,
-      expiresAt: tokenEndsAt(record),
+      id,
+      name,
+      type,
+      hash,
+      expiresAt,
       revoked: record.revokedAt !== null,
-      restrictions: compileRestrictions(record.restrictions),
+      restrictions,
       ci: record.ci ?? undefined,
     };
   }

@@ -32,12 +32,28 @@ end
 `;
 
 /**
+ * Writes a new token (an insert's, a rotation's): its record from ARGV[fieldsFrom...], its id,
+ * its two name indexes and the list, all scored by createdAt; one issued to a CI job also goes
+ * into the expiry index the purge reads (schema 4). keys: token:<hash>, id:<id>, name:<name>,
+ * namekey:<folded name>, tokens.
+ */
+const WRITE_NEW_TOKEN_LUA = `
+local function writeNewToken(keys, prefix, hash, createdAt, fieldsFrom)
+  redis.call('HSET', keys[1], unpack(ARGV, fieldsFrom))
+  local ci = redis.call('HMGET', keys[1], 'ci', 'expiresAt')
+  if ci[1] and ci[2] then redis.call('ZADD', prefix .. 'ci-expiry', ci[2], hash) end
+  redis.call('SET', keys[2], hash)
+  for i = 3, 5 do redis.call('ZADD', keys[i], createdAt, hash) end
+end
+`;
+
+/**
  * KEYS: token:<hash>, id:<id>, name:<name>, namekey:<folded name>, tokens, rev, changes
  * ARGV: prefix, now, keep, channel, hash, createdAt, field, value, ...
  * `name:<name>` is the exact-name index of the first layout, kept up to date for gateways of
  * that version during an upgrade; this version reads `namekey:`.
  */
-const INSERT_LUA = `${LOG_CHANGE_LUA}
+const INSERT_LUA = `${LOG_CHANGE_LUA}${WRITE_NEW_TOKEN_LUA}
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return {'duplicate'}
 end
@@ -50,14 +66,7 @@ for _, index in ipairs({KEYS[4], KEYS[3]}) do
     if not f[2] and (not f[1] or tonumber(f[1]) > now) then return {'taken'} end
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
--- A token issued to a CI job is indexed by expiry, for the purge (schema 4).
-local ci = redis.call('HMGET', KEYS[1], 'ci', 'expiresAt')
-if ci[1] and ci[2] then redis.call('ZADD', ARGV[1] .. 'ci-expiry', ci[2], ARGV[5]) end
-redis.call('SET', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])
+writeNewToken({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV[1], ARGV[5], ARGV[6], 7)
 return {'ok', logChange(KEYS[6], KEYS[7], ARGV[5], tonumber(ARGV[3]), ARGV[4])}
 `;
 
@@ -88,7 +97,7 @@ return revoked
  * ARGV: prefix, now, keep, channel, new hash, createdAt, new id, overlapEndsAt, field, value, ...
  * The old token must be active: not revoked, not expired, not rotated already.
  */
-const ROTATE_LUA = `${LOG_CHANGE_LUA}
+const ROTATE_LUA = `${LOG_CHANGE_LUA}${WRITE_NEW_TOKEN_LUA}
 local old = redis.call('GET', KEYS[1])
 local oldKey = old and (ARGV[1] .. 'token:' .. old)
 if not oldKey or redis.call('EXISTS', oldKey) == 0 then return {'notfound'} end
@@ -98,14 +107,7 @@ if f[2] and tonumber(f[2]) <= tonumber(ARGV[2]) then return {'expired'} end
 if f[3] then return {'rotated'} end
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {'duplicate'} end
 redis.call('HSET', oldKey, 'replacedBy', ARGV[7], 'overlapEndsAt', ARGV[8])
-redis.call('HSET', KEYS[2], unpack(ARGV, 9))
--- A token issued to a CI job is indexed by expiry, for the purge (schema 4).
-local ci = redis.call('HMGET', KEYS[2], 'ci', 'expiresAt')
-if ci[1] and ci[2] then redis.call('ZADD', ARGV[1] .. 'ci-expiry', ci[2], ARGV[5]) end
-redis.call('SET', KEYS[3], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])
-redis.call('ZADD', KEYS[6], ARGV[6], ARGV[5])
+writeNewToken({KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]}, ARGV[1], ARGV[5], ARGV[6], 9)
 logChange(KEYS[7], KEYS[8], old, tonumber(ARGV[3]), ARGV[4])
 logChange(KEYS[7], KEYS[8], ARGV[5], tonumber(ARGV[3]), ARGV[4])
 return {'ok', redis.call('HGETALL', oldKey), redis.call('HGETALL', KEYS[2])}

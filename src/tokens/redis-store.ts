@@ -33,6 +33,7 @@ import {
   storedRecord,
   type ChangesSince,
   type LastUsed,
+  type NewTokenRecord,
   type SchemaReport,
   type TokenRecord,
   type TokenStore,
@@ -82,6 +83,16 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
     purged: purgedKey,
   } = redisKeys(prefix);
   const purgedKept = options.purgedKept ?? PURGED_CI_KEPT;
+  /** The keys a new token's insert (and a rotation's) writes: its record, id, names, and the logs. */
+  const newTokenKeys = (r: NewTokenRecord): string[] => [
+    tokenKey(r.hash),
+    idKey(r.id),
+    nameKey(r.name),
+    nameIndexKey(r.name),
+    tokensKey,
+    revKey,
+    changesKey,
+  ];
   const connections = openStoreConnections(options);
   const { client, ownsClient, reportError, untilFirstReady } = connections;
   const scripts = defineScripts(client);
@@ -199,19 +210,8 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
       return run(async () => {
         const fields = recordToFields(record);
         const [status] = await scripts.tollgateInsert(
-          tokenKey(record.hash),
-          idKey(record.id),
-          nameKey(record.name),
-          nameIndexKey(record.name),
-          tokensKey,
-          revKey,
-          changesKey,
-          prefix,
-          String(Date.now()),
-          keep,
-          channel,
-          record.hash,
-          String(record.createdAt),
+          ...newTokenKeys(record),
+          ...[prefix, String(Date.now()), keep, channel, record.hash, String(record.createdAt)],
           ...fields,
         );
         if (status === 'taken') throw new GatewayError('TOLLGATE_ERR_TOKEN_NAME_TAKEN', `"${record.name}"`);
@@ -242,19 +242,8 @@ export function createRedisTokenStore(options: RedisStoreOptions): TokenStore {
         const record = { ...next, name: previous.name };
         const [status, old, current] = await scripts.tollgateRotate(
           idKey(id),
-          tokenKey(record.hash),
-          idKey(record.id),
-          nameKey(record.name),
-          nameIndexKey(record.name),
-          tokensKey,
-          revKey,
-          changesKey,
-          prefix,
-          String(at),
-          keep,
-          channel,
-          record.hash,
-          String(record.createdAt),
+          ...newTokenKeys(record),
+          ...[prefix, String(at), keep, channel, record.hash, String(record.createdAt)],
           record.id,
           String(overlapEndsAt),
           ...recordToFields(record, id),

@@ -68,18 +68,9 @@ function toRecord(row: Row): TokenRecord {
 
 /** A new record's columns (insertRow's named parameters). */
 function toParams(record: NewTokenRecord, replaces: string | null) {
-  return {
-    id: record.id,
-    name: record.name,
-    type: record.type,
-    hash: record.hash,
-    createdAt: record.createdAt,
-    createdBy: record.createdBy,
-    expiresAt: record.expiresAt,
-    restrictions: encodeJson(record.restrictions),
-    replaces,
-    ci: encodeJson(record.ci),
-  };
+  const { id, name, type, hash, createdAt, createdBy, expiresAt } = record;
+  const [restrictions, ci] = [encodeJson(record.restrictions), encodeJson(record.ci)];
+  return { id, name, type, hash, createdAt, createdBy, expiresAt, restrictions, replaces, ci };
 }
 
 export interface SqliteStoreOptions {
