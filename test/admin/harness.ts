@@ -36,6 +36,30 @@ export interface AdminHarness {
 }
 
 /**
+ * A cookie-authenticated POST, the page's way (Origin, X-CSRF-Token): `body` goes as JSON,
+ * `extra` headers last (to override one).
+ */
+export function sessionPost(
+  h: AdminHarness,
+  session: { cookie: string; csrf: string },
+  pathname: string,
+  body?: unknown,
+  extra: Record<string, string> = {},
+): Promise<Response> {
+  return h.request(pathname, {
+    method: 'POST',
+    headers: {
+      cookie: session.cookie,
+      origin: ORIGIN,
+      'x-csrf-token': session.csrf,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/**
  * The admin app in-process (app.request, no socket) over a real SQLite token store and, as in
  * the embedded default, recent activity read from the NDJSON file sink's Production files,
  * configured through env like production.
