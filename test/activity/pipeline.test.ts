@@ -189,6 +189,33 @@ function expectNoToken(where: string, text: string): void {
   expect(text, where).not.toMatch(TOKEN_SHAPE);
 }
 
+/**
+ * A gateway whose webhook sink posts to a receiver of its own (listening from the start, or down
+ * until the test calls `listen()`), with `env()` (read when it starts) beside the routes: both
+ * started before the suite, closed after it.
+ */
+function webhookGateway(
+  env: () => Record<string, string>,
+  listening: boolean,
+): { gw: TestGateway; receiver: Receiver } {
+  const suite = {} as { gw: TestGateway; receiver: Receiver };
+  beforeAll(async () => {
+    suite.receiver = await createReceiver(() => `${suite.gw.adminUrl}/.well-known/jwks.json`);
+    if (listening) await suite.receiver.listen();
+    suite.gw = await startTestGateway({
+      TOLLGATE_CONFIG: routesFile,
+      TOLLGATE_ACTIVITY_WEBHOOK_URL: suite.receiver.url,
+      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
+      ...env(),
+    });
+  });
+  afterAll(async () => {
+    await suite.gw?.close();
+    await suite.receiver?.close();
+  });
+  return suite;
+}
+
 // ── Production to every sink at once ─────────────────────────────────────────────────────────
 
 describe('with the file, Redis Stream and webhook sinks at once', () => {
@@ -199,29 +226,25 @@ describe('with the file, Redis Stream and webhook sinks at once', () => {
   let prod: { token: string; record: { id: string; name: string } };
   let dev: { token: string; record: { id: string; name: string } };
 
-  beforeAll(async () => {
-    receiver = await createReceiver(() => `${gw.adminUrl}/.well-known/jwks.json`);
-    await receiver.listen();
-    gw = await startTestGateway({
-      TOLLGATE_CONFIG: routesFile,
+  const suite = webhookGateway(
+    () => ({
       TOLLGATE_REDIS_URL: redis.url,
       TOLLGATE_REDIS_PREFIX: prefix,
       TOLLGATE_ACTIVITY_SINKS: 'file,redis,webhook',
-      TOLLGATE_ACTIVITY_WEBHOOK_URL: receiver.url,
-      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
       TOLLGATE_ACTIVITY_RETRY_MAX_MS: '200',
       TOLLGATE_LAST_USED_FLUSH_MS: '100',
-    });
+    }),
+    true,
+  );
+
+  beforeAll(async () => {
+    ({ gw, receiver } = suite);
     client = new Redis(redis.url);
     prod = await newToken(gw, { name: 'ci-release', type: 'production' });
     dev = await newToken(gw, { name: 'laptop-dev', type: 'development' });
   });
 
-  afterAll(async () => {
-    client?.disconnect();
-    await gw?.close();
-    await receiver?.close();
-  });
+  afterAll(() => client?.disconnect());
 
   const productionKey = () => `${prefix}activity:production`;
 
@@ -569,25 +592,20 @@ describe('with TOLLGATE_ACTIVITY_DEVELOPMENT=separate', () => {
   let client: Redis;
   const prefix = `{tg-dev-${Math.random().toString(36).slice(2, 8)}}:`;
 
-  beforeAll(async () => {
-    receiver = await createReceiver(() => `${gw.adminUrl}/.well-known/jwks.json`);
-    await receiver.listen();
-    gw = await startTestGateway({
-      TOLLGATE_CONFIG: routesFile,
+  const suite = webhookGateway(
+    () => ({
       TOLLGATE_REDIS_URL: redis.url,
       TOLLGATE_REDIS_PREFIX: prefix,
       TOLLGATE_ACTIVITY_SINKS: 'file,redis,webhook',
-      TOLLGATE_ACTIVITY_WEBHOOK_URL: receiver.url,
       TOLLGATE_ACTIVITY_DEVELOPMENT: 'separate',
-      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
-    });
+    }),
+    true,
+  );
+  beforeAll(() => {
+    ({ gw, receiver } = suite);
     client = new Redis(redis.url);
   });
-  afterAll(async () => {
-    client?.disconnect();
-    await gw?.close();
-    await receiver?.close();
-  });
+  afterAll(() => client?.disconnect());
 
   it('sends Development events to the development stream and file only, never to the webhook or the Production stream', async () => {
     expect(gw.gateway.activity.runners.map((r) => r.name).sort()).toEqual([
@@ -644,22 +662,16 @@ describe('when the webhook receiver is down for a while', () => {
   let gw: TestGateway;
   let receiver: Receiver;
 
-  beforeAll(async () => {
-    receiver = await createReceiver(() => `${gw.adminUrl}/.well-known/jwks.json`);
-    gw = await startTestGateway({
-      TOLLGATE_CONFIG: routesFile,
+  const suite = webhookGateway(
+    () => ({
       TOLLGATE_ACTIVITY_SINKS: 'webhook',
-      TOLLGATE_ACTIVITY_WEBHOOK_URL: receiver.url,
-      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
       TOLLGATE_ACTIVITY_BATCH_SIZE: '3',
       TOLLGATE_ACTIVITY_MEMORY_EVENTS: '4', // most of the outage goes to the disk buffer
       TOLLGATE_ACTIVITY_RETRY_MAX_MS: '100',
-    });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await receiver?.close();
-  });
+    }),
+    false,
+  );
+  beforeAll(() => ({ gw, receiver } = suite));
 
   it('keeps serving downloads, then delivers every event exactly once and in order when the receiver comes back on the same port', async () => {
     const prod = await newToken(gw, { name: 'outage-ci' });
@@ -707,22 +719,16 @@ describe('with tiny queue bounds and the webhook down', () => {
   let gw: TestGateway;
   let receiver: Receiver;
 
-  beforeAll(async () => {
-    receiver = await createReceiver(() => `${gw.adminUrl}/.well-known/jwks.json`);
-    gw = await startTestGateway({
-      TOLLGATE_CONFIG: routesFile,
+  const suite = webhookGateway(
+    () => ({
       TOLLGATE_ACTIVITY_SINKS: 'webhook',
-      TOLLGATE_ACTIVITY_WEBHOOK_URL: receiver.url,
-      TOLLGATE_ACTIVITY_FLUSH_MS: '10',
       TOLLGATE_ACTIVITY_MEMORY_EVENTS: '5',
       TOLLGATE_ACTIVITY_SPOOL_MAX_BYTES: String(SPOOL_MAX_BYTES),
       TOLLGATE_ACTIVITY_RETRY_MAX_MS: '100',
-    });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await receiver?.close();
-  });
+    }),
+    false,
+  );
+  beforeAll(() => ({ gw, receiver } = suite));
 
   it('drops what does not fit, counts and logs it, keeps the disk buffer within its bound, and delivers the rest in order', async () => {
     const prod = await newToken(gw, { name: 'bound-ci' });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTENT_SECURITY_POLICY } from '../../src/admin/app.js';
 import { hashToken } from '../../src/tokens/format.js';
-import { activityEvent, ADMIN_TOKEN, ORIGIN, startAdminHarness, type AdminHarness } from './harness.js';
+import { activityEvent, ADMIN_TOKEN, ORIGIN, sessionPost, startAdminHarness, type AdminHarness } from './harness.js';
 
 const json = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',
@@ -31,17 +31,7 @@ describe('admin API /api/v1', () => {
 
   /** Cookie-authenticated write: the page's way (Origin, X-CSRF-Token). */
   const write = (pathname: string, body?: unknown, extra: Record<string, string> = {}) =>
-    h.request(pathname, {
-      method: 'POST',
-      headers: {
-        cookie: session.cookie,
-        origin: ORIGIN,
-        'x-csrf-token': session.csrf,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...extra,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    sessionPost(h, session, pathname, body, extra);
   const read = (pathname: string) => h.request(pathname, { headers: { cookie: session.cookie } });
 
   beforeAll(async () => {

@@ -1,26 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN_FILE_NAME, loadAdminCredential } from '../../src/admin/credential.js';
-import { createLogger } from '../../src/logging/logger.js';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-
-function captureLogger() {
-  const lines: string[] = [];
-  const logger = createLogger(
-    'info',
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  );
-  return { logger, text: () => lines.join('') };
-}
+import { captureLogger } from '../helpers/log-capture.js';
 
 describe('admin token generation', () => {
   it('generates one into the data dir with mode 0600 on first start, logs where, never what; later starts reuse it', async () => {

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { Hono } from 'hono';
 import type { ActivityQuery } from '../../src/activity/recent.js';
 import { createFileActivityQuery } from '../../src/activity/recent-file.js';
@@ -10,10 +9,10 @@ import type { ActivityEvent, Sink } from '../../src/activity/event.js';
 import { createAdminApp, type AdminAppOptions } from '../../src/admin/app.js';
 import { createAdminAuth, type AdminAuth } from '../../src/admin/auth.js';
 import { loadConfig, type Config, type Env } from '../../src/config/index.js';
-import { createLogger } from '../../src/logging/logger.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
 import type { TokenStore } from '../../src/tokens/store.js';
 import { eventFactory } from '../helpers/activity-events.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 /** What app.request uses as the request origin (http://localhost/...). */
@@ -37,6 +36,30 @@ export interface AdminHarness {
 }
 
 /**
+ * A cookie-authenticated POST, the page's way (Origin, X-CSRF-Token): `body` goes as JSON,
+ * `extra` headers last (to override one).
+ */
+export function sessionPost(
+  h: AdminHarness,
+  session: { cookie: string; csrf: string },
+  pathname: string,
+  body?: unknown,
+  extra: Record<string, string> = {},
+): Promise<Response> {
+  return h.request(pathname, {
+    method: 'POST',
+    headers: {
+      cookie: session.cookie,
+      origin: ORIGIN,
+      'x-csrf-token': session.csrf,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/**
  * The admin app in-process (app.request, no socket) over a real SQLite token store and, as in
  * the embedded default, recent activity read from the NDJSON file sink's Production files,
  * configured through env like production.
@@ -49,16 +72,7 @@ export async function startAdminHarness(
   const result = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env });
   if (!result.ok) throw new Error(`config invalid:\n${result.problems.join('\n')}`);
   const config = result.config;
-  const lines: string[] = [];
-  const logger = createLogger(
-    'debug',
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  );
+  const { logger, lines } = captureLogger('debug');
   const clock = { now: Date.now() };
   const now = () => clock.now;
   const store = createSqliteTokenStore({ dataDir });

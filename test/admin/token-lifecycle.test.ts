@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeakReportInput, LeakReporter } from '../../src/tokens/leaks.js';
 import { generateToken } from '../../src/tokens/format.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
-import { ADMIN_TOKEN, ORIGIN, startAdminHarness, type AdminHarness } from './harness.js';
+import { ADMIN_TOKEN, ORIGIN, sessionPost, startAdminHarness, type AdminHarness } from './harness.js';
 
 /**
  * The admin API's token restrictions, rotation and leaked-token revocation: what the page and
@@ -46,17 +46,7 @@ describe('admin API: restrictions, rotation, leaked tokens', () => {
   let session: { cookie: string; csrf: string };
   const secrets: string[] = [ADMIN_TOKEN];
 
-  const write = (pathname: string, body?: unknown) =>
-    h.request(pathname, {
-      method: 'POST',
-      headers: {
-        cookie: session.cookie,
-        origin: ORIGIN,
-        'x-csrf-token': session.csrf,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+  const write = (pathname: string, body?: unknown) => sessionPost(h, session, pathname, body);
   /** A script's way: the admin token as a Bearer, no cookie, no CSRF token. */
   const script = (pathname: string, body: unknown) =>
     h.request(pathname, {

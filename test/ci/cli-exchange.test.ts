@@ -1,13 +1,11 @@
-import { Writable } from 'node:stream';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { exchangeCommand } from '../../src/cli/exchange.js';
 import { ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../src/ci/index.js';
-import { readCiJobEnvironment } from '../../src/config/ci-job.js';
 import { TOKEN_PATTERN } from '../../src/tokens/format.js';
 import { githubClaims, startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.js';
 import { freePort } from '../helpers/process.js';
 import { closesAfterAll } from '../helpers/teardown.js';
 import { ciConfig, githubPolicy } from './ci-config.js';
+import { runExchangeCommand as run } from './exchange-cli.js';
 import { startExchangeGateway, type ExchangeGateway } from './exchange-gateway.js';
 
 /**
@@ -39,29 +37,6 @@ function githubJob(extra: Record<string, string> = {}): Record<string, string> {
     ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
     ...extra,
   };
-}
-
-async function run(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (write: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _, done) {
-        write(chunk.toString());
-        done();
-      },
-    });
-  const code = await exchangeCommand(args, {
-    env: readCiJobEnvironment(env),
-    stdout: sink((s) => {
-      stdout += s;
-    }),
-    stderr: sink((s) => {
-      stderr += s;
-    }),
-    timeoutMs: 5000,
-  });
-  return { code, stdout, stderr, all: stdout + stderr };
 }
 
 /** The ID tokens the gateway was sent: none may appear in the command's output. */

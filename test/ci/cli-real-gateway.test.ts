@@ -1,11 +1,9 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { exchangeCommand } from '../../src/cli/exchange.js';
-import { readCiJobEnvironment } from '../../src/config/ci-job.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { bearer } from '../helpers/authorization.js';
 import { githubClaims, startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
+import { runExchangeCommand as tollgate } from './exchange-cli.js';
 import { githubPolicy } from './ci-config.js';
 import { productionEventOf, startCiGateway } from './ci-gateway.js';
 
@@ -41,29 +39,6 @@ const githubJob = (): Record<string, string> => ({
   ACTIONS_ID_TOKEN_REQUEST_URL: issuer.actionsRequestUrl,
   ACTIONS_ID_TOKEN_REQUEST_TOKEN: issuer.actionsRequestToken,
 });
-
-async function tollgate(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (write: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _, done) {
-        write(chunk.toString());
-        done();
-      },
-    });
-  const code = await exchangeCommand(args, {
-    env: readCiJobEnvironment(env),
-    stdout: sink((s) => {
-      stdout += s;
-    }),
-    stderr: sink((s) => {
-      stderr += s;
-    }),
-    timeoutMs: 5000,
-  });
-  return { code, stdout, stderr };
-}
 
 describe('tollgate token exchange against the gateway', () => {
   it("prints a Production token for a main-branch job, masked, that downloads with the job's identity in its events", async () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadtestReport } from '../../src/loadtest/report.js';
 import { generateToken } from '../../src/tokens/format.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { cliArgs } from '../helpers/cli-args.js';
 import { buildRoot, freePort, runCli, spawnCli, tempDir } from '../helpers/process.js';
 
 /**
@@ -130,15 +131,13 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
       ],
       [
         'an admin URL that refuses the admin token',
-        () => [
-          '--target',
-          gw.url,
-          '--revocation',
-          '--admin-url',
-          gw.adminUrl,
-          '--admin-token-file',
-          write('wrong-admin', 'not-the-admin-token-at-all'),
-        ],
+        () =>
+          cliArgs({
+            target: gw.url,
+            revocation: true,
+            'admin-url': gw.adminUrl,
+            'admin-token-file': write('wrong-admin', 'not-the-admin-token-at-all'),
+          }),
         /the admin API at http:\/\/127\.0\.0\.1:\d+ refused the admin token \(401 TOLLGATE_ERR_ADMIN_CREDENTIAL/,
       ],
       [
@@ -184,17 +183,14 @@ register(${JSON.stringify(pathToFileURL(hooks).href)});
     const child = spawnCli(
       [
         'loadtest',
-        '--target',
-        gw.url,
-        '--revocation',
-        '--admin-url',
-        gw.adminUrl,
-        '--admin-token-file',
-        adminTokenFile,
-        '--duration',
-        '60',
-        '--connections',
-        '2',
+        ...cliArgs({
+          target: gw.url,
+          revocation: true,
+          'admin-url': gw.adminUrl,
+          'admin-token-file': adminTokenFile,
+          duration: 60,
+          connections: 2,
+        }),
       ],
       {},
     );

@@ -1,14 +1,14 @@
 import { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayError } from '../../src/errors.js';
-import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
+import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-store.js';
-import { storedRecord, type NewTokenRecord, type TokenStore } from '../../src/tokens/store.js';
+import { type TokenStore } from '../../src/tokens/store.js';
 import { basic, bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { untilCacheHit } from '../helpers/fleet.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisCluster, stopAllTopologies, type RedisCluster } from '../helpers/redis-topologies.js';
+import { asStored, expectCode, newRecord, T0 } from '../helpers/token-records.js';
 import { awaitWindowRoom } from '../helpers/windows.js';
 
 /**
@@ -30,34 +30,6 @@ afterAll(async () => {
   await cluster?.stop();
   await stopAllTopologies();
 });
-
-const T0 = Date.now() - 3_600_000;
-let seq = 0;
-function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): NewTokenRecord {
-  seq++;
-  const type = over.type ?? 'production';
-  return {
-    id: generateTokenId(),
-    name: `token-${seq}`,
-    type,
-    hash: hashToken(generateToken(type)),
-    createdAt: T0 + seq * 1000,
-    createdBy: 'alice',
-    expiresAt: null,
-    ...over,
-  };
-}
-/** As the stores return a new record: every field insert does not take is null. */
-const asStored = (record: NewTokenRecord) => storedRecord(record);
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  expect((err as GatewayError).code).toBe(code);
-}
 
 describe('the Redis token store on a Redis Cluster', () => {
   const opened: TokenStore[] = [];

@@ -1,14 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { loadConfig, type Config, type Env } from '../../src/config/index.js';
-import { createLogger } from '../../src/logging/logger.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import { createToken } from '../../src/tokens/service.js';
 import type { TokenStore, TokenRecord } from '../../src/tokens/store.js';
 import type { RestrictionsInput } from '../../src/tokens/restrictions.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
+import { captureLogger } from './log-capture.js';
 
 export interface TestGateway {
   url: string;
@@ -48,14 +47,7 @@ export async function startTestGateway(env: Env = {}): Promise<TestGateway> {
   });
   if (!result.ok) throw new Error(`test config invalid:\n${result.problems.join('\n')}`);
   const config = result.config;
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  const logger = createLogger(config.logLevel, sink);
+  const { logger, lines } = captureLogger(config.logLevel);
   const store = await openTokenStore(config);
   const gateway = await startGateway(config, { logger, store });
   return {

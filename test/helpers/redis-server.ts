@@ -86,6 +86,24 @@ async function waitUntilReady(child: ChildProcess, port: number, output: () => s
   }
 }
 
+/** The flags of a throw-away redis-server on 127.0.0.1: no persistence, warnings only, in the foreground. */
+export const redisServerArgs = (port: number, dir: string): string[] => [
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  dir,
+  '--loglevel',
+  'warning',
+  '--daemonize',
+  'no',
+];
+
 export async function startRedisServer(): Promise<RedisServer> {
   assertRedisServerInstalled();
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-redis-'));
@@ -95,26 +113,7 @@ export async function startRedisServer(): Promise<RedisServer> {
   const launch = async (): Promise<void> => {
     mkdirSync(dir, { recursive: true });
     let output = '';
-    const proc = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-        '--loglevel',
-        'warning',
-        '--daemonize',
-        'no',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const proc = spawn('redis-server', redisServerArgs(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { expect, vi } from 'vitest';
-import { freePort } from './redis-server.js';
+import { freePort, redisServerArgs } from './redis-server.js';
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -125,23 +125,6 @@ async function spawnRedis(role: RedisNode['role'], port: number, args: string[])
   return node;
 }
 
-const COMMON = (port: number, dir: string) => [
-  '--port',
-  String(port),
-  '--bind',
-  '127.0.0.1',
-  '--save',
-  '',
-  '--appendonly',
-  'no',
-  '--dir',
-  dir,
-  '--loglevel',
-  'warning',
-  '--daemonize',
-  'no',
-];
-
 /** Starts a node on a free port, retrying with another port if it was taken meanwhile. */
 async function startNode(
   role: RedisNode['role'],
@@ -228,7 +211,7 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
     const master = await startNode('master', (port) => {
       const d = path.join(dir, `m-${port}`);
       mkdirSync(d, { recursive: true });
-      return COMMON(port, d);
+      return redisServerArgs(port, d);
     });
     nodes.push(master);
     const replicas: RedisNode[] = [];
@@ -236,7 +219,7 @@ export async function startSentinelSetup(options: SentinelOptions = {}): Promise
       const replica = await startNode('replica', (port) => {
         const d = path.join(dir, `r-${port}`);
         mkdirSync(d, { recursive: true });
-        return [...COMMON(port, d), '--replicaof', '127.0.0.1', String(master.port)];
+        return [...redisServerArgs(port, d), '--replicaof', '127.0.0.1', String(master.port)];
       });
       nodes.push(replica);
       replicas.push(replica);
@@ -368,7 +351,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
           // The bus port defaults to port + 10000, which can be past 65535 for an ephemeral port.
           const busPort = await freePort();
           return [
-            ...COMMON(port, d),
+            ...redisServerArgs(port, d),
             '--cluster-enabled',
             'yes',
             '--cluster-config-file',

@@ -46,40 +46,23 @@ describe('loadtest options', () => {
     expect(() => parseLoadtestArgs([...base, ...extra])).toThrow(message);
   });
 
+  const revocationRun = [
+    '--target',
+    'http://gw:8080',
+    '--revocation',
+    '--admin-url',
+    'http://a',
+    '--admin-token-file',
+    'f',
+  ];
   it.each([
     [[], 'loadtest needs --target URL'],
     [['--target', 'ftp://x'], '--target must be an http(s) URL'],
     [['--target', 'http://gw:8080/npm/'], '--target is an origin'],
     [['--target', 'http://gw:8080'], 'loadtest needs --token-file FILE'],
     [['--target', 'http://gw:8080', '--revocation', '--admin-token-file', 'f'], '--revocation needs --admin-url'],
-    [
-      [
-        '--target',
-        'http://gw:8080',
-        '--revocation',
-        '--admin-url',
-        'http://a',
-        '--admin-token-file',
-        'f',
-        '--duration',
-        '1',
-      ],
-      '--duration 2 or more',
-    ],
-    [
-      [
-        '--target',
-        'http://gw:8080',
-        '--revocation',
-        '--admin-url',
-        'http://a',
-        '--admin-token-file',
-        'f',
-        '--token-file',
-        't',
-      ],
-      'leave out --token-file',
-    ],
+    [[...revocationRun, '--duration', '1'], '--duration 2 or more'],
+    [[...revocationRun, '--token-file', 't'], 'leave out --token-file'],
   ])('refuses %j', (args, message) => {
     expect(() => parseLoadtestArgs(args)).toThrow(message);
   });

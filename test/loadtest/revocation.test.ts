@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliArgs } from '../helpers/cli-args.js';
 import type { LoadtestReport } from '../../src/loadtest/report.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -52,20 +53,17 @@ describe('tollgate loadtest --revocation on a fleet of two behind a load balance
     const before = await loadTokens();
     const hits = fleet.map((gw) => gw.gateway.cache.stats.hits);
     const connections = [...balancer.connections];
-    const r = await runLoadtestInProcess([
-      '--target',
-      balancer.url,
-      '--revocation',
-      '--admin-url',
-      fleet[0]!.adminUrl,
-      '--admin-token-file',
-      adminTokenFile,
-      '--duration',
-      '2',
-      '--connections',
-      '4',
-      '--json',
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({
+        target: balancer.url,
+        revocation: true,
+        'admin-url': fleet[0]!.adminUrl,
+        'admin-token-file': adminTokenFile,
+        duration: 2,
+        connections: 4,
+        json: true,
+      }),
+    );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport;
 
@@ -103,20 +101,15 @@ describe('tollgate loadtest --revocation on a fleet of two behind a load balance
     const interrupt = new AbortController();
     let ended: Promise<InProcessResult> | undefined;
     const running = runLoadtestInProcess(
-      [
-        '--target',
-        balancer.url,
-        '--revocation',
-        '--admin-url',
-        fleet[0]!.adminUrl,
-        '--admin-token-file',
-        adminTokenFile,
-        '--duration',
-        '60',
-        '--connections',
-        '2',
-        '--json',
-      ],
+      cliArgs({
+        target: balancer.url,
+        revocation: true,
+        'admin-url': fleet[0]!.adminUrl,
+        'admin-token-file': adminTokenFile,
+        duration: 60,
+        connections: 2,
+        json: true,
+      }),
       interrupt.signal,
     ).finally(() => {
       ended = running;

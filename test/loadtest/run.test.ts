@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliArgs } from '../helpers/cli-args.js';
 import type { LoadtestReport } from '../../src/loadtest/report.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { runLoadtestInProcess, expectNoSecret } from './harness.js';
@@ -49,19 +50,9 @@ describe('a load test of one gateway', () => {
   beforeAll(() => ({ gw, file, tokens } = fixture));
 
   it('counts 401s for unknown tokens beside the 200s of the file, with --json alone on stdout', async () => {
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      file,
-      '--duration',
-      '1',
-      '--connections',
-      '4',
-      '--invalid-share',
-      '0.3',
-      '--json',
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({ target: gw.url, 'token-file': file, duration: 1, connections: 4, 'invalid-share': 0.3, json: true }),
+    );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport; // the whole of stdout is the JSON report
     expect(report.statusCounts['200']).toBeGreaterThan(0);
@@ -80,20 +71,9 @@ describe('a load test of one gateway', () => {
 
   it('writes an HTML report that opens without a network and holds the charts and their data', async () => {
     const out = path.join(dir, 'report.html');
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      file,
-      '--duration',
-      '2',
-      '--connections',
-      '2',
-      '--invalid-share',
-      '0.2',
-      '--out',
-      out,
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({ target: gw.url, 'token-file': file, duration: 2, connections: 2, 'invalid-share': 0.2, out }),
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`HTML report     ${out}`);
     const html = readFileSync(out, 'utf8');
@@ -112,18 +92,9 @@ describe('a load test of one gateway', () => {
   });
 
   it('prints a readable report, Basic PROJECT:token answered like Bearer', async () => {
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      file,
-      '--duration',
-      '1',
-      '--connections',
-      '2',
-      '--basic',
-      'load-project',
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({ target: gw.url, 'token-file': file, duration: 1, connections: 2, basic: 'load-project' }),
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
       /^Tollgate load test: http:\/\/127\.0\.0\.1:\d+\/generic\/hello\/1\.0\.0\/hello-1\.0\.0\.txt\n/,
@@ -138,21 +109,17 @@ describe('a load test of one gateway', () => {
   it('uses each cold token once, so that every cold request reads the store', async () => {
     const cold = await tokenFile(gw, 'cold', 60); // 10 warm, 50 cold: --rate 20 over 1 s (+1) at 0.5 needs 20
     const readsBefore = gw.gateway.cache.stats.storeReads;
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      cold.file,
-      '--duration',
-      '1',
-      '--connections',
-      '2',
-      '--rate',
-      '20',
-      '--cold-share',
-      '0.5',
-      '--json',
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({
+        target: gw.url,
+        'token-file': cold.file,
+        duration: 1,
+        connections: 2,
+        rate: 20,
+        'cold-share': 0.5,
+        json: true,
+      }),
+    );
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as LoadtestReport;
     expect(report.sent.cold).toBeGreaterThan(0);
@@ -163,47 +130,36 @@ describe('a load test of one gateway', () => {
     expectNoSecret(cold.tokens, r.stdout, r.stderr);
   });
 
-  it('refuses a token file too small for --cold-share at the asked rate and length', async () => {
-    const small = await tokenFile(gw, 'small', 12);
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      small.file,
-      '--duration',
-      '5',
-      '--rate',
-      '100',
-      '--cold-share',
-      '0.5',
-    ]);
+  interface Refusal {
+    what: string;
+    name: string;
+    count: number;
+    options: Record<string, number>;
+    message: (file: string) => string | RegExp;
+  }
+  it.each<Refusal>([
+    {
+      what: 'refuses a token file too small for --cold-share at the asked rate and length',
+      name: 'small',
+      count: 12,
+      options: { duration: 5, rate: 100, 'cold-share': 0.5 },
+      message: (file: string) =>
+        `--cold-share 0.5 at this --rate and --duration needs up to 300 unused tokens beyond the first 10: ${file} holds 12`,
+    },
+    {
+      what: 'stops with a clear error when the cold tokens run out at full speed',
+      name: 'few',
+      count: 15,
+      options: { duration: 3, connections: 2, 'cold-share': 0.5 },
+      message: () => /the token file ran out of unused tokens for --cold-share after [\d.]+ s \(5 cold requests/,
+    },
+  ])('$what', async ({ name, count, options, message }) => {
+    const tokens = await tokenFile(gw, name, count);
+    const r = await runLoadtestInProcess(cliArgs({ target: gw.url, 'token-file': tokens.file, ...options }));
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
-      `--cold-share 0.5 at this --rate and --duration needs up to 300 unused tokens beyond the first 10: ${small.file} holds 12`,
-    );
+    expect(r.stderr).toMatch(message(tokens.file));
     expect(r.stdout).toBe('');
-    expectNoSecret(small.tokens, r.stderr);
-  });
-
-  it('stops with a clear error when the cold tokens run out at full speed', async () => {
-    const few = await tokenFile(gw, 'few', 15);
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      few.file,
-      '--duration',
-      '3',
-      '--connections',
-      '2',
-      '--cold-share',
-      '0.5',
-    ]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(
-      /the token file ran out of unused tokens for --cold-share after [\d.]+ s \(5 cold requests/,
-    );
-    expect(r.stdout).toBe('');
+    expectNoSecret(tokens.tokens, r.stderr);
   });
 });
 
@@ -216,19 +172,9 @@ describe('a load test of a gateway with a small failure limit', () => {
 
   it('counts the 429s of the failure limit apart from the 401s', async () => {
     const { gw, file, tokens } = limited;
-    const r = await runLoadtestInProcess([
-      '--target',
-      gw.url,
-      '--token-file',
-      file,
-      '--duration',
-      '1',
-      '--connections',
-      '2',
-      '--invalid-share',
-      '0.5',
-      '--json',
-    ]);
+    const r = await runLoadtestInProcess(
+      cliArgs({ target: gw.url, 'token-file': file, duration: 1, connections: 2, 'invalid-share': 0.5, json: true }),
+    );
     expect(r.code, r.stderr).toBe(0);
     const { statusCounts } = JSON.parse(r.stdout) as LoadtestReport;
     // The burst's 401s, then 429s for any token the cache does not hold (known-unknown ones still get 401).

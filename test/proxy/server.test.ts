@@ -1,12 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigOrThrow } from '../../src/config/index.js';
-import { createLogger } from '../../src/logging/logger.js';
 import type { AuthOutcome } from '../../src/auth/authenticate.js';
 import { createProxyHandler } from '../../src/proxy/server.js';
 import type { Forwarder } from '../../src/proxy/forward/http.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -29,16 +28,7 @@ const allowed: AuthOutcome = {
 /** The proxy handler on a real socket, with one directory route whose "forwarder" is `forward`. */
 async function serve(forward: (path: string) => void, authenticate: () => AuthOutcome | Promise<AuthOutcome>) {
   const config = loadConfigOrThrow({ TOLLGATE_DATA_DIR: '/nonexistent-data-dir' });
-  const lines: string[] = [];
-  const logger = createLogger(
-    'info',
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  );
+  const { logger, lines } = captureLogger();
   const handler = createProxyHandler({
     config,
     authenticate,

@@ -4,48 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { GatewayError } from '../../src/errors.js';
-import { generateToken, generateTokenId, hashToken, type TokenType } from '../../src/tokens/format.js';
+import { generateToken, generateTokenId, hashToken } from '../../src/tokens/format.js';
 import { createRedisTokenStore, DEFAULT_REDIS_PREFIX } from '../../src/tokens/redis-store.js';
 import { createSqliteTokenStore } from '../../src/tokens/sqlite-store.js';
-import {
-  changeSubject,
-  storedRecord,
-  tokenState,
-  type NewTokenRecord,
-  type TokenStore,
-} from '../../src/tokens/store.js';
+import { changeSubject, tokenState, type TokenStore } from '../../src/tokens/store.js';
+import { asStored, expectCode, newRecord, T0 } from '../helpers/token-records.js';
 import { freePort, startRedisServer, startTcpRelay, type RedisServer } from '../helpers/redis-server.js';
-
-const T0 = Date.now() - 3_600_000;
-let seq = 0;
-
-function newRecord(over: Partial<NewTokenRecord> & { type?: TokenType } = {}): NewTokenRecord {
-  seq++;
-  const type = over.type ?? 'production';
-  return {
-    id: generateTokenId(),
-    name: `token-${seq}`,
-    type,
-    hash: hashToken(generateToken(type)),
-    createdAt: T0 + seq * 1000,
-    createdBy: 'alice',
-    expiresAt: null,
-    ...over,
-  };
-}
-
-/** As the stores return a new record: every field insert does not take is null. */
-const asStored = (record: NewTokenRecord) => storedRecord(record);
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  expect((err as GatewayError).code).toBe(code);
-}
 
 /** Stores opened by a test, closed after it. */
 const opened: TokenStore[] = [];
