@@ -23,7 +23,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createProcessGroup, freePort, waitReady, httpGet, tcpProbe, memKiB, sleep } from './lib/procs.mjs';
+import {
+  createProcessGroup,
+  freePort,
+  waitReady,
+  waitTollgateReady,
+  httpGet,
+  tcpProbe,
+  memKiB,
+  sleep,
+} from './lib/procs.mjs';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -201,15 +210,7 @@ async function startServer(name, round) {
       cwd: ROOT,
     },
   );
-  await waitReady(
-    entry,
-    async () => {
-      const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
-      if (res.status !== 200) throw new Error(`healthz ${res.status}`);
-      await tcpProbe(port);
-    },
-    { group },
-  );
+  await waitTollgateReady(entry, { port, adminPort }, group);
   return { entry, port };
 }
 

@@ -20,6 +20,7 @@ import {
   createProcessGroup,
   freePort,
   waitReady,
+  waitTollgateReady,
   httpGet,
   tcpProbe,
   childPids,
@@ -468,15 +469,7 @@ async function startTollgate(
   const env = { ...tollgateEnv({ port, adminPort, dataDir, redisUrl, extra }), ...SHIPPED_ENV, ...settings };
   const created = tokenNames.map((tokenName) => cliCreateToken(env, tokenName));
   const entry = group.start(name, NODE, [...nodeArgs(name), ...nodeFlags, script], { env, cwd: ROOT });
-  await waitReady(
-    entry,
-    async () => {
-      const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
-      if (res.status !== 200) throw new Error(`healthz ${res.status}`);
-      await tcpProbe(port);
-    },
-    { group },
-  );
+  await waitTollgateReady(entry, { port, adminPort }, group);
   // With TOLLGATE_WORKERS > 1 the work happens in the primary's children: count them all.
   targets[name] = { port, adminPort, entry, env, dataDir, pids: () => [entry.pid, ...childPids(entry.pid)] };
   return created;

@@ -196,6 +196,24 @@ export async function waitReady(entry, probe, { timeoutMs = 20_000, what = entry
  */
 
 /**
+ * Resolves once a Tollgate child answers its admin /healthz with 200 and accepts on its proxy port.
+ * @param {Child} entry
+ * @param {{ port: number, adminPort: number }} ports
+ * @param {ProcessGroup} group
+ */
+export function waitTollgateReady(entry, { port, adminPort }, group) {
+  return waitReady(
+    entry,
+    async () => {
+      const res = await httpGet(`http://127.0.0.1:${adminPort}/healthz`);
+      if (res.status !== 200) throw new Error(`healthz ${res.status}`);
+      await tcpProbe(port);
+    },
+    { group },
+  );
+}
+
+/**
  * One HTTP request, body collected: for readiness probes and preflight checks (not the load).
  * @param {string | URL} url
  * @param {http.OutgoingHttpHeaders} [headers]
