@@ -138,7 +138,8 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
 
   function toCached(record: TokenRecord): CachedToken {
     const { id, name, type, hash } = record;
-    const [expiresAt, restrictions] = [tokenEndsAt(record), compileRestrictions(record.restrictions)];
+    const expiresAt = tokenEndsAt(record);
+    const restrictions = compileRestrictions(record.restrictions);
     return {
       id,
       name,

@@ -69,7 +69,8 @@ function toRecord(row: Row): TokenRecord {
 /** A new record's columns (insertRow's named parameters). */
 function toParams(record: NewTokenRecord, replaces: string | null) {
   const { id, name, type, hash, createdAt, createdBy, expiresAt } = record;
-  const [restrictions, ci] = [encodeJson(record.restrictions), encodeJson(record.ci)];
+  const restrictions = encodeJson(record.restrictions);
+  const ci = encodeJson(record.ci);
   return { id, name, type, hash, createdAt, createdBy, expiresAt, restrictions, replaces, ci };
 }
 
