@@ -182,6 +182,25 @@ describe.each(backends)('$name store: ID tokens claimed once, CI tokens purged',
     expect((await store.purgedCi(1)).map((p) => p.record.id)).toEqual([records[3]!.id]);
   });
 
+  it('skips a damaged entry of the purged list and keeps the rest of the trail', async () => {
+    const { store, where } = backend.open();
+    const gone = ciRecord(NOW - 3_600_000);
+    await store.insert(gone);
+    expect(await store.purgeExpiredCi(NOW)).toHaveLength(1);
+    // Entries that cannot be read back: not JSON, and JSON without a record's id.
+    const damaged = ['{not json', JSON.stringify({ purgedAt: '1', record: '{"name":"x"}' })];
+    if (backend.name === 'sqlite') {
+      const db = new Database(path.join(where, 'tollgate.db'));
+      for (const record of damaged) db.prepare('INSERT INTO ci_purged (purged_at, record) VALUES (1, ?)').run(record);
+      db.close();
+    } else {
+      const admin = new Redis(redis!.url);
+      await admin.lpush(`${where}ci-purged`, ...damaged);
+      await admin.quit();
+    }
+    expect((await store.purgedCi(100)).map((p) => p.record.id)).toEqual([gone.id]);
+  });
+
   it('frees the name of a purged token, and purges a revoked CI token too', async () => {
     const { store } = backend.open();
     const a = ciRecord(NOW - 3_600_000);
