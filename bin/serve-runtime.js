@@ -4,8 +4,16 @@
 // them (test/deploy/dockerfile.test.ts checks they agree), and the benches measure with them.
 // Why each: README.md, Operations ("Node flags", "malloc thresholds"); bench/README.md, Memory.
 
-/** V8 flags: a small young generation, no pretenuring of per-request objects, no heap shrink when idle. */
-export const SERVE_NODE_FLAGS = ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer'];
+/**
+ * V8 flags: a small young generation, no pretenuring of per-request objects, no heap shrink when idle,
+ * major GCs in one pause (no incremental marking: large downloads set it off again and again).
+ */
+export const SERVE_NODE_FLAGS = [
+  '--max-semi-space-size=4',
+  '--no-allocation-site-pretenuring',
+  '--no-memory-reducer',
+  '--no-incremental-marking',
+];
 
 /** glibc's malloc thresholds pinned at their defaults (read by the C library at process start only). */
 export const SERVE_ENV = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072' };

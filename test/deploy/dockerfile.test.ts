@@ -115,8 +115,14 @@ describe('Dockerfile', () => {
     const { SERVE_ENV, SERVE_NODE_FLAGS } = await import('../../bin/serve-runtime.js');
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     expect(entrypoint).toEqual(['node', ...SERVE_NODE_FLAGS, 'dist/main.js']);
-    // The settings the README's Operations section explains (memory under load, no GC storm after idle).
-    for (const flag of ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer'])
+    // The settings the README's Operations section explains (memory under load, no GC storm after idle
+    // or under large downloads).
+    for (const flag of [
+      '--max-semi-space-size=4',
+      '--no-allocation-site-pretenuring',
+      '--no-memory-reducer',
+      '--no-incremental-marking',
+    ])
       expect(entrypoint).toContain(flag);
     expect(SERVE_ENV).toEqual({
       GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072',
