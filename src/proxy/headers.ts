@@ -121,19 +121,22 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
   out['cache-control'] = privateCacheControl(upstream['cache-control']);
   out['x-request-id'] = requestId;
   out['x-content-type-options'] = 'nosniff';
-  if (isHtml(out['content-type'])) out['content-security-policy'] = 'sandbox';
+  out['content-security-policy'] = withSandbox(out['content-security-policy']);
   return out;
 }
 
 /**
- * An artifact is never a page of the gateway's origin: no content sniffing, and HTML (a PyPI
- * simple page, an uploaded README) is sandboxed, so a package cannot run script with the
- * gateway's origin in a browser.
+ * An artifact is never a page of the gateway's origin: no content sniffing, and every response is
+ * sandboxed whatever its type, so that no HTML, SVG, XHTML or XML with a stylesheet (a PyPI simple
+ * page, an uploaded README or icon, a mislabelled file) runs script with the gateway's origin in a
+ * browser. Package managers ignore the header. An upstream's own policy is kept beside it (a
+ * browser enforces every policy it is sent).
  */
-function isHtml(contentType: unknown): boolean {
-  return (
-    typeof contentType === 'string' && contentType.length >= 9 && contentType.slice(0, 9).toLowerCase() === 'text/html'
-  );
+export const ARTIFACT_CSP = 'sandbox';
+
+function withSandbox(upstream: OutgoingHttpHeaders[string]): string | string[] {
+  if (upstream === undefined) return ARTIFACT_CSP;
+  return [...(Array.isArray(upstream) ? upstream : [String(upstream)]), ARTIFACT_CSP];
 }
 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */

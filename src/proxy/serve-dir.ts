@@ -4,6 +4,7 @@ import path from 'node:path';
 import send from 'send';
 import type { RouteConfig } from '../config/index.js';
 import type { Forwarder } from './forward/http.js';
+import { ARTIFACT_CSP } from './headers.js';
 import { sendError } from './respond.js';
 import type { RequestState } from './state.js';
 
@@ -64,9 +65,9 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
   function sendFile(incoming: IncomingMessage, outgoing: ServerResponse, pathname: string, state: RequestState): void {
     outgoing.setHeader('cache-control', 'private');
     outgoing.setHeader('x-request-id', state.requestId);
-    // As clientResponseHeaders does for an http upstream; decided on the path, so HEAD gets them too.
+    // As clientResponseHeaders does for an http upstream, on every file (HEAD included).
     outgoing.setHeader('x-content-type-options', 'nosniff');
-    if (pathname.endsWith('/') || HTML_FILE.test(pathname)) outgoing.setHeader('content-security-policy', 'sandbox');
+    outgoing.setHeader('content-security-policy', ARTIFACT_CSP);
     send(incoming, pathname, {
       root: realRoot,
       index: ['index.html'],
@@ -108,6 +109,3 @@ export function createDirectoryServer(route: RouteConfig & { upstream: { kind: '
   }
   return Object.assign(serveDir, { close() {} });
 }
-
-/** Served as text/html by send (a directory is served as its index.html). */
-const HTML_FILE = /\.html?$/i;

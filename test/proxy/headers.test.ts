@@ -233,15 +233,26 @@ describe('clientResponseHeaders', () => {
   });
 
   it.each([
-    ['text/html; charset=utf-8', 'sandbox'],
-    ['TEXT/HTML', 'sandbox'],
-    ['application/json', undefined],
-    ['application/octet-stream', undefined],
-    [undefined, undefined],
-  ])('never lets an artifact be a page of the gateway: nosniff always, and a sandbox for %s', (type, csp) => {
+    'text/html; charset=utf-8',
+    'TEXT/HTML',
+    'image/svg+xml',
+    'application/xhtml+xml',
+    'text/xml',
+    'application/json',
+    'application/octet-stream',
+    undefined,
+  ])('never lets an artifact be a page of the gateway: nosniff and a sandbox for %s', (type) => {
     const out = clientResponseHeaders(type === undefined ? {} : { 'content-type': type }, 'r');
     expect(out['x-content-type-options']).toBe('nosniff');
-    expect(out['content-security-policy']).toBe(csp);
+    expect(out['content-security-policy']).toBe('sandbox');
+  });
+
+  it("keeps an upstream's own Content-Security-Policy beside the sandbox (a browser enforces both)", () => {
+    const out = clientResponseHeaders(
+      { 'content-type': 'text/html', 'content-security-policy': "default-src 'none'" },
+      'r',
+    );
+    expect(out['content-security-policy']).toEqual(["default-src 'none'", 'sandbox']);
   });
 
   it('adds Cache-Control: private and X-Request-Id', () => {
