@@ -121,7 +121,7 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
   out['cache-control'] = privateCacheControl(upstream['cache-control']);
   out['x-request-id'] = requestId;
   out['x-content-type-options'] = 'nosniff';
-  out['content-security-policy'] = withSandbox(out['content-security-policy']);
+  out['content-security-policy'] = withSandbox(upstream['content-security-policy']);
   return out;
 }
 
@@ -134,9 +134,9 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
  */
 export const ARTIFACT_CSP = 'sandbox';
 
-function withSandbox(upstream: OutgoingHttpHeaders[string]): string | string[] {
-  if (upstream === undefined) return ARTIFACT_CSP;
-  return [...(Array.isArray(upstream) ? upstream : [String(upstream)]), ARTIFACT_CSP];
+/** A comma separates policies in one header (CSP 3, "serialized-policy-list"): each is enforced. */
+function withSandbox(upstream: string | undefined): string {
+  return upstream ? `${upstream}, ${ARTIFACT_CSP}` : ARTIFACT_CSP;
 }
 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */

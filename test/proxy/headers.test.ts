@@ -252,7 +252,7 @@ describe('clientResponseHeaders', () => {
       { 'content-type': 'text/html', 'content-security-policy': "default-src 'none'" },
       'r',
     );
-    expect(out['content-security-policy']).toEqual(["default-src 'none'", 'sandbox']);
+    expect(out['content-security-policy']).toBe("default-src 'none', sandbox");
   });
 
   it('adds Cache-Control: private and X-Request-Id', () => {
