@@ -3,7 +3,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
-import { bearer } from '../helpers/authorization.js';
+import { basic, bearer } from '../helpers/authorization.js';
 import { DEFAULT_AUDIENCE, githubClaims, startOidcIssuer, type OidcIssuer } from '../helpers/oidc-issuer.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -164,6 +164,30 @@ describe.each(backends)('token exchange on the %s store', (_, storeEnv) => {
     await res.arrayBuffer();
     await productionEventOf(gw, res.headers.get('x-request-id')!);
     expect(productionEvents(gw).find((e) => e.requestId === dev.headers.get('x-request-id'))).toBeUndefined();
+  });
+
+  it("counts an exchanged token's downloads against the policy's project claim, not a Basic user name; a created token's against the user", async () => {
+    const reply = await exchange(await issuer.mint(job()));
+    expect(reply.status).toBe(200);
+    const { token: created } = await gw.createToken({ type: 'production' });
+    const projectOf = async (token: string) => {
+      const res = await fetch(`${gw.url}/npm/left-pad/-/left-pad-1.3.0.tgz`, {
+        headers: { authorization: basic('billing', token) },
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      const requestId = res.headers.get('x-request-id')!;
+      const event = await productionEventOf(gw, requestId);
+      const line = await vi.waitFor(() => {
+        const found = gw.logRecords().find((r) => r.msg === 'request' && r.requestId === requestId);
+        if (!found) throw new Error(`no log line for ${requestId} yet`);
+        return found;
+      });
+      return { event: event.project, line: line.project };
+    };
+    // The `repository` claim of the ID token, which the policy names as its project.
+    expect(await projectOf(reply.body.access_token as string)).toEqual({ event: 'acme/app', line: 'acme/app' });
+    expect(await projectOf(created)).toEqual({ event: 'billing', line: 'billing' });
   });
 
   const encode = (part: unknown) => Buffer.from(JSON.stringify(part)).toString('base64url');

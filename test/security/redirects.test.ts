@@ -58,7 +58,13 @@ describe('redirects followed by the gateway (SSRF)', () => {
     const { token } = await gw.createToken();
     const get = async (path = '/files/go') => {
       const res = await fetch(`${gw.url}${path}`, { headers: { authorization: bearer(token) }, redirect: 'manual' });
-      return { status: res.status, location: res.headers.get('location'), body: await res.text() };
+      return {
+        status: res.status,
+        location: res.headers.get('location'),
+        headers: [...res.headers].join('\n'),
+        requestId: res.headers.get('x-request-id'),
+        body: await res.text(),
+      };
     };
     return { gw, get };
   }
@@ -124,6 +130,34 @@ describe('redirects followed by the gateway (SSRF)', () => {
     expect((await get()).status).toBe(502);
     expect(String(refusalLines(gw)[0]!.reason)).toContain('followRedirects: false');
   });
+
+  it.each([
+    ['an IPv6 literal never closed', 'http://[::1'],
+    ['a space in the host', 'http://exa mple/x'],
+    ['a relative one with an unclosed IPv6 host', '//[::1/x'],
+  ])(
+    'prevents an unparsable Location (%s) from reaching the client: 502, neither the Location nor the body, a log line saying why',
+    async (_what, target) => {
+      const { gw, get } = await gatewayWith();
+      location = target;
+      const res = await get();
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'TOLLGATE_ERR_UPSTREAM_REDIRECT_REFUSED' });
+      expect(res.location).toBeNull();
+      for (const text of [res.headers, res.body]) {
+        expect(text).not.toContain(target);
+        expect(text).not.toContain('redirect body');
+      }
+      const { requestId } = res;
+      expect(refusalLines(gw)).toEqual([
+        expect.objectContaining({ requestId, route: '/files/', reason: 'the Location is not an http(s) URL' }),
+      ]);
+      await expect
+        .poll(() => gw.logRecords().find((r) => r.msg === 'request' && r.requestId === requestId))
+        .toMatchObject({ status: 502, upstreamError: 'redirect' });
+      expect(gw.logs()).not.toContain(target);
+    },
+  );
 
   it('sends a relative Location back through the gateway with the route prefix', async () => {
     const { get } = await gatewayWith();
