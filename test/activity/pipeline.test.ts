@@ -9,6 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { sleep, until } from '../helpers/wait.js';
 import { createReceiver, type Receiver } from '../helpers/webhook-receiver.js';
 
 /**
@@ -96,17 +97,6 @@ async function scrape(gw: TestGateway): Promise<{ text: string; series: Map<stri
   expect(res.status).toBe(200);
   const text = await res.text();
   return { text, series: parseMetrics(text) };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until check() holds; bounded. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }
 
 /** Requests the gateway has finished observing (the observer and the recorder run together). */

@@ -20,6 +20,7 @@ import { openSpool } from '../../src/activity/spool.js';
 import { activityEventJson, encodedLine } from '../../src/activity/event-codec.js';
 import { transpileSources } from '../helpers/transpile.js';
 import { eventFactory } from '../helpers/activity-events.js';
+import { sleep, until } from '../helpers/wait.js';
 
 /**
  * The per-sink queue (memory → disk spool → retrying delivery loop) against a scripted
@@ -136,17 +137,6 @@ function startRunner(
   runners.push(runner);
   return { runner, counters };
 }
-
-/** Polls until check() holds; bounded, never a timing assertion. */
-async function until(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every NDJSON line under a spool dir, in the order the files sort (pid dir, then segment). */
 function spoolLines(dir: string): string[] {

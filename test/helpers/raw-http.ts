@@ -35,9 +35,14 @@ export class ResponseStreamParser {
 
   /**
    * `isHead`: true for a response to a HEAD request (no body whatever the headers say).
-   * `onHead`: called with each final response's status as soon as its head has arrived.
+   * `onHead`: called with each final response's status and headers as soon as its head has arrived.
    */
-  constructor(private readonly options: { isHead?: () => boolean; onHead?: (status: number) => void } = {}) {}
+  constructor(
+    private readonly options: {
+      isHead?: () => boolean;
+      onHead?: (status: number, headers: Record<string, string>) => void;
+    } = {},
+  ) {}
 
   /** Feeds bytes; returns the responses completed by them. */
   push(data: Buffer): RawResponse[] {
@@ -64,7 +69,7 @@ export class ResponseStreamParser {
         }
         this.current = { status, rawHeaders, headers, head };
         this.chunks = [];
-        this.options.onHead?.(status);
+        this.options.onHead?.(status, headers);
         if (this.options.isHead?.() || status === 204 || status === 304) {
           done.push(this.finish(true));
           continue;

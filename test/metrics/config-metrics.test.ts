@@ -11,6 +11,7 @@ import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { postExchange } from '../ci/ci-gateway.js';
 import { freePort } from '../helpers/redis-server.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * The shipped Prometheus rules and Grafana dashboard only use metrics (and labels) the gateway
@@ -196,14 +197,6 @@ let gw: TestGateway;
 let exposition: Exposition;
 let metricsText = '';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 const scrape = async () => (await fetch(`${gw.adminUrl}/metrics`)).text();
 
 beforeAll(async () => {
@@ -287,16 +280,19 @@ beforeAll(async () => {
     async () => /^tollgate_activity_events_total\{sink="webhook",outcome="dropped"\} [1-9]/m.test(await scrape()),
     10_000,
     'a dropped event',
+    20,
   );
   await until(
     async () => /^tollgate_activity_events_total\{sink="webhook",outcome="retried"\} [1-9]/m.test(await scrape()),
     10_000,
     'a retried delivery',
+    20,
   );
   await until(
     async () => /^tollgate_production_token_last_used_timestamp_seconds\{/m.test(await scrape()),
     10_000,
     'a last-used time',
+    20,
   );
   metricsText = await scrape();
   exposition = readExposition(metricsText);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * Slow clients are bounded by the server's timeouts, and a paused reader makes the gateway
@@ -19,7 +20,6 @@ const ARTIFACT_BYTES = 64 * MiB;
 const BLOCK = patternBytes(64 * 1024);
 const HEADERS_TIMEOUT_MS = 1000;
 const CLIENT_IDLE_TIMEOUT_MS = 1500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A full garbage collection, so memory figures count live objects only. */
 v8.setFlagsFromString('--expose-gc');

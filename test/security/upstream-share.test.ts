@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
+import { ResponseStreamParser } from '../helpers/raw-http.js';
 
 const BODY = Buffer.alloc(4 * 1024 * 1024, 'x');
 
@@ -24,17 +25,14 @@ function slowDownload(
         `GET ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: ${bearer(token)}\r\nX-Forwarded-For: ${clientIp}\r\n\r\n`,
       );
     });
-    let head = '';
-    const onData = (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.off('data', onData);
-      socket.pause(); // the slow reader: reads nothing more
-      const status = Number(head.slice(9, 12));
-      const retryAfter = /\r\nretry-after: *(\d+)/i.exec(head.slice(0, end))?.[1];
-      resolve({ status, retryAfter, socket });
-    };
+    const parser = new ResponseStreamParser({
+      onHead: (status, headers) => {
+        socket.off('data', onData);
+        socket.pause(); // the slow reader: reads nothing more
+        resolve({ status, retryAfter: headers['retry-after'], socket });
+      },
+    });
+    const onData = (chunk: Buffer) => void parser.push(chunk);
     socket.on('data', onData);
     socket.on('error', reject);
   });
