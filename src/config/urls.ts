@@ -1,10 +1,12 @@
+import { classifyAddress } from '../net/addresses.js';
 import type { Secrecy } from './schema.js';
 
 /** URL and host rules shared by every check that needs them, and the one way a value is shown in a message. */
 
 /**
  * Loopback only: 127.0.0.0/8 in any form the URL parser normalises to a dotted quad (`127.1`,
- * `0x7f.0.0.1`, `2130706433`), ::1 (bare, bracketed or written out) and localhost.
+ * `0x7f.0.0.1`, `2130706433`), ::1 (bare, bracketed or written out; also IPv4-mapped 127.x) and
+ * localhost.
  */
 export function isLoopbackHost(host: string): boolean {
   if (!/^[\w.:[\]-]+$/.test(host)) return false; // no userinfo, port-and-path or other tail to misread
@@ -17,7 +19,8 @@ export function isLoopbackHost(host: string): boolean {
   } catch {
     return false;
   }
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+  // The one definition of loopback (net/addresses.ts), on the URL parser's normal form of the host.
+  return hostname === 'localhost' || classifyAddress(hostname.replace(/^\[(.*)\]$/, '$1')) === 'loopback';
 }
 
 /** An http: or https: URL, or undefined. */
