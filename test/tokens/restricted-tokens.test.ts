@@ -1,15 +1,20 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateToken } from '../../src/tokens/format.js';
 import { createToken, type CreateTokenInput } from '../../src/tokens/service.js';
-import { bearer } from '../helpers/authorization.js';
+import { basic, bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
+import { openRawConnection, requestBytes, type RawResponse } from '../helpers/raw-http.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { tempDir, type TempDir } from '../helpers/route-config.js';
 
 /**
  * Restrictions given when a token is created, kept by the store and enforced by a running
  * gateway: the token is created through the same service as the CLI and the admin API, so what
- * the request path sees is what the store wrote and read back.
+ * the request path sees is what the store wrote and read back. Every kind, allowed and refused,
+ * with both credential forms, on one kept-alive connection that switches tokens, on each store
+ * (test/auth/restrictions-path.test.ts: networks behind a trusted proxy, activity, a fleet's rate).
  */
 
 let origin: Origin;
@@ -26,6 +31,17 @@ afterAll(async () => {
   await redis?.stop();
   dir?.remove();
 });
+
+/** The requests in a token's rate log on Redis (the fleet-wide sliding log), by the gateway's key prefix. */
+async function redisRateLog(prefix: string, tokenId: string): Promise<number> {
+  const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    return await client.zcard(`${prefix}rate:${tokenId}`);
+  } finally {
+    client.disconnect();
+  }
+}
 
 describe.each([
   { name: 'embedded SQLite store', env: (): Record<string, string> => ({}) },
@@ -100,4 +116,75 @@ describe.each([
     expect(refused.status).toBe(429);
     expect(Number(refused.retryAfter)).toBeGreaterThan(0);
   });
+
+  it.each([
+    ['Bearer', (token: string) => bearer(token)],
+    ['Basic', (token: string) => basic('web-shop', token)],
+  ])(
+    'allows and refuses by route, package, network and rate with a %s credential, judging each request by its own token on one kept-alive connection',
+    async (_scheme, authorization) => {
+      const rated = await gw.createToken({ restrictions: { rate: '2/min' } });
+      const tokens = {
+        route: (await gw.createToken({ restrictions: { routes: ['/pypi/'] } })).token,
+        package: (await gw.createToken({ restrictions: { packages: ['@acme/*'] } })).token,
+        inside: (await gw.createToken({ restrictions: { networks: ['127.0.0.0/8'] } })).token,
+        outside: (await gw.createToken({ restrictions: { networks: ['10.0.0.0/8'] } })).token,
+        rate: rated.token,
+        unknown: generateToken('production'),
+      };
+      type Which = keyof typeof tokens;
+      // Each request presents another token than the one before it.
+      const steps: [Which, string, number][] = [
+        ['route', '/pypi/simple/', 200],
+        ['package', '/npm/lodash', 403],
+        ['outside', '/npm/lodash', 401],
+        ['route', '/npm/@acme%2fwidget', 403],
+        ['rate', '/npm/lodash', 200],
+        ['package', '/npm/@acme%2fwidget', 200],
+        ['inside', '/npm/lodash', 200],
+        ['rate', '/pypi/simple/', 200],
+        ['outside', '/pypi/simple/', 401],
+        ['unknown', '/pypi/simple/', 401],
+        ['rate', '/npm/lodash', 429],
+        ['inside', '/pypi/simple/requests/', 200],
+        ['package', '/npm/@acme/widget/-/widget-1.0.0.tgz', 200],
+        ['route', '/pypi/simple/requests/', 200],
+      ];
+      const forwardedBefore = origin.seen.length;
+      const conn = await openRawConnection(gw.url);
+      const answers: RawResponse[] = [];
+      try {
+        for (const [which, target] of steps) {
+          const head = requestBytes('GET', target, [
+            ['Host', 'gw'],
+            ['Authorization', authorization(tokens[which])],
+          ]);
+          answers.push(await conn.request(head));
+        }
+        expect(conn.closed).toBe(false);
+      } finally {
+        conn.destroy();
+      }
+      expect(answers.map((a) => a.status)).toEqual(steps.map(([, , status]) => status));
+
+      /** The answers to one token's requests, in order, with their bodies as text. */
+      const answersTo = (which: Which) =>
+        answers.filter((_, i) => steps[i]![0] === which).map((a) => ({ text: a.body.toString(), headers: a.headers }));
+      expect(answersTo('package')[0]!.text).toMatch(/not allowed to fetch this package/);
+      expect(answersTo('route')[1]!.text).toMatch(/not allowed on this route/);
+      // From outside its networks a live token gets the very 401 of a token that does not exist.
+      const [unknown] = answersTo('unknown');
+      for (const outside of answersTo('outside')) {
+        expect([outside.text, outside.headers['www-authenticate']]).toEqual([
+          unknown!.text,
+          unknown!.headers['www-authenticate'],
+        ]);
+      }
+      expect(Number(answersTo('rate')[2]!.headers['retry-after'])).toBeGreaterThan(0);
+      // The refused requests never reached the upstream.
+      expect(origin.seen.length - forwardedBefore).toBe(steps.filter(([, , status]) => status === 200).length);
+      // With Redis the rate is counted in the fleet-wide log, not in the process.
+      if (gw.config.redis) expect(await redisRateLog(gw.config.redis.prefix, rated.record.id)).toBe(2);
+    },
+  );
 });

@@ -1,22 +1,118 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { DEFAULT_UPSTREAM_DIR } from '../../src/config/index.js';
 import { openTokenStore } from '../../src/tokens/index.js';
 import { createToken, revokeToken, rotateToken } from '../../src/tokens/service.js';
 import { tokenEndsAt, type TokenStore } from '../../src/tokens/store.js';
 import { bearer } from '../helpers/authorization.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { patternBytes, startOrigin, type Origin } from '../helpers/origin.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { tempDir, type TempDir } from '../helpers/route-config.js';
 
 /**
  * Rotation on running gateways: two gateways sharing a store, and a third handle on it (as the
  * CLI or the admin API of another instance has) that rotates and revokes. The caches' TTL is far
  * beyond every wait: what the gateways learn, they learn from the change log.
+ *
+ * Routes: `/` is the shipped example tree; `/slow/` is an origin that sends the first part of
+ * each body at once and the rest only when the test opens its gate (a download in flight for as
+ * long as the test wants).
  */
 
 const ARTIFACT = '/generic/hello/1.0.0/hello-1.0.0.txt';
+const SLOW_ARTIFACT = '/slow/big/-/big-1.0.0.tgz';
 const FAR_FUTURE_TTL = '600000';
+const SLOW_BYTES = 512 * 1024;
+/** What the slow origin sends before it waits for the gate. */
+const FIRST_PART = 64 * 1024;
+
+interface Gate {
+  open(): void;
+  opened: Promise<void>;
+}
+function closedGate(): Gate {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { open, opened };
+}
+/** The gate the slow origin waits on; each download test sets a new one. */
+let gate = closedGate();
+let origin: Origin;
+let scratch: TempDir;
+
+beforeAll(async () => {
+  origin = await startOrigin((_req, res) => {
+    const body = patternBytes(SLOW_BYTES);
+    const waitFor = gate.opened;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SLOW_BYTES });
+    res.write(body.subarray(0, FIRST_PART));
+    void waitFor.then(() => res.end(body.subarray(FIRST_PART)));
+  });
+  scratch = tempDir('tollgate-rotation-routes-');
+});
+afterAll(async () => {
+  gate.open(); // no response left waiting
+  await origin?.close();
+  scratch?.remove();
+});
+
+/** A GET of ARTIFACT through `agent`: its status, and whether it went on a connection used before. */
+function getVia(agent: http.Agent, gw: TestGateway, token: string): Promise<{ status: number; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) }, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+interface Download {
+  status: number;
+  /** The whole body once the response is over, and whether it ended by its framing (not cut). */
+  finished: Promise<{ body: Buffer; complete: boolean }>;
+}
+
+/**
+ * Starts a GET (on a connection of its own unless `agent` keeps one) and resolves once FIRST_PART
+ * bytes of the body have arrived: the download is then in flight, its rest held back by the
+ * origin's gate.
+ */
+function startDownload(gw: TestGateway, token: string, agent: http.Agent | false = false): Promise<Download> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${gw.url}${SLOW_ARTIFACT}`, { headers: { authorization: bearer(token) }, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let started = false;
+      let finish!: (result: { body: Buffer; complete: boolean }) => void;
+      const finished = new Promise<{ body: Buffer; complete: boolean }>((r) => {
+        finish = r;
+      });
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        if (!started && received >= FIRST_PART) {
+          started = true;
+          resolve({ status: res.statusCode ?? 0, finished });
+        }
+      });
+      res.on('error', () => {}); // a cut body: `complete` says so
+      res.on('close', () => {
+        finish({ body: Buffer.concat(chunks), complete: res.complete });
+        if (!started)
+          reject(new Error(`status ${res.statusCode}: ended after ${received} bytes, before the first part`));
+      });
+    });
+    req.on('error', reject);
+  });
+}
 
 async function status(gw: TestGateway, token: string): Promise<number> {
   const res = await fetch(`${gw.url}${ARTIFACT}`, { headers: { authorization: bearer(token) } });
@@ -59,7 +155,14 @@ describe.each(backends)('token rotation with the $name', (backend) => {
 
   beforeAll(async () => {
     env = await backend.setup();
-    const common = { ...env, TOLLGATE_CACHE_TTL_MS: FAR_FUTURE_TTL };
+    const common = {
+      ...env,
+      TOLLGATE_CACHE_TTL_MS: FAR_FUTURE_TTL,
+      TOLLGATE_CONFIG: scratch.configFile([
+        { prefix: '/slow/', upstream: origin.url },
+        { prefix: '/', upstream: DEFAULT_UPSTREAM_DIR },
+      ]),
+    };
     gateways = [await startTestGateway(common), await startTestGateway(common)];
     admin = await openTokenStore({
       redis: env.TOLLGATE_REDIS_URL ? { url: env.TOLLGATE_REDIS_URL, prefix: '{tollgate}:' } : undefined,
@@ -116,6 +219,61 @@ describe.each(backends)('token rotation with the $name', (backend) => {
     );
     expect(await everywhere(rotated.token)).toEqual([200, 200]);
   });
+
+  it.each([
+    ['with an overlap of 0', '0'],
+    ['across the end of a 1 s overlap', '1s'],
+  ])(
+    'finishes a download begun with the old token, every byte, when the token is rotated mid-body %s; new requests with the old token then get 401, the new token 200',
+    async (_when, overlap) => {
+      gate = closedGate();
+      const { token: old, record } = await createToken(admin, {
+        name: `mid-download-${overlap}`,
+        type: 'production',
+        createdBy: 'test',
+      });
+      await caughtUp();
+      // One kept-alive connection: the download, then the next requests after it.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      onTestFinished(() => agent.destroy());
+      const download = await startDownload(gateways[0]!, old, agent);
+      expect(download.status).toBe(200);
+      let over = false;
+      void download.finished.then(() => {
+        over = true;
+      });
+
+      // The body is in flight (its first part arrived, the rest waits for the gate) while the
+      // token is rotated and its overlap ends.
+      const rotated = await rotateToken(admin, record.id, { overlap, by: 'test' });
+      const endsAt = tokenEndsAt(rotated.previous)!;
+      await expect
+        .poll(() => everywhere(old), { timeout: endsAt - Date.now() + 5000, interval: 20 })
+        .toEqual([401, 401]);
+      expect(await everywhere(rotated.token)).toEqual([200, 200]);
+      expect(over).toBe(false); // still in flight: authentication was judged when it began
+
+      gate.open();
+      const { body, complete } = await download.finished;
+      expect(complete).toBe(true);
+      expect(body.length).toBe(SLOW_BYTES);
+      expect(body.equals(patternBytes(SLOW_BYTES))).toBe(true);
+      // The gateway's own account of it: whole, not aborted, and the old token's.
+      const line = () => gateways[0]!.logRecords().find((r) => r.path === SLOW_ARTIFACT && r.tokenId === record.id);
+      await expect.poll(line).toBeDefined();
+      expect(line()).toMatchObject({ status: 200, bytes: SLOW_BYTES });
+      expect(line()).not.toHaveProperty('aborted');
+      expect(line()).not.toHaveProperty('upstreamError');
+      // The next request on the download's own connection is judged afresh.
+      expect(await getVia(agent, gateways[0]!, old)).toEqual({ status: 401, reused: true });
+      expect(await getVia(agent, gateways[0]!, rotated.token)).toEqual({ status: 200, reused: true });
+
+      // The same download with the new token (the gate is open now: straight through).
+      const again = await startDownload(gateways[1]!, rotated.token);
+      expect(again.status).toBe(200);
+      expect((await again.finished).body.equals(patternBytes(SLOW_BYTES))).toBe(true);
+    },
+  );
 
   it('refuses both generations within a second on every gateway once the name is revoked', async () => {
     const { token: first } = await createToken(admin, {
