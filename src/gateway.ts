@@ -1,39 +1,29 @@
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Registry } from 'prom-client';
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/logger.js';
 import { errorFields } from './logging/error-fields.js';
-import type { TokenRecord, TokenStore } from './tokens/store.js';
+import type { TokenStore } from './tokens/store.js';
 import { createTokenCache, type TokenCache } from './tokens/cache.js';
 import { activeProductionTokens } from './tokens/service.js';
+import { createLeakReporting } from './tokens/leaks.js';
 import { createAuthenticator, type Authenticate } from './auth/authenticate.js';
 import { createRequestLimits } from './auth/request-limits.js';
 import { createMetrics, type Metrics } from './metrics/registry.js';
-import { createRequestMetrics } from './metrics/requests.js';
 import type { MetricsSource } from './metrics/select.js';
-import { createActivityPipeline, type ActivityPipeline } from './activity/index.js';
+import { createActivityPipeline, createLeakAlert, type ActivityPipeline } from './activity/index.js';
+import { createCiExchange } from './ci/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
 import { createOwnEndpoints, type OwnEndpoint } from './proxy/own/index.js';
 import { createScannerKeys } from './proxy/own/scanner-keys.js';
 import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
 import { tokenExchangeEndpoint } from './proxy/own/token-exchange.js';
-import {
-  createCiVerifier,
-  createExchangeRateLimiter,
-  createTokenExchange,
-  startCiPurge,
-  type CiPurge,
-  type ExchangeOutcome,
-} from './ci/index.js';
-import { revokeLeakedTokens } from './tokens/leaks.js';
-import type { ReportLeaks } from './admin/token-api.js';
-import { upstreamErrorLabel } from './proxy/forward/errors.js';
-import type { RequestState } from './proxy/state.js';
 import { createAdminApp } from './admin/app.js';
 import { createAdminAuth } from './admin/auth.js';
+import { createRequestEnd } from './gateway/request-end.js';
 
 export interface Gateway {
   proxyServer: Server;
@@ -95,13 +85,14 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     rateWarnedAt = Date.now();
     logger.warn({ err: errorFields(err) }, 'token rate limits: Redis unreachable, counting in this process meanwhile');
   });
-  const reportLeaks = createLeakReporting(store, metrics, activity, logger);
+  // A reported leak: the token revoked (tokens/), then the alert: counted, logged, a `leaked` event (activity/).
+  const reportLeaks = createLeakReporting(store, createLeakAlert(activity.recorder, metrics, logger));
   const ownEndpoints: OwnEndpoint[] = [];
   if (config.secretScanning)
     ownEndpoints.push(secretScanningEndpoint({ keys: createScannerKeys(config.secretScanning), reportLeaks }));
   // Without trust policies the exchange path is the namespace's 404, as any unknown own path.
-  const ci = config.ciProviders.length > 0 ? createCiExchange(config, store, metrics, logger) : undefined;
-  if (ci) ownEndpoints.push(ci.endpoint);
+  const ci = config.ciProviders.length > 0 ? createCiExchange(config, { store, metrics, logger }) : undefined;
+  if (ci) ownEndpoints.push(tokenExchangeEndpoint(ci));
   const proxy = createProxyHandler({
     config,
     directoryServer: config.routes.some((r) => r.upstream.kind === 'dir')
@@ -174,134 +165,6 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   }
 
   return { proxyServer, adminServer, cache, metrics, activity, proxyPort, adminPort, shutdown };
-}
-
-/**
- * What happens when a proxied response is over: the operations metrics for every request, and
- * the activity recorder for authenticated ones (it keeps only Production, unless a Development
- * stream is configured).
- */
-function createRequestEnd(metrics: Metrics, activity: ActivityPipeline) {
-  const observeRequest = createRequestMetrics(metrics);
-  return function requestEnded(state: RequestState, incoming: IncomingMessage, outgoing: ServerResponse): void {
-    const status = outgoing.statusCode;
-    const { principal, upstreamError } = state;
-    observeRequest(
-      principal?.tokenType ?? 'none',
-      status,
-      state.durationMs,
-      state.authFailure,
-      upstreamError !== undefined && upstreamError !== 'client-closed' ? upstreamErrorLabel(upstreamError) : undefined,
-      state.refusedBy,
-    );
-    // A request a token's restrictions refused is no download: counted above, no activity event.
-    if (principal && state.route && state.refusedBy === undefined) {
-      activity.recorder.record({
-        requestId: state.requestId,
-        principal,
-        ecosystem: state.route.ecosystem,
-        path: state.rest,
-        method: incoming.method ?? 'GET',
-        status,
-        bytes: state.bytes,
-        durationMs: state.durationMs,
-        clientIp: state.clientIp,
-        userAgent: incoming.headers['user-agent'],
-        // Not finished at 'close': the client went away before the end (the log line says aborted too).
-        aborted: !outgoing.writableFinished,
-        endedAt: Date.now(),
-      });
-    }
-  };
-}
-
-/**
- * Leaked tokens, whoever reports them (signed secret-scanning reports on the proxy port, the admin
- * API's revoke-leaked): each live one revoked (tokens/leaks.ts), counted, logged, and written as a
- * `leaked` alert to the Production activity sinks.
- */
-function createLeakReporting(
-  store: TokenStore,
-  metrics: Metrics,
-  activity: ActivityPipeline,
-  logger: Logger,
-): ReportLeaks {
-  return async function reportLeaks(reports, reporter) {
-    const { verdicts, revoked } = await revokeLeakedTokens(store, reports, reporter);
-    const reporterLabel = reporter.source === 'github' ? 'github' : 'admin';
-    for (const record of revoked) {
-      metrics.tokensLeaked.labels(reporterLabel, record.type).inc();
-      logger.warn(
-        {
-          event: 'token.leaked',
-          tokenId: record.id,
-          tokenType: record.type,
-          source: record.leak?.source,
-          url: record.leak?.url,
-        },
-        'leaked token revoked',
-      );
-      activity.recorder.recordLeak({
-        tokenId: record.id,
-        tokenName: record.name,
-        tokenType: record.type,
-        clientIp: reporter.clientIp ?? '',
-        at: record.revokedAt ?? Date.now(),
-        leak: record.leak ?? { source: reporter.source, url: null, location: null },
-      });
-    }
-    return verdicts;
-  };
-}
-
-/**
- * The CI token exchange (ci/exchange.ts behind proxy/own/token-exchange.ts): each exchange
- * counted (`tollgate_ci_exchanges_total`) and logged without a token; the issued token is an
- * ordinary record, so the admin audit list shows it as created by `ci:<policy>`. And the purge of
- * expired issued tokens, logged per token (the log keeps the record the store no longer holds).
- */
-function createCiExchange(
-  config: Readonly<Config>,
-  store: TokenStore,
-  metrics: Metrics,
-  logger: Logger,
-): { endpoint: OwnEndpoint; purge: CiPurge } {
-  const exchange = createTokenExchange({
-    store,
-    verifier: createCiVerifier(config.ciProviders, config.ciExchange),
-    rate: createExchangeRateLimiter(config.ciExchange),
-  });
-  /** A token's and a CI identity's fields in a log line (never the token itself). */
-  const tokenFields = (r: TokenRecord | undefined) => ({ tokenId: r?.id, tokenName: r?.name, tokenType: r?.type });
-  const onExchange = (o: ExchangeOutcome): void => {
-    metrics.ciExchanges.labels(o.provider ?? 'none', o.outcome, o.record ? o.record.type : 'none').inc();
-    const { subject, repository, ref, runId } = o.identity ?? {};
-    const fields = {
-      event: 'ci.exchange',
-      outcome: o.outcome,
-      reason: o.reason,
-      detail: o.detail,
-      provider: o.provider,
-    };
-    const line = { ...fields, clientIp: o.clientIp, subject, repository, ref, runId, ...tokenFields(o.record) };
-    if (o.outcome === 'unavailable' || o.outcome === 'error') logger.warn(line, 'CI token exchange failed');
-    else logger.info(line, o.outcome === 'issued' ? 'CI token issued' : 'CI token exchange refused');
-  };
-  const purge = startCiPurge({
-    store,
-    graceMs: config.ciExchange.purgeGraceMs,
-    intervalMs: config.ciExchange.purgeIntervalMs,
-    onPurged: (records) => {
-      metrics.ciTokensPurged.inc(records.length);
-      for (const r of records) {
-        const { provider, subject, repository } = r.ci ?? {};
-        const job = { provider, subject, repository, createdBy: r.createdBy, expiresAt: r.expiresAt };
-        logger.info({ event: 'ci.token_purged', ...tokenFields(r), ...job }, 'expired CI token purged');
-      }
-    },
-    onError: (err) => logger.warn({ err: errorFields(err) }, 'CI token purge failed; retried at the next interval'),
-  });
-  return { endpoint: tokenExchangeEndpoint({ exchange, onExchange }), purge };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -14,6 +14,7 @@ import { createFileActivityQuery } from './recent-file.js';
 
 export type { ActivityQuery } from './recent.js';
 export type { RequestActivity } from './recorder.js';
+export { createLeakAlert } from './leak-alert.js';
 
 export interface ActivityPipeline {
   recorder: ActivityRecorder;

@@ -9,11 +9,12 @@ import { ECOSYSTEMS } from '../config/index.js';
 import type { ActivityEvent } from '../activity/event.js';
 import { CI_CAPS } from '../activity/event-caps.js';
 import { MAX_RECENT_LIMIT, type ActivityQuery } from '../activity/recent.js';
+import type { ReportLeaks } from '../tokens/leaks.js';
 import type { TokenStore } from '../tokens/store.js';
 import type { AdminAuth, AdminEnv, AdminPrincipal, Session } from './auth.js';
 import { sendAdminError } from './errors.js';
 import { readJsonObject } from './json-body.js';
-import { LEAK_BODY_MAX_BYTES, parseLimit, registerTokenRoutes, type ReportLeaks } from './token-api.js';
+import { LEAK_BODY_MAX_BYTES, parseLimit, registerTokenRoutes } from './token-api.js';
 
 /**
  * The admin JSON API, mounted at /api/v1 on the admin listener. Every route but POST /session
@@ -46,7 +47,7 @@ export interface AdminApiOptions {
   now?: () => number;
   /** The gateway's route prefixes (a token's route restriction names some). Default: none. */
   routes?: readonly string[];
-  /** What revoke-leaked calls (token-api.ts ReportLeaks). Default: revokeLeakedTokens, without an alert. */
+  /** What revoke-leaked calls (tokens/leaks.ts ReportLeaks). Default: revokeLeakedTokens, without an alert. */
   reportLeaks?: ReportLeaks | undefined;
 }
 

@@ -4,13 +4,13 @@ import { Hono, type Context } from 'hono';
 import type { ActivityQuery } from '../activity/recent.js';
 import type { Logger } from '../logging/logger.js';
 import { MAX_METRIC_NAMES, METRIC_NAME, selectMetrics, type MetricsSource } from '../metrics/select.js';
+import type { ReportLeaks } from '../tokens/leaks.js';
 import type { TokenStore } from '../tokens/store.js';
 import { createAdminApi } from './api.js';
 import type { AdminAuth } from './auth.js';
 import { sendAdminError } from './errors.js';
 import { createAdminHostCheck } from './host.js';
 import { loadPageAssets, PAGE_FILES, type PageFile } from './page.js';
-import type { ReportLeaks } from './token-api.js';
 
 export interface AdminAppOptions {
   store: TokenStore;
@@ -35,7 +35,8 @@ export interface AdminAppOptions {
   routes?: readonly string[];
   /**
    * What POST /api/v1/tokens/revoke-leaked calls with the reported values (token-api.ts): the
-   * gateway wires revokeLeakedTokens plus its alert. Default: revokeLeakedTokens alone.
+   * gateway wires createLeakReporting (tokens/leaks.ts) with activity's leak alert. Default:
+   * revokeLeakedTokens alone.
    */
   reportLeaks?: ReportLeaks;
 }

@@ -1,7 +1,7 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { createError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { revokeLeakedTokens, type LeakReportInput, type LeakReporter, type LeakVerdict } from '../tokens/leaks.js';
+import { revokeLeakedTokens, type LeakReportInput, type ReportLeaks } from '../tokens/leaks.js';
 import { filterTokens, liveCiTokenCounts, parseTokenListFilter, type TokenListFilter } from '../tokens/listing.js';
 import { createToken, rotateToken, toTokenView } from '../tokens/service.js';
 import { PURGED_CI_KEPT, type TokenRecord, type TokenStore } from '../tokens/store.js';
@@ -26,9 +26,6 @@ import { readJsonObject, readOptionalJsonObject } from './json-body.js';
  *   GET  /audit                   created, rotated, revoked and purged entries, newest first: ?limit=, ?source=
  *                                 (admin, the default: without the issuance of CI-issued tokens; ci; all)
  */
-
-/** Reports leaked values and returns GitHub-style verdicts; the gateway's wiring adds the alert. */
-export type ReportLeaks = (reports: LeakReportInput[], reporter: LeakReporter) => Promise<LeakVerdict[]>;
 
 export interface TokenApiOptions {
   store: TokenStore;

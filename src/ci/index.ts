@@ -1,7 +1,7 @@
 // CI jobs' OIDC identities exchanged for short-lived tokens: verification, the request form and
 // its answers, rate limits, the issued token's name, the exchange itself (exchange.ts, through the
-// store it is given) and the purge of expired issued tokens. No HTTP server here; docs/ci.md is the
-// operator's guide.
+// store it is given), the purge of expired issued tokens, and both as a gateway runs them, counted
+// and logged (service.ts). No HTTP server here; docs/ci.md is the operator's guide.
 export {
   createCiVerifier,
   CI_ALGORITHMS,
@@ -45,3 +45,4 @@ export {
   type ExchangeResult,
 } from './exchange.js';
 export { startCiPurge, type CiPurge, type CiPurgeOptions } from './purge.js';
+export { createCiExchange, type CiExchangeService } from './service.js';

@@ -102,3 +102,23 @@ export async function revokeLeakedTokens(
   }
   return { verdicts, revoked };
 }
+
+/** Reports leaked values and returns GitHub-style verdicts (the secret-scanning endpoint, revoke-leaked). */
+export type ReportLeaks = (reports: LeakReportInput[], reporter: LeakReporter) => Promise<LeakVerdict[]>;
+
+/**
+ * Leaked tokens, whoever reports them (signed secret-scanning reports on the proxy port, the admin
+ * API's revoke-leaked): each live one revoked (revokeLeakedTokens), then `onRevoked` told which
+ * ones this report revoked (the gateway hands it activity's leak alert: counted, logged, written to
+ * the Production sinks). This module knows no alert, as the cache knows no store.
+ */
+export function createLeakReporting(
+  store: TokenStore,
+  onRevoked: (revoked: readonly TokenRecord[], reporter: LeakReporter) => void,
+): ReportLeaks {
+  return async function reportLeaks(reports, reporter) {
+    const { verdicts, revoked } = await revokeLeakedTokens(store, reports, reporter);
+    onRevoked(revoked, reporter);
+    return verdicts;
+  };
+}
