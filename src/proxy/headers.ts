@@ -135,8 +135,9 @@ export function clientResponseHeaders(upstream: IncomingHttpHeaders, requestId: 
 export const ARTIFACT_CSP = 'sandbox';
 
 /** A comma separates policies in one header (CSP 3, "serialized-policy-list"): each is enforced. */
-function withSandbox(upstream: string | undefined): string {
-  return upstream ? `${upstream}, ${ARTIFACT_CSP}` : ARTIFACT_CSP;
+function withSandbox(upstream: string | string[] | undefined): string {
+  const own = Array.isArray(upstream) ? upstream.join(', ') : upstream;
+  return own ? `${own}, ${ARTIFACT_CSP}` : ARTIFACT_CSP;
 }
 
 /** Keeps the upstream's freshness directives but never lets a shared cache store the response. */
