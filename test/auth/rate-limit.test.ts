@@ -78,23 +78,35 @@ describe('brute-force protection on the proxy port', () => {
   });
 
   it('answers 429 with Retry-After to an address that sent 150 wrong tokens in a burst, and no one else', async () => {
-    const { token } = await gw.createToken();
-    const statuses: number[] = [];
-    const started = Date.now();
-    for (let i = 0; i < 150; i++)
-      statuses.push((await from('203.0.113.66', { authorization: bearer(generateToken('production')) })).status);
-    const elapsedS = (Date.now() - started) / 1000;
-    expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);
-    // Past the burst, only what the bucket refilled meanwhile (one a second) gets through: however
-    // slow the machine, never more.
-    const through = statuses.slice(100).filter((s) => s !== 429).length;
-    expect(through).toBeLessThanOrEqual(Math.ceil(elapsedS) + 1);
-    const limited = await from('203.0.113.66', { authorization: bearer(token) });
-    expect(limited.status).toBe(429); // even a right guess learns nothing now
-    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect((await from('203.0.113.67', { authorization: bearer(token) })).status).toBe(200);
-    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
-    expect(metrics).toMatch(/tollgate_auth_failures_total\{reason="rate_limited"\} [1-9]/);
+    // Its own gateway with the default burst (100) and a refill of one a minute, so that the right
+    // guess below meets an empty bucket however slow the machine (at one a second, a slow loop
+    // could leave a refilled token for it).
+    const strict = await startTestGateway({
+      TOLLGATE_UPSTREAM: origin.url,
+      TOLLGATE_TRUSTED_PROXIES: '127.0.0.1',
+      TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE: '1',
+    });
+    try {
+      const at = (ip: string, token: string) =>
+        fetch(`${strict.url}/x`, { headers: { 'x-forwarded-for': ip, authorization: bearer(token) } });
+      const { token } = await strict.createToken();
+      const statuses: number[] = [];
+      const started = Date.now();
+      for (let i = 0; i < 150; i++) statuses.push((await at('203.0.113.66', generateToken('production'))).status);
+      const elapsedS = (Date.now() - started) / 1000;
+      expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);
+      // Past the burst, only what the bucket refilled meanwhile (one a minute) gets through.
+      const through = statuses.slice(100).filter((s) => s !== 429).length;
+      expect(through).toBeLessThanOrEqual(Math.ceil(elapsedS / 60) + 1);
+      const limited = await at('203.0.113.66', token);
+      expect(limited.status).toBe(429); // even a right guess learns nothing now
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await at('203.0.113.67', token)).status).toBe(200);
+      const metrics = await (await fetch(`${strict.adminUrl}/metrics`)).text();
+      expect(metrics).toMatch(/tollgate_auth_failures_total\{reason="rate_limited"\} [1-9]/);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('prevents one client behind a shared address from locking everyone out: a limited address is refused store reads, not service', async () => {

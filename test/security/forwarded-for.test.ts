@@ -103,9 +103,16 @@ describe('with the peer as a trusted proxy (TOLLGATE_TRUSTED_PROXIES=127.0.0.1)'
   it('prevents spoofing through the proxy: a client that prepends fake X-Forwarded-For entries is known by the address the proxy appended, and limited', async () => {
     const real = '198.51.100.7';
     const statuses: number[] = [];
+    const started = Date.now();
     for (const fake of randomAddresses) statuses.push(await guess(gw, { 'x-forwarded-for': `${fake}, ${real}` }));
+    const elapsedS = (Date.now() - started) / 1000;
     expect(statuses.slice(0, BURST).every((s) => s === 401)).toBe(true);
-    expect(statuses.slice(BURST).every((s) => s === 429)).toBe(true);
+    // Past the burst, 429, but for what the bucket refilled meanwhile (one a second; a slow machine
+    // takes seconds over the loop): never more, and never anything but a 401 for those.
+    const past = statuses.slice(BURST);
+    expect(past.filter((s) => s !== 429 && s !== 401)).toEqual([]);
+    expect(past.filter((s) => s === 401).length).toBeLessThanOrEqual(Math.ceil(elapsedS) + 1);
+    expect(past.filter((s) => s === 429).length).toBeGreaterThan(past.length - Math.ceil(elapsedS) - 2);
     const logged = await loggedClientIps(gw, 2 * GUESSES);
     expect(new Set(logged.slice(-GUESSES))).toEqual(new Set([real]));
     // Another client behind the same proxy is not affected.
