@@ -1,10 +1,11 @@
-import { parseArtifactPath } from '../artifacts/parse-path/index.js';
-import type { RouteConfig } from '../config/index.js';
+import { packagePatternIn, parseArtifactPath } from '../artifacts/parse-path/index.js';
+import type { Ecosystem, RouteConfig } from '../config/index.js';
 import type { ErrorCode } from '../errors.js';
 import {
+  anyGlobMatches,
   networkAllowed,
-  packageAllowed,
   type CompiledRestrictions,
+  type Glob,
   type RestrictionKind,
 } from '../tokens/restrictions.js';
 
@@ -26,9 +27,28 @@ export function restrictionRefusal(
   if (r.routes !== undefined && !r.routes.has(route.prefix)) return 'route';
   if (r.packages !== undefined) {
     const name = parseArtifactPath(route.ecosystem, rest).package;
-    if (name !== null && !packageAllowed(r, name)) return 'package';
+    if (name !== null && !anyGlobMatches(globsFor(r, r.packages, route.ecosystem), name)) return 'package';
   }
   return undefined;
+}
+
+/**
+ * The token's package patterns in the form the route's ecosystem names packages (a pattern
+ * `Foo_Bar` matches PyPI's `foo-bar`, `Acme.*` NuGet's `acme.core`), made once per cached token
+ * record and ecosystem, then reused: no pattern is rewritten per request.
+ */
+const NORMALISED = new WeakMap<CompiledRestrictions, Map<Ecosystem, readonly Glob[]>>();
+
+function globsFor(r: CompiledRestrictions, globs: readonly Glob[], ecosystem: Ecosystem): readonly Glob[] {
+  if (ecosystem !== 'pypi' && ecosystem !== 'nuget') return globs;
+  let forms = NORMALISED.get(r);
+  if (forms === undefined) NORMALISED.set(r, (forms = new Map<Ecosystem, readonly Glob[]>()));
+  let normalised = forms.get(ecosystem);
+  if (normalised === undefined) {
+    normalised = globs.map((glob) => packagePatternIn(ecosystem, glob.join('*')).split('*'));
+    forms.set(ecosystem, normalised);
+  }
+  return normalised;
 }
 
 /** The answers to a refused restriction (a network refusal is answered as an unknown token instead). */

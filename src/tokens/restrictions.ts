@@ -124,7 +124,7 @@ export interface CompiledRestrictions {
 }
 
 /** A package pattern: the literal runs between its `*`s. */
-type Glob = readonly string[];
+export type Glob = readonly string[];
 
 export function compileRestrictions(r: TokenRestrictions | null | undefined): CompiledRestrictions | undefined {
   if (!r) return undefined;
@@ -166,6 +166,11 @@ export function matchesGlob(glob: Glob, name: string): boolean {
 
 export function packageAllowed(r: CompiledRestrictions, name: string): boolean {
   return r.packages === undefined || r.packages.some((glob) => matchesGlob(glob, name));
+}
+
+/** Whether `name` matches one of `globs` (patterns already split at their `*`s). */
+export function anyGlobMatches(globs: readonly Glob[], name: string): boolean {
+  return globs.some((glob) => matchesGlob(glob, name));
 }
 
 export function networkAllowed(r: CompiledRestrictions, clientIp: string): boolean {

@@ -99,6 +99,16 @@ describe.each([
     expect((await get(token, '/pypi/simple/requests/')).status).toBe(403);
   });
 
+  it("matches a package pattern in the form the ecosystem names packages: `Zope_Interface*` reaches PyPI's zope-interface, not zope-event", async () => {
+    const token = await restricted({ packages: ['Zope_Interface*'] });
+    expect((await get(token, '/pypi/simple/zope-interface/')).status).toBe(200);
+    expect((await get(token, '/pypi/simple/Zope.Interface/')).status).toBe(200);
+    expect((await get(token, '/pypi/packages/zope_interface-6.0.tar.gz')).status).toBe(200);
+    expect((await get(token, '/pypi/simple/zope-event/')).status).toBe(403);
+    // On npm the pattern is matched as written: npm names are not normalised that way.
+    expect((await get(token, '/npm/zope-interface')).status).toBe(403);
+  });
+
   it('keeps a token to its networks: from elsewhere it is refused as an unknown token (401)', async () => {
     const elsewhere = await restricted({ networks: ['10.0.0.0/8'] });
     const refused = await get(elsewhere, '/npm/left-pad');

@@ -23,6 +23,7 @@ import {
 } from './segments.js';
 
 export { isSealedVersion } from './sealed.js';
+import { normalizePypiName } from './pypi.js';
 export type { ArtifactKind } from './segments.js';
 
 /**
@@ -188,4 +189,15 @@ export function createArtifactPathParser(max = 4096): (ecosystem: Ecosystem, pat
     size++;
     return ref;
   };
+}
+
+/**
+ * A package pattern written the way a person names a package (`Foo_Bar*`, `Acme.*`), in the form
+ * parseArtifactPath names that ecosystem's packages: PyPI's PEP 503 normal form, NuGet's lower-case
+ * id; other ecosystems as written. `*` passes through.
+ */
+export function packagePatternIn(ecosystem: Ecosystem, pattern: string): string {
+  if (ecosystem === 'pypi') return normalizePypiName(pattern);
+  if (ecosystem === 'nuget') return pattern.toLowerCase();
+  return pattern;
 }

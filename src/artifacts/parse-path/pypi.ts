@@ -12,7 +12,7 @@ const SDIST_EXTENSIONS = ['.tar.gz', '.tar.bz2', '.tar.xz', '.tgz', '.tar', '.zi
 const DIST_SIDE_FILES = ['.metadata', '.asc'] as const;
 
 /** PEP 503: lower-case, runs of `-`, `_`, `.` become one `-`. */
-function normalizePypiName(name: string): string {
+export function normalizePypiName(name: string): string {
   let out = '';
   let inRun = false;
   for (const ch of name.toLowerCase()) {
