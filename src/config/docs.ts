@@ -16,7 +16,7 @@ export function configReference(): string {
     ...settings
       .filter(([, s]) => s.group === group)
       .map(([key, s]) =>
-        row([s.env ? `\`${s.env}\`` : '(config file only)', `\`${key}\``, defaultText(s), meaning(s)]),
+        row([s.env ? `\`${s.env}\`` : '(config file only)', `\`${s.file ?? key}\``, defaultText(s), meaning(s)]),
       ),
     '',
   ]);
@@ -27,11 +27,12 @@ export function configReference(): string {
     '',
     'Settings come from environment variables and, optionally, a JSON config file named by',
     '`TOLLGATE_CONFIG` whose keys are the settings\' file keys (`{"port": 8080, "routes": [...]}`); the',
-    'environment wins. Relative paths are resolved against the working directory, route directories',
-    "against the config file's directory. Every value is checked at start; all problems are listed at",
-    'once, one per line, naming the env var or `<file>: <key>` and the rule, and the process exits with',
-    "code 2. A secret's value is never shown in those messages, and a URL that may carry one is shown",
-    'as scheme://host[:port] at most.',
+    'environment wins. A dotted file key is a field of an object: `secretScanning.publicKeysFile` is',
+    'written `{"secretScanning": {"publicKeysFile": "keys.json"}}`. Relative paths are resolved against',
+    "the working directory, route directories against the config file's directory. Every value is",
+    'checked at start; all problems are listed at once, one per line, naming the env var or',
+    "`<file>: <key>` and the rule, and the process exits with code 2. A secret's value is never shown in",
+    'those messages, and a URL that may carry one is shown as scheme://host[:port] at most.',
     '',
     ...sections.flat(),
     '## Routes',

@@ -4,7 +4,11 @@ import type { Checked, Context } from './sources.js';
 import type { SecretScanningConfig } from './types.js';
 import { secureUrlProblem } from './urls.js';
 
-/** Signed secret-scanning reports: where the reporters' public keys come from (a file or a URL, not both). */
+/**
+ * Signed secret-scanning reports: where the reporters' public keys come from, a file or a URL, not
+ * both (`"secretScanning": {"publicKeysFile": ...}` or `{"publicKeysUrl": ...}` in the config file,
+ * or their env vars; sources.ts reads the object, so `where` names its fields).
+ */
 export function checkSecretScanning({ s, where, cwd }: Context): Checked<SecretScanningConfig | undefined> {
   const problems: string[] = [];
   const { secretScanningKeysFile: file, secretScanningKeysUrl: url } = s;

@@ -90,12 +90,18 @@ export const GROUPS = {
 
 /**
  * A setting, declared once: its env var, type and default (the schema), reference line and
- * secrecy. The config file names it by its key (camelCase); the environment wins over the file.
+ * secrecy. The config file names it by its key (camelCase), or by `file` where that is given; the
+ * environment wins over the file.
  */
 export interface Setting extends Field {
   /** Every setting but `routes` and `ciProviders` (lists only the file can hold) has an env var. */
   env?: `TOLLGATE_${string}`;
   group: keyof typeof GROUPS;
+  /**
+   * The config file's key, where it is not the settings key: a field of an object, `object.field`
+   * (`secretScanning.publicKeysFile` is written `{"secretScanning": {"publicKeysFile": ...}}`).
+   */
+  file?: `${string}.${string}`;
   /** The fields of each entry, for a list of objects. */
   items?: Record<string, Field>;
 }
@@ -143,8 +149,8 @@ export const SETTINGS = {
   negativeCacheMax: { env: 'TOLLGATE_NEGATIVE_CACHE_MAX', group: 'tokens', schema: count().default(DEFAULT_NEGATIVE_CACHE_MAX), doc: 'Unknown-token cache entries (apart, so a flood cannot evict real tokens)' },
   cacheStaleMs: { env: 'TOLLGATE_CACHE_STALE_MS', group: 'tokens', schema: durationMs(0).default(DEFAULT_CACHE_STALE_MS), doc: 'Serve-stale: cached tokens keep working this long after the store was last reached; then 503' },
   changePollMs: { env: 'TOLLGATE_CHANGE_POLL_MS', group: 'tokens', schema: durationMs(10).default(DEFAULT_CHANGE_POLL_MS), doc: 'How often the store\'s change counter is checked (besides Redis pub/sub)' },
-  secretScanningKeysFile: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_FILE', group: 'tokens', schema: z.string().optional(), doc: 'Public keys, in GitHub\'s format (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), that sign secret-scanning reports: turns on `POST /-/tollgate/secret-scanning` on the proxy port ([docs/tokens.md](tokens.md#leaked-tokens))' },
-  secretScanningKeysUrl: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_URL', group: 'tokens', schema: z.string().optional(), secret: 'url', doc: 'The same keys fetched from this URL (https, or http on loopback), again at most every 5 s when a report names a key not yet known; GitHub publishes its at `https://api.github.com/meta/public_keys/secret_scanning` (never a default)' },
+  secretScanningKeysFile: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_FILE', file: 'secretScanning.publicKeysFile', group: 'tokens', schema: z.string().optional(), doc: 'Public keys, in GitHub\'s format (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), that sign secret-scanning reports: turns on `POST /-/tollgate/secret-scanning` on the proxy port ([docs/tokens.md](tokens.md#leaked-tokens))' },
+  secretScanningKeysUrl: { env: 'TOLLGATE_SECRET_SCANNING_KEYS_URL', file: 'secretScanning.publicKeysUrl', group: 'tokens', schema: z.string().optional(), secret: 'url', doc: 'The same keys fetched from this URL instead (https, or http on loopback; not together with the file), again at most every 5 s when a report names a key not yet known; GitHub publishes its at `https://api.github.com/meta/public_keys/secret_scanning` (never a default)' },
   lastUsedFlushMs: { env: 'TOLLGATE_LAST_USED_FLUSH_MS', group: 'tokens', schema: durationMs(100).default(DEFAULT_LAST_USED_FLUSH_MS), doc: 'How often last-used times are written to the store (batched, never per request)' },
   authFailureBurst: { env: 'TOLLGATE_AUTH_FAILURE_BURST', group: 'tokens', schema: count(0).default(DEFAULT_AUTH_FAILURE_BURST), doc: 'Failed authentications one client address may make in a row (`0` turns the limit off)' },
   authFailureRefillPerMinute: { env: 'TOLLGATE_AUTH_FAILURE_REFILL_PER_MINUTE', group: 'tokens', schema: count(1).default(DEFAULT_AUTH_FAILURE_REFILL_PER_MINUTE), doc: 'How fast that allowance refills' },
@@ -205,6 +211,11 @@ export function settingsSchema() {
 }
 
 export type Settings = z.infer<ReturnType<typeof settingsSchema>>;
+
+/** Settings key → config file key: the settings key itself, or its dotted `file` path. */
+export const FILE_KEYS: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(Object.entries(SETTINGS as Record<string, Setting>).map(([key, s]) => [key, s.file ?? key])),
+);
 
 /** Settings key → env var name. */
 export const ENV_NAMES: Readonly<Record<string, string>> = Object.freeze(

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENV_NAMES, type Settings } from './settings.js';
+import { ENV_NAMES, FILE_KEYS, type Settings } from './settings.js';
 import type { Env } from './types.js';
 
-/** The raw values by settings key, and where each came from: the env var, or `<file>: <key>`. */
+/** The raw values by settings key, and where each came from: the env var, or `<file>: <file key>`. */
 export interface Sources {
   raw: Record<string, unknown>;
   where: (key: string) => string;
@@ -45,10 +45,7 @@ export function readSources(env: Env, cwd: string): Sources {
     } else if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       problems.push(`TOLLGATE_CONFIG ${configFile} must hold a JSON object`);
     } else {
-      for (const [key, value] of Object.entries(parsed)) {
-        raw[key] = value;
-        from[key] = `${configFile}: ${key}`;
-      }
+      readFileKeys(parsed as Record<string, unknown>, configFile, { raw, from, problems });
     }
   }
   for (const [key, name] of Object.entries(ENV_NAMES)) {
@@ -59,6 +56,65 @@ export function readSources(env: Env, cwd: string): Sources {
     }
   }
   return { raw, where: (key) => from[key] ?? ENV_NAMES[key] ?? key, configFile, fileDir, problems };
+}
+
+/** Config file key → settings key, for the keys that differ (`secretScanning.publicKeysFile`). */
+const DOTTED = new Map(
+  Object.entries(FILE_KEYS).flatMap(([key, fileKey]) => (fileKey !== key ? [[fileKey, key]] : [])),
+);
+/** The inverse: settings key → its dotted file key. */
+const MOVED = new Map([...DOTTED].map(([fileKey, key]) => [key, fileKey]));
+
+/** The objects that hold dotted file keys, each with its fields: secretScanning → publicKeysFile, publicKeysUrl. */
+const OBJECTS = new Map<string, string[]>();
+for (const fileKey of DOTTED.keys()) {
+  const [object, field] = fileKey.split('.') as [string, string];
+  OBJECTS.set(object, [...(OBJECTS.get(object) ?? []), field]);
+}
+
+interface Into {
+  raw: Record<string, unknown>;
+  from: Record<string, string>;
+  problems: string[];
+}
+
+/**
+ * The file's values by settings key. A setting with a dotted file key is read from its object only;
+ * its settings key at the top level is refused with what to write instead. Unknown top-level keys are
+ * passed on, for the strict schema to name; unknown fields of an object are named here.
+ */
+function readFileKeys(parsed: Record<string, unknown>, configFile: string, into: Into): void {
+  for (const [name, value] of Object.entries(parsed)) {
+    const fields = OBJECTS.get(name);
+    const moved = MOVED.get(name);
+    if (fields) {
+      readObject(name, fields, value, configFile, into);
+    } else if (moved !== undefined) {
+      const [object, field] = moved.split('.');
+      into.problems.push(`${configFile}: ${name}: not a config file key; write "${object}": {"${field}": ...} instead`);
+    } else {
+      into.raw[name] = value;
+      into.from[name] = `${configFile}: ${name}`;
+    }
+  }
+}
+
+/** The fields of one object of dotted file keys (`secretScanning`), by settings key; the object is never shown in a problem. */
+function readObject(name: string, fields: string[], value: unknown, configFile: string, into: Into): void {
+  const holds = fields.join(' or ');
+  if (!value || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0) {
+    into.problems.push(`${configFile}: ${name}: must be an object with ${holds}`);
+    return;
+  }
+  for (const [field, fieldValue] of Object.entries(value)) {
+    const key = DOTTED.get(`${name}.${field}`);
+    if (key === undefined) {
+      into.problems.push(`${configFile}: ${name}.${field}: unknown field (${name} holds ${holds})`);
+    } else {
+      into.raw[key] = fieldValue;
+      into.from[key] = `${configFile}: ${name}.${field}`;
+    }
+  }
 }
 
 /**

@@ -91,15 +91,28 @@ const NEEDS: Record<string, Record<string, string>> = {
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'tollgate-config-secrets-'));
 
-function expectNoSecret(env: Env, cwd: string): void {
+/** `named`: a problem line must name where the bad value was given, else the value was never checked. */
+function expectNoSecret(env: Env, cwd: string, named?: string): void {
   const result = loadConfig(env, cwd);
   expect(result.ok, 'the value must be refused, else this case tests nothing').toBe(false);
   if (result.ok) return;
   for (const line of result.problems) expect(line).not.toContain(SECRET);
+  if (named !== undefined) expect(result.problems).toContainEqual(expect.stringContaining(named));
 }
 
 function envName(key: string): string {
   return ENV_NAMES[key]!;
+}
+
+/** The setting's file key: its key, or its dotted `file` path (`secretScanning.publicKeysUrl`). */
+function fileKey(key: string): string {
+  return (SETTINGS as Record<string, Setting>)[key]!.file ?? key;
+}
+
+/** A value as the config file holds it: at the setting's file key, in its object for a dotted one. */
+function inFile(key: string, value: unknown): Record<string, unknown> {
+  const [name, field] = fileKey(key).split('.') as [string, string | undefined];
+  return { [name]: field === undefined ? value : { [field]: value } };
 }
 
 const cases = Object.entries(BAD).flatMap(([key, values]) => values.map((value, i) => ({ key, value, n: i + 1 })));
@@ -117,7 +130,11 @@ describe('configuration errors never echo a secret', () => {
       'env $key, bad value $n',
       ({ key, value }) => {
         const needs = Object.fromEntries(Object.entries(NEEDS[key] ?? {}).map(([k, v]) => [envName(k), v]));
-        expectNoSecret({ ...needs, ...other, [envName(key)]: value as string }, tmp());
+        expectNoSecret(
+          { ...needs, ...other, [envName(key)]: value as string },
+          tmp(),
+          alone ? envName(key) : undefined,
+        );
       },
     );
 
@@ -126,10 +143,14 @@ describe('configuration errors never echo a secret', () => {
       const routeField = /^routes\[\]\.(.+)$/.exec(key)?.[1];
       const settings = routeField
         ? { routes: [{ prefix: '/', upstream: dir, [routeField]: value }] }
-        : { ...NEEDS[key], [key]: value };
+        : { ...NEEDS[key], ...inFile(key, value) };
       const file = path.join(dir, 'tollgate.json');
       writeFileSync(file, JSON.stringify(settings));
-      expectNoSecret({ ...other, TOLLGATE_CONFIG: file }, dir);
+      expectNoSecret(
+        { ...other, TOLLGATE_CONFIG: file },
+        dir,
+        alone ? (routeField ? 'routes[0]' : `${file}: ${fileKey(key)}`) : undefined,
+      );
     });
   });
 
@@ -147,6 +168,19 @@ describe('configuration errors never echo a secret', () => {
     const file = path.join(dir, 'tollgate.json');
     writeFileSync(file, `{"adminToken": "${SECRET}-long-enough" "metricsToken": "${SECRET}-long-enough"}`);
     expectNoSecret({ TOLLGATE_CONFIG: file }, dir);
+  });
+
+  it.each([
+    { secretScanningKeysUrl: `https://u:${SECRET}@keys.example.com/` },
+    { secretScanning: `https://keys.example.com/${SECRET}` },
+    { secretScanning: { publicKeysUrl: `https://keys.example.com/${SECRET}`, extra: 1 } },
+    { secretScanning: { publicKeysFile: 'keys.json', publicKeysUrl: `https://u:${SECRET}@keys.example.com/` } },
+  ])('the secretScanning object misshapen around a secret URL (%#)', (settings) => {
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'keys.json'), '{"public_keys": []}');
+    const file = path.join(dir, 'tollgate.json');
+    writeFileSync(file, JSON.stringify(settings));
+    expectNoSecret({ TOLLGATE_CONFIG: file }, dir, `${file}: secretScanning`);
   });
 
   it('a route entry that is a string, not an object', () => {

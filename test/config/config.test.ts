@@ -157,3 +157,92 @@ describe('loadConfig, more than one problem', () => {
     expect(result.problems.join('\n')).toMatch(/both set/);
   });
 });
+
+describe("the config file's secretScanning object", () => {
+  /** A config file holding `settings`, in a fresh directory with a readable keys.json. */
+  function withFile(settings: unknown): { dir: string; file: string } {
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'keys.json'), '{"public_keys": []}');
+    const file = path.join(dir, 'tollgate.json');
+    writeFileSync(file, JSON.stringify(settings));
+    return { dir, file };
+  }
+
+  it('reads the public keys file from secretScanning.publicKeysFile', () => {
+    const { dir, file } = withFile({ secretScanning: { publicKeysFile: 'keys.json' } });
+    const result = loadConfig({ TOLLGATE_CONFIG: file }, dir);
+    expect(result.ok ? result.config.secretScanning : result.problems).toEqual({
+      keysFile: path.join(dir, 'keys.json'),
+    });
+  });
+
+  it('reads the public keys URL from secretScanning.publicKeysUrl', () => {
+    const { dir, file } = withFile({ secretScanning: { publicKeysUrl: 'https://keys.example.com/meta/keys' } });
+    const result = loadConfig({ TOLLGATE_CONFIG: file }, dir);
+    expect(result.ok ? result.config.secretScanning : result.problems).toEqual({
+      keysUrl: 'https://keys.example.com/meta/keys',
+    });
+  });
+
+  it('lets the environment win over the file, field by field', () => {
+    const { dir, file } = withFile({ secretScanning: { publicKeysFile: 'missing.json' } });
+    const result = loadConfig({ TOLLGATE_CONFIG: file, TOLLGATE_SECRET_SCANNING_KEYS_FILE: 'keys.json' }, dir);
+    expect(result.ok ? result.config.secretScanning : result.problems).toEqual({
+      keysFile: path.join(dir, 'keys.json'),
+    });
+  });
+
+  it.each([
+    {
+      why: 'an unknown field',
+      settings: { secretScanning: { publicKeysFile: 'keys.json', publicKeyUrl: 'https://keys.example.com/' } },
+      problem:
+        /tollgate\.json: secretScanning\.publicKeyUrl: unknown field \(secretScanning holds publicKeysFile or publicKeysUrl\)$/,
+    },
+    {
+      why: 'both fields',
+      settings: { secretScanning: { publicKeysFile: 'keys.json', publicKeysUrl: 'https://keys.example.com/' } },
+      problem:
+        /tollgate\.json: secretScanning\.publicKeysFile and .*tollgate\.json: secretScanning\.publicKeysUrl: set one of them, not both$/,
+    },
+    {
+      why: 'an empty object',
+      settings: { secretScanning: {} },
+      problem: /tollgate\.json: secretScanning: must be an object with publicKeysFile or publicKeysUrl$/,
+    },
+    {
+      why: 'a string instead of the object',
+      settings: { secretScanning: 'keys.json' },
+      problem: /tollgate\.json: secretScanning: must be an object with publicKeysFile or publicKeysUrl$/,
+    },
+    {
+      why: 'a field of the wrong type',
+      settings: { secretScanning: { publicKeysFile: 42 } },
+      problem: /tollgate\.json: secretScanning\.publicKeysFile: .*string/,
+    },
+    {
+      why: 'an http URL off loopback, shown as scheme://host only',
+      settings: { secretScanning: { publicKeysUrl: 'http://keys.example.com/path?k=v' } },
+      problem:
+        /tollgate\.json: secretScanning\.publicKeysUrl: must be an https URL .*got "http:\/\/keys\.example\.com\/…"$/,
+    },
+    {
+      why: 'the old flat key secretScanningKeysFile',
+      settings: { secretScanningKeysFile: 'keys.json' },
+      problem:
+        /tollgate\.json: secretScanningKeysFile: not a config file key; write "secretScanning": \{"publicKeysFile": \.\.\.\} instead$/,
+    },
+    {
+      why: 'the old flat key secretScanningKeysUrl',
+      settings: { secretScanningKeysUrl: 'https://keys.example.com/' },
+      problem:
+        /tollgate\.json: secretScanningKeysUrl: not a config file key; write "secretScanning": \{"publicKeysUrl": \.\.\.\} instead$/,
+    },
+  ])('refuses $why, naming the file key', ({ settings, problem }) => {
+    const { dir, file } = withFile(settings);
+    const result = loadConfig({ TOLLGATE_CONFIG: file }, dir);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems).toEqual([expect.stringMatching(problem)]);
+  });
+});

@@ -45,9 +45,11 @@ describe('POST /-/tollgate/secret-scanning', () => {
       keySet({ 'key-current': current.pem, 'key-retiring': retiring.pem }, 'key-current'),
     );
     files.write('tree/pkg.txt', 'artifact');
+    // The issue's shape in the config file (the URL suite below uses the env var).
+    const configFile = files.write('tollgate.json', JSON.stringify({ secretScanning: { publicKeysFile: keysFile } }));
     gw = await startTestGateway({
+      TOLLGATE_CONFIG: configFile,
       TOLLGATE_UPSTREAM: path.join(files.path, 'tree'),
-      TOLLGATE_SECRET_SCANNING_KEYS_FILE: keysFile,
       TOLLGATE_ACTIVITY_FLUSH_MS: '10',
     });
   });
@@ -204,6 +206,7 @@ describe('secret-scanning keys from a URL', () => {
     files.write('tree/pkg.txt', 'artifact');
     gw = await startTestGateway({
       TOLLGATE_UPSTREAM: path.join(files.path, 'tree'),
+      // The env var (the suite above uses the config file's secretScanning object).
       TOLLGATE_SECRET_SCANNING_KEYS_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/meta/public_keys/secret_scanning`,
     });
   });
