@@ -93,11 +93,13 @@ describe('memory while streaming a 200 MiB artifact to a slow client', () => {
         ],
       }),
     );
-    const env = { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_CONFIG: configFile };
+    // The gateway as `tollgate serve` and the image run it: the promise is about what ships.
+    const { SERVE_ENV, SERVE_NODE_FLAGS } = await import('../../bin/serve-runtime.js');
+    const env = { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_CONFIG: configFile, ...SERVE_ENV };
     let gw: GatewayProcess | undefined;
     try {
       const { token } = await createTokenWithCli(env, 'memory');
-      gw = await startGatewayProcess(env);
+      gw = await startGatewayProcess(env, { nodeFlags: SERVE_NODE_FLAGS });
       const atStart = gw.memory();
       let peakRssKiB = atStart.rssKiB;
       const g = gw;

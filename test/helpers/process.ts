@@ -254,13 +254,13 @@ export interface GatewayProcess extends Child {
 }
 
 /**
- * Starts `node dist/main.js` with the given env (no inherited TOLLGATE_* settings) and waits
+ * Starts `node [nodeFlags] dist/main.js` with the given env (no inherited TOLLGATE_* settings) and waits
  * for its "tollgate listening" line. Ports default to free ones picked here; the log line is
  * then read back for the ports the gateway really bound, so `TOLLGATE_PORT: '0'` works too.
  */
 export async function startGatewayProcess(
   env: Record<string, string | undefined>,
-  options: { startTimeoutMs?: number } = {},
+  options: { startTimeoutMs?: number; nodeFlags?: readonly string[] } = {},
 ): Promise<GatewayProcess> {
   const fullEnv = {
     // Loopback unless the test sets TOLLGATE_HOST itself (to undefined for the default).
@@ -269,7 +269,7 @@ export async function startGatewayProcess(
     TOLLGATE_PORT: env.TOLLGATE_PORT ?? String(await freePort()),
     TOLLGATE_ADMIN_PORT: env.TOLLGATE_ADMIN_PORT ?? String(await freePort()),
   };
-  const c = track(spawnNode('gateway', ['dist/main.js'], fullEnv));
+  const c = track(spawnNode('gateway', [...(options.nodeFlags ?? []), 'dist/main.js'], fullEnv));
   let line: string;
   try {
     line = await c.waitForLine('"tollgate listening"', options.startTimeoutMs ?? 20_000);
