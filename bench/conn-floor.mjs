@@ -14,6 +14,7 @@
 import { parseArgs } from 'node:util';
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
 import { SHIPPED_ENV, SHIPPED_NODE_FLAGS } from './lib/shipped.mjs';
@@ -51,7 +52,7 @@ if (process.argv[2] === '--serve') {
   const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
   console.log(`conn-floor: ${process.version}, ${connections} idle connections, flags: ${flags.join(' ') || '(none)'}`);
   for (const kind of values.only.split(',')) {
-    const child = fork(new URL(import.meta.url).pathname, ['--serve', kind], {
+    const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
       execArgv: flags,
       env: { ...process.env, ...SHIPPED_ENV },
     });

@@ -27,7 +27,7 @@ export function restrictionRefusal(
   if (r.routes !== undefined && !r.routes.has(route.prefix)) return 'route';
   if (r.packages !== undefined) {
     const name = parseArtifactPath(route.ecosystem, rest).package;
-    if (name !== null && !anyGlobMatches(globsFor(r, r.packages, route.ecosystem), name)) return 'package';
+    if (name !== null && !anyGlobMatches(globsFor(r, route.ecosystem), name)) return 'package';
   }
   return undefined;
 }
@@ -35,11 +35,12 @@ export function restrictionRefusal(
 /**
  * The token's package patterns in the form the route's ecosystem names packages (a pattern
  * `Foo_Bar` matches PyPI's `foo-bar`, `Acme.*` NuGet's `acme.core`), made once per cached token
- * record and ecosystem, then reused: no pattern is rewritten per request.
+ * record (the WeakMap's key) and ecosystem, then reused: no pattern is rewritten per request.
  */
 const NORMALISED = new WeakMap<CompiledRestrictions, Map<Ecosystem, readonly Glob[]>>();
 
-function globsFor(r: CompiledRestrictions, globs: readonly Glob[], ecosystem: Ecosystem): readonly Glob[] {
+function globsFor(r: CompiledRestrictions, ecosystem: Ecosystem): readonly Glob[] {
+  const globs = r.packages ?? [];
   if (ecosystem !== 'pypi' && ecosystem !== 'nuget') return globs;
   let forms = NORMALISED.get(r);
   if (forms === undefined) NORMALISED.set(r, (forms = new Map<Ecosystem, readonly Glob[]>()));

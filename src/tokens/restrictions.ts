@@ -165,7 +165,7 @@ export function matchesGlob(glob: Glob, name: string): boolean {
 }
 
 export function packageAllowed(r: CompiledRestrictions, name: string): boolean {
-  return r.packages === undefined || r.packages.some((glob) => matchesGlob(glob, name));
+  return r.packages === undefined || anyGlobMatches(r.packages, name);
 }
 
 /** Whether `name` matches one of `globs` (patterns already split at their `*`s). */

@@ -7,7 +7,7 @@ import { parseGo } from './go.js';
 import { parseMaven } from './maven.js';
 import { parseNpm } from './npm.js';
 import { parseNuget } from './nuget.js';
-import { parsePypi } from './pypi.js';
+import { normalizePypiName, parsePypi } from './pypi.js';
 import { positiveInteger } from '../../positive-integer.js';
 import { isSealedVersion } from './sealed.js';
 import {
@@ -23,7 +23,6 @@ import {
 } from './segments.js';
 
 export { isSealedVersion } from './sealed.js';
-import { normalizePypiName } from './pypi.js';
 export type { ArtifactKind } from './segments.js';
 
 /**
