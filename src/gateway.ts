@@ -17,6 +17,7 @@ import { createActivityPipeline, createLeakAlert, type ActivityPipeline } from '
 import { createCiExchange } from './ci/index.js';
 import { createProxyHandler } from './proxy/server.js';
 import { createProxyServer } from './proxy/http-server.js';
+import type { ParkingServer } from './proxy/parking.js';
 import { createOwnEndpoints, type OwnEndpoint } from './proxy/own/index.js';
 import { createScannerKeys } from './proxy/own/scanner-keys.js';
 import { secretScanningEndpoint } from './proxy/own/secret-scanning.js';
@@ -26,7 +27,7 @@ import { createAdminAuth } from './admin/auth.js';
 import { createRequestEnd } from './gateway/request-end.js';
 
 export interface Gateway {
-  proxyServer: Server;
+  proxyServer: ParkingServer;
   adminServer: Server;
   cache: TokenCache;
   metrics: Metrics;
@@ -167,7 +168,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   return { proxyServer, adminServer, cache, metrics, activity, proxyPort, adminPort, shutdown };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: Server | ParkingServer, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import type { Config } from '../config/index.js';
+import { createParkingServer, type ParkingServer } from './parking.js';
 
 type Listener = (incoming: IncomingMessage, outgoing: ServerResponse) => void;
 
 /**
- * The proxy port's node:http(s) server around its request listener, with the bounds on slow
+ * The proxy port's server: node:http around the request listener, behind a listener that parks
+ * idle kept-alive connections off it and terminates TLS (parking.ts), with the bounds on slow
  * clients: headers must arrive within headersTimeoutMs (checked every second, not Node's default
  * 30 s), and a connection with no traffic either way for clientIdleTimeoutMs (a reader that
  * stopped reading) is closed. Requests HTTP itself cannot parse get 400 (431 for oversized
@@ -15,19 +16,14 @@ type Listener = (incoming: IncomingMessage, outgoing: ServerResponse) => void;
 export function createProxyServer(
   config: Pick<Config, 'tls' | 'headersTimeoutMs' | 'clientIdleTimeoutMs'>,
   listener: Listener,
-): Server {
+): ParkingServer {
   const serverOptions = {
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.headersTimeoutMs + 60_000,
     keepAliveTimeout: 30_000,
     connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
   };
-  const server: Server = config.tls
-    ? createHttpsServer(
-        { ...serverOptions, cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
-        listener,
-      )
-    : createHttpServer(serverOptions, listener);
+  const server: Server = createHttpServer(serverOptions, listener);
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = serverOptions.requestTimeout;
   server.keepAliveTimeout = serverOptions.keepAliveTimeout;
@@ -44,5 +40,7 @@ export function createProxyServer(
       socket.destroy();
     }
   });
-  return server;
+  return createParkingServer(server, {
+    tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+  });
 }
