@@ -79,6 +79,10 @@ const USAGE = `Usage: node bench/run.mjs [options]     (npm run bench -- [option
                        words in F change npm start's environment settings for it (NAME= empties
                        one). For deciding on V8 flags and malloc settings: two runs of one build
                        differ by more than most of them change.
+  --compare-build=DIR  run tollgate-flags from another build's dist/ (e.g. a worktree of the
+                       previous commit after \`npm run build\`) instead, with npm start's flags
+                       unless --compare-flags says otherwise: the paired rows then compare two
+                       builds side by side, for a change to the request path.
 
 Scenarios: SCENARIO_NAMES
 Run \`npm run build\` first (npm run bench does).`;
@@ -188,6 +192,7 @@ function parseCommandLine() {
       'keep-tmp': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'compare-flags': { type: 'string' },
+      'compare-build': { type: 'string' },
       'keepalive-connections': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -235,7 +240,12 @@ function parseCommandLine() {
       `--compare-flags takes node flags (--name or --name=value) and NAME=value settings, got "${values['compare-flags']}"`,
     );
   }
-  const compareFlags = compareWords?.filter((w) => w.startsWith('--'));
+  const compareBuild = values['compare-build'] === undefined ? undefined : path.resolve(values['compare-build']);
+  if (compareBuild !== undefined && !existsSync(path.join(compareBuild, 'main.js')))
+    usage(`--compare-build: ${compareBuild} has no main.js (give a dist/ directory after \`npm run build\`)`);
+  const compareFlags =
+    compareWords?.filter((w) => w.startsWith('--')) ??
+    (compareBuild === undefined ? undefined : [...SHIPPED_NODE_FLAGS]);
   const compareEnv =
     compareWords &&
     Object.fromEntries(
@@ -255,6 +265,7 @@ function parseCommandLine() {
     only,
     compareFlags,
     compareEnv,
+    compareBuild,
     routes: list('routes', ALL_ROUTES),
     rounds: Math.floor(num('rounds', quick ? 1 : 2)),
     durationS: num('duration', quick ? 1 : 5, 0.5),
@@ -545,6 +556,7 @@ async function startAll() {
     // and settings only.
     tasks.push(
       startTollgate('flags', {
+        script: opts.compareBuild === undefined ? undefined : path.join(opts.compareBuild, 'main.js'),
         nodeFlags: opts.compareFlags,
         settings: opts.compareEnv,
         dataDir: targets.tollgate.dataDir,
@@ -1481,7 +1493,7 @@ function render(meta, summary, ratios, checks) {
       .map(([k, v]) => `${k}=${v} `)
       .join(
         '',
-      )}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}` : ''}`,
+      )}node flags: ${meta.shippedNodeFlags.join(' ')} (npm start)${meta.compareFlags ? `; tollgate-flags: ${[...Object.entries(meta.compareEnv ?? {}).map(([k, v]) => `${k}=${v}`), ...meta.compareFlags].join(' ') || '(none)'}${meta.compareBuild ? ', another build (--compare-build)' : ''}` : ''}`,
   );
   parts.push('');
   const rows = summary.map((s) => [
@@ -1589,6 +1601,7 @@ function gitInfo() {
  * @property {string} pairsPinned
  * @property {string[] | undefined} compareFlags
  * @property {Record<string, string> | undefined} compareEnv
+ * @property {boolean | undefined} compareBuild  tollgate-flags ran another build (--compare-build)
  * @property {{ name: string, what: string, routes: Route[] }[]} scenarios
  * @property {string} [finishedAt]
  * @property {Record<string, boolean>} [metricsEndpoint]
@@ -1618,6 +1631,7 @@ async function main() {
     pairsPinned: pinning ? `no: ${pinning}` : 'yes',
     compareFlags: opts.compareFlags,
     compareEnv: opts.compareEnv,
+    compareBuild: opts.compareBuild !== undefined,
     scenarios: scenarios.map((s) => ({
       name: s.name,
       what: s.what,
