@@ -122,6 +122,7 @@ describe('Dockerfile', () => {
       '--no-allocation-site-pretenuring',
       '--no-memory-reducer',
       '--no-incremental-marking',
+      '--heap-growing-percent=50',
     ])
       expect(entrypoint).toContain(flag);
     expect(SERVE_ENV).toEqual({
