@@ -149,9 +149,9 @@ const SCENARIOS = [
     what: 'a second Tollgate as shipped (tollgate\'s data), 10 MiB side by side with stream-bare-paired (pinned to one CPU, half the connections each)' },
   { name: 'stream-bare-paired', target: 'bare', pair: 'stream', routes: ['10m'], expect: [200], load: 'hit',
     what: 'bare-node, 10 MiB side by side with stream-tollgate-paired' },
-  { name: 'shipped-paired', target: 'tollgate', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
+  { name: 'shipped-paired', target: 'tollgate', pair: 'flags', routes: ['1k', '10m'], expect: [200], load: 'hit',
     what: 'tollgate, side by side with flags-paired (runs only with --compare-flags)' },
-  { name: 'flags-paired', target: 'flags', pair: 'flags', routes: ['1k'], expect: [200], load: 'hit',
+  { name: 'flags-paired', target: 'flags', pair: 'flags', routes: ['1k', '10m'], expect: [200], load: 'hit',
     what: 'tollgate-flags, side by side with shipped-paired (runs only with --compare-flags)' },
   { name: 'redis-hit', target: 'redis', routes: ['1k'], expect: [200], load: 'redis-hit',
     what: 'Tollgate on the Redis store, one token (cache hit)' },
@@ -1255,7 +1255,9 @@ const RATIOS = [
     { id: `flags/shipped CPU/req ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'cpuUsPerReq', note: '--compare-flags' },
     { id: `flags/shipped req/s ${route}`, num: ['tollgate-flags', route], den: ['tollgate', route], field: 'reqPerSec', note: '--compare-flags' },
   ])),
-  { id: 'flags/shipped CPU/req 1k paired', num: ['flags-paired', '1k'], den: ['shipped-paired', '1k'], field: 'cpuUsPerReq', note: '--compare-flags', perRoundMedian: true },
+  ...(/** @type {Route[]} */ (['1k', '10m'])).map((route) => /** @type {RatioDef} */ (
+    { id: `flags/shipped CPU/req ${route} paired`, num: ['flags-paired', route], den: ['shipped-paired', route], field: 'cpuUsPerReq', note: '--compare-flags', perRoundMedian: true }
+  )),
   // The target is taken side by side (see the pairs in SCENARIOS); the alternating runs' ratio is
   // reported beside it.
   { id: 'auth on/off CPU/req 1k paired', num: ['auth-on-paired', '1k'], den: ['auth-off-paired', '1k'], field: 'cpuUsPerReq', op: '<=', target: 1.05, perRoundMedian: true },

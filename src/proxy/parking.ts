@@ -13,7 +13,10 @@ import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
  * injection, with a Duplex standing in for the socket) when it opens, taken back when it falls
  * idle after a response (the stand-in is destroyed, which frees node:http's state; the socket
  * stays open with a few shared listeners on it) and handed over again when its next bytes arrive.
- * A parked connection costs what a bare TCP socket costs.
+ * A parked connection costs what a bare TCP socket costs. A connection's first answer parks it at
+ * once (its stand-in dies young, taken by a young-generation GC); one that came back for more is
+ * parked after parkAfterMs at rest, so a connection in use keeps its stand-in (and credential
+ * memo) instead of setting node:http's state up again for every request.
  *
  * A connection is parked only between messages, so no request byte is dropped or parsed twice:
  * every request node:http read on it has been read to its end and answered, nothing is buffered
@@ -32,7 +35,7 @@ export type ParkingServer = NetServer & {
   closeAllConnections(): void;
 };
 
-/** Counts for tests and the keep-alive bench: connections open, and of those parked. */
+/** Counts (for tests): connections open, and of those parked. */
 export interface ParkingStats {
   open: number;
   parked: number;
@@ -56,8 +59,9 @@ class StandIn extends Duplex {
   lastResponse: ServerResponse | undefined = undefined;
   /** When it last received bytes or finished a response (performance.now()). */
   lastActive = 0;
-  /** Queued for a parking check, or parked: no longer the socket's stand-in. */
+  /** Waiting in one of the parking queues. */
   queued = false;
+  /** Destroyed to park its socket (the socket lives on). */
   parked = false;
   /** The write callback held until the socket drains (backpressure to node:http). */
   drainCallback: ((error?: Error | null) => void) | undefined = undefined;
@@ -99,6 +103,19 @@ class StandIn extends Duplex {
     return this;
   }
 
+  // node:http's writes, corks and questions about the write side go straight to the socket: a
+  // response is written as if node:http held the socket itself (one stream layer, not two). The
+  // stand-in's own write side (_write, _writev, _final) serves end(data) and end().
+  override write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+    return this.socket.write(chunk as Buffer, encoding as BufferEncoding, callback as () => void);
+  }
+  override cork(): void {
+    this.socket.cork();
+  }
+  override uncork(): void {
+    this.socket.uncork();
+  }
+
   override _read(): void {
     if (this.socket.isPaused()) this.socket.resume();
   }
@@ -126,6 +143,14 @@ class StandIn extends Duplex {
     if (!this.parked) this.socket.destroy();
     callback(error);
   }
+}
+
+for (const name of ['writableLength', 'writableCorked', 'writableHighWaterMark', 'writableNeedDrain'] as const) {
+  Object.defineProperty(StandIn.prototype, name, {
+    get(this: StandIn) {
+      return this.socket[name];
+    },
+  });
 }
 
 /** The last four bytes of the stream after chunk, given those before it. */
@@ -242,10 +267,13 @@ export function createParkingServer(
   }
   function onDrain(this: ProxySocket): void {
     const standIn = this[STAND_IN];
-    const callback = standIn?.drainCallback;
-    if (callback === undefined) return;
-    standIn!.drainCallback = undefined;
-    callback();
+    if (standIn === undefined) return;
+    const callback = standIn.drainCallback;
+    if (callback !== undefined) {
+      standIn.drainCallback = undefined;
+      callback();
+    }
+    standIn.emit('drain'); // node:http's writes went to the socket: its drain is theirs
   }
   function onEnd(this: ProxySocket): void {
     const standIn = this[STAND_IN];

@@ -5,7 +5,9 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 import { ResponseStreamParser } from '../helpers/raw-http.js';
 
-const BODY = Buffer.alloc(4 * 1024 * 1024, 'x');
+// Larger than what the kernel may buffer between a paused reader and the gateway (a loopback
+// socket's send buffer grows to 4 MiB here, net.ipv4.tcp_wmem), so a paused download is held back.
+const BODY = Buffer.alloc(16 * 1024 * 1024, 'x');
 
 /**
  * A GET whose client reads the response head, then stops reading: the download stays open,
