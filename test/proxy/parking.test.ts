@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createParkingServer } from '../../src/proxy/parking.js';
 import { selfSignedCert } from '../helpers/certs.js';
 import { openRawConnection, ResponseStreamParser, type RawConnection } from '../helpers/raw-http.js';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * The proxy port's listener parks idle kept-alive connections off node:http (src/proxy/parking.ts).
@@ -89,14 +90,22 @@ const get = (target: string, extra = ''): string => `GET ${target} HTTP/1.1\r\nH
 const post = (target: string, body: string): string =>
   `POST ${target} HTTP/1.1\r\nHost: t\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
-async function connect(url: string): Promise<RawConnection> {
-  return openRawConnection(url);
+/** A connection that made one request (GET `target`) and was parked after its answer. */
+async function parkedConnection(
+  s: { url: string; parked(): Promise<[Socket]> },
+  target = '/a',
+): Promise<RawConnection> {
+  const c = await openRawConnection(s.url);
+  const parked = s.parked();
+  await c.request(get(target));
+  await parked;
+  return c;
 }
 
 describe('parking idle kept-alive connections', () => {
   it('parks a connection after its first answer and serves its next request through a new stand-in', async () => {
     const s = await start();
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const parked = s.parked();
     expect((await c.request(get('/a'))).body.toString()).toBe('GET /a  1');
     await parked;
@@ -109,7 +118,7 @@ describe('parking idle kept-alive connections', () => {
 
   it('keeps a connection that comes back for more with node:http until it rests for parkAfterMs', async () => {
     const s = await start({ parkAfterMs: 300 });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const first = s.parked();
     await c.request(get('/1'));
     await first; // the first answer parks at once
@@ -126,7 +135,7 @@ describe('parking idle kept-alive connections', () => {
 
   it('answers requests pipelined in one write, in order, whatever is parked between them', async () => {
     const s = await start({ parkAfterMs: 50 });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     c.write(get('/1') + get('/2') + post('/3', 'body\r\n\r\n') + get('/4'));
     const bodies = [];
     for (let i = 0; i < 4; i++) bodies.push((await c.next()).body.toString());
@@ -136,10 +145,7 @@ describe('parking idle kept-alive connections', () => {
 
   it('loses no byte of a request sent one byte at a time to a parked connection', async () => {
     const s = await start();
-    const c = await connect(s.url);
-    const parked = s.parked();
-    await c.request(get('/first'));
-    await parked;
+    const c = await parkedConnection(s, '/first');
     const bytes = Buffer.from(post('/second', 'x\r\n\r\ny') + get('/third'), 'latin1');
     for (const byte of bytes) {
       c.write(Buffer.from([byte]));
@@ -152,12 +158,12 @@ describe('parking idle kept-alive connections', () => {
 
   it('does not park while a pipelined request is half-sent, and answers it when the rest comes', async () => {
     const s = await start({ parkAfterMs: 20 });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const parks: Socket[] = [];
     s.server.on('parked', (socket: Socket) => parks.push(socket));
     c.write(get('/1') + 'GET /2 HTTP/1.1\r\nHost: t\r\n');
     expect((await c.next()).body.toString()).toBe('GET /1  1');
-    await new Promise((resolve) => setTimeout(resolve, 100)); // five parking rounds go by
+    await sleep(100); // five parking rounds go by
     expect(parks).toHaveLength(0);
     c.write('\r\n');
     expect((await c.next()).body.toString()).toBe('GET /2  2');
@@ -168,12 +174,12 @@ describe('parking idle kept-alive connections', () => {
     const s = await start({
       handler: (req, res) => res.end(`early ${req.url}`), // answers without reading the body
     });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const parks: Socket[] = [];
     s.server.on('parked', (socket: Socket) => parks.push(socket));
     c.write(`POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345`);
     expect((await c.next()).body.toString()).toBe('early /up');
-    await new Promise((resolve) => setTimeout(resolve, 300)); // three parking rounds go by
+    await sleep(300); // three parking rounds go by
     expect(parks).toHaveLength(0); // half the body still to come
     const parked = s.parked();
     c.write('6\r\n\r\n'); // the body's end (it happens to end with an empty line)
@@ -184,12 +190,12 @@ describe('parking idle kept-alive connections', () => {
 
   it('keeps a connection whose last body ended otherwise with node:http until its next request', async () => {
     const s = await start();
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const parks: Socket[] = [];
     s.server.on('parked', (socket: Socket) => parks.push(socket));
     expect((await c.request(post('/up', '0123456789'))).body.toString()).toBe('POST /up 0123456789 1');
     // "...6789" could as well be the start of a next request: it stays where node:http can read on.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(parks).toHaveLength(0);
     const parked = s.parked();
     expect((await c.request(get('/next'))).body.toString()).toBe('GET /next  2');
@@ -199,10 +205,7 @@ describe('parking idle kept-alive connections', () => {
 
   it('closes a parked connection when the keep-alive timeout node:http set runs out', async () => {
     const s = await start({ keepAliveTimeout: 300 });
-    const c = await connect(s.url);
-    const parked = s.parked();
-    await c.request(get('/a'));
-    await parked;
+    const c = await parkedConnection(s);
     const { closedByServer } = await c.drain(5000);
     expect(closedByServer).toBe(true);
     await expect.poll(() => s.server.stats().open).toBe(0);
@@ -210,17 +213,14 @@ describe('parking idle kept-alive connections', () => {
 
   it('still closes a connection that sends no request within headersTimeout', async () => {
     const s = await start({ headersTimeout: 300 });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     const { closedByServer } = await c.drain(5000);
     expect(closedByServer).toBe(true);
   });
 
   it('ends a parked connection the client half-closes', async () => {
     const s = await start();
-    const c = await connect(s.url);
-    const parked = s.parked();
-    await c.request(get('/a'));
-    await parked;
+    const c = await parkedConnection(s);
     c.socket.end();
     await c.whenClosed;
     await expect.poll(() => s.server.stats().open).toBe(0);
@@ -234,11 +234,8 @@ describe('parking idle kept-alive connections', () => {
         else res.end('ok');
       },
     });
-    const idle = await connect(s.url);
-    const parked = s.parked();
-    await idle.request(get('/a'));
-    await parked;
-    const busy = await connect(s.url);
+    const idle = await parkedConnection(s);
+    const busy = await openRawConnection(s.url);
     busy.write(get('/slow'));
     await expect.poll(() => release !== undefined).toBe(true);
 
@@ -256,7 +253,7 @@ describe('parking idle kept-alive connections', () => {
     const s = await start({
       handler: (req, res) => res.end(`${req.socket.remoteAddress} ${req.socket.localPort}`),
     });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     expect((await c.request(get('/'))).body.toString()).toBe(`127.0.0.1 ${s.port}`);
     c.destroy();
   });
@@ -293,14 +290,42 @@ describe('parking idle kept-alive connections', () => {
   it('passes backpressure through: a large answer to a client that reads late arrives whole', async () => {
     const big = Buffer.alloc(8 * 1024 * 1024, 7);
     const s = await start({ handler: (_req, res) => res.end(big) });
-    const c = await connect(s.url);
+    const c = await openRawConnection(s.url);
     c.socket.pause();
     c.write(get('/big'));
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the gateway's buffers fill
+    await sleep(200); // the gateway's buffers fill
     c.socket.resume();
     const response = await c.next();
     expect(response.complete).toBe(true);
     expect(response.body.equals(big)).toBe(true);
+    c.destroy();
+  });
+  it('answers bytes that are no request, sent to a parked connection, with 400, closes it, and serves others', async () => {
+    const s = await start();
+    const inner400: string[] = [];
+    s.inner.on('clientError', (error: Error, socket: { end(data: string): void }) => {
+      inner400.push(error.message);
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+    const c = await parkedConnection(s);
+    c.write('NOT A REQUEST\r\n\r\n');
+    const { responses, closedByServer } = await c.drain(5000);
+    expect(responses.at(-1)?.status).toBe(400);
+    expect(closedByServer).toBe(true);
+    expect(inner400).toHaveLength(1);
+    const other = await openRawConnection(s.url);
+    expect((await other.request(get('/after'))).status).toBe(200);
+    other.destroy();
+  });
+
+  it('reads a chunked body to its end (its last chunk ends with an empty line) and then parks', async () => {
+    const s = await start();
+    const c = await parkedConnection(s);
+    const parked = s.parked();
+    c.write('POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab\r\nc\r\n0\r\n\r\n');
+    expect((await c.next()).body.toString()).toBe('POST /chunked ab\r\nc 2');
+    await parked;
+    expect((await c.request(get('/after'))).body.toString()).toBe('GET /after  3');
     c.destroy();
   });
 });
