@@ -27,6 +27,12 @@ import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
  * with node:http until its next request or its close. Timeouts are node:http's, on the socket
  * (the stand-in's setTimeout is the socket's): a parked connection is closed when the keep-alive
  * timeout node:http set after the response runs out.
+ *
+ * Parking pays off only where connections are many: a stand-in is a stream layer between the
+ * socket and node:http, which otherwise parses straight from the socket's handle in C++ (no
+ * JavaScript per read). So up to nativeConnections connections at a time are given to node:http
+ * as they are and never parked (a new connection takes a place when one is free); the others are
+ * parkable. Those given as they are cost node:http's ~4 KiB more each (1 MiB at the default).
  */
 export type ParkingServer = NetServer & {
   /** Closes connections not in a request: the parked ones, and node:http's idle ones. */
@@ -35,18 +41,23 @@ export type ParkingServer = NetServer & {
   closeAllConnections(): void;
 };
 
-/** Counts (for tests): connections open, and of those parked. */
+/** Counts (for tests): connections open, of those given to node:http as they are, and parked. */
 export interface ParkingStats {
   open: number;
+  native: number;
   parked: number;
 }
 
 const STAND_IN = Symbol('tollgate.standIn');
 /** Requests read on the connection, counted up to 2. */
 const SERVED = Symbol('tollgate.served');
-type ProxySocket = Socket & { [STAND_IN]?: StandIn; [SERVED]?: number };
+/** Given to node:http as it is (never parked). */
+const NATIVE = Symbol('tollgate.native');
+type ProxySocket = Socket & { [STAND_IN]?: StandIn; [SERVED]?: number; [NATIVE]?: true };
 /** A connection that has made more than one request is parked after this long at rest. */
 export const DEFAULT_PARK_AFTER_MS = 1000;
+/** At most this many connections at a time are given to node:http as they are (never parked). */
+export const DEFAULT_NATIVE_CONNECTIONS = 256;
 
 /** CR LF CR LF as the last four bytes received, big-endian. */
 const EMPTY_LINE_END = 0x0d0a0d0a;
@@ -175,6 +186,8 @@ export interface ParkingOptions {
   tls?: TlsOptions;
   /** How long a connection that has made more than one request stays at rest before it is parked. */
   parkAfterMs?: number;
+  /** At most this many connections at a time are given to node:http as they are (never parked). */
+  nativeConnections?: number;
 }
 
 /**
@@ -183,9 +196,10 @@ export interface ParkingOptions {
  */
 export function createParkingServer(
   http: HttpServer,
-  { tls, parkAfterMs = DEFAULT_PARK_AFTER_MS }: ParkingOptions = {},
+  { tls, parkAfterMs = DEFAULT_PARK_AFTER_MS, nativeConnections = DEFAULT_NATIVE_CONNECTIONS }: ParkingOptions = {},
 ): ParkingServer & { stats(): ParkingStats } {
   const sockets = new Set<ProxySocket>();
+  let native = 0;
   const server = tls
     ? createTlsServer({ ...tls, allowHalfOpen: true, noDelay: true })
     : createNetServer({ allowHalfOpen: true, noDelay: true });
@@ -294,7 +308,19 @@ export function createParkingServer(
     if (standIn) standIn.emit('timeout');
     else this.destroy();
   }
+  function onNativeClose(this: ProxySocket): void {
+    sockets.delete(this);
+    native--;
+  }
   function accept(socket: ProxySocket): void {
+    if (native < nativeConnections) {
+      sockets.add(socket);
+      native++;
+      socket[NATIVE] = true;
+      socket.on('close', onNativeClose);
+      http.emit('connection', socket);
+      return;
+    }
     sockets.add(socket);
     socket[SERVED] = 0;
     socket.on('data', onData);
@@ -327,7 +353,7 @@ export function createParkingServer(
 
   return Object.assign(server, {
     closeIdleConnections(): void {
-      for (const socket of sockets) if (socket[STAND_IN] === undefined) socket.destroy();
+      for (const socket of sockets) if (socket[STAND_IN] === undefined && !socket[NATIVE]) socket.destroy();
       http.closeIdleConnections();
     },
     closeAllConnections(): void {
@@ -335,8 +361,8 @@ export function createParkingServer(
     },
     stats(): ParkingStats {
       let parked = 0;
-      for (const socket of sockets) if (socket[STAND_IN] === undefined) parked++;
-      return { open: sockets.size, parked };
+      for (const socket of sockets) if (socket[STAND_IN] === undefined && !socket[NATIVE]) parked++;
+      return { open: sockets.size, native, parked };
     },
   });
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -31,6 +31,7 @@ async function start(
   options: {
     handler?: Handler;
     parkAfterMs?: number;
+    nativeConnections?: number;
     keepAliveTimeout?: number;
     headersTimeout?: number;
     tls?: boolean;
@@ -63,7 +64,11 @@ async function start(
     const { cert, key } = selfSignedCert(dir);
     tlsOptions = { cert, key };
   }
-  const server = createParkingServer(inner, { tls: tlsOptions, parkAfterMs: options.parkAfterMs ?? 100 });
+  const server = createParkingServer(inner, {
+    tls: tlsOptions,
+    parkAfterMs: options.parkAfterMs ?? 100,
+    nativeConnections: options.nativeConnections ?? 0,
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -109,7 +114,7 @@ describe('parking idle kept-alive connections', () => {
     const parked = s.parked();
     expect((await c.request(get('/a'))).body.toString()).toBe('GET /a  1');
     await parked;
-    expect(s.server.stats()).toEqual({ open: 1, parked: 1 });
+    expect(s.server.stats()).toEqual({ open: 1, native: 0, parked: 1 });
 
     expect((await c.request(get('/b'))).body.toString()).toBe('GET /b  2');
     expect(s.sockets[1]).not.toBe(s.sockets[0]); // node:http's state was let go in between
@@ -327,5 +332,35 @@ describe('parking idle kept-alive connections', () => {
     await parked;
     expect((await c.request(get('/after'))).body.toString()).toBe('GET /after  3');
     c.destroy();
+  });
+
+  it('gives connections to node:http as they are while fewer than nativeConnections are open, and parks the ones beyond', async () => {
+    const s = await start({ nativeConnections: 1 });
+    const first = await openRawConnection(s.url);
+    expect((await first.request(get('/a'))).body.toString()).toBe('GET /a  1');
+    expect((await first.request(get('/b'))).body.toString()).toBe('GET /b  2');
+    // node:http was given the socket itself (it parses from its handle), and kept it both times
+    expect(s.sockets[0]).toBeInstanceOf(net.Socket);
+    expect(s.sockets[1]).toBe(s.sockets[0]);
+    expect(s.server.stats()).toEqual({ open: 1, native: 1, parked: 0 });
+
+    const second = await parkedConnection(s, '/c');
+    expect(s.sockets[2]).not.toBeInstanceOf(net.Socket);
+    expect(s.server.stats()).toEqual({ open: 2, native: 1, parked: 1 });
+
+    // a place among the native ones frees up when one closes
+    const firstClosed = once(s.sockets[0] as net.Socket, 'close');
+    first.destroy();
+    await firstClosed;
+    expect(s.server.stats()).toEqual({ open: 1, native: 0, parked: 1 });
+    const third = await openRawConnection(s.url);
+    expect((await third.request(get('/d'))).body.toString()).toBe('GET /d  4');
+    expect(s.sockets[3]).toBeInstanceOf(net.Socket);
+    expect(s.server.stats()).toEqual({ open: 2, native: 1, parked: 1 });
+
+    // closeIdleConnections closes both kinds when idle
+    s.server.closeIdleConnections();
+    await Promise.all([second.whenClosed, third.whenClosed]);
+    await expect.poll(() => s.server.stats().open).toBe(0);
   });
 });
