@@ -164,6 +164,11 @@ for (const name of ['writableLength', 'writableCorked', 'writableHighWaterMark',
   });
 }
 
+/** Parked: parkable, and without a stand-in at the moment. */
+function isParked(socket: ProxySocket): boolean {
+  return socket[STAND_IN] === undefined && socket[NATIVE] === undefined;
+}
+
 /** The last four bytes of the stream after chunk, given those before it. */
 function tailAfter(tail: number, chunk: Buffer): number {
   const n = chunk.length;
@@ -313,15 +318,14 @@ export function createParkingServer(
     native--;
   }
   function accept(socket: ProxySocket): void {
+    sockets.add(socket);
     if (native < nativeConnections) {
-      sockets.add(socket);
       native++;
       socket[NATIVE] = true;
       socket.on('close', onNativeClose);
       http.emit('connection', socket);
       return;
     }
-    sockets.add(socket);
     socket[SERVED] = 0;
     socket.on('data', onData);
     socket.on('drain', onDrain);
@@ -353,7 +357,7 @@ export function createParkingServer(
 
   return Object.assign(server, {
     closeIdleConnections(): void {
-      for (const socket of sockets) if (socket[STAND_IN] === undefined && !socket[NATIVE]) socket.destroy();
+      for (const socket of sockets) if (isParked(socket)) socket.destroy();
       http.closeIdleConnections();
     },
     closeAllConnections(): void {
@@ -361,7 +365,7 @@ export function createParkingServer(
     },
     stats(): ParkingStats {
       let parked = 0;
-      for (const socket of sockets) if (socket[STAND_IN] === undefined && !socket[NATIVE]) parked++;
+      for (const socket of sockets) if (isParked(socket)) parked++;
       return { open: sockets.size, native, parked };
     },
   });

@@ -334,7 +334,7 @@ describe('parking idle kept-alive connections', () => {
     c.destroy();
   });
 
-  it('gives connections to node:http as they are while fewer than nativeConnections are open, and parks the ones beyond', async () => {
+  it('gives up to nativeConnections connections at a time to node:http as they are, and parks the others', async () => {
     const s = await start({ nativeConnections: 1 });
     const first = await openRawConnection(s.url);
     expect((await first.request(get('/a'))).body.toString()).toBe('GET /a  1');
