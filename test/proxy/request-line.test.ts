@@ -50,7 +50,11 @@ describe('requestLineMembers', () => {
     expect(members(60_000.0004).durationMs).toBe(60_000);
     expect(requestLineMembers(state(2.5), incoming, outgoing)).toContain('"durationMs":2.500,');
     expect(members(Number.NaN).durationMs).toBe(0); // never a line that does not parse
-    expect(members(1.5)).toMatchObject({ requestId: 'ab12cd34-1', method: 'GET', path: '/npm/left-pad/-/left-pad-1.3.0.tgz' });
+    expect(members(1.5)).toMatchObject({
+      requestId: 'ab12cd34-1',
+      method: 'GET',
+      path: '/npm/left-pad/-/left-pad-1.3.0.tgz',
+    });
   });
 
   it('leaves nothing per request in the old generation: a new duration each time is not kept by V8', () => {
@@ -60,7 +64,8 @@ describe('requestLineMembers', () => {
     // major GCs"). 300,000 lines allocate far more than a young generation: several GCs run.
     let length = 0;
     const grown = oldGrowth(() => {
-      for (let i = 0; i < 300_000; i++) length += requestLineMembers(state(Math.random() * 100), incoming, outgoing).length;
+      for (let i = 0; i < 300_000; i++)
+        length += requestLineMembers(state(Math.random() * 100), incoming, outgoing).length;
     });
     expect(length).toBeGreaterThan(0);
     expect(grown).toBeLessThan(1024 * 1024);
