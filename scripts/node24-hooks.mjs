@@ -1,6 +1,7 @@
 // @ts-check
-// Loaded with --import (NODE_OPTIONS, set by scripts/test-node24.sh) into every Node.js 24 process
-// of `npm run test:node24`: vitest, its workers, and the gateways and scripts the tests start.
+// Loaded with --import (NODE_OPTIONS, set by scripts/node24-env.sh) into every Node.js 24 process
+// of `npm run test:node24` (vitest, its workers, the gateways and scripts the tests start) and of
+// `npm run bench:node24`.
 // better-sqlite3 is a native addon built for one Node ABI: the repo's node_modules holds the build
 // for the machine's Node.js, .node24/modules one for Node.js 24 (scripts/setup-test.sh). Whatever
 // resolves to the first (a bare import, vitest's own resolution, a build snapshot's symlinked
