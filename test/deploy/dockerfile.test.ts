@@ -123,6 +123,7 @@ describe('Dockerfile', () => {
       '--no-memory-reducer',
       '--no-incremental-marking',
       '--heap-growing-percent=50',
+      '--no-maglev',
     ])
       expect(entrypoint).toContain(flag);
     expect(SERVE_ENV).toEqual({
