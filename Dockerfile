@@ -29,9 +29,10 @@ FROM node:24-bookworm-slim
 # from a secret, or the gateway refuses to start with a clear message.
 # GLIBC_TUNABLES as `npm start`: glibc's malloc thresholds pinned at their defaults. Otherwise the
 # first free of a large block (V8's optimising compile of undici's WebAssembly parser frees a
-# 2.2 MiB zone) raises them, and malloc then keeps up to twice that free at the top of its heap.
+# 2.2 MiB zone) raises them, and malloc then keeps up to twice that free at the top of its heap;
+# one arena: V8's helper threads' compile zones otherwise stay resident in arenas of their own.
 ENV NODE_ENV=production \
-    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072 \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=1 \
     TOLLGATE_DATA_DIR=/data \
     TOLLGATE_HOST=0.0.0.0 \
     TOLLGATE_ADMIN_HOST=0.0.0.0

@@ -21,5 +21,11 @@ export const SERVE_NODE_FLAGS = [
   '--no-maglev',
 ];
 
-/** glibc's malloc thresholds pinned at their defaults (read by the C library at process start only). */
-export const SERVE_ENV = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072' };
+/**
+ * glibc's malloc (read by the C library at process start only): its thresholds pinned at their
+ * defaults, and one arena for every thread, so what V8's helper threads allocate and free (compile
+ * zones) is handed back with the main heap's top instead of staying resident in arenas of their own.
+ */
+export const SERVE_ENV = {
+  GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=1',
+};

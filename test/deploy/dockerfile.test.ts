@@ -127,7 +127,7 @@ describe('Dockerfile', () => {
     ])
       expect(entrypoint).toContain(flag);
     expect(SERVE_ENV).toEqual({
-      GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072',
+      GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=1',
     });
     const env = /^ENV ((?:.*\\\n)*.*)$/m.exec(dockerfile)![1]!;
     for (const [name, value] of Object.entries(SERVE_ENV))
