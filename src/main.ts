@@ -48,20 +48,8 @@ export async function runGateway(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const scheme = config.tls ? 'https' : 'http';
-  logger.info(
-    {
-      proxy: `${scheme}://${config.host}:${gateway.proxyPort}`,
-      admin: `http://${config.adminHost}:${gateway.adminPort}`,
-      store: store.kind,
-      routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
-    },
-    'tollgate listening',
-  );
-  // The destination buffers up to 16 KiB or 200 ms: push this line out now, so an operator (or a
-  // supervisor waiting for readiness) sees that the gateway is up without waiting for traffic.
-  logger.flush();
-
+  // Before the line that says the gateway is up: a supervisor (or `tollgate serve`) may send SIGTERM
+  // as soon as it reads it, and a signal with no listener yet kills the process at once.
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -78,6 +66,19 @@ export async function runGateway(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  const scheme = config.tls ? 'https' : 'http';
+  logger.info(
+    {
+      proxy: `${scheme}://${config.host}:${gateway.proxyPort}`,
+      admin: `http://${config.adminHost}:${gateway.adminPort}`,
+      store: store.kind,
+      routes: config.routes.map((r) => ({ prefix: r.prefix, ecosystem: r.ecosystem, upstream: r.upstream.kind })),
+    },
+    'tollgate listening',
+  );
+  // The destination buffers up to 16 KiB or 200 ms: push this line out now, so an operator (or a
+  // supervisor waiting for readiness) sees that the gateway is up without waiting for traffic.
+  logger.flush();
 }
 
 function isEntryPoint(): boolean {

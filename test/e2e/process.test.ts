@@ -806,6 +806,32 @@ describe('tollgate serve', () => {
     expect(await cli.exited).toEqual({ code: 0, signal: null });
     expect(() => process.kill(listening.pid, 0)).toThrow();
   });
+
+  it('listens for SIGTERM and SIGINT before it says it is listening, so a signal sent on that line stops it cleanly', async () => {
+    // A supervisor (or `tollgate serve`'s parent process) may send SIGTERM as soon as it reads the
+    // line; with no listener yet, the signal kills the process outright (seen in CI as a gateway
+    // dead of SIGTERM instead of exiting 0). A preloaded module reports, as the gateway writes the
+    // line, how many listeners the two signals have.
+    const dataDir = newDataDir();
+    const preload = path.join(dataDir, 'signal-listeners.mjs');
+    writeFileSync(
+      preload,
+      `import fs from 'node:fs';
+const writeSync = fs.writeSync;
+fs.writeSync = function (fd, data, ...rest) {
+  if (fd === 1 && String(data).includes('"tollgate listening"'))
+    writeSync.call(fs, 2, 'signal listeners: ' + process.listenerCount('SIGTERM') + ' ' + process.listenerCount('SIGINT') + '\\n');
+  return writeSync.call(this, fd, data, ...rest);
+};
+`,
+    );
+    const gw = await startGatewayProcess({ TOLLGATE_DATA_DIR: dataDir }, { nodeFlags: [`--import=${preload}`] });
+    try {
+      expect(gw.stderr()).toContain('signal listeners: 1 1');
+    } finally {
+      expect(await gw.stop()).toMatchObject({ code: 0, signal: null });
+    }
+  });
 });
 
 describe('the whole run', () => {
